@@ -1,0 +1,5 @@
+import sys
+
+from bootstrap.cli.main import main
+
+sys.exit(main())

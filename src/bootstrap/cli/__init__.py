@@ -1,0 +1,1 @@
+"""The `bootstrap` command: one module per subcommand, each a `run(args) -> exit code`."""

@@ -1,0 +1,73 @@
+"""Entry point: parse arguments, dispatch to a command module, turn errors into exit codes.
+
+Exit codes: 0 success, 1 error (invalid config, failed operation), 2 usage error or, with
+--detailed-exitcode, changes present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from bootstrap import __version__, console
+from bootstrap.cli import validate
+from bootstrap.errors import BootstrapError, ConfigError
+
+COMMANDS = {"validate": validate}
+
+
+def default_config_dir() -> Path:
+    return Path(os.environ.get("BOOTSTRAP_CONFIG", "config"))
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="bootstrap",
+        description="Declare MongoDB collections, Redis queues and schedules in YAML; validate, plan, "
+        "apply and generate the Taskiq wiring.",
+    )
+    root.add_argument("--version", action="version", version=f"bootstrap {__version__}")
+    commands = root.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module in COMMANDS.items():
+        sub = commands.add_parser(name, help=module.HELP, description=module.HELP)
+        sub.add_argument(
+            "--config",
+            type=Path,
+            default=default_config_dir(),
+            metavar="DIR",
+            help="config folder (default: $BOOTSTRAP_CONFIG or ./config)",
+        )
+        module.add_arguments(sub)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    module = COMMANDS[args.command]
+    try:
+        code: int = module.run(args)
+        return code
+    except ConfigError as exc:
+        for finding in exc.findings:
+            console.err(str(finding))
+        console.err(f"{len(exc.findings)} problem(s) found in {args.config}")
+        return 1
+    except BootstrapError as exc:
+        console.err(f"error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        console.err("interrupted")
+        return 130
+    except Exception as exc:  # a bug in bootstrap, not bad input: say so, keep the trace out of sight
+        if os.environ.get("BOOTSTRAP_DEBUG"):
+            traceback.print_exc()
+        console.err(f"internal error: {type(exc).__name__}: {exc} (set BOOTSTRAP_DEBUG=1 for details)")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

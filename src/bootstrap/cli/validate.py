@@ -1,0 +1,34 @@
+"""`bootstrap validate`: check every config file and report all problems at once."""
+
+from __future__ import annotations
+
+import argparse
+
+from bootstrap import console
+from bootstrap.errors import ConfigError
+from bootstrap.spec.load import load_spec
+
+HELP = "check the config folder and report every problem as file:line:column: path: message"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print findings as a JSON list")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        spec = load_spec(args.config)
+    except ConfigError as exc:
+        if not args.json:
+            raise
+        console.out_json([finding.as_dict() for finding in exc.findings])
+        return 1
+    if args.json:
+        console.out_json([])
+    else:
+        console.out(
+            f"{args.config}: valid ({len(spec.collections)} collections, "
+            f"{sum(len(c.indexes) for c in spec.collections)} indexes, {len(spec.queues)} queues, "
+            f"{len(spec.schedules)} schedules; spec hash {spec.hash()})"
+        )
+    return 0

@@ -1,0 +1,1 @@
+"""The spec: YAML in, one validated immutable Spec out (load -> validate -> build)."""

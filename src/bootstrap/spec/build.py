@@ -1,0 +1,236 @@
+"""Turn schema-valid documents into the typed Spec, filling in every default.
+
+Input here has passed JSON Schema, so shapes and types are known; semantic problems (references,
+ranges, duplicates) are the business of `checks`, which runs on the result.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from bootstrap.spec.durations import parse_duration
+from bootstrap.spec.model import (
+    Codegen,
+    Collection,
+    Field,
+    FieldType,
+    Index,
+    MongoSettings,
+    Origin,
+    Queue,
+    RedisSettings,
+    RetentionRule,
+    RetryPolicy,
+    Schedule,
+    Task,
+    freeze,
+)
+from bootstrap.spec.yamlload import Document, PathKey
+
+DEFAULT_RETRY = RetryPolicy()
+CONNECT_RETRY = RetryPolicy(attempts=10, delay=1.0, max_delay=30.0, jitter=True)
+
+
+def retry_policy(raw: dict[str, Any] | None, base: RetryPolicy) -> RetryPolicy:
+    """`base` with the keys present in `raw` replaced."""
+    if not raw:
+        return base
+    return RetryPolicy(
+        attempts=raw.get("attempts", base.attempts),
+        backoff=raw.get("backoff", base.backoff),
+        delay=parse_duration(raw["delay"]) if "delay" in raw else base.delay,
+        max_delay=parse_duration(raw["max_delay"]) if "max_delay" in raw else base.max_delay,
+        jitter=raw.get("jitter", base.jitter),
+    )
+
+
+def _seconds(raw: dict[str, Any], key: str, default: float) -> float:
+    return parse_duration(raw[key]) if key in raw else default
+
+
+# --- bootstrap.yaml ---------------------------------------------------------------------------
+
+
+def database_from_uri(uri: str) -> str:
+    """The database named in a MongoDB URI's path, or ''."""
+    return urlsplit(uri).path.lstrip("/").split("?")[0]
+
+
+def mongo_settings(raw: dict[str, Any], project: str) -> MongoSettings:
+    pool, timeouts = raw.get("pool", {}), raw.get("timeouts", {})
+    return MongoSettings(
+        uri=raw["uri"],
+        database=raw.get("database") or database_from_uri(raw["uri"]) or project.replace("-", "_"),
+        app_name=raw.get("app_name", "bootstrap"),
+        pool_max=pool.get("max_size", 100),
+        pool_min=pool.get("min_size", 0),
+        server_selection_timeout=_seconds(timeouts, "server_selection", 30.0),
+        socket_timeout=parse_duration(timeouts["socket"]) if "socket" in timeouts else None,
+        connect_timeout=_seconds(timeouts, "connect", 20.0),
+        ipv4_only=raw.get("ipv4_only", False),
+        connect_retry=retry_policy(raw.get("connect_retry"), CONNECT_RETRY),
+    )
+
+
+def redis_settings(raw: dict[str, Any], project: str) -> RedisSettings:
+    timeouts = raw.get("timeouts", {})
+    return RedisSettings(
+        url=raw["url"],
+        key_prefix=raw.get("key_prefix", project),
+        maxmemory_policy=raw.get("maxmemory_policy", "noeviction"),
+        connect_timeout=_seconds(timeouts, "connect", 5.0),
+        socket_timeout=_seconds(timeouts, "socket", 5.0),
+        connect_retry=retry_policy(raw.get("connect_retry"), CONNECT_RETRY),
+    )
+
+
+def codegen(raw: dict[str, Any], project: str, root: Path) -> Codegen:
+    package = raw.get("package", f"{project.replace('-', '_')}_jobs")
+    return Codegen(package=package, output=(root / raw.get("output", "generated")).resolve())
+
+
+# --- collections --------------------------------------------------------------------------------
+
+
+def collection(doc: Document) -> Collection:
+    raw = doc.data
+    validation = raw.get("validation", {})
+    return Collection(
+        name=raw["name"],
+        model=raw.get("model"),
+        fields=_fields(raw["fields"], doc.file, ("fields",)),
+        indexes=tuple(_index(ix, doc.file, ("indexes", i)) for i, ix in enumerate(raw.get("indexes", []))),
+        timestamps=raw.get("timestamps", False),
+        validation_level=validation.get("level", "strict"),
+        validation_action=validation.get("action", "error"),
+        additional_fields=raw.get("additional_fields", True),
+        description=raw.get("description"),
+        origin=Origin(doc.file, ()),
+    )
+
+
+def _fields(raw: dict[str, Any], file: str, path: PathKey) -> tuple[Field, ...]:
+    return tuple(_field(name, spec, file, (*path, name)) for name, spec in raw.items())
+
+
+def _field(name: str, raw: str | dict[str, Any], file: str, path: PathKey) -> Field:
+    if isinstance(raw, str):
+        raw = {"type": raw}
+    required = raw.get("required", False)
+    return Field(
+        name=name,
+        type=FieldType(raw["type"]),
+        required=required,
+        nullable=raw.get("nullable", not required),
+        has_default="default" in raw,
+        default=freeze(raw.get("default")),
+        enum=tuple(raw["enum"]) if "enum" in raw else None,
+        ref=raw.get("ref"),
+        minimum=raw.get("min"),
+        maximum=raw.get("max"),
+        min_length=raw.get("min_length"),
+        max_length=raw.get("max_length"),
+        pattern=raw.get("pattern"),
+        fields=_fields(raw.get("fields", {}), file, (*path, "fields")),
+        additional_fields=raw.get("additional_fields", True),
+        items=_field("[]", raw["items"], file, (*path, "items")) if "items" in raw else None,
+        min_items=raw.get("min_items"),
+        max_items=raw.get("max_items"),
+        unique_items=raw.get("unique_items", False),
+        values=_field("{}", raw["values"], file, (*path, "values")) if "values" in raw else None,
+        description=raw.get("description"),
+        origin=Origin(file, path),
+    )
+
+
+def default_index_name(keys: tuple[tuple[str, int | str], ...]) -> str:
+    """MongoDB's own naming convention, so indexes made by other tools are recognised."""
+    return "_".join(f"{name}_{direction}" for name, direction in keys)
+
+
+def _index(raw: dict[str, Any], file: str, path: PathKey) -> Index:
+    keys = tuple(raw["keys"].items())
+    ttl = raw.get("ttl")
+    return Index(
+        keys=keys,
+        name=raw.get("name") or default_index_name(keys),
+        unique=raw.get("unique", False),
+        sparse=raw.get("sparse", False),
+        ttl=None if ttl is None else int(parse_duration(ttl)),
+        partial=freeze(raw["partial"]) if "partial" in raw else None,
+        hidden=raw.get("hidden", False),
+        collation=freeze(raw["collation"]) if "collation" in raw else None,
+        origin=Origin(file, path),
+    )
+
+
+# --- queues.yaml and schedules.yaml ---------------------------------------------------------------
+
+
+def queues(doc: Document) -> tuple[Queue, ...]:
+    defaults = doc.data.get("defaults", {})
+    out = []
+    for name, raw in doc.data["queues"].items():
+        merged = {**defaults, **raw}
+        retention = {**defaults.get("retention", {}), **raw.get("retention", {})}
+        out.append(
+            Queue(
+                name=name,
+                tasks=tuple(
+                    _task(task_name, task_raw or {}, name, doc.file, ("queues", name, "tasks", task_name))
+                    for task_name, task_raw in raw["tasks"].items()
+                ),
+                completed=_retention(retention.get("completed", {}), Queue.completed),
+                failed=_retention(retention.get("failed", {}), Queue.failed),
+                visibility_timeout=_seconds(merged, "visibility_timeout", Queue.visibility_timeout),
+                concurrency=merged.get("concurrency", Queue.concurrency),
+                shutdown_timeout=_seconds(merged, "shutdown_timeout", Queue.shutdown_timeout),
+                description=raw.get("description"),
+                origin=Origin(doc.file, ("queues", name)),
+            )
+        )
+    return tuple(out)
+
+
+def _retention(raw: dict[str, Any], base: RetentionRule) -> RetentionRule:
+    return RetentionRule(
+        max_age=_seconds(raw, "max_age", base.max_age), max_count=raw.get("max_count", base.max_count)
+    )
+
+
+def _task(name: str, raw: dict[str, Any], queue: str, file: str, path: PathKey) -> Task:
+    return Task(
+        name=name,
+        queue=queue,
+        handler=raw.get("handler"),
+        timeout=parse_duration(raw["timeout"]) if "timeout" in raw else None,
+        retry=retry_policy(raw["retry"], DEFAULT_RETRY) if "retry" in raw else None,
+        description=raw.get("description"),
+        origin=Origin(file, path),
+    )
+
+
+def schedules(doc: Document) -> tuple[Schedule, ...]:
+    defaults = doc.data.get("defaults", {})
+    base_retry = retry_policy(defaults.get("retry"), DEFAULT_RETRY)
+    out = []
+    for schedule_id, raw in doc.data["schedules"].items():
+        out.append(
+            Schedule(
+                id=schedule_id,
+                queue=raw["queue"],
+                task=raw["task"],
+                cron=raw.get("cron"),
+                every=parse_duration(raw["every"]) if "every" in raw else None,
+                kwargs=freeze(raw.get("kwargs", {})),
+                retry=retry_policy(raw.get("retry"), base_retry),
+                misfire=raw.get("misfire", defaults.get("misfire", "skip")),
+                timezone=raw.get("timezone", defaults.get("timezone", "UTC")),
+                enabled=raw.get("enabled", True),
+                description=raw.get("description"),
+                origin=Origin(doc.file, ("schedules", schedule_id)),
+            )
+        )
+    return tuple(out)

@@ -1,0 +1,547 @@
+"""Semantic checks JSON Schema cannot express: references, ranges, types of defaults, duplicates,
+names that must be safe in generated code. They run on the built Spec and report every problem."""
+
+from __future__ import annotations
+
+import keyword
+import re
+import zoneinfo
+from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from croniter import croniter
+
+from bootstrap.errors import Finding
+from bootstrap.spec.durations import parse_duration
+from bootstrap.spec.model import Collection, Field, FieldType, Index, RetryPolicy, Spec
+from bootstrap.spec.names import collection_name_problem, identifier_problem
+from bootstrap.spec.yamlload import Document, PathKey
+
+MAX_TTL = 2**31 - 1  # MongoDB's limit for expireAfterSeconds
+DAY = 86400.0
+TIMESTAMP_FIELDS = ("createdAt", "updatedAt")
+_OBJECT_ID = re.compile(r"^[0-9a-fA-F]{24}$")
+
+
+class Reporter:
+    """Collects findings, locating each through the document it came from."""
+
+    def __init__(self, docs: Mapping[str, Document]) -> None:
+        self.docs = docs
+        self.findings: list[Finding] = []
+
+    def __call__(self, file: str, path: PathKey, message: str, *, key: bool = False) -> None:
+        doc = self.docs.get(file)
+        if doc is None:
+            self.findings.append(Finding(file, 0, 0, "", message))
+        else:
+            self.findings.append(doc.finding(path, message, key=key))
+
+
+def check_spec(
+    spec: Spec, docs: Mapping[str, Document], settings_file: str, failed_kinds: AbstractSet[str] = frozenset()
+) -> list[Finding]:
+    """Every semantic problem; `failed_kinds` names kinds of file that did not load, whose
+    declarations are unknown (references into them are not checked)."""
+    report = Reporter(docs)
+    if "bootstrap" not in failed_kinds:
+        _check_settings(spec, report, settings_file)
+    _check_collections(spec, report, check_refs="collection" not in failed_kinds)
+    _check_queues(spec, report)
+    if "queues" not in failed_kinds:
+        _check_schedules(spec, report)
+    return report.findings
+
+
+# --- bootstrap.yaml ---------------------------------------------------------------------------
+
+
+def _check_settings(spec: Spec, report: Reporter, file: str) -> None:
+    mongo, redis = spec.mongodb, spec.redis
+    if mongo.pool_min > mongo.pool_max:
+        report(
+            file,
+            ("mongodb", "pool", "min_size"),
+            f"min_size {mongo.pool_min} is larger than max_size {mongo.pool_max}",
+        )
+    if mongo.uri.startswith("mongodb://"):
+        try:
+            from pymongo.uri_parser import parse_uri
+
+            parse_uri(mongo.uri)
+        except Exception as exc:  # pymongo raises several types; the message is what matters
+            report(file, ("mongodb", "uri"), f"invalid MongoDB URI: {_mask_in(str(exc), mongo.uri)}")
+    for key, seconds in (
+        ("server_selection", mongo.server_selection_timeout),
+        ("connect", mongo.connect_timeout),
+        ("socket", mongo.socket_timeout),
+    ):
+        if seconds is not None:
+            _duration_range(report, file, ("mongodb", "timeouts", key), seconds, 0.001, DAY)
+    try:
+        parts = urlsplit(redis.url)
+        _ = parts.port
+        if not parts.hostname and not parts.path:
+            raise ValueError("no host")
+    except ValueError as exc:
+        report(file, ("redis", "url"), f"invalid Redis URL ({exc})")
+    for key, seconds in (("connect", redis.connect_timeout), ("socket", redis.socket_timeout)):
+        _duration_range(report, file, ("redis", "timeouts", key), seconds, 0.001, DAY)
+    for section, policy in (("mongodb", mongo.connect_retry), ("redis", redis.connect_retry)):
+        _check_retry(report, file, (section, "connect_retry"), policy)
+    if identifier_problem(spec.codegen.package) or keyword.iskeyword(spec.codegen.package):
+        report(file, ("codegen", "package"), f"'{spec.codegen.package}' is not a usable package name")
+
+
+def _mask_in(message: str, uri: str) -> str:
+    parts = urlsplit(uri)
+    return message.replace(parts.password, "****") if parts.password else message
+
+
+# --- collections --------------------------------------------------------------------------------
+
+
+def _check_collections(spec: Spec, report: Reporter, check_refs: bool) -> None:
+    names: set[str] | None = {c.name for c in spec.collections} if check_refs else None
+    seen: dict[str, str] = {}
+    models: dict[str, str] = {}
+    for coll in spec.collections:
+        file = coll.origin.file
+        if coll.name in seen:
+            report(file, ("name",), f"collection '{coll.name}' is already declared in {seen[coll.name]}")
+        seen.setdefault(coll.name, file)
+        problem = collection_name_problem(coll.name)
+        if problem:
+            report(file, ("name",), problem)
+        if coll.model:
+            if keyword.iskeyword(coll.model):
+                report(file, ("model",), f"'{coll.model}' is a Python keyword")
+            elif coll.model in models:
+                report(file, ("model",), f"model '{coll.model}' is already used by {models[coll.model]}")
+            models.setdefault(coll.model, file)
+        for fld in coll.fields:
+            if coll.timestamps and fld.name in TIMESTAMP_FIELDS:
+                report(
+                    file,
+                    fld.origin.path,
+                    f"'{fld.name}' is added by timestamps: true; remove it or set timestamps: false",
+                    key=True,
+                )
+            _check_field(fld, report, file, names)
+        _check_indexes(coll, report)
+
+
+def _check_field(fld: Field, report: Reporter, file: str, collections: set[str] | None) -> None:
+    path, kind = fld.origin.path, fld.type
+    misplaced = {
+        "fields": (bool(fld.fields) or not fld.additional_fields, kind is FieldType.OBJECT),
+        "items": (
+            fld.items is not None
+            or fld.min_items is not None
+            or fld.max_items is not None
+            or fld.unique_items,
+            kind is FieldType.ARRAY,
+        ),
+        "values": (fld.values is not None, kind is FieldType.MAP),
+        "ref": (fld.ref is not None, kind is FieldType.OBJECT_ID),
+        "min": (fld.minimum is not None or fld.maximum is not None, kind.numeric),
+        "min_length": (
+            fld.min_length is not None or fld.max_length is not None or fld.pattern is not None,
+            kind is FieldType.STRING,
+        ),
+        "enum": (fld.enum is not None, kind is FieldType.STRING or kind.numeric),
+    }
+    allowed_for = {
+        "fields": "object",
+        "items": "array",
+        "values": "map",
+        "ref": "objectId",
+        "min": "numeric",
+        "min_length": "string",
+        "enum": "string or numeric",
+    }
+    for option, (present, fits) in misplaced.items():
+        if present and not fits:
+            key = _present_key(report, file, path, option)
+            report(
+                file,
+                (*path, key),
+                f"'{key}' applies to {allowed_for[option]} fields, not to type '{kind}'",
+                key=True,
+            )
+    if fld.ref is not None and collections is not None and fld.ref not in collections:
+        report(file, (*path, "ref"), f"'{fld.ref}' is not a declared collection{_hint(fld.ref, collections)}")
+    _check_bounds(fld, report, file)
+    if fld.pattern is not None:
+        try:
+            re.compile(fld.pattern)
+        except re.error as exc:
+            report(file, (*path, "pattern"), f"invalid regular expression: {exc}")
+    if fld.enum is not None:
+        for i, value in enumerate(fld.enum):
+            problem = value_problem(fld, value, check_enum=False)
+            if problem:
+                report(file, (*path, "enum", i), problem)
+        if len({repr(v) for v in fld.enum}) != len(fld.enum):
+            report(file, (*path, "enum"), "enum lists a value twice")
+    if fld.has_default:
+        problem = value_problem(fld, fld.default)
+        if problem:
+            report(file, (*path, "default"), f"default {problem}")
+    for sub in fld.fields:
+        _check_field(sub, report, file, collections)
+    for sub_field in (fld.items, fld.values):
+        if sub_field is not None:
+            _check_field(sub_field, report, file, collections)
+
+
+def _present_key(report: Reporter, file: str, path: PathKey, option: str) -> str:
+    """Which of an option's related keys the user actually wrote (for pointing at it)."""
+    group = {
+        "items": ("items", "min_items", "max_items", "unique_items"),
+        "min": ("min", "max"),
+        "min_length": ("min_length", "max_length", "pattern"),
+        "fields": ("fields", "additional_fields"),
+    }.get(option, (option,))
+    doc = report.docs.get(file)
+    for key in group:
+        if doc is not None and (*path, key) in doc.keys:
+            return key
+    return option
+
+
+def _check_bounds(fld: Field, report: Reporter, file: str) -> None:
+    for low_key, low, high_key, high in (
+        ("min", fld.minimum, "max", fld.maximum),
+        ("min_length", fld.min_length, "max_length", fld.max_length),
+        ("min_items", fld.min_items, "max_items", fld.max_items),
+    ):
+        if low is not None and high is not None and low > high:
+            report(file, (*fld.origin.path, low_key), f"{low_key} {low} is larger than {high_key} {high}")
+
+
+def value_problem(fld: Field, value: Any, *, check_enum: bool = True) -> str | None:
+    """Why `value` is not a valid value of field `fld`, or None. Used for defaults and enums."""
+    if value is None:
+        return None if fld.nullable else "null is not allowed (the field is not nullable)"
+    problem = _type_problem(fld, value)
+    if problem is None and check_enum and fld.enum is not None and value not in fld.enum:
+        problem = f"{value!r} is not one of the enum values ({', '.join(map(str, fld.enum))})"
+    return problem
+
+
+def _type_problem(fld: Field, value: Any) -> str | None:
+    kind = fld.type
+    wrong = f"{value!r} is not of type {kind}"
+    if kind is FieldType.ANY:
+        return None
+    if kind is FieldType.BOOL:
+        return None if isinstance(value, bool) else wrong
+    if kind.numeric:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return wrong
+        if kind in (FieldType.INT, FieldType.LONG) and not isinstance(value, int):
+            return wrong
+        if kind is FieldType.INT and not -(2**31) <= value < 2**31:
+            return f"{value} does not fit in a 32-bit int (use type long)"
+        if fld.minimum is not None and value < fld.minimum:
+            return f"{value} is below min {fld.minimum}"
+        if fld.maximum is not None and value > fld.maximum:
+            return f"{value} is above max {fld.maximum}"
+        return None
+    if kind in (FieldType.OBJECT, FieldType.MAP):
+        return None if isinstance(value, Mapping) else wrong
+    if kind is FieldType.ARRAY:
+        if not isinstance(value, tuple | list):
+            return wrong
+        if fld.max_items is not None and len(value) > fld.max_items:
+            return f"has {len(value)} items, more than max_items {fld.max_items}"
+        for item in value if fld.items is not None else ():
+            problem = value_problem(fld.items, item)  # type: ignore[arg-type]
+            if problem:
+                return f"item {problem}"
+        return None
+    if not isinstance(value, str):
+        return wrong
+    if kind is FieldType.DATE and value != "now" and not _is_iso_date(value):
+        return f"{value!r} is not a date (expected 'now' or an ISO 8601 date such as 2024-01-31T00:00:00Z)"
+    if kind is FieldType.OBJECT_ID and not _OBJECT_ID.match(value):
+        return f"{value!r} is not an ObjectId (expected 24 hexadecimal characters)"
+    if fld.min_length is not None and len(value) < fld.min_length:
+        return f"{value!r} is shorter than min_length {fld.min_length}"
+    if fld.max_length is not None and len(value) > fld.max_length:
+        return f"{value!r} is longer than max_length {fld.max_length}"
+    if fld.pattern is not None and _safe_search(fld.pattern, value) is False:
+        return f"{value!r} does not match pattern {fld.pattern!r}"
+    return None
+
+
+def _safe_search(pattern: str, value: str) -> bool | None:
+    try:
+        return re.search(pattern, value) is not None
+    except re.error:
+        return None  # reported on the pattern itself
+
+
+def _is_iso_date(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+def resolve_field(fields: Iterable[Field], dotted: str, timestamps: bool) -> Field | bool | None:
+    """The field a dotted index path names: a Field, True when it lies inside a free-form part
+    (`any`, untyped map or array elements), or None when nothing declares it."""
+    parts = dotted.split(".")
+    if parts[0] == "_id" and len(parts) == 1:
+        return Field("_id", FieldType.OBJECT_ID)
+    if timestamps and dotted in TIMESTAMP_FIELDS:
+        return Field(dotted, FieldType.DATE)
+    current: tuple[Field, ...] = tuple(fields)
+    found: Field | None = None
+    i = 0
+    while i < len(parts):
+        found = next((f for f in current if f.name == parts[i]), None)
+        if found is None:
+            return None
+        i += 1
+        # Arrays are transparent in MongoDB paths: `evidence.messageId` reaches into elements.
+        while found.type is FieldType.ARRAY and found.items is not None:
+            if i < len(parts) and parts[i].isdigit():
+                i += 1
+            found = found.items
+        if found.type is FieldType.MAP:
+            if i < len(parts):
+                i += 1  # the map key
+            if found.values is None:
+                return True if i <= len(parts) else found
+            found = found.values
+            if i == len(parts):
+                return found
+        if i == len(parts):
+            return found
+        if found.type is FieldType.ANY or (found.type is FieldType.ARRAY and found.items is None):
+            return True
+        if found.type is not FieldType.OBJECT:
+            return None
+        if not found.fields:
+            return True  # an object with no declared fields is free-form
+        current = found.fields
+    return found
+
+
+def _check_indexes(coll: Collection, report: Reporter) -> None:
+    file = coll.origin.file
+    names: dict[str, int] = {}
+    patterns: dict[tuple[tuple[str, int | str], ...], int] = {}
+    for number, index in enumerate(coll.indexes):
+        path = index.origin.path
+        if index.name in names:
+            report(file, path, f"index name '{index.name}' is already used by indexes[{names[index.name]}]")
+        elif index.name == "_id_":
+            report(file, path, "'_id_' is the name of MongoDB's own _id index")
+        names.setdefault(index.name, number)
+        if index.keys in patterns:
+            report(
+                file,
+                (*path, "keys"),
+                f"same keys as indexes[{patterns[index.keys]}] (MongoDB allows one index per key pattern)",
+            )
+        patterns.setdefault(index.keys, number)
+        for key, direction in index.keys:
+            target = resolve_field(coll.fields, key, coll.timestamps)
+            if target is None:
+                report(
+                    file, (*path, "keys", key), f"'{key}' is not a declared field of '{coll.name}'", key=True
+                )
+            del direction
+        _check_index_options(coll, index, report)
+
+
+def _check_index_options(coll: Collection, index: Index, report: Reporter) -> None:
+    file, path = coll.origin.file, index.origin.path
+    kinds = [d for _, d in index.keys]
+    if index.ttl is not None:
+        if len(index.keys) != 1:
+            report(file, (*path, "ttl"), "a TTL index must have exactly one key (a date field)")
+        else:
+            key = index.keys[0][0]
+            target = resolve_field(coll.fields, key, coll.timestamps)
+            if key == "_id":
+                report(file, (*path, "ttl"), "a TTL index cannot be on _id")
+            elif isinstance(target, Field) and target.type is not FieldType.DATE:
+                report(file, (*path, "ttl"), f"TTL field '{key}' has type {target.type} (expected date)")
+        if index.ttl > MAX_TTL:
+            report(file, (*path, "ttl"), f"{index.ttl} seconds is too long (expected at most {MAX_TTL})")
+        doc = report.docs.get(file)
+        raw = doc.data["indexes"][path[-1]]["ttl"] if doc else None
+        if isinstance(raw, str) and float(index.ttl) != parse_duration(raw):
+            report(file, (*path, "ttl"), f"'{raw}' is not a whole number of seconds")
+    if "hashed" in kinds and index.unique:
+        report(file, (*path, "unique"), "a hashed index cannot be unique")
+    if kinds.count("hashed") > 1:
+        report(file, (*path, "keys"), "an index may have only one hashed field")
+    if index.sparse and index.partial is not None:
+        report(file, (*path, "sparse"), "MongoDB does not allow sparse together with partial")
+
+
+# --- queues and schedules -------------------------------------------------------------------------
+
+
+def _check_retry(report: Reporter, file: str, path: PathKey, policy: RetryPolicy) -> None:
+    _duration_range(report, file, (*path, "delay"), policy.delay, 0.0, DAY)
+    _duration_range(report, file, (*path, "max_delay"), policy.max_delay, 0.0, 7 * DAY)
+    if policy.delay > policy.max_delay:
+        report(
+            file,
+            (*path, "delay"),
+            f"delay ({policy.delay:g}s) is longer than max_delay ({policy.max_delay:g}s)",
+        )
+
+
+def _duration_range(
+    report: Reporter, file: str, path: PathKey, seconds: float, low: float, high: float
+) -> None:
+    doc = report.docs.get(file)
+    if doc is None or not _exists(doc, path):
+        return  # a default, not something the user wrote
+    if seconds < low:
+        report(file, path, f"{seconds:g}s is too short (expected at least {low:g}s)")
+    elif seconds > high:
+        report(file, path, f"{seconds:g}s is too long (expected at most {high:g}s)")
+
+
+def _exists(doc: Document, path: PathKey) -> bool:
+    return path in doc.values
+
+
+def _check_queues(spec: Spec, report: Reporter) -> None:
+    tasks: dict[str, str] = {}
+    for queue in spec.queues:
+        file, path = queue.origin.file, queue.origin.path
+        problem = identifier_problem(queue.name)
+        if problem:
+            report(file, path, problem, key=True)
+        _duration_range(report, file, (*path, "visibility_timeout"), queue.visibility_timeout, 1, DAY)
+        _duration_range(report, file, (*path, "shutdown_timeout"), queue.shutdown_timeout, 0, 3600)
+        for kind in ("completed", "failed"):
+            rule = getattr(queue, kind)
+            for where in (("defaults",), path):
+                _duration_range(
+                    report, file, (*where, "retention", kind, "max_age"), rule.max_age, 1, 365 * DAY
+                )
+        for task in queue.tasks:
+            problem = identifier_problem(task.name)
+            if problem:
+                report(file, task.origin.path, problem, key=True)
+            if task.name in tasks:
+                report(
+                    file,
+                    task.origin.path,
+                    f"task '{task.name}' is already declared on queue '{tasks[task.name]}' "
+                    "(task names are global)",
+                    key=True,
+                )
+            tasks.setdefault(task.name, queue.name)
+            if task.timeout is not None:
+                _duration_range(report, file, (*task.origin.path, "timeout"), task.timeout, 0.001, 7 * DAY)
+            if task.retry is not None:
+                _check_retry(report, file, (*task.origin.path, "retry"), task.retry)
+    for kind in ("visibility_timeout", "shutdown_timeout"):
+        if spec.queues:
+            first = spec.queues[0]
+            _duration_range(
+                report,
+                first.origin.file,
+                ("defaults", kind),
+                getattr(first, kind),
+                1 if kind == "visibility_timeout" else 0,
+                DAY,
+            )
+
+
+def _check_schedules(spec: Spec, report: Reporter) -> None:
+    queues = {q.name: q for q in spec.queues}
+    checked_defaults = False
+    for schedule in spec.schedules:
+        file, path = schedule.origin.file, schedule.origin.path
+        if not checked_defaults:
+            _check_retry(report, file, ("defaults", "retry"), schedule.retry)
+            if schedule.timezone and _exists(report.docs[file], ("defaults", "timezone")):
+                _check_timezone(report, file, ("defaults", "timezone"), schedule.timezone)
+            checked_defaults = True
+        queue = queues.get(schedule.queue)
+        if queue is None:
+            report(
+                file,
+                (*path, "queue"),
+                f"'{schedule.queue}' is not a declared queue{_hint(schedule.queue, queues)}",
+            )
+        elif schedule.task not in {t.name for t in queue.tasks}:
+            task_names = [t.name for t in queue.tasks]
+            report(
+                file,
+                (*path, "task"),
+                f"'{schedule.task}' is not a task of queue '{queue.name}' "
+                f"(declared: {', '.join(task_names)}){_hint(schedule.task, task_names)}",
+            )
+        if (schedule.cron is None) == (schedule.every is None):
+            report(
+                file,
+                path,
+                "give exactly one of 'cron' or 'every'"
+                + (" (both are set)" if schedule.cron is not None else ""),
+            )
+        if schedule.cron is not None:
+            problem = cron_problem(schedule.cron)
+            if problem:
+                report(file, (*path, "cron"), problem)
+        if schedule.every is not None:
+            _duration_range(report, file, (*path, "every"), schedule.every, 1, 366 * DAY)
+        _check_retry(report, file, (*path, "retry"), schedule.retry)
+        if _exists(report.docs[file], (*path, "timezone")):
+            _check_timezone(report, file, (*path, "timezone"), schedule.timezone)
+        for key in schedule.kwargs:
+            if not key.isidentifier() or keyword.iskeyword(key):
+                report(
+                    file,
+                    (*path, "kwargs", key),
+                    f"'{key}' cannot be a Python keyword argument name",
+                    key=True,
+                )
+
+
+def cron_problem(expression: str) -> str | None:
+    """Why `expression` is not a valid five-field cron expression, or None."""
+    fields = expression.split()
+    if len(fields) != 5:
+        return (
+            f"'{expression}' has {len(fields)} field(s) (expected 5: minute hour day-of-month "
+            "month day-of-week)"
+        )
+    if not croniter.is_valid(expression):
+        return f"'{expression}' is not a valid cron expression (minute hour day-of-month month day-of-week)"
+    return None
+
+
+def _check_timezone(report: Reporter, file: str, path: PathKey, name: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        report(
+            file,
+            path,
+            f"'{name}' is not a known time zone (expected an IANA name such as UTC or Europe/Paris)",
+        )
+
+
+def _hint(word: str, choices: Iterable[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""

@@ -1,0 +1,259 @@
+"""The validated spec: immutable, typed, with every default filled in. Nothing downstream reads YAML.
+
+Each object keeps an `origin` (file and path in it) so later steps can point back at the declaration;
+origins never take part in comparisons.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass
+from enum import StrEnum
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from bootstrap.spec.yamlload import PathKey
+
+
+class FieldType(StrEnum):
+    STRING = "string"
+    NUMBER = "number"
+    INT = "int"
+    LONG = "long"
+    DOUBLE = "double"
+    DECIMAL = "decimal"
+    BOOL = "bool"
+    DATE = "date"
+    OBJECT_ID = "objectId"
+    OBJECT = "object"
+    ARRAY = "array"
+    MAP = "map"
+    ANY = "any"
+
+    @property
+    def numeric(self) -> bool:
+        return self in (FieldType.NUMBER, FieldType.INT, FieldType.LONG, FieldType.DOUBLE, FieldType.DECIMAL)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a declaration is: the file (as shown to users) and the path inside it."""
+
+    file: str
+    path: PathKey
+
+
+NO_ORIGIN = Origin("", ())
+
+
+def freeze(value: Any) -> Any:
+    """Deep read-only copy of JSON-like data (dicts become mapping proxies, lists tuples)."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """Plain dicts and lists again, for drivers and JSON."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [thaw(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 3
+    backoff: str = "exponential"  # or "fixed"
+    delay: float = 1.0
+    max_delay: float = 300.0
+    jitter: bool = False
+
+    def delay_before(self, retry: int) -> float:
+        """Seconds before retry number `retry` (1 = first retry), without jitter."""
+        factor = 2 ** (retry - 1) if self.backoff == "exponential" else 1
+        return float(min(self.delay * factor, self.max_delay))
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: FieldType
+    required: bool = False
+    nullable: bool = True
+    has_default: bool = False
+    default: Any = None
+    enum: tuple[Any, ...] | None = None
+    ref: str | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    pattern: str | None = None
+    fields: tuple[Field, ...] = ()
+    additional_fields: bool = True
+    items: Field | None = None
+    min_items: int | None = None
+    max_items: int | None = None
+    unique_items: bool = False
+    values: Field | None = None
+    description: str | None = None
+    origin: Origin = field(default=NO_ORIGIN, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Index:
+    keys: tuple[tuple[str, int | str], ...]
+    name: str
+    unique: bool = False
+    sparse: bool = False
+    ttl: int | None = None  # expireAfterSeconds
+    partial: Mapping[str, Any] | None = None
+    hidden: bool = False
+    collation: Mapping[str, Any] | None = None
+    origin: Origin = field(default=NO_ORIGIN, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Collection:
+    name: str
+    model: str | None
+    fields: tuple[Field, ...]
+    indexes: tuple[Index, ...] = ()
+    timestamps: bool = False
+    validation_level: str = "strict"
+    validation_action: str = "error"
+    additional_fields: bool = True
+    description: str | None = None
+    origin: Origin = field(default=NO_ORIGIN, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class RetentionRule:
+    max_age: float  # seconds
+    max_count: int
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    queue: str
+    handler: str | None = None  # "module:function"; None: the logging handler
+    timeout: float | None = None
+    retry: RetryPolicy | None = None
+    description: str | None = None
+    origin: Origin = field(default=NO_ORIGIN, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Queue:
+    name: str
+    tasks: tuple[Task, ...]
+    completed: RetentionRule = RetentionRule(3600.0, 1000)
+    failed: RetentionRule = RetentionRule(7 * 86400.0, 10000)
+    visibility_timeout: float = 300.0
+    concurrency: int = 10
+    shutdown_timeout: float = 30.0
+    description: str | None = None
+    origin: Origin = field(default=NO_ORIGIN, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    id: str
+    queue: str
+    task: str
+    cron: str | None = None
+    every: float | None = None
+    kwargs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    retry: RetryPolicy = RetryPolicy()
+    misfire: str = "skip"  # or "run_once"
+    timezone: str = "UTC"
+    enabled: bool = True
+    description: str | None = None
+    origin: Origin = field(default=NO_ORIGIN, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class MongoSettings:
+    uri: str  # may hold credentials: never print it unmasked
+    database: str
+    app_name: str = "bootstrap"
+    pool_max: int = 100
+    pool_min: int = 0
+    server_selection_timeout: float = 30.0
+    socket_timeout: float | None = None
+    connect_timeout: float = 20.0
+    ipv4_only: bool = False
+    connect_retry: RetryPolicy = RetryPolicy(attempts=10, delay=1.0, max_delay=30.0, jitter=True)
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    url: str  # may hold credentials: never print it unmasked
+    key_prefix: str
+    maxmemory_policy: str = "noeviction"
+    connect_timeout: float = 5.0
+    socket_timeout: float = 5.0
+    connect_retry: RetryPolicy = RetryPolicy(attempts=10, delay=1.0, max_delay=30.0, jitter=True)
+
+
+@dataclass(frozen=True)
+class Codegen:
+    package: str
+    output: Path  # absolute
+
+
+@dataclass(frozen=True)
+class Spec:
+    project: str
+    root: Path = field(compare=False)  # the folder holding config/
+    mongodb: MongoSettings
+    redis: RedisSettings
+    codegen: Codegen
+    collections: tuple[Collection, ...] = ()
+    queues: tuple[Queue, ...] = ()
+    schedules: tuple[Schedule, ...] = ()
+
+    def collection(self, name: str) -> Collection:
+        return next(c for c in self.collections if c.name == name)
+
+    def queue(self, name: str) -> Queue:
+        return next(q for q in self.queues if q.name == name)
+
+    def declared(self) -> dict[str, Any]:
+        """What the spec declares, as plain JSON data: no connection settings (they differ per
+        environment and may hold secrets), no file positions."""
+        declared: dict[str, Any] = _jsonable(
+            {
+                "project": self.project,
+                "codegen": {"package": self.codegen.package},
+                "collections": self.collections,
+                "queues": self.queues,
+                "schedules": self.schedules,
+            }
+        )
+        return declared
+
+    def hash(self) -> str:
+        """Stable hash of what is declared: names generated code and apply records."""
+        canonical = json.dumps(self.declared(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _jsonable(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in fields(value) if f.name != "origin"}
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value

@@ -1,0 +1,130 @@
+"""JSON Schema validation of one loaded document, with errors turned into readable findings."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from functools import cache
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+from referencing import Registry, Resource
+
+from bootstrap import resources
+from bootstrap.errors import Finding
+from bootstrap.spec.yamlload import Document, PathKey
+
+SCHEMA_FILES = ("common", "bootstrap", "collection", "queues", "schedules")
+
+
+@cache
+def _validator(kind: str) -> Draft202012Validator:
+    """A validator for `kind`; cross-file `$ref`s resolve by file name (as editors do)."""
+    registry: Registry[Any] = Registry().with_resources(
+        (f"{name}.schema.json", Resource.from_contents(resources.schema(f"{name}.schema.json")))
+        for name in SCHEMA_FILES
+    )
+    return Draft202012Validator(resources.schema(f"{kind}.schema.json"), registry=registry)
+
+
+def check(doc: Document, kind: str) -> list[Finding]:
+    """Every schema violation in `doc` (a `kind` file), one finding each."""
+    findings: list[Finding] = []
+    for error in _validator(kind).iter_errors(doc.data):
+        findings.extend(_findings(doc, error))
+    return findings
+
+
+def _findings(doc: Document, error: ValidationError) -> Iterable[Finding]:
+    path: PathKey = tuple(error.absolute_path)
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    kind = error.validator
+    if kind in ("if", "then", "else") and error.context:  # pragma: no cover - flattened by jsonschema
+        for sub in error.context:
+            yield from _findings(doc, sub)
+        return
+    if kind == "additionalProperties" and isinstance(error.instance, dict):
+        known = list(schema.get("properties", {}))
+        for key in error.instance:
+            if key not in known:
+                yield doc.finding((*path, key), f"unknown key '{key}'{_hint(key, known)}", key=True)
+        return
+    if kind == "propertyNames":
+        return  # reported by the sub-error with the offending name
+    if error.relative_schema_path and "propertyNames" in error.relative_schema_path:
+        name = str(error.instance)
+        yield doc.finding((*path, name), f"invalid name '{name}' (expected {_expected(schema)})", key=True)
+        return
+    yield doc.finding(path, _message(error, schema))
+
+
+def _message(error: ValidationError, schema: dict[str, Any]) -> str:
+    kind = error.validator
+    value: Any = error.validator_value
+    instance: Any = error.instance
+    if kind == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        return f"missing required key '{missing}'"
+    if kind == "enum":
+        choices = [str(c) for c in value]
+        hint = _hint(instance, choices)
+        return f"{_show(instance)} is not allowed (expected one of: {', '.join(choices)}){hint}"
+    if kind == "const":
+        return f"{_show(instance)} is not allowed (expected {value!r})"
+    if kind == "type":
+        wanted = " or ".join(value) if isinstance(value, list) else value
+        return f"expected {_article(wanted)}, got {_json_type(instance)} {_show(instance)}"
+    if kind == "pattern":
+        return f"{_show(instance)} is not valid (expected {_expected(schema)})"
+    if kind in ("minimum", "exclusiveMinimum"):
+        return f"{instance} is too small (expected at least {value})"
+    if kind in ("maximum", "exclusiveMaximum"):
+        return f"{instance} is too large (expected at most {value})"
+    if kind == "minProperties":
+        return f"must not be empty (expected at least {value} entr{'y' if value == 1 else 'ies'})"
+    if kind == "maxProperties":
+        return f"has {len(instance)} entries (expected at most {value})"
+    if kind == "minItems":
+        return f"must have at least {value} item(s)"
+    if kind == "minLength":
+        return "must not be empty" if value == 1 else f"is too short (expected at least {value} characters)"
+    if kind == "maxLength":
+        return f"is too long ({len(str(instance))} characters, expected at most {value})"
+    return error.message
+
+
+def _expected(schema: dict[str, Any]) -> str:
+    return str(schema.get("x-expected") or f"a value matching {schema.get('pattern', 'the schema')}")
+
+
+def _hint(word: object, choices: list[str]) -> str:
+    if not isinstance(word, str):
+        return ""
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if not close:
+        lowered = {c.lower(): c for c in choices}
+        close = [lowered[word.lower()]] if word.lower() in lowered else []
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _show(value: object) -> str:
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _article(word: str) -> str:
+    return f"an {word}" if word[:1] in "aeiou" else f"a {word}"
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    return {
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        str: "string",
+        list: "list",
+        dict: "mapping",
+    }.get(type(value), type(value).__name__)
