@@ -13,11 +13,11 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from bootstrap import __version__, console
-from bootstrap.cli import validate
+from bootstrap import __version__, console, logs
+from bootstrap.cli import apply, plan, validate
 from bootstrap.errors import BootstrapError, ConfigError
 
-COMMANDS = {"validate": validate}
+COMMANDS = {"validate": validate, "plan": plan, "apply": apply}
 
 
 def default_config_dir() -> Path:
@@ -47,6 +47,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    logs.setup()
     module = COMMANDS[args.command]
     try:
         code: int = module.run(args)

@@ -115,7 +115,8 @@ def _fields(raw: dict[str, Any], file: str, path: PathKey) -> tuple[Field, ...]:
     return tuple(_field(name, spec, file, (*path, name)) for name, spec in raw.items())
 
 
-def _field(name: str, raw: str | dict[str, Any], file: str, path: PathKey) -> Field:
+def _field(name: str, raw: str | dict[str, Any], file: str, path: PathKey, element: bool = False) -> Field:
+    """A field; `element` for array items and map values, which are not null unless declared so."""
     if isinstance(raw, str):
         raw = {"type": raw}
     required = raw.get("required", False)
@@ -123,7 +124,7 @@ def _field(name: str, raw: str | dict[str, Any], file: str, path: PathKey) -> Fi
         name=name,
         type=FieldType(raw["type"]),
         required=required,
-        nullable=raw.get("nullable", not required),
+        nullable=raw.get("nullable", not (required or element)),
         has_default="default" in raw,
         default=freeze(raw.get("default")),
         enum=tuple(raw["enum"]) if "enum" in raw else None,
@@ -135,11 +136,11 @@ def _field(name: str, raw: str | dict[str, Any], file: str, path: PathKey) -> Fi
         pattern=raw.get("pattern"),
         fields=_fields(raw.get("fields", {}), file, (*path, "fields")),
         additional_fields=raw.get("additional_fields", True),
-        items=_field("[]", raw["items"], file, (*path, "items")) if "items" in raw else None,
+        items=_field("[]", raw["items"], file, (*path, "items"), True) if "items" in raw else None,
         min_items=raw.get("min_items"),
         max_items=raw.get("max_items"),
         unique_items=raw.get("unique_items", False),
-        values=_field("{}", raw["values"], file, (*path, "values")) if "values" in raw else None,
+        values=_field("{}", raw["values"], file, (*path, "values"), True) if "values" in raw else None,
         description=raw.get("description"),
         origin=Origin(file, path),
     )

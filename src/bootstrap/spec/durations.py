@@ -35,7 +35,7 @@ def format_duration(seconds: float) -> str:
     if seconds != int(seconds):
         return f"{round(seconds * 1000)}ms"
     rest, out = int(seconds), ""
-    for unit in ("w", "d", "h", "m", "s"):
+    for unit in ("d", "h", "m", "s"):  # 90d reads better than 12w6d
         size = int(_UNIT_SECONDS[unit])
         if rest >= size:
             out += f"{rest // size}{unit}"

@@ -1,0 +1,30 @@
+"""`bootstrap apply`: converge MongoDB to the spec, safely and idempotently."""
+
+from __future__ import annotations
+
+import argparse
+
+from bootstrap import console
+from bootstrap.cli.common import add_plan_options, database, plan_options, spec_from
+from bootstrap.mongo.converge import apply
+from bootstrap.redact import mask
+
+HELP = "create and change collections, validators and indexes so MongoDB matches the spec"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_plan_options(parser)
+    parser.add_argument("--lock-timeout", type=float, default=600.0, metavar="SECONDS",
+                        help="how long to wait for another apply to finish (default 600)")
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = spec_from(args)
+    with database(spec) as db:
+        console.out(f"applying {args.config} to MongoDB {mask(spec.mongodb.uri)}, database {db.name}")
+        done = apply(spec, db, plan_options(args), console.out)
+    if done:
+        console.out(f"Applied {len(done)} operation(s).")
+    else:
+        console.out("No changes: the database matches the spec.")
+    return 0

@@ -1,0 +1,39 @@
+"""What several commands share: loading the spec, connecting, the plan options."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pymongo.database import Database
+
+from bootstrap.mongo.connect import connect
+from bootstrap.mongo.converge import Options
+from bootstrap.spec.load import load_spec
+from bootstrap.spec.model import Spec
+
+
+def add_plan_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--allow-rebuild", action="store_true",
+                        help="drop and recreate indexes whose keys or options changed (otherwise blocked)")
+    parser.add_argument("--prune", action="store_true", help="drop indexes that exist but are not declared")
+
+
+def plan_options(args: argparse.Namespace) -> Options:
+    return Options(allow_rebuild=args.allow_rebuild, prune=args.prune,
+                   lock_timeout=getattr(args, "lock_timeout", 600.0))
+
+
+def spec_from(args: argparse.Namespace) -> Spec:
+    return load_spec(args.config)
+
+
+@contextmanager
+def database(spec: Spec) -> Iterator[Database[Any]]:
+    client = connect(spec.mongodb)
+    try:
+        yield client[spec.mongodb.database]
+    finally:
+        client.close()

@@ -1,0 +1,192 @@
+"""Spec + live state -> plan. Identity is the collection name and the index name; an index whose
+key pattern exists under another name counts as renamed (a rebuild)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bootstrap.mongo.live import LiveCollection, LiveIndex, LiveState
+from bootstrap.mongo.operations import (
+    Blocked,
+    ChangeIndex,
+    CreateCollection,
+    CreateIndexes,
+    DropIndex,
+    IndexModel,
+    KeepIndex,
+    Operation,
+    Plan,
+    RebuildIndex,
+    UpdateValidator,
+)
+from bootstrap.mongo.validator import collection_validator
+from bootstrap.spec.model import Collection, Index, Spec, thaw
+
+IN_PLACE = ("expireAfterSeconds", "hidden")  # collMod changes these without a rebuild
+MANAGED_OPTIONS = ("unique", "sparse", "expireAfterSeconds", "partialFilterExpression", "hidden", "collation")
+
+
+def index_model(index: Index) -> IndexModel:
+    options: dict[str, Any] = {}
+    if index.unique:
+        options["unique"] = True
+    if index.sparse:
+        options["sparse"] = True
+    if index.ttl is not None:
+        options["expireAfterSeconds"] = index.ttl
+    if index.partial is not None:
+        options["partialFilterExpression"] = thaw(index.partial)
+    if index.hidden:
+        options["hidden"] = True
+    if index.collation is not None:
+        options["collation"] = thaw(index.collation)
+    return IndexModel(index.name, index.keys, options)
+
+
+def live_model(index: LiveIndex) -> IndexModel:
+    return IndexModel(index.name, index.keys, {k: index.options[k] for k in MANAGED_OPTIONS
+                                               if k in index.options})
+
+
+def compare(spec: Spec, live: LiveState, *, allow_rebuild: bool = False, prune: bool = False) -> Plan:
+    operations: list[Operation] = []
+    for coll in spec.collections:
+        operations += compare_collection(coll, live.collections.get(coll.name), allow_rebuild, prune)
+    return Plan(database=live.database, operations=tuple(operations))
+
+
+def compare_collection(coll: Collection, live: LiveCollection | None, allow_rebuild: bool,
+                       prune: bool) -> list[Operation]:
+    validator = collection_validator(coll)
+    wanted = [index_model(ix) for ix in coll.indexes]
+    if live is None:
+        ops: list[Operation] = [CreateCollection(coll.name, validator, coll.validation_level,
+                                                 coll.validation_action)]
+        if wanted:
+            ops.append(CreateIndexes(coll.name, tuple(wanted)))
+        return ops
+    if live.is_view:
+        return [Blocked(coll.name, CreateCollection(coll.name, validator, coll.validation_level,
+                                                    coll.validation_action),
+                        f"'{coll.name}' exists as a view; drop or rename it by hand")]
+    ops = []
+    if (_plain(live.validator) != validator or live.validation_level != coll.validation_level
+            or live.validation_action != coll.validation_action):
+        ops.append(UpdateValidator(coll.name, validator, coll.validation_level, coll.validation_action,
+                                   live.validation_level, live.validation_action,
+                                   tuple(validator_differences(_plain(live.validator), validator))))
+    ops += _compare_indexes(coll.name, wanted, live, allow_rebuild, prune)
+    return ops
+
+
+def _compare_indexes(collection: str, wanted: list[IndexModel], live: LiveCollection,
+                     allow_rebuild: bool, prune: bool) -> list[Operation]:
+    drops: list[Operation] = []
+    changes: list[Operation] = []
+    creates: list[IndexModel] = []
+    rebuilt: list[str] = []
+    claimed: set[str] = set()  # live index names accounted for by a declared index
+    for index in wanted:
+        current = live.index(index.name)
+        renamed_from = None
+        if current is None:  # same keys under another name: MongoDB allows one index per key pattern
+            current = next((ix for ix in live.indexes if ix.keys == index.keys
+                            and ix.name not in {w.name for w in wanted}), None)
+            renamed_from = current.name if current else None
+        if current is None:
+            creates.append(index)
+            continue
+        claimed.add(current.name)
+        before = live_model(current)
+        reason = _rebuild_reason(before, index, renamed_from)
+        if reason is None:
+            in_place = tuple((k, before.options.get(k, _absent(k)), index.options.get(k, _absent(k)))
+                             for k in IN_PLACE if before.options.get(k) != index.options.get(k))
+            if in_place:
+                changes.append(ChangeIndex(collection, index.name, in_place))
+            continue
+        rebuild = RebuildIndex(collection, current.name, before, index, reason)
+        if allow_rebuild:
+            drops.append(rebuild)
+            creates.append(index)
+            rebuilt.append(index.name)
+        else:
+            drops.append(Blocked(collection, rebuild, f"index {current.name} must be rebuilt "
+                                 "(dropped and created again); run with --allow-rebuild"))
+    for current in live.indexes:
+        if current.name not in claimed:
+            model = live_model(current)
+            drops.append(DropIndex(collection, model) if prune else KeepIndex(collection, model))
+    ops = drops + changes
+    if creates:
+        ops.append(CreateIndexes(collection, tuple(creates), tuple(rebuilt)))
+    return ops
+
+
+def _absent(option: str) -> Any:
+    return False if option == "hidden" else None
+
+
+def _rebuild_reason(before: IndexModel, after: IndexModel, renamed_from: str | None) -> str | None:
+    """Why `before` cannot become `after` in place, or None when collMod (or nothing) will do."""
+    if renamed_from is not None:
+        return f"renamed {renamed_from} -> {after.name}"
+    if before.keys != after.keys:
+        return "key pattern changed"
+    changed = [k for k in MANAGED_OPTIONS if k not in IN_PLACE
+               and not _same_option(k, before.options.get(k), after.options.get(k))]
+    ttl_before, ttl_after = before.options.get("expireAfterSeconds"), after.options.get("expireAfterSeconds")
+    if (ttl_before is None) != (ttl_after is None):
+        changed.append("ttl added" if ttl_after is not None else "ttl removed")
+    if not changed:
+        return None
+    return ", ".join(f"{k} {_show(before.options.get(k))} -> {_show(after.options.get(k))}"
+                     if k in MANAGED_OPTIONS else k for k in changed)
+
+
+def _same_option(option: str, live: Any, declared: Any) -> bool:
+    if option == "collation" and isinstance(live, Mapping) and isinstance(declared, Mapping):
+        # The server fills in every collation default: compare only what the spec declares.
+        return all(live.get(k) == v for k, v in declared.items())
+    return bool(live == declared)
+
+
+def _show(value: Any) -> str:
+    return "unset" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def validator_differences(live: Any, wanted: Mapping[str, Any]) -> list[str]:
+    """Human summary of how a live validator differs from the wanted one, field by field."""
+    if not isinstance(live, Mapping) or "$jsonSchema" not in live:
+        return ["validator: none -> from spec" if live is None else "validator: replaced (not a $jsonSchema)"]
+    out: list[str] = []
+    _diff_schema(live["$jsonSchema"], wanted["$jsonSchema"], "", out)
+    return out or ["validator: changed"]
+
+
+def _diff_schema(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str, out: list[str]) -> None:
+    old_props, new_props = old.get("properties", {}), new.get("properties", {})
+    for name in new_props:
+        path = f"{prefix}{name}"
+        if name not in old_props:
+            out.append(f"+ field {path}")
+        elif old_props[name] != new_props[name]:
+            if "properties" in new_props[name] and "properties" in old_props[name]:
+                _diff_schema(old_props[name], new_props[name], f"{path}.", out)
+            else:
+                out.append(f"~ field {path}")
+    out += [f"- field {prefix}{name}" for name in old_props if name not in new_props]
+    rest_old = {k: v for k, v in old.items() if k != "properties"}
+    rest_new = {k: v for k, v in new.items() if k != "properties"}
+    for key in sorted(set(rest_old) | set(rest_new)):
+        if rest_old.get(key) != rest_new.get(key):
+            out.append(f"~ {prefix or 'document '}{key}: {rest_old.get(key)} -> {rest_new.get(key)}")

@@ -1,0 +1,159 @@
+"""A pymongo client from the spec's settings, connected with retry, its driver events logged."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pymongo import MongoClient, monitoring
+from pymongo.errors import ConfigurationError, OperationFailure, PyMongoError
+from tenacity import RetryCallState
+
+from bootstrap.errors import BootstrapError
+from bootstrap.redact import mask
+from bootstrap.retry import retrying
+from bootstrap.spec.model import MongoSettings
+
+log = logging.getLogger("bootstrap.mongo")
+
+
+class MongoUnavailable(BootstrapError):
+    """MongoDB could not be reached within the connect-retry policy."""
+
+
+class DriverEvents(
+    monitoring.ServerHeartbeatListener, monitoring.ConnectionPoolListener, monitoring.ServerListener
+):
+    """Logs what an operator needs to know about the connection, at warning level, without noise:
+    a failing server is reported once, not at every heartbeat, and its recovery once."""
+
+    def __init__(self) -> None:
+        self.failing: set[str] = set()
+
+    def started(self, event: Any) -> None:
+        pass
+
+    def succeeded(self, event: monitoring.ServerHeartbeatSucceededEvent) -> None:
+        address = f"{event.connection_id[0]}:{event.connection_id[1]}"
+        if address in self.failing:
+            self.failing.discard(address)
+            log.warning("MongoDB server %s is reachable again", address)
+
+    def failed(self, event: monitoring.ServerHeartbeatFailedEvent) -> None:
+        if type(event.reply).__name__ == "_OperationCancelled":
+            return  # the client is closing, not the server failing
+        address = f"{event.connection_id[0]}:{event.connection_id[1]}"
+        if address not in self.failing:
+            self.failing.add(address)
+            log.warning("MongoDB server %s is unreachable: %s (the driver keeps retrying)", address,
+                        mask(str(event.reply)))
+
+    def pool_cleared(self, event: monitoring.PoolClearedEvent) -> None:
+        log.warning("MongoDB connection pool for %s:%s cleared", *event.address)
+
+    def description_changed(self, event: monitoring.ServerDescriptionChangedEvent) -> None:
+        pass
+
+    # The remaining pool/server events are not worth a line.
+    def opened(self, event: Any) -> None:
+        pass
+
+    def closed(self, event: Any) -> None:
+        pass
+
+    def pool_created(self, event: Any) -> None:
+        pass
+
+    def pool_ready(self, event: Any) -> None:
+        pass
+
+    def pool_closed(self, event: Any) -> None:
+        pass
+
+    def connection_created(self, event: Any) -> None:
+        pass
+
+    def connection_ready(self, event: Any) -> None:
+        pass
+
+    def connection_closed(self, event: Any) -> None:
+        pass
+
+    def connection_check_out_started(self, event: Any) -> None:
+        pass
+
+    def connection_check_out_failed(self, event: Any) -> None:
+        pass
+
+    def connection_checked_out(self, event: Any) -> None:
+        pass
+
+    def connection_checked_in(self, event: Any) -> None:
+        pass
+
+
+def make_client(settings: MongoSettings, listeners: list[Any] | None = None) -> MongoClient[dict[str, Any]]:
+    """A client configured from `settings` (no I/O yet: pymongo connects lazily)."""
+    options: dict[str, Any] = {
+        "maxPoolSize": settings.pool_max,
+        "minPoolSize": settings.pool_min,
+        "serverSelectionTimeoutMS": int(settings.server_selection_timeout * 1000),
+        "connectTimeoutMS": int(settings.connect_timeout * 1000),
+        "appname": settings.app_name,
+        "event_listeners": [DriverEvents(), *(listeners or [])],
+        "tz_aware": True,
+    }
+    if settings.socket_timeout is not None:
+        options["socketTimeoutMS"] = int(settings.socket_timeout * 1000)
+    if settings.ipv4_only:
+        # pymongo has no family option; resolving to IPv4 is done by the OS for plain hosts. For
+        # "localhost" we pin 127.0.0.1 so an IPv6-only ::1 resolution cannot stall connections.
+        options["host"] = settings.uri.replace("://localhost", "://127.0.0.1")
+    else:
+        options["host"] = settings.uri
+    try:
+        return MongoClient(**options)
+    except ConfigurationError as exc:
+        raise BootstrapError(f"invalid MongoDB settings: {mask(str(exc))}") from None
+
+
+def _transient(exc: BaseException) -> bool:
+    """Worth another attempt: the server is unreachable, not refusing us (bad auth stays bad)."""
+    if isinstance(exc, OperationFailure):
+        return exc.code not in (18, 13, 8000)  # auth failed, unauthorized, Atlas auth
+    return isinstance(exc, PyMongoError)
+
+
+def connect(settings: MongoSettings, listeners: list[Any] | None = None) -> MongoClient[dict[str, Any]]:
+    """A client whose server answered `ping`, after retrying per `settings.connect_retry`; one log
+    line per failed attempt, one on success (server version and topology)."""
+    client = make_client(settings, listeners)
+    shown = mask(settings.uri)
+    policy = settings.connect_retry
+
+    def on_retry(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        delay = state.next_action.sleep if state.next_action else 0
+        log.warning("MongoDB %s not reachable (attempt %d of %d): %s; retrying in %.1fs", shown,
+                    state.attempt_number, policy.attempts, _reason(exc), delay)
+
+    try:
+        for attempt in retrying(policy, _transient, on_retry):
+            with attempt:
+                client.admin.command("ping")
+    except PyMongoError as exc:
+        client.close()
+        raise MongoUnavailable(
+            f"cannot reach MongoDB at {shown} after {policy.attempts} attempt(s): {_reason(exc)}"
+        ) from None
+    info = client.admin.command("buildInfo")
+    log.info("connected to MongoDB %s at %s (%s, database %s)", info.get("version", "?"), shown,
+             client.topology_description.topology_type_name, settings.database)
+    return client
+
+
+def _reason(exc: BaseException | None) -> str:
+    if exc is None:
+        return "unknown error"
+    text = str(exc).split(", Timeout:")[0]  # pymongo appends a long topology dump
+    return mask(text.split(", full error")[0])

@@ -1,0 +1,194 @@
+"""Run a plan's operations in order against a database, one executor per operation type.
+
+A failure stops the run: the error names the collection, the index and (for a unique index over
+duplicate data) a sample duplicate key, and says which operations completed before it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pymongo.database import Database
+from pymongo.errors import OperationFailure, PyMongoError
+
+from bootstrap.errors import BootstrapError
+from bootstrap.mongo.operations import (
+    ChangeIndex,
+    CreateCollection,
+    CreateIndexes,
+    DropIndex,
+    IndexModel,
+    Operation,
+    Plan,
+    RebuildIndex,
+    UpdateValidator,
+)
+from bootstrap.redact import mask
+
+log = logging.getLogger("bootstrap.apply")
+
+PROGRESS_AFTER = 3.0  # seconds an index build runs before progress is reported
+PROGRESS_EVERY = 5.0
+NAMESPACE_EXISTS = 48
+NAMESPACE_NOT_FOUND = 26
+INDEX_NOT_FOUND = 27
+DUPLICATE_KEY = 11000
+
+
+class ApplyFailed(BootstrapError):
+    def __init__(self, message: str, done: list[Operation], failed: Operation) -> None:
+        self.done, self.failed = done, failed
+        completed = "; ".join(line for op in done for line in op.describe()[:1]) or "none"
+        super().__init__(f"{message}\ncompleted before the failure: {completed}")
+
+
+Reporter = Callable[[str], None]
+
+
+def execute(db: Database[Any], plan: Plan, report: Reporter, lock_lost: threading.Event) -> list[Operation]:
+    """Run every changing operation of `plan`; return them. Raise ApplyFailed on the first failure,
+    or before an operation when the apply lock was lost (another run may be applying now)."""
+    done: list[Operation] = []
+    for op in plan.changes:
+        if lock_lost.is_set():
+            raise ApplyFailed("stopped: the apply lock was lost (lease expired)", done, op)
+        try:
+            EXECUTORS[type(op)](db, op, report)
+        except OperationFailure as exc:
+            raise ApplyFailed(_explain(db, op, exc), done, op) from None
+        except PyMongoError as exc:
+            message = f"{op.collection}: {op.describe()[0]} failed: {mask(str(exc))}"
+            raise ApplyFailed(message, done, op) from None
+        for line in op.describe():
+            report(f"{op.symbol} {line}" if not line.startswith("  ") else line)
+        done.append(op)
+    return done
+
+
+def _create_collection(db: Database[Any], op: Operation, report: Reporter) -> None:
+    assert isinstance(op, CreateCollection)
+    try:
+        db.command("create", op.collection, validator=dict(op.validator), validationLevel=op.level,
+                   validationAction=op.action)
+    except OperationFailure as exc:
+        if exc.code != NAMESPACE_EXISTS:
+            raise
+        # Created meanwhile by someone else (an application start-up): converge its validator.
+        _coll_mod(db, op.collection, op.validator, op.level, op.action)
+
+
+def _coll_mod(db: Database[Any], name: str, validator: Any, level: str, action: str) -> None:
+    db.command("collMod", name, validator=dict(validator), validationLevel=level, validationAction=action)
+
+
+def _update_validator(db: Database[Any], op: Operation, report: Reporter) -> None:
+    assert isinstance(op, UpdateValidator)
+    _coll_mod(db, op.collection, op.validator, op.level, op.action)
+
+
+def _change_index(db: Database[Any], op: Operation, report: Reporter) -> None:
+    assert isinstance(op, ChangeIndex)
+    index: dict[str, Any] = {"name": op.name}
+    for option, _before, after in op.changes:
+        index[option] = after
+    db.command("collMod", op.collection, index=index)
+
+
+def _drop(db: Database[Any], op: Operation, report: Reporter) -> None:
+    assert isinstance(op, DropIndex | RebuildIndex)
+    name = op.index.name if isinstance(op, DropIndex) else op.name
+    try:
+        db.command("dropIndexes", op.collection, index=name)
+    except OperationFailure as exc:
+        if exc.code != INDEX_NOT_FOUND:  # already gone: the goal is met
+            raise
+
+
+def _create_indexes(db: Database[Any], op: Operation, report: Reporter) -> None:
+    """One createIndexes command for all of a collection's missing indexes, with progress when the
+    build takes a while (large collections)."""
+    assert isinstance(op, CreateIndexes)
+    outcome: dict[str, BaseException | None] = {}
+
+    def build() -> None:
+        try:
+            db.command("createIndexes", op.collection, indexes=[ix.document() for ix in op.indexes])
+            outcome["error"] = None
+        except BaseException as exc:  # re-raised in the calling thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=build, name=f"createIndexes-{op.collection}", daemon=True)
+    started = time.monotonic()
+    worker.start()
+    worker.join(PROGRESS_AFTER)
+    while worker.is_alive():
+        elapsed = time.monotonic() - started
+        report(f"  ... building {len(op.indexes)} index(es) on {op.collection}: {elapsed:.0f}s"
+               f"{_progress(db, op.collection)}")
+        worker.join(PROGRESS_EVERY)
+    error = outcome.get("error")
+    if error is not None:
+        raise error
+
+
+def _progress(db: Database[Any], collection: str) -> str:
+    """Index build progress from $currentOp where the server reports it."""
+    try:
+        ops = db.client.admin.aggregate([
+            {"$currentOp": {"allUsers": True, "idleConnections": False}},
+            {"$match": {"ns": f"{db.name}.{collection}", "progress": {"$exists": True}}},
+        ])
+        for current in ops:
+            progress = current.get("progress", {})
+            if progress.get("total"):
+                return f" ({progress.get('done', 0)}/{progress['total']} {current.get('msg', '')})"
+    except PyMongoError:
+        pass
+    return ""
+
+
+EXECUTORS: dict[type[Operation], Callable[[Database[Any], Operation, Reporter], None]] = {
+    CreateCollection: _create_collection,
+    UpdateValidator: _update_validator,
+    ChangeIndex: _change_index,
+    DropIndex: _drop,
+    RebuildIndex: _drop,  # the matching CreateIndexes recreates it
+    CreateIndexes: _create_indexes,
+}
+
+
+def _explain(db: Database[Any], op: Operation, exc: OperationFailure) -> str:
+    message = mask(str(exc.details.get("errmsg", exc) if exc.details else exc))
+    head = f"{op.collection}: {op.describe()[0] if op.describe() else type(op).__name__} failed"
+    if exc.code == DUPLICATE_KEY and isinstance(op, CreateIndexes):
+        for index in op.indexes:
+            if index.options.get("unique"):
+                sample = duplicate_sample(db, op.collection, index)
+                if sample is not None:
+                    return (f"{op.collection}: unique index {index.name} cannot be built: documents "
+                            f"share the key {sample['key']} ({sample['count']} documents, e.g. _id "
+                            f"{', '.join(map(str, sample['ids']))}). Remove the duplicates, then apply "
+                            "again.")
+    return f"{head} (code {exc.code}): {message}"
+
+
+def duplicate_sample(db: Database[Any], collection: str, index: IndexModel) -> dict[str, Any] | None:
+    """One key value shared by several documents, if any (what a unique index build trips on)."""
+    group_id = {name.replace(".", "_"): f"${name}" for name, _ in index.keys}
+    pipeline: list[dict[str, Any]] = []
+    if "partialFilterExpression" in index.options:
+        pipeline.append({"$match": index.options["partialFilterExpression"]})
+    if index.options.get("sparse"):
+        pipeline.append({"$match": {"$or": [{name: {"$exists": True}} for name, _ in index.keys]}})
+    pipeline += [
+        {"$group": {"_id": group_id, "count": {"$sum": 1}, "ids": {"$push": "$_id"}}},
+        {"$match": {"count": {"$gt": 1}}},
+        {"$limit": 1},
+    ]
+    for row in db[collection].aggregate(pipeline, allowDiskUse=True):
+        return {"key": row["_id"], "count": row["count"], "ids": row["ids"][:3]}
+    return None

@@ -1,0 +1,45 @@
+"""Records of every apply that changed something, in `bootstrap_applies`: when, which spec, what was
+done and how it ended — what `status` reports as the last apply."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo.database import Database
+
+from bootstrap import __version__
+from bootstrap.mongo.operations import Operation
+
+APPLIES = "bootstrap_applies"
+
+
+def record_apply(db: Database[Any], *, spec_hash: str, started: datetime, done: list[Operation],
+                 planned: list[Operation], outcome: str, error: str | None = None) -> None:
+    db[APPLIES].insert_one({
+        "startedAt": started,
+        "finishedAt": datetime.now(UTC),
+        "specHash": spec_hash,
+        "outcome": outcome,
+        "error": error,
+        "operations": [op.to_json() for op in done],
+        "notDone": [op.to_json() for op in planned[len(done):]],
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "user": _user(),
+        "tool": f"bootstrap {__version__}",
+    })
+
+
+def last_apply(db: Database[Any]) -> dict[str, Any] | None:
+    return db[APPLIES].find_one(sort=[("startedAt", -1)])
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in some containers
+        return "unknown"

@@ -1,0 +1,95 @@
+"""Read what is live in a database, normalised so it compares cleanly with the spec.
+
+Round trips: one `listCollections` for all managed collections, then one `listIndexes` per existing
+managed collection. Server-added noise (`v`, `ns`, `background`) is dropped; defaults are made
+explicit (validation level/action); numeric key directions become ints (1.0 -> 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo.database import Database
+
+IGNORED_INDEX_KEYS = frozenset({"v", "ns", "background", "key", "name"})
+
+
+@dataclass(frozen=True)
+class LiveIndex:
+    name: str
+    keys: tuple[tuple[str, int | str], ...]
+    options: Mapping[str, Any]  # unique, sparse, expireAfterSeconds, partialFilterExpression, ...
+
+    @property
+    def ttl(self) -> int | None:
+        value = self.options.get("expireAfterSeconds")
+        return None if value is None else int(value)
+
+
+@dataclass(frozen=True)
+class LiveCollection:
+    name: str
+    validator: Mapping[str, Any] | None
+    validation_level: str
+    validation_action: str
+    indexes: tuple[LiveIndex, ...] = ()
+    is_view: bool = False
+
+    def index(self, name: str) -> LiveIndex | None:
+        return next((ix for ix in self.indexes if ix.name == name), None)
+
+
+@dataclass(frozen=True)
+class LiveState:
+    database: str
+    collections: Mapping[str, LiveCollection] = field(default_factory=dict)
+
+
+def _direction(value: Any) -> int | str:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value if isinstance(value, int | str) else str(value)
+
+
+def _declared_keys(raw: Mapping[str, Any]) -> tuple[tuple[str, int | str], ...]:
+    """Key pattern as declared. Text indexes are reported as `{_fts: "text", _ftsx: 1}` with the
+    fields in `weights`: turn that back into `{field: "text", ...}`."""
+    keys: list[tuple[str, int | str]] = []
+    for name, direction in raw["key"].items():
+        if name == "_fts":
+            keys += [(str(field), "text") for field in raw.get("weights", {})]
+        elif name != "_ftsx":
+            keys.append((str(name), _direction(direction)))
+    return tuple(keys)
+
+
+def normalise_index(raw: Mapping[str, Any]) -> LiveIndex:
+    options = {k: v for k, v in raw.items() if k not in IGNORED_INDEX_KEYS}
+    # Absent and false mean the same to the server; keep only what is set.
+    options = {k: v for k, v in options.items() if v is not False}
+    return LiveIndex(name=str(raw["name"]), keys=_declared_keys(raw), options=options)
+
+
+def read_live_state(db: Database[Any], names: Iterable[str]) -> LiveState:
+    """The live state of the collections named (others are never looked at)."""
+    wanted = sorted(set(names))
+    collections: dict[str, LiveCollection] = {}
+    for info in db.list_collections(filter={"name": {"$in": wanted}}):
+        options = info.get("options", {})
+        is_view = info.get("type") == "view"
+        indexes: tuple[LiveIndex, ...] = ()
+        if not is_view:
+            indexes = tuple(
+                normalise_index(raw) for raw in db[info["name"]].list_indexes() if raw["name"] != "_id_"
+            )
+        collections[info["name"]] = LiveCollection(
+            name=info["name"],
+            validator=options.get("validator"),
+            validation_level=options.get("validationLevel", "strict"),
+            validation_action=options.get("validationAction", "error"),
+            indexes=indexes,
+            is_view=is_view,
+        )
+    return LiveState(database=db.name, collections=collections)

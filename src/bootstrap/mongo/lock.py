@@ -1,0 +1,108 @@
+"""A lease lock in MongoDB so that two `bootstrap apply` runs never interleave.
+
+The lease lives in `bootstrap_locks`; expiry uses the server's clock (`$$NOW`), so client clock skew
+does not matter. The holder renews the lease in the background; a crashed holder's lease simply
+expires. Acquiring relies on the unique `_id`: an upsert that does not match a free or expired lease
+fails with a duplicate key, which means "held".
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from bootstrap.errors import BootstrapError
+
+log = logging.getLogger("bootstrap.lock")
+
+LOCKS = "bootstrap_locks"
+
+
+class LockTimeout(BootstrapError):
+    pass
+
+
+class LeaseLock:
+    def __init__(self, db: Database[Any], name: str, lease: float = 30.0) -> None:
+        self.collection = db[LOCKS]
+        self.name = name
+        self.lease_ms = int(lease * 1000)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    def try_acquire(self) -> bool:
+        free_or_mine = {"$or": [{"owner": self.owner}, {"$expr": {"$lt": ["$expiresAt", "$$NOW"]}}]}
+        try:
+            self.collection.update_one(
+                {"_id": self.name, **free_or_mine},
+                [{"$set": {"owner": self.owner, "acquiredAt": "$$NOW",
+                           "expiresAt": {"$add": ["$$NOW", self.lease_ms]}}}],
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    def holder(self) -> dict[str, Any] | None:
+        return self.collection.find_one({"_id": self.name})
+
+    def acquire(self, timeout: float, on_wait: Callable[[dict[str, Any] | None], None]) -> None:
+        """Block until the lock is ours, or raise LockTimeout after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        delay, told = 0.05, False
+        while not self.try_acquire():
+            if time.monotonic() >= deadline:
+                holder = self.holder() or {}
+                raise LockTimeout(f"another apply ({holder.get('owner', 'unknown')}) still holds the lock "
+                                  f"after {timeout:g}s; try again later")
+            if not told:
+                on_wait(self.holder())
+                told = True
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        self._renewer = threading.Thread(target=self._renew, name=f"lease-{self.name}", daemon=True)
+        self._renewer.start()
+
+    def _renew(self) -> None:
+        interval = self.lease_ms / 3000
+        while not self._stop.wait(interval):
+            try:
+                result = self.collection.update_one(
+                    {"_id": self.name, "owner": self.owner},
+                    [{"$set": {"expiresAt": {"$add": ["$$NOW", self.lease_ms]}}}],
+                )
+            except PyMongoError as exc:
+                log.warning("could not renew the apply lock: %s", exc)
+                continue
+            if result.matched_count == 0:
+                log.error("the apply lock was lost (lease expired and taken by another run)")
+                self.lost.set()
+                return
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join()
+        try:
+            self.collection.delete_one({"_id": self.name, "owner": self.owner})
+        except PyMongoError as exc:  # the lease expires by itself
+            log.warning("could not release the apply lock (it expires by itself): %s", exc)
+
+    def __enter__(self) -> LeaseLock:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.release()

@@ -1,0 +1,213 @@
+"""Operations a plan is made of: plain data, one class per kind of change, each able to describe
+itself. `compare` produces them, `render` prints them, `execute` runs them — in the same order."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bootstrap.spec.durations import format_duration
+
+
+def describe_keys(keys: tuple[tuple[str, int | str], ...]) -> str:
+    return "{" + ", ".join(f"{k}: {v}" for k, v in keys) + "}"
+
+
+def describe_options(options: Mapping[str, Any]) -> str:
+    parts = []
+    for key, value in options.items():
+        if key == "expireAfterSeconds":
+            parts.append(f"ttl {format_duration(value)}")
+        elif value is True:
+            parts.append(key)
+        else:
+            parts.append(f"{key} {_compact(value)}")
+    return " ".join(parts)
+
+
+def _compact(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {_compact(v)}" for k, v in value.items()) + "}"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+@dataclass(frozen=True)
+class IndexModel:
+    """One index as createIndexes takes it."""
+
+    name: str
+    keys: tuple[tuple[str, int | str], ...]
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def document(self) -> dict[str, Any]:
+        return {"key": dict(self.keys), "name": self.name, **self.options}
+
+    def describe(self) -> str:
+        text = f"{self.name} {describe_keys(self.keys)}"
+        opts = describe_options(self.options)
+        return f"{text} {opts}" if opts else text
+
+
+@dataclass(frozen=True)
+class Operation:
+    collection: str
+
+    symbol = "?"
+    is_change = True  # False for informational entries (kept indexes, blocked operations)
+
+    def describe(self) -> list[str]:
+        raise NotImplementedError
+
+    def to_json(self) -> dict[str, Any]:
+        return {"op": type(self).__name__, "collection": self.collection, "symbol": self.symbol,
+                "description": self.describe()}
+
+
+@dataclass(frozen=True)
+class CreateCollection(Operation):
+    validator: Mapping[str, Any]
+    level: str
+    action: str
+    symbol = "+"
+
+    def describe(self) -> list[str]:
+        props = self.validator.get("$jsonSchema", {}).get("properties", {})
+        return [f"create collection {self.collection} (validator: {len(props)} fields, "
+                f"level {self.level}, action {self.action})"]
+
+
+@dataclass(frozen=True)
+class UpdateValidator(Operation):
+    validator: Mapping[str, Any]
+    level: str
+    action: str
+    before_level: str
+    before_action: str
+    differences: tuple[str, ...]
+    symbol = "~"
+
+    def describe(self) -> list[str]:
+        lines = [f"change validator of {self.collection} (collMod; existing documents are not rechecked)"]
+        if (self.before_level, self.before_action) != (self.level, self.action):
+            lines.append(f"  validation: level {self.before_level} -> {self.level}, "
+                         f"action {self.before_action} -> {self.action}")
+        lines += [f"  {d}" for d in self.differences]
+        return lines
+
+
+@dataclass(frozen=True)
+class CreateIndexes(Operation):
+    """All missing indexes of one collection, in one createIndexes command."""
+
+    indexes: tuple[IndexModel, ...]
+    rebuilt: tuple[str, ...] = ()  # names also shown as rebuilds
+    symbol = "+"
+
+    def describe(self) -> list[str]:
+        return [f"create index {ix.describe()}" for ix in self.indexes if ix.name not in self.rebuilt]
+
+
+@dataclass(frozen=True)
+class ChangeIndex(Operation):
+    """TTL or hidden changed in place with collMod: no rebuild."""
+
+    name: str
+    changes: tuple[tuple[str, Any, Any], ...]  # (option, before, after)
+    symbol = "~"
+
+    def describe(self) -> list[str]:
+        parts = []
+        for option, before, after in self.changes:
+            if option == "expireAfterSeconds":
+                parts.append(f"ttl {format_duration(before)} -> {format_duration(after)}")
+            else:
+                parts.append(f"{option} {before} -> {after}")
+        return [f"change index {self.name}: {', '.join(parts)} (collMod, no rebuild)"]
+
+
+@dataclass(frozen=True)
+class RebuildIndex(Operation):
+    """Drop an index whose definition changed; the matching CreateIndexes recreates it."""
+
+    name: str
+    before: IndexModel
+    after: IndexModel
+    reason: str
+    symbol = "-/+"
+
+    def describe(self) -> list[str]:
+        return [f"rebuild index {self.name}: {self.reason}",
+                f"  before: {self.before.describe()}", f"  after:  {self.after.describe()}"]
+
+
+@dataclass(frozen=True)
+class DropIndex(Operation):
+    """An index that exists but is not declared, dropped because --prune was given."""
+
+    index: IndexModel
+    symbol = "-"
+
+    def describe(self) -> list[str]:
+        return [f"drop index {self.index.describe()} (not declared; --prune)"]
+
+
+@dataclass(frozen=True)
+class KeepIndex(Operation):
+    """An undeclared index that stays: shown so nobody is surprised by it."""
+
+    index: IndexModel
+    symbol = "?"
+    is_change = False
+
+    def describe(self) -> list[str]:
+        return [f"keep undeclared index {self.index.describe()} (drop it with --prune)"]
+
+
+@dataclass(frozen=True)
+class Blocked(Operation):
+    """A needed change that this run may not make; apply refuses to start while any is present."""
+
+    wanted: Operation
+    reason: str
+    symbol = "!"
+    is_change = False
+
+    def describe(self) -> list[str]:
+        return [f"blocked: {self.reason}", *(f"  {line}" for line in self.wanted.describe())]
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), "reason": self.reason, "wanted": self.wanted.to_json()}
+
+
+@dataclass(frozen=True)
+class Plan:
+    database: str
+    operations: tuple[Operation, ...] = ()
+
+    @property
+    def changes(self) -> tuple[Operation, ...]:
+        return tuple(op for op in self.operations if op.is_change)
+
+    @property
+    def blocked(self) -> tuple[Blocked, ...]:
+        return tuple(op for op in self.operations if isinstance(op, Blocked))
+
+    def counts(self) -> dict[str, int]:
+        counts = {"create": 0, "change": 0, "rebuild": 0, "drop": 0, "blocked": 0, "kept": 0}
+        for op in self.operations:
+            if isinstance(op, CreateIndexes):
+                counts["create"] += len(op.indexes) - len(op.rebuilt)
+            elif isinstance(op, CreateCollection):
+                counts["create"] += 1
+            elif isinstance(op, UpdateValidator | ChangeIndex):
+                counts["change"] += 1
+            elif isinstance(op, RebuildIndex):
+                counts["rebuild"] += 1
+            elif isinstance(op, DropIndex):
+                counts["drop"] += 1
+            elif isinstance(op, Blocked):
+                counts["blocked"] += 1
+            elif isinstance(op, KeepIndex):
+                counts["kept"] += 1
+        return counts

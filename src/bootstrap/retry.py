@@ -1,0 +1,37 @@
+"""Connect-retry policies (from the spec) as tenacity Retrying objects, shared by MongoDB and Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
+
+from bootstrap.spec.model import RetryPolicy
+
+
+def retrying(
+    policy: RetryPolicy,
+    transient: Callable[[BaseException], bool],
+    on_retry: Callable[[RetryCallState], None],
+) -> Retrying:
+    """Exponential (or fixed) delays from `policy.delay`, capped at `policy.max_delay`, optionally
+    jittered; retries only exceptions `transient` accepts; re-raises the last one."""
+    base = 2 if policy.backoff == "exponential" else 1
+    wait: Any = wait_exponential(multiplier=policy.delay, exp_base=base, max=policy.max_delay)
+    if policy.jitter:
+        wait = wait + wait_random(0, policy.delay)
+    return Retrying(
+        stop=stop_after_attempt(policy.attempts),
+        wait=wait,
+        retry=retry_if_exception(transient),
+        before_sleep=on_retry,
+        reraise=True,
+    )
