@@ -137,14 +137,18 @@ def connect(settings: MongoSettings, listeners: list[Any] | None = None) -> Mong
         log.warning("MongoDB %s not reachable (attempt %d of %d): %s; retrying in %.1fs", shown,
                     state.attempt_number, policy.attempts, _reason(exc), delay)
 
+    attempts = 0
     try:
         for attempt in retrying(policy, _transient, on_retry):
             with attempt:
+                attempts += 1
                 client.admin.command("ping")
     except PyMongoError as exc:
         client.close()
+        if not _transient(exc):
+            raise MongoUnavailable(f"MongoDB at {shown} refused the connection: {_reason(exc)}") from None
         raise MongoUnavailable(
-            f"cannot reach MongoDB at {shown} after {policy.attempts} attempt(s): {_reason(exc)}"
+            f"cannot reach MongoDB at {shown} after {attempts} attempt(s): {_reason(exc)}"
         ) from None
     info = client.admin.command("buildInfo")
     log.info("connected to MongoDB %s at %s (%s, database %s)", info.get("version", "?"), shown,

@@ -1,0 +1,76 @@
+"""Shared fixtures: real servers (SecantusDB for MongoDB, redis-server), a copy of the shipped config
+per test, and an in-process CLI runner."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bootstrap.cli.main import main
+from bootstrap.embedded import MongoServer, RedisServer
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED_CONFIG = REPO / "config"
+
+
+@pytest.fixture(scope="session")
+def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoServer]:
+    server = MongoServer(tmp_path_factory.mktemp("mongo"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mongo_uri(mongo_server: MongoServer) -> str:
+    """A URI naming a database of its own for this test."""
+    return f"{mongo_server.uri}t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path, mongo_uri: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the shipped config, pointed at this test's database."""
+    target = tmp_path / "project" / "config"
+    shutil.copytree(SHIPPED_CONFIG, target)
+    monkeypatch.setenv("MONGODB_URI", mongo_uri)
+    return target
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
+    """Run `bootstrap ARGS...` in this process; returns exit code and captured output."""
+
+    def run(*args: str) -> Result:
+        capsys.readouterr()
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env.update(extra)
+    return env

@@ -1,0 +1,268 @@
+"""plan/apply against a real MongoDB wire-protocol server (SecantusDB, started by the fixtures)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pymongo import MongoClient, monitoring
+from pymongo.database import Database
+from pymongo.errors import WriteError
+
+from bootstrap.mongo import converge
+from bootstrap.mongo.compare import index_model
+from bootstrap.mongo.converge import Options, PlanBlocked, make_plan
+from bootstrap.mongo.execute import ApplyFailed
+from bootstrap.mongo.history import APPLIES
+from bootstrap.mongo.live import read_live_state
+from bootstrap.mongo.operations import Blocked, ChangeIndex, CreateIndexes, DropIndex, KeepIndex, RebuildIndex
+from bootstrap.mongo.validator import collection_validator
+from bootstrap.spec.load import load_spec
+from bootstrap.spec.model import Spec
+from tests.conftest import Result
+from tests.integration import docgen
+
+WRITE_COMMANDS = {"create", "createIndexes", "collMod", "dropIndexes", "drop", "insert", "update", "delete",
+                  "findAndModify"}
+
+
+class Commands(monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.names.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+    def writes(self) -> list[str]:
+        return [name for name in self.names if name in WRITE_COMMANDS]
+
+
+@pytest.fixture
+def commands() -> Commands:
+    return Commands()
+
+
+@pytest.fixture
+def db(mongo_uri: str, commands: Commands) -> Iterator[Database[dict[str, Any]]]:
+    client: MongoClient[dict[str, Any]] = MongoClient(mongo_uri, event_listeners=[commands], tz_aware=True)
+    yield client.get_default_database()
+    client.drop_database(client.get_default_database().name)
+    client.close()
+
+
+@pytest.fixture
+def spec(config_dir: Path) -> Spec:
+    return load_spec(config_dir)
+
+
+def apply(spec: Spec, db: Database[Any], **options: Any) -> list[Any]:
+    return converge.apply(spec, db, Options(**options), lambda line: None)
+
+
+def edit(config_dir: Path, file: str, old: str, new: str) -> None:
+    path = config_dir / file
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {file}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_cold_apply_creates_every_collection_validator_and_index(spec: Spec, db: Database[Any]) -> None:
+    apply(spec, db)
+    live = read_live_state(db, [c.name for c in spec.collections])
+    assert sorted(live.collections) == sorted(c.name for c in spec.collections)
+    assert len(live.collections) == 9
+    total = 0
+    for coll in spec.collections:
+        current = live.collections[coll.name]
+        assert current.validator == collection_validator(coll)
+        assert (current.validation_level, current.validation_action) == ("strict", "error")
+        for index in coll.indexes:
+            found = current.index(index.name)
+            assert found is not None, f"{coll.name}.{index.name} missing"
+            wanted = index_model(index)
+            assert found.keys == wanted.keys
+            for option in ("unique", "sparse", "expireAfterSeconds"):
+                assert found.options.get(option) == wanted.options.get(option), (coll.name, index.name, option)
+            total += 1
+        assert len(current.indexes) == len(coll.indexes)
+    assert total == 23
+    assert live.collections["emailevents"].index("timestamp_1").ttl == 90 * 86400  # type: ignore[union-attr]
+    assert live.collections["stagedemails"].index("expiresAt_1").ttl == 0  # type: ignore[union-attr]
+    assert live.collections["notifications"].index("createdAt_1").ttl == 30 * 86400  # type: ignore[union-attr]
+    users = live.collections["users"].index("microsoftId_1")
+    assert users is not None and users.options.get("unique") and users.options.get("sparse")
+    record = db[APPLIES].find_one()
+    assert record is not None and record["outcome"] == "success" and record["specHash"] == spec.hash()
+
+
+def test_second_apply_sends_no_write_command(spec: Spec, db: Database[Any], commands: Commands) -> None:
+    assert apply(spec, db)
+    commands.names.clear()
+    assert apply(spec, db) == []
+    assert commands.writes() == []
+    # One listCollections plus one listIndexes per collection: the round trips a no-op costs.
+    reads = [n for n in commands.names if n in ("listCollections", "listIndexes")]
+    assert reads.count("listCollections") == 1 and reads.count("listIndexes") == 9
+
+
+def test_cold_apply_sends_one_create_indexes_per_collection(spec: Spec, db: Database[Any],
+                                                            commands: Commands) -> None:
+    apply(spec, db)
+    assert commands.names.count("createIndexes") == 9
+    assert commands.names.count("create") == 9
+
+
+def test_changed_ttl_is_changed_in_place(config_dir: Path, db: Database[Any], commands: Commands) -> None:
+    apply(load_spec(config_dir), db)
+    edit(config_dir, "collections/emailevents.yaml", "ttl: 90d", "ttl: 30d")
+    spec = load_spec(config_dir)
+    plan = make_plan(spec, db, Options())
+    assert [type(op) for op in plan.changes] == [ChangeIndex]
+    assert "ttl 90d -> 30d" in plan.changes[0].describe()[0]
+    commands.names.clear()
+    apply(spec, db)
+    assert "collMod" in commands.names
+    assert "dropIndexes" not in commands.names and "createIndexes" not in commands.names
+    live = read_live_state(db, ["emailevents"]).collections["emailevents"]
+    assert live.index("timestamp_1").ttl == 30 * 86400  # type: ignore[union-attr]
+    assert make_plan(spec, db, Options()).changes == ()
+
+
+def test_changed_unique_is_blocked_without_flag_and_rebuilt_with_it(config_dir: Path, db: Database[Any],
+                                                                    commands: Commands) -> None:
+    apply(load_spec(config_dir), db)
+    edit(config_dir, "collections/mailboxes.yaml", "  - keys: {userId: 1}\n",
+         "  - keys: {userId: 1}\n    unique: true\n")
+    spec = load_spec(config_dir)
+    plan = make_plan(spec, db, Options())
+    assert any(isinstance(op, Blocked) and isinstance(op.wanted, RebuildIndex) for op in plan.operations)
+    commands.names.clear()
+    with pytest.raises(PlanBlocked, match="allow-rebuild"):
+        apply(spec, db)
+    assert commands.writes() == []
+    live = read_live_state(db, ["mailboxes"]).collections["mailboxes"]
+    assert not live.index("userId_1").options.get("unique")  # type: ignore[union-attr]
+
+    apply(spec, db, allow_rebuild=True)
+    assert commands.names.count("dropIndexes") == 1
+    live = read_live_state(db, ["mailboxes"]).collections["mailboxes"]
+    assert live.index("userId_1").options.get("unique") is True  # type: ignore[union-attr]
+
+
+def test_undeclared_index_is_kept_then_pruned(spec: Spec, db: Database[Any]) -> None:
+    apply(spec, db)
+    db["users"].create_index("displayName", name="displayName_1")
+    plan = make_plan(spec, db, Options())
+    assert [type(op) for op in plan.operations] == [KeepIndex] and plan.changes == ()
+    apply(spec, db)
+    assert "displayName_1" in db["users"].index_information()
+    plan = make_plan(spec, db, Options(prune=True))
+    assert [type(op) for op in plan.changes] == [DropIndex]
+    apply(spec, db, prune=True)
+    assert "displayName_1" not in db["users"].index_information()
+
+
+def test_index_renamed_by_another_tool_is_a_rebuild(spec: Spec, db: Database[Any]) -> None:
+    db.create_collection("mailboxes")
+    db["mailboxes"].create_index("userId", name="by_user")
+    plan = make_plan(spec, db, Options())
+    blocked = [op for op in plan.operations if isinstance(op, Blocked)]
+    assert blocked and "renamed by_user -> userId_1" in blocked[0].describe()[1]
+    apply(spec, db, allow_rebuild=True)
+    names = set(db["mailboxes"].index_information())
+    assert "userId_1" in names and "by_user" not in names
+
+
+def test_changed_validator_is_updated_with_coll_mod(config_dir: Path, db: Database[Any]) -> None:
+    apply(load_spec(config_dir), db)
+    edit(config_dir, "collections/users.yaml", "  displayName: string\n",
+         "  displayName: {type: string, max_length: 200}\n  locale: string\n")
+    spec = load_spec(config_dir)
+    plan = make_plan(spec, db, Options())
+    text = "\n".join(line for op in plan.changes for line in op.describe())
+    assert "~ field displayName" in text and "+ field locale" in text
+    apply(spec, db)
+    with pytest.raises(WriteError) as caught:
+        db["users"].insert_one({"email": "a@b.c", "displayName": "x" * 201})
+    assert caught.value.code == 121
+
+
+def test_duplicate_data_under_new_unique_index_names_collection_index_and_key(spec: Spec,
+                                                                              db: Database[Any]) -> None:
+    db["users"].insert_many([{"email": "same@example.com"}, {"email": "same@example.com"}])
+    with pytest.raises(ApplyFailed) as caught:
+        apply(spec, db)
+    message = str(caught.value)
+    assert "users" in message and "email_1" in message and "same@example.com" in message
+    assert "completed before the failure" in message
+    record = db[APPLIES].find_one({"outcome": "failed"})
+    assert record is not None and record["operations"]
+
+
+@pytest.mark.parametrize("name", ["users", "mailboxes", "emailevents", "patterns", "rules", "stagedemails",
+                                  "auditlogs", "notifications", "webhooksubscriptions"])
+def test_validator_rejects_every_violation(spec: Spec, db: Database[Any], name: str) -> None:
+    apply(spec, db)
+    coll = spec.collection(name)
+    db[name].insert_one(docgen.minimal(coll.fields))  # the base of every violation is itself valid
+    checked = 0
+    for what, doc in docgen.violations(coll):
+        with pytest.raises(WriteError) as caught:
+            db[name].insert_one(doc)
+        assert caught.value.code == 121, what
+        checked += 1
+    assert checked >= 3
+
+
+@pytest.mark.parametrize("name", ["users", "mailboxes", "emailevents", "patterns", "rules", "stagedemails",
+                                  "auditlogs", "notifications", "webhooksubscriptions"])
+def test_validator_accepts_every_document_the_spec_allows(spec: Spec, db: Database[Any], name: str) -> None:
+    apply(spec, db)
+    coll = spec.collection(name)
+    unique_fields = {key for ix in coll.indexes if ix.unique for key, _ in ix.keys}
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    @given(st.data())
+    def check(data: st.DataObject) -> None:
+        doc = data.draw(docgen.collection_document(coll))
+        db[name].insert_one(doc)
+        if unique_fields:  # keep unique indexes from rejecting the next example
+            db[name].delete_many({})
+
+    check()
+
+
+def test_plan_cli_text_json_and_exit_codes(config_dir: Path, cli: Callable[..., Result]) -> None:
+    result = cli("plan", "--config", str(config_dir), "--detailed-exitcode")
+    assert result.code == 2
+    assert "+ create collection users" in result.out and "Plan: 32 to create" in result.out
+    result = cli("plan", "--config", str(config_dir), "--json")
+    assert result.code == 0 and '"changes": true' in result.out
+    assert cli("apply", "--config", str(config_dir)).code == 0
+    result = cli("plan", "--config", str(config_dir), "--detailed-exitcode")
+    assert result.code == 0 and "No changes" in result.out
+
+
+def test_apply_cli_refuses_blocked_plan_with_exit_1(config_dir: Path, cli: Callable[..., Result]) -> None:
+    assert cli("apply", "--config", str(config_dir)).code == 0
+    edit(config_dir, "collections/users.yaml", "    sparse: true\n", "")
+    result = cli("apply", "--config", str(config_dir))
+    assert result.code == 1
+    assert "blocked" in result.err and "--allow-rebuild" in result.err and "Traceback" not in result.err
+    assert cli("apply", "--config", str(config_dir), "--allow-rebuild").code == 0
+
+
+def test_create_indexes_batches_by_collection(spec: Spec, db: Database[Any]) -> None:
+    plan = make_plan(spec, db, Options())
+    batches = [op for op in plan.changes if isinstance(op, CreateIndexes)]
+    assert len(batches) == 9 and sum(len(op.indexes) for op in batches) == 23
