@@ -149,7 +149,8 @@ def _field_violations(fields: tuple[Field, ...], base: dict[str, Any],
             yield f"{name}: missing", at(fld, None, remove=True)
             yield f"{name}: null", at(fld, None)
         if fld.enum is not None:
-            yield f"{name}: not in enum", at(fld, "not-an-enum-value" if fld.type is FieldType.STRING else -999)
+            outsider = "not-an-enum-value" if fld.type is FieldType.STRING else -999
+            yield f"{name}: not in enum", at(fld, outsider)
         if fld.minimum is not None:
             yield f"{name}: below min", at(fld, fld.minimum - 1)
         if fld.maximum is not None:

@@ -92,7 +92,8 @@ def test_cold_apply_creates_every_collection_validator_and_index(spec: Spec, db:
             wanted = index_model(index)
             assert found.keys == wanted.keys
             for option in ("unique", "sparse", "expireAfterSeconds"):
-                assert found.options.get(option) == wanted.options.get(option), (coll.name, index.name, option)
+                where = (coll.name, index.name, option)
+                assert found.options.get(option) == wanted.options.get(option), where
             total += 1
         assert len(current.indexes) == len(coll.indexes)
     assert total == 23

@@ -35,7 +35,9 @@ def small_retry_config(tmp_path: Path, attempts: int = 3, delay: str = "200ms",
     text = settings.read_text()
     text = text.replace("timeouts: {server_selection: 5s, socket: 45s, connect: 10s}",
                         f"timeouts: {{server_selection: {server_selection}, socket: 45s, connect: 1s}}")
-    text = text.replace("connect_retry: {attempts: 10, backoff: exponential, delay: 1s, max_delay: 30s, jitter: true}",
+    shipped = "connect_retry: {attempts: 10, backoff: exponential, delay: 1s, max_delay: 30s, jitter: true}"
+    assert shipped in text
+    text = text.replace(shipped,
                         f"connect_retry: {{attempts: {attempts}, backoff: exponential, delay: {delay}, "
                         "max_delay: 2s, jitter: false}", 1)
     settings.write_text(text)
@@ -48,7 +50,7 @@ def test_five_concurrent_applies_all_succeed_once(config_dir: Path, mongo_uri: s
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(5)]
     results = [(p.wait(120), *p.communicate()) for p in procs]
-    for code, out, err in results:
+    for code, _out, err in results:
         assert code == 0, err
         assert "Traceback" not in err
     applied = [out for _, out, _ in results if "Applied" in out]
