@@ -267,3 +267,15 @@ def test_create_indexes_batches_by_collection(spec: Spec, db: Database[Any]) -> 
     plan = make_plan(spec, db, Options())
     batches = [op for op in plan.changes if isinstance(op, CreateIndexes)]
     assert len(batches) == 9 and sum(len(op.indexes) for op in batches) == 23
+
+
+def test_long_index_builds_report_progress(spec: Spec, db: Database[Any],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from bootstrap.mongo import execute
+
+    monkeypatch.setattr(execute, "PROGRESS_AFTER", 0.0)
+    monkeypatch.setattr(execute, "PROGRESS_EVERY", 0.05)
+    db["emailevents"].insert_many([{"userId": i, "timestamp": i} for i in range(20000)])
+    lines: list[str] = []
+    converge.apply(spec, db, Options(), lines.append)
+    assert any("building 4 index(es) on emailevents" in line for line in lines), lines
