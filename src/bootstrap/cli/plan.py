@@ -7,8 +7,8 @@ import argparse
 from bootstrap import console
 from bootstrap.cli.common import add_plan_options, database, plan_options, spec_from
 from bootstrap.mongo.converge import make_plan
-from bootstrap.mongo.render import plan_json, plan_text
 from bootstrap.redact import mask
+from bootstrap.render import plan_json, plan_text
 
 HELP = "show what apply would change (+ create, ~ change in place, -/+ rebuild, - drop, ! blocked)"
 

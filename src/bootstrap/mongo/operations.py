@@ -1,5 +1,5 @@
-"""Operations a plan is made of: plain data, one class per kind of change, each able to describe
-itself. `compare` produces them, `render` prints them, `execute` runs them — in the same order."""
+"""MongoDB operations: plain data, one class per kind of change, each able to describe itself.
+`compare` produces them, `render` prints them, `execute` runs them — in the same order."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bootstrap.plan import Blocked, Operation, Plan
 from bootstrap.spec.durations import format_duration
+
+__all__ = ["Blocked", "ChangeIndex", "CreateCollection", "CreateIndexes", "DropIndex", "IndexModel",
+           "KeepIndex", "Operation", "Plan", "RebuildIndex", "UpdateValidator"]
 
 
 def describe_keys(keys: tuple[tuple[str, int | str], ...]) -> str:
@@ -50,21 +54,6 @@ class IndexModel:
 
 
 @dataclass(frozen=True)
-class Operation:
-    collection: str
-
-    symbol = "?"
-    is_change = True  # False for informational entries (kept indexes, blocked operations)
-
-    def describe(self) -> list[str]:
-        raise NotImplementedError
-
-    def to_json(self) -> dict[str, Any]:
-        return {"op": type(self).__name__, "collection": self.collection, "symbol": self.symbol,
-                "description": self.describe()}
-
-
-@dataclass(frozen=True)
 class CreateCollection(Operation):
     validator: Mapping[str, Any]
     level: str
@@ -86,6 +75,7 @@ class UpdateValidator(Operation):
     before_action: str
     differences: tuple[str, ...]
     symbol = "~"
+    kind = "change"
 
     def describe(self) -> list[str]:
         lines = [f"change validator of {self.collection} (collMod; existing documents are not rechecked)"]
@@ -104,6 +94,9 @@ class CreateIndexes(Operation):
     rebuilt: tuple[str, ...] = ()  # names also shown as rebuilds
     symbol = "+"
 
+    def count(self) -> int:
+        return len(self.indexes) - len(self.rebuilt)
+
     def describe(self) -> list[str]:
         return [f"create index {ix.describe()}" for ix in self.indexes if ix.name not in self.rebuilt]
 
@@ -115,6 +108,7 @@ class ChangeIndex(Operation):
     name: str
     changes: tuple[tuple[str, Any, Any], ...]  # (option, before, after)
     symbol = "~"
+    kind = "change"
 
     def describe(self) -> list[str]:
         parts = []
@@ -135,6 +129,7 @@ class RebuildIndex(Operation):
     after: IndexModel
     reason: str
     symbol = "-/+"
+    kind = "rebuild"
 
     def describe(self) -> list[str]:
         return [f"rebuild index {self.name}: {self.reason}",
@@ -147,6 +142,7 @@ class DropIndex(Operation):
 
     index: IndexModel
     symbol = "-"
+    kind = "drop"
 
     def describe(self) -> list[str]:
         return [f"drop index {self.index.describe()} (not declared; --prune)"]
@@ -158,56 +154,8 @@ class KeepIndex(Operation):
 
     index: IndexModel
     symbol = "?"
+    kind = "kept"
     is_change = False
 
     def describe(self) -> list[str]:
         return [f"keep undeclared index {self.index.describe()} (drop it with --prune)"]
-
-
-@dataclass(frozen=True)
-class Blocked(Operation):
-    """A needed change that this run may not make; apply refuses to start while any is present."""
-
-    wanted: Operation
-    reason: str
-    symbol = "!"
-    is_change = False
-
-    def describe(self) -> list[str]:
-        return [f"blocked: {self.reason}", *(f"  {line}" for line in self.wanted.describe())]
-
-    def to_json(self) -> dict[str, Any]:
-        return {**super().to_json(), "reason": self.reason, "wanted": self.wanted.to_json()}
-
-
-@dataclass(frozen=True)
-class Plan:
-    database: str
-    operations: tuple[Operation, ...] = ()
-
-    @property
-    def changes(self) -> tuple[Operation, ...]:
-        return tuple(op for op in self.operations if op.is_change)
-
-    @property
-    def blocked(self) -> tuple[Blocked, ...]:
-        return tuple(op for op in self.operations if isinstance(op, Blocked))
-
-    def counts(self) -> dict[str, int]:
-        counts = {"create": 0, "change": 0, "rebuild": 0, "drop": 0, "blocked": 0, "kept": 0}
-        for op in self.operations:
-            if isinstance(op, CreateIndexes):
-                counts["create"] += len(op.indexes) - len(op.rebuilt)
-            elif isinstance(op, CreateCollection):
-                counts["create"] += 1
-            elif isinstance(op, UpdateValidator | ChangeIndex):
-                counts["change"] += 1
-            elif isinstance(op, RebuildIndex):
-                counts["rebuild"] += 1
-            elif isinstance(op, DropIndex):
-                counts["drop"] += 1
-            elif isinstance(op, Blocked):
-                counts["blocked"] += 1
-            elif isinstance(op, KeepIndex):
-                counts["kept"] += 1
-        return counts

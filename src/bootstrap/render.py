@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from bootstrap.mongo.operations import Plan
+from bootstrap.plan import Plan
 
 
 def plan_text(plan: Plan, target: str) -> list[str]:
     lines = [f"MongoDB {target}, database {plan.database}"]
     current = None
     for op in plan.operations:
-        if op.collection != current:
-            current = op.collection
-            lines += ["", f"collection {current}"]
+        if op.group != current:
+            current = op.group
+            lines += ["", current]
         for line in op.describe():
             lines.append(f"    {line}" if line.startswith("  ") else f"  {op.symbol} {line}")
     lines += ["", summary(plan)]

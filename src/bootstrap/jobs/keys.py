@@ -1,0 +1,50 @@
+"""Every Redis key the tool and its workers use, in one place. All start with the key prefix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GROUP = "workers"  # the consumer group every worker of a queue reads in
+
+
+@dataclass(frozen=True)
+class QueueKeys:
+    prefix: str
+    queue: str
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}:queue:{self.queue}"
+
+    @property
+    def stream(self) -> str:
+        """Jobs waiting or in flight (a stream read by the consumer group)."""
+        return f"{self.base}:jobs"
+
+    @property
+    def delayed(self) -> str:
+        """Jobs waiting for a retry delay (sorted by due time)."""
+        return f"{self.base}:delayed"
+
+    def records(self, outcome: str) -> str:
+        """Finished-job records by outcome ("completed" or "failed"): sorted set of ids by time."""
+        return f"{self.base}:{outcome}"
+
+    def record_data(self, outcome: str) -> str:
+        """The records themselves: hash of id -> JSON."""
+        return f"{self.base}:{outcome}:data"
+
+
+@dataclass(frozen=True)
+class ScheduleKeys:
+    prefix: str
+
+    @property
+    def definitions(self) -> str:
+        """Hash: schedule id -> JSON definition (written by apply, read by schedulers)."""
+        return f"{self.prefix}:schedules"
+
+    @property
+    def last_slot(self) -> str:
+        """Hash: schedule id -> the last slot (epoch seconds) that was fired or deliberately skipped."""
+        return f"{self.prefix}:schedules:last-slot"

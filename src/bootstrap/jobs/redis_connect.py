@@ -1,0 +1,85 @@
+"""Redis connections from the spec: producers fail fast, workers never give up on a blocking read;
+start-up connects with retry and checks PING and the eviction policy."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from tenacity import RetryCallState
+
+from bootstrap.errors import BootstrapError
+from bootstrap.redact import mask
+from bootstrap.retry import retrying
+from bootstrap.spec.model import RedisSettings
+
+log = logging.getLogger("bootstrap.redis")
+
+
+class RedisUnavailable(BootstrapError):
+    pass
+
+
+def _options(settings: RedisSettings, *, blocking: bool) -> dict[str, Any]:
+    return {
+        "socket_connect_timeout": settings.connect_timeout,
+        # Workers block on XREADGROUP: no socket timeout, or a long wait would look like a failure.
+        "socket_timeout": None if blocking else settings.socket_timeout,
+        "health_check_interval": 30,
+        "socket_keepalive": True,
+        "retry_on_timeout": not blocking,
+    }
+
+
+def sync_client(settings: RedisSettings) -> redis.Redis:
+    return redis.Redis.from_url(settings.url, **_options(settings, blocking=False))
+
+
+def async_pool(
+    settings: RedisSettings, *, blocking: bool, max_connections: int = 50
+) -> aioredis.ConnectionPool:
+    return aioredis.ConnectionPool.from_url(settings.url, max_connections=max_connections,
+                                            **_options(settings, blocking=blocking))
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, redis.AuthenticationError | redis.exceptions.AuthorizationError):
+        return False
+    return isinstance(exc, redis.ConnectionError | redis.TimeoutError | OSError)
+
+
+def connect(settings: RedisSettings) -> redis.Redis:
+    """A client whose server answered PING with PONG, after retrying per `settings.connect_retry`."""
+    client = sync_client(settings)
+    shown, policy = mask(settings.url), settings.connect_retry
+
+    def on_retry(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        delay = state.next_action.sleep if state.next_action else 0
+        log.warning("Redis %s not reachable (attempt %d of %d): %s; retrying in %.1fs", shown,
+                    state.attempt_number, policy.attempts, mask(str(exc)), delay)
+
+    attempts = 0
+    try:
+        for attempt in retrying(policy, _transient, on_retry):
+            with attempt:
+                attempts += 1
+                pong = client.ping()
+    except redis.RedisError as exc:
+        client.close()
+        if not _transient(exc):
+            raise RedisUnavailable(f"Redis at {shown} refused the connection: {mask(str(exc))}") from None
+        raise RedisUnavailable(f"cannot reach Redis at {shown} after {attempts} attempt(s): "
+                               f"{mask(str(exc))}") from None
+    if pong is not True:
+        raise RedisUnavailable(f"Redis at {shown} answered PING with {pong!r} instead of PONG")
+    info = client.info("server")
+    log.info("connected to Redis %s at %s (PING -> PONG)", info.get("redis_version", "?"), shown)
+    return client
+
+
+def eviction_policy(client: redis.Redis) -> str:
+    value = client.config_get("maxmemory-policy").get("maxmemory-policy", "unknown")
+    return str(value.decode() if isinstance(value, bytes) else value)
