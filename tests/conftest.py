@@ -42,12 +42,26 @@ def mongo_uri(mongo_server: MongoServer) -> str:
 
 
 @pytest.fixture
-def config_dir(tmp_path: Path, mongo_uri: str, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of the shipped config, pointed at this test's database."""
-    target = tmp_path / "project" / "config"
+def key_prefix() -> str:
+    """Redis keys of their own for this test (the Redis server is shared)."""
+    return f"t-{uuid.uuid4().hex[:10]}"
+
+
+def copy_config(target: Path, key_prefix: str) -> Path:
+    """The shipped config copied to `target`, its Redis keys under `key_prefix`."""
     shutil.copytree(SHIPPED_CONFIG, target)
-    monkeypatch.setenv("MONGODB_URI", mongo_uri)
+    settings = target / "bootstrap.yaml"
+    settings.write_text(settings.read_text().replace("key_prefix: msedb", f"key_prefix: {key_prefix}"))
     return target
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path, mongo_uri: str, redis_server: RedisServer, key_prefix: str,
+               monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the shipped config, pointed at this test's database and Redis keys."""
+    monkeypatch.setenv("MONGODB_URI", mongo_uri)
+    monkeypatch.setenv("REDIS_URL", redis_server.uri)
+    return copy_config(tmp_path / "project" / "config", key_prefix)
 
 
 @dataclass

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pymongo import MongoClient, monitoring
 from pymongo.database import Database
 from pymongo.errors import WriteError
 
-from bootstrap.mongo import converge
+from bootstrap import apply as applying
+from bootstrap.apply import PlanBlocked
 from bootstrap.mongo.compare import index_model
-from bootstrap.mongo.converge import Options, PlanBlocked, make_plan
+from bootstrap.mongo.converge import Options, make_plan
 from bootstrap.mongo.execute import ApplyFailed
 from bootstrap.mongo.history import APPLIES
 from bootstrap.mongo.live import read_live_state
@@ -65,8 +68,20 @@ def spec(config_dir: Path) -> Spec:
     return load_spec(config_dir)
 
 
+@pytest.fixture(autouse=True)
+def redis_for_apply(config_dir: Path) -> Iterator[None]:
+    """apply also converges Redis (queues, schedules): give the helper below a client."""
+    global _redis
+    _redis = redis.Redis.from_url(os.environ["REDIS_URL"])
+    yield
+    _redis.close()
+
+
+_redis: redis.Redis
+
+
 def apply(spec: Spec, db: Database[Any], **options: Any) -> list[Any]:
-    return converge.apply(spec, db, Options(**options), lambda line: None)
+    return applying.apply(spec, db, _redis, Options(**options), lambda line: None)
 
 
 def edit(config_dir: Path, file: str, old: str, new: str) -> None:
@@ -246,7 +261,7 @@ def test_validator_accepts_every_document_the_spec_allows(spec: Spec, db: Databa
 def test_plan_cli_text_json_and_exit_codes(config_dir: Path, cli: Callable[..., Result]) -> None:
     result = cli("plan", "--config", str(config_dir), "--detailed-exitcode")
     assert result.code == 2
-    assert "+ create collection users" in result.out and "Plan: 32 to create" in result.out
+    assert "+ create collection users" in result.out and "Plan: 42 to create" in result.out
     result = cli("plan", "--config", str(config_dir), "--json")
     assert result.code == 0 and '"changes": true' in result.out
     assert cli("apply", "--config", str(config_dir)).code == 0
@@ -277,5 +292,5 @@ def test_long_index_builds_report_progress(spec: Spec, db: Database[Any],
     monkeypatch.setattr(execute, "PROGRESS_EVERY", 0.05)
     db["emailevents"].insert_many([{"userId": i, "timestamp": i} for i in range(20000)])
     lines: list[str] = []
-    converge.apply(spec, db, Options(), lines.append)
+    applying.apply(spec, db, _redis, Options(), lines.append)
     assert any("building 4 index(es) on emailevents" in line for line in lines), lines

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import threading
@@ -14,12 +13,12 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
-from bootstrap.embedded import MongoServer
+from bootstrap.embedded import MongoServer, RedisServer
 from bootstrap.mongo.connect import connect
 from bootstrap.mongo.history import APPLIES
 from bootstrap.mongo.live import read_live_state
 from bootstrap.spec.load import load_spec
-from tests.conftest import SHIPPED_CONFIG, subprocess_env
+from tests.conftest import copy_config, subprocess_env
 
 
 def bootstrap(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -29,8 +28,7 @@ def bootstrap(*args: str, env: dict[str, str], timeout: float = 120) -> subproce
 
 def small_retry_config(tmp_path: Path, attempts: int = 3, delay: str = "200ms",
                        server_selection: str = "500ms") -> Path:
-    target = tmp_path / "config"
-    shutil.copytree(SHIPPED_CONFIG, target)
+    target = copy_config(tmp_path / "config", f"r-{uuid.uuid4().hex[:8]}")
     settings = target / "bootstrap.yaml"
     text = settings.read_text()
     text = text.replace("timeouts: {server_selection: 5s, socket: 45s, connect: 10s}",
@@ -44,8 +42,9 @@ def small_retry_config(tmp_path: Path, attempts: int = 3, delay: str = "200ms",
     return target
 
 
-def test_five_concurrent_applies_all_succeed_once(config_dir: Path, mongo_uri: str) -> None:
-    env = subprocess_env(MONGODB_URI=mongo_uri)
+def test_five_concurrent_applies_all_succeed_once(config_dir: Path, mongo_uri: str,
+                                                  redis_server: RedisServer) -> None:
+    env = subprocess_env(MONGODB_URI=mongo_uri, REDIS_URL=redis_server.uri)
     procs = [subprocess.Popen([sys.executable, "-m", "bootstrap", "apply", "--config", str(config_dir)],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(5)]
@@ -80,15 +79,16 @@ def test_wrong_host_retries_then_fails_clearly_without_password(tmp_path: Path) 
     assert time.monotonic() - started < 30
 
 
-def test_apply_completes_when_server_comes_back_during_retries(tmp_path: Path) -> None:
+def test_apply_completes_when_server_comes_back_during_retries(tmp_path: Path,
+                                                               redis_server: RedisServer) -> None:
     server = MongoServer(tmp_path / "data")
     server.start()
     uri = f"{server.uri}restart_{uuid.uuid4().hex[:8]}"
     server.stop()
     config = small_retry_config(tmp_path, attempts=10, delay="500ms", server_selection="1s")
+    env = subprocess_env(MONGODB_URI=uri, REDIS_URL=redis_server.uri)
     proc = subprocess.Popen([sys.executable, "-m", "bootstrap", "apply", "--config", str(config)],
-                            env=subprocess_env(MONGODB_URI=uri), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(2.5)  # a few failed attempts
         server.start()  # same port, same data

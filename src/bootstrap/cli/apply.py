@@ -1,15 +1,15 @@
-"""`bootstrap apply`: converge MongoDB to the spec, safely and idempotently."""
+"""`bootstrap apply`: converge MongoDB and Redis to the spec, safely and idempotently."""
 
 from __future__ import annotations
 
 import argparse
 
 from bootstrap import console
-from bootstrap.cli.common import add_plan_options, database, plan_options, spec_from
-from bootstrap.mongo.converge import apply
+from bootstrap.apply import apply
+from bootstrap.cli.common import add_plan_options, database, plan_options, redis_client, spec_from
 from bootstrap.redact import mask
 
-HELP = "create and change collections, validators and indexes so MongoDB matches the spec"
+HELP = "create and change collections, validators, indexes, queues and schedules to match the spec"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,11 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     spec = spec_from(args)
-    with database(spec) as db:
-        console.out(f"applying {args.config} to MongoDB {mask(spec.mongodb.uri)}, database {db.name}")
-        done = apply(spec, db, plan_options(args), console.out)
+    with database(spec) as db, redis_client(spec) as client:
+        console.out(f"applying {args.config} to MongoDB {mask(spec.mongodb.uri)} (database {db.name}) "
+                    f"and Redis {mask(spec.redis.url)}")
+        done = apply(spec, db, client, plan_options(args), console.out)
     if done:
         console.out(f"Applied {len(done)} operation(s).")
     else:
-        console.out("No changes: the database matches the spec.")
+        console.out("No changes: MongoDB and Redis match the spec.")
     return 0

@@ -7,8 +7,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import redis
 from pymongo.database import Database
 
+from bootstrap.jobs.redis_connect import connect as connect_redis
 from bootstrap.mongo.connect import connect
 from bootstrap.mongo.converge import Options
 from bootstrap.spec.load import load_spec
@@ -19,10 +21,12 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-rebuild", action="store_true",
                         help="drop and recreate indexes whose keys or options changed (otherwise blocked)")
     parser.add_argument("--prune", action="store_true", help="drop indexes that exist but are not declared")
+    parser.add_argument("--fix-redis", action="store_true",
+                        help="set Redis's maxmemory-policy to the declared one (otherwise blocked)")
 
 
 def plan_options(args: argparse.Namespace) -> Options:
-    return Options(allow_rebuild=args.allow_rebuild, prune=args.prune,
+    return Options(allow_rebuild=args.allow_rebuild, prune=args.prune, fix_redis=args.fix_redis,
                    lock_timeout=getattr(args, "lock_timeout", 600.0))
 
 
@@ -35,5 +39,14 @@ def database(spec: Spec) -> Iterator[Database[Any]]:
     client = connect(spec.mongodb)
     try:
         yield client[spec.mongodb.database]
+    finally:
+        client.close()
+
+
+@contextmanager
+def redis_client(spec: Spec) -> Iterator[redis.Redis]:
+    client = connect_redis(spec.redis)
+    try:
+        yield client
     finally:
         client.close()

@@ -1,12 +1,12 @@
-"""`bootstrap plan`: what apply would change in MongoDB, without changing anything."""
+"""`bootstrap plan`: what apply would change in MongoDB and Redis, without changing anything."""
 
 from __future__ import annotations
 
 import argparse
 
 from bootstrap import console
-from bootstrap.cli.common import add_plan_options, database, plan_options, spec_from
-from bootstrap.mongo.converge import make_plan
+from bootstrap.apply import full_plan
+from bootstrap.cli.common import add_plan_options, database, plan_options, redis_client, spec_from
 from bootstrap.redact import mask
 from bootstrap.render import plan_json, plan_text
 
@@ -22,12 +22,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     spec = spec_from(args)
-    with database(spec) as db:
-        plan = make_plan(spec, db, plan_options(args))
+    with database(spec) as db, redis_client(spec) as client:
+        plan = full_plan(spec, db, client, plan_options(args))
     if args.json:
         console.out_json(plan_json(plan))
     else:
-        for line in plan_text(plan, mask(spec.mongodb.uri)):
+        target = f"MongoDB {mask(spec.mongodb.uri)} (database {plan.database}), Redis {mask(spec.redis.url)}"
+        for line in plan_text(plan, target):
             console.out(line)
     if args.detailed_exitcode and (plan.changes or plan.blocked):
         return 2

@@ -40,8 +40,9 @@ def sync_client(settings: RedisSettings) -> redis.Redis:
 def async_pool(
     settings: RedisSettings, *, blocking: bool, max_connections: int = 50
 ) -> aioredis.ConnectionPool:
-    return aioredis.ConnectionPool.from_url(settings.url, max_connections=max_connections,
-                                            **_options(settings, blocking=blocking))
+    return aioredis.ConnectionPool.from_url(
+        settings.url, max_connections=max_connections, **_options(settings, blocking=blocking)
+    )
 
 
 def _transient(exc: BaseException) -> bool:
@@ -58,8 +59,14 @@ def connect(settings: RedisSettings) -> redis.Redis:
     def on_retry(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         delay = state.next_action.sleep if state.next_action else 0
-        log.warning("Redis %s not reachable (attempt %d of %d): %s; retrying in %.1fs", shown,
-                    state.attempt_number, policy.attempts, mask(str(exc)), delay)
+        log.warning(
+            "Redis %s not reachable (attempt %d of %d): %s; retrying in %.1fs",
+            shown,
+            state.attempt_number,
+            policy.attempts,
+            mask(str(exc)),
+            delay,
+        )
 
     attempts = 0
     try:
@@ -71,8 +78,9 @@ def connect(settings: RedisSettings) -> redis.Redis:
         client.close()
         if not _transient(exc):
             raise RedisUnavailable(f"Redis at {shown} refused the connection: {mask(str(exc))}") from None
-        raise RedisUnavailable(f"cannot reach Redis at {shown} after {attempts} attempt(s): "
-                               f"{mask(str(exc))}") from None
+        raise RedisUnavailable(
+            f"cannot reach Redis at {shown} after {attempts} attempt(s): {mask(str(exc))}"
+        ) from None
     if pong is not True:
         raise RedisUnavailable(f"Redis at {shown} answered PING with {pong!r} instead of PONG")
     info = client.info("server")

@@ -50,10 +50,12 @@ Reporter = Callable[[str], None]
 
 
 def execute(db: Database[Any], plan: Plan, report: Reporter, lock_lost: threading.Event) -> list[Operation]:
-    """Run every changing operation of `plan`; return them. Raise ApplyFailed on the first failure,
+    """Run every changing MongoDB operation of `plan`; return them. Raise ApplyFailed on the first failure,
     or before an operation when the apply lock was lost (another run may be applying now)."""
     done: list[Operation] = []
     for op in plan.changes:
+        if type(op) not in EXECUTORS:
+            continue  # another side's operation (Redis)
         if lock_lost.is_set():
             raise ApplyFailed("stopped: the apply lock was lost (lease expired)", done, op)
         try:
@@ -72,8 +74,13 @@ def execute(db: Database[Any], plan: Plan, report: Reporter, lock_lost: threadin
 def _create_collection(db: Database[Any], op: Operation, report: Reporter) -> None:
     assert isinstance(op, CreateCollection)
     try:
-        db.command("create", op.collection, validator=dict(op.validator), validationLevel=op.level,
-                   validationAction=op.action)
+        db.command(
+            "create",
+            op.collection,
+            validator=dict(op.validator),
+            validationLevel=op.level,
+            validationAction=op.action,
+        )
     except OperationFailure as exc:
         if exc.code != NAMESPACE_EXISTS:
             raise
@@ -127,8 +134,10 @@ def _create_indexes(db: Database[Any], op: Operation, report: Reporter) -> None:
     worker.join(PROGRESS_AFTER)
     while worker.is_alive():
         elapsed = time.monotonic() - started
-        report(f"  ... building {len(op.indexes)} index(es) on {op.collection}: {elapsed:.0f}s"
-               f"{_progress(db, op.collection)}")
+        report(
+            f"  ... building {len(op.indexes)} index(es) on {op.collection}: {elapsed:.0f}s"
+            f"{_progress(db, op.collection)}"
+        )
         worker.join(PROGRESS_EVERY)
     error = outcome.get("error")
     if error is not None:
@@ -138,10 +147,12 @@ def _create_indexes(db: Database[Any], op: Operation, report: Reporter) -> None:
 def _progress(db: Database[Any], collection: str) -> str:
     """Index build progress from $currentOp where the server reports it."""
     try:
-        ops = db.client.admin.aggregate([
-            {"$currentOp": {"allUsers": True, "idleConnections": False}},
-            {"$match": {"ns": f"{db.name}.{collection}", "progress": {"$exists": True}}},
-        ])
+        ops = db.client.admin.aggregate(
+            [
+                {"$currentOp": {"allUsers": True, "idleConnections": False}},
+                {"$match": {"ns": f"{db.name}.{collection}", "progress": {"$exists": True}}},
+            ]
+        )
         for current in ops:
             progress = current.get("progress", {})
             if progress.get("total"):
@@ -169,10 +180,12 @@ def _explain(db: Database[Any], op: Operation, exc: OperationFailure) -> str:
             if index.options.get("unique"):
                 sample = duplicate_sample(db, op.collection, index)
                 if sample is not None:
-                    return (f"{op.collection}: unique index {index.name} cannot be built: documents "
-                            f"share the key {sample['key']} ({sample['count']} documents, e.g. _id "
-                            f"{', '.join(map(str, sample['ids']))}). Remove the duplicates, then apply "
-                            "again.")
+                    return (
+                        f"{op.collection}: unique index {index.name} cannot be built: documents "
+                        f"share the key {sample['key']} ({sample['count']} documents, e.g. _id "
+                        f"{', '.join(map(str, sample['ids']))}). Remove the duplicates, then apply "
+                        "again."
+                    )
     return f"{head} (code {exc.code}): {message}"
 
 

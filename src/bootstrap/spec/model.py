@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -243,6 +244,10 @@ class Spec:
 
     def hash(self) -> str:
         """Stable hash of what is declared: names generated code and apply records."""
+        return self._hash
+
+    @cached_property
+    def _hash(self) -> str:  # the spec is immutable: compute once (it walks every declaration)
         canonical = json.dumps(self.declared(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

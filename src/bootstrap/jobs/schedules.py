@@ -1,0 +1,57 @@
+"""Schedules as data in Redis: the JSON definition apply writes and schedulers read."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from bootstrap.spec.model import RetryPolicy, Schedule, thaw
+
+
+def retry_json(policy: RetryPolicy) -> dict[str, Any]:
+    return {
+        "attempts": policy.attempts,
+        "backoff": policy.backoff,
+        "delay": policy.delay,
+        "max_delay": policy.max_delay,
+        "jitter": policy.jitter,
+    }
+
+
+def retry_from_json(data: Mapping[str, Any]) -> RetryPolicy:
+    return RetryPolicy(
+        attempts=int(data["attempts"]),
+        backoff=str(data["backoff"]),
+        delay=float(data["delay"]),
+        max_delay=float(data["max_delay"]),
+        jitter=bool(data["jitter"]),
+    )
+
+
+def definition(schedule: Schedule) -> dict[str, Any]:
+    """The stored form of a schedule: plain JSON, compared key by key by plan."""
+    return {
+        "id": schedule.id,
+        "queue": schedule.queue,
+        "task": schedule.task,
+        "cron": schedule.cron,
+        "every": schedule.every,
+        "timezone": schedule.timezone,
+        "kwargs": thaw(schedule.kwargs),
+        "retry": retry_json(schedule.retry),
+        "misfire": schedule.misfire,
+        "enabled": schedule.enabled,
+    }
+
+
+def encode(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def decode(raw: str | bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

@@ -1,0 +1,92 @@
+"""Redis operations, planned and executed like the MongoDB ones."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bootstrap.plan import Operation
+
+
+@dataclass(frozen=True)
+class SetEvictionPolicy(Operation):
+    """`CONFIG SET maxmemory-policy`; only with --fix-redis (it changes a server-wide setting)."""
+
+    before: str
+    after: str
+    symbol = "~"
+    kind = "change"
+
+    @property
+    def group(self) -> str:
+        return "redis server"
+
+    def describe(self) -> list[str]:
+        return [f"set maxmemory-policy {self.before} -> {self.after} (--fix-redis)"]
+
+
+@dataclass(frozen=True)
+class CreateQueue(Operation):
+    """The queue's stream and its consumer group, reading from the start so that jobs enqueued
+    before the first worker started are delivered."""
+
+    stream: str
+    group_name: str
+    symbol = "+"
+
+    @property
+    def group(self) -> str:
+        return f"queue {self.collection}"
+
+    def describe(self) -> list[str]:
+        return [f"create stream {self.stream} with consumer group {self.group_name}"]
+
+
+@dataclass(frozen=True)
+class PutSchedule(Operation):
+    definition: Mapping[str, Any]
+    before: Mapping[str, Any] | None
+    symbol = "+"
+
+    @property
+    def group(self) -> str:
+        return f"schedule {self.collection}"
+
+    @property
+    def kind(self) -> str:  # type: ignore[override]
+        return "create" if self.before is None else "change"
+
+    def describe(self) -> list[str]:
+        if self.before is None:
+            return [f"create schedule {self.collection}: {describe_schedule(self.definition)}"]
+        changed = [
+            f"{k} {_show(self.before.get(k))} -> {_show(self.definition.get(k))}"
+            for k in sorted(set(self.before) | set(self.definition))
+            if self.before.get(k) != self.definition.get(k)
+        ]
+        return [f"change schedule {self.collection}: {', '.join(changed)}"]
+
+
+@dataclass(frozen=True)
+class DeleteSchedule(Operation):
+    before: Mapping[str, Any]
+    symbol = "-"
+    kind = "drop"
+
+    @property
+    def group(self) -> str:
+        return f"schedule {self.collection}"
+
+    def describe(self) -> list[str]:
+        return [f"delete schedule {self.collection} (no longer declared): {describe_schedule(self.before)}"]
+
+
+def describe_schedule(definition: Mapping[str, Any]) -> str:
+    when = f"cron '{definition['cron']}'" if definition.get("cron") else f"every {definition.get('every')}s"
+    return f"{definition.get('queue')}/{definition.get('task')} {when}"
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else str(value)
