@@ -8,7 +8,7 @@ from bootstrap.plan import Plan
 
 
 def plan_text(plan: Plan, target: str) -> list[str]:
-    lines = [f"MongoDB {target}, database {plan.database}"]
+    lines = [target]
     current = None
     for op in plan.operations:
         if op.group != current:

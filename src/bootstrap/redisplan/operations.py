@@ -48,7 +48,6 @@ class CreateQueue(Operation):
 class PutSchedule(Operation):
     definition: Mapping[str, Any]
     before: Mapping[str, Any] | None
-    symbol = "+"
 
     @property
     def group(self) -> str:
@@ -57,6 +56,10 @@ class PutSchedule(Operation):
     @property
     def kind(self) -> str:  # type: ignore[override]
         return "create" if self.before is None else "change"
+
+    @property
+    def symbol(self) -> str:  # type: ignore[override]
+        return "+" if self.before is None else "~"
 
     def describe(self) -> list[str]:
         if self.before is None:

@@ -1,0 +1,83 @@
+"""The Redis half of plan/apply: queue streams, schedules as data, the eviction policy."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import redis
+
+from bootstrap.embedded import RedisServer
+from bootstrap.jobs.keys import GROUP, QueueKeys, ScheduleKeys
+from tests.conftest import Result
+
+
+def edit(config_dir: Path, file: str, old: str, new: str) -> None:
+    path = config_dir / file
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_apply_creates_queues_and_schedules_then_converges(config_dir: Path, cli: Callable[..., Result],
+                                                           redis_server: RedisServer, key_prefix: str) -> None:
+    result = cli("plan", "--config", str(config_dir))
+    assert "queue delta-sync" in result.out and "create stream" in result.out
+    assert "+ create schedule delta-sync-schedule: delta-sync/run-delta-sync every 900.0s" in result.out
+    assert cli("apply", "--config", str(config_dir)).code == 0
+    client = redis.Redis.from_url(redis_server.uri, decode_responses=True)
+    stored = client.hgetall(ScheduleKeys(key_prefix).definitions)
+    assert sorted(stored) == ["delta-sync-schedule", "pattern-analysis-schedule", "staging-processor-schedule",
+                              "token-refresh-schedule", "webhook-renewal-schedule"]
+    assert json.loads(stored["webhook-renewal-schedule"])["cron"] == "0 */2 * * *"
+    assert json.loads(stored["token-refresh-schedule"])["retry"] == {
+        "attempts": 3, "backoff": "exponential", "delay": 5.0, "max_delay": 300.0, "jitter": False}
+    for queue in ("webhook-renewal", "delta-sync", "pattern-analysis", "staging-processor", "token-refresh"):
+        groups = client.xinfo_groups(QueueKeys(key_prefix, queue).stream)
+        assert [g["name"] for g in groups] == [GROUP]
+    result = cli("plan", "--config", str(config_dir), "--detailed-exitcode")
+    assert result.code == 0 and "No changes" in result.out
+
+    edit(config_dir, "schedules.yaml", "every: 15m", "every: 10m")
+    result = cli("plan", "--config", str(config_dir), "--detailed-exitcode")
+    assert result.code == 2 and "~ change schedule delta-sync-schedule: every 900.0 -> 600.0" in result.out
+
+    edit(config_dir, "schedules.yaml", "  token-refresh-schedule:\n    queue: token-refresh\n"
+         "    task: refresh-tokens\n    every: 45m\n", "")
+    result = cli("plan", "--config", str(config_dir))
+    assert "- delete schedule token-refresh-schedule (no longer declared)" in result.out
+    assert cli("apply", "--config", str(config_dir)).code == 0
+    stored = client.hgetall(ScheduleKeys(key_prefix).definitions)
+    assert "token-refresh-schedule" not in stored
+    assert json.loads(stored["delta-sync-schedule"])["every"] == 600.0
+    client.close()
+
+
+@pytest.fixture
+def lru_redis(tmp_path: Path) -> RedisServer:
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    client = redis.Redis(port=server.port)
+    client.config_set("maxmemory-policy", "allkeys-lru")
+    client.close()
+    yield server  # type: ignore[misc]
+    server.stop()
+
+
+def test_wrong_eviction_policy_blocks_apply_until_fix_redis(config_dir: Path, cli: Callable[..., Result],
+                                                            lru_redis: RedisServer,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", lru_redis.uri)
+    result = cli("plan", "--config", str(config_dir))
+    assert "! blocked: Redis runs with maxmemory-policy allkeys-lru" in result.out
+    result = cli("apply", "--config", str(config_dir))
+    assert result.code == 1 and "--fix-redis" in result.err
+    client = redis.Redis(port=lru_redis.port, decode_responses=True)
+    assert client.config_get("maxmemory-policy")["maxmemory-policy"] == "allkeys-lru"
+    assert client.keys("*") == []  # nothing was applied, on either side
+    result = cli("apply", "--config", str(config_dir), "--fix-redis")
+    assert result.code == 0 and "set maxmemory-policy allkeys-lru -> noeviction" in result.out
+    assert client.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
+    client.close()
