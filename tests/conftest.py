@@ -56,8 +56,13 @@ def copy_config(target: Path, key_prefix: str) -> Path:
 
 
 @pytest.fixture
-def config_dir(tmp_path: Path, mongo_uri: str, redis_server: RedisServer, key_prefix: str,
-               monkeypatch: pytest.MonkeyPatch) -> Path:
+def config_dir(
+    tmp_path: Path,
+    mongo_uri: str,
+    redis_server: RedisServer,
+    key_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Path:
     """A copy of the shipped config, pointed at this test's database and Redis keys."""
     monkeypatch.setenv("MONGODB_URI", mongo_uri)
     monkeypatch.setenv("REDIS_URL", redis_server.uri)

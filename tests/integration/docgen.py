@@ -127,8 +127,9 @@ def violations(coll: Collection) -> Iterator[tuple[str, dict[str, Any]]]:
     yield from _field_violations(coll.fields, base, [])
 
 
-def _field_violations(fields: tuple[Field, ...], base: dict[str, Any],
-                      path: list[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+def _field_violations(
+    fields: tuple[Field, ...], base: dict[str, Any], path: list[str]
+) -> Iterator[tuple[str, dict[str, Any]]]:
     def at(fld: Field, replacement: Any, *, remove: bool = False) -> dict[str, Any]:
         doc = _copy(base)
         target = doc

@@ -29,8 +29,17 @@ from bootstrap.spec.model import Spec
 from tests.conftest import Result
 from tests.integration import docgen
 
-WRITE_COMMANDS = {"create", "createIndexes", "collMod", "dropIndexes", "drop", "insert", "update", "delete",
-                  "findAndModify"}
+WRITE_COMMANDS = {
+    "create",
+    "createIndexes",
+    "collMod",
+    "dropIndexes",
+    "drop",
+    "insert",
+    "update",
+    "delete",
+    "findAndModify",
+}
 
 
 class Commands(monitoring.CommandListener):
@@ -131,8 +140,9 @@ def test_second_apply_sends_no_write_command(spec: Spec, db: Database[Any], comm
     assert reads.count("listCollections") == 1 and reads.count("listIndexes") == 9
 
 
-def test_cold_apply_sends_one_create_indexes_per_collection(spec: Spec, db: Database[Any],
-                                                            commands: Commands) -> None:
+def test_cold_apply_sends_one_create_indexes_per_collection(
+    spec: Spec, db: Database[Any], commands: Commands
+) -> None:
     apply(spec, db)
     assert commands.names.count("createIndexes") == 9
     assert commands.names.count("create") == 9
@@ -154,11 +164,16 @@ def test_changed_ttl_is_changed_in_place(config_dir: Path, db: Database[Any], co
     assert make_plan(spec, db, Options()).changes == ()
 
 
-def test_changed_unique_is_blocked_without_flag_and_rebuilt_with_it(config_dir: Path, db: Database[Any],
-                                                                    commands: Commands) -> None:
+def test_changed_unique_is_blocked_without_flag_and_rebuilt_with_it(
+    config_dir: Path, db: Database[Any], commands: Commands
+) -> None:
     apply(load_spec(config_dir), db)
-    edit(config_dir, "collections/mailboxes.yaml", "  - keys: {userId: 1}\n",
-         "  - keys: {userId: 1}\n    unique: true\n")
+    edit(
+        config_dir,
+        "collections/mailboxes.yaml",
+        "  - keys: {userId: 1}\n",
+        "  - keys: {userId: 1}\n    unique: true\n",
+    )
     spec = load_spec(config_dir)
     plan = make_plan(spec, db, Options())
     assert any(isinstance(op, Blocked) and isinstance(op.wanted, RebuildIndex) for op in plan.operations)
@@ -201,8 +216,12 @@ def test_index_renamed_by_another_tool_is_a_rebuild(spec: Spec, db: Database[Any
 
 def test_changed_validator_is_updated_with_coll_mod(config_dir: Path, db: Database[Any]) -> None:
     apply(load_spec(config_dir), db)
-    edit(config_dir, "collections/users.yaml", "  displayName: string\n",
-         "  displayName: {type: string, max_length: 200}\n  locale: string\n")
+    edit(
+        config_dir,
+        "collections/users.yaml",
+        "  displayName: string\n",
+        "  displayName: {type: string, max_length: 200}\n  locale: string\n",
+    )
     spec = load_spec(config_dir)
     plan = make_plan(spec, db, Options())
     text = "\n".join(line for op in plan.changes for line in op.describe())
@@ -213,8 +232,9 @@ def test_changed_validator_is_updated_with_coll_mod(config_dir: Path, db: Databa
     assert caught.value.code == 121
 
 
-def test_duplicate_data_under_new_unique_index_names_collection_index_and_key(spec: Spec,
-                                                                              db: Database[Any]) -> None:
+def test_duplicate_data_under_new_unique_index_names_collection_index_and_key(
+    spec: Spec, db: Database[Any]
+) -> None:
     db["users"].insert_many([{"email": "same@example.com"}, {"email": "same@example.com"}])
     with pytest.raises(ApplyFailed) as caught:
         apply(spec, db)
@@ -225,8 +245,20 @@ def test_duplicate_data_under_new_unique_index_names_collection_index_and_key(sp
     assert record is not None and record["operations"]
 
 
-@pytest.mark.parametrize("name", ["users", "mailboxes", "emailevents", "patterns", "rules", "stagedemails",
-                                  "auditlogs", "notifications", "webhooksubscriptions"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "users",
+        "mailboxes",
+        "emailevents",
+        "patterns",
+        "rules",
+        "stagedemails",
+        "auditlogs",
+        "notifications",
+        "webhooksubscriptions",
+    ],
+)
 def test_validator_rejects_every_violation(spec: Spec, db: Database[Any], name: str) -> None:
     apply(spec, db)
     coll = spec.collection(name)
@@ -240,8 +272,20 @@ def test_validator_rejects_every_violation(spec: Spec, db: Database[Any], name: 
     assert checked >= 3
 
 
-@pytest.mark.parametrize("name", ["users", "mailboxes", "emailevents", "patterns", "rules", "stagedemails",
-                                  "auditlogs", "notifications", "webhooksubscriptions"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "users",
+        "mailboxes",
+        "emailevents",
+        "patterns",
+        "rules",
+        "stagedemails",
+        "auditlogs",
+        "notifications",
+        "webhooksubscriptions",
+    ],
+)
 def test_validator_accepts_every_document_the_spec_allows(spec: Spec, db: Database[Any], name: str) -> None:
     apply(spec, db)
     coll = spec.collection(name)
@@ -284,8 +328,9 @@ def test_create_indexes_batches_by_collection(spec: Spec, db: Database[Any]) -> 
     assert len(batches) == 9 and sum(len(op.indexes) for op in batches) == 23
 
 
-def test_long_index_builds_report_progress(spec: Spec, db: Database[Any],
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_long_index_builds_report_progress(
+    spec: Spec, db: Database[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from bootstrap.mongo import execute
 
     monkeypatch.setattr(execute, "PROGRESS_AFTER", 0.0)

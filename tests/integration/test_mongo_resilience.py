@@ -22,32 +22,47 @@ from tests.conftest import copy_config, subprocess_env
 
 
 def bootstrap(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bootstrap", *args], env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "bootstrap", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
-def small_retry_config(tmp_path: Path, attempts: int = 3, delay: str = "200ms",
-                       server_selection: str = "500ms") -> Path:
+def small_retry_config(
+    tmp_path: Path, attempts: int = 3, delay: str = "200ms", server_selection: str = "500ms"
+) -> Path:
     target = copy_config(tmp_path / "config", f"r-{uuid.uuid4().hex[:8]}")
     settings = target / "bootstrap.yaml"
     text = settings.read_text()
-    text = text.replace("timeouts: {server_selection: 5s, socket: 45s, connect: 10s}",
-                        f"timeouts: {{server_selection: {server_selection}, socket: 45s, connect: 1s}}")
+    text = text.replace(
+        "timeouts: {server_selection: 5s, socket: 45s, connect: 10s}",
+        f"timeouts: {{server_selection: {server_selection}, socket: 45s, connect: 1s}}",
+    )
     shipped = "connect_retry: {attempts: 10, backoff: exponential, delay: 1s, max_delay: 30s, jitter: true}"
     assert shipped in text
-    text = text.replace(shipped,
-                        f"connect_retry: {{attempts: {attempts}, backoff: exponential, delay: {delay}, "
-                        "max_delay: 2s, jitter: false}", 1)
+    text = text.replace(
+        shipped,
+        f"connect_retry: {{attempts: {attempts}, backoff: exponential, delay: {delay}, "
+        "max_delay: 2s, jitter: false}",
+        1,
+    )
     settings.write_text(text)
     return target
 
 
-def test_five_concurrent_applies_all_succeed_once(config_dir: Path, mongo_uri: str,
-                                                  redis_server: RedisServer) -> None:
+def test_five_concurrent_applies_all_succeed_once(
+    config_dir: Path, mongo_uri: str, redis_server: RedisServer
+) -> None:
     env = subprocess_env(MONGODB_URI=mongo_uri, REDIS_URL=redis_server.uri)
-    procs = [subprocess.Popen([sys.executable, "-m", "bootstrap", "apply", "--config", str(config_dir)],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(5)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bootstrap", "apply", "--config", str(config_dir)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(5)
+    ]
     results = [(p.wait(120), *p.communicate()) for p in procs]
     for code, _out, err in results:
         assert code == 0, err
@@ -79,16 +94,22 @@ def test_wrong_host_retries_then_fails_clearly_without_password(tmp_path: Path) 
     assert time.monotonic() - started < 30
 
 
-def test_apply_completes_when_server_comes_back_during_retries(tmp_path: Path,
-                                                               redis_server: RedisServer) -> None:
+def test_apply_completes_when_server_comes_back_during_retries(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
     server = MongoServer(tmp_path / "data")
     server.start()
     uri = f"{server.uri}restart_{uuid.uuid4().hex[:8]}"
     server.stop()
     config = small_retry_config(tmp_path, attempts=10, delay="500ms", server_selection="1s")
     env = subprocess_env(MONGODB_URI=uri, REDIS_URL=redis_server.uri)
-    proc = subprocess.Popen([sys.executable, "-m", "bootstrap", "apply", "--config", str(config)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bootstrap", "apply", "--config", str(config)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         time.sleep(2.5)  # a few failed attempts
         server.start()  # same port, same data
@@ -121,8 +142,9 @@ def test_long_lived_client_recovers_after_server_restart(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("command", ["plan", "apply"])
-def test_rejected_credentials_fail_at_once_without_printing_the_password(command: str, tmp_path: Path,
-                                                                         mongo_server: MongoServer) -> None:
+def test_rejected_credentials_fail_at_once_without_printing_the_password(
+    command: str, tmp_path: Path, mongo_server: MongoServer
+) -> None:
     config = small_retry_config(tmp_path, attempts=5)
     uri = mongo_server.uri.replace("mongodb://", "mongodb://user:hunter2-secret@") + "secrets_db"
     result = bootstrap(command, "--config", str(config), env=subprocess_env(MONGODB_URI=uri))

@@ -21,19 +21,30 @@ def edit(config_dir: Path, file: str, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
-def test_apply_creates_queues_and_schedules_then_converges(config_dir: Path, cli: Callable[..., Result],
-                                                           redis_server: RedisServer, key_prefix: str) -> None:
+def test_apply_creates_queues_and_schedules_then_converges(
+    config_dir: Path, cli: Callable[..., Result], redis_server: RedisServer, key_prefix: str
+) -> None:
     result = cli("plan", "--config", str(config_dir))
     assert "queue delta-sync" in result.out and "create stream" in result.out
     assert "+ create schedule delta-sync-schedule: delta-sync/run-delta-sync every 900.0s" in result.out
     assert cli("apply", "--config", str(config_dir)).code == 0
     client = redis.Redis.from_url(redis_server.uri, decode_responses=True)
     stored = client.hgetall(ScheduleKeys(key_prefix).definitions)
-    assert sorted(stored) == ["delta-sync-schedule", "pattern-analysis-schedule", "staging-processor-schedule",
-                              "token-refresh-schedule", "webhook-renewal-schedule"]
+    assert sorted(stored) == [
+        "delta-sync-schedule",
+        "pattern-analysis-schedule",
+        "staging-processor-schedule",
+        "token-refresh-schedule",
+        "webhook-renewal-schedule",
+    ]
     assert json.loads(stored["webhook-renewal-schedule"])["cron"] == "0 */2 * * *"
     assert json.loads(stored["token-refresh-schedule"])["retry"] == {
-        "attempts": 3, "backoff": "exponential", "delay": 5.0, "max_delay": 300.0, "jitter": False}
+        "attempts": 3,
+        "backoff": "exponential",
+        "delay": 5.0,
+        "max_delay": 300.0,
+        "jitter": False,
+    }
     for queue in ("webhook-renewal", "delta-sync", "pattern-analysis", "staging-processor", "token-refresh"):
         groups = client.xinfo_groups(QueueKeys(key_prefix, queue).stream)
         assert [g["name"] for g in groups] == [GROUP]
@@ -44,8 +55,12 @@ def test_apply_creates_queues_and_schedules_then_converges(config_dir: Path, cli
     result = cli("plan", "--config", str(config_dir), "--detailed-exitcode")
     assert result.code == 2 and "~ change schedule delta-sync-schedule: every 900.0 -> 600.0" in result.out
 
-    edit(config_dir, "schedules.yaml", "  token-refresh-schedule:\n    queue: token-refresh\n"
-         "    task: refresh-tokens\n    every: 45m\n", "")
+    edit(
+        config_dir,
+        "schedules.yaml",
+        "  token-refresh-schedule:\n    queue: token-refresh\n    task: refresh-tokens\n    every: 45m\n",
+        "",
+    )
     result = cli("plan", "--config", str(config_dir))
     assert "- delete schedule token-refresh-schedule (no longer declared)" in result.out
     assert cli("apply", "--config", str(config_dir)).code == 0
@@ -66,9 +81,9 @@ def lru_redis(tmp_path: Path) -> RedisServer:
     server.stop()
 
 
-def test_wrong_eviction_policy_blocks_apply_until_fix_redis(config_dir: Path, cli: Callable[..., Result],
-                                                            lru_redis: RedisServer,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wrong_eviction_policy_blocks_apply_until_fix_redis(
+    config_dir: Path, cli: Callable[..., Result], lru_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("REDIS_URL", lru_redis.uri)
     result = cli("plan", "--config", str(config_dir))
     assert "! blocked: Redis runs with maxmemory-policy allkeys-lru" in result.out
