@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from pymongo import MongoClient, monitoring
+from pymongo import AsyncMongoClient, MongoClient, monitoring
 from pymongo.errors import ConfigurationError, OperationFailure, PyMongoError
 from tenacity import RetryCallState
 
 from bootstrap.errors import BootstrapError
 from bootstrap.redact import mask
-from bootstrap.retry import retrying
+from bootstrap.retry import async_retrying, retrying
 from bootstrap.spec.model import MongoSettings
 
 log = logging.getLogger("bootstrap.mongo")
@@ -45,8 +46,11 @@ class DriverEvents(
         address = f"{event.connection_id[0]}:{event.connection_id[1]}"
         if address not in self.failing:
             self.failing.add(address)
-            log.warning("MongoDB server %s is unreachable: %s (the driver keeps retrying)", address,
-                        mask(str(event.reply)))
+            log.warning(
+                "MongoDB server %s is unreachable: %s (the driver keeps retrying)",
+                address,
+                mask(str(event.reply)),
+            )
 
     def pool_cleared(self, event: monitoring.PoolClearedEvent) -> None:
         log.warning("MongoDB connection pool for %s:%s cleared", *event.address)
@@ -92,8 +96,8 @@ class DriverEvents(
         pass
 
 
-def make_client(settings: MongoSettings, listeners: list[Any] | None = None) -> MongoClient[dict[str, Any]]:
-    """A client configured from `settings` (no I/O yet: pymongo connects lazily)."""
+def client_options(settings: MongoSettings, listeners: list[Any] | None = None) -> dict[str, Any]:
+    """pymongo client options from `settings`, for the sync and the async client alike."""
     options: dict[str, Any] = {
         "maxPoolSize": settings.pool_max,
         "minPoolSize": settings.pool_min,
@@ -105,14 +109,17 @@ def make_client(settings: MongoSettings, listeners: list[Any] | None = None) -> 
     }
     if settings.socket_timeout is not None:
         options["socketTimeoutMS"] = int(settings.socket_timeout * 1000)
-    if settings.ipv4_only:
-        # pymongo has no family option; resolving to IPv4 is done by the OS for plain hosts. For
-        # "localhost" we pin 127.0.0.1 so an IPv6-only ::1 resolution cannot stall connections.
-        options["host"] = settings.uri.replace("://localhost", "://127.0.0.1")
-    else:
-        options["host"] = settings.uri
+    # pymongo has no address-family option. For "localhost" we pin 127.0.0.1 so that an IPv6 (::1)
+    # resolution cannot stall connections; other hosts resolve as the OS says.
+    uri = settings.uri.replace("://localhost", "://127.0.0.1") if settings.ipv4_only else settings.uri
+    options["host"] = uri
+    return options
+
+
+def make_client(settings: MongoSettings, listeners: list[Any] | None = None) -> MongoClient[dict[str, Any]]:
+    """A client configured from `settings` (no I/O yet: pymongo connects lazily)."""
     try:
-        return MongoClient(**options)
+        return MongoClient(**client_options(settings, listeners))
     except ConfigurationError as exc:
         raise BootstrapError(f"invalid MongoDB settings: {mask(str(exc))}") from None
 
@@ -124,35 +131,74 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, PyMongoError)
 
 
+def _on_retry(settings: MongoSettings) -> Callable[[RetryCallState], None]:
+    def on_retry(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        delay = state.next_action.sleep if state.next_action else 0
+        log.warning(
+            "MongoDB %s not reachable (attempt %d of %d): %s; retrying in %.1fs",
+            mask(settings.uri),
+            state.attempt_number,
+            settings.connect_retry.attempts,
+            _reason(exc),
+            delay,
+        )
+
+    return on_retry
+
+
+def _gave_up(settings: MongoSettings, exc: PyMongoError, attempts: int) -> MongoUnavailable:
+    shown = mask(settings.uri)
+    if not _transient(exc):
+        return MongoUnavailable(f"MongoDB at {shown} refused the connection: {_reason(exc)}")
+    return MongoUnavailable(f"cannot reach MongoDB at {shown} after {attempts} attempt(s): {_reason(exc)}")
+
+
+def _connected(settings: MongoSettings, info: dict[str, Any], topology: str) -> None:
+    log.info(
+        "connected to MongoDB %s at %s (%s, database %s)",
+        info.get("version", "?"),
+        mask(settings.uri),
+        topology,
+        settings.database,
+    )
+
+
 def connect(settings: MongoSettings, listeners: list[Any] | None = None) -> MongoClient[dict[str, Any]]:
     """A client whose server answered `ping`, after retrying per `settings.connect_retry`; one log
     line per failed attempt, one on success (server version and topology)."""
     client = make_client(settings, listeners)
-    shown = mask(settings.uri)
-    policy = settings.connect_retry
-
-    def on_retry(state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        delay = state.next_action.sleep if state.next_action else 0
-        log.warning("MongoDB %s not reachable (attempt %d of %d): %s; retrying in %.1fs", shown,
-                    state.attempt_number, policy.attempts, _reason(exc), delay)
-
     attempts = 0
     try:
-        for attempt in retrying(policy, _transient, on_retry):
+        for attempt in retrying(settings.connect_retry, _transient, _on_retry(settings)):
             with attempt:
                 attempts += 1
                 client.admin.command("ping")
     except PyMongoError as exc:
         client.close()
-        if not _transient(exc):
-            raise MongoUnavailable(f"MongoDB at {shown} refused the connection: {_reason(exc)}") from None
-        raise MongoUnavailable(
-            f"cannot reach MongoDB at {shown} after {attempts} attempt(s): {_reason(exc)}"
-        ) from None
-    info = client.admin.command("buildInfo")
-    log.info("connected to MongoDB %s at %s (%s, database %s)", info.get("version", "?"), shown,
-             client.topology_description.topology_type_name, settings.database)
+        raise _gave_up(settings, exc, attempts) from None
+    _connected(settings, client.admin.command("buildInfo"), client.topology_description.topology_type_name)
+    return client
+
+
+async def connect_async(settings: MongoSettings) -> AsyncMongoClient[dict[str, Any]]:
+    """The same for the async client that job handlers use (one per worker process)."""
+    try:
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(**client_options(settings))
+    except ConfigurationError as exc:
+        raise BootstrapError(f"invalid MongoDB settings: {mask(str(exc))}") from None
+    attempts = 0
+    try:
+        async for attempt in async_retrying(settings.connect_retry, _transient, _on_retry(settings)):
+            with attempt:
+                attempts += 1
+                await client.admin.command("ping")
+    except PyMongoError as exc:
+        await client.close()
+        raise _gave_up(settings, exc, attempts) from None
+    _connected(
+        settings, await client.admin.command("buildInfo"), client.topology_description.topology_type_name
+    )
     return client
 
 

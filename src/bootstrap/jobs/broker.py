@@ -1,0 +1,257 @@
+"""A Taskiq broker on a Redis stream with at-least-once delivery.
+
+- Jobs are stream entries read through one consumer group; a job stays pending until its worker
+  acknowledges it after the job finished, then it is removed from the stream.
+- A worker that dies (SIGKILL, lost host) leaves its jobs pending: every worker reclaims jobs idle
+  longer than the queue's visibility timeout (XAUTOCLAIM), whether or not new jobs arrive.
+- A worker renews the jobs it is running (XCLAIM ... JUSTID resets their idle time), so a long job
+  is not handed to a second worker while the first is still on it.
+- The group reads from the start of the stream: jobs enqueued before any worker existed are kept.
+- Reads, acknowledgements and enqueues are batched: one round trip for many jobs.
+- Retries wait in a sorted set by due time and are moved into the stream when due (atomically).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import AsyncGenerator, Iterable
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from taskiq import AckableMessage, AsyncBroker, BrokerMessage
+
+from bootstrap.jobs.keys import GROUP, QueueKeys
+from bootstrap.jobs.runtime import QueueRuntime
+
+log = logging.getLogger("bootstrap.jobs.broker")
+
+# Move due retries into the stream: ZRANGEBYSCORE + XADD + ZREM in one step, so a job is never in
+# both places or in neither.
+_PROMOTE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, data in ipairs(due) do
+  redis.call('XADD', KEYS[2], '*', 'data', data)
+  redis.call('ZREM', KEYS[1], data)
+end
+return #due
+"""
+
+
+class StreamBroker(AsyncBroker):
+    def __init__(self, runtime: QueueRuntime) -> None:
+        super().__init__()
+        self.runtime = runtime
+        self.keys = QueueKeys(runtime.prefix, runtime.queue)
+        self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self._producer: aioredis.Redis | None = None
+        self._consumer: aioredis.Redis | None = None
+        self._in_flight: set[Any] = set()
+        self._acks: list[str] = []
+        self._ack_wakeup = asyncio.Event()
+        self._background: list[asyncio.Task[None]] = []
+        self._promote: Any = None
+
+    # --- connections ------------------------------------------------------------------------------
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        """The producer connection: fails fast (socket timeout) instead of hanging."""
+        if self._producer is None:
+            self._producer = aioredis.Redis.from_url(
+                self.runtime.redis_url,
+                socket_connect_timeout=self.runtime.connect_timeout,
+                socket_timeout=self.runtime.socket_timeout,
+                retry_on_timeout=True,
+                health_check_interval=30,
+            )
+        return self._producer
+
+    def _blocking(self) -> aioredis.Redis:
+        """The worker's read connection: no socket timeout, a blocking read may wait forever."""
+        if self._consumer is None:
+            self._consumer = aioredis.Redis.from_url(
+                self.runtime.redis_url,
+                socket_connect_timeout=self.runtime.connect_timeout,
+                socket_timeout=None,
+                socket_keepalive=True,
+                health_check_interval=30,
+            )
+        return self._consumer
+
+    async def startup(self) -> None:
+        await super().startup()
+        with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists already
+            await self.redis.xgroup_create(self.keys.stream, GROUP, id="0", mkstream=True)
+        self._promote = self.redis.register_script(_PROMOTE)
+        if self.is_worker_process:
+            for job in (self._flush_acks, self._renew_in_flight, self._promote_due_retries):
+                self._background.append(asyncio.create_task(job()))
+
+    async def shutdown(self) -> None:
+        for task in self._background:
+            task.cancel()
+        for task in self._background:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._background.clear()
+        with contextlib.suppress(Exception):
+            await self._ack_now()
+        await super().shutdown()
+        for conn in (self._consumer, self._producer):
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await conn.aclose()
+        self._consumer = self._producer = None
+
+    # --- producing --------------------------------------------------------------------------------
+
+    async def kick(self, message: BrokerMessage) -> None:
+        await self.redis.xadd(self.keys.stream, {"data": message.message})
+
+    async def kick_many(self, messages: Iterable[BrokerMessage], chunk: int = 1000) -> int:
+        """Enqueue many jobs with pipelined XADDs: one round trip per `chunk` jobs."""
+        count = 0
+        pipe = self.redis.pipeline(transaction=False)
+        for message in messages:
+            pipe.xadd(self.keys.stream, {"data": message.message})
+            count += 1
+            if count % chunk == 0:
+                await pipe.execute()
+        await pipe.execute()
+        return count
+
+    async def delay(self, data: bytes, seconds: float) -> None:
+        """Put a job back after `seconds` (a retry): it waits in the delayed set until due."""
+        await self.redis.zadd(self.keys.delayed, {data: time.time() + seconds})
+
+    # --- consuming --------------------------------------------------------------------------------
+
+    async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+        conn = self._blocking()
+        reclaim_every = max(1.0, self.runtime.visibility_timeout / 4)
+        next_reclaim = 0.0
+        while True:
+            try:
+                if time.monotonic() >= next_reclaim:
+                    next_reclaim = time.monotonic() + reclaim_every
+                    for entry_id, data in await self._reclaim(conn):
+                        yield self._ackable(entry_id, data)
+                fetched: Any = await conn.xreadgroup(
+                    GROUP, self.consumer, {self.keys.stream: ">"}, count=self.runtime.batch, block=1000
+                )
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                log.warning("queue %s: Redis read failed (%s); retrying in 1s", self.runtime.queue, exc)
+                await asyncio.sleep(1)
+                continue
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                await self.redis.xgroup_create(self.keys.stream, GROUP, id="0", mkstream=True)
+                continue
+            for _stream, entries in fetched or ():
+                for entry_id, fields in entries:
+                    if fields and b"data" in fields:
+                        yield self._ackable(entry_id, fields[b"data"])
+                    else:  # an entry whose data is gone: nothing to run
+                        self._acks.append(_text(entry_id))
+
+    async def _reclaim(self, conn: aioredis.Redis) -> list[tuple[Any, bytes]]:
+        """Jobs pending longer than the visibility timeout (their worker died): take them over."""
+        claimed: list[tuple[Any, bytes]] = []
+        start = "0-0"
+        idle_ms = int(self.runtime.visibility_timeout * 1000)
+        while True:
+            result = await conn.xautoclaim(
+                self.keys.stream,
+                GROUP,
+                self.consumer,
+                min_idle_time=idle_ms,
+                start_id=start,
+                count=self.runtime.batch,
+            )
+            start, entries = _text(result[0]), result[1]
+            for entry_id, fields in entries:
+                if fields and b"data" in fields:
+                    claimed.append((entry_id, fields[b"data"]))
+            if start == "0-0" or not entries:
+                break
+        if claimed:
+            log.warning(
+                "queue %s: took over %d job(s) whose worker stopped responding",
+                self.runtime.queue,
+                len(claimed),
+            )
+        return claimed
+
+    def _ackable(self, entry_id: Any, data: bytes) -> AckableMessage:
+        ident = _text(entry_id)
+        self._in_flight.add(ident)
+
+        async def ack() -> None:
+            self._in_flight.discard(ident)
+            self._acks.append(ident)
+            if len(self._acks) >= self.runtime.batch:
+                self._ack_wakeup.set()
+
+        return AckableMessage(data=data, ack=ack)
+
+    async def _ack_now(self) -> None:
+        if not self._acks:
+            return
+        ids, self._acks = self._acks, []
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xack(self.keys.stream, GROUP, *ids)
+        pipe.xdel(self.keys.stream, *ids)
+        await pipe.execute()
+
+    async def _flush_acks(self) -> None:
+        """Acknowledge in batches: when a batch is full, else every 20 ms."""
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._ack_wakeup.wait(), 0.02)
+            self._ack_wakeup.clear()
+            try:
+                await self._ack_now()
+            except Exception as exc:  # acks stay pending and are retried; the jobs may rerun
+                log.warning("queue %s: acknowledging failed (%s); will retry", self.runtime.queue, exc)
+                await asyncio.sleep(0.5)
+
+    async def _renew_in_flight(self) -> None:
+        """Reset the idle time of running jobs so no other worker takes them over."""
+        interval = max(0.5, self.runtime.visibility_timeout / 3)
+        while True:
+            await asyncio.sleep(interval)
+            ids: list[Any] = list(self._in_flight)
+            if not ids:
+                continue
+            try:
+                await self.redis.xclaim(
+                    self.keys.stream, GROUP, self.consumer, min_idle_time=0, message_ids=ids, justid=True
+                )
+            except Exception as exc:
+                log.warning("queue %s: could not renew running jobs (%s)", self.runtime.queue, exc)
+
+    async def _promote_due_retries(self) -> None:
+        while True:
+            try:
+                moved = await self._promote(
+                    keys=[self.keys.delayed, self.keys.stream], args=[time.time(), self.runtime.batch]
+                )
+            except Exception as exc:
+                log.warning("queue %s: moving due retries failed (%s)", self.runtime.queue, exc)
+                moved = 0
+            if not moved:
+                await asyncio.sleep(0.05)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,52 @@
+"""Job handlers and how generated tasks call them.
+
+A handler is an async function taking the job's keyword arguments. It may also ask for `job` (a
+`Job`: id, queue, task, attempt) and `db` (the worker's MongoDB database: one client per worker
+process, connected with the spec's retry policy) by naming those parameters.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger("bootstrap.jobs.handlers")
+
+Handler = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    queue: str
+    task: str
+    attempt: int
+    labels: dict[str, Any]
+
+
+async def log_job(job: Job, **kwargs: Any) -> None:
+    """The default handler until real ones exist: says that the job ran, and with what."""
+    log.info("handling job: queue=%s task=%s id=%s kwargs=%s", job.queue, job.task, job.id, kwargs)
+
+
+def import_handler(path: str) -> Handler:
+    """`package.module:function` -> the function (imported when the worker starts)."""
+    module_name, _, name = path.partition(":")
+    handler = getattr(importlib.import_module(module_name), name)
+    if not inspect.iscoroutinefunction(handler):
+        raise TypeError(f"handler {path} must be an async function")
+    return handler  # type: ignore[no-any-return]
+
+
+async def call_handler(handler: Handler, job: Job, kwargs: dict[str, Any], db: Any = None) -> Any:
+    wanted = inspect.signature(handler).parameters
+    extra: dict[str, Any] = {}
+    if "job" in wanted:
+        extra["job"] = job
+    if "db" in wanted:
+        extra["db"] = db
+    return await handler(**extra, **kwargs)

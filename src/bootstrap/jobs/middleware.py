@@ -1,0 +1,140 @@
+"""Worker-side behaviour the Taskiq receiver runs around each job: real exponential retries, job
+records with retention, and start/finish log lines."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import traceback
+from typing import Any
+
+from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
+
+from bootstrap.jobs.broker import StreamBroker
+from bootstrap.jobs.records import COMPLETED, FAILED, Records
+from bootstrap.jobs.schedules import retry_from_json
+from bootstrap.spec.model import RetryPolicy
+
+log = logging.getLogger("bootstrap.jobs")
+
+ATTEMPT = "attempt"  # label: which attempt this delivery is (1 = first)
+RETRY = "retry"  # label: the retry policy as JSON
+
+
+def message_policy(message: TaskiqMessage) -> RetryPolicy | None:
+    raw = message.labels.get(RETRY)
+    if not raw:
+        return None
+    data = json.loads(raw) if isinstance(raw, str) else raw
+    return retry_from_json(data)
+
+
+def attempt_of(message: TaskiqMessage) -> int:
+    return int(message.labels.get(ATTEMPT, 1))
+
+
+def retry_delay(policy: RetryPolicy, attempt: int) -> float:
+    """Seconds before the attempt after `attempt`: delay, 2 x delay, 4 x delay ... capped, with
+    up to +/-50 % jitter when the policy asks for it."""
+    delay = policy.delay_before(attempt)
+    if policy.jitter:
+        delay *= random.uniform(0.5, 1.5)
+    return delay
+
+
+class JobsMiddleware(TaskiqMiddleware):
+    """Retries a failed job after a real (exponential) delay until its attempts are used up, then
+    records it in the queue's failed-job store; records completed jobs; logs both."""
+
+    def __init__(self, broker: StreamBroker) -> None:
+        super().__init__()
+        self.stream_broker = broker
+        self._records: Records | None = None
+
+    @property
+    def records(self) -> Records:
+        if self._records is None:
+            self._records = Records(self.stream_broker.redis, self.stream_broker.keys)
+        return self._records
+
+    def pre_execute(self, message: TaskiqMessage) -> TaskiqMessage:
+        log.info(
+            "job started: queue=%s task=%s id=%s attempt=%d",
+            self.stream_broker.runtime.queue,
+            message.task_name,
+            message.task_id,
+            attempt_of(message),
+        )
+        return message
+
+    async def post_execute(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
+        if result.is_err:
+            return  # handled in on_error
+        runtime = self.stream_broker.runtime
+        log.info(
+            "job completed: queue=%s task=%s id=%s in %.3fs",
+            runtime.queue,
+            message.task_name,
+            message.task_id,
+            result.execution_time,
+        )
+        await self.records.store(
+            COMPLETED, _record(message, result), runtime.completed_max_age, runtime.completed_max_count
+        )
+
+    async def on_error(
+        self, message: TaskiqMessage, result: TaskiqResult[Any], exception: BaseException
+    ) -> None:
+        runtime = self.stream_broker.runtime
+        policy = message_policy(message)
+        attempt = attempt_of(message)
+        if policy is not None and attempt < policy.attempts:
+            delay = retry_delay(policy, attempt)
+            message.labels[ATTEMPT] = attempt + 1
+            data = self.stream_broker.formatter.dumps(message).message
+            await self.stream_broker.delay(data, delay)
+            log.warning(
+                "job failed: queue=%s task=%s id=%s attempt %d of %d: %s; retrying in %.2fs",
+                runtime.queue,
+                message.task_name,
+                message.task_id,
+                attempt,
+                policy.attempts,
+                _error(exception),
+                delay,
+            )
+            return
+        attempts = policy.attempts if policy else 1
+        log.error(
+            "job failed for good: queue=%s task=%s id=%s after %d attempt(s): %s",
+            runtime.queue,
+            message.task_name,
+            message.task_id,
+            attempt,
+            _error(exception),
+        )
+        record = _record(message, result)
+        record.update(
+            error=_error(exception),
+            traceback="".join(traceback.format_exception(exception)),
+            attempts=attempt,
+            max_attempts=attempts,
+        )
+        await self.records.store(FAILED, record, runtime.failed_max_age, runtime.failed_max_count)
+
+
+def _error(exception: BaseException) -> str:
+    return f"{type(exception).__name__}: {exception}"
+
+
+def _record(message: TaskiqMessage, result: TaskiqResult[Any]) -> dict[str, Any]:
+    return {
+        "id": message.task_id,
+        "task": message.task_name,
+        "args": message.args,
+        "kwargs": message.kwargs,
+        "labels": {k: v for k, v in message.labels.items() if k not in (RETRY,)},
+        "attempt": attempt_of(message),
+        "duration": result.execution_time,
+    }

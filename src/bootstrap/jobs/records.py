@@ -1,0 +1,72 @@
+"""Records of finished jobs per queue: completed and failed, each kept at most `max_age` and at most
+`max_count` (newest kept). Taskiq has neither a failed-job store nor retention by count.
+
+A record is JSON in a hash (id -> record) indexed by a sorted set (id by finish time); writing one
+and trimming both limits happen in one Lua script, so the two never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from bootstrap.jobs.keys import QueueKeys
+
+COMPLETED, FAILED = "completed", "failed"
+
+_STORE = """
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[4])
+local excess = redis.call('ZCARD', KEYS[1]) - #old - tonumber(ARGV[5])
+if excess > 0 then
+  local oldest = redis.call('ZRANGE', KEYS[1], #old, #old + excess - 1)
+  for _, id in ipairs(oldest) do table.insert(old, id) end
+end
+for i = 1, #old, 500 do
+  local chunk = {unpack(old, i, math.min(i + 499, #old))}
+  redis.call('ZREM', KEYS[1], unpack(chunk))
+  redis.call('HDEL', KEYS[2], unpack(chunk))
+end
+return #old
+"""
+
+
+class Records:
+    def __init__(self, client: aioredis.Redis, keys: QueueKeys) -> None:
+        self.client = client
+        self.keys = keys
+        self._store = client.register_script(_STORE)
+
+    async def store(self, outcome: str, record: dict[str, Any], max_age: float, max_count: int) -> None:
+        now = time.time()
+        record.setdefault("finished_at", now)
+        await self._store(
+            keys=[self.keys.records(outcome), self.keys.record_data(outcome)],
+            args=[record["id"], json.dumps(record, default=str), now, now - max_age, max_count],
+        )
+
+    async def list(self, outcome: str, limit: int = 50) -> list[dict[str, Any]]:
+        """Newest first."""
+        ids: Any = await self.client.zrevrange(self.keys.records(outcome), 0, limit - 1)
+        if not ids:
+            return []
+        raw = await self.client.hmget(self.keys.record_data(outcome), ids)
+        return [json.loads(r) for r in raw if r is not None]
+
+    async def get(self, outcome: str, job_id: str) -> dict[str, Any] | None:
+        raw = await self.client.hget(self.keys.record_data(outcome), job_id)
+        return json.loads(raw) if raw else None
+
+    async def count(self, outcome: str) -> int:
+        return int(await self.client.zcard(self.keys.records(outcome)))
+
+    async def remove(self, outcome: str, *job_ids: str) -> None:
+        if job_ids:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.zrem(self.keys.records(outcome), *job_ids)
+            pipe.hdel(self.keys.record_data(outcome), *job_ids)
+            await pipe.execute()

@@ -1,0 +1,52 @@
+"""What generated code hands the runtime: per-queue settings, resolved at run time (connection
+URLs are interpolated from the environment then, never baked into generated files)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from bootstrap.spec.interpolate import interpolate
+
+
+@dataclass(frozen=True)
+class QueueRuntime:
+    """Everything a broker of one queue needs."""
+
+    prefix: str
+    queue: str
+    redis_url: str
+    visibility_timeout: float
+    concurrency: int
+    completed_max_age: float
+    completed_max_count: int
+    failed_max_age: float
+    failed_max_count: int
+    connect_timeout: float = 5.0
+    socket_timeout: float = 5.0
+    batch: int = 100  # messages read (and acknowledged) per round trip
+
+
+def resolve_url(template: str) -> str:
+    """A connection URL template from the spec (`${REDIS_URL:-...}`), with today's environment."""
+    return interpolate(template, os.environ)
+
+
+def queue_runtime(spec: dict[str, Any], queue: str) -> QueueRuntime:
+    """The runtime settings of `queue` from the generated SPEC literal."""
+    declared = spec["queues"][queue]
+    redis = spec["redis"]
+    return QueueRuntime(
+        prefix=redis["key_prefix"],
+        queue=queue,
+        redis_url=resolve_url(redis["url"]),
+        visibility_timeout=declared["visibility_timeout"],
+        concurrency=declared["concurrency"],
+        completed_max_age=declared["completed"]["max_age"],
+        completed_max_count=declared["completed"]["max_count"],
+        failed_max_age=declared["failed"]["max_age"],
+        failed_max_count=declared["failed"]["max_count"],
+        connect_timeout=redis["connect_timeout"],
+        socket_timeout=redis["socket_timeout"],
+    )

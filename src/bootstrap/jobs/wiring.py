@@ -1,0 +1,89 @@
+"""What the generated package calls: a broker per queue, a task per declared task, the scheduler.
+
+The generated files hold the declared data as a literal (`SPEC`) and call these functions, so all
+behaviour lives here and is tested here. Connection URLs in `SPEC` are templates such as
+`${REDIS_URL:-redis://127.0.0.1:6379/0}`, resolved from the environment when a process starts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Annotated, Any
+
+from taskiq import Context, TaskiqDepends, TaskiqEvents, TaskiqState
+from taskiq.decor import AsyncTaskiqDecoratedTask
+
+from bootstrap.jobs.broker import StreamBroker
+from bootstrap.jobs.handlers import Handler, Job, call_handler, import_handler, log_job
+from bootstrap.jobs.middleware import ATTEMPT, RETRY, JobsMiddleware
+from bootstrap.jobs.runtime import queue_runtime, resolve_url
+from bootstrap.jobs.scheduler import SlotScheduler
+from bootstrap.jobs.schedules import retry_from_json
+from bootstrap.spec.model import MongoSettings
+
+log = logging.getLogger("bootstrap.jobs")
+
+
+def mongo_settings(spec: dict[str, Any]) -> MongoSettings:
+    data = dict(spec["mongodb"])
+    data["uri"] = resolve_url(data["uri"])
+    data["connect_retry"] = retry_from_json(data["connect_retry"])
+    return MongoSettings(**data)
+
+
+def make_broker(spec: dict[str, Any], queue: str) -> StreamBroker:
+    """The broker of `queue`: its own Redis stream, retries, records, and (in workers) a MongoDB
+    client made once at start-up for the handlers that ask for `db`."""
+    broker = StreamBroker(queue_runtime(spec, queue))
+    broker.add_middlewares(JobsMiddleware(broker))
+
+    async def connect_mongo(state: TaskiqState) -> None:
+        from bootstrap.mongo.connect import connect_async
+
+        settings = mongo_settings(spec)
+        state.mongo_client = await connect_async(settings)
+        state.mongo_db = state.mongo_client[settings.database]
+
+    async def close_mongo(state: TaskiqState) -> None:
+        client = getattr(state, "mongo_client", None)
+        if client is not None:
+            await client.close()
+            log.info("MongoDB connection closed")
+
+    broker.add_event_handler(TaskiqEvents.WORKER_STARTUP, connect_mongo)
+    broker.add_event_handler(TaskiqEvents.WORKER_SHUTDOWN, close_mongo)
+    return broker
+
+
+def register_task(
+    broker: StreamBroker, spec: dict[str, Any], queue: str, task: str
+) -> AsyncTaskiqDecoratedTask[Any, Any]:
+    """The Taskiq task `task` of `queue`, bound to its declared handler (or the logging one)."""
+    declared = spec["queues"][queue]["tasks"][task]
+    handler: Handler = import_handler(declared["handler"]) if declared.get("handler") else log_job
+    labels: dict[str, Any] = {}
+    if declared.get("retry"):
+        labels[RETRY] = json.dumps(declared["retry"])
+    if declared.get("timeout"):
+        labels["timeout"] = declared["timeout"]
+
+    async def run(context: Annotated[Context, TaskiqDepends()], **kwargs: Any) -> Any:
+        message = context.message
+        job = Job(
+            id=message.task_id,
+            queue=queue,
+            task=task,
+            attempt=int(message.labels.get(ATTEMPT, 1)),
+            labels=dict(message.labels),
+        )
+        return await call_handler(handler, job, kwargs, db=getattr(context.state, "mongo_db", None))
+
+    run.__name__ = run.__qualname__ = task.replace("-", "_")
+    decorated: AsyncTaskiqDecoratedTask[Any, Any] = broker.register_task(run, task_name=task, **labels)
+    return decorated
+
+
+def make_scheduler(brokers: dict[str, StreamBroker]) -> SlotScheduler:
+    return SlotScheduler(brokers)
+
