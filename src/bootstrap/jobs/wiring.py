@@ -20,14 +20,18 @@ from bootstrap.jobs.middleware import ATTEMPT, RETRY, JobsMiddleware
 from bootstrap.jobs.runtime import queue_runtime, resolve_url
 from bootstrap.jobs.scheduler import SlotScheduler
 from bootstrap.jobs.schedules import retry_from_json
+from bootstrap.spec.build import database_from_uri
 from bootstrap.spec.model import MongoSettings
 
 log = logging.getLogger("bootstrap.jobs")
 
 
 def mongo_settings(spec: dict[str, Any]) -> MongoSettings:
+    """MongoDB settings for this process: the URI template resolved from today's environment, the
+    database as declared or else the one the URI names."""
     data = dict(spec["mongodb"])
     data["uri"] = resolve_url(data["uri"])
+    data["database"] = data["database"] or database_from_uri(data["uri"]) or spec["project"].replace("-", "_")
     data["connect_retry"] = retry_from_json(data["connect_retry"])
     return MongoSettings(**data)
 

@@ -58,10 +58,12 @@ def database_from_uri(uri: str) -> str:
     return urlsplit(uri).path.lstrip("/").split("?")[0]
 
 
-def mongo_settings(raw: dict[str, Any], project: str) -> MongoSettings:
+def mongo_settings(raw: dict[str, Any], project: str, template: str | None = None) -> MongoSettings:
     pool, timeouts = raw.get("pool", {}), raw.get("timeouts", {})
     return MongoSettings(
         uri=raw["uri"],
+        uri_template=template or raw["uri"],
+        database_declared=raw.get("database"),
         database=raw.get("database") or database_from_uri(raw["uri"]) or project.replace("-", "_"),
         app_name=raw.get("app_name", "bootstrap"),
         pool_max=pool.get("max_size", 100),
@@ -74,10 +76,11 @@ def mongo_settings(raw: dict[str, Any], project: str) -> MongoSettings:
     )
 
 
-def redis_settings(raw: dict[str, Any], project: str) -> RedisSettings:
+def redis_settings(raw: dict[str, Any], project: str, template: str | None = None) -> RedisSettings:
     timeouts = raw.get("timeouts", {})
     return RedisSettings(
         url=raw["url"],
+        url_template=template or raw["url"],
         key_prefix=raw.get("key_prefix", project),
         maxmemory_policy=raw.get("maxmemory_policy", "noeviction"),
         connect_timeout=_seconds(timeouts, "connect", 5.0),

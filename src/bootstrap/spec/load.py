@@ -141,6 +141,7 @@ def _build(config_dir: Path, docs: dict[str, Document], kinds: dict[str, str]) -
         by_kind.setdefault(kinds[file], []).append(doc)
     # Placeholder settings keep the other files checkable when bootstrap.yaml itself is broken.
     settings: dict[str, Any] = by_kind["bootstrap"][0].data if "bootstrap" in by_kind else _PLACEHOLDER
+    templates = by_kind["bootstrap"][0].templates if "bootstrap" in by_kind else {}
     project: str = settings["project"]
     root = config_dir.resolve().parent
     queues_doc = by_kind.get("queues", [None])[0]
@@ -148,8 +149,8 @@ def _build(config_dir: Path, docs: dict[str, Document], kinds: dict[str, str]) -
     return Spec(
         project=project,
         root=root,
-        mongodb=build.mongo_settings(settings["mongodb"], project),
-        redis=build.redis_settings(settings["redis"], project),
+        mongodb=build.mongo_settings(settings["mongodb"], project, templates.get(("mongodb", "uri"))),
+        redis=build.redis_settings(settings["redis"], project, templates.get(("redis", "url"))),
         codegen=build.codegen(settings.get("codegen", {}), project, root),
         collections=tuple(build.collection(doc) for doc in by_kind.get("collection", [])),
         queues=build.queues(queues_doc) if queues_doc else (),

@@ -185,6 +185,8 @@ class Schedule:
 class MongoSettings:
     uri: str  # may hold credentials: never print it unmasked
     database: str
+    uri_template: str = ""  # as written, before ${...} interpolation (for generated code)
+    database_declared: str | None = None  # None: the database named in the URI at run time
     app_name: str = "bootstrap"
     pool_max: int = 100
     pool_min: int = 0
@@ -199,6 +201,7 @@ class MongoSettings:
 class RedisSettings:
     url: str  # may hold credentials: never print it unmasked
     key_prefix: str
+    url_template: str = ""  # as written, before ${...} interpolation (for generated code)
     maxmemory_policy: str = "noeviction"
     connect_timeout: float = 5.0
     socket_timeout: float = 5.0
@@ -229,11 +232,16 @@ class Spec:
         return next(q for q in self.queues if q.name == name)
 
     def declared(self) -> dict[str, Any]:
-        """What the spec declares, as plain JSON data: no connection settings (they differ per
-        environment and may hold secrets), no file positions."""
+        """What the spec declares, as plain JSON data, the same in every environment: connection
+        URLs as written (`${MONGODB_URI:-...}`), never their value here; no file positions."""
+        mongo = {f.name: getattr(self.mongodb, f.name) for f in fields(self.mongodb)
+                 if f.name not in ("uri", "database")}
+        redis = {f.name: getattr(self.redis, f.name) for f in fields(self.redis) if f.name != "url"}
         declared: dict[str, Any] = _jsonable(
             {
                 "project": self.project,
+                "mongodb": mongo,
+                "redis": redis,
                 "codegen": {"package": self.codegen.package},
                 "collections": self.collections,
                 "queues": self.queues,

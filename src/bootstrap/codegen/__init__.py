@@ -1,0 +1,1 @@
+"""Generate the Taskiq wiring (a small Python package) from the spec, with Jinja2 templates."""

@@ -1,0 +1,53 @@
+"""Write the generated package, or check that what is on disk is what would be written."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bootstrap.codegen.render import render
+from bootstrap.spec.model import Spec
+
+
+@dataclass(frozen=True)
+class Drift:
+    stale: tuple[str, ...]  # differ from what would be generated
+    missing: tuple[str, ...]
+    extra: tuple[str, ...]  # generated-looking files no template produces any more
+
+    @property
+    def clean(self) -> bool:
+        return not (self.stale or self.missing or self.extra)
+
+
+def package_dir(spec: Spec) -> Path:
+    return spec.codegen.output / spec.codegen.package
+
+
+def check(spec: Spec) -> Drift:
+    target = package_dir(spec)
+    files = render(spec)
+    stale, missing = [], []
+    for name, text in files.items():
+        path = target / name
+        if not path.exists():
+            missing.append(name)
+        elif path.read_text(encoding="utf-8") != text:
+            stale.append(name)
+    extra = sorted(p.name for p in target.glob("*.py") if p.name not in files) if target.is_dir() else []
+    return Drift(tuple(stale), tuple(missing), tuple(extra))
+
+
+def write(spec: Spec) -> list[str]:
+    """Write every file that differs; return the names written."""
+    target = package_dir(spec)
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in render(spec).items():
+        path = target / name
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(path)  # atomic: a worker starting now never imports half a file
+            written.append(name)
+    return written
