@@ -26,7 +26,7 @@ def test_apply_creates_queues_and_schedules_then_converges(
 ) -> None:
     result = cli("plan", "--config", str(config_dir))
     assert "queue delta-sync" in result.out and "create stream" in result.out
-    assert "+ create schedule delta-sync-schedule: delta-sync/run-delta-sync every 900.0s" in result.out
+    assert "+ create schedule delta-sync-schedule: delta-sync/run-delta-sync every 15m" in result.out
     assert cli("apply", "--config", str(config_dir)).code == 0
     client = redis.Redis.from_url(redis_server.uri, decode_responses=True)
     stored = client.hgetall(ScheduleKeys(key_prefix).definitions)

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bootstrap import __version__, console, logs
-from bootstrap.cli import apply, generate, plan, validate
+from bootstrap.cli import apply, enqueue, generate, plan, validate
 from bootstrap.errors import BootstrapError, ConfigError
 
-COMMANDS = {"validate": validate, "plan": plan, "apply": apply, "generate": generate}
+COMMANDS = {"validate": validate, "plan": plan, "apply": apply, "generate": generate, "enqueue": enqueue}
 
 
 def default_config_dir() -> Path:

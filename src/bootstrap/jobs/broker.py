@@ -28,9 +28,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AckableMessage, AsyncBroker, BrokerMessage
+from tenacity import RetryCallState
 
 from bootstrap.jobs.keys import GROUP, QueueKeys
 from bootstrap.jobs.runtime import QueueRuntime
+from bootstrap.redact import mask
+from bootstrap.retry import async_retrying
 
 log = logging.getLogger("bootstrap.jobs.broker")
 
@@ -89,12 +92,50 @@ class StreamBroker(AsyncBroker):
 
     async def startup(self) -> None:
         await super().startup()
+        await self._check_redis()
         with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists already
             await self.redis.xgroup_create(self.keys.stream, GROUP, id="0", mkstream=True)
         self._promote = self.redis.register_script(_PROMOTE)
         if self.is_worker_process:
             for job in (self._flush_acks, self._renew_in_flight, self._promote_due_retries):
                 self._background.append(asyncio.create_task(job()))
+
+    async def _check_redis(self) -> None:
+        """PING must answer PONG (retried per the connect policy); a wrong eviction policy is logged
+        loudly (evicted queue keys are lost jobs) but does not stop the process."""
+        shown = mask(self.runtime.redis_url)
+        policy = self.runtime.connect_retry
+
+        def on_retry(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "Redis %s not reachable (attempt %d of %d): %s",
+                shown,
+                state.attempt_number,
+                policy.attempts,
+                mask(str(exc)),
+            )
+
+        async for attempt in async_retrying(policy, _transient, on_retry):
+            with attempt:
+                pong = await self.redis.ping()
+        config: Any = await self.redis.config_get("maxmemory-policy")
+        eviction = _text(config.get("maxmemory-policy", config.get(b"maxmemory-policy", b"?")))
+        if eviction != "noeviction":
+            log.error(
+                "Redis %s runs with maxmemory-policy %s: queued jobs can be evicted and lost "
+                "(run `bootstrap apply --fix-redis`)",
+                shown,
+                eviction,
+            )
+        if self.is_worker_process or self.is_scheduler_process:
+            log.info(
+                "Redis %s: PING -> %s, maxmemory-policy %s; queue %s ready",
+                shown,
+                "PONG" if pong else pong,
+                eviction,
+                self.runtime.queue,
+            )
 
     async def shutdown(self) -> None:
         for task in self._background:
@@ -251,6 +292,10 @@ class StreamBroker(AsyncBroker):
                 moved = 0
             if not moved:
                 await asyncio.sleep(0.05)
+
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError)
 
 
 def _text(value: Any) -> str:

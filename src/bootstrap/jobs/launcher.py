@@ -53,9 +53,7 @@ def run_workers(spec: dict[str, Any], package: str, queues: list[str]) -> int:
     """Run a worker per queue until SIGTERM/SIGINT, then stop them all; exit 0 on a clean stop."""
     unknown = [q for q in queues if q not in spec["queues"]]
     if unknown:
-        print(
-            f"unknown queue(s): {', '.join(unknown)} (declared: {', '.join(spec['queues'])})", file=sys.stderr
-        )
+        print(f"unknown queue(s): {', '.join(unknown)} (declared: {', '.join(spec['queues'])})", file=sys.stderr)
         return 2
     package_dir = Path(sys.modules[package].__file__ or ".").parent
     children = [

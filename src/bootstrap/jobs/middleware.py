@@ -83,9 +83,7 @@ class JobsMiddleware(TaskiqMiddleware):
             COMPLETED, _record(message, result), runtime.completed_max_age, runtime.completed_max_count
         )
 
-    async def on_error(
-        self, message: TaskiqMessage, result: TaskiqResult[Any], exception: BaseException
-    ) -> None:
+    async def on_error(self, message: TaskiqMessage, result: TaskiqResult[Any], exception: BaseException) -> None:
         runtime = self.stream_broker.runtime
         policy = message_policy(message)
         attempt = attempt_of(message)

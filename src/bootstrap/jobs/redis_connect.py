@@ -37,9 +37,7 @@ def sync_client(settings: RedisSettings) -> redis.Redis:
     return redis.Redis.from_url(settings.url, **_options(settings, blocking=False))
 
 
-def async_pool(
-    settings: RedisSettings, *, blocking: bool, max_connections: int = 50
-) -> aioredis.ConnectionPool:
+def async_pool(settings: RedisSettings, *, blocking: bool, max_connections: int = 50) -> aioredis.ConnectionPool:
     return aioredis.ConnectionPool.from_url(
         settings.url, max_connections=max_connections, **_options(settings, blocking=blocking)
     )
@@ -78,9 +76,7 @@ def connect(settings: RedisSettings) -> redis.Redis:
         client.close()
         if not _transient(exc):
             raise RedisUnavailable(f"Redis at {shown} refused the connection: {mask(str(exc))}") from None
-        raise RedisUnavailable(
-            f"cannot reach Redis at {shown} after {attempts} attempt(s): {mask(str(exc))}"
-        ) from None
+        raise RedisUnavailable(f"cannot reach Redis at {shown} after {attempts} attempt(s): {mask(str(exc))}") from None
     if pong is not True:
         raise RedisUnavailable(f"Redis at {shown} answered PING with {pong!r} instead of PONG")
     info = client.info("server")

@@ -7,7 +7,10 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from bootstrap.jobs.schedules import retry_from_json
+from bootstrap.spec.build import CONNECT_RETRY
 from bootstrap.spec.interpolate import interpolate
+from bootstrap.spec.model import RetryPolicy
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,7 @@ class QueueRuntime:
     connect_timeout: float = 5.0
     socket_timeout: float = 5.0
     batch: int = 100  # messages read (and acknowledged) per round trip
+    connect_retry: RetryPolicy = CONNECT_RETRY
 
 
 def resolve_url(template: str) -> str:
@@ -49,4 +53,5 @@ def queue_runtime(spec: dict[str, Any], queue: str) -> QueueRuntime:
         failed_max_count=declared["failed"]["max_count"],
         connect_timeout=redis["connect_timeout"],
         socket_timeout=redis["socket_timeout"],
+        connect_retry=retry_from_json(redis["connect_retry"]),
     )

@@ -132,9 +132,7 @@ class SlotScheduler(TaskiqScheduler):
                     definition.get("misfire", "skip"),
                 )
 
-    def _message(
-        self, broker: StreamBroker, schedule_id: str, definition: dict[str, Any], slot: float
-    ) -> bytes:
+    def _message(self, broker: StreamBroker, schedule_id: str, definition: dict[str, Any], slot: float) -> bytes:
         task = broker.find_task(definition["task"])
         labels: dict[str, Any] = dict(task.labels) if task is not None else {}
         labels.update(schedule_id=schedule_id, slot=slot, **{RETRY: json.dumps(definition["retry"])})

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from typing import Annotated, Any
 
-from taskiq import Context, TaskiqDepends, TaskiqEvents, TaskiqState
+from taskiq import Context, TaskiqDepends, TaskiqEvents, TaskiqMessage, TaskiqState
 from taskiq.decor import AsyncTaskiqDecoratedTask
 
+from bootstrap import logs
 from bootstrap.jobs.broker import StreamBroker
 from bootstrap.jobs.handlers import Handler, Job, call_handler, import_handler, log_job
 from bootstrap.jobs.middleware import ATTEMPT, RETRY, JobsMiddleware
@@ -42,9 +44,11 @@ def make_broker(spec: dict[str, Any], queue: str) -> StreamBroker:
     broker = StreamBroker(queue_runtime(spec, queue))
     broker.add_middlewares(JobsMiddleware(broker))
 
-    async def connect_mongo(state: TaskiqState) -> None:
+    async def worker_startup(state: TaskiqState) -> None:
+        """Start-up order: logging, then MongoDB (with its retry policy), then Redis (the broker)."""
         from bootstrap.mongo.connect import connect_async
 
+        logs.setup()
         settings = mongo_settings(spec)
         state.mongo_client = await connect_async(settings)
         state.mongo_db = state.mongo_client[settings.database]
@@ -55,9 +59,39 @@ def make_broker(spec: dict[str, Any], queue: str) -> StreamBroker:
             await client.close()
             log.info("MongoDB connection closed")
 
-    broker.add_event_handler(TaskiqEvents.WORKER_STARTUP, connect_mongo)
+    broker.add_event_handler(TaskiqEvents.WORKER_STARTUP, worker_startup)
     broker.add_event_handler(TaskiqEvents.WORKER_SHUTDOWN, close_mongo)
     return broker
+
+
+def task_labels(spec: dict[str, Any], queue: str, task: str) -> dict[str, Any]:
+    """Labels every job of `task` carries: its retry policy and timeout."""
+    declared = spec["queues"][queue]["tasks"][task]
+    labels: dict[str, Any] = {}
+    if declared.get("retry"):
+        labels[RETRY] = json.dumps(declared["retry"])
+    if declared.get("timeout"):
+        labels["timeout"] = declared["timeout"]
+    return labels
+
+
+async def enqueue(
+    spec: dict[str, Any], queue: str, task: str, kwargs: dict[str, Any], *, count: int = 1, job_id: str | None = None
+) -> list[str]:
+    """Put `count` jobs of `task` on `queue` (pipelined); return their ids."""
+    broker = StreamBroker(queue_runtime(spec, queue))
+    await broker.startup()
+    try:
+        labels = task_labels(spec, queue, task)
+        messages = []
+        for n in range(count):
+            ident = job_id if job_id and count == 1 else f"{job_id or uuid.uuid4().hex}{'' if count == 1 else f'-{n}'}"
+            message = TaskiqMessage(task_id=ident, task_name=task, labels=labels, args=[], kwargs=kwargs)
+            messages.append(broker.formatter.dumps(message))
+        await broker.kick_many(messages)
+        return [m.task_id for m in messages]
+    finally:
+        await broker.shutdown()
 
 
 def register_task(
@@ -66,11 +100,7 @@ def register_task(
     """The Taskiq task `task` of `queue`, bound to its declared handler (or the logging one)."""
     declared = spec["queues"][queue]["tasks"][task]
     handler: Handler = import_handler(declared["handler"]) if declared.get("handler") else log_job
-    labels: dict[str, Any] = {}
-    if declared.get("retry"):
-        labels[RETRY] = json.dumps(declared["retry"])
-    if declared.get("timeout"):
-        labels["timeout"] = declared["timeout"]
+    labels = task_labels(spec, queue, task)
 
     async def run(context: Annotated[Context, TaskiqDepends()], **kwargs: Any) -> Any:
         message = context.message
@@ -90,4 +120,3 @@ def register_task(
 
 def make_scheduler(brokers: dict[str, StreamBroker]) -> SlotScheduler:
     return SlotScheduler(brokers)
-

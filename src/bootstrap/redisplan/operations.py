@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bootstrap.plan import Operation
+from bootstrap.spec.durations import format_duration
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ class DeleteSchedule(Operation):
 
 
 def describe_schedule(definition: Mapping[str, Any]) -> str:
-    when = f"cron '{definition['cron']}'" if definition.get("cron") else f"every {definition.get('every')}s"
+    when = f"cron '{definition['cron']}'" if definition.get("cron") else f"every {format_duration(definition['every'])}"
     return f"{definition.get('queue')}/{definition.get('task')} {when}"
 
 

@@ -1,0 +1,44 @@
+"""`bootstrap enqueue QUEUE TASK [--kwargs JSON]`: put a job on a queue (a test job, a manual run)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+from bootstrap import console
+from bootstrap.cli.common import spec_from
+from bootstrap.codegen.render import runtime_spec
+from bootstrap.errors import BootstrapError
+from bootstrap.jobs.wiring import enqueue
+
+HELP = "put a job on a queue: bootstrap enqueue QUEUE TASK [--kwargs JSON]"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("queue", help="a declared queue")
+    parser.add_argument("task", help="a task declared on that queue")
+    parser.add_argument("--kwargs", default="{}", metavar="JSON", help="keyword arguments as a JSON object")
+    parser.add_argument("--count", type=int, default=1, help="how many jobs (pipelined; for load tests)")
+    parser.add_argument("--id", dest="job_id", help="job id (default: random)")
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = spec_from(args)
+    queues = {q.name: q for q in spec.queues}
+    if args.queue not in queues:
+        raise BootstrapError(f"unknown queue '{args.queue}' (declared: {', '.join(queues)})")
+    tasks = [t.name for t in queues[args.queue].tasks]
+    if args.task not in tasks:
+        raise BootstrapError(f"'{args.task}' is not a task of queue '{args.queue}' (declared: {', '.join(tasks)})")
+    try:
+        kwargs = json.loads(args.kwargs)
+    except ValueError as exc:
+        raise BootstrapError(f"--kwargs is not valid JSON: {exc}") from None
+    if not isinstance(kwargs, dict):
+        raise BootstrapError('--kwargs must be a JSON object, e.g. \'{"userId": "..."}\'')
+    if args.count < 1:
+        raise BootstrapError("--count must be at least 1")
+    ids = asyncio.run(enqueue(runtime_spec(spec), args.queue, args.task, kwargs, count=args.count, job_id=args.job_id))
+    console.out(f"enqueued {len(ids)} job(s) on {args.queue}: {ids[0]}" + (" ..." if len(ids) > 1 else ""))
+    return 0
