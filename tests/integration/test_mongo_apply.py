@@ -140,9 +140,7 @@ def test_second_apply_sends_no_write_command(spec: Spec, db: Database[Any], comm
     assert reads.count("listCollections") == 1 and reads.count("listIndexes") == 9
 
 
-def test_cold_apply_sends_one_create_indexes_per_collection(
-    spec: Spec, db: Database[Any], commands: Commands
-) -> None:
+def test_cold_apply_sends_one_create_indexes_per_collection(spec: Spec, db: Database[Any], commands: Commands) -> None:
     apply(spec, db)
     assert commands.names.count("createIndexes") == 9
     assert commands.names.count("create") == 9
@@ -232,9 +230,7 @@ def test_changed_validator_is_updated_with_coll_mod(config_dir: Path, db: Databa
     assert caught.value.code == 121
 
 
-def test_duplicate_data_under_new_unique_index_names_collection_index_and_key(
-    spec: Spec, db: Database[Any]
-) -> None:
+def test_duplicate_data_under_new_unique_index_names_collection_index_and_key(spec: Spec, db: Database[Any]) -> None:
     db["users"].insert_many([{"email": "same@example.com"}, {"email": "same@example.com"}])
     with pytest.raises(ApplyFailed) as caught:
         apply(spec, db)
@@ -328,9 +324,7 @@ def test_create_indexes_batches_by_collection(spec: Spec, db: Database[Any]) -> 
     assert len(batches) == 9 and sum(len(op.indexes) for op in batches) == 23
 
 
-def test_long_index_builds_report_progress(
-    spec: Spec, db: Database[Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_long_index_builds_report_progress(spec: Spec, db: Database[Any], monkeypatch: pytest.MonkeyPatch) -> None:
     from bootstrap.mongo import execute
 
     monkeypatch.setattr(execute, "PROGRESS_AFTER", 0.0)

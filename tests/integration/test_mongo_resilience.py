@@ -41,17 +41,14 @@ def small_retry_config(
     assert shipped in text
     text = text.replace(
         shipped,
-        f"connect_retry: {{attempts: {attempts}, backoff: exponential, delay: {delay}, "
-        "max_delay: 2s, jitter: false}",
+        f"connect_retry: {{attempts: {attempts}, backoff: exponential, delay: {delay}, max_delay: 2s, jitter: false}}",
         1,
     )
     settings.write_text(text)
     return target
 
 
-def test_five_concurrent_applies_all_succeed_once(
-    config_dir: Path, mongo_uri: str, redis_server: RedisServer
-) -> None:
+def test_five_concurrent_applies_all_succeed_once(config_dir: Path, mongo_uri: str, redis_server: RedisServer) -> None:
     env = subprocess_env(MONGODB_URI=mongo_uri, REDIS_URL=redis_server.uri)
     procs = [
         subprocess.Popen(
@@ -94,9 +91,7 @@ def test_wrong_host_retries_then_fails_clearly_without_password(tmp_path: Path) 
     assert time.monotonic() - started < 30
 
 
-def test_apply_completes_when_server_comes_back_during_retries(
-    tmp_path: Path, redis_server: RedisServer
-) -> None:
+def test_apply_completes_when_server_comes_back_during_retries(tmp_path: Path, redis_server: RedisServer) -> None:
     server = MongoServer(tmp_path / "data")
     server.start()
     uri = f"{server.uri}restart_{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,41 @@
+"""Job handlers used by the job tests; copied into each test project and imported by workers.
+They report what happened through Redis (list `<prefix>:test:<name>`), so tests can observe it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from bootstrap.jobs.handlers import Job
+
+
+async def _note(key: str, value: dict[str, Any]) -> None:
+    client = aioredis.Redis.from_url(os.environ["REDIS_URL"])
+    try:
+        await client.rpush(key, json.dumps(value))
+    finally:
+        await client.aclose()
+
+
+async def always_fail(job: Job, **kwargs: Any) -> None:
+    """Fails every attempt, noting when each attempt started."""
+    await _note(f"test:attempts:{job.id}", {"attempt": job.attempt, "at": time.time()})
+    raise RuntimeError(f"boom on attempt {job.attempt}")
+
+
+async def slow(job: Job, seconds: float = 2.0, **kwargs: Any) -> str:
+    """Notes its start, sleeps, notes its end."""
+    await _note(f"test:slow:{job.id}", {"event": "start", "pid": os.getpid(), "at": time.time()})
+    await asyncio.sleep(seconds)
+    await _note(f"test:slow:{job.id}", {"event": "end", "pid": os.getpid(), "at": time.time()})
+    return "done"
+
+
+async def write_to_mongo(job: Job, db: Any, **kwargs: Any) -> None:
+    """Uses the worker's MongoDB database, handed over by dependency injection."""
+    await db["jobtests"].insert_one({"job": job.id, "kwargs": kwargs})

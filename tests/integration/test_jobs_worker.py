@@ -1,0 +1,125 @@
+"""Workers as real processes on the generated wiring, against a real Redis and MongoDB."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo import MongoClient
+
+from bootstrap.embedded import RedisServer
+from tests.integration.jobs_project import Project, add_test_queue, make_project, redis_client, wait_for
+
+
+@pytest.fixture
+def project(tmp_path: Path, mongo_uri: str, redis_server: RedisServer) -> Iterator[Project]:
+    yield from make_project(tmp_path, mongo_uri, redis_server.uri, add_test_queue)
+
+
+def records(project: Project, queue: str, outcome: str) -> dict[str, dict[str, Any]]:
+    client = redis_client(project)
+    raw = client.hgetall(project.queue_keys(queue).record_data(outcome))
+    client.close()
+    return {k: json.loads(v) for k, v in raw.items()}
+
+
+def test_enqueued_job_is_processed_by_a_worker_process_with_log_lines(project: Project) -> None:
+    worker = project.start_worker("delta-sync")
+    assert (
+        project.bootstrap(
+            "enqueue", "delta-sync", "run-delta-sync", "--kwargs", '{"mailbox": "m1"}', "--id", "job-e2e-1"
+        )
+        == 0
+    )
+    done = wait_for(lambda: records(project, "delta-sync", "completed").get("job-e2e-1"), 30, "the job to complete")
+    assert done["kwargs"] == {"mailbox": "m1"} and done["task"] == "run-delta-sync"
+    log = project.log("worker")
+    assert "job started: queue=delta-sync task=run-delta-sync id=job-e2e-1" in log
+    assert "job completed: queue=delta-sync task=run-delta-sync id=job-e2e-1" in log
+    assert "connected to MongoDB" in log and "PING -> PONG" in log
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0
+
+
+def test_jobs_enqueued_before_any_worker_are_delivered(project: Project) -> None:
+    assert project.bootstrap("enqueue", "delta-sync", "run-delta-sync", "--count", "20", "--id", "early") == 0
+    time.sleep(0.5)
+    project.start_worker("delta-sync")
+    wait_for(lambda: len(records(project, "delta-sync", "completed")) == 20, 30, "20 jobs")
+
+
+def test_handler_receives_the_worker_mongodb_database(project: Project, mongo_uri: str) -> None:
+    project.start_worker("test-jobs")
+    assert project.bootstrap("enqueue", "test-jobs", "mongo-job", "--kwargs", '{"n": 7}', "--id", "m-1") == 0
+    wait_for(lambda: records(project, "test-jobs", "completed").get("m-1"), 30, "the mongo job")
+    client: MongoClient[dict[str, Any]] = MongoClient(mongo_uri)
+    assert client.get_default_database()["jobtests"].find_one({"job": "m-1"})["kwargs"] == {"n": 7}  # type: ignore[index]
+    client.close()
+
+
+def test_failed_job_is_retried_with_exponential_delays_then_stored_as_failed(project: Project) -> None:
+    project.start_worker("test-jobs")
+    assert project.bootstrap("enqueue", "test-jobs", "fail-always", "--kwargs", '{"x": 1}', "--id", "f-1") == 0
+    failed = wait_for(lambda: records(project, "test-jobs", "failed").get("f-1"), 60, "the failed record")
+    client = redis_client(project)
+    starts = [json.loads(v)["at"] for v in client.lrange("test:attempts:f-1", 0, -1)]
+    client.close()
+    assert len(starts) == 4
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    for gap, expected in zip(gaps, [0.3, 0.6, 1.2], strict=True):  # delay, 2 x delay, 4 x delay
+        assert expected <= gap < expected + 0.4, gaps
+    assert failed["attempts"] == 4 and failed["max_attempts"] == 4
+    assert failed["error"] == "RuntimeError: boom on attempt 4"
+    assert "Traceback" in failed["traceback"] and "always_fail" in failed["traceback"]
+    assert failed["kwargs"] == {"x": 1}
+    assert not records(project, "test-jobs", "completed")
+
+
+def test_retention_keeps_at_most_max_count_records(project: Project) -> None:
+    project.start_worker("test-jobs")
+    assert project.bootstrap("enqueue", "test-jobs", "mongo-job", "--count", "12", "--id", "r") == 0
+    wait_for(lambda: len(records(project, "test-jobs", "completed")) == 5, 30, "trimmed records")
+    time.sleep(0.5)
+    kept = records(project, "test-jobs", "completed")
+    client = redis_client(project)
+    assert client.zcard(project.queue_keys("test-jobs").records("completed")) == 5 == len(kept)
+    client.close()
+
+
+def test_killed_worker_job_is_delivered_again_and_completed(project: Project) -> None:
+    first = project.start_worker("test-jobs", "first")
+    assert project.bootstrap("enqueue", "test-jobs", "slow-job", "--kwargs", '{"seconds": 3}', "--id", "k-1") == 0
+    client = redis_client(project)
+    wait_for(lambda: client.llen("test:slow:k-1") >= 1, 30, "the job to start")
+    os.killpg(first.pid, signal.SIGKILL)  # the taskiq process manager and its worker process
+    first.wait(10)
+    killed_at = time.time()
+    project.start_worker("test-jobs", "second")
+    done = wait_for(lambda: records(project, "test-jobs", "completed").get("k-1"), 40, "redelivery")
+    events = [json.loads(v) for v in client.lrange("test:slow:k-1", 0, -1)]
+    client.close()
+    starts = [e for e in events if e["event"] == "start"]
+    assert len(starts) == 2 and starts[0]["pid"] != starts[1]["pid"]
+    # Redelivered within the visibility timeout (2 s) plus the reclaim interval and worker start-up.
+    assert starts[1]["at"] - killed_at < 2 + 1 + 8
+    assert done["id"] == "k-1"
+
+
+def test_sigterm_lets_running_jobs_finish_and_exits_0(project: Project) -> None:
+    worker = project.start_worker("test-jobs")
+    assert project.bootstrap("enqueue", "test-jobs", "slow-job", "--kwargs", '{"seconds": 2}', "--id", "g-1") == 0
+    client = redis_client(project)
+    wait_for(lambda: client.llen("test:slow:g-1") >= 1, 30, "the job to start")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0
+    events = [json.loads(v)["event"] for v in client.lrange("test:slow:g-1", 0, -1)]
+    client.close()
+    assert events == ["start", "end"]
+    assert "g-1" in records(project, "test-jobs", "completed")
+    assert "MongoDB connection closed" in project.log("worker")
