@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -71,7 +72,7 @@ def test_failed_job_is_retried_with_exponential_delays_then_stored_as_failed(pro
     starts = [json.loads(v)["at"] for v in client.lrange("test:attempts:f-1", 0, -1)]
     client.close()
     assert len(starts) == 4
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     for gap, expected in zip(gaps, [0.3, 0.6, 1.2], strict=True):  # delay, 2 x delay, 4 x delay
         assert expected <= gap < expected + 0.4, gaps
     assert failed["attempts"] == 4 and failed["max_attempts"] == 4
