@@ -22,6 +22,7 @@ from typing import Any
 
 from taskiq import ScheduledTask, ScheduleSource, TaskiqMessage, TaskiqScheduler
 
+from bootstrap import logs
 from bootstrap.jobs import schedules as stored
 from bootstrap.jobs.broker import StreamBroker
 from bootstrap.jobs.keys import ScheduleKeys
@@ -80,6 +81,7 @@ class SlotScheduler(TaskiqScheduler):
         self._claim: Any = None
 
     async def startup(self) -> None:
+        logs.setup()
         for broker in self.brokers.values():
             broker.is_scheduler_process = True
             await broker.startup()
