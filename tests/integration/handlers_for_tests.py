@@ -39,3 +39,7 @@ async def slow(job: Job, seconds: float = 2.0, **kwargs: Any) -> str:
 async def write_to_mongo(job: Job, db: Any, **kwargs: Any) -> None:
     """Uses the worker's MongoDB database, handed over by dependency injection."""
     await db["jobtests"].insert_one({"job": job.id, "kwargs": kwargs})
+
+
+async def noop(**kwargs: Any) -> None:
+    """Does nothing: for measuring the job system's own overhead."""

@@ -31,6 +31,7 @@ from taskiq import AckableMessage, AsyncBroker, BrokerMessage
 from tenacity import RetryCallState
 
 from bootstrap.jobs.keys import GROUP, QueueKeys
+from bootstrap.jobs.records import Records
 from bootstrap.jobs.runtime import QueueRuntime
 from bootstrap.redact import mask
 from bootstrap.retry import async_retrying
@@ -59,9 +60,18 @@ class StreamBroker(AsyncBroker):
         self._consumer: aioredis.Redis | None = None
         self._in_flight: set[Any] = set()
         self._acks: list[str] = []
+        self._records: list[tuple[str, dict[str, Any], float, int]] = []
         self._ack_wakeup = asyncio.Event()
         self._background: list[asyncio.Task[None]] = []
         self._promote: Any = None
+        self._job_records: Records | None = None
+
+    @property
+    def records(self) -> Records:
+        """This queue's completed and failed job records."""
+        if self._job_records is None:
+            self._job_records = Records(self.redis, self.keys)
+        return self._job_records
 
     # --- connections ------------------------------------------------------------------------------
 
@@ -245,14 +255,28 @@ class StreamBroker(AsyncBroker):
 
         return AckableMessage(data=data, ack=ack)
 
+    def record(self, outcome: str, record: dict[str, Any], max_age: float, max_count: int) -> None:
+        """Queue a job record; it is written with the next batch of acknowledgements, before them."""
+        self._records.append((outcome, record, max_age, max_count))
+
     async def _ack_now(self) -> None:
-        if not self._acks:
+        """One round trip for a batch: job records first, then XACK and XDEL of the finished jobs.
+        A crash before it only means the jobs run again (at least once), records included."""
+        if not self._acks and not self._records:
             return
         ids, self._acks = self._acks, []
+        records, self._records = self._records, []
         pipe = self.redis.pipeline(transaction=False)
-        pipe.xack(self.keys.stream, GROUP, *ids)
-        pipe.xdel(self.keys.stream, *ids)
-        await pipe.execute()
+        for outcome, record, max_age, max_count in records:
+            await self.records.queue_store(pipe, outcome, record, max_age, max_count)
+        if ids:
+            pipe.xack(self.keys.stream, GROUP, *ids)
+            pipe.xdel(self.keys.stream, *ids)
+        try:
+            await pipe.execute()
+        except Exception:
+            self._acks[:0], self._records[:0] = ids, records  # keep them for the next flush
+            raise
 
     async def _flush_acks(self) -> None:
         """Acknowledge in batches: when a batch is full, else every 20 ms."""

@@ -12,7 +12,7 @@ from typing import Any
 from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
 
 from bootstrap.jobs.broker import StreamBroker
-from bootstrap.jobs.records import COMPLETED, FAILED, Records
+from bootstrap.jobs.records import COMPLETED, FAILED
 from bootstrap.jobs.schedules import retry_from_json
 from bootstrap.spec.model import RetryPolicy
 
@@ -50,13 +50,6 @@ class JobsMiddleware(TaskiqMiddleware):
     def __init__(self, broker: StreamBroker) -> None:
         super().__init__()
         self.stream_broker = broker
-        self._records: Records | None = None
-
-    @property
-    def records(self) -> Records:
-        if self._records is None:
-            self._records = Records(self.stream_broker.redis, self.stream_broker.keys)
-        return self._records
 
     def pre_execute(self, message: TaskiqMessage) -> TaskiqMessage:
         log.info(
@@ -79,7 +72,7 @@ class JobsMiddleware(TaskiqMiddleware):
             message.task_id,
             result.execution_time,
         )
-        await self.records.store(
+        self.stream_broker.record(
             COMPLETED, _record(message, result), runtime.completed_max_age, runtime.completed_max_count
         )
 
@@ -119,7 +112,7 @@ class JobsMiddleware(TaskiqMiddleware):
             attempts=attempt,
             max_attempts=attempts,
         )
-        await self.records.store(FAILED, record, runtime.failed_max_age, runtime.failed_max_count)
+        self.stream_broker.record(FAILED, record, runtime.failed_max_age, runtime.failed_max_count)
 
 
 def _error(exception: BaseException) -> str:

@@ -41,13 +41,23 @@ class Records:
         self.keys = keys
         self._store = client.register_script(_STORE)
 
-    async def store(self, outcome: str, record: dict[str, Any], max_age: float, max_count: int) -> None:
+    def _call(self, outcome: str, record: dict[str, Any], max_age: float, max_count: int) -> dict[str, Any]:
         now = time.time()
         record.setdefault("finished_at", now)
-        await self._store(
-            keys=[self.keys.records(outcome), self.keys.record_data(outcome)],
-            args=[record["id"], json.dumps(record, default=str), now, now - max_age, max_count],
-        )
+        return {
+            "keys": [self.keys.records(outcome), self.keys.record_data(outcome)],
+            "args": [record["id"], json.dumps(record, default=str), now, now - max_age, max_count],
+        }
+
+    async def store(self, outcome: str, record: dict[str, Any], max_age: float, max_count: int) -> None:
+        """Write one record now, trimming both limits."""
+        await self._store(**self._call(outcome, record, max_age, max_count))
+
+    async def queue_store(
+        self, pipe: Any, outcome: str, record: dict[str, Any], max_age: float, max_count: int
+    ) -> None:
+        """The same, as one more command in `pipe` (written when the pipeline runs)."""
+        await self._store(**self._call(outcome, record, max_age, max_count), client=pipe)
 
     async def list(self, outcome: str, limit: int = 50) -> list[dict[str, Any]]:
         """Newest first."""

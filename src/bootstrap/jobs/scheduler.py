@@ -5,7 +5,8 @@ a restart fires interval schedules at once. Here the Taskiq loop is only a one-s
 tick the scheduler works out which slots are due from state in Redis (the last slot handled per
 schedule) and claims each slot with a Lua script that, in one atomic step, checks that no replica
 took it, records it, and enqueues the job. A job can therefore neither be fired twice nor be lost
-between "claimed" and "enqueued".
+between "claimed" and "enqueued". A schedule `bootstrap apply` deleted is not claimed any more, even by
+a replica that has not reloaded the schedules yet (else it would fire it and recreate its state).
 
 Missed slots: a slot is on time while no more than MISFIRE_GRACE seconds late. Slots later than that
 were missed while no scheduler ran; the schedule's misfire policy decides: `skip` records them as
@@ -34,6 +35,7 @@ log = logging.getLogger("bootstrap.jobs.scheduler")
 MISFIRE_GRACE = 5.0  # seconds a slot may be late and still count as on time
 
 _CLAIM = """
+if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 0 then return 0 end
 local last = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
 if tonumber(ARGV[2]) <= last then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -121,7 +123,7 @@ class SlotScheduler(TaskiqScheduler):
                 fire = True
             data = self._message(broker, schedule_id, definition, slot) if fire else b""
             outcome = await self._claim(
-                keys=[self.keys.last_slot, broker.keys.stream],
+                keys=[self.keys.last_slot, broker.keys.stream, self.keys.definitions],
                 args=[schedule_id, repr(slot), "1" if fire else "0", data],
             )
             if outcome == 1:
