@@ -28,6 +28,7 @@ def worker_command(spec: dict[str, Any], package: str, queue: str) -> list[str]:
         "--max-async-tasks", concurrency,
         "--max-prefetch", concurrency,
         "--ack-type", "when_saved",
+        "--receiver", "bootstrap.jobs.receiver:FastReceiver",
         "--wait-tasks-timeout", wait,
         "--shutdown-timeout", wait,
         "--no-configure-logging",

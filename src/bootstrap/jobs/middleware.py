@@ -45,13 +45,18 @@ def retry_delay(policy: RetryPolicy, attempt: int) -> float:
 
 class JobsMiddleware(TaskiqMiddleware):
     """Retries a failed job after a real (exponential) delay until its attempts are used up, then
-    records it in the queue's failed-job store; records completed jobs; logs both."""
+    records it in the queue's failed-job store; records completed jobs; logs both.
+
+    The taskiq hooks (pre_execute, post_execute, on_error) serve a plain `taskiq worker`; the fast
+    receiver calls `started`, `completed` and `failed` directly."""
 
     def __init__(self, broker: StreamBroker) -> None:
         super().__init__()
         self.stream_broker = broker
 
-    def pre_execute(self, message: TaskiqMessage) -> TaskiqMessage:
+    # --- what happens around a job ------------------------------------------------------------------
+
+    def started(self, message: TaskiqMessage) -> None:
         log.info(
             "job started: queue=%s task=%s id=%s attempt=%d",
             self.stream_broker.runtime.queue,
@@ -59,32 +64,28 @@ class JobsMiddleware(TaskiqMiddleware):
             message.task_id,
             attempt_of(message),
         )
-        return message
 
-    async def post_execute(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
-        if result.is_err:
-            return  # handled in on_error
+    def completed(self, message: TaskiqMessage, duration: float) -> None:
         runtime = self.stream_broker.runtime
         log.info(
             "job completed: queue=%s task=%s id=%s in %.3fs",
             runtime.queue,
             message.task_name,
             message.task_id,
-            result.execution_time,
+            duration,
         )
         self.stream_broker.record(
-            COMPLETED, _record(message, result), runtime.completed_max_age, runtime.completed_max_count
+            COMPLETED, _record(message, duration), runtime.completed_max_age, runtime.completed_max_count
         )
 
-    async def on_error(self, message: TaskiqMessage, result: TaskiqResult[Any], exception: BaseException) -> None:
+    async def failed(self, message: TaskiqMessage, exception: BaseException, duration: float) -> None:
         runtime = self.stream_broker.runtime
         policy = message_policy(message)
         attempt = attempt_of(message)
         if policy is not None and attempt < policy.attempts:
             delay = retry_delay(policy, attempt)
             message.labels[ATTEMPT] = attempt + 1
-            data = self.stream_broker.formatter.dumps(message).message
-            await self.stream_broker.delay(data, delay)
+            await self.stream_broker.delay(self.stream_broker.formatter.dumps(message).message, delay)
             log.warning(
                 "job failed: queue=%s task=%s id=%s attempt %d of %d: %s; retrying in %.2fs",
                 runtime.queue,
@@ -96,7 +97,6 @@ class JobsMiddleware(TaskiqMiddleware):
                 delay,
             )
             return
-        attempts = policy.attempts if policy else 1
         log.error(
             "job failed for good: queue=%s task=%s id=%s after %d attempt(s): %s",
             runtime.queue,
@@ -105,27 +105,40 @@ class JobsMiddleware(TaskiqMiddleware):
             attempt,
             _error(exception),
         )
-        record = _record(message, result)
+        record = _record(message, duration)
         record.update(
             error=_error(exception),
             traceback="".join(traceback.format_exception(exception)),
             attempts=attempt,
-            max_attempts=attempts,
+            max_attempts=policy.attempts if policy else 1,
         )
         self.stream_broker.record(FAILED, record, runtime.failed_max_age, runtime.failed_max_count)
+
+    # --- taskiq's hooks -----------------------------------------------------------------------------
+
+    def pre_execute(self, message: TaskiqMessage) -> TaskiqMessage:
+        self.started(message)
+        return message
+
+    def post_execute(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
+        if not result.is_err:  # errors are handled in on_error
+            self.completed(message, result.execution_time)
+
+    async def on_error(self, message: TaskiqMessage, result: TaskiqResult[Any], exception: BaseException) -> None:
+        await self.failed(message, exception, result.execution_time)
 
 
 def _error(exception: BaseException) -> str:
     return f"{type(exception).__name__}: {exception}"
 
 
-def _record(message: TaskiqMessage, result: TaskiqResult[Any]) -> dict[str, Any]:
+def _record(message: TaskiqMessage, duration: float) -> dict[str, Any]:
     return {
         "id": message.task_id,
         "task": message.task_name,
         "args": message.args,
         "kwargs": message.kwargs,
-        "labels": {k: v for k, v in message.labels.items() if k not in (RETRY,)},
+        "labels": {k: v for k, v in message.labels.items() if k != RETRY},
         "attempt": attempt_of(message),
-        "duration": result.execution_time,
+        "duration": duration,
     }

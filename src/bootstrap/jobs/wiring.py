@@ -102,18 +102,22 @@ def register_task(
     handler: Handler = import_handler(declared["handler"]) if declared.get("handler") else log_job
     labels = task_labels(spec, queue, task)
 
-    async def run(context: Annotated[Context, TaskiqDepends()], **kwargs: Any) -> Any:
-        message = context.message
+    async def direct(message: TaskiqMessage) -> Any:
+        """The job without Taskiq's dependency injection (the fast receiver calls this)."""
         job = Job(
             id=message.task_id,
             queue=queue,
             task=task,
             attempt=int(message.labels.get(ATTEMPT, 1)),
-            labels=dict(message.labels),
+            labels=message.labels,
         )
-        return await call_handler(handler, job, kwargs, db=getattr(context.state, "mongo_db", None))
+        return await call_handler(handler, job, message.kwargs, db=getattr(broker.state, "mongo_db", None))
+
+    async def run(context: Annotated[Context, TaskiqDepends()], **kwargs: Any) -> Any:
+        return await direct(context.message)
 
     run.__name__ = run.__qualname__ = task.replace("-", "_")
+    run.bootstrap_direct = direct  # type: ignore[attr-defined]
     decorated: AsyncTaskiqDecoratedTask[Any, Any] = broker.register_task(run, task_name=task, **labels)
     return decorated
 
