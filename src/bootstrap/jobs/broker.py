@@ -38,6 +38,21 @@ from bootstrap.retry import async_retrying
 
 log = logging.getLogger("bootstrap.jobs.broker")
 
+# Put jobs that were read but never started back as new entries (a worker shutting down), so they are
+# delivered again at once instead of after the visibility timeout. KEYS: stream; ARGV: group, ids.
+_RELEASE = """
+local n = 0
+for i = 2, #ARGV do
+  local entry = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])[1]
+  if entry and redis.call('XACK', KEYS[1], ARGV[1], ARGV[i]) == 1 then
+    redis.call('XADD', KEYS[1], '*', entry[2][1], entry[2][2])
+    redis.call('XDEL', KEYS[1], ARGV[i])
+    n = n + 1
+  end
+end
+return n
+"""
+
 # Move due retries into the stream: ZRANGEBYSCORE + XADD + ZREM in one step, so a job is never in
 # both places or in neither.
 _PROMOTE = """
@@ -50,6 +65,12 @@ return #due
 """
 
 
+class StreamMessage(AckableMessage):
+    """A delivered job and its stream entry id."""
+
+    entry_id: str = ""
+
+
 class StreamBroker(AsyncBroker):
     def __init__(self, runtime: QueueRuntime) -> None:
         super().__init__()
@@ -58,7 +79,9 @@ class StreamBroker(AsyncBroker):
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._producer: aioredis.Redis | None = None
         self._consumer: aioredis.Redis | None = None
-        self._in_flight: set[Any] = set()
+        self._in_flight: set[Any] = set()  # delivered to this worker and not acknowledged yet
+        self._started: set[str] = set()  # ... of which the receiver started running these
+        self._stopping = asyncio.Event()
         self._acks: list[str] = []
         self._records: list[tuple[str, dict[str, Any], float, int]] = []
         self._ack_wakeup = asyncio.Event()
@@ -190,7 +213,7 @@ class StreamBroker(AsyncBroker):
         conn = self._blocking()
         reclaim_every = max(1.0, self.runtime.visibility_timeout / 4)
         next_reclaim = 0.0
-        while True:
+        while not self._stopping.is_set():
             try:
                 if time.monotonic() >= next_reclaim:
                     next_reclaim = time.monotonic() + reclaim_every
@@ -243,17 +266,37 @@ class StreamBroker(AsyncBroker):
             )
         return claimed
 
-    def _ackable(self, entry_id: Any, data: bytes) -> AckableMessage:
+    def _ackable(self, entry_id: Any, data: bytes) -> StreamMessage:
         ident = _text(entry_id)
         self._in_flight.add(ident)
 
         async def ack() -> None:
             self._in_flight.discard(ident)
+            self._started.discard(ident)
             self._acks.append(ident)
             if len(self._acks) >= self.runtime.batch:
                 self._ack_wakeup.set()
 
-        return AckableMessage(data=data, ack=ack)
+        return StreamMessage(data=data, ack=ack, entry_id=ident)
+
+    def started(self, message: StreamMessage) -> None:
+        """The receiver began running this job (it is no longer just prefetched)."""
+        self._started.add(message.entry_id)
+
+    def stop_listening(self) -> None:
+        """Make `listen` return after its current read (at most about a second)."""
+        self._stopping.set()
+
+    async def release_unstarted(self) -> int:
+        """Give back jobs this worker read but never started, for immediate redelivery."""
+        ids = [i for i in self._in_flight if i not in self._started]
+        if not ids:
+            return 0
+        released = int(await self.redis.register_script(_RELEASE)(keys=[self.keys.stream], args=[GROUP, *ids]))
+        self._in_flight.difference_update(ids)
+        if released:
+            log.info("queue %s: gave back %d job(s) not started before shutdown", self.runtime.queue, released)
+        return released
 
     def record(self, outcome: str, record: dict[str, Any], max_age: float, max_count: int) -> None:
         """Queue a job record; it is written with the next batch of acknowledgements, before them."""
@@ -267,8 +310,11 @@ class StreamBroker(AsyncBroker):
         ids, self._acks = self._acks, []
         records, self._records = self._records, []
         pipe = self.redis.pipeline(transaction=False)
+        batches: dict[tuple[str, float, int], list[dict[str, Any]]] = {}
         for outcome, record, max_age, max_count in records:
-            await self.records.queue_store(pipe, outcome, record, max_age, max_count)
+            batches.setdefault((outcome, max_age, max_count), []).append(record)
+        for (outcome, max_age, max_count), batch in batches.items():
+            await self.records.queue_store(pipe, outcome, batch, max_age, max_count)
         if ids:
             pipe.xack(self.keys.stream, GROUP, *ids)
             pipe.xdel(self.keys.stream, *ids)

@@ -7,6 +7,7 @@ process, connected with the spec's retry policy) by naming those parameters.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import logging
@@ -42,11 +43,18 @@ def import_handler(path: str) -> Handler:
     return handler  # type: ignore[no-any-return]
 
 
+@functools.cache
+def _wants(handler: Handler) -> tuple[bool, bool]:
+    """Whether `handler` takes `job` and `db` (looked up once per handler, not per job)."""
+    parameters = inspect.signature(handler).parameters
+    return "job" in parameters, "db" in parameters
+
+
 async def call_handler(handler: Handler, job: Job, kwargs: dict[str, Any], db: Any = None) -> Any:
-    wanted = inspect.signature(handler).parameters
+    wants_job, wants_db = _wants(handler)
     extra: dict[str, Any] = {}
-    if "job" in wanted:
+    if wants_job:
         extra["job"] = job
-    if "db" in wanted:
+    if wants_db:
         extra["db"] = db
     return await handler(**extra, **kwargs)

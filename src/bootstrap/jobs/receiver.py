@@ -1,15 +1,18 @@
 """A leaner Taskiq receiver for the generated tasks (`taskiq worker --receiver
 bootstrap.jobs.receiver:FastReceiver`, which the launcher passes).
 
-Taskiq's receiver resolves dependencies, builds result models and awaits every middleware hook for
-every job; for our tasks none of that is needed: the job runs its handler directly, with a timeout
-context instead of an extra task, and the same retry/record/log behaviour (JobsMiddleware) as under
-the stock receiver. Messages for any other task fall back to the stock path.
+Taskiq's receiver resolves dependencies, builds result models, and creates several asyncio tasks per
+job; for our tasks none of that is needed. Here `concurrency` long-lived coroutines take jobs from a
+small queue fed by the broker, run each handler directly (with a timeout context rather than an extra
+task) and apply the same retry/record/log behaviour (JobsMiddleware) as under the stock receiver.
+On shutdown it stops reading, lets running jobs finish (up to --wait-tasks-timeout) and gives jobs it
+read but never started back to the queue. Anything else falls back to the stock receiver.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -18,15 +21,62 @@ from taskiq import AckableMessage
 from taskiq.receiver import Receiver
 from taskiq.utils import maybe_awaitable
 
+from bootstrap.jobs.broker import StreamBroker, StreamMessage
 from bootstrap.jobs.middleware import JobsMiddleware
 
 log = logging.getLogger("bootstrap.jobs.receiver")
 
 
 class FastReceiver(Receiver):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, max_async_tasks: int | None = None, **kwargs: Any) -> None:
+        kwargs["max_async_tasks"] = max_async_tasks
         super().__init__(*args, **kwargs)
+        self.concurrency = max(1, max_async_tasks or 1)
         self.jobs = next((m for m in self.broker.middlewares if isinstance(m, JobsMiddleware)), None)
+
+    async def listen(self, finish_event: asyncio.Event) -> None:
+        broker = self.broker
+        if self.jobs is None or not isinstance(broker, StreamBroker):
+            return await super().listen(finish_event)
+        if self.run_startup:
+            await broker.startup()
+        log.info("queue %s: listening, concurrency %d", broker.runtime.queue, self.concurrency)
+        queue: asyncio.Queue[AckableMessage | None] = asyncio.Queue(maxsize=self.concurrency)
+
+        async def pump() -> None:
+            async for message in broker.listen():
+                if finish_event.is_set():
+                    return
+                await queue.put(message)
+
+        async def work() -> None:
+            while (message := await queue.get()) is not None:
+                await self.callback(message)
+
+        workers = [asyncio.create_task(work()) for _ in range(self.concurrency)]
+        reader = asyncio.create_task(pump())
+        stop = asyncio.create_task(finish_event.wait())
+        await asyncio.wait({reader, stop, *workers}, return_when=asyncio.FIRST_COMPLETED)
+        broker.stop_listening()
+        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(reader, 3)  # the current blocking read ends within a second
+        while not queue.empty():  # read but not started: given back below
+            queue.get_nowait()
+        for _ in workers:
+            queue.put_nowait(None)
+        _, overran = await asyncio.wait(workers, timeout=self.wait_tasks_timeout)
+        for task in overran:  # not acknowledged: delivered again after the visibility timeout
+            task.cancel()
+        if overran:
+            log.warning(
+                "queue %s: %d job(s) did not finish within the shutdown timeout", broker.runtime.queue, len(overran)
+            )
+        stop.cancel()
+        await broker.release_unstarted()
+        for task in (reader, *workers):
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        return None
 
     async def callback(self, message: bytes | AckableMessage, raise_err: bool = False) -> None:
         if self.jobs is None or not isinstance(message, AckableMessage):
@@ -42,6 +92,8 @@ class FastReceiver(Receiver):
         direct = getattr(task.original_func, "bootstrap_direct", None) if task is not None else None
         if direct is None:
             return await super().callback(message, raise_err)
+        if isinstance(message, StreamMessage):
+            self.jobs.stream_broker.started(message)
         self.jobs.started(parsed)
         timeout = parsed.labels.get("timeout")
         started = time.perf_counter()

@@ -17,11 +17,14 @@ from bootstrap.jobs.keys import QueueKeys
 
 COMPLETED, FAILED = "completed", "failed"
 
+# KEYS: index, data. ARGV: now, oldest time kept, max count, then id, record pairs (one or many).
 _STORE = """
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
-local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[4])
-local excess = redis.call('ZCARD', KEYS[1]) - #old - tonumber(ARGV[5])
+for i = 4, #ARGV, 2 do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i])
+end
+local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2])
+local excess = redis.call('ZCARD', KEYS[1]) - #old - tonumber(ARGV[3])
 if excess > 0 then
   local oldest = redis.call('ZRANGE', KEYS[1], #old, #old + excess - 1)
   for _, id in ipairs(oldest) do table.insert(old, id) end
@@ -41,23 +44,23 @@ class Records:
         self.keys = keys
         self._store = client.register_script(_STORE)
 
-    def _call(self, outcome: str, record: dict[str, Any], max_age: float, max_count: int) -> dict[str, Any]:
+    def _call(self, outcome: str, records: list[dict[str, Any]], max_age: float, max_count: int) -> dict[str, Any]:
         now = time.time()
-        record.setdefault("finished_at", now)
-        return {
-            "keys": [self.keys.records(outcome), self.keys.record_data(outcome)],
-            "args": [record["id"], json.dumps(record, default=str), now, now - max_age, max_count],
-        }
+        args: list[Any] = [now, now - max_age, max_count]
+        for record in records:
+            record.setdefault("finished_at", now)
+            args += [record["id"], json.dumps(record, default=str)]
+        return {"keys": [self.keys.records(outcome), self.keys.record_data(outcome)], "args": args}
 
-    async def store(self, outcome: str, record: dict[str, Any], max_age: float, max_count: int) -> None:
-        """Write one record now, trimming both limits."""
-        await self._store(**self._call(outcome, record, max_age, max_count))
+    async def store(self, outcome: str, records: list[dict[str, Any]], max_age: float, max_count: int) -> None:
+        """Write records now, then trim to both limits."""
+        await self._store(**self._call(outcome, records, max_age, max_count))
 
     async def queue_store(
-        self, pipe: Any, outcome: str, record: dict[str, Any], max_age: float, max_count: int
+        self, pipe: Any, outcome: str, records: list[dict[str, Any]], max_age: float, max_count: int
     ) -> None:
-        """The same, as one more command in `pipe` (written when the pipeline runs)."""
-        await self._store(**self._call(outcome, record, max_age, max_count), client=pipe)
+        """The same, as one command in `pipe` (run when the pipeline runs)."""
+        await self._store(**self._call(outcome, records, max_age, max_count), client=pipe)
 
     async def list(self, outcome: str, limit: int = 50) -> list[dict[str, Any]]:
         """Newest first."""
