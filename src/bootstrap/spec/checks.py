@@ -15,14 +15,16 @@ from urllib.parse import urlsplit
 from croniter import croniter
 
 from bootstrap.errors import Finding
+from bootstrap.spec.build import DEFAULT_RETRY, retry_policy
 from bootstrap.spec.durations import parse_duration
-from bootstrap.spec.model import Collection, Field, FieldType, Index, RetryPolicy, Spec
+from bootstrap.spec.model import Collection, Field, FieldType, Index, Queue, RetryPolicy, Schedule, Spec
 from bootstrap.spec.names import collection_name_problem, identifier_problem
-from bootstrap.spec.yamlload import Document, PathKey
+from bootstrap.spec.yamlload import BOOL_HINT, Document, PathKey
 
 MAX_TTL = 2**31 - 1  # MongoDB's limit for expireAfterSeconds
 DAY = 86400.0
 TIMESTAMP_FIELDS = ("createdAt", "updatedAt")
+QUEUES_FILE = "queues.yaml"
 _OBJECT_ID = re.compile(r"^[0-9a-fA-F]{24}$")
 
 
@@ -51,8 +53,7 @@ def check_spec(
         _check_settings(spec, report, settings_file)
     _check_collections(spec, report, check_refs="collection" not in failed_kinds)
     _check_queues(spec, report)
-    if "queues" not in failed_kinds:
-        _check_schedules(spec, report)
+    _check_schedules(spec, report, check_refs="queues" not in failed_kinds)
     return report.findings
 
 
@@ -265,7 +266,7 @@ def _type_problem(fld: Field, value: Any) -> str | None:
                 return f"item {problem}"
         return None
     if not isinstance(value, str):
-        return wrong
+        return f"{wrong}{BOOL_HINT}" if isinstance(value, bool) else wrong
     if kind is FieldType.DATE and value != "now" and not _is_iso_date(value):
         return f"{value!r} is not a date (expected 'now' or an ISO 8601 date such as 2024-01-31T00:00:00Z)"
     if kind is FieldType.OBJECT_ID and not _OBJECT_ID.match(value):
@@ -316,10 +317,11 @@ def resolve_field(fields: Iterable[Field], dotted: str, timestamps: bool) -> Fie
                 i += 1
             found = found.items
         if found.type is FieldType.MAP:
-            if i < len(parts):
-                i += 1  # the map key
+            if i == len(parts):
+                return found  # the map itself, not its values
+            i += 1  # the map key
             if found.values is None:
-                return True if i <= len(parts) else found
+                return True
             found = found.values
             if i == len(parts):
                 return found
@@ -342,9 +344,13 @@ def _check_indexes(coll: Collection, report: Reporter) -> None:
     for number, index in enumerate(coll.indexes):
         path = index.origin.path
         if index.name in names:
-            report(file, path, f"index name '{index.name}' is already used by indexes[{names[index.name]}]")
+            report(
+                file,
+                (*path, "name"),
+                f"index name '{index.name}' is already used by indexes[{names[index.name]}]",
+            )
         elif index.name == "_id_":
-            report(file, path, "'_id_' is the name of MongoDB's own _id index")
+            report(file, (*path, "name"), "'_id_' is the name of MongoDB's own _id index")
         names.setdefault(index.name, number)
         if index.keys in patterns:
             report(
@@ -396,7 +402,8 @@ def _check_index_options(coll: Collection, index: Index, report: Reporter) -> No
 def _check_retry(report: Reporter, file: str, path: PathKey, policy: RetryPolicy) -> None:
     _duration_range(report, file, (*path, "delay"), policy.delay, 0.0, DAY)
     _duration_range(report, file, (*path, "max_delay"), policy.max_delay, 0.0, 7 * DAY)
-    if policy.delay > policy.max_delay:
+    doc = report.docs.get(file)
+    if policy.delay > policy.max_delay and doc is not None and _exists(doc, path):
         report(
             file,
             (*path, "delay"),
@@ -421,20 +428,21 @@ def _exists(doc: Document, path: PathKey) -> bool:
 
 
 def _check_queues(spec: Spec, report: Reporter) -> None:
+    for file in dict.fromkeys(q.origin.file for q in spec.queues):
+        doc = report.docs.get(file)
+        _check_queue_defaults(report, file, doc.data.get("defaults", {}) if doc else {})
     tasks: dict[str, str] = {}
     for queue in spec.queues:
         file, path = queue.origin.file, queue.origin.path
         problem = identifier_problem(queue.name)
         if problem:
             report(file, path, problem, key=True)
+        # Values the queue inherits were checked in defaults; these paths exist only where it sets its own.
         _duration_range(report, file, (*path, "visibility_timeout"), queue.visibility_timeout, 1, DAY)
         _duration_range(report, file, (*path, "shutdown_timeout"), queue.shutdown_timeout, 0, 3600)
         for kind in ("completed", "failed"):
-            rule = getattr(queue, kind)
-            for where in (("defaults",), path):
-                _duration_range(
-                    report, file, (*where, "retention", kind, "max_age"), rule.max_age, 1, 365 * DAY
-                )
+            max_age = getattr(queue, kind).max_age
+            _duration_range(report, file, (*path, "retention", kind, "max_age"), max_age, 1, 365 * DAY)
         for task in queue.tasks:
             problem = identifier_problem(task.name)
             if problem:
@@ -452,50 +460,40 @@ def _check_queues(spec: Spec, report: Reporter) -> None:
                 _duration_range(report, file, (*task.origin.path, "timeout"), task.timeout, 0.001, 7 * DAY)
             if task.retry is not None:
                 _check_retry(report, file, (*task.origin.path, "retry"), task.retry)
-    for kind in ("visibility_timeout", "shutdown_timeout"):
-        if spec.queues:
-            first = spec.queues[0]
-            _duration_range(
-                report,
-                first.origin.file,
-                ("defaults", kind),
-                getattr(first, kind),
-                1 if kind == "visibility_timeout" else 0,
-                DAY,
-            )
 
 
-def _check_schedules(spec: Spec, report: Reporter) -> None:
+def _check_queue_defaults(report: Reporter, file: str, defaults: Mapping[str, Any]) -> None:
+    """The queue defaults as written, once (each queue may override them)."""
+    for key, low, high in (("visibility_timeout", 1, DAY), ("shutdown_timeout", 0, 3600)):
+        if key in defaults:
+            _duration_range(report, file, ("defaults", key), parse_duration(defaults[key]), low, high)
+    for kind, rule in defaults.get("retention", {}).items():
+        if "max_age" in rule:
+            max_age = parse_duration(rule["max_age"])
+            _duration_range(report, file, ("defaults", "retention", kind, "max_age"), max_age, 1, 365 * DAY)
+
+
+def _check_schedules(spec: Spec, report: Reporter, check_refs: bool) -> None:
+    """`check_refs` is False when queues.yaml did not load: its queues and tasks are then unknown."""
     queues = {q.name: q for q in spec.queues}
-    checked_defaults = False
+    for file in dict.fromkeys(s.origin.file for s in spec.schedules):
+        # The defaults as written (each schedule's own policy may override them).
+        doc = report.docs.get(file)
+        defaults = doc.data.get("defaults", {}) if doc else {}
+        _check_retry(report, file, ("defaults", "retry"), retry_policy(defaults.get("retry"), DEFAULT_RETRY))
+        if "timezone" in defaults:
+            _check_timezone(report, file, ("defaults", "timezone"), defaults["timezone"])
     for schedule in spec.schedules:
         file, path = schedule.origin.file, schedule.origin.path
-        if not checked_defaults:
-            _check_retry(report, file, ("defaults", "retry"), schedule.retry)
-            if schedule.timezone and _exists(report.docs[file], ("defaults", "timezone")):
-                _check_timezone(report, file, ("defaults", "timezone"), schedule.timezone)
-            checked_defaults = True
-        queue = queues.get(schedule.queue)
-        if queue is None:
-            report(
-                file,
-                (*path, "queue"),
-                f"'{schedule.queue}' is not a declared queue{_hint(schedule.queue, queues)}",
-            )
-        elif schedule.task not in {t.name for t in queue.tasks}:
-            task_names = [t.name for t in queue.tasks]
-            report(
-                file,
-                (*path, "task"),
-                f"'{schedule.task}' is not a task of queue '{queue.name}' "
-                f"(declared: {', '.join(task_names)}){_hint(schedule.task, task_names)}",
-            )
+        if check_refs:
+            _check_schedule_target(schedule, queues, report)
         if (schedule.cron is None) == (schedule.every is None):
             report(
                 file,
                 path,
                 "give exactly one of 'cron' or 'every'"
                 + (" (both are set)" if schedule.cron is not None else ""),
+                key=True,
             )
         if schedule.cron is not None:
             problem = cron_problem(schedule.cron)
@@ -514,6 +512,27 @@ def _check_schedules(spec: Spec, report: Reporter) -> None:
                     f"'{key}' cannot be a Python keyword argument name",
                     key=True,
                 )
+
+
+def _check_schedule_target(schedule: Schedule, queues: Mapping[str, Queue], report: Reporter) -> None:
+    """The schedule's queue is declared and serves its task."""
+    file, path = schedule.origin.file, schedule.origin.path
+    queue = queues.get(schedule.queue)
+    if queue is None:
+        report(
+            file,
+            (*path, "queue"),
+            f"'{schedule.queue}' is not a declared queue"
+            + (_hint(schedule.queue, queues) if queues else f" (there is no {QUEUES_FILE})"),
+        )
+    elif schedule.task not in {t.name for t in queue.tasks}:
+        task_names = [t.name for t in queue.tasks]
+        report(
+            file,
+            (*path, "task"),
+            f"'{schedule.task}' is not a task of queue '{queue.name}' "
+            f"(declared: {', '.join(task_names)}){_hint(schedule.task, task_names)}",
+        )
 
 
 def cron_problem(expression: str) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from functools import cache
 from typing import Any
@@ -10,10 +11,12 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
+from yaml.nodes import ScalarNode
+from yaml.resolver import Resolver
 
 from bootstrap import resources
 from bootstrap.errors import Finding
-from bootstrap.spec.yamlload import Document, PathKey
+from bootstrap.spec.yamlload import BOOL_HINT, Document, PathKey
 
 SCHEMA_FILES = ("common", "bootstrap", "collection", "queues", "schedules")
 
@@ -56,7 +59,8 @@ def _findings(doc: Document, error: ValidationError) -> Iterable[Finding]:
         name = str(error.instance)
         yield doc.finding((*path, name), f"invalid name '{name}' (expected {_expected(schema)})", key=True)
         return
-    yield doc.finding(path, _message(error, schema))
+    # A missing key is reported on the key of the mapping that lacks it (`my-schedule:`), where it has one.
+    yield doc.finding(path, _message(error, schema), key=kind == "required")
 
 
 def _message(error: ValidationError, schema: dict[str, Any]) -> str:
@@ -73,14 +77,16 @@ def _message(error: ValidationError, schema: dict[str, Any]) -> str:
     if kind == "const":
         return f"{_show(instance)} is not allowed (expected {value!r})"
     if kind == "type":
-        wanted = " or ".join(value) if isinstance(value, list) else value
-        return f"expected {_article(wanted)}, got {_json_type(instance)} {_show(instance)}"
+        names = [str(name) for name in (value if isinstance(value, list) else [value])]
+        wanted = " or ".join(_YAML_WORDS.get(name, name) for name in names)
+        hint = BOOL_HINT if isinstance(instance, bool) and "string" in names else _quoted_hint(instance, names)
+        return f"expected {_article(wanted)}, got {_json_type(instance)} {_show(instance)}{hint}"
     if kind == "pattern":
         return f"{_show(instance)} is not valid (expected {_expected(schema)})"
     if kind in ("minimum", "exclusiveMinimum"):
-        return f"{instance} is too small (expected at least {value})"
+        return f"{_show(instance)} is too small (expected at least {value})"
     if kind in ("maximum", "exclusiveMaximum"):
-        return f"{instance} is too large (expected at most {value})"
+        return f"{_show(instance)} is too large (expected at most {value})"
     if kind == "minProperties":
         return f"must not be empty (expected at least {value} entr{'y' if value == 1 else 'ies'})"
     if kind == "maxProperties":
@@ -92,6 +98,22 @@ def _message(error: ValidationError, schema: dict[str, Any]) -> str:
     if kind == "maxLength":
         return f"is too long ({len(str(instance))} characters, expected at most {value})"
     return error.message
+
+
+_YAML_WORDS = {"object": "mapping", "array": "list"}  # JSON Schema's type names, as YAML users say them
+
+
+def _quoted_hint(instance: object, wanted: list[str]) -> str:
+    """A hint when a string was expected to be a number or boolean and would be one without quotes."""
+    if not isinstance(instance, str):
+        return ""
+    tag: str = _RESOLVER.resolve(ScalarNode, instance, (True, False))  # type: ignore[no-untyped-call]
+    kind = {"int": "integer", "float": "number", "bool": "boolean"}.get(tag.rsplit(":", 1)[-1], "")
+    fits = kind in wanted or (kind == "integer" and "number" in wanted)
+    return " (quoted, so it is text: remove the quotes)" if fits else ""
+
+
+_RESOLVER = Resolver()
 
 
 def _expected(schema: dict[str, Any]) -> str:
@@ -109,8 +131,13 @@ def _hint(word: object, choices: list[str]) -> str:
 
 
 def _show(value: object) -> str:
+    """A value quoted in a message: short, and with any password in a URL masked."""
     text = repr(value) if isinstance(value, str) else str(value)
+    text = _URL_PASSWORD.sub(r"\1****@", text)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@\s]+@")
 
 
 def _article(word: str) -> str:

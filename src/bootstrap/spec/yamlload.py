@@ -12,6 +12,7 @@ We compose the node graph with PyYAML's safe loader and build the values ourselv
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,8 +28,12 @@ PathKey = tuple[str | int, ...]
 MAX_VALUES = 100_000  # far above any real config; an alias bomb hits it at once
 MAX_DEPTH = 64
 MAX_BYTES = 5_000_000
+MAX_EXPLAINED = 200_000  # larger files with a syntax error get libyaml's message (see _compose)
+
+BOOL_HINT = " (YAML reads unquoted yes, no, on, off, true and false as booleans: quote the value)"
 
 _TAG = "tag:yaml.org,2002:"
+_TAGGED = re.compile(r"(?:&\S+\s+)?!")  # a node's properties: an optional anchor, then its tag
 _SCALAR_TAGS = {f"{_TAG}{name}" for name in ("str", "int", "float", "bool", "null", "timestamp")}
 
 
@@ -40,6 +45,9 @@ class Document:
     data: Any
     values: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
     keys: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
+    # The text of every scalar that used ${...}, before interpolation: generated code keeps the
+    # template (resolved at run time) instead of today's value, which may hold a secret.
+    templates: dict[PathKey, str] = field(default_factory=dict)
 
     def locate(self, path: PathKey, *, key: bool = False) -> tuple[int, int]:
         """Line and column of the value (or, with key=True, the key) at `path`, falling back to the
@@ -74,9 +82,10 @@ class _Abort(Exception):
 
 
 class _Builder:
-    def __init__(self, doc: Document, env: Mapping[str, str]) -> None:
+    def __init__(self, doc: Document, env: Mapping[str, str], text: str) -> None:
         self.doc = doc
         self.env = env
+        self.text = text
         self.findings: list[Finding] = []
         self.count = 0
         self.resolver = yaml.resolver.Resolver()
@@ -121,15 +130,14 @@ class _Builder:
             return None
         out: dict[str, Any] = {}
         first_seen: dict[str, int] = {}
-        merged: dict[str, Any] = {}
+        merges: list[Node] = []
         for key_node, value_node in node.value:
             if key_node.tag == f"{_TAG}merge":
-                merged.update(self.merge(value_node, path, depth))
+                merges.append(value_node)
                 continue
-            if not isinstance(key_node, ScalarNode):
-                self.fail(key_node, path, "mapping keys must be plain strings, not lists or mappings")
+            key = self.key(key_node, path)
+            if key is None:
                 continue
-            key = str(key_node.value)
             if key in first_seen:
                 self.fail(
                     key_node, (*path, key), f"duplicate key '{key}' (first defined at line {first_seen[key]})"
@@ -138,34 +146,60 @@ class _Builder:
             first_seen[key] = key_node.start_mark.line + 1
             self.doc.keys[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             out[key] = self.build(value_node, (*path, key), depth + 1)
-        # Explicit keys win over merged ones, as YAML's merge key specifies.
-        return {**merged, **out} if merged else out
-
-    def merge(self, node: Node, path: PathKey, depth: int) -> dict[str, Any]:
-        sources = node.value if isinstance(node, SequenceNode) else [node]
+        if not merges:
+            return out
+        # Explicit keys win over merged ones, and earlier merge sources over later ones, as YAML's merge
+        # key specifies. Each key is built once, from where it wins, so positions point there.
         merged: dict[str, Any] = {}
-        for source in reversed(sources):  # earlier sources take precedence
-            if not isinstance(source, MappingNode):
-                self.fail(source, path, "'<<' merges mappings only (expected an alias to a mapping)")
+        for key_node, value_node in self.merged_pairs(merges, path, set()):
+            key = self.key(key_node, path)
+            if key is None or key in out or key in merged:
                 continue
-            value = self.mapping(source, path, depth + 1)
-            merged.update(value or {})
-        return merged
+            mark = key_node.start_mark
+            self.doc.keys.setdefault((*path, key), (mark.line + 1, mark.column + 1))
+            merged[key] = self.build(value_node, (*path, key), depth + 1)
+        return {**merged, **out}
+
+    def key(self, node: Node, path: PathKey) -> str | None:
+        if not isinstance(node, ScalarNode):
+            self.fail(node, path, "mapping keys must be plain strings, not lists or mappings")
+            return None
+        return str(node.value)
+
+    def merged_pairs(self, merges: list[Node], path: PathKey, seen: set[int]) -> list[tuple[Node, Node]]:
+        """The key and value nodes `<<` brings in, in order of precedence. A source already merged is
+        skipped: it could add nothing, and skipping it stops recursive and exponential merges."""
+        pairs: list[tuple[Node, Node]] = []
+        for merge in merges:
+            for source in merge.value if isinstance(merge, SequenceNode) else [merge]:
+                if not isinstance(source, MappingNode) or source.tag != f"{_TAG}map":
+                    self.fail(source, path, "'<<' merges mappings only (expected an alias to a mapping)")
+                    continue
+                if id(source) in seen:
+                    continue
+                seen.add(id(source))
+                nested = [value for key, value in source.value if key.tag == f"{_TAG}merge"]
+                pairs += [(key, value) for key, value in source.value if key.tag != f"{_TAG}merge"]
+                pairs += self.merged_pairs(nested, path, seen)
+        return pairs
 
     def scalar(self, node: ScalarNode, path: PathKey) -> Any:
         tag = node.tag
         text = str(node.value)
-        explicit = node.style is None and tag != self._resolve(text)
+        plain = not node.style  # None from PyYAML, "" from libyaml
+        # Nodes do not record whether their tag was written (`!!str ${PORT}`); the text at their start does.
+        explicit = _TAGGED.match(self.text, node.start_mark.index) is not None
         if tag not in _SCALAR_TAGS:
             self.fail(node, path, _tag_message(tag))
             return None
         if "$" in text:
             try:
+                self.doc.templates[path] = text
                 text = interpolate(text, self.env)
             except InterpolationError as exc:
                 self.fail(node, path, str(exc))
                 return None
-            if node.style is None and not explicit:
+            if plain and not explicit:
                 # An unquoted `${PORT:-6379}` becomes the number 6379, as if written literally.
                 tag = self._resolve(text)
         if tag in (f"{_TAG}str", f"{_TAG}timestamp"):
@@ -182,8 +216,9 @@ class _Builder:
 
 
 def _tag_message(tag: str) -> str:
+    shown = tag.replace(_TAG, "!!", 1) if tag.startswith(_TAG) else tag  # as written: !!python/object
     return (
-        f"YAML tag {tag!r} is not allowed: configuration is plain data "
+        f"YAML tag '{shown}' is not allowed: configuration is plain data "
         "(mappings, lists, strings, numbers, booleans, null)"
     )
 
@@ -194,32 +229,141 @@ def load_document(text: str, file: str, env: Mapping[str, str]) -> tuple[Documen
     if len(text) > MAX_BYTES:
         return None, [Finding(file, 1, 1, "", f"file is larger than {MAX_BYTES} bytes")]
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = _compose(text)
     except yaml.MarkedYAMLError as exc:
-        return None, [_syntax_finding(file, exc)]
+        if exc.problem == _LIBYAML_TOO_DEEP and exc.problem_mark:
+            mark = exc.problem_mark
+            return None, [Finding(file, mark.line + 1, mark.column + 1, "", _TOO_DEEP)]
+        return None, [_syntax_finding(file, text, exc)]
     except yaml.YAMLError as exc:  # unmarked errors: reader errors on odd characters
         return None, [Finding(file, 1, 1, "", f"YAML syntax error: {exc}")]
-    if root is None:
+    except RecursionError:
+        return None, [_too_deep(file, text)]
+    if root is None or (isinstance(root, ScalarNode) and root.value == "" and not root.style):
+        # Nothing at all, or only '---' and comments.
         return None, [Finding(file, 1, 1, "", "file is empty (expected a mapping of settings)")]
-    builder = _Builder(doc, env)
+    builder = _Builder(doc, env, text)
     try:
         doc.data = builder.build(root, (), 0)
     except _Abort:
         return None, builder.findings
     except RecursionError:
-        return None, [Finding(file, 1, 1, "", "document nests too deeply")]
+        return None, [_too_deep(file, text)]
     return (doc if not builder.findings else None), builder.findings
 
 
-def _syntax_finding(file: str, exc: yaml.MarkedYAMLError) -> Finding:
+def _too_deep(file: str, text: str) -> Finding:
+    """Where nesting first goes deeper than MAX_DEPTH (PyYAML's parser, unlike its composer, does not
+    recurse, so this walk is safe however deep the text nests)."""
+    depth, line, column = 0, 1, 1
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+                    break
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        pass
+    return Finding(file, line, column, "", _TOO_DEEP)
+
+
+_FAST_LOADER: type[yaml.CSafeLoader] | None = getattr(yaml, "CSafeLoader", None)
+_LIBYAML_TOO_DEEP = "exceeded maximum nesting depth"
+_TOO_DEEP = f"document nests too deeply (expected at most {MAX_DEPTH} levels)"
+
+
+def _compose(text: str) -> Node | None:
+    """The node graph of `text`: from libyaml when PyYAML has it (many times faster), else, and to
+    explain a file libyaml rejects, from the pure-Python parser, whose messages the ones below are
+    written for. Not for nesting deeper than libyaml allows nor a huge file: the pure parser takes time
+    quadratic in nesting depth, so libyaml's error stands."""
+    if _FAST_LOADER is not None:
+        try:
+            return yaml.compose(text, Loader=_FAST_LOADER)
+        except yaml.MarkedYAMLError as exc:
+            if exc.problem == _LIBYAML_TOO_DEEP or len(text) > MAX_EXPLAINED:
+                raise
+        except yaml.YAMLError:
+            pass
+    return yaml.compose(text, Loader=yaml.SafeLoader)
+
+
+_TOKEN_WORDS = {
+    "'<block mapping start>'": "'key: value'",
+    "'<scalar>'": "text",
+    "'-'": "list item '-'",
+    "'<block sequence start>'": "list item '-'",
+}
+
+
+def _syntax_finding(file: str, text: str, exc: yaml.MarkedYAMLError) -> Finding:
+    """A syntax error located where the user has to look: PyYAML reports where parsing failed, which for an
+    unclosed bracket, quote or a key without ':' is the line after the mistake."""
     mark = exc.problem_mark or exc.context_mark
-    line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     problem = exc.problem or "invalid YAML"
+    context = exc.context or ""
+    opened = exc.context_mark
+    failed_at = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "the end"
+    prefix = "YAML syntax error: "
     if "'\\t'" in problem or "\t" in problem:
-        problem = "tab character: YAML indentation must use spaces, not tabs"
-    elif "expected a single document" in (exc.context or "") or "single document" in problem:
-        problem = "more than one YAML document ('---') in one file (expected exactly one)"
+        prefix, problem = "", "tab character: YAML indentation must use spaces, not tabs"
+    elif "expected a single document" in context or "single document" in problem:
+        prefix, problem = "", "more than one YAML document ('---') in one file (expected exactly one)"
+    elif mark and mark.index > 0 and text[mark.index - 1 : mark.index + 1] == "${" and "flow" in context:
+        problem = (
+            "'${...}' inside a {...} or [...] collection: YAML reads its braces as syntax; write this "
+            "key on its own line in block style (key: ${VAR:-default})"
+        )
+    elif opened and "while parsing a flow" in context:
+        bracket = "{" if "mapping" in context else "["
+        mark, problem = opened, f"this '{bracket}' is not closed ({problem} at {failed_at})"
+    elif opened and "while scanning a quoted scalar" in context:
+        mark, problem = opened, "this quoted string is never closed (missing closing quote)"
+    elif opened and "while scanning a simple key" in context:
+        mark, problem = opened, "expected 'key: value' on this line (is the ':' after the key missing?)"
+    elif mark and (quote := _unclosed_quote(text, mark.index)):
+        mark, problem = quote, f"this quoted string runs on to {failed_at}: is its closing quote missing?"
+    elif problem.startswith("expected <block end>, but found "):
+        found = problem.removeprefix("expected <block end>, but found ")
+        if found in ("'}'", "']'"):
+            problem = f"unexpected {found} (no open bracket for it to close)"
+        else:
+            found = _TOKEN_WORDS.get(found, found)
+            problem = f"unexpected {found}: this line's indentation does not match the lines above it"
+    elif problem == "mapping values are not allowed here":
+        problem = (
+            "unexpected ':' here: this line is indented deeper than the key above it allows, or a "
+            "plain value contains ': ' (put such a value in quotes)"
+        )
+    elif "that cannot start any token" in problem:
+        char = problem.removeprefix("found ").removesuffix(" that cannot start any token")
+        problem = f"{char} cannot start a value (put the value in quotes)"
     else:
-        context = f" {exc.context}" if exc.context else ""
-        problem = f"YAML syntax error: {problem}{context}"
-    return Finding(file, line, column, "", problem)
+        problem = f"{problem} {context}".strip()
+    line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    return Finding(file, line, column, "", prefix + problem)
+
+
+def _unclosed_quote(text: str, index: int) -> yaml.Mark | None:
+    """Where a quoted string that spans lines and ends just before `index` (where parsing failed)
+    begins: the usual trace of a missing closing quote, which swallows the lines after it."""
+    last: yaml.Token | None = None
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if token.start_mark.index >= index:
+                break
+            last = token
+    except yaml.YAMLError:
+        pass
+    if (
+        isinstance(last, yaml.ScalarToken)
+        and last.style in ('"', "'")
+        and last.start_mark.line != last.end_mark.line
+    ):
+        start: yaml.Mark = last.start_mark
+        return start
+    return None
