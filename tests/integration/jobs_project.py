@@ -4,6 +4,7 @@ workers and schedulers as real processes."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -119,6 +120,9 @@ def make_project(
         yield project
     finally:
         project.stop_all()
+
+
+open_project = contextlib.contextmanager(make_project)  # `with open_project(...) as project:`
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:

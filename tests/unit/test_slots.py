@@ -201,18 +201,24 @@ def test_due_slots_up_to_the_catch_up_limit_are_all_listed() -> None:
     assert due_slots({"every": 1.0}, last, now) == [last + i for i in range(1, CATCH_UP_LIMIT + 1)]
 
 
-def test_due_slots_beyond_the_catch_up_limit_jump_to_the_latest_slot() -> None:
+def test_due_slots_beyond_the_catch_up_limit_are_the_most_recent_slots() -> None:
     last = ts(2026, 11, 28, 0, 0)
     now = last + 86_400 + 0.5  # a day of 1-minute slots: 1440 missed
     slots = due_slots({"every": 60.0}, last, now)
-    assert len(slots) == CATCH_UP_LIMIT + 1
-    assert slots[:CATCH_UP_LIMIT] == [last + 60 * i for i in range(1, CATCH_UP_LIMIT + 1)]
+    assert slots == [last + 86_400 - 60 * i for i in range(CATCH_UP_LIMIT - 1, -1, -1)]
     assert slots[-1] == latest_slot({"every": 60.0}, now) == last + 86_400
-    assert slots == sorted(set(slots))
-    # One slot over the limit: the jump lands on the next slot, nothing is listed twice.
+    # One slot over the limit: the oldest is passed over, nothing is listed twice.
     slots = due_slots({"every": 1.0}, last, last + CATCH_UP_LIMIT + 1)
-    assert slots == [last + i for i in range(1, CATCH_UP_LIMIT + 2)]
+    assert slots == [last + i for i in range(2, CATCH_UP_LIMIT + 2)]
     cron = {"cron": "*/5 * * * *", "timezone": "Europe/Paris"}
     slots = due_slots(cron, last, last + timedelta(days=2).total_seconds())
-    assert len(slots) == CATCH_UP_LIMIT + 1 and slots == sorted(set(slots))
-    assert slots[-1] == last + 2 * 86_400
+    assert len(slots) == CATCH_UP_LIMIT and slots == sorted(set(slots))
+    assert slots[-1] == last + 2 * 86_400 and slots[0] == last + 2 * 86_400 - 300 * (CATCH_UP_LIMIT - 1)
+
+
+def test_latest_slot_is_never_after_now() -> None:
+    slot = ts(2026, 11, 28, 21, 30)
+    cron = {"cron": "*/5 * * * *"}
+    assert latest_slot(cron, slot) == slot
+    assert latest_slot(cron, slot - 0.0005) == slot - 300
+    assert latest_slot({"every": 300.0}, slot - 0.0005) == slot - 300

@@ -15,8 +15,10 @@ handled without firing (and logs it), `run_once` fires one job for the whole mis
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import signal
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -35,7 +37,8 @@ log = logging.getLogger("bootstrap.jobs.scheduler")
 MISFIRE_GRACE = 5.0  # seconds a slot may be late and still count as on time
 
 _CLAIM = """
-if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 0 then return 0 end
+local definition = redis.call('HGET', KEYS[3], ARGV[1])
+if not definition or cjson.decode(definition)['enabled'] == false then return 0 end
 local last = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
 if tonumber(ARGV[2]) <= last then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -84,6 +87,11 @@ class SlotScheduler(TaskiqScheduler):
 
     async def startup(self) -> None:
         logs.setup()
+        # Taskiq's scheduler only stops cleanly on Ctrl-C (the main task is cancelled); treat
+        # SIGTERM the same way so orchestrators stop it gracefully and it exits 0.
+        main_task = asyncio.current_task()
+        if main_task is not None:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
         for broker in self.brokers.values():
             broker.is_scheduler_process = True
             await broker.startup()

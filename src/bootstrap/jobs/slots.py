@@ -26,19 +26,25 @@ def next_slot(definition: dict[str, Any], after: float) -> float:
     return float(croniter(definition["cron"], start).get_next(float))
 
 
-def latest_slot(definition: dict[str, Any], now: float) -> float:
-    """The last slot at or before `now`."""
+def previous_slot(definition: dict[str, Any], before: float) -> float:
+    """The last slot strictly before `before`."""
     every = definition.get("every")
     if every:
-        return float(math.floor(now / every) * every)
+        return float((math.ceil(before / every) - 1) * every)
     zone = ZoneInfo(definition.get("timezone") or "UTC")
-    start = datetime.fromtimestamp(now + 0.001, zone)  # get_prev excludes the start itself
-    return float(croniter(definition["cron"], start).get_prev(float))
+    return float(croniter(definition["cron"], datetime.fromtimestamp(before, zone)).get_prev(float))
+
+
+def latest_slot(definition: dict[str, Any], now: float) -> float:
+    """The last slot at or before `now`."""
+    on_time = next_slot(definition, now - 1e-6)  # a slot exactly at `now` counts
+    return on_time if on_time <= now else previous_slot(definition, now)
 
 
 def due_slots(definition: dict[str, Any], last: float | None, now: float) -> list[float]:
     """Slots after `last` up to `now`, oldest first. With no `last` (a schedule seen for the first
-    time) only the latest slot. A longer stretch than CATCH_UP_LIMIT ends with the latest slot."""
+    time) only the latest slot. After a stretch longer than CATCH_UP_LIMIT slots, only the most
+    recent CATCH_UP_LIMIT of them (the older ones are passed over)."""
     if last is None:
         return [latest_slot(definition, now)]
     slots: list[float] = []
@@ -46,8 +52,11 @@ def due_slots(definition: dict[str, Any], last: float | None, now: float) -> lis
     while slot <= now and len(slots) < CATCH_UP_LIMIT:
         slots.append(slot)
         slot = next_slot(definition, slot)
-    if slot <= now:
-        latest = latest_slot(definition, now)
-        if latest > slots[-1]:
-            slots.append(latest)
-    return slots
+    if slot > now:
+        return slots
+    recent: list[float] = []
+    slot = latest_slot(definition, now)
+    while slot > last and len(recent) < CATCH_UP_LIMIT:
+        recent.append(slot)
+        slot = previous_slot(definition, slot)
+    return recent[::-1]

@@ -91,6 +91,9 @@ def execute(
                         raise
             elif isinstance(op, PutSchedule):
                 client.hset(keys.definitions, op.collection, stored.encode(op.definition))
+                if not op.definition.get("enabled", True):
+                    # A schedule enabled again later starts afresh: its disabled time is not "missed".
+                    client.hdel(keys.last_slot, op.collection)
             elif isinstance(op, DeleteSchedule):
                 client.hdel(keys.definitions, op.collection)
                 client.hdel(keys.last_slot, op.collection)
