@@ -6,16 +6,28 @@ import json
 import sys
 from typing import Any, TextIO
 
+from bootstrap.redact import mask
+
 
 def out(text: str = "", *, stream: TextIO | None = None) -> None:
-    """A line for the user (stdout): results, plans, reports."""
-    print(text, file=stream or sys.stdout, flush=True)
+    """A line for the user (stdout): results, plans, reports. Credentials are masked here too."""
+    print(mask(text), file=stream or sys.stdout, flush=True)
 
 
 def err(text: str) -> None:
     """A line about a problem (stderr)."""
-    print(text, file=sys.stderr, flush=True)
+    print(mask(text), file=sys.stderr, flush=True)
 
 
 def out_json(data: Any) -> None:
     out(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+def ask(question: str) -> bool:
+    """A yes/no question on the terminal; no terminal (CI, pipes) means no."""
+    if not sys.stdin.isatty():
+        return False
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:
+        return False

@@ -15,7 +15,7 @@ DAY = 86400
 
 T = FieldType
 S, N, B, D, OID = T.STRING, T.NUMBER, T.BOOL, T.DATE, T.OBJECT_ID
-OBJ, A, MAP, ANY = T.OBJECT, T.ARRAY, T.MAP, T.ANY
+OBJ, A, MAP = T.OBJECT, T.ARRAY, T.MAP
 TOKENS = {"encrypted": S, "iv": S, "tag": S}
 
 
@@ -154,7 +154,7 @@ MSEDB: dict[str, dict[str, Any]] = {
         "model": "AuditLog",
         "timestamps": True,
         "types": {
-            "userId": OID, "mailboxId": OID, "action": S, "targetType": S, "targetId": S, "details": ANY,
+            "userId": OID, "mailboxId": OID, "action": S, "targetType": S, "targetId": S, "details": OBJ,
             "undoable": B, "undoneAt": D, "undoneBy": OID,
         },
         "required": {"userId", "action", "targetType"},

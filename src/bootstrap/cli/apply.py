@@ -14,15 +14,22 @@ HELP = "create and change collections, validators, indexes, queues and schedules
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_plan_options(parser)
-    parser.add_argument("--lock-timeout", type=float, default=600.0, metavar="SECONDS",
-                        help="how long to wait for another apply to finish (default 600)")
+    parser.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="how long to wait for another apply to finish (default 600)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     spec = spec_from(args)
     with database(spec) as db, redis_client(spec) as client:
-        console.out(f"applying {args.config} to MongoDB {mask(spec.mongodb.uri)} (database {db.name}) "
-                    f"and Redis {mask(spec.redis.url)}")
+        console.out(
+            f"applying {args.config} to MongoDB {mask(spec.mongodb.uri)} (database {db.name}) "
+            f"and Redis {mask(spec.redis.url)}"
+        )
         done = apply(spec, db, client, plan_options(args), console.out)
     if done:
         console.out(f"Applied {len(done)} operation(s).")

@@ -18,16 +18,24 @@ from bootstrap.spec.model import Spec
 
 
 def add_plan_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--allow-rebuild", action="store_true",
-                        help="drop and recreate indexes whose keys or options changed (otherwise blocked)")
+    parser.add_argument(
+        "--allow-rebuild",
+        action="store_true",
+        help="drop and recreate indexes whose keys or options changed (otherwise blocked)",
+    )
     parser.add_argument("--prune", action="store_true", help="drop indexes that exist but are not declared")
-    parser.add_argument("--fix-redis", action="store_true",
-                        help="set Redis's maxmemory-policy to the declared one (otherwise blocked)")
+    parser.add_argument(
+        "--fix-redis", action="store_true", help="set Redis's maxmemory-policy to the declared one (otherwise blocked)"
+    )
 
 
 def plan_options(args: argparse.Namespace) -> Options:
-    return Options(allow_rebuild=args.allow_rebuild, prune=args.prune, fix_redis=args.fix_redis,
-                   lock_timeout=getattr(args, "lock_timeout", 600.0))
+    return Options(
+        allow_rebuild=args.allow_rebuild,
+        prune=args.prune,
+        fix_redis=args.fix_redis,
+        lock_timeout=getattr(args, "lock_timeout", 600.0),
+    )
 
 
 def spec_from(args: argparse.Namespace) -> Spec:

@@ -14,10 +14,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bootstrap import __version__, console, logs
-from bootstrap.cli import apply, enqueue, generate, plan, validate
+from bootstrap.cli import apply, enqueue, generate, jobs, plan, status, validate
 from bootstrap.errors import BootstrapError, ConfigError
 
-COMMANDS = {"validate": validate, "plan": plan, "apply": apply, "generate": generate, "enqueue": enqueue}
+COMMANDS = {
+    "validate": validate,
+    "plan": plan,
+    "apply": apply,
+    "generate": generate,
+    "enqueue": enqueue,
+    "status": status,
+    "jobs": jobs,
+}
 
 
 def default_config_dir() -> Path:
@@ -31,6 +39,12 @@ def parser() -> argparse.ArgumentParser:
         "apply and generate the Taskiq wiring.",
     )
     root.add_argument("--version", action="version", version=f"bootstrap {__version__}")
+    root.add_argument(
+        "--log-format",
+        choices=logs.FORMATS,
+        default=None,
+        help="log lines as text (default) or one JSON object per line; also BOOTSTRAP_LOG_FORMAT",
+    )
     commands = root.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module in COMMANDS.items():
         sub = commands.add_parser(name, help=module.HELP, description=module.HELP)
@@ -47,6 +61,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.log_format:
+        os.environ["BOOTSTRAP_LOG_FORMAT"] = args.log_format  # child processes (up) inherit it
     logs.setup()
     module = COMMANDS[args.command]
     try:

@@ -16,8 +16,11 @@ HELP = "show what apply would change (+ create, ~ change in place, -/+ rebuild, 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_plan_options(parser)
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
-    parser.add_argument("--detailed-exitcode", action="store_true",
-                        help="exit 0 when there are no changes, 2 when there are, 1 on error")
+    parser.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 0 when there are no changes, 2 when there are, 1 on error",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

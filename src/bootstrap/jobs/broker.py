@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -30,13 +31,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AckableMessage, AsyncBroker, BrokerMessage
 from tenacity import RetryCallState
 
-from bootstrap.jobs.keys import GROUP, QueueKeys
+from bootstrap.jobs.keys import GROUP, QueueKeys, workers_key
 from bootstrap.jobs.records import Records
 from bootstrap.jobs.runtime import QueueRuntime
 from bootstrap.redact import mask
 from bootstrap.retry import async_retrying
 
 log = logging.getLogger("bootstrap.jobs.broker")
+
+HEARTBEAT_EVERY = 5.0  # seconds between a worker's "alive" notes
 
 # Put jobs that were read but never started back as new entries (a worker shutting down), so they are
 # delivered again at once instead of after the visibility timeout. KEYS: stream; ARGV: group, ids.
@@ -130,7 +133,7 @@ class StreamBroker(AsyncBroker):
             await self.redis.xgroup_create(self.keys.stream, GROUP, id="0", mkstream=True)
         self._promote = self.redis.register_script(_PROMOTE)
         if self.is_worker_process:
-            for job in (self._flush_acks, self._renew_in_flight, self._promote_due_retries):
+            for job in (self._flush_acks, self._renew_in_flight, self._promote_due_retries, self._heartbeat):
                 self._background.append(asyncio.create_task(job()))
 
     async def _check_redis(self) -> None:
@@ -176,6 +179,9 @@ class StreamBroker(AsyncBroker):
         for task in self._background:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self._background:  # a worker: say goodbye so status stops listing it
+            with contextlib.suppress(Exception):
+                await self.redis.hdel(workers_key(self.runtime.prefix), self.consumer)
         self._background.clear()
         with contextlib.suppress(Exception):
             await self._ack_now()
@@ -350,6 +356,22 @@ class StreamBroker(AsyncBroker):
                 )
             except Exception as exc:
                 log.warning("queue %s: could not renew running jobs (%s)", self.runtime.queue, exc)
+
+    async def _heartbeat(self) -> None:
+        """Tell `bootstrap status` this worker is alive, every few seconds."""
+        started = time.time()
+        while True:
+            beat = {
+                "queue": self.runtime.queue,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "started": started,
+                "seen": time.time(),
+                "running": len(self._started),
+            }
+            with contextlib.suppress(Exception):
+                await self.redis.hset(workers_key(self.runtime.prefix), self.consumer, json.dumps(beat))
+            await asyncio.sleep(HEARTBEAT_EVERY)
 
     async def _promote_due_retries(self) -> None:
         while True:

@@ -48,3 +48,8 @@ class ScheduleKeys:
     def last_slot(self) -> str:
         """Hash: schedule id -> the last slot (epoch seconds) that was fired or deliberately skipped."""
         return f"{self.prefix}:schedules:last-slot"
+
+
+def workers_key(prefix: str) -> str:
+    """Hash: worker (consumer) name -> JSON heartbeat {queue, host, pid, started, seen}."""
+    return f"{prefix}:workers"

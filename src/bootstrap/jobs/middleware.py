@@ -138,7 +138,7 @@ def _record(message: TaskiqMessage, duration: float) -> dict[str, Any]:
         "task": message.task_name,
         "args": message.args,
         "kwargs": message.kwargs,
-        "labels": {k: v for k, v in message.labels.items() if k != RETRY},
+        "labels": dict(message.labels),  # the retry policy included: `jobs retry` re-enqueues with it
         "attempt": attempt_of(message),
         "duration": duration,
     }

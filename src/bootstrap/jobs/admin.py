@@ -1,0 +1,153 @@
+"""What operators ask of the job layer (`status`, `jobs ...`): queue depths, schedules, workers, and
+the failed-job store. Synchronous Redis calls, pipelined: one round trip per question."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from taskiq import TaskiqMessage
+
+from bootstrap.jobs import schedules as stored
+from bootstrap.jobs.keys import GROUP, QueueKeys, ScheduleKeys, workers_key
+from bootstrap.jobs.middleware import ATTEMPT
+from bootstrap.jobs.records import COMPLETED, FAILED
+from bootstrap.jobs.slots import latest_slot, next_slot
+from bootstrap.spec.model import Spec
+
+WORKER_SEEN_WITHIN = 30.0  # seconds: a worker whose last heartbeat is older counts as gone
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    queue: str
+    waiting: int  # in the stream, not yet handed to a worker
+    running: int  # handed to a worker, not acknowledged
+    delayed: int  # waiting for a retry delay
+    completed: int  # records kept
+    failed: int  # records kept (the failed-job store)
+
+
+def queue_stats(client: redis.Redis, spec: Spec) -> list[QueueStats]:
+    pipe = client.pipeline(transaction=False)
+    keys = [QueueKeys(spec.redis.key_prefix, q.name) for q in spec.queues]
+    for k in keys:
+        pipe.xlen(k.stream)
+        pipe.xinfo_groups(k.stream)
+        pipe.zcard(k.delayed)
+        pipe.zcard(k.records(COMPLETED))
+        pipe.zcard(k.records(FAILED))
+    results = pipe.execute(raise_on_error=False)
+    stats = []
+    for i, k in enumerate(keys):
+        length, groups, delayed, completed, failed = results[i * 5 : i * 5 + 5]
+        length = length if isinstance(length, int) else 0
+        group: dict[str, Any] = {}
+        if isinstance(groups, list):
+            group = next((g for g in groups if _text(g.get("name")) == GROUP), {})
+        pending = int(group.get("pending", 0))
+        stats.append(
+            QueueStats(k.queue, max(0, length - pending), pending, _int(delayed), _int(completed), _int(failed))
+        )
+    return stats
+
+
+def schedule_states(client: redis.Redis, spec: Spec, now: float | None = None) -> list[dict[str, Any]]:
+    """Each stored schedule with its last handled slot and its next one."""
+    now = time.time() if now is None else now
+    keys = ScheduleKeys(spec.redis.key_prefix)
+    pipe = client.pipeline(transaction=False)
+    pipe.hgetall(keys.definitions)
+    pipe.hgetall(keys.last_slot)
+    definitions, last_slots = pipe.execute()
+    rows = []
+    for raw_id, raw in sorted(definitions.items()):
+        definition = stored.decode(raw) or {}
+        schedule_id = _text(raw_id)
+        last = last_slots.get(raw_id)
+        last_slot = float(last) if last is not None else None
+        enabled = definition.get("enabled", True)
+        rows.append(
+            {
+                "id": schedule_id,
+                "queue": definition.get("queue"),
+                "task": definition.get("task"),
+                "when": f"cron {definition['cron']}" if definition.get("cron") else f"every {definition.get('every')}s",
+                "enabled": enabled,
+                "last_run": last_slot,
+                "next_run": next_slot(definition, max(now, last_slot or 0)) if enabled and definition else None,
+                "latest_due": latest_slot(definition, now) if definition else None,
+            }
+        )
+    return rows
+
+
+def workers(client: redis.Redis, spec: Spec, now: float | None = None) -> list[dict[str, Any]]:
+    """Workers whose heartbeat is recent, newest first."""
+    now = time.time() if now is None else now
+    seen = []
+    for name, raw in client.hgetall(workers_key(spec.redis.key_prefix)).items():
+        beat = json.loads(raw)
+        if now - float(beat.get("seen", 0)) <= WORKER_SEEN_WITHIN:
+            seen.append({"name": _text(name), **beat})
+    return sorted(seen, key=lambda b: (b["queue"], b["name"]))
+
+
+def failed_jobs(client: redis.Redis, keys: QueueKeys, limit: int = 50) -> list[dict[str, Any]]:
+    ids: Any = client.zrevrange(keys.records(FAILED), 0, limit - 1)
+    if not ids:
+        return []
+    return [json.loads(r) for r in client.hmget(keys.record_data(FAILED), ids) if r is not None]
+
+
+def failed_job(client: redis.Redis, keys: QueueKeys, job_id: str) -> dict[str, Any] | None:
+    raw = client.hget(keys.record_data(FAILED), job_id)
+    return json.loads(raw) if raw else None
+
+
+def retry_failed(client: redis.Redis, keys: QueueKeys, job_ids: list[str]) -> list[str]:
+    """Put failed jobs back on their queue as new first attempts (same id, arguments and labels) and
+    take them out of the failed store, atomically per job. Returns the ids re-enqueued."""
+    done = []
+    for job_id in job_ids:
+        record = failed_job(client, keys, job_id)
+        if record is None:
+            continue
+        labels = {k: v for k, v in record.get("labels", {}).items() if k != ATTEMPT}
+        message = TaskiqMessage(
+            task_id=record["id"],
+            task_name=record["task"],
+            labels=labels,
+            args=record.get("args", []),
+            kwargs=record.get("kwargs", {}),
+        )
+        pipe = client.pipeline(transaction=True)
+        pipe.xadd(keys.stream, {"data": message.model_dump_json().encode()})
+        pipe.zrem(keys.records(FAILED), job_id)
+        pipe.hdel(keys.record_data(FAILED), job_id)
+        pipe.execute()
+        done.append(job_id)
+    return done
+
+
+def all_failed_ids(client: redis.Redis, keys: QueueKeys) -> list[str]:
+    return [_text(i) for i in client.zrange(keys.records(FAILED), 0, -1)]
+
+
+def purge_failed(client: redis.Redis, keys: QueueKeys) -> int:
+    pipe = client.pipeline(transaction=True)
+    pipe.zcard(keys.records(FAILED))
+    pipe.delete(keys.records(FAILED), keys.record_data(FAILED))
+    count, _ = pipe.execute()
+    return int(count)
+
+
+def _int(value: Any) -> int:
+    return int(value) if isinstance(value, int) else 0
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
