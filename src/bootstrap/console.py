@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from bootstrap.redact import mask
@@ -15,7 +17,10 @@ def out(text: str = "", *, stream: TextIO | None = None) -> None:
 
 
 def err(text: str) -> None:
-    """A line about a problem (stderr)."""
+    """A line about a problem (stderr); a JSON object when logs are JSON, so stderr stays parseable."""
+    if os.environ.get("BOOTSTRAP_LOG_FORMAT", "").lower() == "json":
+        text = json.dumps({"time": datetime.now(UTC).isoformat(timespec="milliseconds"), "level": "ERROR",
+                           "logger": "bootstrap", "message": text})
     print(mask(text), file=sys.stderr, flush=True)
 
 
