@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bootstrap import __version__, console, logs
-from bootstrap.cli import apply, enqueue, generate, jobs, plan, status, validate
+from bootstrap.cli import apply, enqueue, generate, jobs, plan, status, up, validate
 from bootstrap.errors import BootstrapError, ConfigError
 
 COMMANDS = {
@@ -22,8 +22,9 @@ COMMANDS = {
     "plan": plan,
     "apply": apply,
     "generate": generate,
-    "enqueue": enqueue,
+    "up": up,
     "status": status,
+    "enqueue": enqueue,
     "jobs": jobs,
 }
 

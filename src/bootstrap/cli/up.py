@@ -1,0 +1,21 @@
+"""`bootstrap up`: the whole stack on this machine, until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+
+from bootstrap import up
+
+HELP = "start everything: local MongoDB and Redis if none is configured, apply, workers and scheduler"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--embedded",
+        action="store_true",
+        help="start local MongoDB and Redis even when MONGODB_URI / REDIS_URL are set",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    return up.run(args.config, args.embedded)
