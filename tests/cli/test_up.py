@@ -1,0 +1,185 @@
+"""`bootstrap up` as a user runs it: a real process, local servers, workers and scheduler, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from bootstrap.embedded import MongoServer, RedisServer
+from tests.conftest import REPO, copy_config
+
+DONE = re.compile(r"delta-sync ([1-9]\d*) done")
+
+
+def env_without_servers() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("MONGODB_URI", "REDIS_URL", "REDIS_HOST", "REDIS_PORT")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def fast_schedule(config: Path) -> None:
+    """The shipped delta-sync schedule every 2 s instead of every 15 min, so a job fires soon."""
+    path = config / "schedules.yaml"
+    text = path.read_text()
+    assert "every: 15m" in text
+    path.write_text(text.replace("every: 15m", "every: 2s", 1))
+
+
+class Output:
+    """Everything a process prints, collected by a thread so tests can wait for a line."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process, self.text = process, ""
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.text += line
+
+    def wait_for(self, pattern: re.Pattern[str], timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if pattern.search(self.text):
+                return self.text
+            if self.process.poll() is not None and not self._thread.is_alive():
+                break
+            time.sleep(0.2)
+        raise AssertionError(f"no match for {pattern.pattern!r} within {timeout}s; output so far:\n{self.text}")
+
+    def finish(self, timeout: float = 90) -> str:
+        self.process.wait(timeout)
+        self._thread.join(10)
+        return self.text
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def interrupt(output: Output, timeout: float = 90) -> str:
+    """Ctrl-C, as a terminal sends it: SIGINT to the foreground process group."""
+    os.killpg(output.process.pid, signal.SIGINT)
+    return output.finish(timeout)
+
+
+def start_up(project: Path, env: dict[str, str], *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bootstrap", "up", "--config", str(project / "config"), *extra],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def test_up_runs_the_stack_on_local_servers_and_stops_cleanly(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    fast_schedule(copy_config(project / "config", "msedb"))
+    up = start_up(project, env_without_servers())
+    output = Output(up)
+    try:
+        seen = output.wait_for(DONE, 120)
+        assert "starting a local MongoDB" in seen and "starting a local Redis" in seen
+        assert "bootstrap up: msedb is running" in seen and ".bootstrap" in seen
+        second = subprocess.run(
+            [sys.executable, "-m", "bootstrap", "up", "--config", str(project / "config")],
+            cwd=project,
+            env=env_without_servers(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode == 1 and "already running" in second.stderr
+        out = interrupt(output)
+        assert up.returncode == 0, out
+        assert "workers and scheduler stopped" in out and "local servers stopped" in out
+    finally:
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGKILL)
+    ports = json.loads((project / ".bootstrap" / "ports.json").read_text())
+    assert not listening(ports["mongodb"]) and not listening(ports["redis"])
+    assert not (project / ".bootstrap" / "up.pid").exists()
+    # The data survives: a second run finds everything applied and the jobs done so far kept.
+    again = start_up(project, env_without_servers())
+    output = Output(again)
+    try:
+        seen = output.wait_for(re.compile(r"jobs: .*"), 120)
+        assert "MongoDB and Redis match the spec" in seen
+        interrupt(output)
+        assert again.returncode == 0
+    finally:
+        if again.poll() is None:
+            os.killpg(again.pid, signal.SIGKILL)
+
+
+def test_up_uses_configured_servers_and_starts_none(
+    tmp_path: Path, mongo_server: MongoServer, redis_server: RedisServer
+) -> None:
+    project = tmp_path / "project"
+    copy_config(project / "config", "upext")
+    env = {**env_without_servers(), "MONGODB_URI": f"{mongo_server.uri}upext", "REDIS_URL": redis_server.uri}
+    up = start_up(project, env)
+    output = Output(up)
+    try:
+        seen = output.wait_for(re.compile(r"is running"), 120)
+        assert "starting a local" not in seen
+        interrupt(output)
+        assert up.returncode == 0
+    finally:
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGKILL)
+
+
+def quick_start_commands() -> list[str]:
+    text = (REPO / "README.md").read_text()
+    block = text.split("## Quick start", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    return [line.strip() for line in block.strip().splitlines() if line.strip()]
+
+
+def test_readme_quick_start_is_two_commands_and_the_second_is_what_ci_runs() -> None:
+    commands = quick_start_commands()
+    assert len(commands) == 2
+    assert commands[0].endswith("bootstrap up")
+    assert commands[1] in (REPO / ".ci" / "run").read_text()
+
+
+@pytest.mark.skipif(not (REPO / ".git").exists(), reason="needs the git repository to clone")
+def test_readme_quick_start_first_command_on_a_fresh_clone(tmp_path: Path) -> None:
+    """The first quick-start command, verbatim, in a fresh clone: it installs, starts everything,
+    processes a scheduled job, and stops on Ctrl-C."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True, timeout=120)
+    fast_schedule(clone / "config")
+    env = {k: v for k, v in env_without_servers().items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    up = subprocess.Popen(
+        ["bash", "-c", quick_start_commands()[0]],
+        cwd=clone,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    output = Output(up)
+    try:
+        output.wait_for(DONE, 600)
+        out = interrupt(output)
+        assert up.returncode == 0, out
+    finally:
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGKILL)
