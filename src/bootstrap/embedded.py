@@ -137,6 +137,10 @@ class LocalServer:
 class MongoServer(LocalServer):
     name = "secantusd"
 
+    def __init__(self, data_dir: Path, port: int | None = None, *, auth: bool = False) -> None:
+        super().__init__(data_dir, port)
+        self.auth = auth  # require SCRAM authentication (users are created beforehand, without auth)
+
     def command(self) -> list[str]:
         daemon = _executable("secantusd-py")
         if daemon is None:
@@ -146,7 +150,8 @@ class MongoServer(LocalServer):
         if not config.exists():
             config.write_text("# empty: keeps secantusd-py from picking up another config file\n")
         return [daemon, "--config", str(config), "--host", "127.0.0.1", "--port", str(self.port),
-                "--storage-path", str(self.data_dir / "db"), "--log-level", "WARNING"]
+                "--storage-path", str(self.data_dir / "db"), "--log-level", "WARNING",
+                *(["--auth"] if self.auth else [])]
 
     @property
     def uri(self) -> str:
@@ -156,16 +161,20 @@ class MongoServer(LocalServer):
 class RedisServer(LocalServer):
     name = "redis-server"
 
-    def __init__(self, data_dir: Path, port: int | None = None, *, appendonly: bool = True) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, *, appendonly: bool = True,
+                 password: str | None = None) -> None:
         super().__init__(data_dir, port)
         self.appendonly = appendonly
+        self.password = password
 
     def command(self) -> list[str]:
         return [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
                 "--dir", str(self.data_dir), "--appendonly", "yes" if self.appendonly else "no",
                 "--appendfsync", "everysec", "--save", "", "--maxmemory-policy", "noeviction",
-                "--protected-mode", "yes", "--daemonize", "no"]
+                "--protected-mode", "yes", "--daemonize", "no",
+                *(["--requirepass", self.password] if self.password else [])]
 
     @property
     def uri(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"

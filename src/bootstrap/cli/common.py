@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -15,6 +17,20 @@ from bootstrap.mongo.connect import connect
 from bootstrap.mongo.converge import Options
 from bootstrap.spec.load import load_spec
 from bootstrap.spec.model import Spec
+
+
+def default_config_dir() -> Path:
+    return Path(os.environ.get("BOOTSTRAP_CONFIG", "config"))
+
+
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=default_config_dir(),
+        metavar="DIR",
+        help="config folder (default: $BOOTSTRAP_CONFIG or ./config)",
+    )
 
 
 def add_plan_options(parser: argparse.ArgumentParser) -> None:

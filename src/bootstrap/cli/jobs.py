@@ -7,12 +7,13 @@ import json
 from datetime import UTC, datetime
 
 from bootstrap import console
-from bootstrap.cli.common import redis_client, spec_from
+from bootstrap.cli.common import add_config_option, redis_client, spec_from
 from bootstrap.errors import BootstrapError
 from bootstrap.jobs import admin
 from bootstrap.jobs.keys import QueueKeys
 from bootstrap.spec.model import Spec
 
+HAS_ACTIONS = True  # --config goes on each action, so `jobs failed QUEUE --config DIR` works
 HELP = "failed jobs: jobs failed QUEUE | show QUEUE ID | retry QUEUE (ID... | --all) | purge QUEUE [--yes]"
 
 
@@ -33,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     purge = actions.add_parser("purge", help="empty the queue's failed-job store")
     purge.add_argument("queue")
     purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    for action in (failed, show, retry, purge):
+        add_config_option(action)
 
 
 def _keys(spec: Spec, queue: str) -> QueueKeys:

@@ -11,10 +11,10 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from pathlib import Path
 
 from bootstrap import __version__, console, logs
 from bootstrap.cli import apply, enqueue, generate, jobs, plan, status, up, validate
+from bootstrap.cli.common import add_config_option
 from bootstrap.errors import BootstrapError, ConfigError
 
 COMMANDS = {
@@ -27,10 +27,6 @@ COMMANDS = {
     "enqueue": enqueue,
     "jobs": jobs,
 }
-
-
-def default_config_dir() -> Path:
-    return Path(os.environ.get("BOOTSTRAP_CONFIG", "config"))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -49,13 +45,8 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module in COMMANDS.items():
         sub = commands.add_parser(name, help=module.HELP, description=module.HELP)
-        sub.add_argument(
-            "--config",
-            type=Path,
-            default=default_config_dir(),
-            metavar="DIR",
-            help="config folder (default: $BOOTSTRAP_CONFIG or ./config)",
-        )
+        if not getattr(module, "HAS_ACTIONS", False):  # commands with actions put it on each action
+            add_config_option(sub)
         module.add_arguments(sub)
     return root
 

@@ -1,0 +1,96 @@
+"""Credentials never appear in any output: a full run with password-protected MongoDB and Redis,
+then every line printed and every file written is searched for the passwords."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from pymongo import MongoClient
+
+from bootstrap.embedded import MongoServer, RedisServer
+from tests.cli.test_up import DONE, Output, env_without_servers, fast_schedule, interrupt
+from tests.conftest import copy_config
+
+MONGO_PASSWORD = "Mongo-Pa55-q7"
+REDIS_PASSWORD = "Redis-Pa55-k3"
+
+
+def test_a_full_run_never_shows_a_password(tmp_path: Path) -> None:
+    mongo = MongoServer(tmp_path / "mongo")
+    mongo.start()
+    client: MongoClient[dict[str, object]] = MongoClient(mongo.uri)
+    client.admin.command("createUser", "app", pwd=MONGO_PASSWORD, roles=["root"])
+    client.close()
+    mongo.stop()
+    mongo = MongoServer(tmp_path / "mongo", mongo.port, auth=True)
+    mongo.start()
+    redis_server = RedisServer(tmp_path / "redis", password=REDIS_PASSWORD)
+    redis_server.start()
+    project = tmp_path / "project"
+    fast_schedule(copy_config(project / "config", "secret"))
+    env = {
+        **env_without_servers(),
+        "MONGODB_URI": f"mongodb://app:{MONGO_PASSWORD}@127.0.0.1:{mongo.port}/secretdb?authSource=admin",
+        "REDIS_URL": redis_server.uri,
+    }
+    printed = ""
+
+    def bootstrap(*args: str, code: int = 0) -> None:
+        nonlocal printed
+        result = subprocess.run(
+            [sys.executable, "-m", "bootstrap", *args, "--config", str(project / "config")],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        printed += result.stdout + result.stderr
+        assert result.returncode == code, result.stdout + result.stderr
+
+    try:
+        bootstrap("validate")
+        bootstrap("plan")
+        up = subprocess.Popen(
+            [sys.executable, "-m", "bootstrap", "up", "--config", str(project / "config")],
+            cwd=project,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        output = Output(up)
+        try:
+            output.wait_for(DONE, 120)
+            bootstrap("status")
+            bootstrap("enqueue", "delta-sync", "run-delta-sync")
+            bootstrap("jobs", "failed", "delta-sync")
+            printed += interrupt(output)
+            assert up.returncode == 0
+        finally:
+            if up.poll() is None:
+                os.killpg(up.pid, signal.SIGKILL)
+        env["REDIS_URL"] = redis_server.uri.replace(REDIS_PASSWORD, "wrong-" + REDIS_PASSWORD[::-1])
+        bootstrap("plan", code=1)  # a refused password is reported, and masked
+        assert re.search(r"redis://:\*\*\*\*@", printed)
+        assert "app:****@" in printed
+        written = "".join(
+            p.read_text(errors="replace")
+            for p in project.rglob("*")
+            if p.is_file() and p.suffix in (".log", ".py", ".json", ".yaml")
+        )
+        for secret in (MONGO_PASSWORD, REDIS_PASSWORD, REDIS_PASSWORD[::-1]):
+            assert secret not in printed, f"{secret} printed"
+            assert secret not in written, f"{secret} written to a file"
+        assert (
+            "job completed: queue=delta-sync" in (project / ".bootstrap" / "logs" / "worker-delta-sync.log").read_text()
+        )
+    finally:
+        redis_server.stop()
+        mongo.stop()
