@@ -114,9 +114,9 @@ def test_case_reports_expected_findings(
     findings = lines[:-1]
     for expected in expect:
         start = prefix(expected)
-        assert any(
-            line.startswith(start) and expected["fragment"] in line[len(start) :] for line in findings
-        ), f"expected {start} ...{expected['fragment']}... in:\n{err}"
+        assert any(line.startswith(start) and expected["fragment"] in line[len(start) :] for line in findings), (
+            f"expected {start} ...{expected['fragment']}... in:\n{err}"
+        )
     assert len(findings) == len(expect), f"unexpected extra findings:\n{err}"
 
 

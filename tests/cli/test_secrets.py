@@ -3,9 +3,7 @@ then every line printed and every file written is searched for the passwords."""
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +11,7 @@ from pathlib import Path
 from pymongo import MongoClient
 
 from bootstrap.embedded import MongoServer, RedisServer
-from tests.cli.test_up import DONE, Output, env_without_servers, fast_schedule, interrupt
+from tests.cli.test_up import DONE, env_without_servers, fast_schedule, interrupt, start_up
 from tests.conftest import copy_config
 
 MONGO_PASSWORD = "Mongo-Pa55-q7"
@@ -56,26 +54,13 @@ def test_a_full_run_never_shows_a_password(tmp_path: Path) -> None:
     try:
         bootstrap("validate")
         bootstrap("plan")
-        up = subprocess.Popen(
-            [sys.executable, "-m", "bootstrap", "up", "--config", str(project / "config")],
-            cwd=project,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        output = Output(up)
-        try:
-            output.wait_for(DONE, 120)
+        with start_up(project, env) as up:
+            up.wait_for(DONE, 120)
             bootstrap("status")
             bootstrap("enqueue", "delta-sync", "run-delta-sync")
             bootstrap("jobs", "failed", "delta-sync")
-            printed += interrupt(output)
-            assert up.returncode == 0
-        finally:
-            if up.poll() is None:
-                os.killpg(up.pid, signal.SIGKILL)
+            printed += interrupt(up)
+            assert up.process.returncode == 0
         env["REDIS_URL"] = redis_server.uri.replace(REDIS_PASSWORD, "wrong-" + REDIS_PASSWORD[::-1])
         bootstrap("plan", code=1)  # a refused password is reported, and masked
         assert re.search(r"redis://:\*\*\*\*@", printed)

@@ -36,12 +36,35 @@ def fast_schedule(config: Path) -> None:
 
 
 class Output:
-    """Everything a process prints, collected by a thread so tests can wait for a line."""
+    """A process in a session of its own (like a terminal's foreground job) and everything it prints,
+    collected by a thread so tests can wait for a line. As a context manager it kills what is left."""
 
     def __init__(self, process: subprocess.Popen[str]) -> None:
         self.process, self.text = process, ""
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
+
+    @classmethod
+    def start(cls, command: list[str], cwd: Path, env: dict[str, str]) -> Output:
+        return cls(
+            subprocess.Popen(
+                command,
+                cwd=cwd,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+            )
+        )
+
+    def __enter__(self) -> Output:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -75,25 +98,15 @@ def interrupt(output: Output, timeout: float = 90) -> str:
     return output.finish(timeout)
 
 
-def start_up(project: Path, env: dict[str, str], *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "bootstrap", "up", "--config", str(project / "config"), *extra],
-        cwd=project,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+def start_up(project: Path, env: dict[str, str]) -> Output:
+    return Output.start([sys.executable, "-m", "bootstrap", "up", "--config", str(project / "config")], project, env)
 
 
 def test_up_runs_the_stack_on_local_servers_and_stops_cleanly(tmp_path: Path) -> None:
     project = tmp_path / "project"
     fast_schedule(copy_config(project / "config", "msedb"))
-    up = start_up(project, env_without_servers())
-    output = Output(up)
-    try:
-        seen = output.wait_for(DONE, 120)
+    with start_up(project, env_without_servers()) as up:
+        seen = up.wait_for(DONE, 120)
         assert "starting a local MongoDB" in seen and "starting a local Redis" in seen
         assert "bootstrap up: msedb is running" in seen and ".bootstrap" in seen
         second = subprocess.run(
@@ -105,26 +118,18 @@ def test_up_runs_the_stack_on_local_servers_and_stops_cleanly(tmp_path: Path) ->
             timeout=60,
         )
         assert second.returncode == 1 and "already running" in second.stderr
-        out = interrupt(output)
-        assert up.returncode == 0, out
+        out = interrupt(up)
+        assert up.process.returncode == 0, out
         assert "workers and scheduler stopped" in out and "local servers stopped" in out
-    finally:
-        if up.poll() is None:
-            os.killpg(up.pid, signal.SIGKILL)
     ports = json.loads((project / ".bootstrap" / "ports.json").read_text())
     assert not listening(ports["mongodb"]) and not listening(ports["redis"])
     assert not (project / ".bootstrap" / "up.pid").exists()
-    # The data survives: a second run finds everything applied and the jobs done so far kept.
-    again = start_up(project, env_without_servers())
-    output = Output(again)
-    try:
-        seen = output.wait_for(re.compile(r"jobs: .*"), 120)
+    # The data survives: a second run finds everything applied.
+    with start_up(project, env_without_servers()) as again:
+        seen = again.wait_for(re.compile(r"jobs: .*"), 120)
         assert "MongoDB and Redis match the spec" in seen
-        interrupt(output)
-        assert again.returncode == 0
-    finally:
-        if again.poll() is None:
-            os.killpg(again.pid, signal.SIGKILL)
+        interrupt(again)
+        assert again.process.returncode == 0
 
 
 def test_up_uses_configured_servers_and_starts_none(
@@ -133,16 +138,11 @@ def test_up_uses_configured_servers_and_starts_none(
     project = tmp_path / "project"
     copy_config(project / "config", "upext")
     env = {**env_without_servers(), "MONGODB_URI": f"{mongo_server.uri}upext", "REDIS_URL": redis_server.uri}
-    up = start_up(project, env)
-    output = Output(up)
-    try:
-        seen = output.wait_for(re.compile(r"is running"), 120)
+    with start_up(project, env) as up:
+        seen = up.wait_for(re.compile(r"is running"), 120)
         assert "starting a local" not in seen
-        interrupt(output)
-        assert up.returncode == 0
-    finally:
-        if up.poll() is None:
-            os.killpg(up.pid, signal.SIGKILL)
+        interrupt(up)
+        assert up.process.returncode == 0
 
 
 def quick_start_commands() -> list[str]:
@@ -166,20 +166,7 @@ def test_readme_quick_start_first_command_on_a_fresh_clone(tmp_path: Path) -> No
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True, timeout=120)
     fast_schedule(clone / "config")
     env = {k: v for k, v in env_without_servers().items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-    up = subprocess.Popen(
-        ["bash", "-c", quick_start_commands()[0]],
-        cwd=clone,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    output = Output(up)
-    try:
-        output.wait_for(DONE, 600)
-        out = interrupt(output)
-        assert up.returncode == 0, out
-    finally:
-        if up.poll() is None:
-            os.killpg(up.pid, signal.SIGKILL)
+    with Output.start(["bash", "-c", quick_start_commands()[0]], clone, env) as up:
+        up.wait_for(DONE, 600)
+        out = interrupt(up)
+        assert up.process.returncode == 0, out

@@ -29,6 +29,17 @@ from bootstrap.spec.model import Spec
 from tests.conftest import Result
 from tests.integration import docgen
 
+MSEDB_COLLECTIONS = [
+    "users",
+    "mailboxes",
+    "emailevents",
+    "patterns",
+    "rules",
+    "stagedemails",
+    "auditlogs",
+    "notifications",
+    "webhooksubscriptions",
+]
 WRITE_COMMANDS = {
     "create",
     "createIndexes",
@@ -241,20 +252,7 @@ def test_duplicate_data_under_new_unique_index_names_collection_index_and_key(sp
     assert record is not None and record["operations"]
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "users",
-        "mailboxes",
-        "emailevents",
-        "patterns",
-        "rules",
-        "stagedemails",
-        "auditlogs",
-        "notifications",
-        "webhooksubscriptions",
-    ],
-)
+@pytest.mark.parametrize("name", MSEDB_COLLECTIONS)
 def test_validator_rejects_every_violation(spec: Spec, db: Database[Any], name: str) -> None:
     apply(spec, db)
     coll = spec.collection(name)
@@ -268,20 +266,7 @@ def test_validator_rejects_every_violation(spec: Spec, db: Database[Any], name: 
     assert checked >= 3
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "users",
-        "mailboxes",
-        "emailevents",
-        "patterns",
-        "rules",
-        "stagedemails",
-        "auditlogs",
-        "notifications",
-        "webhooksubscriptions",
-    ],
-)
+@pytest.mark.parametrize("name", MSEDB_COLLECTIONS)
 def test_validator_accepts_every_document_the_spec_allows(spec: Spec, db: Database[Any], name: str) -> None:
     apply(spec, db)
     coll = spec.collection(name)

@@ -57,16 +57,24 @@ def test_connection_environment_does_not_change_the_hash(env: dict[str, str]) ->
 
 def test_comments_and_layout_do_not_change_the_hash(tmp_path: Path) -> None:
     config = copy(tmp_path)
-    edit(config, "collections/users.yaml", "  - keys: {email: 1}\n    unique: true\n",
-         "  # the login\n  - keys:\n      email: 1\n    unique: true    # one account per address\n")
+    edit(
+        config,
+        "collections/users.yaml",
+        "  - keys: {email: 1}\n    unique: true\n",
+        "  # the login\n  - keys:\n      email: 1\n    unique: true    # one account per address\n",
+    )
     edit(config, "queues.yaml", "  concurrency: 10\n", "  concurrency:   10\n\n")
     assert hash_of(config) == hash_of(SHIPPED)
 
 
 def test_writing_a_default_explicitly_does_not_change_the_hash(tmp_path: Path) -> None:
     config = copy(tmp_path)
-    edit(config, "collections/users.yaml", "  - keys: {email: 1}\n    unique: true\n",
-         "  - keys: {email: 1}\n    unique: true\n    sparse: false\n    name: email_1\n")
+    edit(
+        config,
+        "collections/users.yaml",
+        "  - keys: {email: 1}\n    unique: true\n",
+        "  - keys: {email: 1}\n    unique: true\n    sparse: false\n    name: email_1\n",
+    )
     assert hash_of(config) == hash_of(SHIPPED)
 
 

@@ -224,8 +224,7 @@ def test_quoted_interpolation_stays_a_string() -> None:
 
 def test_explicit_tag_decides_the_type_of_interpolation() -> None:
     doc = load(
-        "a: !!str ${PIN}\nb: &b !!str ${PIN}\nc: !!str &c ${PIN}\nd: *b\nf: !!int ${PIN}\n"
-        "g: &g ${PIN}\n",
+        "a: !!str ${PIN}\nb: &b !!str ${PIN}\nc: !!str &c ${PIN}\nd: *b\nf: !!int ${PIN}\ng: &g ${PIN}\n",
         {"PIN": "0042"},
     )
     # Untagged, 0042 is read as written literally: a YAML 1.1 octal number. !!str keeps the text.

@@ -18,7 +18,7 @@ from bootstrap.errors import Finding
 from bootstrap.spec.build import DEFAULT_RETRY, retry_policy
 from bootstrap.spec.durations import parse_duration
 from bootstrap.spec.model import Collection, Field, FieldType, Index, Queue, RetryPolicy, Schedule, Spec
-from bootstrap.spec.names import collection_name_problem, identifier_problem
+from bootstrap.spec.names import collection_name_problem, did_you_mean, identifier_problem
 from bootstrap.spec.yamlload import BOOL_HINT, Document, PathKey
 
 MAX_TTL = 2**31 - 1  # MongoDB's limit for expireAfterSeconds
@@ -174,7 +174,7 @@ def _check_field(fld: Field, report: Reporter, file: str, collections: set[str] 
                 key=True,
             )
     if fld.ref is not None and collections is not None and fld.ref not in collections:
-        report(file, (*path, "ref"), f"'{fld.ref}' is not a declared collection{_hint(fld.ref, collections)}")
+        report(file, (*path, "ref"), f"'{fld.ref}' is not a declared collection{did_you_mean(fld.ref, collections)}")
     _check_bounds(fld, report, file)
     if fld.pattern is not None:
         try:
@@ -523,7 +523,7 @@ def _check_schedule_target(schedule: Schedule, queues: Mapping[str, Queue], repo
             file,
             (*path, "queue"),
             f"'{schedule.queue}' is not a declared queue"
-            + (_hint(schedule.queue, queues) if queues else f" (there is no {QUEUES_FILE})"),
+            + (did_you_mean(schedule.queue, queues) if queues else f" (there is no {QUEUES_FILE})"),
         )
     elif schedule.task not in {t.name for t in queue.tasks}:
         task_names = [t.name for t in queue.tasks]
@@ -531,7 +531,7 @@ def _check_schedule_target(schedule: Schedule, queues: Mapping[str, Queue], repo
             file,
             (*path, "task"),
             f"'{schedule.task}' is not a task of queue '{queue.name}' "
-            f"(declared: {', '.join(task_names)}){_hint(schedule.task, task_names)}",
+            f"(declared: {', '.join(task_names)}){did_you_mean(schedule.task, task_names)}",
         )
 
 
@@ -557,10 +557,3 @@ def _check_timezone(report: Reporter, file: str, path: PathKey, name: str) -> No
             path,
             f"'{name}' is not a known time zone (expected an IANA name such as UTC or Europe/Paris)",
         )
-
-
-def _hint(word: str, choices: Iterable[str]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""

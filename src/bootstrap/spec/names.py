@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import keyword
+from collections.abc import Iterable
 
 
 def python_identifier(name: str) -> str:
@@ -27,3 +29,15 @@ def collection_name_problem(name: str) -> str | None:
     if name.startswith("bootstrap_"):
         return f"'{name}' starts with 'bootstrap_', which this tool reserves for its own records"
     return None
+
+
+def did_you_mean(word: object, choices: Iterable[str]) -> str:
+    """ "; did you mean 'x'?" for the closest of `choices` (or a case-only difference), else ""."""
+    if not isinstance(word, str):
+        return ""
+    options = list(choices)
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    if not close:
+        lowered = {c.lower(): c for c in options}
+        close = [lowered[word.lower()]] if word.lower() in lowered else []
+    return f"; did you mean '{close[0]}'?" if close else ""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable
 from functools import cache
@@ -16,6 +15,7 @@ from yaml.resolver import Resolver
 
 from bootstrap import resources
 from bootstrap.errors import Finding
+from bootstrap.spec.names import did_you_mean
 from bootstrap.spec.yamlload import BOOL_HINT, Document, PathKey
 
 SCHEMA_FILES = ("common", "bootstrap", "collection", "queues", "schedules")
@@ -51,7 +51,7 @@ def _findings(doc: Document, error: ValidationError) -> Iterable[Finding]:
         known = list(schema.get("properties", {}))
         for key in error.instance:
             if key not in known:
-                yield doc.finding((*path, key), f"unknown key '{key}'{_hint(key, known)}", key=True)
+                yield doc.finding((*path, key), f"unknown key '{key}'{did_you_mean(key, known)}", key=True)
         return
     if kind == "propertyNames":
         return  # reported by the sub-error with the offending name
@@ -72,14 +72,14 @@ def _message(error: ValidationError, schema: dict[str, Any]) -> str:
         return f"missing required key '{missing}'"
     if kind == "enum":
         choices = [str(c) for c in value]
-        hint = _hint(instance, choices)
+        hint = did_you_mean(instance, choices)
         return f"{_show(instance)} is not allowed (expected one of: {', '.join(choices)}){hint}"
     if kind == "const":
         return f"{_show(instance)} is not allowed (expected {value!r})"
     if kind == "type":
         names = [str(name) for name in (value if isinstance(value, list) else [value])]
         wanted = " or ".join(_YAML_WORDS.get(name, name) for name in names)
-        hint = BOOL_HINT if isinstance(instance, bool) and "string" in names else _quoted_hint(instance, names)
+        hint = BOOL_HINT if isinstance(instance, bool) and "string" in names else _quoteddid_you_mean(instance, names)
         return f"expected {_article(wanted)}, got {_json_type(instance)} {_show(instance)}{hint}"
     if kind == "pattern":
         return f"{_show(instance)} is not valid (expected {_expected(schema)})"
@@ -103,7 +103,7 @@ def _message(error: ValidationError, schema: dict[str, Any]) -> str:
 _YAML_WORDS = {"object": "mapping", "array": "list"}  # JSON Schema's type names, as YAML users say them
 
 
-def _quoted_hint(instance: object, wanted: list[str]) -> str:
+def _quoteddid_you_mean(instance: object, wanted: list[str]) -> str:
     """A hint when a string was expected to be a number or boolean and would be one without quotes."""
     if not isinstance(instance, str):
         return ""
@@ -118,16 +118,6 @@ _RESOLVER = Resolver()
 
 def _expected(schema: dict[str, Any]) -> str:
     return str(schema.get("x-expected") or f"a value matching {schema.get('pattern', 'the schema')}")
-
-
-def _hint(word: object, choices: list[str]) -> str:
-    if not isinstance(word, str):
-        return ""
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    if not close:
-        lowered = {c.lower(): c for c in choices}
-        close = [lowered[word.lower()]] if word.lower() in lowered else []
-    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 def _show(value: object) -> str:
