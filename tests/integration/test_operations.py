@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,3 +107,25 @@ def test_errors_are_json_too_and_never_show_the_password(project: Project, mongo
     lines = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
     assert lines[-1]["level"] == "ERROR" and "refused the connection" in lines[-1]["message"]
     assert "Tr0ub4dor-3" not in result.stdout + result.stderr and "svc:****@" in result.stderr
+
+
+def test_status_watch_refreshes_until_ctrl_c(project: Project) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "bootstrap",
+        "status",
+        "--config",
+        str(project.config),
+        "--watch",
+        "--interval",
+        "0.5",
+    ]
+    watch = subprocess.Popen(
+        command, env={**os.environ, **project.env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    time.sleep(6)
+    watch.send_signal(signal.SIGINT)
+    out, _ = watch.communicate(timeout=30)
+    assert watch.returncode == 0
+    assert out.count("queue ") >= 2  # at least two refreshes of the screen

@@ -137,9 +137,12 @@ def run(args: argparse.Namespace) -> int:
                 console.out_json(status)
             else:
                 if args.watch:
-                    console.out("\033[2J\033[H", stream=None)
+                    console.out("\033[2J\033[H")  # clear the screen between refreshes
                 for line in render(status, time.time()):
                     console.out(line)
             if not args.watch:
                 return 0
-            time.sleep(args.interval)
+            try:
+                time.sleep(args.interval)
+            except KeyboardInterrupt:  # Ctrl-C is how --watch ends
+                return 0
