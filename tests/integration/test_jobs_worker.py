@@ -15,7 +15,7 @@ import pytest
 from pymongo import MongoClient
 
 from bootstrap.embedded import RedisServer
-from tests.integration.jobs_project import Project, add_test_queue, make_project, redis_client, wait_for
+from tests.integration.jobs_project import Project, add_test_queue, make_project, open_project, redis_client, wait_for
 
 
 @pytest.fixture
@@ -124,3 +124,19 @@ def test_sigterm_lets_running_jobs_finish_and_exits_0(project: Project) -> None:
     assert events == ["start", "end"]
     assert "g-1" in records(project, "test-jobs", "completed")
     assert "MongoDB connection closed" in project.log("worker")
+
+
+def test_retention_removes_records_older_than_max_age(
+    tmp_path: Path, mongo_uri: str, redis_server: RedisServer
+) -> None:
+    def short_lived_records(project: Project) -> None:
+        add_test_queue(project)
+        project.edit("queues.yaml", "completed: {max_age: 1h, max_count: 5}", "completed: {max_age: 2s, max_count: 50}")
+
+    with open_project(tmp_path, mongo_uri, redis_server.uri, short_lived_records) as project:
+        project.start_worker("test-jobs")
+        assert project.bootstrap("enqueue", "test-jobs", "mongo-job", "--count", "3", "--id", "old") == 0
+        wait_for(lambda: len(records(project, "test-jobs", "completed")) == 3, 30, "three records")
+        time.sleep(2.5)
+        assert project.bootstrap("enqueue", "test-jobs", "mongo-job", "--id", "new") == 0
+        wait_for(lambda: set(records(project, "test-jobs", "completed")) == {"new"}, 30, "old records trimmed by age")

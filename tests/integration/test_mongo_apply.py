@@ -318,3 +318,20 @@ def test_long_index_builds_report_progress(spec: Spec, db: Database[Any], monkey
     lines: list[str] = []
     applying.apply(spec, db, _redis, Options(), lines.append)
     assert any("building 4 index(es) on emailevents" in line for line in lines), lines
+
+
+def test_a_crashed_holders_lease_expires_and_a_live_one_is_waited_for(spec: Spec, db: Database[Any]) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from bootstrap.mongo.lock import LOCKS, LockTimeout
+
+    # A lease left by a run that crashed: expired, so the next apply takes it over.
+    db[LOCKS].insert_one({"_id": "apply", "owner": "crashed:1", "expiresAt": datetime.now(UTC) - timedelta(seconds=1)})
+    assert apply(spec, db)
+    assert db[LOCKS].count_documents({}) == 0
+    # A live lease (its holder keeps renewing it): apply waits, then gives up with a clear error.
+    db["users"].drop_index("email_1")  # the database matched: now apply has work to do again
+    db[LOCKS].insert_one({"_id": "apply", "owner": "busy:2", "expiresAt": datetime.now(UTC) + timedelta(minutes=5)})
+    with pytest.raises(LockTimeout, match="busy:2"):
+        apply(spec, db, lock_timeout=1.0)
+    assert "email_1" not in db["users"].index_information()  # nothing was done without the lock

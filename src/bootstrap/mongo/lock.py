@@ -1,9 +1,11 @@
 """A lease lock in MongoDB so that two `bootstrap apply` runs never interleave.
 
-The lease lives in `bootstrap_locks`; expiry uses the server's clock (`$$NOW`), so client clock skew
-does not matter. The holder renews the lease in the background; a crashed holder's lease simply
-expires. Acquiring relies on the unique `_id`: an upsert that does not match a free or expired lease
-fails with a duplicate key, which means "held".
+The lease lives in `bootstrap_locks`; expiry is measured on the server's clock (read once from
+`hello`'s `localTime`, then kept as an offset from this machine's clock), so clock skew between the
+machines running apply does not matter. (Not `$$NOW` inside queries: some servers that speak the
+protocol compare it wrongly with stored dates.) The holder renews the lease in the background; a
+crashed holder's lease simply expires. Acquiring relies on the unique `_id`: an upsert that does
+not match a free or expired lease fails with a duplicate key, which means "held".
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
@@ -38,17 +41,31 @@ class LeaseLock:
         self.name = name
         self.lease_ms = int(lease * 1000)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        server_time = db.client.admin.command("hello").get("localTime")
+        self._offset = timedelta(0)
+        if isinstance(server_time, datetime):
+            aware = server_time if server_time.tzinfo else server_time.replace(tzinfo=UTC)
+            self._offset = aware - datetime.now(UTC)
         self.lost = threading.Event()
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
 
+    def server_now(self) -> datetime:
+        return datetime.now(UTC) + self._offset
+
     def try_acquire(self) -> bool:
-        free_or_mine = {"$or": [{"owner": self.owner}, {"$expr": {"$lt": ["$expiresAt", "$$NOW"]}}]}
+        now = self.server_now()
+        free_or_mine = {"$or": [{"owner": self.owner}, {"expiresAt": {"$lt": now}}]}
         try:
             self.collection.update_one(
                 {"_id": self.name, **free_or_mine},
-                [{"$set": {"owner": self.owner, "acquiredAt": "$$NOW",
-                           "expiresAt": {"$add": ["$$NOW", self.lease_ms]}}}],
+                {
+                    "$set": {
+                        "owner": self.owner,
+                        "acquiredAt": now,
+                        "expiresAt": now + timedelta(milliseconds=self.lease_ms),
+                    }
+                },
                 upsert=True,
             )
         except DuplicateKeyError:
@@ -65,8 +82,10 @@ class LeaseLock:
         while not self.try_acquire():
             if time.monotonic() >= deadline:
                 holder = self.holder() or {}
-                raise LockTimeout(f"another apply ({holder.get('owner', 'unknown')}) still holds the lock "
-                                  f"after {timeout:g}s; try again later")
+                raise LockTimeout(
+                    f"another apply ({holder.get('owner', 'unknown')}) still holds the lock "
+                    f"after {timeout:g}s; try again later"
+                )
             if not told:
                 on_wait(self.holder())
                 told = True
@@ -79,9 +98,9 @@ class LeaseLock:
         interval = self.lease_ms / 3000
         while not self._stop.wait(interval):
             try:
+                expires = self.server_now() + timedelta(milliseconds=self.lease_ms)
                 result = self.collection.update_one(
-                    {"_id": self.name, "owner": self.owner},
-                    [{"$set": {"expiresAt": {"$add": ["$$NOW", self.lease_ms]}}}],
+                    {"_id": self.name, "owner": self.owner}, {"$set": {"expiresAt": expires}}
                 )
             except PyMongoError as exc:
                 log.warning("could not renew the apply lock: %s", exc)
@@ -103,6 +122,5 @@ class LeaseLock:
     def __enter__(self) -> LeaseLock:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.release()
