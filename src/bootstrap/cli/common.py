@@ -23,11 +23,13 @@ def default_config_dir() -> Path:
     return Path(os.environ.get("BOOTSTRAP_CONFIG", "config"))
 
 
-def add_config_option(parser: argparse.ArgumentParser) -> None:
+def add_config_option(parser: argparse.ArgumentParser, *, nested: bool = False) -> None:
+    """`--config DIR`. On an action of a command (`jobs failed`) it has no default of its own, so it
+    can be given before or after the action without one overwriting the other."""
     parser.add_argument(
         "--config",
         type=Path,
-        default=default_config_dir(),
+        default=argparse.SUPPRESS if nested else default_config_dir(),
         metavar="DIR",
         help="config folder (default: $BOOTSTRAP_CONFIG or ./config)",
     )

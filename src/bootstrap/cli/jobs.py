@@ -13,7 +13,6 @@ from bootstrap.jobs import admin
 from bootstrap.jobs.keys import QueueKeys
 from bootstrap.spec.model import Spec
 
-HAS_ACTIONS = True  # --config goes on each action, so `jobs failed QUEUE --config DIR` works
 HELP = "failed jobs: jobs failed QUEUE | show QUEUE ID | retry QUEUE (ID... | --all) | purge QUEUE [--yes]"
 
 
@@ -35,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     purge.add_argument("queue")
     purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     for action in (failed, show, retry, purge):
-        add_config_option(action)
+        add_config_option(action, nested=True)  # `jobs failed QUEUE --config DIR` works too
 
 
 def _keys(spec: Spec, queue: str) -> QueueKeys:

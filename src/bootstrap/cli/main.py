@@ -45,8 +45,7 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module in COMMANDS.items():
         sub = commands.add_parser(name, help=module.HELP, description=module.HELP)
-        if not getattr(module, "HAS_ACTIONS", False):  # commands with actions put it on each action
-            add_config_option(sub)
+        add_config_option(sub)
         module.add_arguments(sub)
     return root
 
