@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import re
 
-# scheme://user:password@host  ->  scheme://user:****@host ; also masks `password=...` query options
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:@/\s]*):(?P<pw>[^@/\s]*)@")
-_QUERY_SECRET = re.compile(r"(?i)\b(password|pass|pwd|secret|token)=([^&\s]+)")
+# `scheme://` then the longest run without whitespace or quotes that ends in "@": the userinfo of a
+# URL, even when its password holds "@", "/" or ":" (parsers disagree there; we mask generously).
+_AUTHORITY = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^\s'\"<>]*)@")
+_QUERY_SECRET = re.compile(r"(?i)\b(password|passwd|pass|pwd|secret|token)=([^&\s'\"]+)")
+
+
+def _mask_userinfo(match: re.Match[str]) -> str:
+    userinfo = match["userinfo"]
+    if ":" not in userinfo:
+        return match.group(0)  # a user name alone is no secret
+    user = userinfo.split(":", 1)[0]
+    return f"{match['scheme']}{user}:****@"
 
 
 def mask(text: str) -> str:
-    """`text` with any password in a URL replaced by ****."""
-    text = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:****@", text)
-    return _QUERY_SECRET.sub(lambda m: f"{m.group(1)}=****", text)
+    """`text` with the password of every URL in it, and `password=...` options, replaced by ****."""
+    return _QUERY_SECRET.sub(lambda m: f"{m.group(1)}=****", _AUTHORITY.sub(_mask_userinfo, text))
 
 
-def mask_secrets(text: str, secrets: list[str]) -> str:
-    """`mask(text)`, and also every literal secret (a password quoted back in a server error)."""
-    text = mask(text)
-    for secret in secrets:
-        if secret and len(secret) >= 3:
-            text = text.replace(secret, "****")
-    return text
+def has_password(url: str) -> bool:
+    """Whether `url` (or text holding URLs) carries a password."""
+    return mask(url) != url

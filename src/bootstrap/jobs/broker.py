@@ -215,19 +215,30 @@ class StreamBroker(AsyncBroker):
 
     # --- consuming --------------------------------------------------------------------------------
 
+    @property
+    def prefetch(self) -> int:
+        """Most jobs this worker holds without running them: enough to keep it busy, few enough that
+        slow jobs are not hoarded while other workers are idle."""
+        return min(self.runtime.batch, max(10, 2 * self.runtime.concurrency))
+
+    def _room(self) -> int:
+        return max(1, self.prefetch - (len(self._in_flight) - len(self._started)))
+
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
         conn = self._blocking()
         reclaim_every = max(1.0, self.runtime.visibility_timeout / 4)
         next_reclaim = 0.0
         while not self._stopping.is_set():
             try:
+                entries: list[tuple[Any, Any]] = []
                 if time.monotonic() >= next_reclaim:
                     next_reclaim = time.monotonic() + reclaim_every
-                    for entry_id, data in await self._reclaim(conn):
-                        yield self._ackable(entry_id, data)
-                fetched: Any = await conn.xreadgroup(
-                    GROUP, self.consumer, {self.keys.stream: ">"}, count=self.runtime.batch, block=1000
-                )
+                    entries = await self._reclaim(conn)
+                if not entries:
+                    fetched: Any = await conn.xreadgroup(
+                        GROUP, self.consumer, {self.keys.stream: ">"}, count=self._room(), block=1000
+                    )
+                    entries = [entry for _stream, batch in fetched or () for entry in batch]
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("queue %s: Redis read failed (%s); retrying in 1s", self.runtime.queue, exc)
                 await asyncio.sleep(1)
@@ -237,44 +248,42 @@ class StreamBroker(AsyncBroker):
                     raise
                 await self.redis.xgroup_create(self.keys.stream, GROUP, id="0", mkstream=True)
                 continue
-            for _stream, entries in fetched or ():
-                for entry_id, fields in entries:
-                    if fields and b"data" in fields:
-                        yield self._ackable(entry_id, fields[b"data"])
-                    else:  # an entry whose data is gone: nothing to run
-                        self._acks.append(_text(entry_id))
+            # Every job read is ours from now on: renewed while it waits here, given back on shutdown.
+            self._in_flight.update(_text(entry_id) for entry_id, _ in entries)
+            for entry_id, fields in entries:
+                if fields and b"data" in fields:
+                    yield self._ackable(entry_id, fields[b"data"])
+                else:  # an entry whose data is gone: nothing to run
+                    self._in_flight.discard(_text(entry_id))
+                    self._acks.append(_text(entry_id))
 
-    async def _reclaim(self, conn: aioredis.Redis) -> list[tuple[Any, bytes]]:
-        """Jobs pending longer than the visibility timeout (their worker died): take them over."""
-        claimed: list[tuple[Any, bytes]] = []
+    async def _reclaim(self, conn: aioredis.Redis) -> list[tuple[Any, Any]]:
+        """Jobs pending longer than the visibility timeout (their worker died): take them over, as
+        many as this worker has room for."""
+        claimed: list[tuple[Any, Any]] = []
         start = "0-0"
         idle_ms = int(self.runtime.visibility_timeout * 1000)
-        while True:
+        while len(claimed) < self._room():
             result = await conn.xautoclaim(
                 self.keys.stream,
                 GROUP,
                 self.consumer,
                 min_idle_time=idle_ms,
                 start_id=start,
-                count=self.runtime.batch,
+                count=self._room() - len(claimed),
             )
             start, entries = _text(result[0]), result[1]
-            for entry_id, fields in entries:
-                if fields and b"data" in fields:
-                    claimed.append((entry_id, fields[b"data"]))
+            claimed += [(entry_id, fields) for entry_id, fields in entries if _text(entry_id) not in self._in_flight]
             if start == "0-0" or not entries:
                 break
         if claimed:
             log.warning(
-                "queue %s: took over %d job(s) whose worker stopped responding",
-                self.runtime.queue,
-                len(claimed),
+                "queue %s: took over %d job(s) whose worker stopped responding", self.runtime.queue, len(claimed)
             )
         return claimed
 
     def _ackable(self, entry_id: Any, data: bytes) -> StreamMessage:
         ident = _text(entry_id)
-        self._in_flight.add(ident)
 
         async def ack() -> None:
             self._in_flight.discard(ident)
@@ -288,6 +297,12 @@ class StreamBroker(AsyncBroker):
     def started(self, message: StreamMessage) -> None:
         """The receiver began running this job (it is no longer just prefetched)."""
         self._started.add(message.entry_id)
+
+    def abandon(self, message: StreamMessage) -> None:
+        """Stop renewing a job this worker could not finish: another worker (or this one) takes it
+        over after the visibility timeout."""
+        self._in_flight.discard(message.entry_id)
+        self._started.discard(message.entry_id)
 
     def stop_listening(self) -> None:
         """Make `listen` return after its current read (at most about a second)."""
@@ -326,8 +341,8 @@ class StreamBroker(AsyncBroker):
             pipe.xdel(self.keys.stream, *ids)
         try:
             await pipe.execute()
-        except Exception:
-            self._acks[:0], self._records[:0] = ids, records  # keep them for the next flush
+        except BaseException:  # cancellation at shutdown included: the final flush writes them
+            self._acks[:0], self._records[:0] = ids, records
             raise
 
     async def _flush_acks(self) -> None:
@@ -379,9 +394,10 @@ class StreamBroker(AsyncBroker):
                 moved = await self._promote(
                     keys=[self.keys.delayed, self.keys.stream], args=[time.time(), self.runtime.batch]
                 )
-            except Exception as exc:
+            except Exception as exc:  # Redis away: say so once a second, not 20 times
                 log.warning("queue %s: moving due retries failed (%s)", self.runtime.queue, exc)
-                moved = 0
+                await asyncio.sleep(1)
+                continue
             if not moved:
                 await asyncio.sleep(0.05)
 

@@ -23,15 +23,22 @@ RETRY = "retry"  # label: the retry policy as JSON
 
 
 def message_policy(message: TaskiqMessage) -> RetryPolicy | None:
+    """The job's retry policy; a malformed one counts as none (the job still fails into the store)."""
     raw = message.labels.get(RETRY)
     if not raw:
         return None
-    data = json.loads(raw) if isinstance(raw, str) else raw
-    return retry_from_json(data)
+    try:
+        return retry_from_json(json.loads(raw) if isinstance(raw, str) else raw)
+    except (ValueError, TypeError, KeyError) as exc:
+        log.warning("job %s has a malformed retry label (%s); not retrying it", message.task_id, exc)
+        return None
 
 
 def attempt_of(message: TaskiqMessage) -> int:
-    return int(message.labels.get(ATTEMPT, 1))
+    try:
+        return max(1, int(message.labels.get(ATTEMPT, 1)))
+    except (ValueError, TypeError):
+        return 1
 
 
 def retry_delay(policy: RetryPolicy, attempt: int) -> float:
@@ -40,7 +47,7 @@ def retry_delay(policy: RetryPolicy, attempt: int) -> float:
     delay = policy.delay_before(attempt)
     if policy.jitter:
         delay *= random.uniform(0.5, 1.5)
-    return delay
+    return min(delay, policy.max_delay)
 
 
 class JobsMiddleware(TaskiqMiddleware):

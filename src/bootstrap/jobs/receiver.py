@@ -51,7 +51,14 @@ class FastReceiver(Receiver):
 
         async def work() -> None:
             while (message := await queue.get()) is not None:
-                await self.callback(message)
+                try:
+                    await self.callback(message)
+                except Exception:  # Redis away while retrying or recording: not acknowledged, so it runs again
+                    log.exception(
+                        "queue %s: could not finish handling a job; it will be delivered again after "
+                        "the visibility timeout",
+                        broker.runtime.queue,
+                    )
 
         workers = [asyncio.create_task(work()) for _ in range(self.concurrency)]
         reader = asyncio.create_task(pump())
@@ -95,14 +102,21 @@ class FastReceiver(Receiver):
         if isinstance(message, StreamMessage):
             self.jobs.stream_broker.started(message)
         self.jobs.started(parsed)
-        timeout = parsed.labels.get("timeout")
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(float(timeout) if timeout else None):
+            async with asyncio.timeout(_seconds(parsed.labels.get("timeout"))):
                 await direct(parsed)
         except Exception as exc:  # the job failed (a TimeoutError included): retry or record it
             await self.jobs.failed(parsed, exc, time.perf_counter() - started)
         else:
             self.jobs.completed(parsed, time.perf_counter() - started)
         await maybe_awaitable(message.ack())
+        return None
+
+
+def _seconds(value: Any) -> float | None:
+    """A timeout label as seconds; absent or malformed means none."""
+    try:
+        return float(value) if value else None
+    except (TypeError, ValueError):
         return None

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from croniter import croniter
 
 from bootstrap.errors import Finding
+from bootstrap.redact import has_password, mask
 from bootstrap.spec.build import DEFAULT_RETRY, retry_policy
 from bootstrap.spec.durations import parse_duration
 from bootstrap.spec.model import Collection, Field, FieldType, Index, Queue, RetryPolicy, Schedule, Spec
@@ -74,7 +75,7 @@ def _check_settings(spec: Spec, report: Reporter, file: str) -> None:
 
             parse_uri(mongo.uri)
         except Exception as exc:  # pymongo raises several types; the message is what matters
-            report(file, ("mongodb", "uri"), f"invalid MongoDB URI: {_mask_in(str(exc), mongo.uri)}")
+            report(file, ("mongodb", "uri"), f"invalid MongoDB URI: {_without_secrets(str(exc), mongo.uri)}")
     for key, seconds in (
         ("server_selection", mongo.server_selection_timeout),
         ("connect", mongo.connect_timeout),
@@ -87,8 +88,19 @@ def _check_settings(spec: Spec, report: Reporter, file: str) -> None:
         _ = parts.port
         if not parts.hostname and not parts.path:
             raise ValueError("no host")
-    except ValueError as exc:
-        report(file, ("redis", "url"), f"invalid Redis URL ({exc})")
+    except ValueError as exc:  # the parser's message may quote part of a password: then it is not shown
+        detail = "expected redis://[[user]:password@]host[:port][/db]" if "@" in redis.url else str(exc)
+        report(file, ("redis", "url"), f"invalid Redis URL ({detail})")
+    templates = (("mongodb", "uri", mongo.uri_template), ("redis", "url", redis.url_template))
+    for section, key, template in templates:
+        if has_password(template):
+            report(
+                file,
+                (section, key),
+                "a password is written in the file: it would be copied into generated "
+                f"code and version control; pass the whole URL in the environment instead (${{{section.upper()}"
+                f"{'_URI' if section == 'mongodb' else '_URL'}}})",
+            )
     for key, seconds in (("connect", redis.connect_timeout), ("socket", redis.socket_timeout)):
         _duration_range(report, file, ("redis", "timeouts", key), seconds, 0.001, DAY)
     for section, policy in (("mongodb", mongo.connect_retry), ("redis", redis.connect_retry)):
@@ -97,9 +109,11 @@ def _check_settings(spec: Spec, report: Reporter, file: str) -> None:
         report(file, ("codegen", "package"), f"'{spec.codegen.package}' is not a usable package name")
 
 
-def _mask_in(message: str, uri: str) -> str:
-    parts = urlsplit(uri)
-    return message.replace(parts.password, "****") if parts.password else message
+def _without_secrets(message: str, uri: str) -> str:
+    """A driver's message about `uri`, with its password masked, however the driver quoted it."""
+    password = (urlsplit(uri).password or "") if "@" in uri else ""
+    message = mask(message)
+    return message.replace(password, "****") if len(password) >= 3 else message
 
 
 # --- collections --------------------------------------------------------------------------------
@@ -140,10 +154,7 @@ def _check_field(fld: Field, report: Reporter, file: str, collections: set[str] 
     misplaced = {
         "fields": (bool(fld.fields) or not fld.additional_fields, kind is FieldType.OBJECT),
         "items": (
-            fld.items is not None
-            or fld.min_items is not None
-            or fld.max_items is not None
-            or fld.unique_items,
+            fld.items is not None or fld.min_items is not None or fld.max_items is not None or fld.unique_items,
             kind is FieldType.ARRAY,
         ),
         "values": (fld.values is not None, kind is FieldType.MAP),
@@ -362,9 +373,7 @@ def _check_indexes(coll: Collection, report: Reporter) -> None:
         for key, direction in index.keys:
             target = resolve_field(coll.fields, key, coll.timestamps)
             if target is None:
-                report(
-                    file, (*path, "keys", key), f"'{key}' is not a declared field of '{coll.name}'", key=True
-                )
+                report(file, (*path, "keys", key), f"'{key}' is not a declared field of '{coll.name}'", key=True)
             del direction
         _check_index_options(coll, index, report)
 
@@ -411,9 +420,7 @@ def _check_retry(report: Reporter, file: str, path: PathKey, policy: RetryPolicy
         )
 
 
-def _duration_range(
-    report: Reporter, file: str, path: PathKey, seconds: float, low: float, high: float
-) -> None:
+def _duration_range(report: Reporter, file: str, path: PathKey, seconds: float, low: float, high: float) -> None:
     doc = report.docs.get(file)
     if doc is None or not _exists(doc, path):
         return  # a default, not something the user wrote
@@ -451,8 +458,7 @@ def _check_queues(spec: Spec, report: Reporter) -> None:
                 report(
                     file,
                     task.origin.path,
-                    f"task '{task.name}' is already declared on queue '{tasks[task.name]}' "
-                    "(task names are global)",
+                    f"task '{task.name}' is already declared on queue '{tasks[task.name]}' (task names are global)",
                     key=True,
                 )
             tasks.setdefault(task.name, queue.name)
@@ -491,8 +497,7 @@ def _check_schedules(spec: Spec, report: Reporter, check_refs: bool) -> None:
             report(
                 file,
                 path,
-                "give exactly one of 'cron' or 'every'"
-                + (" (both are set)" if schedule.cron is not None else ""),
+                "give exactly one of 'cron' or 'every'" + (" (both are set)" if schedule.cron is not None else ""),
                 key=True,
             )
         if schedule.cron is not None:
@@ -539,10 +544,7 @@ def cron_problem(expression: str) -> str | None:
     """Why `expression` is not a valid five-field cron expression, or None."""
     fields = expression.split()
     if len(fields) != 5:
-        return (
-            f"'{expression}' has {len(fields)} field(s) (expected 5: minute hour day-of-month "
-            "month day-of-week)"
-        )
+        return f"'{expression}' has {len(fields)} field(s) (expected 5: minute hour day-of-month month day-of-week)"
     if not croniter.is_valid(expression):
         return f"'{expression}' is not a valid cron expression (minute hour day-of-month month day-of-week)"
     return None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from functools import cache
 from typing import Any
@@ -15,6 +14,7 @@ from yaml.resolver import Resolver
 
 from bootstrap import resources
 from bootstrap.errors import Finding
+from bootstrap.redact import mask
 from bootstrap.spec.names import did_you_mean
 from bootstrap.spec.yamlload import BOOL_HINT, Document, PathKey
 
@@ -123,11 +123,8 @@ def _expected(schema: dict[str, Any]) -> str:
 def _show(value: object) -> str:
     """A value quoted in a message: short, and with any password in a URL masked."""
     text = repr(value) if isinstance(value, str) else str(value)
-    text = _URL_PASSWORD.sub(r"\1****@", text)
+    text = mask(text)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@\s]+@")
 
 
 def _article(word: str) -> str:
