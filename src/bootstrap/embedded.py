@@ -162,17 +162,18 @@ class RedisServer(LocalServer):
     name = "redis-server"
 
     def __init__(self, data_dir: Path, port: int | None = None, *, appendonly: bool = True,
-                 password: str | None = None) -> None:
+                 password: str | None = None, extra: tuple[str, ...] = ()) -> None:
         super().__init__(data_dir, port)
         self.appendonly = appendonly
         self.password = password
+        self.extra = extra  # more redis-server options, e.g. ("--rename-command", "CONFIG", "")
 
     def command(self) -> list[str]:
         return [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
                 "--dir", str(self.data_dir), "--appendonly", "yes" if self.appendonly else "no",
                 "--appendfsync", "everysec", "--save", "", "--maxmemory-policy", "noeviction",
                 "--protected-mode", "yes", "--daemonize", "no",
-                *(["--requirepass", self.password] if self.password else [])]
+                *(["--requirepass", self.password] if self.password else []), *self.extra]
 
     @property
     def uri(self) -> str:

@@ -18,7 +18,7 @@ class Operation:
     collection: str
 
     symbol = "?"
-    kind = "create"  # the summary column it counts in: create, change, rebuild, drop, blocked, kept
+    kind = "create"  # the summary column it counts in: create, change, rebuild, drop, blocked, kept, note
     is_change = True  # False for informational entries (kept indexes, blocked operations)
 
     @property
@@ -71,7 +71,7 @@ class Plan:
         return tuple(op for op in self.operations if isinstance(op, Blocked))
 
     def counts(self) -> dict[str, int]:
-        counts = {"create": 0, "change": 0, "rebuild": 0, "drop": 0, "blocked": 0, "kept": 0}
+        counts = {"create": 0, "change": 0, "rebuild": 0, "drop": 0, "blocked": 0, "kept": 0, "note": 0}
         for op in self.operations:
             counts[op.kind] += op.count()
         return counts

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import redis
+from bson import ObjectId
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pymongo import MongoClient, monitoring
@@ -29,6 +30,7 @@ from bootstrap.spec.model import Spec
 from tests.conftest import Result
 from tests.integration import docgen
 
+OID = "65a1b2c3d4e5f6a7b8c9d0e1"
 MSEDB_COLLECTIONS = [
     "users",
     "mailboxes",
@@ -335,3 +337,15 @@ def test_a_crashed_holders_lease_expires_and_a_live_one_is_waited_for(spec: Spec
     with pytest.raises(LockTimeout, match="busy:2"):
         apply(spec, db, lock_timeout=1.0)
     assert "email_1" not in db["users"].index_information()  # nothing was done without the lock
+
+
+def test_a_rebuild_to_unique_over_duplicates_keeps_the_old_index(config_dir: Path, db: Database[Any]) -> None:
+    apply(load_spec(config_dir), db)
+    edit(
+        config_dir, "collections/mailboxes.yaml", "  - keys: {userId: 1}\n", "  - keys: {userId: 1}\n    unique: true\n"
+    )
+    db["mailboxes"].insert_many([{"userId": ObjectId(OID), "email": "a@x"}, {"userId": ObjectId(OID), "email": "b@x"}])
+    with pytest.raises(ApplyFailed, match="Index userId_1 was not dropped") as caught:
+        apply(load_spec(config_dir), db, allow_rebuild=True)
+    assert OID in str(caught.value)
+    assert "userId_1" in db["mailboxes"].index_information()  # still there, not unique

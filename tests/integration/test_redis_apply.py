@@ -96,3 +96,20 @@ def test_wrong_eviction_policy_blocks_apply_until_fix_redis(
     assert result.code == 0 and "set maxmemory-policy allkeys-lru -> noeviction" in result.out
     assert client.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
     client.close()
+
+
+def test_redis_without_config_command_works_and_says_it_cannot_check(
+    config_dir: Path, cli: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Managed Redis services disable CONFIG: plan and apply still work, with a note."""
+    server = RedisServer(tmp_path / "managed", extra=("--rename-command", "CONFIG", ""))
+    server.start()
+    try:
+        monkeypatch.setenv("REDIS_URL", server.uri)
+        result = cli("plan", "--config", str(config_dir))
+        assert result.code == 0 and "? cannot read maxmemory-policy (CONFIG is not allowed)" in result.out
+        assert cli("apply", "--config", str(config_dir)).code == 0
+        result = cli("plan", "--config", str(config_dir), "--detailed-exitcode")
+        assert result.code == 0
+    finally:
+        server.stop()

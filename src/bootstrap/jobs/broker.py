@@ -155,9 +155,14 @@ class StreamBroker(AsyncBroker):
         async for attempt in async_retrying(policy, _transient, on_retry):
             with attempt:
                 pong = await self.redis.ping()
-        config: Any = await self.redis.config_get("maxmemory-policy")
-        eviction = _text(config.get("maxmemory-policy", config.get(b"maxmemory-policy", b"?")))
-        if eviction != "noeviction":
+        try:
+            config: Any = await self.redis.config_get("maxmemory-policy")
+            eviction = _text(config.get("maxmemory-policy", config.get(b"maxmemory-policy", b"?")))
+        except ResponseError:  # CONFIG disabled (managed Redis, restricted user): cannot check
+            eviction = "unknown (CONFIG not allowed)"
+        if eviction.startswith("unknown"):
+            log.warning("Redis %s: cannot read maxmemory-policy; make sure it is noeviction", shown)
+        elif eviction != "noeviction":
             log.error(
                 "Redis %s runs with maxmemory-policy %s: queued jobs can be evicted and lost "
                 "(run `bootstrap apply --fix-redis`)",

@@ -7,7 +7,6 @@ import logging
 from typing import Any
 
 import redis
-import redis.asyncio as aioredis
 from tenacity import RetryCallState
 
 from bootstrap.errors import BootstrapError
@@ -35,12 +34,6 @@ def _options(settings: RedisSettings, *, blocking: bool) -> dict[str, Any]:
 
 def sync_client(settings: RedisSettings) -> redis.Redis:
     return redis.Redis.from_url(settings.url, **_options(settings, blocking=False))
-
-
-def async_pool(settings: RedisSettings, *, blocking: bool, max_connections: int = 50) -> aioredis.ConnectionPool:
-    return aioredis.ConnectionPool.from_url(
-        settings.url, max_connections=max_connections, **_options(settings, blocking=blocking)
-    )
 
 
 def _transient(exc: BaseException) -> bool:
@@ -84,6 +77,14 @@ def connect(settings: RedisSettings) -> redis.Redis:
     return client
 
 
+UNKNOWN_POLICY = "unknown"
+
+
 def eviction_policy(client: redis.Redis) -> str:
-    value = client.config_get("maxmemory-policy").get("maxmemory-policy", "unknown")
+    """The server's maxmemory-policy, or "unknown" where CONFIG is not allowed (managed Redis
+    services and restricted ACL users disable it)."""
+    try:
+        value = client.config_get("maxmemory-policy").get("maxmemory-policy", UNKNOWN_POLICY)
+    except redis.ResponseError:
+        return UNKNOWN_POLICY
     return str(value.decode() if isinstance(value, bytes) else value)

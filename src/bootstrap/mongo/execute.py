@@ -60,6 +60,8 @@ def execute(db: Database[Any], plan: Plan, report: Reporter, lock_lost: threadin
             raise ApplyFailed("stopped: the apply lock was lost (lease expired)", done, op)
         try:
             EXECUTORS[type(op)](db, op, report)
+        except DuplicatesFound as exc:
+            raise ApplyFailed(str(exc), done, op) from None
         except OperationFailure as exc:
             raise ApplyFailed(_explain(db, op, exc), done, op) from None
         except PyMongoError as exc:
@@ -105,9 +107,21 @@ def _change_index(db: Database[Any], op: Operation, report: Reporter) -> None:
     db.command("collMod", op.collection, index=index)
 
 
+class DuplicatesFound(BootstrapError):
+    pass
+
+
 def _drop(db: Database[Any], op: Operation, report: Reporter) -> None:
     assert isinstance(op, DropIndex | RebuildIndex)
     name = op.index.name if isinstance(op, DropIndex) else op.name
+    if isinstance(op, RebuildIndex) and op.after.options.get("unique"):
+        # Never drop an index whose unique replacement cannot be built: the data would be left
+        # with neither.
+        sample = duplicate_sample(db, op.collection, op.after)
+        if sample is not None:
+            raise DuplicatesFound(
+                _duplicates_message(op.collection, op.after.name, sample) + f" Index {name} was not dropped."
+            )
     try:
         db.command("dropIndexes", op.collection, index=name)
     except OperationFailure as exc:
@@ -180,13 +194,23 @@ def _explain(db: Database[Any], op: Operation, exc: OperationFailure) -> str:
             if index.options.get("unique"):
                 sample = duplicate_sample(db, op.collection, index)
                 if sample is not None:
-                    return (
-                        f"{op.collection}: unique index {index.name} cannot be built: documents "
-                        f"share the key {sample['key']} ({sample['count']} documents, e.g. _id "
-                        f"{', '.join(map(str, sample['ids']))}). Remove the duplicates, then apply "
-                        "again."
-                    )
-    return f"{head} (code {exc.code}): {message}"
+                    return _duplicates_message(op.collection, index.name, sample) + _lost(op)
+    return f"{head} (code {exc.code}): {message}{_lost(op)}"
+
+
+def _duplicates_message(collection: str, index: str, sample: dict[str, Any]) -> str:
+    return (
+        f"{collection}: unique index {index} cannot be built: documents share the key {sample['key']} "
+        f"({sample['count']} documents, e.g. _id {', '.join(map(str, sample['ids']))}). Remove the "
+        "duplicates, then apply again."
+    )
+
+
+def _lost(op: Operation) -> str:
+    """createIndexes is all or nothing: say which dropped (rebuilt) indexes are now missing."""
+    if isinstance(op, CreateIndexes) and op.rebuilt:
+        return f" Dropped for a rebuild and not recreated: {', '.join(op.rebuilt)}; apply again once fixed."
+    return ""
 
 
 def duplicate_sample(db: Database[Any], collection: str, index: IndexModel) -> dict[str, Any] | None:

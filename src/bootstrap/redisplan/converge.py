@@ -13,11 +13,11 @@ import redis
 
 from bootstrap.jobs import schedules as stored
 from bootstrap.jobs.keys import GROUP, QueueKeys, ScheduleKeys
-from bootstrap.jobs.redis_connect import eviction_policy
+from bootstrap.jobs.redis_connect import UNKNOWN_POLICY, eviction_policy
 from bootstrap.mongo.execute import ApplyFailed
 from bootstrap.plan import Blocked, Operation, Plan
 from bootstrap.redact import mask
-from bootstrap.redisplan.operations import CreateQueue, DeleteSchedule, PutSchedule, SetEvictionPolicy
+from bootstrap.redisplan.operations import CreateQueue, DeleteSchedule, PolicyUnknown, PutSchedule, SetEvictionPolicy
 from bootstrap.spec.model import Spec
 
 
@@ -25,7 +25,9 @@ def compare(spec: Spec, client: redis.Redis, *, fix_redis: bool = False) -> tupl
     ops: list[Operation] = []
     wanted_policy = spec.redis.maxmemory_policy
     policy = eviction_policy(client)
-    if policy != wanted_policy:
+    if policy == UNKNOWN_POLICY:
+        ops.append(PolicyUnknown("server", wanted_policy))
+    elif policy != wanted_policy:
         fix = SetEvictionPolicy("server", policy, wanted_policy)
         ops.append(
             fix
@@ -83,6 +85,13 @@ def execute(
         try:
             if isinstance(op, SetEvictionPolicy):
                 client.config_set("maxmemory-policy", op.after)
+                try:  # keep it across a Redis restart where the server has a config file
+                    client.config_rewrite()
+                except redis.ResponseError as exc:
+                    report(
+                        f"  note: the policy is set until Redis restarts (CONFIG REWRITE: {exc}); "
+                        f"put `maxmemory-policy {op.after}` in its configuration"
+                    )
             elif isinstance(op, CreateQueue):
                 try:
                     client.xgroup_create(op.stream, op.group_name, id="0", mkstream=True)

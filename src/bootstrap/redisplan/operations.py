@@ -29,6 +29,23 @@ class SetEvictionPolicy(Operation):
 
 
 @dataclass(frozen=True)
+class PolicyUnknown(Operation):
+    """CONFIG is not allowed here, so the eviction policy cannot be checked: say so, change nothing."""
+
+    wanted: str
+    symbol = "?"
+    kind = "note"
+    is_change = False
+
+    @property
+    def group(self) -> str:
+        return "redis server"
+
+    def describe(self) -> list[str]:
+        return [f"cannot read maxmemory-policy (CONFIG is not allowed); make sure the server runs with {self.wanted}"]
+
+
+@dataclass(frozen=True)
 class CreateQueue(Operation):
     """The queue's stream and its consumer group, reading from the start so that jobs enqueued
     before the first worker started are delivered."""
