@@ -47,34 +47,50 @@ class Child:
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
     restarts: list[float] = field(default_factory=list)
+    gave_up: bool = False
 
 
 class PidFile:
-    """`.bootstrap/up.pid`: a second `up` on the same project says so instead of starting twice."""
+    """`.bootstrap/up.pid`, created atomically: a second `up` on the same project says so instead of
+    starting twice; a file left by an `up` that was killed is taken over."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            holder = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            holder = None
-        if holder and _alive(int(holder.get("pid", 0))):
-            raise AlreadyRunning(
-                f"bootstrap up is already running for this project (pid {holder['pid']}, "
-                f"started {holder.get('started', '?')}); stop it with Ctrl-C or `kill {holder['pid']}`"
-            )
-        self.path.write_text(json.dumps({"pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}))
+        record = json.dumps({"pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S")})
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    holder = json.loads(self.path.read_text())
+                except (OSError, ValueError):
+                    holder = {}
+                pid = int(holder.get("pid", 0))
+                if _is_running(pid, "bootstrap"):
+                    raise AlreadyRunning(
+                        f"bootstrap up is already running for this project (pid {pid}, started "
+                        f"{holder.get('started', '?')}); stop it with Ctrl-C or `kill {pid}`"
+                    ) from None
+                with contextlib.suppress(FileNotFoundError):
+                    self.path.unlink()  # left by an up that was killed
+                continue
+            with os.fdopen(fd, "w") as handle:
+                handle.write(record)
+            return
+        raise AlreadyRunning(f"could not take {self.path}; is another bootstrap up starting?")
 
     def release(self) -> None:
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, ValueError):
             if json.loads(self.path.read_text()).get("pid") == os.getpid():
                 self.path.unlink()
 
 
-def _alive(pid: int) -> bool:
+def _is_running(pid: int, marker: str) -> bool:
+    """Whether `pid` is alive and (where /proc tells) its command line mentions `marker`, so a pid
+    reused by an unrelated process does not count."""
     if pid <= 0:
         return False
     try:
@@ -83,7 +99,10 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        return marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True
 
 
 class Stack:
@@ -139,6 +158,54 @@ class Stack:
             self.servers.append(redis_server)
             os.environ["REDIS_URL"] = redis_server.uri
             os.environ.pop("REDIS_HOST", None)
+        self.record_processes()
+
+    # --- processes left by an up that was killed ----------------------------------------------------
+
+    @property
+    def _processes_file(self) -> Path:
+        return self.state / "processes.json"
+
+    def record_processes(self) -> None:
+        """Note every process started, so that an `up` killed without clean-up is cleaned up next time."""
+        entries = [
+            {"name": server.name, "pid": server.process.pid, "marker": server.name}
+            for server in self.servers
+            if server.process is not None
+        ]
+        entries += [
+            {"name": child.name, "pid": child.process.pid, "marker": "taskiq"}
+            for child in self.children
+            if child.process is not None
+        ]
+        self._processes_file.write_text(json.dumps(entries))
+
+    def forget_processes(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._processes_file.unlink()
+
+    def stop_leftovers(self) -> None:
+        try:
+            entries = json.loads(self._processes_file.read_text())
+        except (OSError, ValueError):
+            return
+        alive = [e for e in entries if _is_running(int(e.get("pid", 0)), str(e.get("marker", "")))]
+        for entry in alive:
+            log.warning(
+                "stopping %s (pid %s), left running by an earlier `bootstrap up` that was killed",
+                entry["name"],
+                entry["pid"],
+            )
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(int(entry["pid"]), signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for entry in alive:
+            while _is_running(int(entry["pid"]), str(entry["marker"])) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _is_running(int(entry["pid"]), str(entry["marker"])):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(int(entry["pid"]), signal.SIGKILL)
+        self.forget_processes()
 
     def stop_servers(self) -> None:
         for server in reversed(self.servers):
@@ -179,6 +246,7 @@ class Stack:
         self.env = child_env(codegen.package_dir(spec))
         for child in self.children:
             self._spawn(child)
+        self.record_processes()
 
     def _spawn(self, child: Child) -> None:
         with child.log_path.open("ab") as out:
@@ -196,25 +264,25 @@ class Stack:
         """Restart a child that died on its own (at most 5 times a minute), and say so."""
         now = time.monotonic()
         for child in self.children:
-            if child.process is None or child.process.poll() is None:
+            if child.gave_up or child.process is None or child.process.poll() is None:
                 continue
             child.restarts = [t for t in child.restarts if now - t < 60]
             code = child.process.returncode
             if len(child.restarts) >= 5:
-                if child.process.returncode is not None and child.restarts[-1] != -1:
-                    log.error(
-                        "%s keeps exiting (code %s); not restarting it. See %s",
-                        child.name,
-                        code,
-                        display_path(child.log_path),
-                    )
-                    child.restarts.append(-1)
+                log.error(
+                    "%s keeps exiting (code %s); not restarting it. See %s",
+                    child.name,
+                    code,
+                    display_path(child.log_path),
+                )
+                child.gave_up = True
                 continue
             log.warning(
                 "%s exited with code %s; restarting it (log: %s)", child.name, code, display_path(child.log_path)
             )
             child.restarts.append(now)
             self._spawn(child)
+            self.record_processes()
 
     def stop_children(self, timeout: float) -> None:
         for child in self.children:
@@ -254,18 +322,26 @@ def summary(spec: Spec) -> str:
     return "jobs: " + ", ".join(parts)
 
 
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM before the stack was up: abandon the start-up (and clean up)."""
+
+
 def run(config_dir: Path, embedded: bool) -> int:
     stack = Stack(config_dir, embedded)
     pidfile = PidFile(stack.state / "up.pid")
     pidfile.acquire()
-    stop_requested = False
+    supervising = stop_requested = False
 
     def request_stop(signum: int, _frame: Any) -> None:
         nonlocal stop_requested
         stop_requested = True
+        if not supervising:  # still starting (connect retries can take minutes): stop now
+            raise Interrupted
 
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # SIGHUP too: a closed terminal must not leave workers, scheduler and servers running unseen.
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
+        stack.stop_leftovers()
         stack.start_servers()
         spec = stack.converge()
         stack.start_children(spec)
@@ -276,6 +352,7 @@ def run(config_dir: Path, embedded: bool) -> int:
         console.out(f"  data     {display_path(stack.state)}")
         console.out(f"  logs     {display_path(stack.logs)}/ ({', '.join(c.log_path.name for c in stack.children)})")
         console.out(f"  wiring   {display_path(codegen.package_dir(spec))}")
+        supervising = True
         last, next_summary = "", 0.0
         while not stop_requested:
             stack.watch_children()
@@ -290,13 +367,17 @@ def run(config_dir: Path, embedded: bool) -> int:
         console.out("stopping: workers finish their running jobs, queued jobs stay in Redis")
         stack.stop_children(max((q.shutdown_timeout for q in spec.queues), default=30.0) + 10)
         return 0
+    except Interrupted:
+        console.err("interrupted while starting; cleaning up")
+        return 130
     finally:
-        stack.stop_children(5) if stack.children and any(
-            c.process and c.process.poll() is None for c in stack.children
-        ) else None
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        if any(c.process is not None and c.process.poll() is None for c in stack.children):
+            stack.stop_children(10)
         if stack.servers:
             stack.stop_servers()
             console.out("local servers stopped")
+        stack.forget_processes()
         pidfile.release()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -170,3 +170,19 @@ def test_readme_quick_start_first_command_on_a_fresh_clone(tmp_path: Path) -> No
         up.wait_for(DONE, 600)
         out = interrupt(up)
         assert up.process.returncode == 0, out
+
+
+def test_up_cleans_up_after_an_up_that_was_killed(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    fast_schedule(copy_config(project / "config", "msedb"))
+    with start_up(project, env_without_servers()) as first:
+        first.wait_for(re.compile(r"is running"), 120)
+        first.process.kill()  # SIGKILL: no clean-up at all; servers and workers keep running
+        first.process.wait(10)
+    with start_up(project, env_without_servers()) as second:
+        seen = second.wait_for(DONE, 120)
+        assert "left running by an earlier `bootstrap up` that was killed" in seen
+        interrupt(second)
+        assert second.process.returncode == 0
+    ports = json.loads((project / ".bootstrap" / "ports.json").read_text())
+    assert not listening(ports["mongodb"]) and not listening(ports["redis"])

@@ -12,6 +12,9 @@ import sys
 import traceback
 from collections.abc import Sequence
 
+from pymongo.errors import PyMongoError
+from redis.exceptions import RedisError
+
 from bootstrap import __version__, console, logs
 from bootstrap.cli import apply, enqueue, generate, jobs, plan, status, up, validate
 from bootstrap.cli.common import add_config_option
@@ -66,6 +69,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except BootstrapError as exc:
         console.err(f"error: {exc}")
+        return 1
+    except PyMongoError as exc:  # an operational problem (permissions, failover), not a bug of ours
+        console.err(f"error: MongoDB: {exc}")
+        return 1
+    except RedisError as exc:
+        console.err(f"error: Redis: {exc}")
         return 1
     except KeyboardInterrupt:
         console.err("interrupted")

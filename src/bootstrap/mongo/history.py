@@ -4,34 +4,66 @@ done and how it ended — what `status` reports as the last apply."""
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import socket
 from datetime import UTC, datetime
 from typing import Any
 
 from pymongo.database import Database
+from pymongo.errors import PyMongoError
 
 from bootstrap import __version__
 from bootstrap.mongo.operations import Operation
+from bootstrap.redact import mask
+
+log = logging.getLogger("bootstrap.apply")
 
 APPLIES = "bootstrap_applies"
 
 
-def record_apply(db: Database[Any], *, spec_hash: str, started: datetime, done: list[Operation],
-                 planned: list[Operation], outcome: str, error: str | None = None) -> None:
-    db[APPLIES].insert_one({
-        "startedAt": started,
-        "finishedAt": datetime.now(UTC),
-        "specHash": spec_hash,
-        "outcome": outcome,
-        "error": error,
-        "operations": [op.to_json() for op in done],
-        "notDone": [op.to_json() for op in planned[len(done):]],
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-        "user": _user(),
-        "tool": f"bootstrap {__version__}",
-    })
+def record_apply(
+    db: Database[Any],
+    *,
+    spec_hash: str,
+    started: datetime,
+    done: list[Operation],
+    planned: list[Operation],
+    outcome: str,
+    error: str | None = None,
+) -> None:
+    """Best effort: a record that cannot be written (MongoDB failing over) is logged, and never
+    hides the outcome of the apply itself."""
+    try:
+        _insert(db, spec_hash, started, done, planned, outcome, error)
+    except PyMongoError as exc:
+        log.warning("could not record this apply in %s: %s", APPLIES, mask(str(exc)))
+
+
+def _insert(
+    db: Database[Any],
+    spec_hash: str,
+    started: datetime,
+    done: list[Operation],
+    planned: list[Operation],
+    outcome: str,
+    error: str | None,
+) -> None:
+    db[APPLIES].insert_one(
+        {
+            "startedAt": started,
+            "finishedAt": datetime.now(UTC),
+            "specHash": spec_hash,
+            "outcome": outcome,
+            "error": error,
+            "operations": [op.to_json() for op in done],
+            "notDone": [op.to_json() for op in planned[len(done) :]],
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "user": _user(),
+            "tool": f"bootstrap {__version__}",
+        }
+    )
 
 
 def last_apply(db: Database[Any]) -> dict[str, Any] | None:
