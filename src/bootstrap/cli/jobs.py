@@ -94,8 +94,8 @@ def run(args: argparse.Namespace) -> int:
             if missing:
                 raise BootstrapError(f"not in the failed store of {args.queue}: {', '.join(missing)}")
             return 0
-        count = admin.failed_jobs(client, keys, 1_000_000)
-        if not args.yes and not console.ask(f"delete {len(count)} failed job record(s) of {args.queue}?"):
+        count = client.zcard(keys.records("failed"))
+        if not args.yes and not console.ask(f"delete {count} failed job record(s) of {args.queue}?"):
             raise BootstrapError("nothing deleted (confirm at the prompt, or pass --yes)")
         console.out(f"deleted {admin.purge_failed(client, keys)} failed job record(s) of {args.queue}")
         return 0

@@ -12,7 +12,7 @@ import redis
 from taskiq import TaskiqMessage
 
 from bootstrap.jobs import schedules as stored
-from bootstrap.jobs.keys import GROUP, QueueKeys, ScheduleKeys, workers_key
+from bootstrap.jobs.keys import GROUP, QueueKeys, ScheduleKeys, as_text, workers_key
 from bootstrap.jobs.middleware import ATTEMPT
 from bootstrap.jobs.records import COMPLETED, FAILED
 from bootstrap.jobs.slots import latest_slot, next_slot
@@ -47,7 +47,7 @@ def queue_stats(client: redis.Redis, spec: Spec) -> list[QueueStats]:
         length = length if isinstance(length, int) else 0
         group: dict[str, Any] = {}
         if isinstance(groups, list):
-            group = next((g for g in groups if _text(g.get("name")) == GROUP), {})
+            group = next((g for g in groups if as_text(g.get("name")) == GROUP), {})
         pending = int(group.get("pending", 0))
         stats.append(
             QueueStats(k.queue, max(0, length - pending), pending, _int(delayed), _int(completed), _int(failed))
@@ -66,7 +66,7 @@ def schedule_states(client: redis.Redis, spec: Spec, now: float | None = None) -
     rows = []
     for raw_id, raw in sorted(definitions.items()):
         definition = stored.decode(raw) or {}
-        schedule_id = _text(raw_id)
+        schedule_id = as_text(raw_id)
         last = last_slots.get(raw_id)
         last_slot = float(last) if last is not None else None
         enabled = definition.get("enabled", True)
@@ -92,7 +92,7 @@ def workers(client: redis.Redis, spec: Spec, now: float | None = None) -> list[d
     for name, raw in client.hgetall(workers_key(spec.redis.key_prefix)).items():
         beat = json.loads(raw)
         if now - float(beat.get("seen", 0)) <= WORKER_SEEN_WITHIN:
-            seen.append({"name": _text(name), **beat})
+            seen.append({"name": as_text(name), **beat})
     return sorted(seen, key=lambda b: (b["queue"], b["name"]))
 
 
@@ -134,7 +134,7 @@ def retry_failed(client: redis.Redis, keys: QueueKeys, job_ids: list[str]) -> li
 
 
 def all_failed_ids(client: redis.Redis, keys: QueueKeys) -> list[str]:
-    return [_text(i) for i in client.zrange(keys.records(FAILED), 0, -1)]
+    return [as_text(i) for i in client.zrange(keys.records(FAILED), 0, -1)]
 
 
 def purge_failed(client: redis.Redis, keys: QueueKeys) -> int:
@@ -147,7 +147,3 @@ def purge_failed(client: redis.Redis, keys: QueueKeys) -> int:
 
 def _int(value: Any) -> int:
     return int(value) if isinstance(value, int) else 0
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

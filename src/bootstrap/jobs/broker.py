@@ -31,7 +31,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AckableMessage, AsyncBroker, BrokerMessage
 from tenacity import RetryCallState
 
-from bootstrap.jobs.keys import GROUP, QueueKeys, workers_key
+from bootstrap.jobs.keys import GROUP, QueueKeys, as_text, workers_key
 from bootstrap.jobs.records import Records
 from bootstrap.jobs.runtime import QueueRuntime
 from bootstrap.redact import mask
@@ -157,7 +157,7 @@ class StreamBroker(AsyncBroker):
                 pong = await self.redis.ping()
         try:
             config: Any = await self.redis.config_get("maxmemory-policy")
-            eviction = _text(config.get("maxmemory-policy", config.get(b"maxmemory-policy", b"?")))
+            eviction = as_text(config.get("maxmemory-policy", config.get(b"maxmemory-policy", b"?")))
         except ResponseError:  # CONFIG disabled (managed Redis, restricted user): cannot check
             eviction = "unknown (CONFIG not allowed)"
         if eviction.startswith("unknown"):
@@ -254,13 +254,13 @@ class StreamBroker(AsyncBroker):
                 await self.redis.xgroup_create(self.keys.stream, GROUP, id="0", mkstream=True)
                 continue
             # Every job read is ours from now on: renewed while it waits here, given back on shutdown.
-            self._in_flight.update(_text(entry_id) for entry_id, _ in entries)
+            self._in_flight.update(as_text(entry_id) for entry_id, _ in entries)
             for entry_id, fields in entries:
                 if fields and b"data" in fields:
                     yield self._ackable(entry_id, fields[b"data"])
                 else:  # an entry whose data is gone: nothing to run
-                    self._in_flight.discard(_text(entry_id))
-                    self._acks.append(_text(entry_id))
+                    self._in_flight.discard(as_text(entry_id))
+                    self._acks.append(as_text(entry_id))
 
     async def _reclaim(self, conn: aioredis.Redis) -> list[tuple[Any, Any]]:
         """Jobs pending longer than the visibility timeout (their worker died): take them over, as
@@ -277,8 +277,8 @@ class StreamBroker(AsyncBroker):
                 start_id=start,
                 count=self._room() - len(claimed),
             )
-            start, entries = _text(result[0]), result[1]
-            claimed += [(entry_id, fields) for entry_id, fields in entries if _text(entry_id) not in self._in_flight]
+            start, entries = as_text(result[0]), result[1]
+            claimed += [(entry_id, fields) for entry_id, fields in entries if as_text(entry_id) not in self._in_flight]
             if start == "0-0" or not entries:
                 break
         if claimed:
@@ -288,7 +288,7 @@ class StreamBroker(AsyncBroker):
         return claimed
 
     def _ackable(self, entry_id: Any, data: bytes) -> StreamMessage:
-        ident = _text(entry_id)
+        ident = as_text(entry_id)
 
         async def ack() -> None:
             self._in_flight.discard(ident)
@@ -409,7 +409,3 @@ class StreamBroker(AsyncBroker):
 
 def _transient(exc: BaseException) -> bool:
     return isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

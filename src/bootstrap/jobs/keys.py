@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 GROUP = "workers"  # the consumer group every worker of a queue reads in
 
@@ -53,3 +54,8 @@ class ScheduleKeys:
 def workers_key(prefix: str) -> str:
     """Hash: worker (consumer) name -> JSON heartbeat {queue, host, pid, started, seen}."""
     return f"{prefix}:workers"
+
+
+def as_text(value: Any) -> str:
+    """A Redis reply (bytes unless the client decodes) as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)

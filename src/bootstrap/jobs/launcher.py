@@ -65,21 +65,24 @@ def run_workers(spec: dict[str, Any], package: str, queues: list[str]) -> int:
 
 
 def supervise(children: list[subprocess.Popen[bytes]], stop_timeout: float) -> int:
-    """Wait for the children; on SIGTERM/SIGINT pass SIGTERM on and wait up to `stop_timeout`."""
-    stopping = False
+    """Wait for the children; on SIGTERM/SIGINT pass SIGTERM on and wait up to `stop_timeout`.
+    Exit 0 only for a requested stop that every child finished cleanly; a child that exits on its
+    own stops the others and makes it 1 (the orchestrator restarts the whole set)."""
+    requested = False
 
-    def stop(signum: int, _frame: Any) -> None:
-        nonlocal stopping
-        stopping = True
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
+    def on_signal(signum: int, _frame: Any) -> None:
+        nonlocal requested
+        requested = True
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    while not stopping and all(child.poll() is None for child in children):
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    while not requested and all(child.poll() is None for child in children):
         time.sleep(0.2)
-    stop(signal.SIGTERM, None)
+    if not requested:
+        log.error("a worker exited on its own (codes %s); stopping the others", [c.poll() for c in children])
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + stop_timeout
     codes = []
     for child in children:
@@ -88,4 +91,4 @@ def supervise(children: list[subprocess.Popen[bytes]], stop_timeout: float) -> i
         except subprocess.TimeoutExpired:
             child.kill()
             codes.append(child.wait())
-    return 0 if stopping and all(code == 0 for code in codes) else 1
+    return 0 if requested and all(code == 0 for code in codes) else 1

@@ -52,34 +52,9 @@ class Records:
             args += [record["id"], json.dumps(record, default=str)]
         return {"keys": [self.keys.records(outcome), self.keys.record_data(outcome)], "args": args}
 
-    async def store(self, outcome: str, records: list[dict[str, Any]], max_age: float, max_count: int) -> None:
-        """Write records now, then trim to both limits."""
-        await self._store(**self._call(outcome, records, max_age, max_count))
-
     async def queue_store(
         self, pipe: Any, outcome: str, records: list[dict[str, Any]], max_age: float, max_count: int
     ) -> None:
-        """The same, as one command in `pipe` (run when the pipeline runs)."""
+        """Write records and trim to both limits, as one command in `pipe` (run when it runs).
+        Reading the records is `bootstrap.jobs.admin`'s business (the CLI is synchronous)."""
         await self._store(**self._call(outcome, records, max_age, max_count), client=pipe)
-
-    async def list(self, outcome: str, limit: int = 50) -> list[dict[str, Any]]:
-        """Newest first."""
-        ids: Any = await self.client.zrevrange(self.keys.records(outcome), 0, limit - 1)
-        if not ids:
-            return []
-        raw = await self.client.hmget(self.keys.record_data(outcome), ids)
-        return [json.loads(r) for r in raw if r is not None]
-
-    async def get(self, outcome: str, job_id: str) -> dict[str, Any] | None:
-        raw = await self.client.hget(self.keys.record_data(outcome), job_id)
-        return json.loads(raw) if raw else None
-
-    async def count(self, outcome: str) -> int:
-        return int(await self.client.zcard(self.keys.records(outcome)))
-
-    async def remove(self, outcome: str, *job_ids: str) -> None:
-        if job_ids:
-            pipe = self.client.pipeline(transaction=True)
-            pipe.zrem(self.keys.records(outcome), *job_ids)
-            pipe.hdel(self.keys.record_data(outcome), *job_ids)
-            await pipe.execute()

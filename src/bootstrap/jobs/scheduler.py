@@ -28,7 +28,7 @@ from taskiq import ScheduledTask, ScheduleSource, TaskiqMessage, TaskiqScheduler
 from bootstrap import logs
 from bootstrap.jobs import schedules as stored
 from bootstrap.jobs.broker import StreamBroker
-from bootstrap.jobs.keys import ScheduleKeys
+from bootstrap.jobs.keys import ScheduleKeys, as_text
 from bootstrap.jobs.middleware import RETRY
 from bootstrap.jobs.slots import due_slots
 
@@ -65,7 +65,7 @@ class RedisScheduleSource(ScheduleSource):
         for key, value in raw.items():
             definition = stored.decode(value)
             if definition is not None and definition.get("enabled", True):
-                definitions[_text(key)] = definition
+                definitions[as_text(key)] = definition
         changed = {k for k in definitions if self.definitions.get(k) != definitions[k]}
         for schedule_id in sorted(changed):
             log.info("schedule %s: %s", schedule_id, _describe(definitions[schedule_id]))
@@ -87,6 +87,9 @@ class SlotScheduler(TaskiqScheduler):
 
     async def startup(self) -> None:
         logs.setup()
+        # Taskiq logs "Sending task ..." at every one-second tick of every schedule; the real
+        # fires are logged here instead.
+        logging.getLogger("taskiq.cli.scheduler").setLevel(logging.WARNING)
         # Taskiq's scheduler only stops cleanly on Ctrl-C (the main task is cancelled); treat
         # SIGTERM the same way so orchestrators stop it gracefully and it exits 0.
         main_task = asyncio.current_task()
@@ -165,7 +168,3 @@ def _when(slot: float) -> str:
 def _describe(definition: dict[str, Any]) -> str:
     when = f"cron '{definition['cron']}'" if definition.get("cron") else f"every {definition['every']:g}s"
     return f"{definition['queue']}/{definition['task']} {when}, misfire {definition.get('misfire', 'skip')}"
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

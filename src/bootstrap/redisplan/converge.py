@@ -12,7 +12,7 @@ from typing import Any
 import redis
 
 from bootstrap.jobs import schedules as stored
-from bootstrap.jobs.keys import GROUP, QueueKeys, ScheduleKeys
+from bootstrap.jobs.keys import GROUP, QueueKeys, ScheduleKeys, as_text
 from bootstrap.jobs.redis_connect import UNKNOWN_POLICY, eviction_policy
 from bootstrap.mongo.execute import ApplyFailed
 from bootstrap.plan import Blocked, Operation, Plan
@@ -49,7 +49,7 @@ def compare(spec: Spec, client: redis.Redis, *, fix_redis: bool = False) -> tupl
     for keys, present in zip(queue_keys, exists, strict=True):
         if not present or not _has_group(client, keys.stream):
             ops.append(CreateQueue(keys.queue, keys.stream, GROUP))
-    live = {_text(k): stored.decode(v) for k, v in live_raw.items()}
+    live = {as_text(k): stored.decode(v) for k, v in live_raw.items()}
     for schedule in spec.schedules:
         wanted = stored.definition(schedule)
         before = live.get(schedule.id)
@@ -67,11 +67,7 @@ def _has_group(client: redis.Redis, stream: str) -> bool:
         groups: list[dict[str, Any]] = client.xinfo_groups(stream)
     except redis.ResponseError:
         return False
-    return any(_text(g.get("name", b"")) == GROUP for g in groups)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    return any(as_text(g.get("name", b"")) == GROUP for g in groups)
 
 
 def execute(
