@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -124,3 +125,41 @@ def test_enqueue_rejects_unknown_queue_task_and_bad_kwargs(
     assert "must be a JSON object" in capsys.readouterr().err
     assert project.bootstrap("enqueue", "delta-sync", "run-delta-sync", "--kwargs", "{bad") == 1
     assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_generated_worker_launcher_runs_the_queues_and_stops_on_sigterm(project: Project) -> None:
+    env = {**os.environ, **project.env, "PYTHONPATH": str(project.root / "generated")}
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", f"{project.package}.worker", "delta-sync", "token-refresh"],
+        cwd=project.root / "generated",
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert project.bootstrap("enqueue", "token-refresh", "refresh-tokens", "--id", "w-1") == 0
+        client = redis_client(project)
+        done = project.queue_keys("token-refresh").record_data("completed")
+        wait_for(lambda: client.hexists(done, "w-1"), 60, "the job on token-refresh")
+        client.close()
+        launcher.send_signal(signal.SIGTERM)
+        out, _ = launcher.communicate(timeout=60)
+        assert launcher.returncode == 0, out
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+
+
+def test_generated_worker_launcher_rejects_an_unknown_queue(project: Project) -> None:
+    env = {**os.environ, **project.env, "PYTHONPATH": str(project.root / "generated")}
+    result = subprocess.run(
+        [sys.executable, "-m", f"{project.package}.worker", "nope"],
+        cwd=project.root / "generated",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "unknown queue(s): nope" in result.stderr
