@@ -69,11 +69,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import redis
 from pymongo import MongoClient, monitoring
 from pymongo.database import Database
 from pymongo.errors import CollectionInvalid
 
-from bootstrap.embedded import MongoServer
+from bootstrap import apply as applying
+from bootstrap.embedded import MongoServer, RedisServer
 from bootstrap.mongo import converge
 from bootstrap.mongo.compare import index_model
 from bootstrap.mongo.converge import Options
@@ -209,8 +211,11 @@ def validate_config(config_dir: Path, uri: str) -> None:
 
 # --- the two ways of converging -----------------------------------------------------------------
 
+REDIS: dict[str, redis.Redis] = {}  # apply converges Redis too; its commands are not counted here
+
+
 def bootstrap_apply(spec: Spec, db: Database[Any]) -> None:
-    converge.apply(spec, db, Options(), lambda line: None)
+    applying.apply(spec, db, REDIS["client"], Options(), lambda line: None)
 
 
 def baseline_apply(spec: Spec, db: Database[Any]) -> None:
@@ -335,10 +340,16 @@ def check_targets(label: str, spec: Spec, ours: Result) -> bool:
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bootstrap-bench-") as tmp:
         server = MongoServer(Path(tmp) / "mongo")
+        redis_server = RedisServer(Path(tmp) / "redis", appendonly=False)
         try:
             server.start()
+            redis_server.start()
+            REDIS["client"] = redis.Redis.from_url(redis_server.uri)
             return run(server, Path(tmp))
         finally:
+            if "client" in REDIS:
+                REDIS["client"].close()
+            redis_server.stop()
             server.stop()
 
 
