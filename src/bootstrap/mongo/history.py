@@ -34,36 +34,23 @@ def record_apply(
 ) -> None:
     """Best effort: a record that cannot be written (MongoDB failing over) is logged, and never
     hides the outcome of the apply itself."""
+    record = {
+        "startedAt": started,
+        "finishedAt": datetime.now(UTC),
+        "specHash": spec_hash,
+        "outcome": outcome,
+        "error": error,
+        "operations": [op.to_json() for op in done],
+        "notDone": [op.to_json() for op in planned[len(done) :]],
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "user": _user(),
+        "tool": f"bootstrap {__version__}",
+    }
     try:
-        _insert(db, spec_hash, started, done, planned, outcome, error)
+        db[APPLIES].insert_one(record)
     except PyMongoError as exc:
         log.warning("could not record this apply in %s: %s", APPLIES, mask(str(exc)))
-
-
-def _insert(
-    db: Database[Any],
-    spec_hash: str,
-    started: datetime,
-    done: list[Operation],
-    planned: list[Operation],
-    outcome: str,
-    error: str | None,
-) -> None:
-    db[APPLIES].insert_one(
-        {
-            "startedAt": started,
-            "finishedAt": datetime.now(UTC),
-            "specHash": spec_hash,
-            "outcome": outcome,
-            "error": error,
-            "operations": [op.to_json() for op in done],
-            "notDone": [op.to_json() for op in planned[len(done) :]],
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "user": _user(),
-            "tool": f"bootstrap {__version__}",
-        }
-    )
 
 
 def last_apply(db: Database[Any]) -> dict[str, Any] | None:
