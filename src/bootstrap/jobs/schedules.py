@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import Any
 
 from bootstrap.spec.model import RetryPolicy, Schedule, thaw
 
 
 def retry_json(policy: RetryPolicy) -> dict[str, Any]:
-    return {
-        "attempts": policy.attempts,
-        "backoff": policy.backoff,
-        "delay": policy.delay,
-        "max_delay": policy.max_delay,
-        "jitter": policy.jitter,
-    }
+    return asdict(policy)
 
 
 def retry_from_json(data: Mapping[str, Any]) -> RetryPolicy:
+    """The inverse of retry_json, strict about types (the data comes back from Redis or labels)."""
     return RetryPolicy(
         attempts=int(data["attempts"]),
         backoff=str(data["backoff"]),
