@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import re
 import signal
@@ -53,7 +52,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bootstrap.embedded import MongoServer, RedisServer  # noqa: E402
-from tests.integration.jobs_project import Project, make_project, redis_client, wait_for  # noqa: E402
+from tests.integration.jobs_project import Project, fires, make_project, wait_for  # noqa: E402
 
 SCHEDULE = "delta-sync-schedule"
 QUEUE = "delta-sync"
@@ -72,18 +71,10 @@ class Result:
 
 def read_fires(project: Project) -> list[tuple[float, float]]:
     """(slot, enqueued) of each job in the delta-sync stream, epoch seconds."""
-    client = redis_client(project)
-    try:
-        entries: list[tuple[str, dict[str, str]]] = client.xrange(project.queue_keys(QUEUE).stream)  # type: ignore[assignment]
-    finally:
-        client.close()
-    found = []
-    for entry_id, fields in entries:
-        data = json.loads(fields["data"])
-        slot = float(data["labels"]["slot"])
-        assert data["task_id"].startswith(f"{SCHEDULE}@"), data["task_id"]
-        found.append((slot, int(entry_id.split("-")[0]) / 1000))
-    return found
+    found = fires(project, QUEUE)
+    for fire in found:
+        assert fire.task_id.startswith(f"{SCHEDULE}@"), fire.task_id
+    return [(fire.slot, fire.enqueued) for fire in found]
 
 
 def run(workdir: Path, mongo: MongoServer, redis_server: RedisServer, replicas: int, seconds: float) -> Result:
@@ -103,7 +94,7 @@ def run(workdir: Path, mongo: MongoServer, redis_server: RedisServer, replicas: 
             os.killpg(process.pid, signal.SIGTERM)
         for process in processes:
             process.wait(15)
-        fires = [(slot, at) for slot, at in read_fires(project) if first <= slot <= first + seconds]
+        measured = [(slot, at) for slot, at in read_fires(project) if first <= slot <= first + seconds]
         window = {when(first + i) for i in range(int(seconds) + 1)}
         by_replica = [
             len([s for s in re.findall(rf"schedule {SCHEDULE} fired for (\S+) ", project.log(f"s{i}")) if s in window])
@@ -111,16 +102,16 @@ def run(workdir: Path, mongo: MongoServer, redis_server: RedisServer, replicas: 
         ]
     finally:
         projects.close()  # kills anything left
-    counts = Counter(slot for slot, _ in fires)
+    counts = Counter(slot for slot, _ in measured)
     slots = sorted(counts)
     expected = {slots[0] + i for i in range(round(slots[-1] - slots[0]) + 1)} if slots else set()
     return Result(
         replicas=replicas,
-        fires=len(fires),
+        fires=len(measured),
         slots=len(expected),
         duplicates=sum(n - 1 for n in counts.values()),
         missed=len(expected - set(slots)),
-        lateness_ms=[(at - slot) * 1000 for slot, at in fires],
+        lateness_ms=[(at - slot) * 1000 for slot, at in measured],
         by_replica=by_replica,
     )
 

@@ -5,6 +5,7 @@ workers and schedulers as real processes."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -164,3 +165,28 @@ def add_test_queue(project: Project) -> None:
     """A queue with test handlers, short visibility timeout and small retention limits."""
     path = project.config / "queues.yaml"
     path.write_text(path.read_text().rstrip("\n") + "\n" + TEST_QUEUE)
+
+
+@dataclass(frozen=True)
+class Fire:
+    task_id: str
+    slot: float
+    enqueued: float  # the stream entry's time: Redis server time of the XADD
+
+    @property
+    def lateness(self) -> float:
+        return self.enqueued - self.slot
+
+
+def fires(project: Project, queue: str) -> list[Fire]:
+    """The jobs fired into `queue`, in enqueue order."""
+    client = redis_client(project)
+    try:
+        entries: list[tuple[str, dict[str, str]]] = client.xrange(project.queue_keys(queue).stream)  # type: ignore[assignment]
+    finally:
+        client.close()
+    found = []
+    for entry_id, fields in entries:
+        data = json.loads(fields["data"])
+        found.append(Fire(data["task_id"], float(data["labels"]["slot"]), int(entry_id.split("-")[0]) / 1000))
+    return found

@@ -10,14 +10,12 @@ fires are plain arithmetic."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
 import subprocess
 import time
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,37 +23,12 @@ import pytest
 
 from bootstrap.embedded import RedisServer
 from bootstrap.jobs.scheduler import MISFIRE_GRACE
-from tests.integration.jobs_project import Project, make_project, redis_client, wait_for
+from tests.integration.jobs_project import Fire, Project, fires, make_project, redis_client, wait_for
 
 DELTA = "delta-sync-schedule"  # queue delta-sync
 TOKEN = "token-refresh-schedule"  # queue token-refresh
 STAGING = "staging-processor-schedule"  # queue staging-processor
 STARTUP = 30.0  # seconds a scheduler process may take to start and fire (2 noisy cores)
-
-
-@dataclass(frozen=True)
-class Fire:
-    task_id: str
-    slot: float
-    enqueued: float  # the stream entry's time: Redis server time of the XADD
-
-    @property
-    def lateness(self) -> float:
-        return self.enqueued - self.slot
-
-
-def fires(project: Project, queue: str) -> list[Fire]:
-    """The jobs fired into `queue`, in enqueue order."""
-    client = redis_client(project)
-    try:
-        entries: list[tuple[str, dict[str, str]]] = client.xrange(project.queue_keys(queue).stream)  # type: ignore[assignment]
-    finally:
-        client.close()
-    found = []
-    for entry_id, fields in entries:
-        data = json.loads(fields["data"])
-        found.append(Fire(data["task_id"], float(data["labels"]["slot"]), int(entry_id.split("-")[0]) / 1000))
-    return found
 
 
 def when(slot: float) -> str:
