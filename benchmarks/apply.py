@@ -4,7 +4,7 @@ Run from the repository root:
 
     .venv/bin/python benchmarks/apply.py
 
-It starts its own embedded MongoDB wire-protocol server (SecantusDB, `bootstrap.embedded.MongoServer`)
+It starts its own embedded MongoDB wire-protocol server (SecantusDB, `bootstrap.local.servers.MongoServer`)
 in a temporary folder and stops it at the end, also on error. Nothing else is needed; no other
 server is touched.
 
@@ -74,12 +74,12 @@ from pymongo import MongoClient, monitoring
 from pymongo.database import Database
 from pymongo.errors import CollectionInvalid
 
-from bootstrap import apply as applying
-from bootstrap.embedded import MongoServer, RedisServer
-from bootstrap.mongo import converge
-from bootstrap.mongo.compare import index_model
-from bootstrap.mongo.converge import Options
-from bootstrap.mongo.validator import collection_validator
+from bootstrap.engine import apply as applying
+from bootstrap.engine.mongo import plan as converge
+from bootstrap.engine.mongo.compare import index_model
+from bootstrap.engine.mongo.validator import collection_validator
+from bootstrap.engine.ops import Options
+from bootstrap.local.servers import MongoServer, RedisServer
 from bootstrap.spec.load import load_spec
 from bootstrap.spec.model import Spec
 

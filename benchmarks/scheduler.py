@@ -4,7 +4,7 @@ Run from the repository root:
 
     .venv/bin/python benchmarks/scheduler.py [--seconds 30]
 
-It starts its own embedded MongoDB wire-protocol server and Redis server (`bootstrap.embedded`) in a
+It starts its own embedded MongoDB wire-protocol server and Redis server (`bootstrap.local.servers`) in a
 temporary folder and stops them at the end, also on error. Nothing else is needed; no other server
 is touched.
 
@@ -51,7 +51,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bootstrap.embedded import MongoServer, RedisServer  # noqa: E402
+from bootstrap.local.servers import MongoServer, RedisServer  # noqa: E402
 from tests.integration.jobs_project import Project, fires, make_project, wait_for  # noqa: E402
 
 SCHEDULE = "delta-sync-schedule"

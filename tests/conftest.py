@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bootstrap.cli.main import main
-from bootstrap.embedded import MongoServer, RedisServer
+from bootstrap.local.servers import MongoServer, RedisServer
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_CONFIG = REPO / "config"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pymongo import MongoClient
 
-from bootstrap.embedded import MongoServer, RedisServer
+from bootstrap.local.servers import MongoServer, RedisServer
 from tests.cli.test_up import DONE, env_without_servers, fast_schedule, interrupt, start_up
 from tests.conftest import copy_config
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.embedded import MongoServer, RedisServer
+from bootstrap.local.servers import MongoServer, RedisServer
 from tests.conftest import REPO, copy_config
 
 DONE = re.compile(r"delta-sync ([1-9]\d*) done")

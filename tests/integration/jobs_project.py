@@ -21,8 +21,8 @@ import redis
 
 from bootstrap.cli.main import main
 from bootstrap.codegen.render import runtime_spec
-from bootstrap.jobs.keys import QueueKeys, ScheduleKeys
 from bootstrap.jobs.launcher import child_env, scheduler_command, worker_command
+from bootstrap.layout.keys import QueueKeys, ScheduleKeys
 from bootstrap.spec.load import load_spec
 from bootstrap.spec.model import Spec
 from tests.conftest import copy_config

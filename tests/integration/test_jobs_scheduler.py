@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.embedded import RedisServer
 from bootstrap.jobs.scheduler import MISFIRE_GRACE
+from bootstrap.local.servers import RedisServer
 from tests.integration.jobs_project import Fire, Project, fires, make_project, redis_client, wait_for
 
 DELTA = "delta-sync-schedule"  # queue delta-sync

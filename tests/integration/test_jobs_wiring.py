@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.embedded import RedisServer
+from bootstrap.local.servers import RedisServer
 from tests.conftest import REPO
 from tests.integration.jobs_project import Project, add_test_queue, make_project, open_project, redis_client, wait_for
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
-from bootstrap.embedded import RedisServer
+from bootstrap.local.servers import RedisServer
 from tests.integration.jobs_project import Project, add_test_queue, make_project, open_project, redis_client, wait_for
 
 

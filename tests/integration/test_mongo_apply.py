@@ -16,15 +16,15 @@ from pymongo import MongoClient, monitoring
 from pymongo.database import Database
 from pymongo.errors import WriteError
 
-from bootstrap import apply as applying
-from bootstrap.apply import PlanBlocked
-from bootstrap.mongo.compare import index_model
-from bootstrap.mongo.converge import Options, make_plan
-from bootstrap.mongo.execute import ApplyFailed
-from bootstrap.mongo.history import APPLIES
-from bootstrap.mongo.live import read_live_state
-from bootstrap.mongo.operations import Blocked, ChangeIndex, CreateIndexes, DropIndex, KeepIndex, RebuildIndex
-from bootstrap.mongo.validator import collection_validator
+from bootstrap.engine import apply as applying
+from bootstrap.engine.history import APPLIES
+from bootstrap.engine.mongo.compare import index_model
+from bootstrap.engine.mongo.live import read_live_state
+from bootstrap.engine.mongo.operations import Blocked, ChangeIndex, CreateIndexes, DropIndex, KeepIndex, RebuildIndex
+from bootstrap.engine.mongo.plan import make_plan
+from bootstrap.engine.mongo.validator import collection_validator
+from bootstrap.engine.ops import Options
+from bootstrap.errors import ApplyFailed, LockTimeout, PlanBlocked
 from bootstrap.spec.load import load_spec
 from bootstrap.spec.model import Spec
 from tests.conftest import Result
@@ -312,7 +312,7 @@ def test_create_indexes_batches_by_collection(spec: Spec, db: Database[Any]) -> 
 
 
 def test_long_index_builds_report_progress(spec: Spec, db: Database[Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    from bootstrap.mongo import execute
+    from bootstrap.engine.mongo import execute
 
     monkeypatch.setattr(execute, "PROGRESS_AFTER", 0.0)
     monkeypatch.setattr(execute, "PROGRESS_EVERY", 0.05)
@@ -325,7 +325,7 @@ def test_long_index_builds_report_progress(spec: Spec, db: Database[Any], monkey
 def test_a_crashed_holders_lease_expires_and_a_live_one_is_waited_for(spec: Spec, db: Database[Any]) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from bootstrap.mongo.lock import LOCKS, LockTimeout
+    from bootstrap.engine.lock import LOCKS
 
     # A lease left by a run that crashed: expired, so the next apply takes it over.
     db[LOCKS].insert_one({"_id": "apply", "owner": "crashed:1", "expiresAt": datetime.now(UTC) - timedelta(seconds=1)})

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
-from bootstrap.embedded import MongoServer, RedisServer
-from bootstrap.mongo.connect import connect
-from bootstrap.mongo.history import APPLIES
-from bootstrap.mongo.live import read_live_state
+from bootstrap.connect.mongo import connect
+from bootstrap.engine.history import APPLIES
+from bootstrap.engine.mongo.live import read_live_state
+from bootstrap.local.servers import MongoServer, RedisServer
 from bootstrap.spec.load import load_spec
 from tests.conftest import copy_config, subprocess_env
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.embedded import RedisServer
+from bootstrap.local.servers import RedisServer
 from tests.integration.jobs_project import Project, add_test_queue, make_project, redis_client, wait_for
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from bootstrap.embedded import RedisServer
-from bootstrap.jobs.keys import GROUP, QueueKeys, ScheduleKeys
+from bootstrap.layout.keys import GROUP, QueueKeys, ScheduleKeys
+from bootstrap.local.servers import RedisServer
 from tests.conftest import Result
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bootstrap.spec.interpolate import InterpolationError, interpolate
+from bootstrap.errors import InterpolationError
+from bootstrap.spec.interpolate import interpolate
 
 ENV = {"SET": "value", "EMPTY": "", "HOST": "db.internal", "PORT": "6380"}
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from bootstrap import console
-from bootstrap.apply import apply
 from bootstrap.cli.common import add_plan_options, database, plan_options, redis_client, spec_from
+from bootstrap.engine.apply import apply
 from bootstrap.redact import mask
 
 HELP = "create and change collections, validators, indexes, queues and schedules to match the spec"

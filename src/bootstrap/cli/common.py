@@ -12,9 +12,9 @@ from typing import Any
 import redis
 from pymongo.database import Database
 
-from bootstrap.jobs.redis_connect import connect as connect_redis
-from bootstrap.mongo.connect import connect
-from bootstrap.mongo.converge import Options
+from bootstrap.connect.mongo import connect
+from bootstrap.connect.redis import connect as connect_redis
+from bootstrap.engine.ops import Options
 from bootstrap.spec.load import load_spec
 from bootstrap.spec.model import Spec
 

@@ -10,7 +10,7 @@ from bootstrap import console
 from bootstrap.cli.common import add_config_option, redis_client, spec_from
 from bootstrap.errors import BootstrapError
 from bootstrap.jobs import admin
-from bootstrap.jobs.keys import QueueKeys
+from bootstrap.layout.keys import QueueKeys
 from bootstrap.spec.model import Spec
 
 HELP = "failed jobs: jobs failed QUEUE | show QUEUE ID | retry QUEUE (ID... | --all) | purge QUEUE [--yes]"

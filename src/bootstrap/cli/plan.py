@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 
 from bootstrap import console
-from bootstrap.apply import full_plan
 from bootstrap.cli.common import add_plan_options, database, plan_options, redis_client, spec_from
+from bootstrap.engine.apply import full_plan
+from bootstrap.engine.render import plan_json, plan_text
 from bootstrap.redact import mask
-from bootstrap.render import plan_json, plan_text
 
 HELP = "show what apply would change (+ create, ~ change in place, -/+ rebuild, - drop, ! blocked)"
 

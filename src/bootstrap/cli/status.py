@@ -11,11 +11,11 @@ import redis
 from pymongo.database import Database
 
 from bootstrap import console
-from bootstrap.apply import full_plan
 from bootstrap.cli.common import database, redis_client, spec_from
+from bootstrap.engine.apply import full_plan
+from bootstrap.engine.history import last_apply
+from bootstrap.engine.ops import Options
 from bootstrap.jobs import admin
-from bootstrap.mongo.converge import Options
-from bootstrap.mongo.history import last_apply
 from bootstrap.redact import mask
 from bootstrap.spec.model import Spec
 

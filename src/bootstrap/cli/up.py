@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bootstrap import up
+from bootstrap.local import up
 
 HELP = "start everything: local MongoDB and Redis if none is configured, apply, workers and scheduler"
 

@@ -9,7 +9,7 @@ import jinja2
 
 from bootstrap import __version__, resources
 from bootstrap.codegen.pyliteral import literal
-from bootstrap.jobs.schedules import retry_json
+from bootstrap.layout.schedules import retry_json
 from bootstrap.spec.model import Spec
 from bootstrap.spec.names import python_identifier
 

@@ -11,11 +11,11 @@ from typing import Any
 import redis
 from taskiq import TaskiqMessage
 
-from bootstrap.jobs import schedules as stored
-from bootstrap.jobs.keys import GROUP, QueueKeys, ScheduleKeys, as_text, workers_key
 from bootstrap.jobs.middleware import ATTEMPT
 from bootstrap.jobs.records import COMPLETED, FAILED
 from bootstrap.jobs.slots import latest_slot, next_slot
+from bootstrap.layout import schedules as stored
+from bootstrap.layout.keys import GROUP, QueueKeys, ScheduleKeys, as_text, workers_key
 from bootstrap.spec.model import Spec
 
 WORKER_SEEN_WITHIN = 30.0  # seconds: a worker whose last heartbeat is older counts as gone

@@ -31,11 +31,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AckableMessage, AsyncBroker, BrokerMessage
 from tenacity import RetryCallState
 
-from bootstrap.jobs.keys import GROUP, QueueKeys, as_text, workers_key
+from bootstrap.connect.retry import async_retrying
 from bootstrap.jobs.records import Records
 from bootstrap.jobs.runtime import QueueRuntime
+from bootstrap.layout.keys import GROUP, QueueKeys, as_text, workers_key
 from bootstrap.redact import mask
-from bootstrap.retry import async_retrying
 
 log = logging.getLogger("bootstrap.jobs.broker")
 

@@ -13,7 +13,7 @@ from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
 
 from bootstrap.jobs.broker import StreamBroker
 from bootstrap.jobs.records import COMPLETED, FAILED
-from bootstrap.jobs.schedules import retry_from_json
+from bootstrap.layout.schedules import retry_from_json
 from bootstrap.spec.model import RetryPolicy
 
 log = logging.getLogger("bootstrap.jobs")

@@ -13,7 +13,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from bootstrap.jobs.keys import QueueKeys
+from bootstrap.layout.keys import QueueKeys
 
 COMPLETED, FAILED = "completed", "failed"
 

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from bootstrap.jobs.schedules import retry_from_json
+from bootstrap.layout.schedules import retry_from_json
 from bootstrap.spec.build import CONNECT_RETRY
 from bootstrap.spec.interpolate import interpolate
 from bootstrap.spec.model import RetryPolicy

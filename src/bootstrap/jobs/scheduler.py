@@ -26,11 +26,11 @@ from typing import Any
 from taskiq import ScheduledTask, ScheduleSource, TaskiqMessage, TaskiqScheduler
 
 from bootstrap import logs
-from bootstrap.jobs import schedules as stored
 from bootstrap.jobs.broker import StreamBroker
-from bootstrap.jobs.keys import ScheduleKeys, as_text
 from bootstrap.jobs.middleware import RETRY
 from bootstrap.jobs.slots import due_slots
+from bootstrap.layout import schedules as stored
+from bootstrap.layout.keys import ScheduleKeys, as_text
 
 log = logging.getLogger("bootstrap.jobs.scheduler")
 

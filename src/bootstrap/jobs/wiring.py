@@ -21,7 +21,7 @@ from bootstrap.jobs.handlers import Handler, Job, call_handler, import_handler, 
 from bootstrap.jobs.middleware import ATTEMPT, RETRY, JobsMiddleware
 from bootstrap.jobs.runtime import queue_runtime, resolve_url
 from bootstrap.jobs.scheduler import SlotScheduler
-from bootstrap.jobs.schedules import retry_from_json
+from bootstrap.layout.schedules import retry_from_json
 from bootstrap.spec.build import database_from_uri
 from bootstrap.spec.model import MongoSettings
 
@@ -46,7 +46,7 @@ def make_broker(spec: dict[str, Any], queue: str) -> StreamBroker:
 
     async def worker_startup(state: TaskiqState) -> None:
         """Start-up order: logging, then MongoDB (with its retry policy), then Redis (the broker)."""
-        from bootstrap.mongo.connect import connect_async
+        from bootstrap.connect.mongo import connect_async
 
         logs.setup()
         settings = mongo_settings(spec)

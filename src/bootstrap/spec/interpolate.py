@@ -11,11 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from bootstrap.errors import InterpolationError
+
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-class InterpolationError(ValueError):
-    """A `${...}` expression is malformed or names an unset variable without default."""
 
 
 def interpolate(text: str, env: Mapping[str, str]) -> str:

@@ -20,8 +20,8 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from bootstrap.errors import Finding
-from bootstrap.spec.interpolate import InterpolationError, interpolate
+from bootstrap.errors import Finding, InterpolationError
+from bootstrap.spec.interpolate import interpolate
 
 PathKey = tuple[str | int, ...]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bootstrap.plan import Plan
+from bootstrap.engine.ops import Plan
 
 
 def plan_text(plan: Plan, target: str) -> list[str]:

@@ -14,10 +14,10 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from bootstrap import __version__
-from bootstrap.mongo.operations import Operation
+from bootstrap.engine.mongo.operations import Operation
 from bootstrap.redact import mask
 
-log = logging.getLogger("bootstrap.apply")
+log = logging.getLogger("bootstrap.engine.apply")
 
 APPLIES = "bootstrap_applies"
 

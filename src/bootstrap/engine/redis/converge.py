@@ -11,13 +11,13 @@ from typing import Any
 
 import redis
 
-from bootstrap.jobs import schedules as stored
-from bootstrap.jobs.keys import GROUP, QueueKeys, ScheduleKeys, as_text
-from bootstrap.jobs.redis_connect import UNKNOWN_POLICY, eviction_policy
-from bootstrap.mongo.execute import ApplyFailed
-from bootstrap.plan import Blocked, Operation, Plan
+from bootstrap.connect.redis import UNKNOWN_POLICY, eviction_policy
+from bootstrap.engine.ops import Blocked, Operation, Plan
+from bootstrap.engine.redis.operations import CreateQueue, DeleteSchedule, PolicyUnknown, PutSchedule, SetEvictionPolicy
+from bootstrap.errors import ApplyFailed
+from bootstrap.layout import schedules as stored
+from bootstrap.layout.keys import GROUP, QueueKeys, ScheduleKeys, as_text
 from bootstrap.redact import mask
-from bootstrap.redisplan.operations import CreateQueue, DeleteSchedule, PolicyUnknown, PutSchedule, SetEvictionPolicy
 from bootstrap.spec.model import Spec
 
 

@@ -19,11 +19,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from bootstrap.errors import BootstrapError
-
-
-class ServerError(BootstrapError):
-    pass
+from bootstrap.errors import ServerError
 
 
 def free_port() -> int:

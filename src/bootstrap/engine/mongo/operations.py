@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bootstrap.plan import Blocked, Operation, Plan
+from bootstrap.engine.ops import Blocked, Operation, Plan
 from bootstrap.spec.durations import format_duration
 
 __all__ = ["Blocked", "ChangeIndex", "CreateCollection", "CreateIndexes", "DropIndex", "IndexModel",

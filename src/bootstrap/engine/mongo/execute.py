@@ -15,8 +15,7 @@ from typing import Any
 from pymongo.database import Database
 from pymongo.errors import OperationFailure, PyMongoError
 
-from bootstrap.errors import BootstrapError
-from bootstrap.mongo.operations import (
+from bootstrap.engine.mongo.operations import (
     ChangeIndex,
     CreateCollection,
     CreateIndexes,
@@ -27,9 +26,10 @@ from bootstrap.mongo.operations import (
     RebuildIndex,
     UpdateValidator,
 )
+from bootstrap.errors import ApplyFailed, DuplicatesFound
 from bootstrap.redact import mask
 
-log = logging.getLogger("bootstrap.apply")
+log = logging.getLogger("bootstrap.engine.apply")
 
 PROGRESS_AFTER = 3.0  # seconds an index build runs before progress is reported
 PROGRESS_EVERY = 5.0
@@ -37,13 +37,6 @@ NAMESPACE_EXISTS = 48
 NAMESPACE_NOT_FOUND = 26
 INDEX_NOT_FOUND = 27
 DUPLICATE_KEY = 11000
-
-
-class ApplyFailed(BootstrapError):
-    def __init__(self, message: str, done: list[Operation], failed: Operation) -> None:
-        self.done, self.failed = done, failed
-        completed = "; ".join(line for op in done for line in op.describe()[:1]) or "none"
-        super().__init__(f"{message}\ncompleted before the failure: {completed}")
 
 
 Reporter = Callable[[str], None]
@@ -105,10 +98,6 @@ def _change_index(db: Database[Any], op: Operation, report: Reporter) -> None:
     for option, _before, after in op.changes:
         index[option] = after
     db.command("collMod", op.collection, index=index)
-
-
-class DuplicatesFound(BootstrapError):
-    pass
 
 
 def _drop(db: Database[Any], op: Operation, report: Reporter) -> None:

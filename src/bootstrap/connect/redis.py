@@ -9,16 +9,12 @@ from typing import Any
 import redis
 from tenacity import RetryCallState
 
-from bootstrap.errors import BootstrapError
+from bootstrap.connect.retry import retrying
+from bootstrap.errors import RedisUnavailable
 from bootstrap.redact import mask
-from bootstrap.retry import retrying
 from bootstrap.spec.model import RedisSettings
 
 log = logging.getLogger("bootstrap.redis")
-
-
-class RedisUnavailable(BootstrapError):
-    pass
 
 
 def _options(settings: RedisSettings, *, blocking: bool) -> dict[str, Any]:

@@ -17,27 +17,23 @@ from pathlib import Path
 from typing import Any
 
 from bootstrap import console
-from bootstrap.apply import apply as apply_all
 from bootstrap.codegen import write as codegen
 from bootstrap.codegen.render import runtime_spec
-from bootstrap.embedded import LocalServer, MongoServer, RedisServer, free_port
-from bootstrap.errors import BootstrapError
+from bootstrap.connect.mongo import connect as connect_mongo
+from bootstrap.connect.redis import connect as connect_redis
+from bootstrap.engine.apply import apply as apply_all
+from bootstrap.engine.ops import Options
+from bootstrap.errors import AlreadyRunning
 from bootstrap.jobs import admin
 from bootstrap.jobs.launcher import child_env, scheduler_command, worker_command
-from bootstrap.jobs.redis_connect import connect as connect_redis
-from bootstrap.mongo.connect import connect as connect_mongo
-from bootstrap.mongo.converge import Options
+from bootstrap.local.servers import LocalServer, MongoServer, RedisServer, free_port
 from bootstrap.redact import mask
 from bootstrap.spec.load import display_path, load_spec
 from bootstrap.spec.model import Spec
 
-log = logging.getLogger("bootstrap.up")
+log = logging.getLogger("bootstrap.local.up")
 
 SUMMARY_EVERY = 10.0  # seconds between job summaries (printed only when something changed)
-
-
-class AlreadyRunning(BootstrapError):
-    pass
 
 
 @dataclass
@@ -311,7 +307,7 @@ def _port_free(port: int) -> bool:
 
 
 def summary(spec: Spec) -> str:
-    from bootstrap.jobs.redis_connect import sync_client
+    from bootstrap.connect.redis import sync_client
 
     client = sync_client(spec.redis)
     try:

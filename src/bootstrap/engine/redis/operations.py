@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bootstrap.plan import Operation
+from bootstrap.engine.ops import Operation
 from bootstrap.spec.durations import format_duration
 
 

@@ -13,21 +13,16 @@ from typing import Any
 import redis
 from pymongo.database import Database
 
-from bootstrap.errors import BootstrapError
-from bootstrap.mongo import execute as mongo_execute
-from bootstrap.mongo.converge import Options, make_plan
-from bootstrap.mongo.execute import ApplyFailed
-from bootstrap.mongo.history import record_apply
-from bootstrap.mongo.lock import LeaseLock
-from bootstrap.plan import Operation, Plan
-from bootstrap.redisplan import converge as redis_converge
+from bootstrap.engine.history import record_apply
+from bootstrap.engine.lock import LeaseLock
+from bootstrap.engine.mongo import execute as mongo_execute
+from bootstrap.engine.mongo.plan import make_plan
+from bootstrap.engine.ops import Operation, Options, Plan
+from bootstrap.engine.redis import converge as redis_converge
+from bootstrap.errors import ApplyFailed, PlanBlocked
 from bootstrap.spec.model import Spec
 
 Report = Callable[[str], None]
-
-
-class PlanBlocked(BootstrapError):
-    pass
 
 
 def full_plan(spec: Spec, db: Database[Any], client: redis.Redis, options: Options) -> Plan:

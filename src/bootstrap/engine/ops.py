@@ -78,3 +78,13 @@ class Plan:
 
     def with_operations(self, more: tuple[Operation, ...]) -> Plan:
         return Plan(self.database, self.operations + more)
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a plan may include: rebuilds, prunes, the Redis eviction fix; how long apply waits for the lock."""
+
+    allow_rebuild: bool = False
+    prune: bool = False
+    fix_redis: bool = False
+    lock_timeout: float = 600.0

@@ -24,15 +24,11 @@ from typing import Any
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from bootstrap.errors import BootstrapError
+from bootstrap.errors import LockTimeout
 
 log = logging.getLogger("bootstrap.lock")
 
 LOCKS = "bootstrap_locks"
-
-
-class LockTimeout(BootstrapError):
-    pass
 
 
 class LeaseLock:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bootstrap.mongo.live import LiveCollection, LiveIndex, LiveState
-from bootstrap.mongo.operations import (
+from bootstrap.engine.mongo.live import LiveCollection, LiveIndex, LiveState
+from bootstrap.engine.mongo.operations import (
     Blocked,
     ChangeIndex,
     CreateCollection,
@@ -20,7 +20,7 @@ from bootstrap.mongo.operations import (
     RebuildIndex,
     UpdateValidator,
 )
-from bootstrap.mongo.validator import collection_validator
+from bootstrap.engine.mongo.validator import collection_validator
 from bootstrap.spec.model import Collection, Index, Spec, thaw
 
 IN_PLACE = ("expireAfterSeconds", "hidden")  # collMod changes these without a rebuild

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from pymongo.database import Database
 
-from bootstrap.mongo.compare import compare
-from bootstrap.mongo.live import read_live_state
-from bootstrap.plan import Plan
+from bootstrap.engine.mongo.compare import compare
+from bootstrap.engine.mongo.live import read_live_state
+from bootstrap.engine.ops import Options, Plan
 from bootstrap.spec.model import Spec
-
-
-@dataclass(frozen=True)
-class Options:
-    allow_rebuild: bool = False
-    prune: bool = False
-    fix_redis: bool = False
-    lock_timeout: float = 600.0
 
 
 def make_plan(spec: Spec, db: Database[Any], options: Options) -> Plan:

@@ -10,16 +10,12 @@ from pymongo import AsyncMongoClient, MongoClient, monitoring
 from pymongo.errors import ConfigurationError, OperationFailure, PyMongoError
 from tenacity import RetryCallState
 
-from bootstrap.errors import BootstrapError
+from bootstrap.connect.retry import async_retrying, retrying
+from bootstrap.errors import BootstrapError, MongoUnavailable
 from bootstrap.redact import mask
-from bootstrap.retry import async_retrying, retrying
 from bootstrap.spec.model import MongoSettings
 
 log = logging.getLogger("bootstrap.mongo")
-
-
-class MongoUnavailable(BootstrapError):
-    """MongoDB could not be reached within the connect-retry policy."""
 
 
 class DriverEvents(

@@ -1,0 +1,1 @@
+"""Connections: the retry policy as tenacity retryers, MongoDB clients, Redis clients."""

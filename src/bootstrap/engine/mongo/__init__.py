@@ -1,0 +1,1 @@
+"""The MongoDB side of plan/apply: read live state, compare (pure), operations, execute."""

@@ -1,0 +1,1 @@
+"""Running the stack on this machine: local servers and `bootstrap up`."""

@@ -1,1 +1,0 @@
-"""MongoDB engine: connect, inspect the live state, compare with the spec, execute operations."""
