@@ -30,7 +30,7 @@ from bootstrap.codegen.render import runtime_spec  # noqa: E402
 from bootstrap.jobs.launcher import worker_command  # noqa: E402
 from bootstrap.jobs.wiring import enqueue  # noqa: E402
 from bootstrap.local.servers import MongoServer, RedisServer  # noqa: E402
-from tests.integration.jobs_project import Project, make_project  # noqa: E402
+from tests.support.jobs_project import Project, make_project  # noqa: E402
 
 BENCH_QUEUE = """
   bench:

@@ -52,7 +52,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bootstrap.local.servers import MongoServer, RedisServer  # noqa: E402
-from tests.integration.jobs_project import Project, fires, make_project, wait_for  # noqa: E402
+from tests.support.jobs_project import Project, fires, make_project, wait_for  # noqa: E402
 
 SCHEDULE = "delta-sync-schedule"
 QUEUE = "delta-sync"

@@ -25,7 +25,7 @@ CORPUS = ROOT / "tests" / "corpus"
 
 
 def materialise(case: Path, project: Path) -> Path:
-    """The shipped config with the case's overlay applied (see tests/cli/test_corpus.py)."""
+    """The shipped config with the case's overlay applied (see tests/unit/cli/test_corpus.py)."""
     config = project / "config"
     shutil.copytree(SHIPPED, config)
     overlay = case / "overlay"

@@ -10,7 +10,7 @@ import pytest
 from bootstrap.errors import ConfigError
 from bootstrap.spec.load import load_spec
 
-SHIPPED = Path(__file__).resolve().parents[2] / "config"
+SHIPPED = Path(__file__).resolve().parents[3] / "config"
 
 
 def findings(env: dict[str, str]) -> list[str]:

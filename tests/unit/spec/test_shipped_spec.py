@@ -10,7 +10,7 @@ import pytest
 from bootstrap.spec.load import load_spec
 from bootstrap.spec.model import Collection, Field, FieldType, Index, Spec
 
-SHIPPED = Path(__file__).resolve().parents[2] / "config"
+SHIPPED = Path(__file__).resolve().parents[3] / "config"
 DAY = 86400
 
 T = FieldType

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bootstrap.local.servers import RedisServer
-from tests.integration.jobs_project import Project, add_test_queue, make_project, redis_client, wait_for
+from tests.support.jobs_project import Project, add_test_queue, make_project, redis_client, wait_for
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ import pytest
 
 from bootstrap.jobs.scheduler import MISFIRE_GRACE
 from bootstrap.local.servers import RedisServer
-from tests.integration.jobs_project import Fire, Project, fires, make_project, redis_client, wait_for
+from tests.support.jobs_project import Fire, Project, fires, make_project, redis_client, wait_for
 
 DELTA = "delta-sync-schedule"  # queue delta-sync
 TOKEN = "token-refresh-schedule"  # queue token-refresh

@@ -22,7 +22,7 @@ import pytest
 
 from bootstrap.cli.main import main
 
-TESTS = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parents[2]
 CORPUS = TESTS / "corpus"
 SHIPPED = TESTS.parent / "config"
 CASES = sorted(path for path in CORPUS.iterdir() if path.is_dir())

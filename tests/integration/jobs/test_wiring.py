@@ -13,7 +13,7 @@ import pytest
 
 from bootstrap.local.servers import RedisServer
 from tests.conftest import REPO
-from tests.integration.jobs_project import Project, add_test_queue, make_project, open_project, redis_client, wait_for
+from tests.support.jobs_project import Project, add_test_queue, make_project, open_project, redis_client, wait_for
 
 
 @pytest.fixture

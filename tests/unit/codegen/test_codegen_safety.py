@@ -15,7 +15,7 @@ from bootstrap.codegen.pyliteral import literal
 from bootstrap.errors import ConfigError
 from bootstrap.spec.load import load_spec
 
-CONFIG = Path(__file__).resolve().parents[2] / "config"
+CONFIG = Path(__file__).resolve().parents[3] / "config"
 ENV = {"MONGODB_URI": "mongodb://127.0.0.1:27017/msedb", "REDIS_URL": "redis://127.0.0.1:6379/0"}
 INJECTION = 'x"; import os; os.system("touch /tmp/pwned") #'
 

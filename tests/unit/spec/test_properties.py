@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from bootstrap.errors import ConfigError
 from bootstrap.spec.load import load_spec
 
-SHIPPED = Path(__file__).resolve().parents[2] / "config"
+SHIPPED = Path(__file__).resolve().parents[3] / "config"
 ORIGINALS = {str(p.relative_to(SHIPPED)): p.read_bytes() for p in sorted(SHIPPED.rglob("*.yaml"))}
 DATA = {name: yaml.safe_load(text) for name, text in ORIGINALS.items()}
 FILES = sorted(ORIGINALS)

@@ -11,7 +11,7 @@ from bootstrap.spec.checks import cron_problem, resolve_field, value_problem
 from bootstrap.spec.load import load_spec
 from bootstrap.spec.model import Field, FieldType, Spec
 
-SHIPPED = Path(__file__).resolve().parents[2] / "config"
+SHIPPED = Path(__file__).resolve().parents[3] / "config"
 
 T = FieldType
 FIELDS = (

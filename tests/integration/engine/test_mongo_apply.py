@@ -28,7 +28,7 @@ from bootstrap.errors import ApplyFailed, LockTimeout, PlanBlocked
 from bootstrap.spec.load import load_spec
 from bootstrap.spec.model import Spec
 from tests.conftest import Result
-from tests.integration import docgen
+from tests.support import docgen
 
 OID = "65a1b2c3d4e5f6a7b8c9d0e1"
 MSEDB_COLLECTIONS = [

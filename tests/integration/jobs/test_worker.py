@@ -15,7 +15,7 @@ import pytest
 from pymongo import MongoClient
 
 from bootstrap.local.servers import RedisServer
-from tests.integration.jobs_project import Project, add_test_queue, make_project, open_project, redis_client, wait_for
+from tests.support.jobs_project import Project, add_test_queue, make_project, open_project, redis_client, wait_for
 
 
 @pytest.fixture

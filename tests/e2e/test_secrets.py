@@ -11,8 +11,8 @@ from pathlib import Path
 from pymongo import MongoClient
 
 from bootstrap.local.servers import MongoServer, RedisServer
-from tests.cli.test_up import DONE, env_without_servers, fast_schedule, interrupt, start_up
 from tests.conftest import copy_config
+from tests.e2e.test_up import DONE, env_without_servers, fast_schedule, interrupt, start_up
 
 MONGO_PASSWORD = "Mongo-Pa55-q7"
 REDIS_PASSWORD = "Redis-Pa55-k3"
