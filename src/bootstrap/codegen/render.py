@@ -33,14 +33,14 @@ def runtime_spec(spec: Spec) -> dict[str, Any]:
             "socket_timeout": mongo.socket_timeout,
             "connect_timeout": mongo.connect_timeout,
             "ipv4_only": mongo.ipv4_only,
-            "connect_retry": retry_json(mongo.connect_retry),
+            "connect_retry": mongo.connect_retry.to_json(),
         },
         "redis": {
             "url": redis.url_template,
             "key_prefix": redis.key_prefix,
             "connect_timeout": redis.connect_timeout,
             "socket_timeout": redis.socket_timeout,
-            "connect_retry": retry_json(redis.connect_retry),
+            "connect_retry": redis.connect_retry.to_json(),
         },
         "queues": {
             queue.name: {

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from pymongo import AsyncMongoClient, MongoClient, monitoring
 from pymongo.errors import ConfigurationError, OperationFailure, PyMongoError
-from tenacity import RetryCallState
 
-from bootstrap.connect.retry import async_retrying, retrying
+from bootstrap.connect import retry
+from bootstrap.connect.retry import Target
 from bootstrap.errors import BootstrapError, MongoUnavailable
 from bootstrap.redact import mask
 from bootstrap.spec.model import MongoSettings
@@ -120,34 +119,29 @@ def make_client(settings: MongoSettings, listeners: list[Any] | None = None) -> 
         raise BootstrapError(f"invalid MongoDB settings: {mask(str(exc))}") from None
 
 
-def _transient(exc: BaseException) -> bool:
+def make_async_client(settings: MongoSettings) -> AsyncMongoClient[dict[str, Any]]:
+    """The async client job handlers use (one per worker process); no I/O yet."""
+    try:
+        return AsyncMongoClient(**client_options(settings))
+    except ConfigurationError as exc:
+        raise BootstrapError(f"invalid MongoDB settings: {mask(str(exc))}") from None
+
+
+def transient(exc: BaseException) -> bool:
     """Worth another attempt: the server is unreachable, not refusing us (bad auth stays bad)."""
     if isinstance(exc, OperationFailure):
         return exc.code not in (18, 13, 8000)  # auth failed, unauthorized, Atlas auth
     return isinstance(exc, PyMongoError)
 
 
-def _on_retry(settings: MongoSettings) -> Callable[[RetryCallState], None]:
-    def on_retry(state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        delay = state.next_action.sleep if state.next_action else 0
-        log.warning(
-            "MongoDB %s not reachable (attempt %d of %d): %s; retrying in %.1fs",
-            mask(settings.uri),
-            state.attempt_number,
-            settings.connect_retry.attempts,
-            _reason(exc),
-            delay,
-        )
-
-    return on_retry
+def reason(exc: BaseException) -> str:
+    """An error as one short masked line (pymongo appends a long topology dump)."""
+    text = str(exc).split(", Timeout:")[0]
+    return mask(text.split(", full error")[0])
 
 
-def _gave_up(settings: MongoSettings, exc: PyMongoError, attempts: int) -> MongoUnavailable:
-    shown = mask(settings.uri)
-    if not _transient(exc):
-        return MongoUnavailable(f"MongoDB at {shown} refused the connection: {_reason(exc)}")
-    return MongoUnavailable(f"cannot reach MongoDB at {shown} after {attempts} attempt(s): {_reason(exc)}")
+def target(settings: MongoSettings) -> Target:
+    return Target("MongoDB", settings.uri, settings.connect_retry, transient, reason, log)
 
 
 def _connected(settings: MongoSettings, info: dict[str, Any], topology: str) -> None:
@@ -164,42 +158,23 @@ def connect(settings: MongoSettings, listeners: list[Any] | None = None) -> Mong
     """A client whose server answered `ping`, after retrying per `settings.connect_retry`; one log
     line per failed attempt, one on success (server version and topology)."""
     client = make_client(settings, listeners)
-    attempts = 0
     try:
-        for attempt in retrying(settings.connect_retry, _transient, _on_retry(settings)):
-            with attempt:
-                attempts += 1
-                client.admin.command("ping")
+        retry.call(target(settings), lambda: client.admin.command("ping"))
     except PyMongoError as exc:
         client.close()
-        raise _gave_up(settings, exc, attempts) from None
+        raise MongoUnavailable(retry.gave_up(target(settings), exc)) from None
     _connected(settings, client.admin.command("buildInfo"), client.topology_description.topology_type_name)
     return client
 
 
 async def connect_async(settings: MongoSettings) -> AsyncMongoClient[dict[str, Any]]:
-    """The same for the async client that job handlers use (one per worker process)."""
+    """The same with the async client."""
+    client = make_async_client(settings)
     try:
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(**client_options(settings))
-    except ConfigurationError as exc:
-        raise BootstrapError(f"invalid MongoDB settings: {mask(str(exc))}") from None
-    attempts = 0
-    try:
-        async for attempt in async_retrying(settings.connect_retry, _transient, _on_retry(settings)):
-            with attempt:
-                attempts += 1
-                await client.admin.command("ping")
+        await retry.call_async(target(settings), lambda: client.admin.command("ping"))
     except PyMongoError as exc:
         await client.close()
-        raise _gave_up(settings, exc, attempts) from None
-    _connected(
-        settings, await client.admin.command("buildInfo"), client.topology_description.topology_type_name
-    )
+        raise MongoUnavailable(retry.gave_up(target(settings), exc)) from None
+    info = await client.admin.command("buildInfo")
+    _connected(settings, info, client.topology_description.topology_type_name)
     return client
-
-
-def _reason(exc: BaseException | None) -> str:
-    if exc is None:
-        return "unknown error"
-    text = str(exc).split(", Timeout:")[0]  # pymongo appends a long topology dump
-    return mask(text.split(", full error")[0])

@@ -29,9 +29,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AckableMessage, AsyncBroker, BrokerMessage
-from tenacity import RetryCallState
 
-from bootstrap.connect.retry import async_retrying
+from bootstrap.connect import redis as redis_connect
 from bootstrap.jobs.records import Records
 from bootstrap.jobs.runtime import QueueRuntime
 from bootstrap.layout.keys import GROUP, QueueKeys, as_text, workers_key
@@ -105,25 +104,13 @@ class StreamBroker(AsyncBroker):
     def redis(self) -> aioredis.Redis:
         """The producer connection: fails fast (socket timeout) instead of hanging."""
         if self._producer is None:
-            self._producer = aioredis.Redis.from_url(
-                self.runtime.redis_url,
-                socket_connect_timeout=self.runtime.connect_timeout,
-                socket_timeout=self.runtime.socket_timeout,
-                retry_on_timeout=True,
-                health_check_interval=30,
-            )
+            self._producer = redis_connect.async_client(self.runtime)
         return self._producer
 
     def _blocking(self) -> aioredis.Redis:
         """The worker's read connection: no socket timeout, a blocking read may wait forever."""
         if self._consumer is None:
-            self._consumer = aioredis.Redis.from_url(
-                self.runtime.redis_url,
-                socket_connect_timeout=self.runtime.connect_timeout,
-                socket_timeout=None,
-                socket_keepalive=True,
-                health_check_interval=30,
-            )
+            self._consumer = redis_connect.async_client(self.runtime, blocking=True)
         return self._consumer
 
     async def startup(self) -> None:
@@ -139,28 +126,10 @@ class StreamBroker(AsyncBroker):
     async def _check_redis(self) -> None:
         """PING must answer PONG (retried per the connect policy); a wrong eviction policy is logged
         loudly (evicted queue keys are lost jobs) but does not stop the process."""
-        shown = mask(self.runtime.redis_url)
-        policy = self.runtime.connect_retry
-
-        def on_retry(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            log.warning(
-                "Redis %s not reachable (attempt %d of %d): %s",
-                shown,
-                state.attempt_number,
-                policy.attempts,
-                mask(str(exc)),
-            )
-
-        async for attempt in async_retrying(policy, _transient, on_retry):
-            with attempt:
-                pong = await self.redis.ping()
-        try:
-            config: Any = await self.redis.config_get("maxmemory-policy")
-            eviction = as_text(config.get("maxmemory-policy", config.get(b"maxmemory-policy", b"?")))
-        except ResponseError:  # CONFIG disabled (managed Redis, restricted user): cannot check
-            eviction = "unknown (CONFIG not allowed)"
-        if eviction.startswith("unknown"):
+        shown = mask(self.runtime.url)
+        await redis_connect.connect_async(self.runtime, self.redis)
+        eviction = await redis_connect.eviction_policy_async(self.redis)
+        if eviction == redis_connect.UNKNOWN_POLICY:
             log.warning("Redis %s: cannot read maxmemory-policy; make sure it is noeviction", shown)
         elif eviction != "noeviction":
             log.error(
@@ -171,9 +140,8 @@ class StreamBroker(AsyncBroker):
             )
         if self.is_worker_process or self.is_scheduler_process:
             log.info(
-                "Redis %s: PING -> %s, maxmemory-policy %s; queue %s ready",
+                "Redis %s: PING -> PONG, maxmemory-policy %s; queue %s ready",
                 shown,
-                "PONG" if pong else pong,
                 eviction,
                 self.runtime.queue,
             )
@@ -406,6 +374,3 @@ class StreamBroker(AsyncBroker):
             if not moved:
                 await asyncio.sleep(0.05)
 
-
-def _transient(exc: BaseException) -> bool:
-    return isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError)

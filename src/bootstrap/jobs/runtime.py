@@ -4,13 +4,11 @@ URLs are interpolated from the environment then, never baked into generated file
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from bootstrap.layout.schedules import retry_from_json
-from bootstrap.spec.build import CONNECT_RETRY
 from bootstrap.spec.interpolate import interpolate
-from bootstrap.spec.model import RetryPolicy
+from bootstrap.spec.model import ConnectRetry
 
 
 @dataclass(frozen=True)
@@ -29,7 +27,12 @@ class QueueRuntime:
     connect_timeout: float = 5.0
     socket_timeout: float = 5.0
     batch: int = 100  # messages read (and acknowledged) per round trip
-    connect_retry: RetryPolicy = CONNECT_RETRY
+    connect_retry: ConnectRetry = field(default_factory=ConnectRetry)
+
+    @property
+    def url(self) -> str:
+        """The Redis URL (what bootstrap.connect.redis makes clients from)."""
+        return self.redis_url
 
 
 def resolve_url(template: str) -> str:
@@ -53,5 +56,5 @@ def queue_runtime(spec: dict[str, Any], queue: str) -> QueueRuntime:
         failed_max_count=declared["failed"]["max_count"],
         connect_timeout=redis["connect_timeout"],
         socket_timeout=redis["socket_timeout"],
-        connect_retry=retry_from_json(redis["connect_retry"]),
+        connect_retry=ConnectRetry.from_json(redis["connect_retry"]),
     )

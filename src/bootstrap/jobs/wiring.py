@@ -21,9 +21,8 @@ from bootstrap.jobs.handlers import Handler, Job, call_handler, import_handler, 
 from bootstrap.jobs.middleware import ATTEMPT, RETRY, JobsMiddleware
 from bootstrap.jobs.runtime import queue_runtime, resolve_url
 from bootstrap.jobs.scheduler import SlotScheduler
-from bootstrap.layout.schedules import retry_from_json
 from bootstrap.spec.build import database_from_uri
-from bootstrap.spec.model import MongoSettings
+from bootstrap.spec.model import ConnectRetry, MongoSettings
 
 log = logging.getLogger("bootstrap.jobs")
 
@@ -34,7 +33,7 @@ def mongo_settings(spec: dict[str, Any]) -> MongoSettings:
     data = dict(spec["mongodb"])
     data["uri"] = resolve_url(data["uri"])
     data["database"] = data["database"] or database_from_uri(data["uri"]) or spec["project"].replace("-", "_")
-    data["connect_retry"] = retry_from_json(data["connect_retry"])
+    data["connect_retry"] = ConnectRetry.from_json(data["connect_retry"])
     return MongoSettings(**data)
 
 

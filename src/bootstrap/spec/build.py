@@ -14,6 +14,7 @@ from bootstrap.spec.durations import parse_duration
 from bootstrap.spec.model import (
     Codegen,
     Collection,
+    ConnectRetry,
     Field,
     FieldType,
     Index,
@@ -30,7 +31,6 @@ from bootstrap.spec.model import (
 from bootstrap.spec.yamlload import Document, PathKey
 
 DEFAULT_RETRY = RetryPolicy()
-CONNECT_RETRY = RetryPolicy(attempts=10, delay=1.0, max_delay=30.0, jitter=True)
 
 
 def retry_policy(raw: dict[str, Any] | None, base: RetryPolicy) -> RetryPolicy:
@@ -39,6 +39,19 @@ def retry_policy(raw: dict[str, Any] | None, base: RetryPolicy) -> RetryPolicy:
         return base
     return RetryPolicy(
         attempts=raw.get("attempts", base.attempts),
+        backoff=raw.get("backoff", base.backoff),
+        delay=parse_duration(raw["delay"]) if "delay" in raw else base.delay,
+        max_delay=parse_duration(raw["max_delay"]) if "max_delay" in raw else base.max_delay,
+        jitter=raw.get("jitter", base.jitter),
+    )
+
+
+def connect_retry(raw: dict[str, Any] | None) -> ConnectRetry:
+    """The declared connect-retry policy, the seed's defaults for keys not written."""
+    base = ConnectRetry()
+    raw = raw or {}
+    return ConnectRetry(
+        retries=raw.get("retries", base.retries),
         backoff=raw.get("backoff", base.backoff),
         delay=parse_duration(raw["delay"]) if "delay" in raw else base.delay,
         max_delay=parse_duration(raw["max_delay"]) if "max_delay" in raw else base.max_delay,
@@ -72,7 +85,7 @@ def mongo_settings(raw: dict[str, Any], project: str, template: str | None = Non
         socket_timeout=parse_duration(timeouts["socket"]) if "socket" in timeouts else None,
         connect_timeout=_seconds(timeouts, "connect", 20.0),
         ipv4_only=raw.get("ipv4_only", False),
-        connect_retry=retry_policy(raw.get("connect_retry"), CONNECT_RETRY),
+        connect_retry=connect_retry(raw.get("connect_retry")),
     )
 
 
@@ -85,7 +98,7 @@ def redis_settings(raw: dict[str, Any], project: str, template: str | None = Non
         maxmemory_policy=raw.get("maxmemory_policy", "noeviction"),
         connect_timeout=_seconds(timeouts, "connect", 5.0),
         socket_timeout=_seconds(timeouts, "socket", 5.0),
-        connect_retry=retry_policy(raw.get("connect_retry"), CONNECT_RETRY),
+        connect_retry=connect_retry(raw.get("connect_retry")),
     )
 
 

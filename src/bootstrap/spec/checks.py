@@ -18,7 +18,7 @@ from bootstrap.errors import Finding
 from bootstrap.redact import has_password, mask
 from bootstrap.spec.build import DEFAULT_RETRY, retry_policy
 from bootstrap.spec.durations import parse_duration
-from bootstrap.spec.model import Collection, Field, FieldType, Index, Queue, RetryPolicy, Schedule, Spec
+from bootstrap.spec.model import Collection, ConnectRetry, Field, FieldType, Index, Queue, RetryPolicy, Schedule, Spec
 from bootstrap.spec.names import collection_name_problem, did_you_mean, identifier_problem
 from bootstrap.spec.yamlload import BOOL_HINT, Document, PathKey
 
@@ -408,7 +408,7 @@ def _check_index_options(coll: Collection, index: Index, report: Reporter) -> No
 # --- queues and schedules -------------------------------------------------------------------------
 
 
-def _check_retry(report: Reporter, file: str, path: PathKey, policy: RetryPolicy) -> None:
+def _check_retry(report: Reporter, file: str, path: PathKey, policy: RetryPolicy | ConnectRetry) -> None:
     _duration_range(report, file, (*path, "delay"), policy.delay, 0.0, DAY)
     _duration_range(report, file, (*path, "max_delay"), policy.max_delay, 0.0, 7 * DAY)
     doc = report.docs.get(file)

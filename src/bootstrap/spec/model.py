@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, is_dataclass
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -80,6 +81,45 @@ class RetryPolicy:
         """Seconds before retry number `retry` (1 = first retry), without jitter."""
         factor = 2 ** (retry - 1) if self.backoff == "exponential" else 1
         return float(min(self.delay * factor, self.max_delay))
+
+
+@dataclass(frozen=True)
+class ConnectRetry:
+    """How connecting at start-up is retried: after the first attempt fails, up to `retries` more.
+    The defaults are the seed's: 10 retries, 1 s doubling to at most 30 s, with jitter."""
+
+    retries: int = 10
+    backoff: str = "exponential"  # or "fixed"
+    delay: float = 1.0
+    max_delay: float = 30.0
+    jitter: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ConnectRetry:
+        """The inverse of to_json, strict about types."""
+        return cls(
+            retries=int(data["retries"]),
+            backoff=str(data["backoff"]),
+            delay=float(data["delay"]),
+            max_delay=float(data["max_delay"]),
+            jitter=bool(data["jitter"]),
+        )
+
+    @property
+    def attempts(self) -> int:
+        """Tries in all, the first included."""
+        return self.retries + 1
+
+    def wait(self, retry: int, draw: Callable[[float, float], float] = random.uniform) -> float:
+        """Seconds before retry number `retry` (1 = first): delay, 2 x delay, 4 x delay ... (or delay
+        each time), capped at max_delay; with jitter, drawn between half that and that, so a wait is
+        never longer than max_delay."""
+        factor = 2.0 ** min(retry - 1, 64) if self.backoff == "exponential" else 1.0
+        nominal = min(self.delay * factor, self.max_delay)
+        return draw(nominal / 2, nominal) if self.jitter else nominal
 
 
 @dataclass(frozen=True)
@@ -194,7 +234,7 @@ class MongoSettings:
     socket_timeout: float | None = None
     connect_timeout: float = 20.0
     ipv4_only: bool = False
-    connect_retry: RetryPolicy = RetryPolicy(attempts=10, delay=1.0, max_delay=30.0, jitter=True)
+    connect_retry: ConnectRetry = ConnectRetry()
 
 
 @dataclass(frozen=True)
@@ -205,7 +245,7 @@ class RedisSettings:
     maxmemory_policy: str = "noeviction"
     connect_timeout: float = 5.0
     socket_timeout: float = 5.0
-    connect_retry: RetryPolicy = RetryPolicy(attempts=10, delay=1.0, max_delay=30.0, jitter=True)
+    connect_retry: ConnectRetry = ConnectRetry()
 
 
 @dataclass(frozen=True)

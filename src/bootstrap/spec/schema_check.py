@@ -49,8 +49,11 @@ def _findings(doc: Document, error: ValidationError) -> Iterable[Finding]:
         return
     if kind == "additionalProperties" and isinstance(error.instance, dict):
         known = list(schema.get("properties", {}))
+        renamed: dict[str, str] = schema.get("x-renamed", {})  # old key -> what to write instead
         for key in error.instance:
-            if key not in known:
+            if key in renamed:
+                yield doc.finding((*path, key), f"'{key}' is no longer accepted: {renamed[key]}", key=True)
+            elif key not in known:
                 yield doc.finding((*path, key), f"unknown key '{key}'{did_you_mean(key, known)}", key=True)
         return
     if kind == "propertyNames":

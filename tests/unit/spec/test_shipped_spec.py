@@ -486,8 +486,12 @@ def test_mongodb_settings(spec: Spec) -> None:
     assert (mongo.server_selection_timeout, mongo.socket_timeout, mongo.connect_timeout) == (5, 45, 10)
     assert mongo.ipv4_only is True
     retry = mongo.connect_retry
-    assert (retry.attempts, retry.backoff, retry.delay, retry.max_delay) == (10, "exponential", 1, 30)
-    assert [retry.delay_before(n) for n in range(1, 8)] == [1, 2, 4, 8, 16, 30, 30]
+    # The seed's numbers: max 10 retries, base delay 1000 ms, max delay 30000 ms.
+    assert (retry.retries, retry.attempts, retry.backoff) == (10, 11, "exponential")
+    assert (retry.delay, retry.max_delay) == (1, 30)
+    assert retry.jitter is True
+    assert [retry.wait(n, draw=lambda low, high: high) for n in range(1, 8)] == [1, 2, 4, 8, 16, 30, 30]
+    assert spec.redis.connect_retry == retry
 
 
 def test_redis_settings(spec: Spec) -> None:
