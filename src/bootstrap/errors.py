@@ -9,6 +9,7 @@ prints it without a traceback and exits 1.
     │   └── RedisUnavailable
     ├── PlanBlocked          apply refused: the plan has blocked operations
     ├── ApplyFailed          an operation failed; says what completed before it
+    ├── OperationFailed      one operation failed (an executor's report; apply turns it into ApplyFailed)
     ├── DuplicatesFound      a unique index cannot be built over the data as it is
     ├── LockTimeout          another apply held the lock for too long
     ├── ServerError          a local server (embedded default, tests) failed to start
@@ -88,6 +89,15 @@ class ApplyFailed(BootstrapError):
         self.done, self.failed = list(done), failed
         completed = "; ".join(line for op in done for line in op.describe()[:1]) or "none"
         super().__init__(f"{message}\ncompleted before the failure: {completed}")
+
+
+class OperationFailed(BootstrapError):
+    """One operation failed. Raised by a backend's executor, which knows only its own operation;
+    apply, which knows everything done before it on both sides, turns it into ApplyFailed."""
+
+    def __init__(self, message: str, operation: Operation) -> None:
+        self.operation = operation
+        super().__init__(message)
 
 
 class DuplicatesFound(BootstrapError):

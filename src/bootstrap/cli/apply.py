@@ -7,6 +7,7 @@ import argparse
 from bootstrap import console
 from bootstrap.cli.common import add_plan_options, database, plan_options, redis_client, spec_from
 from bootstrap.engine.apply import apply
+from bootstrap.engine.render import applied_summary
 from bootstrap.redact import mask
 
 HELP = "create and change collections, validators, indexes, queues and schedules to match the spec"
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         )
         done = apply(spec, db, client, plan_options(args), console.out)
     if done:
-        console.out(f"Applied {len(done)} operation(s).")
+        console.out(applied_summary(done))  # counted as `plan` counts
     else:
         console.out("No changes: MongoDB and Redis match the spec.")
     return 0

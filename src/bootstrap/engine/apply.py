@@ -1,12 +1,15 @@
-"""apply: plan MongoDB and Redis together, refuse blocked plans, then under the lease lock plan
-again and execute, and record what was done.
+"""apply: plan every side (MongoDB, then Redis), refuse a blocked plan, then under the lease lock plan
+again, execute each side's operations in order, and record what was done.
 
+The sequence knows nothing of either backend: each side is a Backend (plan + execute one operation).
 A deployment that already matches the spec gets no write at all (not even the lock or a record).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,19 +18,48 @@ from pymongo.database import Database
 
 from bootstrap.engine.history import record_apply
 from bootstrap.engine.lock import LeaseLock
-from bootstrap.engine.mongo import execute as mongo_execute
-from bootstrap.engine.mongo.plan import make_plan
-from bootstrap.engine.ops import Operation, Options, Plan
-from bootstrap.engine.redis import converge as redis_converge
-from bootstrap.errors import ApplyFailed, PlanBlocked
+from bootstrap.engine.mongo import plan as mongo
+from bootstrap.engine.ops import Backend, Operation, Options, Plan, Report
+from bootstrap.engine.redis import plan as redis_side
+from bootstrap.engine.render import done_lines
+from bootstrap.errors import ApplyFailed, OperationFailed, PlanBlocked
 from bootstrap.spec.model import Spec
 
-Report = Callable[[str], None]
+LOCK = "apply"
 
 
-def full_plan(spec: Spec, db: Database[Any], client: redis.Redis, options: Options) -> Plan:
-    plan = make_plan(spec, db, options)
-    return plan.with_operations(redis_converge.compare(spec, client, fix_redis=options.fix_redis))
+@dataclass(frozen=True)
+class SidePlan:
+    """One backend and the operations it planned."""
+
+    backend: Backend
+    operations: tuple[Operation, ...]
+
+    @property
+    def changes(self) -> tuple[Operation, ...]:
+        return tuple(op for op in self.operations if op.is_change)
+
+
+def backends(spec: Spec, db: Database[Any], client: redis.Redis | None) -> tuple[Backend, ...]:
+    """MongoDB, then Redis; without a Redis client the Redis side is left out (planned and applied
+    by no one), which is how MongoDB alone is planned and applied."""
+    sides = [mongo.backend(spec, db)]
+    if client is not None:
+        sides.append(redis_side.backend(spec, client))
+    return tuple(sides)
+
+
+def plan_sides(sides: tuple[Backend, ...], options: Options) -> tuple[SidePlan, ...]:
+    return tuple(SidePlan(side, side.plan(options)) for side in sides)
+
+
+def as_plan(database: str, planned: tuple[SidePlan, ...]) -> Plan:
+    return Plan(database, tuple(op for side in planned for op in side.operations))
+
+
+def full_plan(spec: Spec, db: Database[Any], client: redis.Redis | None, options: Options) -> Plan:
+    """What `plan` shows and `apply` would run: MongoDB's operations, then Redis's."""
+    return as_plan(db.name, plan_sides(backends(spec, db, client), options))
 
 
 def refuse_blocked(plan: Plan) -> None:
@@ -36,44 +68,66 @@ def refuse_blocked(plan: Plan) -> None:
         raise PlanBlocked(f"nothing applied: {len(plan.blocked)} blocked operation(s): {reasons}")
 
 
+def plan_checked(database: str, sides: tuple[Backend, ...], options: Options) -> tuple[SidePlan, ...]:
+    """Plan every side; raise PlanBlocked when anything is blocked (then nothing is applied)."""
+    planned = plan_sides(sides, options)
+    refuse_blocked(as_plan(database, planned))
+    return planned
+
+
 def apply(
-    spec: Spec, db: Database[Any], client: redis.Redis, options: Options, report: Report
+    spec: Spec, db: Database[Any], client: redis.Redis | None, options: Options, report: Report
 ) -> list[Operation]:
-    """Converge MongoDB and Redis to `spec`; return the operations done."""
-    plan = full_plan(spec, db, client, options)
-    refuse_blocked(plan)
-    if not plan.changes:
+    """Converge MongoDB (and Redis, unless `client` is None) to `spec`; return the operations done."""
+    sides = backends(spec, db, client)
+    if not _changes(plan_checked(db.name, sides, options)):
         return []
-    with LeaseLock(db, "apply") as lock:
-        lock.acquire(
-            options.lock_timeout,
-            lambda holder: report(
-                f"waiting for another apply to finish ({(holder or {}).get('owner', 'unknown')})"
-            ),
-        )
+    with LeaseLock(db, LOCK) as lock:
+        lock.acquire(options.lock_timeout, _waiting(report))
         # Whoever held the lock may have done (some of) our work: plan again under the lock.
-        plan = full_plan(spec, db, client, options)
-        refuse_blocked(plan)
-        if not plan.changes:
+        planned = plan_checked(db.name, sides, options)
+        if not _changes(planned):
             return []
-        started = datetime.now(UTC)
-        planned = list(plan.changes)
-        done: list[Operation] = []
-        try:
-            done += mongo_execute.execute(db, plan, report, lock.lost)
-            done += redis_converge.execute(spec, client, plan, report, done)
-        except ApplyFailed as exc:
-            record_apply(
-                db,
-                spec_hash=spec.hash(),
-                started=started,
-                done=exc.done,
-                planned=planned,
-                outcome="failed",
-                error=str(exc),
-            )
-            raise
+        return execute(spec, db, planned, report, lock.lost)
+
+
+def execute(
+    spec: Spec, db: Database[Any], planned: tuple[SidePlan, ...], report: Report, lock_lost: threading.Event
+) -> list[Operation]:
+    """Every side's changes, side by side and in plan order; the apply recorded either way. Stops at
+    the first failure, or before an operation once the lock was lost (another run may be applying)."""
+    started = datetime.now(UTC)
+    changes = [op for side in planned for op in side.changes]
+    done: list[Operation] = []
+    try:
+        for side in planned:
+            for op in side.changes:
+                if lock_lost.is_set():
+                    raise OperationFailed("stopped: the apply lock was lost (lease expired)", op)
+                side.backend.execute(op, report)
+                for line in done_lines(op):
+                    report(line)
+                done.append(op)
+    except OperationFailed as exc:
+        failure = ApplyFailed(str(exc), done, exc.operation)
         record_apply(
-            db, spec_hash=spec.hash(), started=started, done=done, planned=planned, outcome="success"
+            db,
+            spec_hash=spec.hash(),
+            started=started,
+            done=done,
+            planned=changes,
+            outcome="failed",
+            error=str(failure),
         )
-        return done
+        raise failure from None
+    record_apply(db, spec_hash=spec.hash(), started=started, done=done, planned=changes, outcome="success")
+    return done
+
+
+def _changes(planned: tuple[SidePlan, ...]) -> bool:
+    return any(side.changes for side in planned)
+
+
+def _waiting(report: Report) -> Callable[[dict[str, Any] | None], None]:
+    """Say once whom apply waits for (the lock's holder, as its lease names it)."""
+    return lambda holder: report(f"waiting for another apply to finish ({(holder or {}).get('owner', 'unknown')})")

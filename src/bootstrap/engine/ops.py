@@ -1,13 +1,17 @@
 """A plan: the ordered operations that bring live state (MongoDB and Redis) to the spec.
 
 Operations are plain data; each kind knows how to describe itself and which summary column it
-counts in. The same list is rendered by `plan` and executed by `apply`.
+counts in. The same list is rendered by `plan` and executed by `apply`. A Backend is what each side
+(MongoDB, Redis) gives apply: how to plan it and how to execute one of its operations.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+Report = Callable[[str], None]  # where progress lines go (the console, or a list in tests)
 
 
 @dataclass(frozen=True)
@@ -70,12 +74,6 @@ class Plan:
     def blocked(self) -> tuple[Blocked, ...]:
         return tuple(op for op in self.operations if isinstance(op, Blocked))
 
-    def counts(self) -> dict[str, int]:
-        counts = {"create": 0, "change": 0, "rebuild": 0, "drop": 0, "blocked": 0, "kept": 0, "note": 0}
-        for op in self.operations:
-            counts[op.kind] += op.count()
-        return counts
-
     def with_operations(self, more: tuple[Operation, ...]) -> Plan:
         return Plan(self.database, self.operations + more)
 
@@ -88,3 +86,16 @@ class Options:
     prune: bool = False
     fix_redis: bool = False
     lock_timeout: float = 600.0
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One side of plan/apply, bound to its connection and the spec.
+
+    `plan` reads the live state once and compares it with the spec: the side's operations, in the
+    order they must run. `execute` runs one of them and raises errors.OperationFailed (naming what
+    failed) when it cannot; apply drives both, in order, under the lock.
+    """
+
+    plan: Callable[[Options], tuple[Operation, ...]]
+    execute: Callable[[Operation, Report], None]

@@ -1,14 +1,15 @@
-"""plan/apply against a real MongoDB wire-protocol server (SecantusDB, started by the fixtures)."""
+"""plan/apply of the MongoDB side against a real MongoDB wire-protocol server (SecantusDB, started by
+the fixtures). No Redis: apply runs with the Redis side left out (the CLI tests that need both are in
+test_plan_apply_cli.py)."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from bson import ObjectId
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,10 +25,11 @@ from bootstrap.engine.mongo.operations import Blocked, ChangeIndex, CreateIndexe
 from bootstrap.engine.mongo.plan import make_plan
 from bootstrap.engine.mongo.validator import collection_validator
 from bootstrap.engine.ops import Options
+from bootstrap.engine.render import applied_summary, summary
 from bootstrap.errors import ApplyFailed, LockTimeout, PlanBlocked
 from bootstrap.spec.load import load_spec
 from bootstrap.spec.model import Spec
-from tests.conftest import Result
+from tests.conftest import copy_config
 from tests.support import docgen
 
 OID = "65a1b2c3d4e5f6a7b8c9d0e1"
@@ -90,20 +92,18 @@ def spec(config_dir: Path) -> Spec:
     return load_spec(config_dir)
 
 
-@pytest.fixture(autouse=True)
-def redis_for_apply(config_dir: Path) -> Iterator[None]:
-    """apply also converges Redis (queues, schedules): give the helper below a client."""
-    global _redis
-    _redis = redis.Redis.from_url(os.environ["REDIS_URL"])
-    yield
-    _redis.close()
-
-
-_redis: redis.Redis
+@pytest.fixture
+def config_dir(tmp_path: Path, mongo_uri: str, key_prefix: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shipped config pointed at this test's database. Unlike the shared fixture it starts no
+    Redis server: nothing here talks to Redis."""
+    monkeypatch.setenv("MONGODB_URI", mongo_uri)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    return copy_config(tmp_path / "project" / "config", key_prefix)
 
 
 def apply(spec: Spec, db: Database[Any], **options: Any) -> list[Any]:
-    return applying.apply(spec, db, _redis, Options(**options), lambda line: None)
+    """apply with the Redis side left out."""
+    return applying.apply(spec, db, None, Options(**options), lambda line: None)
 
 
 def edit(config_dir: Path, file: str, old: str, new: str) -> None:
@@ -285,26 +285,6 @@ def test_validator_accepts_every_document_the_spec_allows(spec: Spec, db: Databa
     check()
 
 
-def test_plan_cli_text_json_and_exit_codes(config_dir: Path, cli: Callable[..., Result]) -> None:
-    result = cli("plan", "--config", str(config_dir), "--detailed-exitcode")
-    assert result.code == 2
-    assert "+ create collection users" in result.out and "Plan: 42 to create" in result.out
-    result = cli("plan", "--config", str(config_dir), "--json")
-    assert result.code == 0 and '"changes": true' in result.out
-    assert cli("apply", "--config", str(config_dir)).code == 0
-    result = cli("plan", "--config", str(config_dir), "--detailed-exitcode")
-    assert result.code == 0 and "No changes" in result.out
-
-
-def test_apply_cli_refuses_blocked_plan_with_exit_1(config_dir: Path, cli: Callable[..., Result]) -> None:
-    assert cli("apply", "--config", str(config_dir)).code == 0
-    edit(config_dir, "collections/users.yaml", "    sparse: true\n", "")
-    result = cli("apply", "--config", str(config_dir))
-    assert result.code == 1
-    assert "blocked" in result.err and "--allow-rebuild" in result.err and "Traceback" not in result.err
-    assert cli("apply", "--config", str(config_dir), "--allow-rebuild").code == 0
-
-
 def test_create_indexes_batches_by_collection(spec: Spec, db: Database[Any]) -> None:
     plan = make_plan(spec, db, Options())
     batches = [op for op in plan.changes if isinstance(op, CreateIndexes)]
@@ -318,7 +298,7 @@ def test_long_index_builds_report_progress(spec: Spec, db: Database[Any], monkey
     monkeypatch.setattr(execute, "PROGRESS_EVERY", 0.05)
     db["emailevents"].insert_many([{"userId": i, "timestamp": i} for i in range(20000)])
     lines: list[str] = []
-    applying.apply(spec, db, _redis, Options(), lines.append)
+    applying.apply(spec, db, None, Options(), lines.append)
     assert any("building 4 index(es) on emailevents" in line for line in lines), lines
 
 
@@ -349,3 +329,41 @@ def test_a_rebuild_to_unique_over_duplicates_keeps_the_old_index(config_dir: Pat
         apply(load_spec(config_dir), db, allow_rebuild=True)
     assert OID in str(caught.value)
     assert "userId_1" in db["mailboxes"].index_information()  # still there, not unique
+
+
+def test_apply_reports_the_numbers_plan_showed(config_dir: Path, db: Database[Any]) -> None:
+    """Counted alike: a createIndexes of four indexes is four created, as the plan said."""
+    spec = load_spec(config_dir)
+    planned = summary(make_plan(spec, db, Options()))
+    assert planned == "Plan: 32 to create, 0 to change in place, 0 to rebuild, 0 to drop."
+    assert applied_summary(apply(spec, db)) == "Applied: 32 created, 0 changed in place, 0 rebuilt, 0 dropped."
+
+    edit(config_dir, "collections/emailevents.yaml", "ttl: 90d", "ttl: 30d")
+    edit(config_dir, "collections/mailboxes.yaml", "  - keys: {userId: 1}\n",
+         "  - keys: {userId: 1}\n    unique: true\n")
+    db["users"].drop_index("email_1")
+    db["users"].drop_index("microsoftId_1")
+    db["users"].create_index("displayName", name="displayName_1")
+    spec = load_spec(config_dir)
+    planned = summary(make_plan(spec, db, Options(allow_rebuild=True, prune=True)))
+    assert planned == "Plan: 2 to create, 1 to change in place, 1 to rebuild, 1 to drop."
+    done = apply(spec, db, allow_rebuild=True, prune=True)
+    assert applied_summary(done) == "Applied: 2 created, 1 changed in place, 1 rebuilt, 1 dropped."
+
+
+def test_a_lost_lock_stops_before_the_next_operation_and_the_apply_is_recorded(spec: Spec, db: Database[Any]) -> None:
+    planned = applying.plan_checked(db.name, applying.backends(spec, db, None), Options())
+    lost = threading.Event()
+    lost.set()
+    with pytest.raises(ApplyFailed, match="the apply lock was lost") as caught:
+        applying.execute(spec, db, planned, lambda line: None, lost)
+    assert caught.value.done == [] and "completed before the failure: none" in str(caught.value)
+    assert set(db.list_collection_names()) == {APPLIES}  # nothing else was touched
+    record = db[APPLIES].find_one()
+    assert record is not None and record["outcome"] == "failed"
+    assert record["operations"] == [] and len(record["notDone"]) == 9 + 9
+
+
+def test_without_a_redis_client_nothing_is_planned_for_redis(spec: Spec, db: Database[Any]) -> None:
+    plan = applying.full_plan(spec, db, None, Options())
+    assert {op.group.split()[0] for op in plan.operations} == {"collection"}

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from bootstrap.engine.redis.live import RedisLive, read_live_state
 from bootstrap.layout.keys import GROUP, QueueKeys, ScheduleKeys
 from bootstrap.local.servers import RedisServer
 from tests.conftest import Result
@@ -113,3 +114,24 @@ def test_redis_without_config_command_works_and_says_it_cannot_check(
         assert result.code == 0
     finally:
         server.stop()
+
+
+def test_live_state_reads_streams_groups_and_stored_schedules(redis_server: RedisServer, key_prefix: str) -> None:
+    client = redis.Redis.from_url(redis_server.uri)
+    ready, bare, in_the_way = (QueueKeys(key_prefix, q).stream for q in ("ready", "bare", "in-the-way"))
+    client.xgroup_create(ready, GROUP, id="0", mkstream=True)
+    client.xgroup_create(ready, "others", id="0")
+    client.xadd(bare, {"x": "1"})  # a stream with no consumer group
+    client.set(in_the_way, "not a stream")
+    schedules = ScheduleKeys(key_prefix).definitions
+    client.hset(schedules, mapping={"good": '{"every": 60.0}', "bad": "{not json", "list": "[1]"})
+    try:
+        live = read_live_state(client, key_prefix, ["ready", "bare", "in-the-way", "missing"])
+    finally:
+        client.delete(ready, bare, in_the_way, schedules)
+        client.close()
+    assert live == RedisLive(
+        eviction_policy="noeviction",
+        streams={ready: frozenset({GROUP, "others"}), bare: frozenset()},
+        schedules={"good": {"every": 60.0}, "bad": None, "list": None},
+    )

@@ -71,11 +71,13 @@ def compare_collection(coll: Collection, live: LiveCollection | None, allow_rebu
                                                     coll.validation_action),
                         f"'{coll.name}' exists as a view; drop or rename it by hand")]
     ops = []
-    if (_plain(live.validator) != validator or live.validation_level != coll.validation_level
+    live_validator = _plain(live.validator)
+    if (live_validator != validator or live.validation_level != coll.validation_level
             or live.validation_action != coll.validation_action):
+        # Only the level or action changed: no validator line to show.
+        differences = () if live_validator == validator else tuple(validator_differences(live_validator, validator))
         ops.append(UpdateValidator(coll.name, validator, coll.validation_level, coll.validation_action,
-                                   live.validation_level, live.validation_action,
-                                   tuple(validator_differences(_plain(live.validator), validator))))
+                                   live.validation_level, live.validation_action, differences))
     ops += _compare_indexes(coll.name, wanted, live, allow_rebuild, prune)
     return ops
 

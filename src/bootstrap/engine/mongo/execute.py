@@ -1,7 +1,7 @@
-"""Run a plan's operations in order against a database, one executor per operation type.
+"""Run MongoDB operations, one executor per operation type (the EXECUTORS table at the end).
 
-A failure stops the run: the error names the collection, the index and (for a unique index over
-duplicate data) a sample duplicate key, and says which operations completed before it.
+A failure names the collection, the index and (for a unique index over duplicate data) a sample
+duplicate key; apply adds which operations completed before it.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from bootstrap.engine.mongo.operations import (
     DropIndex,
     IndexModel,
     Operation,
-    Plan,
     RebuildIndex,
     UpdateValidator,
 )
-from bootstrap.errors import ApplyFailed, DuplicatesFound
+from bootstrap.engine.ops import Report
+from bootstrap.errors import DuplicatesFound, OperationFailed
 from bootstrap.redact import mask
 
 log = logging.getLogger("bootstrap.engine.apply")
@@ -39,34 +39,22 @@ INDEX_NOT_FOUND = 27
 DUPLICATE_KEY = 11000
 
 
-Reporter = Callable[[str], None]
+def execute(db: Database[Any], op: Operation, report: Report) -> None:
+    """Run one MongoDB operation; raise OperationFailed with a message that says what went wrong."""
+    executor = EXECUTORS.get(type(op))
+    if executor is None:
+        raise TypeError(f"no MongoDB executor for {type(op).__name__}")
+    try:
+        executor(db, op, report)
+    except DuplicatesFound as exc:
+        raise OperationFailed(str(exc), op) from None
+    except OperationFailure as exc:
+        raise OperationFailed(_explain(db, op, exc), op) from None
+    except PyMongoError as exc:
+        raise OperationFailed(f"{op.collection}: {op.describe()[0]} failed: {mask(str(exc))}", op) from None
 
 
-def execute(db: Database[Any], plan: Plan, report: Reporter, lock_lost: threading.Event) -> list[Operation]:
-    """Run every changing MongoDB operation of `plan`; return them. Raise ApplyFailed on the first failure,
-    or before an operation when the apply lock was lost (another run may be applying now)."""
-    done: list[Operation] = []
-    for op in plan.changes:
-        if type(op) not in EXECUTORS:
-            continue  # another side's operation (Redis)
-        if lock_lost.is_set():
-            raise ApplyFailed("stopped: the apply lock was lost (lease expired)", done, op)
-        try:
-            EXECUTORS[type(op)](db, op, report)
-        except DuplicatesFound as exc:
-            raise ApplyFailed(str(exc), done, op) from None
-        except OperationFailure as exc:
-            raise ApplyFailed(_explain(db, op, exc), done, op) from None
-        except PyMongoError as exc:
-            message = f"{op.collection}: {op.describe()[0]} failed: {mask(str(exc))}"
-            raise ApplyFailed(message, done, op) from None
-        for line in op.describe():
-            report(f"{op.symbol} {line}" if not line.startswith("  ") else line)
-        done.append(op)
-    return done
-
-
-def _create_collection(db: Database[Any], op: Operation, report: Reporter) -> None:
+def _create_collection(db: Database[Any], op: Operation, report: Report) -> None:
     assert isinstance(op, CreateCollection)
     try:
         db.command(
@@ -87,12 +75,12 @@ def _coll_mod(db: Database[Any], name: str, validator: Any, level: str, action: 
     db.command("collMod", name, validator=dict(validator), validationLevel=level, validationAction=action)
 
 
-def _update_validator(db: Database[Any], op: Operation, report: Reporter) -> None:
+def _update_validator(db: Database[Any], op: Operation, report: Report) -> None:
     assert isinstance(op, UpdateValidator)
     _coll_mod(db, op.collection, op.validator, op.level, op.action)
 
 
-def _change_index(db: Database[Any], op: Operation, report: Reporter) -> None:
+def _change_index(db: Database[Any], op: Operation, report: Report) -> None:
     assert isinstance(op, ChangeIndex)
     index: dict[str, Any] = {"name": op.name}
     for option, _before, after in op.changes:
@@ -100,7 +88,7 @@ def _change_index(db: Database[Any], op: Operation, report: Reporter) -> None:
     db.command("collMod", op.collection, index=index)
 
 
-def _drop(db: Database[Any], op: Operation, report: Reporter) -> None:
+def _drop(db: Database[Any], op: Operation, report: Report) -> None:
     assert isinstance(op, DropIndex | RebuildIndex)
     name = op.index.name if isinstance(op, DropIndex) else op.name
     if isinstance(op, RebuildIndex) and op.after.options.get("unique"):
@@ -118,7 +106,7 @@ def _drop(db: Database[Any], op: Operation, report: Reporter) -> None:
             raise
 
 
-def _create_indexes(db: Database[Any], op: Operation, report: Reporter) -> None:
+def _create_indexes(db: Database[Any], op: Operation, report: Report) -> None:
     """One createIndexes command for all of a collection's missing indexes, with progress when the
     build takes a while (large collections)."""
     assert isinstance(op, CreateIndexes)
@@ -165,7 +153,7 @@ def _progress(db: Database[Any], collection: str) -> str:
     return ""
 
 
-EXECUTORS: dict[type[Operation], Callable[[Database[Any], Operation, Reporter], None]] = {
+EXECUTORS: dict[type[Operation], Callable[[Database[Any], Operation, Report], None]] = {
     CreateCollection: _create_collection,
     UpdateValidator: _update_validator,
     ChangeIndex: _change_index,

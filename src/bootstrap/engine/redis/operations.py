@@ -105,7 +105,12 @@ class DeleteSchedule(Operation):
 
 
 def describe_schedule(definition: Mapping[str, Any]) -> str:
-    when = f"cron '{definition['cron']}'" if definition.get("cron") else f"every {format_duration(definition['every'])}"
+    if definition.get("cron"):
+        when = f"cron '{definition['cron']}'"
+    elif isinstance(definition.get("every"), int | float):
+        when = f"every {format_duration(definition['every'])}"
+    else:  # a stored value that is not a definition we wrote
+        return "(unreadable definition)"
     return f"{definition.get('queue')}/{definition.get('task')} {when}"
 
 

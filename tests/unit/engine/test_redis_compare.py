@@ -1,0 +1,115 @@
+"""The Redis compare, pure: live state built by hand (a RedisLive), a small spec, and the exact
+operation list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bootstrap.engine.ops import Blocked, Plan
+from bootstrap.engine.redis.compare import compare
+from bootstrap.engine.redis.live import UNKNOWN_POLICY, RedisLive
+from bootstrap.engine.redis.operations import CreateQueue, DeleteSchedule, PolicyUnknown, PutSchedule, SetEvictionPolicy
+from bootstrap.engine.render import applied_summary, counts, summary
+from bootstrap.layout import schedules as stored
+from bootstrap.layout.keys import GROUP
+from bootstrap.spec.model import Queue, Schedule, Task
+from tests.unit.engine.build import spec_of
+
+SYNC = Queue("sync", (Task("run-sync", "sync"),))
+MAIL = Queue("mail", (Task("send-mail", "mail"),))
+EVERY = Schedule("sync-often", "sync", "run-sync", every=60.0)
+NIGHTLY = Schedule("mail-nightly", "mail", "send-mail", cron="0 2 * * *")
+SPEC = spec_of(queues=(SYNC, MAIL), schedules=(EVERY, NIGHTLY))
+
+SYNC_STREAM, MAIL_STREAM = "t:queue:sync:jobs", "t:queue:mail:jobs"
+READY = {SYNC_STREAM: frozenset({GROUP}), MAIL_STREAM: frozenset({GROUP})}
+STORED = {"sync-often": stored.definition(EVERY), "mail-nightly": stored.definition(NIGHTLY)}
+LRU_REASON = (
+    "Redis runs with maxmemory-policy allkeys-lru: queued jobs can be evicted (expected noeviction); "
+    "run apply with --fix-redis to change it"
+)
+
+
+def live(
+    policy: str = "noeviction",
+    streams: dict[str, frozenset[str]] | None = None,
+    schedules: dict[str, Any] | None = None,
+) -> RedisLive:
+    return RedisLive(policy, READY if streams is None else streams, STORED if schedules is None else schedules)
+
+
+def test_nothing_to_do_is_empty() -> None:
+    assert compare(SPEC, live()) == ()
+
+
+def test_wrong_eviction_policy_is_blocked_without_fix_redis() -> None:
+    fix = SetEvictionPolicy("server", "allkeys-lru", "noeviction")
+    assert compare(SPEC, live("allkeys-lru")) == (Blocked("server", fix, LRU_REASON),)
+    assert compare(SPEC, live("allkeys-lru"), fix_redis=True) == (fix,)
+
+
+def test_unreadable_eviction_policy_is_a_note_that_changes_nothing() -> None:
+    ops = compare(SPEC, live(UNKNOWN_POLICY), fix_redis=True)
+    assert ops == (PolicyUnknown("server", "noeviction"),)
+    assert not ops[0].is_change and counts(ops)["note"] == 1
+
+
+def test_declared_policy_other_than_noeviction_is_what_is_compared() -> None:
+    spec = spec_of(queues=(SYNC, MAIL), schedules=(EVERY, NIGHTLY), policy="volatile-lru")
+    assert compare(spec, live("volatile-lru")) == ()
+    fix = SetEvictionPolicy("server", "noeviction", "volatile-lru")
+    assert compare(spec, live("noeviction"), fix_redis=True) == (fix,)
+
+
+def test_missing_stream_or_group_creates_the_queue() -> None:
+    missing_stream = {MAIL_STREAM: frozenset({GROUP})}
+    assert compare(SPEC, live(streams=missing_stream)) == (CreateQueue("sync", SYNC_STREAM, GROUP),)
+    no_group = {SYNC_STREAM: frozenset({GROUP}), MAIL_STREAM: frozenset()}
+    assert compare(SPEC, live(streams=no_group)) == (CreateQueue("mail", MAIL_STREAM, GROUP),)
+    other_group = {SYNC_STREAM: frozenset({"someone-else"}), MAIL_STREAM: frozenset({GROUP})}
+    assert compare(SPEC, live(streams=other_group)) == (CreateQueue("sync", SYNC_STREAM, GROUP),)
+
+
+def test_missing_schedule_is_created() -> None:
+    ops = compare(SPEC, live(schedules={"mail-nightly": STORED["mail-nightly"]}))
+    assert ops == (PutSchedule("sync-often", stored.definition(EVERY), None),)
+    assert ops[0].kind == "create" and ops[0].symbol == "+"
+    assert ops[0].describe() == ["create schedule sync-often: sync/run-sync every 1m"]
+
+
+def test_changed_schedule_is_put_with_what_changed() -> None:
+    before = {**STORED["sync-often"], "every": 120.0}
+    ops = compare(SPEC, live(schedules={**STORED, "sync-often": before}))
+    assert ops == (PutSchedule("sync-often", stored.definition(EVERY), before),)
+    assert ops[0].kind == "change" and ops[0].symbol == "~"
+    assert ops[0].describe() == ["change schedule sync-often: every 120.0 -> 60.0"]
+
+
+def test_undeclared_schedules_are_deleted_in_id_order() -> None:
+    old = {**STORED["sync-often"], "id": "zz-old"}
+    ops = compare(SPEC, live(schedules={**STORED, "zz-old": old, "aa-garbage": None}))
+    assert ops == (DeleteSchedule("aa-garbage", {}), DeleteSchedule("zz-old", old))
+    assert [op.describe() for op in ops] == [
+        ["delete schedule aa-garbage (no longer declared): (unreadable definition)"],
+        ["delete schedule zz-old (no longer declared): sync/run-sync every 1m"],
+    ]
+
+
+def test_unreadable_stored_schedule_is_written_again() -> None:
+    ops = compare(SPEC, live(schedules={**STORED, "mail-nightly": None}))
+    assert ops == (PutSchedule("mail-nightly", stored.definition(NIGHTLY), None),)
+
+
+def test_order_is_policy_then_queues_then_schedules_and_counts_match_apply() -> None:
+    ops = compare(SPEC, live("allkeys-lru", streams={}, schedules={"gone": None}), fix_redis=True)
+    assert ops == (
+        SetEvictionPolicy("server", "allkeys-lru", "noeviction"),
+        CreateQueue("sync", SYNC_STREAM, GROUP),
+        CreateQueue("mail", MAIL_STREAM, GROUP),
+        PutSchedule("sync-often", stored.definition(EVERY), None),
+        PutSchedule("mail-nightly", stored.definition(NIGHTLY), None),
+        DeleteSchedule("gone", {}),
+    )
+    plan = Plan("t", ops)
+    assert summary(plan) == "Plan: 4 to create, 1 to change in place, 0 to rebuild, 1 to drop."
+    assert applied_summary(plan.changes) == "Applied: 4 created, 1 changed in place, 0 rebuilt, 1 dropped."
