@@ -1,26 +1,69 @@
-"""Keep credentials out of every line the tool prints or logs."""
+"""Keep credentials out of every line the tool prints or logs.
+
+URLs are parsed, not matched by a character class: a password may hold any character a user can put
+in a connection string (`'`, `"`, `<`, `>`, spaces, `@`, `/`, even `://`), so the userinfo of a URL
+is everything from its `scheme://` to the last `@` that is followed by a host, on the same line and
+before the next URL. That masks generously (a later `@host` on the line widens what is hidden) and
+never shows a password.
+"""
 
 from __future__ import annotations
 
 import re
 
-# `scheme://` then the longest run without whitespace or quotes that ends in "@": the userinfo of a
-# URL, even when its password holds "@", "/" or ":" (parsers disagree there; we mask generously).
-_AUTHORITY = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^\s'\"<>]*)@")
+_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")
+# What may stand just before a URL that starts here (so `ab://` inside a password is not a new URL).
+_URL_START_AFTER = frozenset(" \t\r\n'\"`<>()[]{},;=|-")
+# `@` then a host (name, IPv4 or [IPv6]) and an optional port, then the end of the authority.
+_HOST = re.compile(r"@(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%-]+)(:[0-9]+)?(?=[/?#,\s'\"<>()\[\]{};|]|$)")
 _QUERY_SECRET = re.compile(r"(?i)\b(password|passwd|pass|pwd|secret|token)=([^&\s'\"]+)")
 
 
-def _mask_userinfo(match: re.Match[str]) -> str:
-    userinfo = match["userinfo"]
-    if ":" not in userinfo:
-        return match.group(0)  # a user name alone is no secret
-    user = userinfo.split(":", 1)[0]
-    return f"{match['scheme']}{user}:****@"
+def _url_starts(text: str) -> list[re.Match[str]]:
+    return [m for m in _SCHEME.finditer(text) if m.start() == 0 or text[m.start() - 1] in _URL_START_AFTER]
+
+
+def _mask_urls(text: str) -> str:
+    starts = _url_starts(text)
+    if not starts:
+        return text
+    out: list[str] = []
+    done = 0
+    for i, match in enumerate(starts):
+        begin = match.end()
+        end = len(text)
+        newline = text.find("\n", begin)
+        if newline != -1:
+            end = newline
+        if i + 1 < len(starts):
+            end = min(end, starts[i + 1].start())
+        segment = text[begin:end]
+        at = _last_host_at(segment)
+        if at is None:
+            continue
+        userinfo = segment[:at]
+        if ":" not in userinfo:
+            continue  # a user name alone is no secret
+        out.append(text[done:begin])
+        out.append(userinfo.split(":", 1)[0] + ":****")
+        done = begin + at
+    out.append(text[done:])
+    return "".join(out)
+
+
+def _last_host_at(segment: str) -> int | None:
+    """The position of the `@` that ends the userinfo: the last one followed by a host."""
+    at = segment.rfind("@")
+    while at != -1:
+        if _HOST.match(segment, at):
+            return at
+        at = segment.rfind("@", 0, at)
+    return None
 
 
 def mask(text: str) -> str:
     """`text` with the password of every URL in it, and `password=...` options, replaced by ****."""
-    return _QUERY_SECRET.sub(lambda m: f"{m.group(1)}=****", _AUTHORITY.sub(_mask_userinfo, text))
+    return _QUERY_SECRET.sub(lambda m: f"{m.group(1)}=****", _mask_urls(text))
 
 
 def has_password(url: str) -> bool:

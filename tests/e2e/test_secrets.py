@@ -14,8 +14,8 @@ from bootstrap.local.servers import MongoServer, RedisServer
 from tests.conftest import copy_config
 from tests.e2e.test_up import DONE, env_without_servers, fast_schedule, interrupt, start_up
 
-MONGO_PASSWORD = "Mongo-Pa55-q7"
-REDIS_PASSWORD = "Redis-Pa55-k3"
+MONGO_PASSWORD = "Mongo'Pa55 \"q7<x>"  # quotes, a space, <>: legal in a URL, and once printed in clear
+REDIS_PASSWORD = "R3d'isS3c Qw<E>"
 
 
 def test_a_full_run_never_shows_a_password(tmp_path: Path) -> None:
