@@ -5,13 +5,13 @@
 from bootstrap.jobs.broker import StreamBroker
 from bootstrap.jobs.wiring import make_broker
 
-from .spec import SPEC
+from .spec import RUNTIME
 
-webhook_renewal = make_broker(SPEC, "webhook-renewal")
-delta_sync = make_broker(SPEC, "delta-sync")
-pattern_analysis = make_broker(SPEC, "pattern-analysis")
-staging_processor = make_broker(SPEC, "staging-processor")
-token_refresh = make_broker(SPEC, "token-refresh")
+webhook_renewal = make_broker(RUNTIME, "webhook-renewal")
+delta_sync = make_broker(RUNTIME, "delta-sync")
+pattern_analysis = make_broker(RUNTIME, "pattern-analysis")
+staging_processor = make_broker(RUNTIME, "staging-processor")
+token_refresh = make_broker(RUNTIME, "token-refresh")
 
 BROKERS: dict[str, StreamBroker] = {
     "webhook-renewal": webhook_renewal,

@@ -5,35 +5,35 @@
 from bootstrap.jobs.wiring import register_task
 
 from . import brokers
-from .spec import SPEC
+from .spec import RUNTIME
 
 renew_webhooks = register_task(
     brokers.webhook_renewal,
-    SPEC,
+    RUNTIME,
     "webhook-renewal",
     "renew-webhooks",
 )
 run_delta_sync = register_task(
     brokers.delta_sync,
-    SPEC,
+    RUNTIME,
     "delta-sync",
     "run-delta-sync",
 )
 analyze_patterns = register_task(
     brokers.pattern_analysis,
-    SPEC,
+    RUNTIME,
     "pattern-analysis",
     "analyze-patterns",
 )
 process_staging = register_task(
     brokers.staging_processor,
-    SPEC,
+    RUNTIME,
     "staging-processor",
     "process-staging",
 )
 refresh_tokens = register_task(
     brokers.token_refresh,
-    SPEC,
+    RUNTIME,
     "token-refresh",
     "refresh-tokens",
 )

@@ -7,7 +7,7 @@ import sys
 
 from bootstrap.jobs.launcher import run_workers
 
-from .spec import SPEC
+from .spec import RUNTIME
 
 if __name__ == "__main__":
-    sys.exit(run_workers(SPEC, __package__ or "msedb_jobs", sys.argv[1:]))
+    sys.exit(run_workers(RUNTIME, __package__ or "msedb_jobs", sys.argv[1:]))

@@ -3,64 +3,15 @@ gives the same bytes, so `generate --check` can compare."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import jinja2
 
 from bootstrap import __version__, resources
 from bootstrap.codegen.pyliteral import literal
-from bootstrap.layout.schedules import retry_json
+from bootstrap.jobs.contract import Runtime
 from bootstrap.spec.model import Spec
 from bootstrap.spec.names import python_identifier
 
 TEMPLATES = ("__init__.py", "spec.py", "brokers.py", "tasks.py", "scheduler.py", "worker.py")
-
-
-def runtime_spec(spec: Spec) -> dict[str, Any]:
-    """What the generated code needs at run time. Connection URLs stay templates (`${VAR:-...}`):
-    they are resolved from the environment when a process starts, never baked in."""
-    mongo, redis = spec.mongodb, spec.redis
-    return {
-        "project": spec.project,
-        "spec_hash": spec.hash(),
-        "mongodb": {
-            "uri": mongo.uri_template,
-            "database": mongo.database_declared,
-            "app_name": mongo.app_name,
-            "pool_max": mongo.pool_max,
-            "pool_min": mongo.pool_min,
-            "server_selection_timeout": mongo.server_selection_timeout,
-            "socket_timeout": mongo.socket_timeout,
-            "connect_timeout": mongo.connect_timeout,
-            "ipv4_only": mongo.ipv4_only,
-            "connect_retry": retry_json(mongo.connect_retry),
-        },
-        "redis": {
-            "url": redis.url_template,
-            "key_prefix": redis.key_prefix,
-            "connect_timeout": redis.connect_timeout,
-            "socket_timeout": redis.socket_timeout,
-            "connect_retry": retry_json(redis.connect_retry),
-        },
-        "queues": {
-            queue.name: {
-                "visibility_timeout": queue.visibility_timeout,
-                "concurrency": queue.concurrency,
-                "shutdown_timeout": queue.shutdown_timeout,
-                "completed": {"max_age": queue.completed.max_age, "max_count": queue.completed.max_count},
-                "failed": {"max_age": queue.failed.max_age, "max_count": queue.failed.max_count},
-                "tasks": {
-                    task.name: {
-                        "handler": task.handler,
-                        "timeout": task.timeout,
-                        "retry": retry_json(task.retry) if task.retry else None,
-                    }
-                    for task in queue.tasks
-                },
-            }
-            for queue in spec.queues
-        },
-    }
 
 
 def _environment() -> jinja2.Environment:
@@ -90,7 +41,7 @@ def render(spec: Spec) -> dict[str, str]:
     context = {
         "spec": spec,
         "package": spec.codegen.package,
-        "runtime": runtime_spec(spec),
+        "contract": Runtime.from_spec(spec).to_literal(),
         "queues": spec.queues,
         "hash": spec.hash(),
         "version": __version__,
