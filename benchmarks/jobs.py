@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 
-from bootstrap.codegen.render import runtime_spec  # noqa: E402
+from bootstrap.jobs.contract import Runtime  # noqa: E402
 from bootstrap.jobs.launcher import worker_command  # noqa: E402
 from bootstrap.jobs.wiring import enqueue  # noqa: E402
 from bootstrap.local.servers import MongoServer, RedisServer  # noqa: E402
@@ -94,10 +94,10 @@ def run_bootstrap(
     project = next(gen)
     try:
         os.environ.update(project.env)
-        spec = runtime_spec(project.spec())
+        runtime = Runtime.from_spec(project.spec())
         stream = project.queue_keys("bench").stream
         started = time.perf_counter()
-        asyncio.run(enqueue(spec, "bench", "noop-job", {"n": 1}, count=n))
+        asyncio.run(enqueue(runtime, "bench", "noop-job", {"n": 1}, count=n))
         enqueue_rate = n / (time.perf_counter() - started)
         client = redis.Redis.from_url(redis_server.uri)
         assert client.xlen(stream) == n
@@ -107,7 +107,7 @@ def run_bootstrap(
             "BOOTSTRAP_LOG_LEVEL": "WARNING",
             "PYTHONPATH": os.pathsep.join([str(project.root), str(project.root / "generated")]),
         }
-        command = worker_command(spec, project.package, "bench")
+        command = worker_command(runtime, project.package, "bench")
         worker = subprocess.Popen(
             command,
             env=env,

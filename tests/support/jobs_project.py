@@ -20,7 +20,7 @@ from typing import Any
 import redis
 
 from bootstrap.cli.main import main
-from bootstrap.codegen.render import runtime_spec
+from bootstrap.jobs.contract import Runtime
 from bootstrap.jobs.launcher import child_env, scheduler_command, worker_command
 from bootstrap.layout.keys import QueueKeys, ScheduleKeys
 from bootstrap.spec.load import load_spec
@@ -87,7 +87,7 @@ class Project:
         return process
 
     def start_worker(self, queue: str, name: str = "worker") -> subprocess.Popen[str]:
-        command = worker_command(runtime_spec(self.spec()), self.package, queue)
+        command = worker_command(Runtime.from_spec(self.spec()), self.package, queue)
         return self._spawn(command, self.root / f"{name}.log")
 
     def start_scheduler(self, name: str = "scheduler", update_interval: float = 1.0) -> subprocess.Popen[str]:

@@ -8,8 +8,8 @@ import json
 
 from bootstrap import console
 from bootstrap.cli.common import spec_from
-from bootstrap.codegen.render import runtime_spec
 from bootstrap.errors import BootstrapError
+from bootstrap.jobs.contract import Runtime
 from bootstrap.jobs.wiring import enqueue
 
 HELP = "put a job on a queue: bootstrap enqueue QUEUE TASK [--kwargs JSON]"
@@ -24,11 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    spec = spec_from(args)
-    queues = {q.name: q for q in spec.queues}
-    if args.queue not in queues:
-        raise BootstrapError(f"unknown queue '{args.queue}' (declared: {', '.join(queues)})")
-    tasks = [t.name for t in queues[args.queue].tasks]
+    runtime = Runtime.from_spec(spec_from(args))
+    if args.queue not in runtime.queue_names:
+        raise BootstrapError(f"unknown queue '{args.queue}' (declared: {', '.join(runtime.queue_names)})")
+    tasks = [t.name for t in runtime.queue(args.queue).tasks]
     if args.task not in tasks:
         raise BootstrapError(f"'{args.task}' is not a task of queue '{args.queue}' (declared: {', '.join(tasks)})")
     try:
@@ -39,6 +38,6 @@ def run(args: argparse.Namespace) -> int:
         raise BootstrapError('--kwargs must be a JSON object, e.g. \'{"userId": "..."}\'')
     if args.count < 1:
         raise BootstrapError("--count must be at least 1")
-    ids = asyncio.run(enqueue(runtime_spec(spec), args.queue, args.task, kwargs, count=args.count, job_id=args.job_id))
+    ids = asyncio.run(enqueue(runtime, args.queue, args.task, kwargs, count=args.count, job_id=args.job_id))
     console.out(f"enqueued {len(ids)} job(s) on {args.queue}: {ids[0]}" + (" ..." if len(ids) > 1 else ""))
     return 0

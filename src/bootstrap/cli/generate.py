@@ -7,6 +7,7 @@ import argparse
 from bootstrap import console
 from bootstrap.cli.common import spec_from
 from bootstrap.codegen import write as codegen
+from bootstrap.codegen.render import wiring_hash
 from bootstrap.spec.load import display_path
 
 HELP = "write the generated Taskiq wiring (--check: exit 1 if it is stale)"
@@ -22,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         drift = codegen.check(spec)
         if drift.clean:
-            console.out(f"{target}: up to date (spec hash {spec.hash()})")
+            console.out(f"{target}: up to date (wiring hash {wiring_hash(spec)})")
             return 0
         for label, names in (("stale", drift.stale), ("missing", drift.missing), ("not generated", drift.extra)):
             for name in names:
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     written = codegen.write(spec)
     if written:
-        console.out(f"{target}: wrote {', '.join(written)} (spec hash {spec.hash()})")
+        console.out(f"{target}: wrote {', '.join(written)} (wiring hash {wiring_hash(spec)})")
     else:
-        console.out(f"{target}: up to date (spec hash {spec.hash()})")
+        console.out(f"{target}: up to date (wiring hash {wiring_hash(spec)})")
     return 0

@@ -1,71 +1,32 @@
-"""Spec -> the files of the generated package (name -> text). Deterministic: the same spec always
-gives the same bytes, so `generate --check` can compare."""
+"""Spec -> the files of the generated package (name -> text), one artifact at a time.
+
+Deterministic: the same inputs always give the same bytes, so `generate --check` compares content.
+Each file's header names the hash of that artifact's own inputs (its data and template text), not of
+the whole spec and not the tool version, so unrelated spec edits and upgrades leave it unchanged.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from functools import cache
 from typing import Any
 
 import jinja2
+import jinja2.meta
 
-from bootstrap import __version__, resources
+from bootstrap import resources
+from bootstrap.codegen.artifacts import ARTIFACTS, Artifact
+from bootstrap.codegen.hashing import files_hash
 from bootstrap.codegen.pyliteral import literal
-from bootstrap.layout.schedules import retry_json
 from bootstrap.spec.model import Spec
 from bootstrap.spec.names import python_identifier
 
-TEMPLATES = ("__init__.py", "spec.py", "brokers.py", "tasks.py", "scheduler.py", "worker.py")
 
-
-def runtime_spec(spec: Spec) -> dict[str, Any]:
-    """What the generated code needs at run time. Connection URLs stay templates (`${VAR:-...}`):
-    they are resolved from the environment when a process starts, never baked in."""
-    mongo, redis = spec.mongodb, spec.redis
-    return {
-        "project": spec.project,
-        "spec_hash": spec.hash(),
-        "mongodb": {
-            "uri": mongo.uri_template,
-            "database": mongo.database_declared,
-            "app_name": mongo.app_name,
-            "pool_max": mongo.pool_max,
-            "pool_min": mongo.pool_min,
-            "server_selection_timeout": mongo.server_selection_timeout,
-            "socket_timeout": mongo.socket_timeout,
-            "connect_timeout": mongo.connect_timeout,
-            "ipv4_only": mongo.ipv4_only,
-            "connect_retry": mongo.connect_retry.to_json(),
-        },
-        "redis": {
-            "url": redis.url_template,
-            "key_prefix": redis.key_prefix,
-            "connect_timeout": redis.connect_timeout,
-            "socket_timeout": redis.socket_timeout,
-            "connect_retry": redis.connect_retry.to_json(),
-        },
-        "queues": {
-            queue.name: {
-                "visibility_timeout": queue.visibility_timeout,
-                "concurrency": queue.concurrency,
-                "shutdown_timeout": queue.shutdown_timeout,
-                "completed": {"max_age": queue.completed.max_age, "max_count": queue.completed.max_count},
-                "failed": {"max_age": queue.failed.max_age, "max_count": queue.failed.max_count},
-                "tasks": {
-                    task.name: {
-                        "handler": task.handler,
-                        "timeout": task.timeout,
-                        "retry": retry_json(task.retry) if task.retry else None,
-                    }
-                    for task in queue.tasks
-                },
-            }
-            for queue in spec.queues
-        },
-    }
-
-
+@cache
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FunctionLoader(lambda name: (resources.templates_dir() / name).read_text(encoding="utf-8")),
+        loader=jinja2.FunctionLoader(_source),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
@@ -77,6 +38,10 @@ def _environment() -> jinja2.Environment:
     return env
 
 
+def _source(name: str) -> str:
+    return (resources.templates_dir() / name).read_text(encoding="utf-8")
+
+
 def _identifier(name: str) -> str:
     """A declared name as a Python identifier; validation already guaranteed it is one."""
     ident = python_identifier(name)
@@ -85,14 +50,40 @@ def _identifier(name: str) -> str:
     return ident
 
 
+@cache
+def template_sources(template: str) -> tuple[tuple[str, str], ...]:
+    """(name, text) of `template` and of every template it includes, recursively, by name."""
+    env, todo = _environment(), [template]
+    found: dict[str, str] = {}
+    while todo:
+        name = todo.pop()
+        if name not in found:
+            found[name] = _source(name)
+            referenced = jinja2.meta.find_referenced_templates(env.parse(found[name]))
+            todo.extend(ref for ref in referenced if ref is not None)
+    return tuple(sorted(found.items()))
+
+
+def inputs_hash(artifact: Artifact, inputs: dict[str, Any]) -> str:
+    """The hash of what `artifact` is rendered from. Key order is kept: it is rendering order."""
+    canonical = json.dumps(
+        {"templates": template_sources(artifact.template), "inputs": inputs}, separators=(",", ":"), allow_nan=False
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def render_artifact(artifact: Artifact, spec: Spec) -> str:
+    inputs = artifact.inputs(spec)
+    # The template sees its inputs and their hash, nothing else (StrictUndefined catches the rest).
+    return _environment().get_template(artifact.template).render(inputs, inputs_hash=inputs_hash(artifact, inputs))
+
+
 def render(spec: Spec) -> dict[str, str]:
-    env = _environment()
-    context = {
-        "spec": spec,
-        "package": spec.codegen.package,
-        "runtime": runtime_spec(spec),
-        "queues": spec.queues,
-        "hash": spec.hash(),
-        "version": __version__,
-    }
-    return {name: env.get_template(f"{name}.j2").render(context) for name in TEMPLATES}
+    return {artifact.name: render_artifact(artifact, spec) for artifact in ARTIFACTS}
+
+
+def wiring_hash(spec: Spec) -> str:
+    """The hash of the generated job wiring for `spec`: equal to `files_hash` of the wiring files
+    on disk exactly when `generate --check` finds them up to date."""
+    files = render(spec)
+    return files_hash({a.name: files[a.name] for a in ARTIFACTS if a.wiring})

@@ -13,15 +13,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bootstrap.jobs.contract import Runtime
 from bootstrap.spec.names import python_identifier
 
 log = logging.getLogger("bootstrap.jobs.launcher")
 
 
-def worker_command(spec: dict[str, Any], package: str, queue: str) -> list[str]:
-    declared = spec["queues"][queue]
-    concurrency = str(declared["concurrency"])
-    wait = f"{declared['shutdown_timeout']:g}"
+def worker_command(runtime: Runtime, package: str, queue: str) -> list[str]:
+    declared = runtime.queue(queue)
+    concurrency = str(declared.concurrency)
+    wait = f"{declared.shutdown_timeout:g}"
     return [
         sys.executable, "-m", "taskiq", "worker", f"{package}.brokers:{python_identifier(queue)}", f"{package}.tasks",
         "--workers", "1",
@@ -50,18 +51,19 @@ def child_env(package_dir: Path) -> dict[str, str]:
     return env
 
 
-def run_workers(spec: dict[str, Any], package: str, queues: list[str]) -> int:
+def run_workers(runtime: Runtime, package: str, queues: list[str]) -> int:
     """Run a worker per queue until SIGTERM/SIGINT, then stop them all; exit 0 on a clean stop."""
-    unknown = [q for q in queues if q not in spec["queues"]]
+    declared = runtime.queue_names
+    unknown = [q for q in queues if q not in declared]
     if unknown:
-        print(f"unknown queue(s): {', '.join(unknown)} (declared: {', '.join(spec['queues'])})", file=sys.stderr)
+        print(f"unknown queue(s): {', '.join(unknown)} (declared: {', '.join(declared)})", file=sys.stderr)
         return 2
     package_dir = Path(sys.modules[package].__file__ or ".").parent
     children = [
-        subprocess.Popen(worker_command(spec, package, q), env=child_env(package_dir))
-        for q in queues or list(spec["queues"])
+        subprocess.Popen(worker_command(runtime, package, q), env=child_env(package_dir))
+        for q in queues or list(declared)
     ]
-    return supervise(children, max(q["shutdown_timeout"] for q in spec["queues"].values()) + 10)
+    return supervise(children, max(q.shutdown_timeout for q in runtime.queues) + 10)
 
 
 def supervise(children: list[subprocess.Popen[bytes]], stop_timeout: float) -> int:

@@ -1,12 +1,13 @@
-"""What generated code hands the runtime: per-queue settings, resolved at run time (connection
-URLs are interpolated from the environment then, never baked into generated files)."""
+"""What a process of the job layer runs with: the runtime contract with its connection URLs resolved
+from the environment at start-up (they are templates in the contract, never baked into generated
+files), cut per queue for the broker."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
 
+from bootstrap.jobs.contract import Runtime
 from bootstrap.spec.interpolate import interpolate
 from bootstrap.spec.model import ConnectRetry
 
@@ -40,21 +41,20 @@ def resolve_url(template: str) -> str:
     return interpolate(template, os.environ)
 
 
-def queue_runtime(spec: dict[str, Any], queue: str) -> QueueRuntime:
-    """The runtime settings of `queue` from the generated SPEC literal."""
-    declared = spec["queues"][queue]
-    redis = spec["redis"]
+def queue_runtime(runtime: Runtime, queue: str) -> QueueRuntime:
+    """The settings of `queue`'s broker, its Redis URL resolved now."""
+    declared, redis = runtime.queue(queue), runtime.redis
     return QueueRuntime(
-        prefix=redis["key_prefix"],
+        prefix=redis.key_prefix,
         queue=queue,
-        redis_url=resolve_url(redis["url"]),
-        visibility_timeout=declared["visibility_timeout"],
-        concurrency=declared["concurrency"],
-        completed_max_age=declared["completed"]["max_age"],
-        completed_max_count=declared["completed"]["max_count"],
-        failed_max_age=declared["failed"]["max_age"],
-        failed_max_count=declared["failed"]["max_count"],
-        connect_timeout=redis["connect_timeout"],
-        socket_timeout=redis["socket_timeout"],
-        connect_retry=ConnectRetry.from_json(redis["connect_retry"]),
+        redis_url=resolve_url(redis.url),
+        visibility_timeout=declared.visibility_timeout,
+        concurrency=declared.concurrency,
+        completed_max_age=declared.completed.max_age,
+        completed_max_count=declared.completed.max_count,
+        failed_max_age=declared.failed.max_age,
+        failed_max_count=declared.failed.max_count,
+        connect_timeout=redis.connect_timeout,
+        socket_timeout=redis.socket_timeout,
+        connect_retry=redis.connect_retry,
     )

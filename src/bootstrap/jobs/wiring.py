@@ -1,8 +1,10 @@
 """What the generated package calls: a broker per queue, a task per declared task, the scheduler.
 
-The generated files hold the declared data as a literal (`SPEC`) and call these functions, so all
-behaviour lives here and is tested here. Connection URLs in `SPEC` are templates such as
+The generated files hold the runtime contract as a literal, read once at import into `RUNTIME`
+(`bootstrap.jobs.contract.Runtime.from_literal`), and call these functions, so all behaviour lives
+here and is tested here. Connection URLs in the contract are templates such as
 `${REDIS_URL:-redis://127.0.0.1:6379/0}`, resolved from the environment when a process starts.
+tests/unit/jobs/test_contract.py pins the names generated code uses.
 """
 
 from __future__ import annotations
@@ -17,30 +19,43 @@ from taskiq.decor import AsyncTaskiqDecoratedTask
 
 from bootstrap import logs
 from bootstrap.jobs.broker import StreamBroker
+from bootstrap.jobs.contract import Runtime, TaskContract
 from bootstrap.jobs.handlers import Handler, Job, call_handler, import_handler, log_job
 from bootstrap.jobs.middleware import ATTEMPT, RETRY, JobsMiddleware
 from bootstrap.jobs.runtime import queue_runtime, resolve_url
 from bootstrap.jobs.scheduler import SlotScheduler
+from bootstrap.layout.schedules import retry_json
 from bootstrap.spec.build import database_from_uri
-from bootstrap.spec.model import ConnectRetry, MongoSettings
+from bootstrap.spec.model import MongoSettings
 
 log = logging.getLogger("bootstrap.jobs")
 
 
-def mongo_settings(spec: dict[str, Any]) -> MongoSettings:
+def mongo_settings(runtime: Runtime) -> MongoSettings:
     """MongoDB settings for this process: the URI template resolved from today's environment, the
     database as declared or else the one the URI names."""
-    data = dict(spec["mongodb"])
-    data["uri"] = resolve_url(data["uri"])
-    data["database"] = data["database"] or database_from_uri(data["uri"]) or spec["project"].replace("-", "_")
-    data["connect_retry"] = ConnectRetry.from_json(data["connect_retry"])
-    return MongoSettings(**data)
+    declared = runtime.mongodb
+    uri = resolve_url(declared.uri)
+    return MongoSettings(
+        uri=uri,
+        database=declared.database or database_from_uri(uri) or runtime.project.replace("-", "_"),
+        uri_template=declared.uri,
+        database_declared=declared.database,
+        app_name=declared.app_name,
+        pool_max=declared.pool_max,
+        pool_min=declared.pool_min,
+        server_selection_timeout=declared.server_selection_timeout,
+        socket_timeout=declared.socket_timeout,
+        connect_timeout=declared.connect_timeout,
+        ipv4_only=declared.ipv4_only,
+        connect_retry=declared.connect_retry,
+    )
 
 
-def make_broker(spec: dict[str, Any], queue: str) -> StreamBroker:
+def make_broker(runtime: Runtime, queue: str) -> StreamBroker:
     """The broker of `queue`: its own Redis stream, retries, records, and (in workers) a MongoDB
     client made once at start-up for the handlers that ask for `db`."""
-    broker = StreamBroker(queue_runtime(spec, queue))
+    broker = StreamBroker(queue_runtime(runtime, queue))
     broker.add_middlewares(JobsMiddleware(broker))
 
     async def worker_startup(state: TaskiqState) -> None:
@@ -48,7 +63,7 @@ def make_broker(spec: dict[str, Any], queue: str) -> StreamBroker:
         from bootstrap.connect.mongo import connect_async
 
         logs.setup()
-        settings = mongo_settings(spec)
+        settings = mongo_settings(runtime)
         state.mongo_client = await connect_async(settings)
         state.mongo_db = state.mongo_client[settings.database]
 
@@ -63,25 +78,24 @@ def make_broker(spec: dict[str, Any], queue: str) -> StreamBroker:
     return broker
 
 
-def task_labels(spec: dict[str, Any], queue: str, task: str) -> dict[str, Any]:
+def task_labels(task: TaskContract) -> dict[str, Any]:
     """Labels every job of `task` carries: its retry policy and timeout."""
-    declared = spec["queues"][queue]["tasks"][task]
     labels: dict[str, Any] = {}
-    if declared.get("retry"):
-        labels[RETRY] = json.dumps(declared["retry"])
-    if declared.get("timeout"):
-        labels["timeout"] = declared["timeout"]
+    if task.retry is not None:
+        labels[RETRY] = json.dumps(retry_json(task.retry))
+    if task.timeout:
+        labels["timeout"] = task.timeout
     return labels
 
 
 async def enqueue(
-    spec: dict[str, Any], queue: str, task: str, kwargs: dict[str, Any], *, count: int = 1, job_id: str | None = None
+    runtime: Runtime, queue: str, task: str, kwargs: dict[str, Any], *, count: int = 1, job_id: str | None = None
 ) -> list[str]:
     """Put `count` jobs of `task` on `queue` (pipelined); return their ids."""
-    broker = StreamBroker(queue_runtime(spec, queue))
+    labels = task_labels(runtime.queue(queue).task(task))
+    broker = StreamBroker(queue_runtime(runtime, queue))
     await broker.startup()
     try:
-        labels = task_labels(spec, queue, task)
         messages = []
         for n in range(count):
             ident = job_id if job_id and count == 1 else f"{job_id or uuid.uuid4().hex}{'' if count == 1 else f'-{n}'}"
@@ -93,13 +107,11 @@ async def enqueue(
         await broker.shutdown()
 
 
-def register_task(
-    broker: StreamBroker, spec: dict[str, Any], queue: str, task: str
-) -> AsyncTaskiqDecoratedTask[Any, Any]:
+def register_task(broker: StreamBroker, runtime: Runtime, queue: str, task: str) -> AsyncTaskiqDecoratedTask[Any, Any]:
     """The Taskiq task `task` of `queue`, bound to its declared handler (or the logging one)."""
-    declared = spec["queues"][queue]["tasks"][task]
-    handler: Handler = import_handler(declared["handler"]) if declared.get("handler") else log_job
-    labels = task_labels(spec, queue, task)
+    declared = runtime.queue(queue).task(task)
+    handler: Handler = import_handler(declared.handler) if declared.handler else log_job
+    labels = task_labels(declared)
 
     async def direct(message: TaskiqMessage) -> Any:
         """The job without Taskiq's dependency injection (the fast receiver calls this)."""

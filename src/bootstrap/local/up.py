@@ -18,13 +18,13 @@ from typing import Any
 
 from bootstrap import console
 from bootstrap.codegen import write as codegen
-from bootstrap.codegen.render import runtime_spec
 from bootstrap.connect.mongo import connect as connect_mongo
 from bootstrap.connect.redis import connect as connect_redis
 from bootstrap.engine.apply import apply as apply_all
 from bootstrap.engine.ops import Options
 from bootstrap.errors import AlreadyRunning
 from bootstrap.jobs import admin
+from bootstrap.jobs.contract import Runtime
 from bootstrap.jobs.launcher import child_env, scheduler_command, worker_command
 from bootstrap.local.servers import LocalServer, MongoServer, RedisServer, free_port
 from bootstrap.redact import mask
@@ -229,7 +229,7 @@ class Stack:
 
     def start_children(self, spec: Spec) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
-        runtime, package = runtime_spec(spec), spec.codegen.package
+        runtime, package = Runtime.from_spec(spec), spec.codegen.package
         for queue in spec.queues:
             self.children.append(
                 Child(

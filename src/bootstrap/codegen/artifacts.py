@@ -1,0 +1,57 @@
+"""The files of the generated package, one entry each: its template and the data it renders.
+
+An artifact's `inputs` are everything its template can see (rendering gets nothing else), as plain
+JSON-like data. Its staleness hash is taken over those inputs and the template text, so a file goes
+stale only when what it is made from changes: adding a collection touches no job wiring, changing a
+queue's concurrency touches `spec.py` only. Adding a file (say `models.py`, one class per
+collection) is adding an entry here and a template.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bootstrap.jobs.contract import Runtime
+from bootstrap.spec.model import Spec
+
+Inputs = dict[str, Any]  # JSON-like: dicts, lists, str, numbers, bool, None
+
+
+@dataclass(frozen=True)
+class Artifact:
+    name: str  # the file in the generated package
+    template: str  # under templates/
+    inputs: Callable[[Spec], Inputs]
+    wiring: bool = True  # part of the job wiring, whose hash workers and status compare
+
+
+def package(spec: Spec) -> Inputs:
+    return {"package": spec.codegen.package}
+
+
+def contract(spec: Spec) -> Inputs:
+    return {"contract": Runtime.from_spec(spec).to_literal()}
+
+
+def queue_names(spec: Spec) -> Inputs:
+    return {"queues": [queue.name for queue in spec.queues]}
+
+
+def queue_tasks(spec: Spec) -> Inputs:
+    return {"tasks": [{"queue": queue.name, "task": task.name} for queue in spec.queues for task in queue.tasks]}
+
+
+def nothing(spec: Spec) -> Inputs:
+    return {}
+
+
+ARTIFACTS: tuple[Artifact, ...] = (
+    Artifact("__init__.py", "__init__.py.j2", package),
+    Artifact("spec.py", "spec.py.j2", contract),
+    Artifact("brokers.py", "brokers.py.j2", queue_names),
+    Artifact("tasks.py", "tasks.py.j2", queue_tasks),
+    Artifact("scheduler.py", "scheduler.py.j2", nothing),
+    Artifact("worker.py", "worker.py.j2", package),
+)
