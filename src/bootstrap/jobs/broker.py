@@ -1,21 +1,20 @@
-"""A Taskiq broker on a Redis stream with at-least-once delivery.
+"""A Taskiq broker on a Redis stream with at-least-once delivery: send, read, acknowledge.
 
 - Jobs are stream entries read through one consumer group; a job stays pending until its worker
   acknowledges it after the job finished, then it is removed from the stream.
-- A worker that dies (SIGKILL, lost host) leaves its jobs pending: every worker reclaims jobs idle
-  longer than the queue's visibility timeout (XAUTOCLAIM), whether or not new jobs arrive.
-- A worker renews the jobs it is running (XCLAIM ... JUSTID resets their idle time), so a long job
-  is not handed to a second worker while the first is still on it.
 - The group reads from the start of the stream: jobs enqueued before any worker existed are kept.
-- Reads, acknowledgements and enqueues are batched: one round trip for many jobs.
-- Retries wait in a sorted set by due time and are moved into the stream when due (atomically).
+- Reads, acknowledgements (with job records) and enqueues are batched: one round trip for many jobs.
+- A worker holds at most `prefetch` jobs it has not started, and gives them back when it shuts down.
+
+The pieces it composes: `InFlight` (what this worker holds), `AckBatch` (acknowledgements and
+records), `upkeep` (reclaim, renewal, heartbeat, promotion of due retries) and `connections` (its two Redis
+connections, made by `bootstrap.connect.redis`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import socket
@@ -30,15 +29,16 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AckableMessage, AsyncBroker, BrokerMessage
 
-from bootstrap.connect import redis as redis_connect
+from bootstrap.jobs.acks import AckBatch
+from bootstrap.jobs.connections import QueueConnections
+from bootstrap.jobs.inflight import InFlight
 from bootstrap.jobs.records import Records
 from bootstrap.jobs.runtime import QueueRuntime
-from bootstrap.layout.keys import GROUP, QueueKeys, as_text, workers_key
-from bootstrap.redact import mask
+from bootstrap.jobs.upkeep import Background, Heartbeat, Promoter, Reclaimer, Renewer
+from bootstrap.layout.keys import GROUP, QueueKeys, as_text
 
 log = logging.getLogger("bootstrap.jobs.broker")
 
-HEARTBEAT_EVERY = 5.0  # seconds between a worker's "alive" notes
 
 # Put jobs that were read but never started back as new entries (a worker shutting down), so they are
 # delivered again at once instead of after the visibility timeout. KEYS: stream; ARGV: group, ids.
@@ -55,17 +55,6 @@ end
 return n
 """
 
-# Move due retries into the stream: ZRANGEBYSCORE + XADD + ZREM in one step, so a job is never in
-# both places or in neither.
-_PROMOTE = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for _, data in ipairs(due) do
-  redis.call('XADD', KEYS[2], '*', 'data', data)
-  redis.call('ZREM', KEYS[1], data)
-end
-return #due
-"""
-
 
 class StreamMessage(AckableMessage):
     """A delivered job and its stream entry id."""
@@ -77,19 +66,20 @@ class StreamBroker(AsyncBroker):
     def __init__(self, runtime: QueueRuntime) -> None:
         super().__init__()
         self.runtime = runtime
+        self.connections = QueueConnections(runtime)
         self.keys = QueueKeys(runtime.prefix, runtime.queue)
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self._producer: aioredis.Redis | None = None
-        self._consumer: aioredis.Redis | None = None
-        self._in_flight: set[Any] = set()  # delivered to this worker and not acknowledged yet
-        self._started: set[str] = set()  # ... of which the receiver started running these
+        self.in_flight = InFlight()
+        self.acks = AckBatch(self.keys, runtime.batch)
         self._stopping = asyncio.Event()
-        self._acks: list[str] = []
-        self._records: list[tuple[str, dict[str, Any], float, int]] = []
-        self._ack_wakeup = asyncio.Event()
-        self._background: list[asyncio.Task[None]] = []
-        self._promote: Any = None
+        self._background = Background()
+        self._heartbeat: Heartbeat | None = None
         self._job_records: Records | None = None
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        """The producer connection (fails fast), shared by sending, acknowledgements and upkeep."""
+        return self.connections.producer
 
     @property
     def records(self) -> Records:
@@ -98,74 +88,40 @@ class StreamBroker(AsyncBroker):
             self._job_records = Records(self.redis, self.keys)
         return self._job_records
 
-    # --- connections ------------------------------------------------------------------------------
-
-    @property
-    def redis(self) -> aioredis.Redis:
-        """The producer connection: fails fast (socket timeout) instead of hanging."""
-        if self._producer is None:
-            self._producer = redis_connect.async_client(self.runtime)
-        return self._producer
-
-    def _blocking(self) -> aioredis.Redis:
-        """The worker's read connection: no socket timeout, a blocking read may wait forever."""
-        if self._consumer is None:
-            self._consumer = redis_connect.async_client(self.runtime, blocking=True)
-        return self._consumer
+    # --- lifecycle --------------------------------------------------------------------------------
 
     async def startup(self) -> None:
         await super().startup()
-        await self._check_redis()
+        await self.connections.check(announce=self.is_worker_process or self.is_scheduler_process)
+        await self._create_group()
+        if self.is_worker_process:
+            client, runtime = self.redis, self.runtime
+            self._heartbeat = Heartbeat(client, self.keys, self.consumer, self.in_flight)
+            self._background.start(
+                self.acks.run(client, self.records, runtime.queue),
+                Renewer(client, self.keys, self.consumer, runtime.visibility_timeout, self.in_flight).run(),
+                Promoter(client, self.keys, runtime.batch).run(),
+                self._heartbeat.run(),
+            )
+
+    async def _create_group(self) -> None:
+        """The consumer group, reading from the start of the stream (id 0): jobs enqueued before it
+        existed are delivered too."""
         with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists already
             await self.redis.xgroup_create(self.keys.stream, GROUP, id="0", mkstream=True)
-        self._promote = self.redis.register_script(_PROMOTE)
-        if self.is_worker_process:
-            for job in (self._flush_acks, self._renew_in_flight, self._promote_due_retries, self._heartbeat):
-                self._background.append(asyncio.create_task(job()))
-
-    async def _check_redis(self) -> None:
-        """PING must answer PONG (retried per the connect policy); a wrong eviction policy is logged
-        loudly (evicted queue keys are lost jobs) but does not stop the process."""
-        shown = mask(self.runtime.url)
-        await redis_connect.connect_async(self.runtime, self.redis)
-        eviction = await redis_connect.eviction_policy_async(self.redis)
-        if eviction == redis_connect.UNKNOWN_POLICY:
-            log.warning("Redis %s: cannot read maxmemory-policy; make sure it is noeviction", shown)
-        elif eviction != "noeviction":
-            log.error(
-                "Redis %s runs with maxmemory-policy %s: queued jobs can be evicted and lost "
-                "(run `bootstrap apply --fix-redis`)",
-                shown,
-                eviction,
-            )
-        if self.is_worker_process or self.is_scheduler_process:
-            log.info(
-                "Redis %s: PING -> PONG, maxmemory-policy %s; queue %s ready",
-                shown,
-                eviction,
-                self.runtime.queue,
-            )
 
     async def shutdown(self) -> None:
-        for task in self._background:
-            task.cancel()
-        for task in self._background:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        if self._background:  # a worker: say goodbye so status stops listing it
+        await self._background.stop()
+        if self._heartbeat is not None:  # a worker: say goodbye so status stops listing it
+            await self._heartbeat.remove()
+            self._heartbeat = None
+        if self.acks.pending:
             with contextlib.suppress(Exception):
-                await self.redis.hdel(workers_key(self.runtime.prefix), self.consumer)
-        self._background.clear()
-        with contextlib.suppress(Exception):
-            await self._ack_now()
+                await self.acks.flush(self.redis, self.records)
         await super().shutdown()
-        for conn in (self._consumer, self._producer):
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    await conn.aclose()
-        self._consumer = self._producer = None
+        await self.connections.close()
 
-    # --- producing --------------------------------------------------------------------------------
+    # --- sending ----------------------------------------------------------------------------------
 
     async def kick(self, message: BrokerMessage) -> None:
         await self.redis.xadd(self.keys.stream, {"data": message.message})
@@ -186,7 +142,7 @@ class StreamBroker(AsyncBroker):
         """Put a job back after `seconds` (a retry): it waits in the delayed set until due."""
         await self.redis.zadd(self.keys.delayed, {data: time.time() + seconds})
 
-    # --- consuming --------------------------------------------------------------------------------
+    # --- reading ----------------------------------------------------------------------------------
 
     @property
     def prefetch(self) -> int:
@@ -195,18 +151,16 @@ class StreamBroker(AsyncBroker):
         return min(self.runtime.batch, max(10, 2 * self.runtime.concurrency))
 
     def _room(self) -> int:
-        return max(1, self.prefetch - (len(self._in_flight) - len(self._started)))
+        return max(1, self.prefetch - self.in_flight.waiting)
 
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
-        conn = self._blocking()
-        reclaim_every = max(1.0, self.runtime.visibility_timeout / 4)
-        next_reclaim = 0.0
+        conn = self.connections.reader()
+        reclaimer = Reclaimer(self.keys, self.consumer, self.runtime.visibility_timeout, self.in_flight)
         while not self._stopping.is_set():
             try:
                 entries: list[tuple[Any, Any]] = []
-                if time.monotonic() >= next_reclaim:
-                    next_reclaim = time.monotonic() + reclaim_every
-                    entries = await self._reclaim(conn)
+                if reclaimer.due():
+                    entries = await reclaimer.reclaim(conn, self._room)
                 if not entries:
                     fetched: Any = await conn.xreadgroup(
                         GROUP, self.consumer, {self.keys.stream: ">"}, count=self._room(), block=1000
@@ -219,158 +173,55 @@ class StreamBroker(AsyncBroker):
             except ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
-                await self.redis.xgroup_create(self.keys.stream, GROUP, id="0", mkstream=True)
+                await self._create_group()  # the stream or its group was deleted meanwhile
                 continue
             # Every job read is ours from now on: renewed while it waits here, given back on shutdown.
-            self._in_flight.update(as_text(entry_id) for entry_id, _ in entries)
+            self.in_flight.hold(as_text(entry_id) for entry_id, _ in entries)
             for entry_id, fields in entries:
                 if fields and b"data" in fields:
                     yield self._ackable(entry_id, fields[b"data"])
                 else:  # an entry whose data is gone: nothing to run
-                    self._in_flight.discard(as_text(entry_id))
-                    self._acks.append(as_text(entry_id))
-
-    async def _reclaim(self, conn: aioredis.Redis) -> list[tuple[Any, Any]]:
-        """Jobs pending longer than the visibility timeout (their worker died): take them over, as
-        many as this worker has room for."""
-        claimed: list[tuple[Any, Any]] = []
-        start = "0-0"
-        idle_ms = int(self.runtime.visibility_timeout * 1000)
-        while len(claimed) < self._room():
-            result = await conn.xautoclaim(
-                self.keys.stream,
-                GROUP,
-                self.consumer,
-                min_idle_time=idle_ms,
-                start_id=start,
-                count=self._room() - len(claimed),
-            )
-            start, entries = as_text(result[0]), result[1]
-            claimed += [(entry_id, fields) for entry_id, fields in entries if as_text(entry_id) not in self._in_flight]
-            if start == "0-0" or not entries:
-                break
-        if claimed:
-            log.warning(
-                "queue %s: took over %d job(s) whose worker stopped responding", self.runtime.queue, len(claimed)
-            )
-        return claimed
-
-    def _ackable(self, entry_id: Any, data: bytes) -> StreamMessage:
-        ident = as_text(entry_id)
-
-        async def ack() -> None:
-            self._in_flight.discard(ident)
-            self._started.discard(ident)
-            self._acks.append(ident)
-            if len(self._acks) >= self.runtime.batch:
-                self._ack_wakeup.set()
-
-        return StreamMessage(data=data, ack=ack, entry_id=ident)
-
-    def started(self, message: StreamMessage) -> None:
-        """The receiver began running this job (it is no longer just prefetched)."""
-        self._started.add(message.entry_id)
-
-    def abandon(self, message: StreamMessage) -> None:
-        """Stop renewing a job this worker could not finish: another worker (or this one) takes it
-        over after the visibility timeout."""
-        self._in_flight.discard(message.entry_id)
-        self._started.discard(message.entry_id)
+                    ident = as_text(entry_id)
+                    self.in_flight.let_go(ident)
+                    self.acks.ack(ident)
 
     def stop_listening(self) -> None:
         """Make `listen` return after its current read (at most about a second)."""
         self._stopping.set()
 
-    async def release_unstarted(self) -> int:
-        """Give back jobs this worker read but never started, for immediate redelivery."""
-        ids = [i for i in self._in_flight if i not in self._started]
-        if not ids:
-            return 0
-        released = int(await self.redis.register_script(_RELEASE)(keys=[self.keys.stream], args=[GROUP, *ids]))
-        self._in_flight.difference_update(ids)
-        if released:
-            log.info("queue %s: gave back %d job(s) not started before shutdown", self.runtime.queue, released)
-        return released
+    # --- acknowledging ----------------------------------------------------------------------------
+
+    def _ackable(self, entry_id: Any, data: bytes) -> StreamMessage:
+        ident = as_text(entry_id)
+
+        async def ack() -> None:
+            self.in_flight.let_go(ident)
+            self.acks.ack(ident)
+
+        return StreamMessage(data=data, ack=ack, entry_id=ident)
 
     def record(self, outcome: str, record: dict[str, Any], max_age: float, max_count: int) -> None:
         """Queue a job record; it is written with the next batch of acknowledgements, before them."""
-        self._records.append((outcome, record, max_age, max_count))
+        self.acks.record(outcome, record, max_age, max_count)
 
-    async def _ack_now(self) -> None:
-        """One round trip for a batch: job records first, then XACK and XDEL of the finished jobs.
-        A crash before it only means the jobs run again (at least once), records included."""
-        if not self._acks and not self._records:
-            return
-        ids, self._acks = self._acks, []
-        records, self._records = self._records, []
-        pipe = self.redis.pipeline(transaction=False)
-        batches: dict[tuple[str, float, int], list[dict[str, Any]]] = {}
-        for outcome, record, max_age, max_count in records:
-            batches.setdefault((outcome, max_age, max_count), []).append(record)
-        for (outcome, max_age, max_count), batch in batches.items():
-            await self.records.queue_store(pipe, outcome, batch, max_age, max_count)
-        if ids:
-            pipe.xack(self.keys.stream, GROUP, *ids)
-            pipe.xdel(self.keys.stream, *ids)
-        try:
-            await pipe.execute()
-        except BaseException:  # cancellation at shutdown included: the final flush writes them
-            self._acks[:0], self._records[:0] = ids, records
-            raise
+    # --- what the receiver tells the broker -------------------------------------------------------
 
-    async def _flush_acks(self) -> None:
-        """Acknowledge in batches: when a batch is full, else every 20 ms."""
-        while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._ack_wakeup.wait(), 0.02)
-            self._ack_wakeup.clear()
-            try:
-                await self._ack_now()
-            except Exception as exc:  # acks stay pending and are retried; the jobs may rerun
-                log.warning("queue %s: acknowledging failed (%s); will retry", self.runtime.queue, exc)
-                await asyncio.sleep(0.5)
+    def started(self, message: StreamMessage) -> None:
+        """The receiver began running this job (it is no longer just prefetched)."""
+        self.in_flight.start(message.entry_id)
 
-    async def _renew_in_flight(self) -> None:
-        """Reset the idle time of running jobs so no other worker takes them over."""
-        interval = max(0.5, self.runtime.visibility_timeout / 3)
-        while True:
-            await asyncio.sleep(interval)
-            ids: list[Any] = list(self._in_flight)
-            if not ids:
-                continue
-            try:
-                await self.redis.xclaim(
-                    self.keys.stream, GROUP, self.consumer, min_idle_time=0, message_ids=ids, justid=True
-                )
-            except Exception as exc:
-                log.warning("queue %s: could not renew running jobs (%s)", self.runtime.queue, exc)
+    def abandon(self, message: StreamMessage) -> None:
+        """Stop renewing a job this worker could not finish: another worker (or this one) takes it
+        over after the visibility timeout."""
+        self.in_flight.let_go(message.entry_id)
 
-    async def _heartbeat(self) -> None:
-        """Tell `bootstrap status` this worker is alive, every few seconds."""
-        started = time.time()
-        while True:
-            beat = {
-                "queue": self.runtime.queue,
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "started": started,
-                "seen": time.time(),
-                "running": len(self._started),
-            }
-            with contextlib.suppress(Exception):
-                await self.redis.hset(workers_key(self.runtime.prefix), self.consumer, json.dumps(beat))
-            await asyncio.sleep(HEARTBEAT_EVERY)
-
-    async def _promote_due_retries(self) -> None:
-        while True:
-            try:
-                moved = await self._promote(
-                    keys=[self.keys.delayed, self.keys.stream], args=[time.time(), self.runtime.batch]
-                )
-            except Exception as exc:  # Redis away: say so once a second, not 20 times
-                log.warning("queue %s: moving due retries failed (%s)", self.runtime.queue, exc)
-                await asyncio.sleep(1)
-                continue
-            if not moved:
-                await asyncio.sleep(0.05)
-
+    async def release_unstarted(self) -> int:
+        """Give back jobs this worker read but never started, for immediate redelivery."""
+        ids = self.in_flight.unstarted()
+        if not ids:
+            return 0
+        released = int(await self.redis.register_script(_RELEASE)(keys=[self.keys.stream], args=[GROUP, *ids]))
+        self.in_flight.gave_back(ids)
+        if released:
+            log.info("queue %s: gave back %d job(s) not started before shutdown", self.runtime.queue, released)
+        return released

@@ -25,7 +25,7 @@ from bootstrap.errors import ContractError
 from bootstrap.jobs.contract import MongoRuntime, QueueContract, RedisRuntime, Retention, Runtime, TaskContract
 from bootstrap.jobs.runtime import queue_runtime
 from bootstrap.spec.load import load_spec
-from bootstrap.spec.model import RetryPolicy, Spec
+from bootstrap.spec.model import ConnectRetry, RetryPolicy, Spec
 
 REPO = Path(__file__).resolve().parents[3]
 CONFIG = REPO / "config"
@@ -116,6 +116,14 @@ policies = st.builds(
 tasks = st.builds(
     TaskContract, name=names, handler=st.none() | st.text(), timeout=st.none() | durations, retry=st.none() | policies
 )
+connect_policies = st.builds(
+    ConnectRetry,
+    retries=st.integers(0, 100),
+    backoff=st.sampled_from(["exponential", "fixed"]),
+    delay=durations,
+    max_delay=durations,
+    jitter=st.booleans(),
+)
 retentions = st.builds(Retention, max_age=durations, max_count=st.integers(0, 10**6))
 queues = st.builds(
     QueueContract,
@@ -141,7 +149,7 @@ runtimes = st.builds(
         socket_timeout=st.none() | durations,
         connect_timeout=durations,
         ipv4_only=st.booleans(),
-        connect_retry=policies,
+        connect_retry=connect_policies,
     ),
     redis=st.builds(
         RedisRuntime,
@@ -149,7 +157,7 @@ runtimes = st.builds(
         key_prefix=names,
         connect_timeout=durations,
         socket_timeout=durations,
-        connect_retry=policies,
+        connect_retry=connect_policies,
     ),
     queues=st.lists(queues, max_size=3, unique_by=lambda q: q.name).map(tuple),
 )
@@ -211,7 +219,7 @@ JUNK: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     (
         "connect retry missing a key",
         _drop(("mongodb", "connect_retry", "delay")),
-        "runtime.mongodb.connect_retry: not a valid retry policy",
+        "runtime.mongodb.connect_retry: missing delay",
     ),
     ("connect retry not a mapping", _set(("redis", "connect_retry"), 3), "runtime.redis.connect_retry: expected a"),
 ]

@@ -1,0 +1,196 @@
+"""A worker's upkeep of its queue, each piece with its own interval:
+
+- Reclaimer: jobs pending longer than the visibility timeout (their worker died) are taken over
+  (XAUTOCLAIM), whether or not new jobs arrive. It runs inside the broker's read loop, on the read
+  connection, because the jobs it claims are delivered like freshly read ones.
+- Renewer: the jobs this worker holds get their idle time reset (XCLAIM ... JUSTID), so a long job
+  is not handed to a second worker while the first is still on it.
+- Heartbeat: an "alive" note in the workers hash for `bootstrap status`, removed on shutdown.
+- Promoter: retries waiting in the delayed set are moved into the stream when due (one Lua step).
+
+`Background` starts the loops at a worker's startup and stops them at its shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from bootstrap.jobs.inflight import InFlight
+from bootstrap.layout.keys import GROUP, QueueKeys, as_text, workers_key
+
+# The broker's logger: these lines read as they did when the broker did this itself.
+log = logging.getLogger("bootstrap.jobs.broker")
+
+HEARTBEAT_EVERY = 5.0  # seconds between a worker's "alive" notes
+
+
+class Reclaimer:
+    """Takes over jobs idle longer than the visibility timeout, at most every quarter of it."""
+
+    def __init__(self, keys: QueueKeys, consumer: str, visibility_timeout: float, in_flight: InFlight) -> None:
+        self.keys = keys
+        self.consumer = consumer
+        self.in_flight = in_flight
+        self.every = max(1.0, visibility_timeout / 4)
+        self._idle_ms = int(visibility_timeout * 1000)
+        self._next = 0.0  # the first read of a worker reclaims at once
+
+    def due(self) -> bool:
+        """True once per interval: time to look for abandoned jobs."""
+        if time.monotonic() < self._next:
+            return False
+        self._next = time.monotonic() + self.every
+        return True
+
+    async def reclaim(self, conn: aioredis.Redis, room: Callable[[], int]) -> list[tuple[Any, Any]]:
+        """Jobs pending longer than the visibility timeout, taken over: as many as `room()` allows
+        (asked again per round trip: acknowledgements free room meanwhile). Entries this worker
+        already holds are not delivered twice."""
+        claimed: list[tuple[Any, Any]] = []
+        start = "0-0"
+        while len(claimed) < room():
+            result = await conn.xautoclaim(
+                self.keys.stream,
+                GROUP,
+                self.consumer,
+                min_idle_time=self._idle_ms,
+                start_id=start,
+                count=room() - len(claimed),
+            )
+            start, entries = as_text(result[0]), result[1]
+            claimed += [(entry_id, fields) for entry_id, fields in entries if as_text(entry_id) not in self.in_flight]
+            if start == "0-0" or not entries:
+                break
+        if claimed:
+            log.warning("queue %s: took over %d job(s) whose worker stopped responding", self.keys.queue, len(claimed))
+        return claimed
+
+
+class Renewer:
+    """Resets the idle time of every job this worker holds, three times per visibility timeout."""
+
+    def __init__(
+        self, client: aioredis.Redis, keys: QueueKeys, consumer: str, visibility_timeout: float, in_flight: InFlight
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.consumer = consumer
+        self.in_flight = in_flight
+        self.every = max(0.5, visibility_timeout / 3)
+
+    async def renew(self) -> None:
+        ids: list[Any] = self.in_flight.held()
+        if not ids:
+            return
+        try:
+            await self.client.xclaim(
+                self.keys.stream, GROUP, self.consumer, min_idle_time=0, message_ids=ids, justid=True
+            )
+        except Exception as exc:  # Redis away: the next round tries again, well within the timeout
+            log.warning("queue %s: could not renew running jobs (%s)", self.keys.queue, exc)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.every)
+            await self.renew()
+
+
+class Heartbeat:
+    """Tells `bootstrap status` this worker is alive, every few seconds; removed on shutdown."""
+
+    every = HEARTBEAT_EVERY
+
+    def __init__(self, client: aioredis.Redis, keys: QueueKeys, consumer: str, in_flight: InFlight) -> None:
+        self.client = client
+        self.key = workers_key(keys.prefix)
+        self.queue = keys.queue
+        self.consumer = consumer
+        self.in_flight = in_flight
+        self.started = time.time()
+
+    async def beat(self) -> None:
+        beat = {
+            "queue": self.queue,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started": self.started,
+            "seen": time.time(),
+            "running": self.in_flight.running,
+        }
+        await self.client.hset(self.key, self.consumer, json.dumps(beat))
+
+    async def run(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):  # Redis away: status shows the worker as not seen lately
+                await self.beat()
+            await asyncio.sleep(self.every)
+
+    async def remove(self) -> None:
+        """Say goodbye so status stops listing this worker."""
+        with contextlib.suppress(Exception):
+            await self.client.hdel(self.key, self.consumer)
+
+
+# Move due retries into the stream: ZRANGEBYSCORE + XADD + ZREM in one step, so a job is never in
+# both places or in neither. KEYS: delayed set, stream; ARGV: now, most jobs moved at once.
+_PROMOTE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, data in ipairs(due) do
+  redis.call('XADD', KEYS[2], '*', 'data', data)
+  redis.call('ZREM', KEYS[1], data)
+end
+return #due
+"""
+
+
+class Promoter:
+    """Moves retries whose delay is over from the delayed set into the stream: at once while there
+    are due ones, else every 50 ms."""
+
+    def __init__(self, client: aioredis.Redis, keys: QueueKeys, batch: int) -> None:
+        self.keys = keys
+        self.batch = batch
+        self._script = client.register_script(_PROMOTE)
+
+    async def promote(self) -> int:
+        """Due retries moved now (at most one batch)."""
+        return int(await self._script(keys=[self.keys.delayed, self.keys.stream], args=[time.time(), self.batch]))
+
+    async def run(self) -> None:
+        while True:
+            try:
+                moved = await self.promote()
+            except Exception as exc:  # Redis away: say so once a second, not 20 times
+                log.warning("queue %s: moving due retries failed (%s)", self.keys.queue, exc)
+                await asyncio.sleep(1)
+                continue
+            if not moved:
+                await asyncio.sleep(0.05)
+
+
+class Background:
+    """Loops started together (a worker's startup) and stopped together (its shutdown)."""
+
+    def __init__(self) -> None:
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self, *loops: Coroutine[Any, Any, None]) -> None:
+        self._tasks += [asyncio.create_task(loop) for loop in loops]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
