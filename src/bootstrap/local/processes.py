@@ -132,7 +132,8 @@ def stop_groups(pids: Sequence[int], timeout: float, alive: Callable[[int], bool
         signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     for pid in pids:
-        _wait_while(lambda: alive(pid), deadline - time.monotonic())  # noqa: B023 (used at once)
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
         if alive(pid):
             signal_group(pid, signal.SIGKILL)
 
@@ -160,7 +161,10 @@ class RestartPolicy:
 
 
 class Child:
-    """One managed process: a command, its environment, its log (None: inherit stdout/stderr)."""
+    """One managed process: a command, its environment (None: ours), its working folder, its log
+    (None: inherit stdout/stderr), its restart policy (None: an exit is reported, not restarted).
+    With `die_with_parent` (the default) it is stopped when this process dies; on Linux that is tied
+    to the thread that starts it, so start children from the main thread."""
 
     def __init__(
         self,
@@ -359,7 +363,13 @@ class Supervisor:
                 continue
             log.warning("%s exited with code %s; restarting it (log: %s)", child.name, code, child.where())
             child.restarts.append(now)
-            child.start()
+            try:
+                child.start()
+            except OSError as error:  # its program is gone, say: no use trying again
+                log.error("%s could not be restarted: %s", child.name, error)
+                child.gave_up = child.reported = True
+                exits.append(Exit(child, code, Outcome.GAVE_UP))
+                continue
             exits.append(Exit(child, code, Outcome.RESTARTED))
         return exits
 

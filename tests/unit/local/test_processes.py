@@ -175,6 +175,20 @@ def test_restarts_older_than_the_window_do_not_count(tmp_path: Path) -> None:
     assert exits_of(supervisor, child) == [Outcome.GAVE_UP]
 
 
+def test_a_child_that_cannot_be_started_again_is_given_up(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    program = tmp_path / "program"
+    program.write_text("#!/bin/sh\nexit 2\n")
+    program.chmod(0o755)
+    child = Child("vanishing", [str(program)], restart=RestartPolicy(5, 60))
+    supervisor = Supervisor([child])
+    supervisor.start_all()
+    wait_until(lambda: child.poll() is not None, 10, "the first exit")
+    program.unlink()
+    with caplog.at_level(logging.ERROR, "bootstrap.local.processes"):
+        assert [exit.outcome for exit in supervisor.watch()] == [Outcome.GAVE_UP]
+    assert child.gave_up and "vanishing could not be restarted" in caplog.text
+
+
 def test_run_returns_when_a_child_without_restarts_exits_and_stop_all_stops_the_rest(tmp_path: Path) -> None:
     quitter = Child("quitter", python("import time; time.sleep(0.3); raise SystemExit(4)"))
     stayer = Child("stayer", python("import time; time.sleep(60)"))
@@ -222,6 +236,22 @@ def test_stop_signals_turn_sigterm_into_a_request_and_restore_the_handler() -> N
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(5)
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_stop_groups_stops_processes_it_did_not_start() -> None:
+    """As `up` stops what an earlier, killed `up` left: by process group, SIGTERM then SIGKILL."""
+    polite = subprocess.Popen(python("import time; time.sleep(60)"), start_new_session=True)
+    deaf = subprocess.Popen(
+        python(
+            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print(1, flush=True); time.sleep(60)"
+        ),
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+    )
+    assert deaf.stdout is not None and deaf.stdout.readline()  # its handler is in place
+    processes.stop_groups([polite.pid, deaf.pid], 1, is_running)
+    assert polite.wait(5) == -signal.SIGTERM and deaf.wait(5) == -signal.SIGKILL
+    deaf.stdout.close()
 
 
 PARENT = """
