@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from bootstrap.local.processes import group_alive
 from bootstrap.local.servers import MongoServer, RedisServer
 from tests.conftest import REPO, copy_config
 
@@ -145,6 +146,35 @@ def test_up_uses_configured_servers_and_starts_none(
         assert up.process.returncode == 0
 
 
+def test_up_restarts_a_child_that_dies_at_most_5_times_a_minute_then_names_its_log(
+    tmp_path: Path, mongo_server: MongoServer, redis_server: RedisServer
+) -> None:
+    project = tmp_path / "project"
+    copy_config(project / "config", "uprestart")
+    env = {**env_without_servers(), "MONGODB_URI": f"{mongo_server.uri}uprestart", "REDIS_URL": redis_server.uri}
+    processes = project / ".bootstrap" / "processes.json"
+
+    def scheduler_pid() -> int:
+        return int(next(e["pid"] for e in json.loads(processes.read_text()) if e["name"] == "scheduler"))
+
+    with start_up(project, env) as up:
+        up.wait_for(re.compile(r"is running"), 120)
+        for restart in range(1, 7):
+            pid = scheduler_pid()
+            os.killpg(pid, signal.SIGKILL)
+            if restart <= 5:
+                deadline = time.monotonic() + 20
+                while scheduler_pid() == pid and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                assert scheduler_pid() != pid, f"restart {restart}: no new scheduler"
+        seen = up.wait_for(re.compile(r"scheduler keeps exiting .*"), 20)
+        assert seen.count("scheduler exited with code -9; restarting it (log: .bootstrap/logs/scheduler.log)") == 5
+        assert "not restarting it. See .bootstrap/logs/scheduler.log" in seen
+        assert up.process.poll() is None  # the workers go on
+        out = interrupt(up)
+        assert up.process.returncode == 0, out
+
+
 def quick_start_commands() -> list[str]:
     text = (REPO / "README.md").read_text()
     block = text.split("## Quick start", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
@@ -172,17 +202,41 @@ def test_readme_quick_start_first_command_on_a_fresh_clone(tmp_path: Path) -> No
         assert up.process.returncode == 0, out
 
 
-def test_up_cleans_up_after_an_up_that_was_killed(tmp_path: Path) -> None:
+def test_a_killed_up_takes_its_servers_and_workers_with_it_and_the_next_up_cleans_leftovers(tmp_path: Path) -> None:
     project = tmp_path / "project"
     fast_schedule(copy_config(project / "config", "msedb"))
+    state = project / ".bootstrap"
     with start_up(project, env_without_servers()) as first:
         first.wait_for(re.compile(r"is running"), 120)
-        first.process.kill()  # SIGKILL: no clean-up at all; servers and workers keep running
+        started = json.loads((state / "processes.json").read_text())
+        assert {e["name"] for e in started} >= {"secantusd", "redis-server", "worker delta-sync", "scheduler"}
+        first.process.kill()  # SIGKILL: `up` cleans up nothing; its children go by themselves
         first.process.wait(10)
-    with start_up(project, env_without_servers()) as second:
-        seen = second.wait_for(DONE, 120)
-        assert "left running by an earlier `bootstrap up` that was killed" in seen
-        interrupt(second)
-        assert second.process.returncode == 0
-    ports = json.loads((project / ".bootstrap" / "ports.json").read_text())
+        deadline = time.monotonic() + 30
+        while any(group_alive(e["pid"]) for e in started) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert [e["name"] for e in started if group_alive(e["pid"])] == []
+    ports = json.loads((state / "ports.json").read_text())
+    assert not listening(ports["mongodb"]) and not listening(ports["redis"])
+    # A child that did not go (say, it ignored SIGTERM) is stopped by the next `up`.
+    stray = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(300)", "taskiq"],
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        (state / "processes.json").write_text(
+            json.dumps([*started, {"name": "worker delta-sync", "pid": stray.pid, "marker": "taskiq"}])
+        )
+        with start_up(project, env_without_servers()) as second:
+            seen = second.wait_for(DONE, 120)
+            assert f"stopping worker delta-sync (pid {stray.pid}), left running by an earlier" in seen
+            assert seen.count("left running by an earlier") == 1  # the dead ones are not touched
+            assert stray.wait(20) == -signal.SIGTERM
+            interrupt(second)
+            assert second.process.returncode == 0
+    finally:
+        if stray.poll() is None:
+            stray.kill()
+            stray.wait(10)
     assert not listening(ports["mongodb"]) and not listening(ports["redis"])

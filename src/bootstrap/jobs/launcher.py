@@ -1,19 +1,17 @@
 """Start `taskiq worker` (one process per queue) and `taskiq scheduler` on a generated package, and
 stop them together: SIGTERM/SIGINT are passed on, and each child gets its queue's shutdown timeout
-to finish the jobs it is running."""
+to finish the jobs it is running. The children are supervised by `bootstrap.local.processes`: each
+in its own process group, and gone when the launcher dies, even by SIGKILL."""
 
 from __future__ import annotations
 
 import logging
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 from bootstrap.jobs.contract import Runtime
+from bootstrap.local.processes import Child, StopSignals, Supervisor
 from bootstrap.spec.names import python_identifier
 
 log = logging.getLogger("bootstrap.jobs.launcher")
@@ -59,38 +57,22 @@ def run_workers(runtime: Runtime, package: str, queues: list[str]) -> int:
         print(f"unknown queue(s): {', '.join(unknown)} (declared: {', '.join(declared)})", file=sys.stderr)
         return 2
     package_dir = Path(sys.modules[package].__file__ or ".").parent
+    env = child_env(package_dir)
     children = [
-        subprocess.Popen(worker_command(runtime, package, q), env=child_env(package_dir))
+        Child(f"worker {q}", worker_command(runtime, package, q), env=env)
         for q in queues or list(declared)
     ]
-    return supervise(children, max(q.shutdown_timeout for q in runtime.queues) + 10)
+    return supervise(Supervisor(children), max(q.shutdown_timeout for q in runtime.queues) + 10)
 
 
-def supervise(children: list[subprocess.Popen[bytes]], stop_timeout: float) -> int:
-    """Wait for the children; on SIGTERM/SIGINT pass SIGTERM on and wait up to `stop_timeout`.
+def supervise(supervisor: Supervisor, stop_timeout: float) -> int:
+    """Start the children and wait; on SIGTERM/SIGINT pass SIGTERM on and wait up to `stop_timeout`.
     Exit 0 only for a requested stop that every child finished cleanly; a child that exits on its
     own stops the others and makes it 1 (the orchestrator restarts the whole set)."""
-    requested = False
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        nonlocal requested
-        requested = True
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    while not requested and all(child.poll() is None for child in children):
-        time.sleep(0.2)
-    if not requested:
-        log.error("a worker exited on its own (codes %s); stopping the others", [c.poll() for c in children])
-    for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + stop_timeout
-    codes = []
-    for child in children:
-        try:
-            codes.append(child.wait(max(0.1, deadline - time.monotonic())))
-        except subprocess.TimeoutExpired:
-            child.kill()
-            codes.append(child.wait())
-    return 0 if requested and all(code == 0 for code in codes) else 1
+    with StopSignals() as stops:
+        supervisor.start_all()
+        ended = supervisor.run(lambda: stops.requested)
+        if ended is not None:
+            log.error("%s exited on its own (code %s); stopping the others", ended.child.name, ended.code)
+        supervisor.stop_all(stop_timeout)
+    return 0 if ended is None and supervisor.clean else 1

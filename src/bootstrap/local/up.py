@@ -1,6 +1,7 @@
 """`bootstrap up`: the whole stack on one machine. Local MongoDB and Redis when no URI is configured
 (data under .bootstrap/, kept across runs), then validate, apply, generate if stale, and run a worker
-per queue and the scheduler as child processes until Ctrl-C or SIGTERM; then stop the children
+per queue and the scheduler as child processes (`local.processes`: restarted when they die, gone
+with `up` even if it is killed) until Ctrl-C or SIGTERM; then stop the children
 gracefully (running jobs finish, queued ones stay in Redis), then the servers."""
 
 from __future__ import annotations
@@ -10,11 +11,8 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from bootstrap import console
 from bootstrap.codegen import write as codegen
@@ -22,10 +20,21 @@ from bootstrap.connect.mongo import connect as connect_mongo
 from bootstrap.connect.redis import connect as connect_redis
 from bootstrap.engine.apply import apply as apply_all
 from bootstrap.engine.ops import Options
+from bootstrap.engine.render import applied_summary
 from bootstrap.errors import AlreadyRunning
 from bootstrap.jobs import admin
 from bootstrap.jobs.contract import Runtime
 from bootstrap.jobs.launcher import child_env, scheduler_command, worker_command
+from bootstrap.local.processes import (
+    Child,
+    Exit,
+    Outcome,
+    RestartPolicy,
+    StopSignals,
+    Supervisor,
+    is_running,
+    stop_groups,
+)
 from bootstrap.local.servers import LocalServer, MongoServer, RedisServer, free_port
 from bootstrap.redact import mask
 from bootstrap.spec.load import display_path, load_spec
@@ -34,16 +43,7 @@ from bootstrap.spec.model import Spec
 log = logging.getLogger("bootstrap.local.up")
 
 SUMMARY_EVERY = 10.0  # seconds between job summaries (printed only when something changed)
-
-
-@dataclass
-class Child:
-    name: str
-    command: list[str]
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = None
-    restarts: list[float] = field(default_factory=list)
-    gave_up: bool = False
+RESTARTS = RestartPolicy(max_restarts=5, window=60.0)  # a worker or the scheduler that keeps dying
 
 
 class PidFile:
@@ -65,7 +65,7 @@ class PidFile:
                 except (OSError, ValueError):
                     holder = {}
                 pid = int(holder.get("pid", 0))
-                if _is_running(pid, "bootstrap"):
+                if is_running(pid, "bootstrap"):
                     raise AlreadyRunning(
                         f"bootstrap up is already running for this project (pid {pid}, started "
                         f"{holder.get('started', '?')}); stop it with Ctrl-C or `kill {pid}`"
@@ -84,23 +84,6 @@ class PidFile:
                 self.path.unlink()
 
 
-def _is_running(pid: int, marker: str) -> bool:
-    """Whether `pid` is alive and (where /proc tells) its command line mentions `marker`, so a pid
-    reused by an unrelated process does not count."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return True
-
-
 class Stack:
     def __init__(self, config_dir: Path, embedded: bool) -> None:
         self.config_dir = config_dir
@@ -109,8 +92,7 @@ class Stack:
         self.logs = self.state / "logs"
         self.embedded = embedded
         self.servers: list[LocalServer] = []
-        self.children: list[Child] = []
-        self.stopping = False
+        self.supervisor = Supervisor()
 
     # --- servers --------------------------------------------------------------------------------
 
@@ -165,14 +147,14 @@ class Stack:
     def record_processes(self) -> None:
         """Note every process started, so that an `up` killed without clean-up is cleaned up next time."""
         entries = [
-            {"name": server.name, "pid": server.process.pid, "marker": server.name}
+            {"name": server.name, "pid": server.pid, "marker": server.name}
             for server in self.servers
-            if server.process is not None
+            if server.pid is not None
         ]
         entries += [
-            {"name": child.name, "pid": child.process.pid, "marker": "taskiq"}
-            for child in self.children
-            if child.process is not None
+            {"name": child.name, "pid": child.pid, "marker": "taskiq"}
+            for child in self.supervisor.children
+            if child.pid is not None
         ]
         self._processes_file.write_text(json.dumps(entries))
 
@@ -181,26 +163,22 @@ class Stack:
             self._processes_file.unlink()
 
     def stop_leftovers(self) -> None:
+        """Children die with `up` (see local.processes); this catches any that did not, e.g. one
+        still finishing a job when the next `up` starts."""
         try:
             entries = json.loads(self._processes_file.read_text())
         except (OSError, ValueError):
             return
-        alive = [e for e in entries if _is_running(int(e.get("pid", 0)), str(e.get("marker", "")))]
-        for entry in alive:
-            log.warning(
-                "stopping %s (pid %s), left running by an earlier `bootstrap up` that was killed",
-                entry["name"],
-                entry["pid"],
-            )
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(int(entry["pid"]), signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for entry in alive:
-            while _is_running(int(entry["pid"]), str(entry["marker"])) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if _is_running(int(entry["pid"]), str(entry["marker"])):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(int(entry["pid"]), signal.SIGKILL)
+        markers = {int(e.get("pid", 0)): str(e.get("marker", "")) for e in entries}
+        alive = [pid for pid, marker in markers.items() if is_running(pid, marker)]
+        for entry in entries:
+            if int(entry.get("pid", 0)) in alive:
+                log.warning(
+                    "stopping %s (pid %s), left running by an earlier `bootstrap up` that was killed",
+                    entry.get("name"),
+                    entry["pid"],
+                )
+        stop_groups(alive, 15, lambda pid: is_running(pid, markers[pid]))
         self.forget_processes()
 
     def stop_servers(self) -> None:
@@ -216,7 +194,7 @@ class Stack:
         redis = connect_redis(spec.redis)
         try:
             done = apply_all(spec, mongo[spec.mongodb.database], redis, Options(), console.out)
-            console.out(f"applied {len(done)} operation(s)" if done else "MongoDB and Redis match the spec")
+            console.out(applied_summary(done) if done else "MongoDB and Redis match the spec")
         finally:
             mongo.close()
             redis.close()
@@ -228,74 +206,28 @@ class Stack:
     # --- children ---------------------------------------------------------------------------------
 
     def start_children(self, spec: Spec) -> None:
-        self.logs.mkdir(parents=True, exist_ok=True)
+        """A worker per queue and the scheduler, each in its own session (Ctrl-C reaches `up` only,
+        which then stops them in order), restarted when they die (at most 5 times a minute)."""
         runtime, package = Runtime.from_spec(spec), spec.codegen.package
+        env = child_env(codegen.package_dir(spec))
         for queue in spec.queues:
-            self.children.append(
-                Child(
-                    f"worker {queue.name}",
-                    worker_command(runtime, package, queue.name),
-                    self.logs / f"worker-{queue.name}.log",
-                )
-            )
-        self.children.append(Child("scheduler", scheduler_command(package), self.logs / "scheduler.log"))
-        self.env = child_env(codegen.package_dir(spec))
-        for child in self.children:
-            self._spawn(child)
+            command = worker_command(runtime, package, queue.name)
+            log_path = self.logs / f"worker-{queue.name}.log"
+            self.supervisor.add(Child(f"worker {queue.name}", command, env=env, log_path=log_path, restart=RESTARTS))
+        scheduler = Child("scheduler", scheduler_command(package), env=env, log_path=self.logs / "scheduler.log",
+                          restart=RESTARTS)  # fmt: skip
+        self.supervisor.add(scheduler)
+        self.supervisor.start_all()
         self.record_processes()
 
-    def _spawn(self, child: Child) -> None:
-        with child.log_path.open("ab") as out:
-            # Their own session: Ctrl-C reaches `up` only, which then stops them in order.
-            child.process = subprocess.Popen(
-                child.command,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-
-    def watch_children(self) -> None:
-        """Restart a child that died on its own (at most 5 times a minute), and say so."""
-        now = time.monotonic()
-        for child in self.children:
-            if child.gave_up or child.process is None or child.process.poll() is None:
-                continue
-            child.restarts = [t for t in child.restarts if now - t < 60]
-            code = child.process.returncode
-            if len(child.restarts) >= 5:
-                log.error(
-                    "%s keeps exiting (code %s); not restarting it. See %s",
-                    child.name,
-                    code,
-                    display_path(child.log_path),
-                )
-                child.gave_up = True
-                continue
-            log.warning(
-                "%s exited with code %s; restarting it (log: %s)", child.name, code, display_path(child.log_path)
-            )
-            child.restarts.append(now)
-            self._spawn(child)
+    def note_exits(self, exits: list[Exit]) -> None:
+        """After a look by the supervisor (which restarts a child that died on its own, at most 5
+        times a minute, then logs an error naming its log): note the new process ids."""
+        if any(exit.outcome is Outcome.RESTARTED for exit in exits):
             self.record_processes()
 
     def stop_children(self, timeout: float) -> None:
-        for child in self.children:
-            if child.process is not None and child.process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(child.process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        for child in self.children:
-            if child.process is None:
-                continue
-            try:
-                child.process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                log.warning("%s did not stop within %.0fs; killing it", child.name, timeout)
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(child.process.pid, signal.SIGKILL)
-                child.process.wait()
+        self.supervisor.stop_all(timeout)
         console.out("workers and scheduler stopped")
 
 
@@ -304,6 +236,25 @@ def _port_free(port: int) -> bool:
 
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+class Summary:
+    """The job counts, printed every SUMMARY_EVERY seconds when they changed."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.last = ""
+        self.next = 0.0
+
+    def maybe_print(self) -> None:
+        if time.monotonic() < self.next:
+            return
+        self.next = time.monotonic() + SUMMARY_EVERY
+        with contextlib.suppress(Exception):  # Redis briefly away: the next summary will tell
+            line = summary(self.spec)
+            if line != self.last:
+                console.out(line)
+                self.last = line
 
 
 def summary(spec: Spec) -> str:
@@ -326,54 +277,44 @@ def run(config_dir: Path, embedded: bool) -> int:
     stack = Stack(config_dir, embedded)
     pidfile = PidFile(stack.state / "up.pid")
     pidfile.acquire()
-    supervising = stop_requested = False
-
-    def request_stop(signum: int, _frame: Any) -> None:
-        nonlocal stop_requested
-        stop_requested = True
-        if not supervising:  # still starting (connect retries can take minutes): stop now
-            raise Interrupted
-
     # SIGHUP too: a closed terminal must not leave workers, scheduler and servers running unseen.
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    try:
-        stack.stop_leftovers()
-        stack.start_servers()
-        spec = stack.converge()
-        stack.start_children(spec)
-        console.out("")
-        console.out(f"bootstrap up: {spec.project} is running (Ctrl-C to stop)")
-        console.out(f"  MongoDB  {mask(spec.mongodb.uri)}")
-        console.out(f"  Redis    {mask(spec.redis.url)}")
-        console.out(f"  data     {display_path(stack.state)}")
-        console.out(f"  logs     {display_path(stack.logs)}/ ({', '.join(c.log_path.name for c in stack.children)})")
-        console.out(f"  wiring   {display_path(codegen.package_dir(spec))}")
-        supervising = True
-        last, next_summary = "", 0.0
-        while not stop_requested:
-            stack.watch_children()
-            if time.monotonic() >= next_summary:
-                next_summary = time.monotonic() + SUMMARY_EVERY
-                with contextlib.suppress(Exception):
-                    line = summary(spec)
-                    if line != last:
-                        console.out(line)
-                        last = line
-            time.sleep(0.2)
-        console.out("stopping: workers finish their running jobs, queued jobs stay in Redis")
-        stack.stop_children(max((q.shutdown_timeout for q in spec.queues), default=30.0) + 10)
-        return 0
-    except Interrupted:
-        console.err("interrupted while starting; cleaning up")
-        return 130
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
-        if any(c.process is not None and c.process.poll() is None for c in stack.children):
-            stack.stop_children(10)
-        if stack.servers:
-            stack.stop_servers()
-            console.out("local servers stopped")
-        stack.forget_processes()
-        pidfile.release()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    # While starting (connect retries can take minutes) a stop request abandons the start-up at once.
+    stops = StopSignals((signal.SIGINT, signal.SIGTERM, signal.SIGHUP), raising=Interrupted)
+    with stops:
+        try:
+            stack.stop_leftovers()
+            stack.start_servers()
+            spec = stack.converge()
+            stack.start_children(spec)
+            stops.raising = None
+            console.out("")
+            console.out(f"bootstrap up: {spec.project} is running (Ctrl-C to stop)")
+            console.out(f"  MongoDB  {mask(spec.mongodb.uri)}")
+            console.out(f"  Redis    {mask(spec.redis.url)}")
+            console.out(f"  data     {display_path(stack.state)}")
+            logs = ", ".join(c.log_path.name for c in stack.supervisor.children if c.log_path is not None)
+            console.out(f"  logs     {display_path(stack.logs)}/ ({logs})")
+            console.out(f"  wiring   {display_path(codegen.package_dir(spec))}")
+            reporter = Summary(spec)
+
+            def tick(exits: list[Exit]) -> None:
+                stack.note_exits(exits)
+                reporter.maybe_print()
+
+            stack.supervisor.run(lambda: stops.requested, tick=tick)
+            console.out("stopping: workers finish their running jobs, queued jobs stay in Redis")
+            stack.stop_children(max((q.shutdown_timeout for q in spec.queues), default=30.0) + 10)
+            return 0
+        except Interrupted:
+            stops.raising = None
+            console.err("interrupted while starting; cleaning up")
+            return 130
+        finally:
+            stops.raising = None  # a second Ctrl-C must not cut the clean-up short
+            if stack.supervisor.running:
+                stack.stop_children(10)
+            if stack.servers:
+                stack.stop_servers()
+                console.out("local servers stopped")
+            stack.forget_processes()
+            pidfile.release()

@@ -6,6 +6,8 @@ import itertools
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
+from bootstrap.local.processes import group_alive
 from bootstrap.local.servers import RedisServer
 from tests.support.jobs_project import Project, add_test_queue, make_project, open_project, redis_client, wait_for
 
@@ -140,3 +143,71 @@ def test_retention_removes_records_older_than_max_age(
         time.sleep(2.5)
         assert project.bootstrap("enqueue", "test-jobs", "mongo-job", "--id", "new") == 0
         wait_for(lambda: set(records(project, "test-jobs", "completed")) == {"new"}, 30, "old records trimmed by age")
+
+
+def start_launcher(project: Project, *queues: str) -> subprocess.Popen[str]:
+    """`python -m <package>.worker QUEUE...`, the generated launcher, in a session of its own."""
+    env = {**os.environ, **project.env, "PYTHONPATH": str(project.root / "generated")}
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", f"{project.package}.worker", *queues],
+        cwd=project.root / "generated",
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    project.processes.append(launcher)
+    return launcher
+
+
+def children_of(pid: int) -> list[int]:
+    """The process ids whose parent is `pid` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[1] == str(pid) and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def run_a_job(project: Project, queue: str, task: str, job_id: str) -> None:
+    assert project.bootstrap("enqueue", queue, task, "--id", job_id) == 0
+    client = redis_client(project)
+    wait_for(lambda: client.hexists(project.queue_keys(queue).record_data("completed"), job_id), 60, f"job {job_id}")
+    client.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigkilled_worker_launcher_takes_its_workers_with_it(project: Project) -> None:
+    """SIGKILL leaves the launcher no chance to stop its children: they must go by themselves, or
+    they would go on taking jobs with nobody supervising them."""
+    launcher = start_launcher(project, "delta-sync", "token-refresh")
+    run_a_job(project, "token-refresh", "refresh-tokens", "before-kill")
+    groups = wait_for(lambda: len(children_of(launcher.pid)) == 2 and children_of(launcher.pid), 30, "two workers")
+    workers = [pid for group in groups for pid in children_of(group)]  # what each taskiq worker forked
+    assert len(workers) == 2 and all(group_alive(group) for group in groups)
+    launcher.kill()
+    launcher.wait(10)
+    wait_for(lambda: not any(group_alive(group) for group in groups), 15, "the workers to stop with the launcher")
+    assert project.bootstrap("enqueue", "token-refresh", "refresh-tokens", "--id", "after-kill") == 0
+    time.sleep(1)
+    client = redis_client(project)
+    assert not client.hexists(project.queue_keys("token-refresh").record_data("completed"), "after-kill")
+    client.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_worker_launcher_stops_all_and_exits_1_when_a_worker_dies_on_its_own(project: Project) -> None:
+    launcher = start_launcher(project, "delta-sync", "token-refresh")
+    run_a_job(project, "token-refresh", "refresh-tokens", "w-1")
+    groups = wait_for(lambda: len(children_of(launcher.pid)) == 2 and children_of(launcher.pid), 30, "two workers")
+    os.killpg(groups[0], signal.SIGKILL)  # one worker crashes
+    out, _ = launcher.communicate(timeout=60)
+    assert launcher.returncode == 1, out
+    assert "exited on its own (code -9); stopping the others" in out
+    assert not any(group_alive(group) for group in groups)

@@ -1,0 +1,58 @@
+"""Run a command and stop it when the process that started us is gone: the fallback for children
+dying with their parent where the kernel cannot do it (no prctl PR_SET_PDEATHSIG outside Linux).
+
+    python -I parentwatch.py PARENT_PID -- COMMAND [ARG ...]
+
+Started as the leader of a session of its own, with the command in the same process group, so a
+signal the supervisor sends to the group reaches the command directly (this watcher only waits for
+it). When PARENT_PID is no longer our parent, the whole group gets SIGTERM, then SIGKILL after
+GRACE seconds. Our exit mirrors the command's: the same code, or death by the same signal.
+
+Run as a script by path (standard library only), so it needs no import path set up.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+GRACE = 30.0  # seconds between SIGTERM and SIGKILL once the parent is gone
+EVERY = 0.5  # seconds between looks at the parent
+
+
+def _ignore(signum: int, _frame: object) -> None:
+    """Signals for the group reach the command; a handler (not SIG_IGN) is reset by exec, so the
+    command still gets the default dispositions."""
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 4 or argv[2] != "--":
+        print("usage: parentwatch.py PARENT_PID -- COMMAND [ARG ...]", file=sys.stderr)
+        return 2
+    parent = int(argv[1])
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _ignore)
+    command = subprocess.Popen(argv[3:])
+    gone_at: float | None = None
+    while True:
+        try:
+            code = command.wait(EVERY)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        if gone_at is None and os.getppid() != parent:
+            gone_at = time.monotonic()
+            os.killpg(0, signal.SIGTERM)
+        elif gone_at is not None and time.monotonic() - gone_at > GRACE:
+            os.killpg(0, signal.SIGKILL)
+    if code < 0:  # killed by a signal: die of it too, so our parent sees the same
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
