@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bootstrap.codegen.render import render
+from bootstrap.files import write_atomic
 from bootstrap.spec.model import Spec
 
 
@@ -46,8 +47,6 @@ def write(spec: Spec) -> list[str]:
     for name, text in render(spec).items():
         path = target / name
         if not path.exists() or path.read_text(encoding="utf-8") != text:
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(path)  # atomic: a worker starting now never imports half a file
+            write_atomic(path, text)  # a worker starting now never imports half a file
             written.append(name)
     return written

@@ -22,6 +22,7 @@ from bootstrap.engine.apply import apply as apply_all
 from bootstrap.engine.ops import Options
 from bootstrap.engine.render import applied_summary
 from bootstrap.errors import AlreadyRunning
+from bootstrap.files import write_atomic
 from bootstrap.jobs import admin
 from bootstrap.jobs.contract import Runtime
 from bootstrap.jobs.launcher import child_env, scheduler_command, worker_command
@@ -107,7 +108,7 @@ class Stack:
         if not port or not _port_free(port):
             port = free_port()
         ports[name] = port
-        ports_file.write_text(json.dumps(ports))
+        write_atomic(ports_file, json.dumps(ports))
         return port
 
     def start_servers(self) -> None:
@@ -156,7 +157,7 @@ class Stack:
             for child in self.supervisor.children
             if child.pid is not None
         ]
-        self._processes_file.write_text(json.dumps(entries))
+        write_atomic(self._processes_file, json.dumps(entries))  # read by tests and the next up
 
     def forget_processes(self) -> None:
         with contextlib.suppress(FileNotFoundError):
