@@ -93,7 +93,8 @@ class ApplyFailed(BootstrapError):
 
     def __init__(self, message: str, done: Sequence[Operation], failed: Operation) -> None:
         self.done, self.failed = list(done), failed
-        completed = "; ".join(line for op in done for line in op.describe()[:1]) or "none"
+        # Every line of each operation (a createIndexes names each index), not the detail lines.
+        completed = "; ".join(line for op in done for line in op.describe() if not line.startswith(" ")) or "none"
         super().__init__(f"{message}\ncompleted before the failure: {completed}")
 
 

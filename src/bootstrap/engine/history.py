@@ -14,8 +14,8 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from bootstrap import __version__
+from bootstrap.connect.mongo import reason
 from bootstrap.engine.mongo.operations import Operation
-from bootstrap.redact import mask
 
 log = logging.getLogger("bootstrap.engine.apply")
 
@@ -50,7 +50,7 @@ def record_apply(
     try:
         db[APPLIES].insert_one(record)
     except PyMongoError as exc:
-        log.warning("could not record this apply in %s: %s", APPLIES, mask(str(exc)))
+        log.warning("could not record this apply in %s: %s", APPLIES, reason(exc))
 
 
 def last_apply(db: Database[Any]) -> dict[str, Any] | None:

@@ -24,6 +24,7 @@ from typing import Any
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from bootstrap.connect.mongo import reason
 from bootstrap.errors import LockTimeout
 
 log = logging.getLogger("bootstrap.lock")
@@ -99,7 +100,7 @@ class LeaseLock:
                     {"_id": self.name, "owner": self.owner}, {"$set": {"expiresAt": expires}}
                 )
             except PyMongoError as exc:
-                log.warning("could not renew the apply lock: %s", exc)
+                log.warning("could not renew the apply lock: %s", reason(exc))
                 continue
             if result.matched_count == 0:
                 log.error("the apply lock was lost (lease expired and taken by another run)")
@@ -113,7 +114,7 @@ class LeaseLock:
         try:
             self.collection.delete_one({"_id": self.name, "owner": self.owner})
         except PyMongoError as exc:  # the lease expires by itself
-            log.warning("could not release the apply lock (it expires by itself): %s", exc)
+            log.warning("could not release the apply lock (it expires by itself): %s", reason(exc))
 
     def __enter__(self) -> LeaseLock:
         return self
