@@ -9,8 +9,6 @@ from bootstrap.cli.common import add_plan_options, database, plan_options, redis
 from bootstrap.engine.apply import apply
 from bootstrap.redact import mask
 
-HELP = "create and change collections, validators, indexes, queues and schedules to match the spec"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_plan_options(parser)
