@@ -142,7 +142,8 @@ def _not_utf8(shown: str, data: bytes, exc: UnicodeDecodeError) -> Finding:
         len(lines),
         len(lines[-1]) + 1,
         "",
-        f"not UTF-8 text: byte 0x{data[exc.start]:02x} is not valid here ({exc.reason}); save the file as UTF-8",
+        f"not UTF-8 text: byte 0x{data[exc.start]:02x} here does not start a valid UTF-8 character "
+        f"({exc.reason}); save the file as UTF-8",
     )
 
 
