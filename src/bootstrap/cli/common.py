@@ -39,7 +39,7 @@ def spec_from(args: argparse.Namespace) -> Spec:
 
 @contextmanager
 def database(spec: Spec) -> Iterator[Database[Any]]:
-    client = connect(spec.mongodb)
+    client = connect(spec.mongodb, short_lived=True)
     try:
         yield client[spec.mongodb.database]
     finally:
