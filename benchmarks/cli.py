@@ -190,8 +190,10 @@ def main() -> int:
 
 
 def run(args: argparse.Namespace, tmp: Path, mongo: MongoServer, redis_server: RedisServer) -> int:
+    # As users run it: byte-code caches written (the warm-up writes those of both trees) and used.
     base = {k: v for k, v in os.environ.items() if not k.startswith(("BOOTSTRAP_", "MONGODB_", "REDIS_"))}
-    base.pop("PYTHONPATH", None)
+    for name in ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"):
+        base.pop(name, None)
     noop = {"MONGODB_URI": f"{mongo.uri}bench_noop", "REDIS_URL": redis_server.uri.removesuffix("/0") + "/0"}
     cold_redis = redis_server.uri.removesuffix("/0") + "/1"
     versions = [
