@@ -161,6 +161,17 @@ def _check_collections(spec: Spec, report: Reporter, check_refs: bool) -> None:
         _check_indexes(coll, report)
 
 
+_ALLOWED_FOR = {
+    "fields": "object",
+    "items": "array",
+    "values": "map",
+    "ref": "objectId",
+    "min": "numeric",
+    "min_length": "string",
+    "enum": "string or numeric",
+}
+
+
 def _check_field(fld: Field, report: Reporter, file: str, collections: set[str] | None) -> None:
     path, kind = fld.origin.path, fld.type
     misplaced = {
@@ -178,22 +189,13 @@ def _check_field(fld: Field, report: Reporter, file: str, collections: set[str] 
         ),
         "enum": (fld.enum is not None, kind is FieldType.STRING or kind.numeric),
     }
-    allowed_for = {
-        "fields": "object",
-        "items": "array",
-        "values": "map",
-        "ref": "objectId",
-        "min": "numeric",
-        "min_length": "string",
-        "enum": "string or numeric",
-    }
     for option, (present, fits) in misplaced.items():
         if present and not fits:
             key = _present_key(report, file, path, option)
             report(
                 file,
                 (*path, key),
-                f"'{key}' applies to {allowed_for[option]} fields, not to type '{kind}'",
+                f"'{key}' applies to {_ALLOWED_FOR[option]} fields, not to type '{kind}'",
                 key=True,
             )
     if fld.ref is not None and collections is not None and fld.ref not in collections:

@@ -120,6 +120,9 @@ class _Builder:
             values[path] = (mark.line + 1, mark.column + 1)
         kind = type(node)
         if kind is ScalarNode:
+            text = node.value
+            if node.tag == _STR and "$" not in text:
+                return text  # most values: plain text, nothing to interpolate or convert
             return self.scalar(node, path)  # type: ignore[arg-type]
         if kind is MappingNode:
             return self.mapping(node, path, depth)  # type: ignore[arg-type]
