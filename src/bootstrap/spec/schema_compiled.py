@@ -32,6 +32,9 @@ _ANNOTATIONS = frozenset(
      "deprecated", "readOnly", "writeOnly", "then", "else"}  # then/else are compiled with `if`
 )
 _ROOT = ""  # the fragment of a whole file
+_OBJECT_KEYWORDS = frozenset(
+    {"properties", "additionalProperties", "propertyNames", "required", "minProperties", "maxProperties"}
+)
 
 
 class Unsupported(Exception):
@@ -99,21 +102,26 @@ class _Compiler:
             raise Unsupported(f"schema {schema!r}")
         if "$id" in schema and not root:
             raise Unsupported("$id below the root")  # a new base for the refs under it
+        if "patternProperties" in schema:
+            raise Unsupported("patternProperties")
         checks: list[Check] = []
+        fused = _OBJECT_KEYWORDS.intersection(schema)
+        if fused:
+            checks.append(self.mapping(base, schema))
         for keyword, value in schema.items():
-            if keyword in _ANNOTATIONS or keyword.startswith("x-") or keyword == "patternProperties":
+            if keyword in _ANNOTATIONS or keyword in fused or keyword.startswith("x-"):
                 continue
+            if keyword == "type" and value == "object" and fused:
+                continue  # checked by `mapping`
             builder = getattr(self, "k_" + keyword.lstrip("$"), None)
             if builder is None:
                 raise Unsupported(keyword)
             checks.append(builder(base, value, schema))
-        if "patternProperties" in schema:
-            raise Unsupported("patternProperties")
         if not checks:
             return _always
         if len(checks) == 1:
             return checks[0]
-        return lambda value: all(check(value) for check in checks)
+        return _every(checks)
 
     # --- one method per keyword: (base file, keyword value, whole schema) -> check -------------
 
@@ -138,28 +146,34 @@ class _Compiler:
     def k_const(self, _: str, constant: Any, __: dict[str, Any]) -> Check:
         return lambda value: _equal(value, constant)
 
-    def k_properties(self, base: str, properties: dict[str, Any], _: dict[str, Any]) -> Check:
-        checks = {name: self.schema(base, sub) for name, sub in properties.items()}
+    def mapping(self, base: str, schema: dict[str, Any]) -> Check:
+        """properties, additionalProperties, propertyNames, required, min/maxProperties (and
+        `type: object`) as one check: one pass over the mapping instead of one per keyword."""
+        properties = {name: self.schema(base, sub) for name, sub in schema.get("properties", {}).items()}
+        extra = schema.get("additionalProperties", True)
+        others: Check | None = None if extra is False else self.schema(base, extra)
+        names = self.schema(base, schema["propertyNames"]) if "propertyNames" in schema else None
+        required = tuple(schema.get("required", ()))
+        fewest, most = schema.get("minProperties", 0), schema.get("maxProperties")
+        must_be_mapping = schema.get("type") == "object"
 
-        return lambda value: not isinstance(value, dict) or all(
-            checks[key](item) for key, item in value.items() if key in checks
-        )
+        def check(value: Any) -> bool:
+            if not isinstance(value, dict):
+                return not must_be_mapping  # the other keywords apply to mappings only
+            if len(value) < fewest or (most is not None and len(value) > most):
+                return False
+            for name in required:
+                if name not in value:
+                    return False
+            for key, item in value.items():
+                if names is not None and not names(key):
+                    return False
+                sub = properties.get(key, others)
+                if sub is None or not sub(item):
+                    return False
+            return True
 
-    def k_additionalProperties(self, base: str, extra: Any, schema: dict[str, Any]) -> Check:
-        known = frozenset(schema.get("properties", {}))
-        if extra is False:
-            return lambda value: not isinstance(value, dict) or all(key in known for key in value)
-        sub = self.schema(base, extra)
-        return lambda value: not isinstance(value, dict) or all(
-            key in known or sub(item) for key, item in value.items()
-        )
-
-    def k_propertyNames(self, base: str, names: Any, _: dict[str, Any]) -> Check:
-        sub = self.schema(base, names)
-        return lambda value: not isinstance(value, dict) or all(sub(key) for key in value)
-
-    def k_required(self, _: str, required: list[str], __: dict[str, Any]) -> Check:
-        return lambda value: not isinstance(value, dict) or all(name in value for name in required)
+        return check
 
     def k_items(self, base: str, items: Any, schema: dict[str, Any]) -> Check:
         if "prefixItems" in schema:
@@ -217,11 +231,17 @@ class _Compiler:
     def k_maxItems(self, _: str, bound: int, __: dict[str, Any]) -> Check:
         return lambda value: not isinstance(value, list) or len(value) <= bound
 
-    def k_minProperties(self, _: str, bound: int, __: dict[str, Any]) -> Check:
-        return lambda value: not isinstance(value, dict) or len(value) >= bound
 
-    def k_maxProperties(self, _: str, bound: int, __: dict[str, Any]) -> Check:
-        return lambda value: not isinstance(value, dict) or len(value) <= bound
+def _every(checks: list[Check]) -> Check:
+    """All of `checks` (a loop: calls through a generator cost twice as much)."""
+
+    def check(value: Any) -> bool:
+        for each in checks:  # noqa: SIM110
+            if not each(value):
+                return False
+        return True
+
+    return check
 
 
 def _always(value: Any) -> bool:
