@@ -11,7 +11,8 @@ with PYTHONPATH=<this repository>/src.
 Each command runs as a whole process (`python -m bootstrap COMMAND --config config/`: start-up,
 imports, the work, closing connections, interpreter exit), the current and the previous version and
 `python -c pass` alternated within each round, N rounds (default 15); the median is shown, with its
-ratio to `python -c pass` and to the previous release:
+ratio to `python -c pass` and to the previous release. For scale, `python -c "import pymongo, redis"`
+is timed too: plan and apply need both drivers, whatever else they do.
 
 * validate   -- the shipped config;
 * plan       -- no-op: against a database and Redis the shipped config was applied to;
@@ -215,6 +216,7 @@ def run(args: argparse.Namespace, tmp: Path, mongo: MongoServer, redis_server: R
     commands = ["validate", "plan", "apply", "apply cold"]
     for round_number in range(args.runs):
         timings.add("python", "pass", timed([sys.executable, "-c", "pass"], base))
+        timings.add("python", "drivers", timed([sys.executable, "-c", "import pymongo, redis"], base))
         for command in commands:
             for version in versions if round_number % 2 == 0 else versions[::-1]:
                 env = version.env
@@ -230,8 +232,9 @@ def run(args: argparse.Namespace, tmp: Path, mongo: MongoServer, redis_server: R
         config = generate_config(Path(scratch) / "config", args.collections)
         load_ms = {v.name: load_ms_per_collection(v, config, args.collections, 5) for v in versions}
 
-    python = timings.median("python", "pass")
-    print(f"\nmedian of {args.runs} alternated runs, whole process; python -c pass: {python:.3f} s")
+    python, drivers = timings.median("python", "pass"), timings.median("python", "drivers")
+    print(f"\nmedian of {args.runs} alternated runs, whole process; python -c pass: {python:.3f} s; "
+          f"python -c 'import pymongo, redis' (what plan and apply cannot do without): {drivers:.3f} s")
     print(f"{'command':<12}{'current s':>10}{'previous s':>11}{'cur/pass':>9}{'prev/pass':>10}"
           f"{'cur/prev':>9}  target")
     met: list[tuple[str, bool]] = []
