@@ -39,6 +39,8 @@ def spec_from(args: argparse.Namespace) -> Spec:
 
 @contextmanager
 def database(spec: Spec) -> Iterator[Database[Any]]:
+    """The spec's database for one command. The client is `short_lived`: when it is closed, no
+    connection of it is left open and no thread of it holds one (see `client_options`)."""
     client = connect(spec.mongodb, short_lived=True)
     try:
         yield client[spec.mongodb.database]
