@@ -90,14 +90,14 @@ def client_options(
 ) -> dict[str, Any]:
     """pymongo client options from `settings`, for the sync and the async client alike.
 
-    `short_lived`: for a command that connects, runs a few commands and exits (validate, plan, apply,
-    status). pymongo's background threads sleep in 0.5 s steps and are joined at interpreter exit, and
-    with the settings of a long-lived process they hold sockets until they wake, so such a command
-    waited up to half a second after its work and its close. Here no socket outlives `close()`:
-    minPoolSize 0, so no thread is opening the pool's spare connections while we close (the pool
-    grows only on demand); and polling server monitoring, whose connection is idle between checks and
-    closed by `close()` itself, where the streaming monitor blocks on its socket until it notices the
-    cancellation and then closes it, and needs one more thread and connection to measure round trips.
+    `short_lived`: for a command that connects, does its work and exits (plan, apply, status). It
+    must not leave connections for pymongo's background threads to close after `close()` returns:
+    those threads sleep in 0.5 s steps, so the process would wait for them or end with the sockets
+    still open. So minPoolSize 0 (no thread is opening spare connections while we close; the pool
+    grows on demand), and polling server monitoring: its connection is idle between checks, so
+    `close()` itself closes it, where the default streaming monitor blocks on its socket until it
+    notices the cancellation, up to 0.5 s later, and needs a second thread and connection to measure
+    round trips.
     """
     options: dict[str, Any] = {
         "maxPoolSize": settings.pool_max,
