@@ -174,6 +174,7 @@ _ALLOWED_FOR = {
 
 def _check_field(fld: Field, report: Reporter, file: str, collections: set[str] | None) -> None:
     path, kind = fld.origin.path, fld.type
+    numeric = kind.numeric
     misplaced = {
         "fields": (bool(fld.fields) or not fld.additional_fields, kind is FieldType.OBJECT),
         "items": (
@@ -182,12 +183,12 @@ def _check_field(fld: Field, report: Reporter, file: str, collections: set[str] 
         ),
         "values": (fld.values is not None, kind is FieldType.MAP),
         "ref": (fld.ref is not None, kind is FieldType.OBJECT_ID),
-        "min": (fld.minimum is not None or fld.maximum is not None, kind.numeric),
+        "min": (fld.minimum is not None or fld.maximum is not None, numeric),
         "min_length": (
             fld.min_length is not None or fld.max_length is not None or fld.pattern is not None,
             kind is FieldType.STRING,
         ),
-        "enum": (fld.enum is not None, kind is FieldType.STRING or kind.numeric),
+        "enum": (fld.enum is not None, kind is FieldType.STRING or numeric),
     }
     for option, (present, fits) in misplaced.items():
         if present and not fits:
