@@ -1,5 +1,5 @@
-import sys
+"""`python -m bootstrap`: the same program as the `bootstrap` command."""
 
-from bootstrap.cli.main import main
+from bootstrap.cli.main import entry
 
-sys.exit(main())
+entry()

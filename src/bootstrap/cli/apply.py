@@ -10,8 +10,6 @@ from bootstrap.engine.apply import apply
 from bootstrap.engine.render import applied_summary
 from bootstrap.redact import mask
 
-HELP = "create and change collections, validators, indexes, queues and schedules to match the spec"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_plan_options(parser)

@@ -1,50 +1,27 @@
-"""What several commands share: loading the spec, connecting, the plan options."""
+"""What several commands share when they run: loading the spec, connecting, the plan options.
+
+The option *definitions* live in `bootstrap.cli.options` (cheap to import, used to build the parser);
+they are re-exported here for the command modules.
+"""
 
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import redis
 from pymongo.database import Database
 
+from bootstrap.cli.options import add_config_option as add_config_option
+from bootstrap.cli.options import add_plan_options as add_plan_options
+from bootstrap.cli.options import default_config_dir as default_config_dir
 from bootstrap.connect.mongo import connect
 from bootstrap.connect.redis import connect as connect_redis
 from bootstrap.engine.ops import Options
 from bootstrap.spec.load import load_spec
 from bootstrap.spec.model import Spec
-
-
-def default_config_dir() -> Path:
-    return Path(os.environ.get("BOOTSTRAP_CONFIG", "config"))
-
-
-def add_config_option(parser: argparse.ArgumentParser, *, nested: bool = False) -> None:
-    """`--config DIR`. On an action of a command (`jobs failed`) it has no default of its own, so it
-    can be given before or after the action without one overwriting the other."""
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=argparse.SUPPRESS if nested else default_config_dir(),
-        metavar="DIR",
-        help="config folder (default: $BOOTSTRAP_CONFIG or ./config)",
-    )
-
-
-def add_plan_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--allow-rebuild",
-        action="store_true",
-        help="drop and recreate indexes whose keys or options changed (otherwise blocked)",
-    )
-    parser.add_argument("--prune", action="store_true", help="drop indexes that exist but are not declared")
-    parser.add_argument(
-        "--fix-redis", action="store_true", help="set Redis's maxmemory-policy to the declared one (otherwise blocked)"
-    )
 
 
 def plan_options(args: argparse.Namespace) -> Options:
@@ -62,7 +39,9 @@ def spec_from(args: argparse.Namespace) -> Spec:
 
 @contextmanager
 def database(spec: Spec) -> Iterator[Database[Any]]:
-    client = connect(spec.mongodb)
+    """The spec's database for one command. The client is `short_lived`: when it is closed, no
+    connection of it is left open and no thread of it holds one (see `client_options`)."""
+    client = connect(spec.mongodb, short_lived=True)
     try:
         yield client[spec.mongodb.database]
     finally:

@@ -12,8 +12,6 @@ from bootstrap.errors import BootstrapError
 from bootstrap.jobs.contract import Runtime
 from bootstrap.jobs.wiring import enqueue
 
-HELP = "put a job on a queue: bootstrap enqueue QUEUE TASK [--kwargs JSON]"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("queue", help="a declared queue")

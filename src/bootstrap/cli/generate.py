@@ -10,8 +10,6 @@ from bootstrap.codegen import write as codegen
 from bootstrap.codegen.render import wiring_hash
 from bootstrap.spec.load import display_path
 
-HELP = "write the generated Taskiq wiring (--check: exit 1 if it is stale)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 when the files are stale")

@@ -13,8 +13,6 @@ from bootstrap.jobs import admin
 from bootstrap.layout.keys import QueueKeys
 from bootstrap.spec.model import Spec
 
-HELP = "failed jobs: jobs failed QUEUE | show QUEUE ID | retry QUEUE (ID... | --all) | purge QUEUE [--yes]"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)

@@ -2,34 +2,110 @@
 
 Exit codes: 0 success, 1 error (invalid config, failed operation), 2 usage error or, with
 --detailed-exitcode, changes present.
+
+Commands are imported lazily: the parser knows every command by name and one-line help (the table
+below), and imports a command's module, which adds its arguments, only when that command is chosen
+(`bootstrap plan ...`, `bootstrap plan --help`). So `validate` never loads the MongoDB and Redis
+drivers, and `validate`, `plan` and `apply` never load taskiq, aiohttp, jinja2 or pydantic, which the
+job commands need: about a quarter of a second per run.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import logging
 import os
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
-
-from pymongo.errors import PyMongoError
-from redis.exceptions import RedisError
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, NoReturn
 
 from bootstrap import __version__, console, logs
-from bootstrap.cli import apply, enqueue, generate, jobs, plan, status, up, validate
-from bootstrap.cli.common import add_config_option
+from bootstrap.cli.options import add_config_option
 from bootstrap.errors import BootstrapError, ConfigError
 
+
+@dataclass(frozen=True)
+class Command:
+    """A command: the module holding its `add_arguments(parser)` and `run(args) -> int`, and its help.
+
+    `ends_at_once`: when run as the program, the process ends as soon as the command returned and its
+    output is flushed (see `entry`). Only for commands that release everything they hold before
+    returning: no thread, child process or temporary file of theirs outlives `run`.
+    """
+
+    module: str
+    help: str
+    ends_at_once: bool = False
+
+
 COMMANDS = {
-    "validate": validate,
-    "plan": plan,
-    "apply": apply,
-    "generate": generate,
-    "up": up,
-    "status": status,
-    "enqueue": enqueue,
-    "jobs": jobs,
+    "validate": Command(
+        "bootstrap.cli.validate",
+        "check the config folder and report every problem as file:line:column: path: message",
+        ends_at_once=True,
+    ),
+    "plan": Command(
+        "bootstrap.cli.plan",
+        "show what apply would change (+ create, ~ change in place, -/+ rebuild, - drop, ! blocked)",
+        ends_at_once=True,
+    ),
+    "apply": Command(
+        "bootstrap.cli.apply",
+        "create and change collections, validators, indexes, queues and schedules to match the spec",
+        ends_at_once=True,
+    ),
+    "generate": Command(
+        "bootstrap.cli.generate", "write the generated Taskiq wiring (--check: exit 1 if it is stale)"
+    ),
+    "up": Command(
+        "bootstrap.cli.up",
+        "start everything: local MongoDB and Redis if none is configured, apply, workers and scheduler",
+    ),
+    "status": Command(
+        "bootstrap.cli.status",
+        "what is live and whether it matches the spec: collections, queues, schedules, workers",
+        ends_at_once=True,
+    ),
+    "enqueue": Command("bootstrap.cli.enqueue", "put a job on a queue: bootstrap enqueue QUEUE TASK [--kwargs JSON]"),
+    "jobs": Command(
+        "bootstrap.cli.jobs",
+        "failed jobs: jobs failed QUEUE | show QUEUE ID | retry QUEUE (ID... | --all) | purge QUEUE [--yes]",
+        ends_at_once=True,
+    ),
 }
+
+
+def command_module(name: str) -> ModuleType:
+    return importlib.import_module(COMMANDS[name].module)
+
+
+class _LazyCommands(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """Sub-commands whose arguments are added when the command is chosen, not before: adding them
+    means importing the command's module."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._loaded: set[str] = set()
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        name = values[0] if isinstance(values, list | tuple) and values else None
+        if name in COMMANDS and name not in self._loaded:
+            self._loaded.add(name)
+            sub: argparse.ArgumentParser = self._name_parser_map[name]
+            add_config_option(sub)
+            command_module(name).add_arguments(sub)
+        super().__call__(parser, namespace, values, option_string)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -45,46 +121,92 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="log lines as text (default) or one JSON object per line; also BOOTSTRAP_LOG_FORMAT",
     )
-    commands = root.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, module in COMMANDS.items():
-        sub = commands.add_parser(name, help=module.HELP, description=module.HELP)
-        add_config_option(sub)
-        module.add_arguments(sub)
+    commands = root.add_subparsers(dest="command", metavar="COMMAND", required=True, action=_LazyCommands)
+    for name, command in COMMANDS.items():
+        commands.add_parser(name, help=command.help, description=command.help)
     return root
 
 
+def _driver_error(exc: BaseException) -> str | None:
+    """The driver ("MongoDB" or "Redis") whose error `exc` is, if any. Looked up in sys.modules: a
+    command that never loaded a driver cannot have raised its error, and importing one here would cost
+    as much as the whole of `validate`."""
+    mongo = sys.modules.get("pymongo.errors")
+    if mongo is not None and isinstance(exc, mongo.PyMongoError):
+        return "MongoDB"
+    redis = sys.modules.get("redis.exceptions")
+    if redis is not None and isinstance(exc, redis.RedisError):
+        return "Redis"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run `bootstrap ARGV...` and return its exit code (tests and other Python code call this)."""
+    return _dispatch(argv)[0]
+
+
+def entry() -> NoReturn:
+    """The program (`bootstrap`, `python -m bootstrap`): `main`, then the exit.
+
+    A command marked `ends_at_once` ends the process with `os._exit` once its output is flushed.
+    A normal interpreter exit would first run pymongo's exit hook, which joins the driver's
+    background threads: they sleep in 0.5 s steps, so even after `MongoClient.close()` (which
+    closed every connection: see `connect.mongo.client_options(short_lived=True)`) the process
+    waited up to half a second for threads that hold nothing, then tore down some 500 modules one by
+    one. Nothing is lost by skipping that: the command closed its clients, logging is shut down and
+    both streams flushed here, and if any non-daemon thread is still running, or a stream cannot be
+    flushed, the exit is the usual one instead."""
+    code, command = _dispatch(None)
+    if command is not None and COMMANDS[command].ends_at_once:
+        _exit_at_once(code)
+    sys.exit(code)
+
+
+def _exit_at_once(code: int) -> None:
+    main_thread = threading.main_thread()
+    if any(not thread.daemon for thread in threading.enumerate() if thread is not main_thread):
+        return  # someone is still working: let the interpreter wait for it, as usual
+    logging.shutdown()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return  # a closed pipe or stream: the usual exit reports it
+    os._exit(code)
+
+
+def _dispatch(argv: Sequence[str] | None) -> tuple[int, str | None]:
+    """The exit code, and the command that ran (None when there was none to run)."""
     args = parser().parse_args(argv)
     if args.log_format:
         os.environ["BOOTSTRAP_LOG_FORMAT"] = args.log_format  # child processes (up) inherit it
     logs.setup()
-    module = COMMANDS[args.command]
+    command: str = args.command
     try:
-        code: int = module.run(args)
-        return code
+        code: int = command_module(command).run(args)
+        return code, command
     except ConfigError as exc:
         for finding in exc.findings:
             console.err(str(finding))
         console.err(f"{len(exc.findings)} problem(s) found in {args.config}")
-        return 1
+        return 1, command
     except BootstrapError as exc:
         console.err(f"error: {exc}")
-        return 1
-    except PyMongoError as exc:  # an operational problem (permissions, failover), not a bug of ours
-        console.err(f"error: MongoDB: {exc}")
-        return 1
-    except RedisError as exc:
-        console.err(f"error: Redis: {exc}")
-        return 1
+        return 1, command
     except KeyboardInterrupt:
         console.err("interrupted")
-        return 130
-    except Exception as exc:  # a bug in bootstrap, not bad input: say so, keep the trace out of sight
+        return 130, command
+    except Exception as exc:
+        driver = _driver_error(exc)
+        if driver is not None:  # an operational problem (permissions, failover), not a bug of ours
+            console.err(f"error: {driver}: {exc}")
+            return 1, command
+        # A bug in bootstrap, not bad input: say so, keep the trace out of sight.
         if os.environ.get("BOOTSTRAP_DEBUG"):
             traceback.print_exc()
         console.err(f"internal error: {type(exc).__name__}: {exc} (set BOOTSTRAP_DEBUG=1 for details)")
-        return 1
+        return 1, command
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -10,8 +10,6 @@ from bootstrap.engine.apply import full_plan
 from bootstrap.engine.render import plan_json, plan_text
 from bootstrap.redact import mask
 
-HELP = "show what apply would change (+ create, ~ change in place, -/+ rebuild, - drop, ! blocked)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_plan_options(parser)

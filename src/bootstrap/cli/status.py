@@ -19,8 +19,6 @@ from bootstrap.jobs import admin
 from bootstrap.redact import mask
 from bootstrap.spec.model import Spec
 
-HELP = "what is live and whether it matches the spec: collections, queues, schedules, workers"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the status as JSON")

@@ -6,8 +6,6 @@ import argparse
 
 from bootstrap.local import up
 
-HELP = "start everything: local MongoDB and Redis if none is configured, apply, workers and scheduler"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(

@@ -8,8 +8,6 @@ from bootstrap import console
 from bootstrap.errors import ConfigError
 from bootstrap.spec.load import load_spec
 
-HELP = "check the config folder and report every problem as file:line:column: path: message"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print findings as a JSON list")

@@ -17,11 +17,13 @@ from bootstrap.spec.model import MongoSettings
 log = logging.getLogger("bootstrap.mongo")
 
 
-class DriverEvents(
-    monitoring.ServerHeartbeatListener, monitoring.ConnectionPoolListener, monitoring.ServerListener
-):
+class DriverEvents(monitoring.ServerHeartbeatListener, monitoring.ConnectionPoolListener):
     """Logs what an operator needs to know about the connection, at warning level, without noise:
-    a failing server is reported once, not at every heartbeat, and its recovery once."""
+    a failing server is reported once, not at every heartbeat, and its recovery once.
+
+    Not a ServerListener: with one registered, pymongo queues server events for a thread of its own,
+    which `MongoClient.close()` joins; that thread sleeps in 0.5 s steps, so every close waited up
+    to half a second (the bulk of a no-op `bootstrap apply`)."""
 
     def __init__(self) -> None:
         self.failing: set[str] = set()
@@ -50,16 +52,7 @@ class DriverEvents(
     def pool_cleared(self, event: monitoring.PoolClearedEvent) -> None:
         log.warning("MongoDB connection pool for %s:%s cleared", *event.address)
 
-    def description_changed(self, event: monitoring.ServerDescriptionChangedEvent) -> None:
-        pass
-
-    # The remaining pool/server events are not worth a line.
-    def opened(self, event: Any) -> None:
-        pass
-
-    def closed(self, event: Any) -> None:
-        pass
-
+    # The remaining pool events are not worth a line.
     def pool_created(self, event: Any) -> None:
         pass
 
@@ -91,17 +84,31 @@ class DriverEvents(
         pass
 
 
-def client_options(settings: MongoSettings, listeners: list[Any] | None = None) -> dict[str, Any]:
-    """pymongo client options from `settings`, for the sync and the async client alike."""
+def client_options(
+    settings: MongoSettings, listeners: list[Any] | None = None, *, short_lived: bool = False
+) -> dict[str, Any]:
+    """pymongo client options from `settings`, for the sync and the async client alike.
+
+    `short_lived`: for a command that connects, does its work and exits (plan, apply, status). It
+    must not leave connections for pymongo's background threads to close after `close()` returns:
+    those threads sleep in 0.5 s steps, so the process would wait for them or end with the sockets
+    still open. So minPoolSize 0 (no thread is opening spare connections while we close; the pool
+    grows on demand), and polling server monitoring: its connection is idle between checks, so
+    `close()` itself closes it, where the default streaming monitor blocks on its socket until it
+    notices the cancellation, up to 0.5 s later, and needs a second thread and connection to measure
+    round trips.
+    """
     options: dict[str, Any] = {
         "maxPoolSize": settings.pool_max,
-        "minPoolSize": settings.pool_min,
+        "minPoolSize": 0 if short_lived else settings.pool_min,
         "serverSelectionTimeoutMS": int(settings.server_selection_timeout * 1000),
         "connectTimeoutMS": int(settings.connect_timeout * 1000),
         "appname": settings.app_name,
         "event_listeners": [DriverEvents(), *(listeners or [])],
         "tz_aware": True,
     }
+    if short_lived:
+        options["serverMonitoringMode"] = "poll"
     if settings.socket_timeout is not None:
         options["socketTimeoutMS"] = int(settings.socket_timeout * 1000)
     # pymongo has no address-family option. For "localhost" we pin 127.0.0.1 so that an IPv6 (::1)
@@ -111,10 +118,12 @@ def client_options(settings: MongoSettings, listeners: list[Any] | None = None) 
     return options
 
 
-def make_client(settings: MongoSettings, listeners: list[Any] | None = None) -> MongoClient[dict[str, Any]]:
+def make_client(
+    settings: MongoSettings, listeners: list[Any] | None = None, *, short_lived: bool = False
+) -> MongoClient[dict[str, Any]]:
     """A client configured from `settings` (no I/O yet: pymongo connects lazily)."""
     try:
-        return MongoClient(**client_options(settings, listeners))
+        return MongoClient(**client_options(settings, listeners, short_lived=short_lived))
     except ConfigurationError as exc:
         raise BootstrapError(f"invalid MongoDB settings: {mask(str(exc))}") from None
 
@@ -154,10 +163,12 @@ def _connected(settings: MongoSettings, info: dict[str, Any], topology: str) -> 
     )
 
 
-def connect(settings: MongoSettings, listeners: list[Any] | None = None) -> MongoClient[dict[str, Any]]:
+def connect(
+    settings: MongoSettings, listeners: list[Any] | None = None, *, short_lived: bool = False
+) -> MongoClient[dict[str, Any]]:
     """A client whose server answered `ping`, after retrying per `settings.connect_retry`; one log
     line per failed attempt, one on success (server version and topology)."""
-    client = make_client(settings, listeners)
+    client = make_client(settings, listeners, short_lived=short_lived)
     try:
         retry.call(target(settings), lambda: client.admin.command("ping"))
     except PyMongoError as exc:

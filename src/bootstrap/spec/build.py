@@ -127,6 +127,9 @@ def collection(doc: Document) -> Collection:
     )
 
 
+_FIELD_TYPES = {kind.value: kind for kind in FieldType}  # the schema allows only these names
+
+
 def _fields(raw: dict[str, Any], file: str, path: PathKey) -> tuple[Field, ...]:
     return tuple(_field(name, spec, file, (*path, name)) for name, spec in raw.items())
 
@@ -138,11 +141,11 @@ def _field(name: str, raw: str | dict[str, Any], file: str, path: PathKey, eleme
     required = raw.get("required", False)
     return Field(
         name=name,
-        type=FieldType(raw["type"]),
+        type=_FIELD_TYPES[raw["type"]],
         required=required,
         nullable=raw.get("nullable", not (required or element)),
         has_default="default" in raw,
-        default=freeze(raw.get("default")),
+        default=freeze(raw["default"]) if "default" in raw else None,
         enum=tuple(raw["enum"]) if "enum" in raw else None,
         ref=raw.get("ref"),
         minimum=raw.get("min"),

@@ -4,7 +4,9 @@ all problems at once as a ConfigError."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,29 +25,53 @@ YAML_SUFFIXES = (".yaml", ".yml")
 
 def display_path(path: Path) -> str:
     """Paths in messages: relative to the working directory when below it."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
+    return _Shown()(path)
 
 
-def config_files(config_dir: Path) -> tuple[dict[Path, str], list[Finding]]:
+class _Shown:
+    """`display_path` for many files: the working directory is resolved once, and a file that is not
+    a symbolic link is shown through its folder's resolved path instead of resolving it again (a
+    `realpath` per file was a fifth of loading a large config)."""
+
+    def __init__(self) -> None:
+        self.cwd = Path.cwd().resolve()
+
+    def __call__(self, path: Path, resolved: Path | None = None) -> str:
+        try:
+            return str((resolved or path.resolve()).relative_to(self.cwd))
+        except ValueError:
+            return str(path)
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    path: Path
+    kind: str  # "bootstrap", "queues", "schedules" or "collection"
+    shown: str  # as in messages
+
+
+def config_files(config_dir: Path, shown: _Shown | None = None) -> tuple[list[ConfigFile], list[Finding]]:
     """The files to load, each with its kind, and findings for anything unexpected in the folder."""
+    shown = shown or _Shown()
     findings: list[Finding] = []
-    files: dict[Path, str] = {}
+    files: list[ConfigFile] = []
     if not config_dir.is_dir():
-        raise ConfigError([Finding(display_path(config_dir), 0, 0, "", "config folder not found")])
-    for entry in sorted(config_dir.iterdir()):
+        raise ConfigError([Finding(shown(config_dir), 0, 0, "", "config folder not found")])
+    for entry in _entries(config_dir):
+        path = Path(entry.path)
         if entry.name.startswith(".") or entry.name.lower() in ("readme.md", "readme"):
             continue
         if entry.is_dir() and entry.name == COLLECTIONS:
-            for coll_file in sorted(entry.iterdir()):
-                if coll_file.suffix in YAML_SUFFIXES and coll_file.is_file():
-                    files[coll_file] = "collection"
-                elif not coll_file.name.startswith("."):
+            folder = path.resolve()
+            for coll in _entries(path):
+                coll_path = Path(coll.path)
+                if coll_path.suffix in YAML_SUFFIXES and coll.is_file():
+                    resolved = None if coll.is_symlink() else folder / coll.name
+                    files.append(ConfigFile(coll_path, "collection", shown(coll_path, resolved)))
+                elif not coll.name.startswith("."):
                     findings.append(
                         Finding(
-                            display_path(coll_file),
+                            shown(coll_path),
                             0,
                             0,
                             "",
@@ -53,11 +79,11 @@ def config_files(config_dir: Path) -> tuple[dict[Path, str], list[Finding]]:
                         )
                     )
         elif entry.name in (SETTINGS, QUEUES, SCHEDULES):
-            files[entry] = entry.name.removesuffix(".yaml")
+            files.append(ConfigFile(path, entry.name.removesuffix(".yaml"), shown(path)))
         else:
             findings.append(
                 Finding(
-                    display_path(entry),
+                    shown(path),
                     0,
                     0,
                     "",
@@ -67,10 +93,10 @@ def config_files(config_dir: Path) -> tuple[dict[Path, str], list[Finding]]:
                     ),
                 )
             )
-    if config_dir / SETTINGS not in files:
+    if not any(file.kind == "bootstrap" for file in files):
         findings.append(
             Finding(
-                display_path(config_dir / SETTINGS),
+                shown(config_dir / SETTINGS),
                 0,
                 0,
                 "",
@@ -80,16 +106,45 @@ def config_files(config_dir: Path) -> tuple[dict[Path, str], list[Finding]]:
     return files, findings
 
 
-def read_document(path: Path, env: Mapping[str, str]) -> tuple[Document | None, list[Finding]]:
-    shown = display_path(path)
+def _entries(folder: Path) -> list[os.DirEntry[str]]:
+    """The folder's entries by name; `os.scandir` knows each one's type without another system call."""
+    with os.scandir(folder) as entries:
+        return sorted(entries, key=lambda entry: entry.name)
+
+
+def read_document(
+    path: Path, env: Mapping[str, str], shown: str | None = None
+) -> tuple[Document | None, list[Finding]]:
+    shown = display_path(path) if shown is None else shown
     try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return None, [Finding(shown, 0, 0, "", f"not UTF-8 text (byte {exc.start}); save it as UTF-8")]
+        data = path.read_bytes()
     except OSError as exc:
         return None, [Finding(shown, 0, 0, "", f"cannot read: {exc.strerror}")]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, [_not_utf8(shown, data, exc)]
     text = text.removeprefix("\ufeff")  # a byte-order mark is harmless; editors on Windows add one
     return load_document(text, shown, env)
+
+
+# The line breaks YAML counts (PyYAML and libyaml alike): CR LF, LF, a lone CR, NEL, LS and PS.
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+
+
+def _not_utf8(shown: str, data: bytes, exc: UnicodeDecodeError) -> Finding:
+    """The first byte that is not UTF-8, at its line and column (in characters, as YAML counts them:
+    everything before it decoded)."""
+    before = data[: exc.start].decode("utf-8").removeprefix("\ufeff")
+    lines = _LINE_BREAK.split(before)
+    return Finding(
+        shown,
+        len(lines),
+        len(lines[-1]) + 1,
+        "",
+        f"not UTF-8 text: byte 0x{data[exc.start]:02x} here does not start a valid UTF-8 character "
+        f"({exc.reason}); save the file as UTF-8",
+    )
 
 
 def load_spec(config_dir: Path, env: Mapping[str, str] | None = None) -> Spec:
@@ -98,8 +153,8 @@ def load_spec(config_dir: Path, env: Mapping[str, str] | None = None) -> Spec:
     files, findings = config_files(config_dir)
     docs: dict[str, Document] = {}
     kinds: dict[str, str] = {}
-    for path, kind in files.items():
-        doc, problems = read_document(path, env)
+    for file in files:
+        doc, problems = read_document(file.path, env, file.shown)
         findings += problems
         if doc is None:
             continue
@@ -112,14 +167,14 @@ def load_spec(config_dir: Path, env: Mapping[str, str] | None = None) -> Spec:
                 )
             )
             continue
-        problems = schema_check.check(doc, kind)
+        problems = schema_check.check(doc, file.kind)
         findings += problems
         if not problems:
             docs[doc.file] = doc
-            kinds[doc.file] = kind
+            kinds[doc.file] = file.kind
     # Semantic checks run on every file that is structurally sound; checks that would need a
     # file that failed (a reference into it) are skipped rather than reported as follow-on noise.
-    failed_kinds = {kind for path, kind in files.items() if display_path(path) not in docs}
+    failed_kinds = {file.kind for file in files if file.shown not in docs}
     spec = _build(config_dir, docs, kinds)
     settings_file = next((f for f, k in kinds.items() if k == "bootstrap"), SETTINGS)
     findings += check_spec(spec, docs, settings_file, failed_kinds)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,7 @@ BOOL_HINT = " (YAML reads unquoted yes, no, on, off, true and false as booleans:
 _TAG = "tag:yaml.org,2002:"
 _TAGGED = re.compile(r"(?:&\S+\s+)?!")  # a node's properties: an optional anchor, then its tag
 _SCALAR_TAGS = {f"{_TAG}{name}" for name in ("str", "int", "float", "bool", "null", "timestamp")}
+_STR, _TIMESTAMP, _MAP, _SEQ, _MERGE = (f"{_TAG}{name}" for name in ("str", "timestamp", "map", "seq", "merge"))
 
 
 @dataclass
@@ -113,39 +114,45 @@ class _Builder:
         if depth > MAX_DEPTH:
             self.fail(node, path, f"nesting deeper than {MAX_DEPTH} levels (a recursive alias?)")
             raise _Abort
-        self.doc.values.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
-        if isinstance(node, MappingNode):
-            return self.mapping(node, path, depth)
-        if isinstance(node, SequenceNode):
-            if node.tag not in (f"{_TAG}seq",):
-                self.fail(node, path, _tag_message(node.tag))
-                return None
-            return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
-        assert isinstance(node, ScalarNode)
-        return self.scalar(node, path)
+        values = self.doc.values
+        if path not in values:  # an alias seen again keeps the position of its first use
+            mark = node.start_mark
+            values[path] = (mark.line + 1, mark.column + 1)
+        kind = type(node)
+        if kind is ScalarNode:
+            text = node.value
+            if node.tag == _STR and "$" not in text:
+                return text  # most values: plain text, nothing to interpolate or convert
+            return self.scalar(node, path)  # type: ignore[arg-type]
+        if kind is MappingNode:
+            return self.mapping(node, path, depth)  # type: ignore[arg-type]
+        assert kind is SequenceNode
+        if node.tag != _SEQ:
+            self.fail(node, path, _tag_message(node.tag))
+            return None
+        return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
 
     def mapping(self, node: MappingNode, path: PathKey, depth: int) -> dict[str, Any] | None:
-        if node.tag != f"{_TAG}map":
+        if node.tag != _MAP:
             self.fail(node, path, _tag_message(node.tag))
             return None
         out: dict[str, Any] = {}
-        first_seen: dict[str, int] = {}
+        keys = self.doc.keys
         merges: list[Node] = []
         for key_node, value_node in node.value:
-            if key_node.tag == f"{_TAG}merge":
+            if key_node.tag == _MERGE:
                 merges.append(value_node)
                 continue
             key = self.key(key_node, path)
             if key is None:
                 continue
-            if key in first_seen:
-                self.fail(
-                    key_node, (*path, key), f"duplicate key '{key}' (first defined at line {first_seen[key]})"
-                )
+            at = (*path, key)
+            mark = key_node.start_mark
+            if key in out:
+                self.fail(key_node, at, f"duplicate key '{key}' (first defined at line {keys[at][0]})")
                 continue
-            first_seen[key] = key_node.start_mark.line + 1
-            self.doc.keys[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            out[key] = self.build(value_node, (*path, key), depth + 1)
+            keys[at] = (mark.line + 1, mark.column + 1)
+            out[key] = self.build(value_node, at, depth + 1)
         if not merges:
             return out
         # Explicit keys win over merged ones, and earlier merge sources over later ones, as YAML's merge
@@ -161,7 +168,7 @@ class _Builder:
         return {**merged, **out}
 
     def key(self, node: Node, path: PathKey) -> str | None:
-        if not isinstance(node, ScalarNode):
+        if type(node) is not ScalarNode:
             self.fail(node, path, "mapping keys must be plain strings, not lists or mappings")
             return None
         return str(node.value)
@@ -172,23 +179,20 @@ class _Builder:
         pairs: list[tuple[Node, Node]] = []
         for merge in merges:
             for source in merge.value if isinstance(merge, SequenceNode) else [merge]:
-                if not isinstance(source, MappingNode) or source.tag != f"{_TAG}map":
+                if not isinstance(source, MappingNode) or source.tag != _MAP:
                     self.fail(source, path, "'<<' merges mappings only (expected an alias to a mapping)")
                     continue
                 if id(source) in seen:
                     continue
                 seen.add(id(source))
-                nested = [value for key, value in source.value if key.tag == f"{_TAG}merge"]
-                pairs += [(key, value) for key, value in source.value if key.tag != f"{_TAG}merge"]
+                nested = [value for key, value in source.value if key.tag == _MERGE]
+                pairs += [(key, value) for key, value in source.value if key.tag != _MERGE]
                 pairs += self.merged_pairs(nested, path, seen)
         return pairs
 
     def scalar(self, node: ScalarNode, path: PathKey) -> Any:
         tag = node.tag
-        text = str(node.value)
-        plain = not node.style  # None from PyYAML, "" from libyaml
-        # Nodes do not record whether their tag was written (`!!str ${PORT}`); the text at their start does.
-        explicit = _TAGGED.match(self.text, node.start_mark.index) is not None
+        text: str = node.value
         if tag not in _SCALAR_TAGS:
             self.fail(node, path, _tag_message(tag))
             return None
@@ -199,11 +203,18 @@ class _Builder:
             except InterpolationError as exc:
                 self.fail(node, path, str(exc))
                 return None
+            plain = not node.style  # None from PyYAML, "" from libyaml
+            # Nodes do not record whether their tag was written (`!!str ${PORT}`); the text at their
+            # start does.
+            explicit = _TAGGED.match(self.text, node.start_mark.index) is not None
             if plain and not explicit:
                 # An unquoted `${PORT:-6379}` becomes the number 6379, as if written literally.
                 tag = self._resolve(text)
-        if tag in (f"{_TAG}str", f"{_TAG}timestamp"):
+        if tag in (_STR, _TIMESTAMP):
             return text  # dates stay text; the schema says what it expects
+        known = _SCALARS.get((tag, text), _MISSING)
+        if known is not _MISSING:
+            return known
         try:
             value = self.constructor.construct_object(ScalarNode(tag, text))
         except (yaml.YAMLError, ValueError) as exc:
@@ -212,7 +223,16 @@ class _Builder:
         if isinstance(value, float) and not math.isfinite(value):
             self.fail(node, path, f"{text!r} is not a finite number")
             return None
+        if len(_SCALARS) < _SCALARS_KEPT:
+            _SCALARS[(tag, text)] = value
         return value
+
+
+# Numbers, booleans and null by (tag, text): immutable values that configs repeat (`required: true`,
+# `1`, `-1`), so each is constructed once per process. Bounded, so a huge file cannot grow it forever.
+_SCALARS: dict[tuple[str, str], Any] = {}
+_SCALARS_KEPT = 10_000
+_MISSING = object()
 
 
 def _tag_message(tag: str) -> str:
@@ -271,7 +291,35 @@ def _too_deep(file: str, text: str) -> Finding:
     return Finding(file, line, column, "", _TOO_DEEP)
 
 
-_FAST_LOADER: type[yaml.CSafeLoader] | None = getattr(yaml, "CSafeLoader", None)
+_TAGS_KEPT = 10_000
+
+
+def _fast_loader() -> type[yaml.CSafeLoader] | None:
+    """libyaml's safe loader, its tag resolution memoised: libyaml calls back into PyYAML's Python
+    resolver (a few regular expressions) for every scalar, and configs repeat their scalars (`type`,
+    `string`, `true`). The answer depends only on the text and on whether it was quoted."""
+    base: type[yaml.CSafeLoader] | None = getattr(yaml, "CSafeLoader", None)
+    if base is None:
+        return None
+    tags: dict[tuple[str, tuple[bool, bool]], str] = {}
+    resolve: Callable[..., str] = base.resolve
+
+    class Loader(base):  # type: ignore[valid-type, misc]
+        def resolve(self, kind: type[Node], value: Any, implicit: Any) -> str:
+            if kind is not ScalarNode:
+                return resolve(self, kind, value, implicit)
+            key = (value, implicit)
+            known = tags.get(key)
+            if known is None:
+                known = resolve(self, kind, value, implicit)
+                if len(tags) < _TAGS_KEPT:
+                    tags[key] = known
+            return known
+
+    return Loader
+
+
+_FAST_LOADER = _fast_loader()
 _LIBYAML_TOO_DEEP = "exceeded maximum nesting depth"
 _TOO_DEEP = f"document nests too deeply (expected at most {MAX_DEPTH} levels)"
 

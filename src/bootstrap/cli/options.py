@@ -1,0 +1,39 @@
+"""Options several commands declare (`--config`, the plan flags).
+
+Only argparse and the standard library: `bootstrap.cli.main` builds its parser from here before it
+knows which command runs, so nothing here may import a driver or the engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+
+def default_config_dir() -> Path:
+    return Path(os.environ.get("BOOTSTRAP_CONFIG", "config"))
+
+
+def add_config_option(parser: argparse.ArgumentParser, *, nested: bool = False) -> None:
+    """`--config DIR`. On an action of a command (`jobs failed`) it has no default of its own, so it
+    can be given before or after the action without one overwriting the other."""
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=argparse.SUPPRESS if nested else default_config_dir(),
+        metavar="DIR",
+        help="config folder (default: $BOOTSTRAP_CONFIG or ./config)",
+    )
+
+
+def add_plan_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-rebuild",
+        action="store_true",
+        help="drop and recreate indexes whose keys or options changed (otherwise blocked)",
+    )
+    parser.add_argument("--prune", action="store_true", help="drop indexes that exist but are not declared")
+    parser.add_argument(
+        "--fix-redis", action="store_true", help="set Redis's maxmemory-policy to the declared one (otherwise blocked)"
+    )
