@@ -52,7 +52,7 @@ def test_plan_and_apply_end_with_their_exit_code_and_all_their_output(config_dir
     applied = bootstrap("apply", *config)
     assert applied.returncode == 0, applied.stderr
     lines = applied.stdout.splitlines()
-    assert lines[-1].startswith("Applied ") and len(lines) > 40
+    assert lines[-1].startswith("Applied: ") and len(lines) > 40
     again = bootstrap("apply", *config)
     assert again.returncode == 0, again.stderr
     assert again.stdout.splitlines()[-1] == "No changes: MongoDB and Redis match the spec."
