@@ -19,7 +19,7 @@ from bootstrap.redact import has_password, mask
 from bootstrap.spec.build import DEFAULT_RETRY, retry_policy
 from bootstrap.spec.durations import parse_duration
 from bootstrap.spec.model import Collection, ConnectRetry, Field, FieldType, Index, Queue, RetryPolicy, Schedule, Spec
-from bootstrap.spec.names import collection_name_problem, did_you_mean, identifier_problem
+from bootstrap.spec.names import collection_name_problem, did_you_mean, generated_name_clashes, identifier_problem
 from bootstrap.spec.yamlload import BOOL_HINT, Document, PathKey
 
 MAX_TTL = 2**31 - 1  # MongoDB's limit for expireAfterSeconds
@@ -54,6 +54,7 @@ def check_spec(
         _check_settings(spec, report, settings_file)
     _check_collections(spec, report, check_refs="collection" not in failed_kinds)
     _check_queues(spec, report)
+    _check_generated_names(spec, report)
     _check_schedules(spec, report, check_refs="queues" not in failed_kinds)
     return report.findings
 
@@ -466,6 +467,19 @@ def _check_queues(spec: Spec, report: Reporter) -> None:
                 _duration_range(report, file, (*task.origin.path, "timeout"), task.timeout, 0.001, 7 * DAY)
             if task.retry is not None:
                 _check_retry(report, file, (*task.origin.path, "retry"), task.retry)
+
+
+def _check_generated_names(spec: Spec, report: Reporter) -> None:
+    """Queue and task names, which become globals of the generated brokers.py and tasks.py, shadow
+    none of that module's own names nor each other (the templates make this hold for every valid
+    name; this guards names a future schema or template may allow)."""
+    queues = [(queue.name, queue.origin.file, queue.origin.path) for queue in spec.queues]
+    tasks = [(task.name, queue.origin.file, task.origin.path) for queue in spec.queues for task in queue.tasks]
+    for module, declared in (("brokers.py", queues), ("tasks.py", tasks)):
+        where = {name: (file, path) for name, file, path in reversed(declared)}  # the first declaration
+        for name, problem in generated_name_clashes(module, [name for name, _, _ in declared]):
+            file, path = where[name]
+            report(file, path, problem, key=True)
 
 
 def _check_queue_defaults(report: Reporter, file: str, defaults: Mapping[str, Any]) -> None:
