@@ -9,6 +9,7 @@ import zoneinfo
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,7 +20,13 @@ from bootstrap.redact import has_password, mask
 from bootstrap.spec.build import DEFAULT_RETRY, retry_policy
 from bootstrap.spec.durations import parse_duration
 from bootstrap.spec.model import Collection, ConnectRetry, Field, FieldType, Index, Queue, RetryPolicy, Schedule, Spec
-from bootstrap.spec.names import collection_name_problem, did_you_mean, generated_name_clashes, identifier_problem
+from bootstrap.spec.names import (
+    collection_name_problem,
+    did_you_mean,
+    generated_name_clashes,
+    identifier_problem,
+    package_name_problem,
+)
 from bootstrap.spec.yamlload import BOOL_HINT, Document, PathKey
 
 MAX_TTL = 2**31 - 1  # MongoDB's limit for expireAfterSeconds
@@ -52,6 +59,7 @@ def check_spec(
     report = Reporter(docs)
     if "bootstrap" not in failed_kinds:
         _check_settings(spec, report, settings_file)
+        _check_codegen(spec, report, settings_file)
     _check_collections(spec, report, check_refs="collection" not in failed_kinds)
     _check_queues(spec, report)
     _check_generated_names(spec, report)
@@ -106,8 +114,36 @@ def _check_settings(spec: Spec, report: Reporter, file: str) -> None:
         _duration_range(report, file, ("redis", "timeouts", key), seconds, 0.001, DAY)
     for section, policy in (("mongodb", mongo.connect_retry), ("redis", redis.connect_retry)):
         _check_retry(report, file, (section, "connect_retry"), policy)
-    if identifier_problem(spec.codegen.package) or keyword.iskeyword(spec.codegen.package):
-        report(file, ("codegen", "package"), f"'{spec.codegen.package}' is not a usable package name")
+
+
+def _check_codegen(spec: Spec, report: Reporter, file: str) -> None:
+    """The generated package shadows no module and is written inside the project unless allowed."""
+    codegen = spec.codegen
+    target = codegen.output / codegen.package
+    problem = package_name_problem(codegen.package, target)
+    if problem:
+        report(file, ("codegen", "package"), problem)
+    doc = report.docs.get(file)
+    written = doc.data.get("codegen", {}).get("output", "generated") if doc else str(codegen.output)
+    problem = _output_problem(str(written), codegen.output, target, spec.root, codegen.allow_outside_project)
+    if problem:
+        report(file, ("codegen", "output"), problem)
+
+
+def _output_problem(written: str, output: Path, target: Path, root: Path, allowed: bool) -> str | None:
+    """Why the package folder `target` in `output` (`written` in the file) may not be written, or None.
+    Symlinks are resolved first, the package folder's too: it may lead elsewhere."""
+    try:
+        places = [(written, output.resolve()), (f"{written}/{target.name}", target.resolve())]
+    except (RuntimeError, OSError):
+        return f"'{written}' cannot be resolved (a symlink loop?)"
+    for shown, resolved in places if not allowed else ():
+        if not resolved.is_relative_to(root):
+            return (
+                f"'{shown}' is outside the project folder ({resolved} is not under {root}); generated code is "
+                "written only inside it unless codegen.allow_outside_project: true"
+            )
+    return None
 
 
 def _without_secrets(message: str, uri: str) -> str:
