@@ -8,12 +8,12 @@ import re
 import zoneinfo
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from bootstrap.errors import Finding
 from bootstrap.redact import has_password, mask
@@ -551,7 +551,7 @@ def _check_schedules(spec: Spec, report: Reporter, check_refs: bool) -> None:
                 key=True,
             )
         if schedule.cron is not None:
-            problem = cron_problem(schedule.cron)
+            problem = cron_problem(schedule.cron, schedule.timezone)
             if problem:
                 report(file, (*path, "cron"), problem)
         if schedule.every is not None:
@@ -590,13 +590,24 @@ def _check_schedule_target(schedule: Schedule, queues: Mapping[str, Queue], repo
         )
 
 
-def cron_problem(expression: str) -> str | None:
-    """Why `expression` is not a valid five-field cron expression, or None."""
+def cron_problem(expression: str, timezone: str = "UTC") -> str | None:
+    """Why `expression` is not a valid five-field cron expression that fires, or None. It must fire
+    at least once from now on in `timezone` (UTC when unknown: that gets its own finding)."""
     fields = expression.split()
     if len(fields) != 5:
         return f"'{expression}' has {len(fields)} field(s) (expected 5: minute hour day-of-month month day-of-week)"
     if not croniter.is_valid(expression):
         return f"'{expression}' is not a valid cron expression (minute hour day-of-month month day-of-week)"
+    try:
+        zone: tzinfo = zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        zone = UTC
+    try:
+        # croniter's own search window (50 years), as the scheduler and status use it: every five-field
+        # cron that fires at all fires within 8 years (leap days skip 2100), so this is "never".
+        croniter(expression, datetime.now(zone)).get_next(float)
+    except CroniterBadDateError:
+        return f"'{expression}' never fires: no date matches its day of month and month"
     return None
 
 
