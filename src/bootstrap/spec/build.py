@@ -104,7 +104,12 @@ def redis_settings(raw: dict[str, Any], project: str, template: str | None = Non
 
 def codegen(raw: dict[str, Any], project: str, root: Path) -> Codegen:
     package = raw.get("package", f"{project.replace('-', '_')}_jobs")
-    return Codegen(package=package, output=(root / raw.get("output", "generated")).resolve())
+    output = root / raw.get("output", "generated")
+    try:
+        output = output.resolve()
+    except (RuntimeError, OSError):  # a symlink loop: reported by validation, not a crash here
+        output = output.absolute()
+    return Codegen(package=package, output=output, allow_outside_project=raw.get("allow_outside_project", False))
 
 
 # --- collections --------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ import re
 import zoneinfo
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,7 +18,13 @@ from bootstrap.redact import has_password, mask
 from bootstrap.spec.build import DEFAULT_RETRY, retry_policy
 from bootstrap.spec.durations import parse_duration
 from bootstrap.spec.model import Collection, ConnectRetry, Field, FieldType, Index, Queue, RetryPolicy, Schedule, Spec
-from bootstrap.spec.names import collection_name_problem, did_you_mean, identifier_problem
+from bootstrap.spec.names import (
+    collection_name_problem,
+    did_you_mean,
+    generated_name_clashes,
+    identifier_problem,
+    package_name_problem,
+)
 from bootstrap.spec.yamlload import BOOL_HINT, Document, PathKey
 
 MAX_TTL = 2**31 - 1  # MongoDB's limit for expireAfterSeconds
@@ -50,8 +57,10 @@ def check_spec(
     report = Reporter(docs)
     if "bootstrap" not in failed_kinds:
         _check_settings(spec, report, settings_file)
+        _check_codegen(spec, report, settings_file)
     _check_collections(spec, report, check_refs="collection" not in failed_kinds)
     _check_queues(spec, report)
+    _check_generated_names(spec, report)
     _check_schedules(spec, report, check_refs="queues" not in failed_kinds)
     return report.findings
 
@@ -103,8 +112,36 @@ def _check_settings(spec: Spec, report: Reporter, file: str) -> None:
         _duration_range(report, file, ("redis", "timeouts", key), seconds, 0.001, DAY)
     for section, policy in (("mongodb", mongo.connect_retry), ("redis", redis.connect_retry)):
         _check_retry(report, file, (section, "connect_retry"), policy)
-    if identifier_problem(spec.codegen.package) or keyword.iskeyword(spec.codegen.package):
-        report(file, ("codegen", "package"), f"'{spec.codegen.package}' is not a usable package name")
+
+
+def _check_codegen(spec: Spec, report: Reporter, file: str) -> None:
+    """The generated package shadows no module and is written inside the project unless allowed."""
+    codegen = spec.codegen
+    target = codegen.output / codegen.package
+    problem = package_name_problem(codegen.package, target)
+    if problem:
+        report(file, ("codegen", "package"), problem)
+    doc = report.docs.get(file)
+    written = doc.data.get("codegen", {}).get("output", "generated") if doc else str(codegen.output)
+    problem = _output_problem(str(written), codegen.output, target, spec.root, codegen.allow_outside_project)
+    if problem:
+        report(file, ("codegen", "output"), problem)
+
+
+def _output_problem(written: str, output: Path, target: Path, root: Path, allowed: bool) -> str | None:
+    """Why the package folder `target` in `output` (`written` in the file) may not be written, or None.
+    Symlinks are resolved first, the package folder's too: it may lead elsewhere."""
+    try:
+        places = [(written, output.resolve()), (f"{written}/{target.name}", target.resolve())]
+    except (RuntimeError, OSError):
+        return f"'{written}' cannot be resolved (a symlink loop?)"
+    for shown, resolved in places if not allowed else ():
+        if not resolved.is_relative_to(root):
+            return (
+                f"'{shown}' is outside the project folder ({resolved} is not under {root}); generated code is "
+                "written only inside it unless codegen.allow_outside_project: true"
+            )
+    return None
 
 
 # host[:port][,host[:port]...][/database]: no credentials, options, escapes or IPv6 brackets.
@@ -483,6 +520,19 @@ def _check_queues(spec: Spec, report: Reporter) -> None:
                 _check_retry(report, file, (*task.origin.path, "retry"), task.retry)
 
 
+def _check_generated_names(spec: Spec, report: Reporter) -> None:
+    """Queue and task names, which become globals of the generated brokers.py and tasks.py, shadow
+    none of that module's own names nor each other (the templates make this hold for every valid
+    name; this guards names a future schema or template may allow)."""
+    queues = [(queue.name, queue.origin.file, queue.origin.path) for queue in spec.queues]
+    tasks = [(task.name, queue.origin.file, task.origin.path) for queue in spec.queues for task in queue.tasks]
+    for module, declared in (("brokers.py", queues), ("tasks.py", tasks)):
+        where = {name: (file, path) for name, file, path in reversed(declared)}  # the first declaration
+        for name, problem in generated_name_clashes(module, [name for name, _, _ in declared]):
+            file, path = where[name]
+            report(file, path, problem, key=True)
+
+
 def _check_queue_defaults(report: Reporter, file: str, defaults: Mapping[str, Any]) -> None:
     """The queue defaults as written, once (each queue may override them)."""
     for key, low, high in (("visibility_timeout", 1, DAY), ("shutdown_timeout", 0, 3600)):
@@ -516,7 +566,7 @@ def _check_schedules(spec: Spec, report: Reporter, check_refs: bool) -> None:
                 key=True,
             )
         if schedule.cron is not None:
-            problem = cron_problem(schedule.cron)
+            problem = cron_problem(schedule.cron, schedule.timezone)
             if problem:
                 report(file, (*path, "cron"), problem)
         if schedule.every is not None:
@@ -577,17 +627,42 @@ def plain_cron(fields: list[str]) -> bool:
     return True
 
 
-def cron_problem(expression: str) -> str | None:
-    """Why `expression` is not a valid five-field cron expression, or None."""
+# The most days each month can have (29 for February: leap years count).
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def plain_cron_fires(fields: list[str]) -> bool:
+    """Whether a plain cron (see `plain_cron`) fires at all: only days of month that no listed month
+    has (`0 0 30 2 *`) can stop it, and only when the day of week does not also pick days."""
+    day, month, weekday = fields[2], fields[3], fields[4]
+    if weekday != "*" or "*" in day or "*" in month:
+        return True  # a restricted weekday ORs in more days; a stepped or any day or month has day 1 or a 31-day month
+    return any(int(d) <= _MONTH_DAYS[int(m) - 1] for d in day.split(",") for m in month.split(","))
+
+
+def cron_problem(expression: str, timezone: str = "UTC") -> str | None:
+    """Why `expression` is not a valid five-field cron expression that fires, or None. It must fire
+    at least once from now on in `timezone` (UTC when unknown: that gets its own finding)."""
     fields = expression.split()
     if len(fields) != 5:
         return f"'{expression}' has {len(fields)} field(s) (expected 5: minute hour day-of-month month day-of-week)"
+    never = f"'{expression}' never fires: no date matches its day of month and month"
     if plain_cron(fields):
-        return None
-    from croniter import croniter
+        return None if plain_cron_fires(fields) else never
+    from croniter import CroniterBadDateError, croniter
 
     if not croniter.is_valid(expression):
         return f"'{expression}' is not a valid cron expression (minute hour day-of-month month day-of-week)"
+    try:
+        zone: tzinfo = zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        zone = UTC
+    try:
+        # croniter's own search window (50 years), as the scheduler and status use it: every five-field
+        # cron that fires at all fires within 8 years (leap days skip 2100), so this is "never".
+        croniter(expression, datetime.now(zone)).get_next(float)
+    except CroniterBadDateError:
+        return never
     return None
 
 

@@ -251,7 +251,8 @@ class RedisSettings:
 @dataclass(frozen=True)
 class Codegen:
     package: str
-    output: Path  # absolute
+    output: Path  # absolute, symlinks resolved (unless they loop: validation reports that)
+    allow_outside_project: bool = False  # output may lie outside the folder holding config/
 
 
 @dataclass(frozen=True)

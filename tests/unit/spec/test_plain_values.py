@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import pytest
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pymongo.uri_parser import parse_uri
@@ -86,7 +86,24 @@ def test_a_plain_cron_expression_is_one_croniter_accepts(fields: list[str]) -> N
     expression = " ".join(fields)
     if plain_cron(fields):
         assert croniter.is_valid(expression), expression
-        assert cron_problem(expression) is None
+        assert (cron_problem(expression) is None) is fires(expression), expression
+
+
+def fires(expression: str) -> bool:
+    """croniter's own answer: is there a next fire time?"""
+    try:
+        croniter(expression).get_next(float)
+    except CroniterBadDateError:
+        return False
+    return True
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.integers(1, 31), min_size=1, max_size=3), st.lists(st.integers(1, 12), min_size=1, max_size=3))
+def test_a_plain_cron_on_days_of_month_fires_exactly_when_croniter_does(days: list[int], months: list[int]) -> None:
+    expression = f"0 0 {','.join(map(str, days))} {','.join(map(str, months))} *"
+    assert plain_cron(expression.split())
+    assert (cron_problem(expression) is None) is fires(expression), expression
 
 
 @pytest.mark.parametrize("expression", ["0 2 * * *", "0 */2 * * *", "*/15 * * * *", "0,30 9 1 1,7 0", "59 23 31 12 7"])
