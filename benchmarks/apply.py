@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -70,6 +69,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from generated_config import generate_config  # a sibling script, not a package
 from pymongo import MongoClient, monitoring
 from pymongo.database import Database
 from pymongo.errors import CollectionInvalid
@@ -143,60 +143,6 @@ class Result:
 
 
 # --- the generated workload ---------------------------------------------------------------------
-
-STATUSES = ("new", "active", "paused", "done", "failed")
-
-
-def collection_yaml(i: int) -> str:
-    """One collection file in the format of config/collections/*.yaml: 9 fields, 5 indexes."""
-    name = f"c{i:03d}"
-    statuses = ", ".join(STATUSES[: 2 + i % 4])
-    ttl = f"{1 + i % 30}d" if i % 3 else f"{1 + i % 12}h"
-    timestamps = "timestamps: true\n" if i % 2 else ""
-    return (
-        "# yaml-language-server: $schema=../../schemas/collection.schema.json\n"
-        f"name: {name}\n"
-        f"model: C{i:03d}\n"
-        f"description: Generated collection number {i} for the apply benchmark.\n"
-        f"{timestamps}"
-        "validation: {level: strict, action: error}\n"
-        "\n"
-        "fields:\n"
-        "  ownerId: {type: objectId, ref: c000, required: true}\n"
-        f"  code: {{type: string, required: true, max_length: {32 + i}}}\n"
-        "  externalRef: string\n"
-        f"  status: {{type: string, enum: [{statuses}], default: {STATUSES[0]}}}\n"
-        f"  score: {{type: number, min: 0, max: {100 + i}}}\n"
-        "  isActive: {type: bool, default: true}\n"
-        "  expiresAt: {type: date, required: true}\n"
-        "  tags: {type: array, items: string}\n"
-        "  details:\n"
-        "    type: object\n"
-        "    fields: {label: string, count: int, ratio: double}\n"
-        "\n"
-        "indexes:\n"
-        "  - keys: {ownerId: 1, status: 1, expiresAt: -1}\n"
-        "  - keys: {ownerId: 1, code: 1}\n"
-        "    unique: true\n"
-        "  - keys: {externalRef: 1}\n"
-        "    unique: true\n"
-        "    sparse: true\n"
-        "  - keys: {details.label: 1, score: -1}\n"
-        "    sparse: true\n"
-        "  - keys: {expiresAt: 1}\n"
-        f"    ttl: {ttl}\n"
-    )
-
-
-def generate_config(target: Path) -> Path:
-    target.mkdir(parents=True)
-    for name in ("bootstrap.yaml", "queues.yaml", "schedules.yaml"):
-        shutil.copy2(SHIPPED / name, target / name)
-    (target / "collections").mkdir()
-    for i in range(GENERATED_COLLECTIONS):
-        (target / "collections" / f"c{i:03d}.yaml").write_text(collection_yaml(i))
-    return target
-
 
 def validate_config(config_dir: Path, uri: str) -> None:
     """`bootstrap validate` on the generated folder, once: it must be a valid config."""
@@ -355,7 +301,7 @@ def main() -> int:
 
 def run(server: MongoServer, tmp: Path) -> int:
     env = {**os.environ, "MONGODB_URI": f"{server.uri}bench"}
-    generated = generate_config(tmp / "generated" / "config")
+    generated = generate_config(tmp / "generated" / "config", GENERATED_COLLECTIONS)
     validate_config(generated, env["MONGODB_URI"])
     workloads = [("shipped", load_spec(SHIPPED, env)), ("generated", load_spec(generated, env))]
 

@@ -21,7 +21,7 @@ is timed too: plan and apply need both drivers, whatever else they do.
 
 Then the server's own time for the cold apply's writes (`create` and `createIndexes` of the shipped
 collections, sent directly with pymongo, median of N fresh databases), and spec loading in process at
-a generated config of --collections collections (default 500; benchmarks/validate.py's generator),
+a generated config of --collections collections (default 500; benchmarks/generated_config.py),
 milliseconds per collection, for both versions. Last, whether each target is met:
 
 * no-op apply, plan and validate: each under 0.30 s;
@@ -63,7 +63,7 @@ COLD_TARGET = 0.45  # plus the server's own time for the writes
 LOAD_TARGET_MS = 1.0  # per collection, at 500 collections
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from validate import generate_config  # noqa: E402  (a sibling script, not a package)
+from generated_config import generate_config  # noqa: E402  (a sibling script, not a package)
 
 LOAD_SCRIPT = """
 import statistics, sys, time
