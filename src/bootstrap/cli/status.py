@@ -129,18 +129,22 @@ def _span(seconds: float) -> str:
 def run(args: argparse.Namespace) -> int:
     spec = spec_from(args)
     with database(spec) as db, redis_client(spec) as client:
-        while True:
-            status = collect(spec, db, client)
-            if args.json:
-                console.out_json(status)
-            else:
-                if args.watch:
-                    console.out("\033[2J\033[H")  # clear the screen between refreshes
-                for line in render(status, time.time()):
-                    console.out(line)
-            if not args.watch:
-                return 0
-            try:
+        if not args.watch:
+            show(collect(spec, db, client), args.json)
+            return 0
+        try:
+            while True:
+                show(collect(spec, db, client), args.json, clear=True)
                 time.sleep(args.interval)
-            except KeyboardInterrupt:  # Ctrl-C is how --watch ends
-                return 0
+        except KeyboardInterrupt:  # Ctrl-C is how --watch ends, whether it lands in a sleep or a refresh
+            return 0
+
+
+def show(status: dict[str, Any], as_json: bool, *, clear: bool = False) -> None:
+    if as_json:
+        console.out_json(status)
+        return
+    if clear:
+        console.out("\033[2J\033[H")  # clear the screen between refreshes
+    for line in render(status, time.time()):
+        console.out(line)
