@@ -77,9 +77,14 @@ class Once:
     def __init__(self) -> None:
         self._seen: dict[str, str] = {}
 
-    def log(self, key: str, level: int, message: str, *args: object, exc_info: bool = False) -> None:
+    def log(
+        self, key: str, level: int, message: str, *args: object, exc_info: bool = False, changed: bool = False
+    ) -> None:
+        """Log unless `key` was logged and not cleared since; with `changed`, also when the text
+        differs from the one logged (a definition that went wrong in another way)."""
         text = message % args
-        if self._seen.get(key) != text:
+        seen = self._seen.get(key)
+        if seen is None or (changed and seen != text):
             self._seen[key] = text
             log.log(level, "%s", text, exc_info=exc_info)
 
@@ -134,7 +139,8 @@ class RedisScheduleSource(ScheduleSource):
         for schedule_id, definition in sorted(found.items()):
             trouble = problem(definition)
             if trouble is not None:
-                self.once.log(f"problem:{schedule_id}", logging.ERROR, "schedule %s %s: skipped", schedule_id, trouble)
+                self.once.log(f"problem:{schedule_id}", logging.ERROR, "schedule %s %s: skipped", schedule_id,
+                              trouble, changed=True)  # fmt: skip
                 continue
             self.once.clear(f"problem:{schedule_id}")
             assert definition is not None  # problem() said it is a readable definition
@@ -218,6 +224,7 @@ class SlotScheduler(TaskiqScheduler):
                 "schedule %s names queue %s, which this wiring does not have (regenerate it)",
                 schedule_id,
                 definition["queue"],
+                changed=True,
             )
             return
         raw_last = await broker.redis.hget(self.keys.last_slot, schedule_id)
