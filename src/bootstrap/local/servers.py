@@ -71,16 +71,23 @@ class Credentials:
     redis_password: str
 
     @classmethod
+    def load(cls, state: Path) -> Credentials | None:
+        """Those kept in `state`/credentials.json (by `up`), or None where there are none readable
+        (for commands that connect to the servers a running `up` started)."""
+        try:
+            data = json.loads((state / CREDENTIALS_FILE).read_text())
+            return cls(str(data["mongodb"]["user"]), str(data["mongodb"]["password"]), str(data["redis"]["password"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    @classmethod
     def load_or_create(cls, state: Path) -> Credentials:
         """Those kept in `state`/credentials.json, or new ones written there (mode 0600)."""
         path = state / CREDENTIALS_FILE
-        try:
-            data = json.loads(path.read_text())
-            return cls(data["mongodb"]["user"], data["mongodb"]["password"], data["redis"]["password"])
-        except FileNotFoundError:
-            pass
-        except (OSError, ValueError, KeyError, TypeError):
-            path.unlink(missing_ok=True)  # unreadable: new ones (the servers are set up for them anew)
+        kept = cls.load(state)
+        if kept is not None:
+            return kept
+        path.unlink(missing_ok=True)  # unreadable: new ones (the servers are set up for them anew)
         made = cls(MONGO_USER, secrets.token_urlsafe(24), secrets.token_urlsafe(24))
         text = json.dumps(
             {

@@ -19,7 +19,9 @@ AWKWARD = 'a "quoted" \\ back\'slash and spaces'
 
 
 def test_credentials_are_made_once_private_and_reused(tmp_path: Path) -> None:
+    assert Credentials.load(tmp_path / "state") is None  # other commands never make them
     made = Credentials.load_or_create(tmp_path / "state")
+    assert Credentials.load(tmp_path / "state") == made
     path = tmp_path / "state" / "credentials.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert Credentials.load_or_create(tmp_path / "state") == made
