@@ -7,13 +7,18 @@ import os
 import re
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+import redis
+from pymongo import MongoClient
+from pymongo.errors import OperationFailure
 
 from bootstrap.local.processes import group_alive
 from bootstrap.local.servers import MongoServer, RedisServer
@@ -240,3 +245,62 @@ def test_a_killed_up_takes_its_servers_and_workers_with_it_and_the_next_up_clean
             stray.kill()
             stray.wait(10)
     assert not listening(ports["mongodb"]) and not listening(ports["redis"])
+
+
+def test_up_keeps_its_folder_private_and_its_servers_behind_a_password_reused_across_runs(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    fast_schedule(copy_config(project / "config", "msedb"))
+    state = project / ".bootstrap"
+    with start_up(project, env_without_servers()) as up:
+        seen = up.wait_for(DONE, 120)
+        credentials = json.loads((state / "credentials.json").read_text())
+        secrets = [credentials["mongodb"]["password"], credentials["redis"]["password"]]
+        assert all(len(secret) >= 30 for secret in secrets)
+        ports = json.loads((state / "ports.json").read_text())
+
+        # Private: the folder 0700, nothing in it readable by group or others (data, logs, state).
+        assert stat.S_IMODE(state.stat().st_mode) == 0o700
+        entries = [p for p in state.rglob("*") if not p.is_symlink()]
+        names = {p.name for p in entries}
+        assert {"credentials.json", "ports.json", "processes.json", "up.pid", "scheduler.log", "redis.conf"} <= names
+        assert any(p.suffix == ".aof" or "appendonly" in p.name for p in entries)  # Redis data
+        assert any(p.parent.name == "db" for p in entries)  # MongoDB data
+        loose = {str(p.relative_to(state)): oct(stat.S_IMODE(p.lstat().st_mode)) for p in entries
+                 if stat.S_IMODE(p.lstat().st_mode) & 0o077}  # fmt: skip
+        assert loose == {}
+
+        # Password-protected: refused without it, served with it (from credentials.json).
+        anonymous = redis.Redis(port=ports["redis"], socket_timeout=5)
+        with pytest.raises(redis.AuthenticationError):
+            anonymous.ping()
+        anonymous.close()
+        assert redis.Redis(port=ports["redis"], password=secrets[1], socket_timeout=5).ping()
+        nobody: MongoClient[dict[str, Any]] = MongoClient(port=ports["mongodb"], serverSelectionTimeoutMS=5000)
+        with pytest.raises(OperationFailure, match="requires authentication"):
+            nobody["msedb"].list_collection_names()
+        nobody.close()
+        user = MongoClient(
+            port=ports["mongodb"], username="bootstrap", password=secrets[0], authSource="admin",
+            serverSelectionTimeoutMS=5000,
+        )  # fmt: skip
+        assert "users" in user["msedb"].list_collection_names()
+        user.close()
+
+        # Never shown: not printed, not in a log, not on a command line (which every user can read).
+        logs = "".join(p.read_text(errors="replace") for p in state.rglob("*.log"))
+        started = json.loads((state / "processes.json").read_text())
+        command_lines = "".join(Path(f"/proc/{e['pid']}/cmdline").read_text(errors="replace") for e in started)
+        for secret in secrets:
+            assert secret not in seen and secret not in logs and secret not in command_lines
+        out = interrupt(up)
+        assert up.process.returncode == 0, out
+    # The project's own files keep the permissions the user's umask gives them.
+    assert stat.S_IMODE((project / "generated" / "msedb_jobs" / "spec.py").stat().st_mode) & 0o044 == 0o044
+
+    # The next run reuses the passwords: everything is found as it was left.
+    with start_up(project, env_without_servers()) as again:
+        seen = again.wait_for(DONE, 120)
+        assert "MongoDB and Redis match the spec" in seen
+        assert json.loads((state / "credentials.json").read_text()) == credentials
+        interrupt(again)
+        assert again.process.returncode == 0

@@ -16,6 +16,7 @@ from bootstrap.engine.apply import full_plan
 from bootstrap.engine.history import last_apply
 from bootstrap.engine.ops import Options
 from bootstrap.jobs import admin
+from bootstrap.layout.marker import LOST_DATA
 from bootstrap.redact import mask
 from bootstrap.spec.model import Spec
 
@@ -49,7 +50,7 @@ def collect(spec: Spec, db: Database[Any], client: redis.Redis) -> dict[str, Any
     return {
         "spec_hash": spec.hash(),
         "mongodb": {"uri": mask(spec.mongodb.uri), "database": db.name},
-        "redis": {"url": mask(spec.redis.url)},
+        "redis": {"url": mask(spec.redis.url), "marker": admin.data_marker(client, spec)},
         "in_sync": not plan.changes and not plan.blocked,
         "collections": collections,
         "redis_drift": [
@@ -77,6 +78,8 @@ def render(status: dict[str, Any], now: float) -> list[str]:
         "everything matches the spec" if status["in_sync"] else "DRIFT: run `bootstrap plan` for details",
         "",
     ]
+    if status["redis"]["marker"] is None:
+        lines[1:1] = [LOST_DATA]
     lines.append(f"{'collection':<24}{'documents':>10}{'indexes':>9}  drift")
     for c in status["collections"]:
         drift = "; ".join(c["drift"]) if c["drift"] else ("none" if c["exists"] else "missing")
@@ -99,7 +102,7 @@ def render(status: dict[str, Any], now: float) -> list[str]:
     lines += ["", f"{'schedule':<30}{'when':<22}{'last run':<24}next run"]
     for s in status["schedules"]:
         last_run = _ago(s["last_run"], now) if s["last_run"] else "never"
-        next_run = _ago(s["next_run"], now) if s["next_run"] else "disabled"
+        next_run = _ago(s["next_run"], now) if s["next_run"] else (s.get("problem") or "disabled")
         lines.append(f"{s['id']:<30}{s['when']:<22}{last_run:<24}{next_run}")
     workers = status["workers"]
     lines += ["", f"workers seen in the last {admin.WORKER_SEEN_WITHIN:g}s: {len(workers) or 'none'}"]

@@ -13,9 +13,10 @@ from taskiq import TaskiqMessage
 
 from bootstrap.jobs.middleware import ATTEMPT
 from bootstrap.jobs.records import COMPLETED, FAILED
-from bootstrap.jobs.slots import latest_slot, next_slot
+from bootstrap.jobs.slots import latest_slot, next_slot, problem
 from bootstrap.layout import schedules as stored
-from bootstrap.layout.keys import GROUP, QueueKeys, ScheduleKeys, as_text, workers_key
+from bootstrap.layout.keys import GROUP, QueueKeys, ScheduleKeys, as_text, marker_key, workers_key
+from bootstrap.layout.marker import read_marker
 from bootstrap.spec.model import Spec
 
 WORKER_SEEN_WITHIN = 30.0  # seconds: a worker whose last heartbeat is older counts as gone
@@ -55,8 +56,14 @@ def queue_stats(client: redis.Redis, spec: Spec) -> list[QueueStats]:
     return stats
 
 
+def data_marker(client: redis.Redis, spec: Spec) -> dict[str, Any] | None:
+    """The marker apply wrote (layout.marker); None: Redis lost its data, or apply never ran."""
+    return read_marker(client.get(marker_key(spec.redis.key_prefix)))
+
+
 def schedule_states(client: redis.Redis, spec: Spec, now: float | None = None) -> list[dict[str, Any]]:
-    """Each stored schedule with its last handled slot and its next one."""
+    """Each stored schedule with its last handled slot and its next one; `problem` says why one
+    cannot fire (a cron that never fires, an unreadable definition), and then it has no next run."""
     now = time.time() if now is None else now
     keys = ScheduleKeys(spec.redis.key_prefix)
     pipe = client.pipeline(transaction=False)
@@ -70,6 +77,8 @@ def schedule_states(client: redis.Redis, spec: Spec, now: float | None = None) -
         last = last_slots.get(raw_id)
         last_slot = float(last) if last is not None else None
         enabled = definition.get("enabled", True)
+        trouble = problem(definition, now)
+        fires = enabled and trouble is None
         rows.append(
             {
                 "id": schedule_id,
@@ -78,8 +87,9 @@ def schedule_states(client: redis.Redis, spec: Spec, now: float | None = None) -
                 "when": f"cron {definition['cron']}" if definition.get("cron") else f"every {definition.get('every')}s",
                 "enabled": enabled,
                 "last_run": last_slot,
-                "next_run": next_slot(definition, max(now, last_slot or 0)) if enabled and definition else None,
-                "latest_due": latest_slot(definition, now) if definition else None,
+                "next_run": next_slot(definition, max(now, last_slot or 0)) if fires else None,
+                "latest_due": latest_slot(definition, now) if trouble is None else None,
+                "problem": trouble,
             }
         )
     return rows

@@ -11,6 +11,13 @@ a replica that has not reloaded the schedules yet (else it would fire it and rec
 Missed slots: a slot is on time while no more than MISFIRE_GRACE seconds late. Slots later than that
 were missed while no scheduler ran; the schedule's misfire policy decides: `skip` records them as
 handled without firing (and logs it), `run_once` fires one job for the whole missed stretch.
+
+Redis that lost its data (no marker written by apply, no stored schedules: restarted without
+persistence, flushed): the scheduler says so loudly and fires the schedules declared when its wiring
+was generated (the contract carries them) until apply stores them again. A stored definition that
+cannot fire (a cron naming no date that exists, an unreadable one) is logged once and skipped. A tick
+never raises: Taskiq runs each in a task nobody awaits, whose exception would only surface as "Task
+exception was never retrieved"; a failing tick (Redis away) is logged once, and retried next second.
 """
 
 from __future__ import annotations
@@ -20,25 +27,38 @@ import json
 import logging
 import signal
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+import redis.exceptions
 from taskiq import ScheduledTask, ScheduleSource, TaskiqMessage, TaskiqScheduler
 
 from bootstrap import logs
 from bootstrap.jobs.broker import StreamBroker
 from bootstrap.jobs.middleware import RETRY
-from bootstrap.jobs.slots import due_slots
+from bootstrap.jobs.slots import due_slots, problem
 from bootstrap.layout import schedules as stored
-from bootstrap.layout.keys import ScheduleKeys, as_text
+from bootstrap.layout.keys import ScheduleKeys, as_text, marker_key
+from bootstrap.layout.marker import LOST_DATA
+from bootstrap.redact import mask
+from bootstrap.spec.model import Schedule
 
 log = logging.getLogger("bootstrap.jobs.scheduler")
 
 MISFIRE_GRACE = 5.0  # seconds a slot may be late and still count as on time
 
+# KEYS: last slots, the queue's stream, stored definitions, data marker. ARGV: schedule id, slot,
+# fire ('1') or skip, the message, and '1' when the definition is a declared one (Redis lost its
+# data): fired only while Redis still holds neither the marker nor any stored definition.
 _CLAIM = """
 local definition = redis.call('HGET', KEYS[3], ARGV[1])
-if not definition or cjson.decode(definition)['enabled'] == false then return 0 end
+if definition then
+  local ok, decoded = pcall(cjson.decode, definition)
+  if not ok or type(decoded) ~= 'table' or decoded['enabled'] == false then return 0 end
+elseif ARGV[5] ~= '1' or redis.call('EXISTS', KEYS[4]) == 1 or redis.call('HLEN', KEYS[3]) > 0 then
+  return 0
+end
 local last = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
 if tonumber(ARGV[2]) <= last then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -50,36 +70,102 @@ return 2
 """
 
 
-class RedisScheduleSource(ScheduleSource):
-    """The schedules `bootstrap apply` stored in Redis. Each is handed to Taskiq's loop as a
-    one-second interval (a tick); the real timing is the scheduler's."""
+class Once:
+    """Log a condition once, and again only after it cleared: a schedule that cannot fire or a tick
+    that fails every second must not write a line every second."""
 
-    def __init__(self, broker: StreamBroker) -> None:
+    def __init__(self) -> None:
+        self._seen: dict[str, str] = {}
+
+    def log(
+        self, key: str, level: int, message: str, *args: object, exc_info: bool = False, changed: bool = False
+    ) -> None:
+        """Log unless `key` was logged and not cleared since; with `changed`, also when the text
+        differs from the one logged (a definition that went wrong in another way)."""
+        text = message % args
+        seen = self._seen.get(key)
+        if seen is None or (changed and seen != text):
+            self._seen[key] = text
+            log.log(level, "%s", text, exc_info=exc_info)
+
+    def clear(self, key: str) -> bool:
+        """Forget `key`; True if it was logged (so the caller can say it is over)."""
+        return self._seen.pop(key, None) is not None
+
+
+class RedisScheduleSource(ScheduleSource):
+    """The schedules `bootstrap apply` stored in Redis (or, while Redis has lost its data, the
+    declared ones). Each is handed to Taskiq's loop as a one-second interval (a tick); the real
+    timing is the scheduler's."""
+
+    def __init__(self, broker: StreamBroker, declared: Iterable[Schedule] = ()) -> None:
         self.broker = broker
         self.keys = ScheduleKeys(broker.runtime.prefix)
+        self.marker = marker_key(broker.runtime.prefix)
+        self.declared = {s.id: stored.definition(s) for s in declared}
         self.definitions: dict[str, dict[str, Any]] = {}
+        self.fallback = False  # True: firing the declared schedules (Redis lost the stored ones)
+        self.once = Once()
 
     async def get_schedules(self) -> list[ScheduledTask]:
-        raw = await self.broker.redis.hgetall(self.keys.definitions)
+        try:
+            pipe = self.broker.redis.pipeline(transaction=False)
+            pipe.hgetall(self.keys.definitions)
+            pipe.exists(self.marker)
+            raw, marker = await pipe.execute()
+        except (redis.exceptions.RedisError, OSError) as exc:
+            # Keep firing what is known: the claim script still checks Redis at every slot.
+            self.once.log("read", logging.WARNING, "cannot read the schedules from Redis (%s)", mask(str(exc)))
+            return self._tasks()
+        if self.once.clear("read"):
+            log.info("schedules read from Redis again")
+        lost = not raw and not marker
+        if lost and self.declared:
+            self.once.log(
+                "lost",
+                logging.ERROR,
+                "%s. Meanwhile this scheduler fires the %d schedule(s) declared when its wiring was generated: %s",
+                LOST_DATA,
+                len(self.declared),
+                ", ".join(self.declared),
+            )
+        elif lost:
+            self.once.log("lost", logging.ERROR, "%s. No schedule fires until then", LOST_DATA)
+        elif self.once.clear("lost"):
+            log.info("the schedules stored by `bootstrap apply` are back; firing those")
+        self.fallback = lost
+        found = dict(self.declared) if lost else {as_text(k): stored.decode(v) for k, v in raw.items()}
         definitions = {}
-        for key, value in raw.items():
-            definition = stored.decode(value)
-            if definition is not None and definition.get("enabled", True):
-                definitions[as_text(key)] = definition
+        for schedule_id, definition in sorted(found.items()):
+            trouble = problem(definition)
+            if trouble is not None:
+                self.once.log(f"problem:{schedule_id}", logging.ERROR, "schedule %s %s: skipped", schedule_id,
+                              trouble, changed=True)  # fmt: skip
+                continue
+            self.once.clear(f"problem:{schedule_id}")
+            assert definition is not None  # problem() said it is a readable definition
+            if definition.get("enabled", True):
+                definitions[schedule_id] = definition
         changed = {k for k in definitions if self.definitions.get(k) != definitions[k]}
         for schedule_id in sorted(changed):
             log.info("schedule %s: %s", schedule_id, _describe(definitions[schedule_id]))
         self.definitions = definitions
+        return self._tasks()
+
+    def _tasks(self) -> list[ScheduledTask]:
         return [
             ScheduledTask(task_name=d["task"], labels={}, args=[], kwargs={}, schedule_id=sid, interval=1)
-            for sid, d in sorted(definitions.items())
+            for sid, d in sorted(self.definitions.items())
         ]
 
 
 class SlotScheduler(TaskiqScheduler):
-    def __init__(self, brokers: dict[str, StreamBroker]) -> None:
+    """`declared`: the schedules of the spec the wiring was generated from (the contract's), fired
+    only while Redis has lost its data."""
+
+    def __init__(self, brokers: dict[str, StreamBroker], declared: Iterable[Schedule] = ()) -> None:
         first = next(iter(brokers.values()))
-        self.source = RedisScheduleSource(first)
+        self.source = RedisScheduleSource(first, declared)
         super().__init__(broker=first, sources=[self.source])
         self.brokers = brokers
         self.keys = ScheduleKeys(first.runtime.prefix)
@@ -107,17 +193,38 @@ class SlotScheduler(TaskiqScheduler):
         log.info("scheduler stopped")
 
     async def on_ready(self, source: ScheduleSource, task: ScheduledTask) -> None:
-        definition = self.source.definitions.get(task.schedule_id)
-        if definition is not None:
-            await self.tick(task.schedule_id, definition, time.time())
+        """One tick of one schedule. Never raises (see the module's docstring)."""
+        schedule_id = task.schedule_id
+        definition = self.source.definitions.get(schedule_id)
+        if definition is None:
+            return
+        once = self.source.once
+        try:
+            await self.tick(schedule_id, definition, time.time(), declared=self.source.fallback)
+        except (redis.exceptions.RedisError, OSError) as exc:  # one line per outage, for all schedules
+            once.log("redis", logging.WARNING, "Redis failed (%s); schedules fire again once it answers",
+                     mask(str(exc)))  # fmt: skip
+            return
+        except Exception as exc:  # a bug: say it once, with the traceback, and keep ticking
+            once.log(f"tick:{schedule_id}", logging.ERROR, "schedule %s: tick failed (%r); will retry",
+                     schedule_id, exc, exc_info=True)  # fmt: skip
+            return
+        if once.clear("redis"):
+            log.info("Redis answers again; schedules fire")
+        once.clear(f"tick:{schedule_id}")
 
-    async def tick(self, schedule_id: str, definition: dict[str, Any], now: float) -> None:
+    async def tick(self, schedule_id: str, definition: dict[str, Any], now: float, *, declared: bool = False) -> None:
+        """Claim (and fire) the due slots of one schedule; `declared`: the definition is a declared
+        one, Redis having lost the stored ones."""
         broker = self.brokers.get(definition["queue"])
         if broker is None:
-            log.error(
+            self.source.once.log(
+                f"queue:{schedule_id}",
+                logging.ERROR,
                 "schedule %s names queue %s, which this wiring does not have (regenerate it)",
                 schedule_id,
                 definition["queue"],
+                changed=True,
             )
             return
         raw_last = await broker.redis.hget(self.keys.last_slot, schedule_id)
@@ -134,8 +241,8 @@ class SlotScheduler(TaskiqScheduler):
                 fire = True
             data = self._message(broker, schedule_id, definition, slot) if fire else b""
             outcome = await self._claim(
-                keys=[self.keys.last_slot, broker.keys.stream, self.keys.definitions],
-                args=[schedule_id, repr(slot), "1" if fire else "0", data],
+                keys=[self.keys.last_slot, broker.keys.stream, self.keys.definitions, self.source.marker],
+                args=[schedule_id, repr(slot), "1" if fire else "0", data, "1" if declared else "0"],
             )
             if outcome == 1:
                 log.info("schedule %s fired for %s (%.2fs late)", schedule_id, _when(slot), now - slot)

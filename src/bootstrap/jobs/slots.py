@@ -2,18 +2,57 @@
 
 `every: E` slots are the multiples of E seconds since the Unix epoch (so every scheduler replica and
 every restart agrees on them); cron slots are the instants the expression names in its time zone.
+
+The slot functions expect a definition `problem()` found nothing wrong with: stored definitions come
+from Redis, where an older version or a hand edit may have left one that cannot fire (a cron such as
+`0 0 30 2 *` names no date that exists).
 """
 
 from __future__ import annotations
 
 import math
+import time
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 CATCH_UP_LIMIT = 100  # past slots considered at once; older ones count as one missed stretch
+
+
+NEVER_FIRES = "never fires"
+
+
+def problem(definition: Any, now: float | None = None) -> str | None:
+    """Why a stored definition cannot be scheduled (starting with NEVER_FIRES for a cron that names
+    no date that exists), or None when the slot functions can work on it."""
+    if not isinstance(definition, dict):
+        return "unreadable definition (not a JSON object)"
+    for key in ("queue", "task"):
+        if not isinstance(definition.get(key), str) or not definition[key]:
+            return f"unreadable definition (no {key})"
+    if not isinstance(definition.get("retry"), dict) or not isinstance(definition.get("kwargs") or {}, dict):
+        return "unreadable definition (retry and kwargs must be JSON objects)"
+    cron, every = definition.get("cron"), definition.get("every")
+    if every is not None and cron is None:
+        if isinstance(every, bool) or not isinstance(every, int | float) or not math.isfinite(every) or every <= 0:
+            return f"unreadable definition (every: {every!r} is not a positive number of seconds)"
+        return None
+    if every is not None or not isinstance(cron, str):
+        return "unreadable definition (needs exactly one of cron and every)"
+    zone = definition.get("timezone") or "UTC"
+    try:
+        tz = ZoneInfo(str(zone))
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"unreadable definition (unknown time zone {zone!r})"
+    if not croniter.is_valid(cron):
+        return f"unreadable definition (cron {cron!r} is not valid)"
+    try:
+        croniter(cron, datetime.fromtimestamp(time.time() if now is None else now, tz)).get_next(float)
+    except CroniterBadDateError:
+        return f"{NEVER_FIRES} (cron '{cron}' names no date that exists)"
+    return None
 
 
 def next_slot(definition: dict[str, Any], after: float) -> float:

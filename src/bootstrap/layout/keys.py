@@ -51,6 +51,12 @@ class ScheduleKeys:
         return f"{self.prefix}:schedules:last-slot"
 
 
+def marker_key(prefix: str) -> str:
+    """String: JSON note written by the first apply on this Redis ({"id", "at", "by"}). Redis never
+    loses it alone: where it is missing, Redis lost its data (or apply never ran)."""
+    return f"{prefix}:marker"
+
+
 def workers_key(prefix: str) -> str:
     """Hash: worker (consumer) name -> JSON heartbeat {queue, host, pid, started, seen}."""
     return f"{prefix}:workers"

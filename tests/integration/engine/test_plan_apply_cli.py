@@ -37,7 +37,7 @@ def numbers(out: str, head: str) -> list[int]:
 def test_plan_cli_text_json_and_exit_codes(config_dir: Path, cli: Callable[..., Result]) -> None:
     result = cli("plan", "--config", str(config_dir), "--detailed-exitcode")
     assert result.code == 2
-    assert "+ create collection users" in result.out and "Plan: 42 to create" in result.out
+    assert "+ create collection users" in result.out and "Plan: 43 to create" in result.out
     result = cli("plan", "--config", str(config_dir), "--json")
     assert result.code == 0 and '"changes": true' in result.out
     assert cli("apply", "--config", str(config_dir)).code == 0
@@ -55,12 +55,12 @@ def test_apply_cli_refuses_blocked_plan_with_exit_1(config_dir: Path, cli: Calla
 
 
 def test_apply_reports_the_numbers_plan_showed(config_dir: Path, cli: Callable[..., Result], mongo_uri: str) -> None:
-    """9 collections, their 23 indexes, 5 queues and 5 schedules: 42 to create, and 42 created (not
-    the 28 commands that do it)."""
+    """9 collections, their 23 indexes, 5 queues, 5 schedules and the Redis data marker: 43 to
+    create, and 43 created (not the 29 commands that do it)."""
     config = str(config_dir)
     plan = cli("plan", "--config", config)
     applied = cli("apply", "--config", config)
-    assert numbers(plan.out, "Plan") == numbers(applied.out, "Applied") == [42, 0, 0, 0]
+    assert numbers(plan.out, "Plan") == numbers(applied.out, "Applied") == [43, 0, 0, 0]
 
     # Then one of each column, on both sides.
     edit(config_dir, "collections/emailevents.yaml", "ttl: 90d", "ttl: 30d")  # change in place

@@ -8,7 +8,14 @@ from typing import Any
 from bootstrap.engine.ops import Blocked, Plan
 from bootstrap.engine.redis.compare import compare
 from bootstrap.engine.redis.live import UNKNOWN_POLICY, RedisLive
-from bootstrap.engine.redis.operations import CreateQueue, DeleteSchedule, PolicyUnknown, PutSchedule, SetEvictionPolicy
+from bootstrap.engine.redis.operations import (
+    CreateQueue,
+    DeleteSchedule,
+    PolicyUnknown,
+    PutSchedule,
+    SetEvictionPolicy,
+    WriteMarker,
+)
 from bootstrap.engine.render import applied_summary, counts, summary
 from bootstrap.layout import schedules as stored
 from bootstrap.layout.keys import GROUP
@@ -30,16 +37,41 @@ LRU_REASON = (
 )
 
 
+MARKER = '{"at": "2026-11-29T10:00:00+00:00", "by": "host:1", "id": "abc"}'
+WRITE_MARKER = WriteMarker("marker", "t:marker")
+
+
 def live(
     policy: str = "noeviction",
     streams: dict[str, frozenset[str]] | None = None,
     schedules: dict[str, Any] | None = None,
+    marker: str | None = MARKER,
 ) -> RedisLive:
-    return RedisLive(policy, READY if streams is None else streams, STORED if schedules is None else schedules)
+    return RedisLive(
+        policy, READY if streams is None else streams, STORED if schedules is None else schedules, marker
+    )
 
 
 def test_nothing_to_do_is_empty() -> None:
     assert compare(SPEC, live()) == ()
+
+
+def test_a_missing_marker_is_written_and_an_existing_one_never_rewritten() -> None:
+    assert compare(SPEC, live(marker=None)) == (WRITE_MARKER,)
+    assert WRITE_MARKER.describe()[0].startswith("write marker t:marker")
+    assert WRITE_MARKER.group == "redis data" and WRITE_MARKER.is_change
+    assert compare(SPEC, live(marker="not even JSON")) == ()  # present is enough: Redis kept it
+
+
+def test_a_redis_that_lost_its_data_gets_queues_schedules_then_the_marker() -> None:
+    ops = compare(SPEC, RedisLive("noeviction"))  # nothing at all: a restart without persistence
+    assert ops == (
+        CreateQueue("sync", SYNC_STREAM, GROUP),
+        CreateQueue("mail", MAIL_STREAM, GROUP),
+        PutSchedule("sync-often", stored.definition(EVERY), None),
+        PutSchedule("mail-nightly", stored.definition(NIGHTLY), None),
+        WRITE_MARKER,
+    )
 
 
 def test_wrong_eviction_policy_is_blocked_without_fix_redis() -> None:

@@ -24,8 +24,9 @@ from bootstrap.codegen.render import render
 from bootstrap.errors import ContractError
 from bootstrap.jobs.contract import MongoRuntime, QueueContract, RedisRuntime, Retention, Runtime, TaskContract
 from bootstrap.jobs.runtime import queue_runtime
+from bootstrap.layout.schedules import definition
 from bootstrap.spec.load import load_spec
-from bootstrap.spec.model import ConnectRetry, RetryPolicy, Spec
+from bootstrap.spec.model import ConnectRetry, RetryPolicy, Schedule, Spec, freeze
 
 REPO = Path(__file__).resolve().parents[3]
 CONFIG = REPO / "config"
@@ -85,12 +86,24 @@ def test_the_contract_ignores_what_the_job_layer_does_not_use(spec: Spec, tmp_pa
     shutil.copytree(CONFIG, config)
     before = Runtime.from_spec(load_spec(config, env=ENV))
     (config / "collections" / "users.yaml").unlink()
-    text = (config / "schedules.yaml").read_text()
-    (config / "schedules.yaml").write_text(text.replace("every: 15m", "every: 20m"))
     # users is referenced by other collections: drop the references with it
     for path in (config / "collections").glob("*.yaml"):
         path.write_text(path.read_text().replace(", ref: users", "").replace("ref: users", "description: x"))
     assert Runtime.from_spec(load_spec(config, env=ENV)) == before
+
+
+def test_the_contract_carries_the_declared_schedules_in_their_stored_form(spec: Spec, tmp_path: Path) -> None:
+    """The scheduler falls back to these when Redis lost the stored ones: they must be exactly what
+    apply stores (layout.schedules.definition), and follow the spec."""
+    runtime = Runtime.from_spec(spec)
+    assert [definition(s) for s in runtime.schedules] == [definition(s) for s in spec.schedules]
+    config = tmp_path / "config"
+    shutil.copytree(CONFIG, config)
+    text = (config / "schedules.yaml").read_text()
+    (config / "schedules.yaml").write_text(text.replace("every: 15m", "every: 20m"))
+    changed = Runtime.from_spec(load_spec(config, env=ENV))
+    delta = next(s for s in changed.schedules if s.id == "delta-sync-schedule")
+    assert delta.every == 1200.0 and changed != runtime
 
 
 def test_queue_runtime_resolves_the_url_from_the_environment(spec: Spec, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -135,6 +148,24 @@ queues = st.builds(
     failed=retentions,
     tasks=st.lists(tasks, max_size=3, unique_by=lambda t: t.name).map(tuple),
 )
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)
+schedules = st.builds(
+    Schedule,
+    id=names,
+    queue=names,
+    task=names,
+    cron=st.none() | st.text(),
+    every=st.none() | durations,
+    kwargs=st.dictionaries(st.text(), json_values, max_size=3).map(freeze),
+    retry=policies,
+    misfire=st.sampled_from(["skip", "run_once"]),
+    timezone=st.text(),
+    enabled=st.booleans(),
+)
 runtimes = st.builds(
     Runtime,
     project=names,
@@ -160,6 +191,7 @@ runtimes = st.builds(
         connect_retry=connect_policies,
     ),
     queues=st.lists(queues, max_size=3, unique_by=lambda q: q.name).map(tuple),
+    schedules=st.lists(schedules, max_size=3, unique_by=lambda s: s.id).map(tuple),
 )
 
 
@@ -222,6 +254,17 @@ JUNK: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         "runtime.mongodb.connect_retry: missing delay",
     ),
     ("connect retry not a mapping", _set(("redis", "connect_retry"), 3), "runtime.redis.connect_retry: expected a"),
+    ("no schedules", _drop(("schedules",)), "runtime: missing schedules"),
+    (
+        "schedule kwargs not a mapping",
+        _set(("schedules", "delta-sync-schedule", "kwargs"), [1]),
+        "runtime.schedules.delta-sync-schedule.kwargs: expected a mapping of names",
+    ),
+    (
+        "schedule every as text",
+        _set(("schedules", "delta-sync-schedule", "every"), "15m"),
+        "runtime.schedules.delta-sync-schedule.every: expected a number",
+    ),
 ]
 
 
@@ -252,8 +295,8 @@ GENERATED_CODE_API = {
     "bootstrap.jobs.contract.Runtime",
     "bootstrap.jobs.contract.Runtime.from_literal",
     "bootstrap.jobs.launcher.run_workers",
+    "bootstrap.jobs.scheduler.SlotScheduler",
     "bootstrap.jobs.wiring.make_broker",
-    "bootstrap.jobs.wiring.make_scheduler",
     "bootstrap.jobs.wiring.register_task",
 }
 

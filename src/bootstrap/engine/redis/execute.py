@@ -8,10 +8,11 @@ from dataclasses import dataclass
 import redis
 
 from bootstrap.engine.ops import Operation, Report
-from bootstrap.engine.redis.operations import CreateQueue, DeleteSchedule, PutSchedule, SetEvictionPolicy
+from bootstrap.engine.redis.operations import CreateQueue, DeleteSchedule, PutSchedule, SetEvictionPolicy, WriteMarker
 from bootstrap.errors import OperationFailed
 from bootstrap.layout import schedules as stored
 from bootstrap.layout.keys import ScheduleKeys
+from bootstrap.layout.marker import new_marker
 from bootstrap.redact import mask
 
 
@@ -73,9 +74,15 @@ def _delete_schedule(target: Target, op: Operation, report: Report) -> None:
     pipe.execute()
 
 
+def _write_marker(target: Target, op: Operation, report: Report) -> None:
+    assert isinstance(op, WriteMarker)
+    target.client.set(op.key, new_marker(), nx=True)  # another apply wrote it meanwhile: keep theirs
+
+
 EXECUTORS: dict[type[Operation], Callable[[Target, Operation, Report], None]] = {
     SetEvictionPolicy: _set_eviction_policy,
     CreateQueue: _create_queue,
     PutSchedule: _put_schedule,
     DeleteSchedule: _delete_schedule,
+    WriteMarker: _write_marker,
 }

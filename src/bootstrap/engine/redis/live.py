@@ -1,7 +1,8 @@
 """Read what is live in Redis for a spec, in one small value the pure compare works on.
 
 Round trips: CONFIG GET for the eviction policy, then one pipeline holding XINFO GROUPS for every
-declared queue's stream and HGETALL of the stored schedules. Nothing else is looked at.
+declared queue's stream, HGETALL of the stored schedules and GET of the data marker. Nothing else is
+looked at.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import redis
 
 from bootstrap.connect.redis import UNKNOWN_POLICY, eviction_policy
 from bootstrap.layout import schedules as stored
-from bootstrap.layout.keys import QueueKeys, ScheduleKeys, as_text
+from bootstrap.layout.keys import QueueKeys, ScheduleKeys, as_text, marker_key
 
 __all__ = ["UNKNOWN_POLICY", "RedisLive", "read_live_state"]
 
@@ -26,6 +27,8 @@ class RedisLive:
     streams: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # Schedule id -> its stored definition; None where the stored value is not a JSON object.
     schedules: Mapping[str, Mapping[str, Any] | None] = field(default_factory=dict)
+    # The data marker apply writes (layout.marker), as stored; None where there is none.
+    marker: str | None = None
 
 
 def read_live_state(client: redis.Redis, key_prefix: str, queues: Iterable[str]) -> RedisLive:
@@ -36,10 +39,12 @@ def read_live_state(client: redis.Redis, key_prefix: str, queues: Iterable[str])
     for stream in streams:
         pipe.xinfo_groups(stream)
     pipe.hgetall(ScheduleKeys(key_prefix).definitions)
+    pipe.get(marker_key(key_prefix))
     # Errors come back in place: a missing stream answers XINFO with "no such key".
-    *infos, definitions = pipe.execute(raise_on_error=False)
-    if isinstance(definitions, Exception):
-        raise definitions
+    *infos, definitions, marker = pipe.execute(raise_on_error=False)
+    for reply in (definitions, marker):
+        if isinstance(reply, Exception):
+            raise reply
     groups: dict[str, frozenset[str]] = {}
     for stream, info in zip(streams, infos, strict=True):
         if isinstance(info, redis.ResponseError):
@@ -48,4 +53,9 @@ def read_live_state(client: redis.Redis, key_prefix: str, queues: Iterable[str])
             raise info
         groups[stream] = frozenset(as_text(group.get("name", b"")) for group in info)
     schedules = {as_text(key): stored.decode(value) for key, value in definitions.items()}
-    return RedisLive(eviction_policy=policy, streams=groups, schedules=schedules)
+    return RedisLive(
+        eviction_policy=policy,
+        streams=groups,
+        schedules=schedules,
+        marker=None if marker is None else as_text(marker),
+    )

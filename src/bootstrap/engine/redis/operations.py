@@ -63,6 +63,23 @@ class CreateQueue(Operation):
 
 
 @dataclass(frozen=True)
+class WriteMarker(Operation):
+    """The data marker (layout.marker), where it is missing: planned last, so it is there only once
+    everything before it was applied. Never rewritten, so an apply with nothing else to do writes
+    nothing."""
+
+    key: str
+    symbol = "+"
+
+    @property
+    def group(self) -> str:
+        return "redis data"
+
+    def describe(self) -> list[str]:
+        return [f"write marker {self.key} (workers, scheduler and status check it to tell a Redis that lost its data)"]
+
+
+@dataclass(frozen=True)
 class PutSchedule(Operation):
     definition: Mapping[str, Any]
     before: Mapping[str, Any] | None
