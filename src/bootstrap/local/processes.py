@@ -26,6 +26,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -163,8 +164,9 @@ class RestartPolicy:
 class Child:
     """One managed process: a command, its environment (None: ours), its working folder, its log
     (None: inherit stdout/stderr), its restart policy (None: an exit is reported, not restarted).
-    With `die_with_parent` (the default) it is stopped when this process dies; on Linux that is tied
-    to the thread that starts it, so start children from the main thread."""
+    With `die_with_parent` (the default) it is stopped when this process dies: by prctl where it is
+    started from the main thread, by the watcher from any other (Linux ties PR_SET_PDEATHSIG to the
+    thread that forked, so a child started from a short-lived thread would die with that thread)."""
 
     def __init__(
         self,
@@ -210,7 +212,7 @@ class Child:
         if self.running:
             raise RuntimeError(f"{self.name} is already running (pid {self.pid})")
         command, preexec = self.command, None
-        if self.die_with_parent and _prctl is not None:
+        if self.die_with_parent and _prctl is not None and threading.current_thread() is threading.main_thread():
             preexec = _die_with_parent(os.getpid())
         elif self.die_with_parent:
             command = [sys.executable, "-I", str(PARENT_WATCH), str(os.getpid()), "--", *command]

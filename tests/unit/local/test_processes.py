@@ -255,20 +255,25 @@ def test_stop_groups_stops_processes_it_did_not_start() -> None:
 
 
 PARENT = """
-import sys, time
+import sys, threading, time
 from bootstrap.local import processes
 mode = sys.argv[1]
 if mode == "watch":
     processes._prctl = None  # the fallback, as where the kernel cannot do it
 child = processes.Child("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"],
                         die_with_parent=mode != "off")
-child.start()
+if mode == "thread":  # started from a thread that ends at once: the child must outlive the thread
+    starter = threading.Thread(target=child.start)
+    starter.start()
+    starter.join()
+else:
+    child.start()
 print(child.pid, flush=True)
 time.sleep(60)
 """
 
 
-@pytest.mark.parametrize("mode", ["prctl", "watch", "off"])
+@pytest.mark.parametrize("mode", ["prctl", "watch", "thread", "off"])
 def test_children_die_with_their_parent(mode: str) -> None:
     if mode == "prctl" and processes._prctl is None:
         pytest.skip("no prctl on this platform")
@@ -276,7 +281,7 @@ def test_children_die_with_their_parent(mode: str) -> None:
     assert parent.stdout is not None
     group = int(parent.stdout.readline())
     try:
-        time.sleep(0.5)  # the watcher's command started too
+        time.sleep(1)  # the watcher's command started too; the starting thread (mode "thread") ended
         assert group_alive(group)
         parent.kill()  # SIGKILL: the parent cleans up nothing
         parent.wait(10)
