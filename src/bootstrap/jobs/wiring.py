@@ -134,4 +134,8 @@ def register_task(broker: StreamBroker, runtime: Runtime, queue: str, task: str)
 
 
 def make_scheduler(brokers: dict[str, StreamBroker]) -> SlotScheduler:
+    # Only a scheduler process imports the generated scheduler module. `taskiq scheduler` set up
+    # its own log format before importing it (unless --no-configure-logging) and logs two lines
+    # before the scheduler's start-up: ours from here on, so JSON logs are JSON from the first line.
+    logs.setup()
     return SlotScheduler(brokers)
