@@ -16,6 +16,7 @@ from bootstrap.engine.apply import full_plan
 from bootstrap.engine.history import last_apply
 from bootstrap.engine.ops import Options
 from bootstrap.jobs import admin
+from bootstrap.jobs.schedule_runs import last_runs
 from bootstrap.redact import mask
 from bootstrap.spec.model import Spec
 
@@ -65,9 +66,22 @@ def collect(spec: Spec, db: Database[Any], client: redis.Redis) -> dict[str, Any
             "by": f"{record.get('host')}:{record.get('pid')}",
         },
         "queues": [vars(q) for q in admin.queue_stats(client, spec)],
-        "schedules": admin.schedule_states(client, spec),
+        "schedules": schedules(client, spec),
         "workers": admin.workers(client, spec),
     }
+
+
+def schedules(client: redis.Redis, spec: Spec) -> list[dict[str, Any]]:
+    """Each stored schedule; `last_run` is the slot of the newest finished job it fired (from the
+    job records), not merely the last slot handled, which may have been skipped (`last_slot`)."""
+    rows = admin.schedule_states(client, spec)
+    runs = last_runs(client, spec.redis.key_prefix, {row["id"]: row["queue"] for row in rows if row["queue"]})
+    for row in rows:
+        run = runs.get(row["id"])
+        row["last_slot"] = row["last_run"]
+        row["last_run"] = run.finished if run else None
+        row["last_outcome"] = run.outcome if run else None
+    return rows
 
 
 def render(status: dict[str, Any], now: float) -> list[str]:
@@ -77,10 +91,11 @@ def render(status: dict[str, Any], now: float) -> list[str]:
         "everything matches the spec" if status["in_sync"] else "DRIFT: run `bootstrap plan` for details",
         "",
     ]
-    lines.append(f"{'collection':<24}{'documents':>10}{'indexes':>9}  drift")
+    rows = []
     for c in status["collections"]:
         drift = "; ".join(c["drift"]) if c["drift"] else ("none" if c["exists"] else "missing")
-        lines.append(f"{c['name']:<24}{c['documents']:>10}{c['indexes']:>9}  {drift}")
+        rows.append([c["name"], str(c["documents"]), c["indexes"], drift])
+    lines += table(["collection", "documents", "indexes", "drift"], rows, right={1, 2})
     lines += [f"redis: {line}" for line in status["redis_drift"]]
     last = status["last_apply"]
     if last:
@@ -91,21 +106,40 @@ def render(status: dict[str, Any], now: float) -> list[str]:
         )
     else:
         lines.append("last apply: none recorded")
-    lines += ["", f"{'queue':<24}{'waiting':>9}{'running':>9}{'delayed':>9}{'completed':>11}{'failed':>8}"]
-    for q in status["queues"]:
-        lines.append(
-            f"{q['queue']:<24}{q['waiting']:>9}{q['running']:>9}{q['delayed']:>9}{q['completed']:>11}{q['failed']:>8}"
-        )
-    lines += ["", f"{'schedule':<30}{'when':<22}{'last run':<24}next run"]
-    for s in status["schedules"]:
-        last_run = _ago(s["last_run"], now) if s["last_run"] else "never"
-        next_run = _ago(s["next_run"], now) if s["next_run"] else "disabled"
-        lines.append(f"{s['id']:<30}{s['when']:<22}{last_run:<24}{next_run}")
+    lines.append("")
+    counts = ("waiting", "running", "delayed", "completed", "failed")
+    rows = [[q["queue"], *(str(q[name]) for name in counts)] for q in status["queues"]]
+    lines += table(["queue", *counts], rows, right={1, 2, 3, 4, 5})
+    lines.append("")
+    rows = [[s["id"], s["when"], _last_run(s, now), _ago(s["next_run"], now) if s["next_run"] else "disabled"]
+            for s in status["schedules"]]  # fmt: skip
+    lines += table(["schedule", "when", "last run", "next run"], rows)
     workers = status["workers"]
     lines += ["", f"workers seen in the last {admin.WORKER_SEEN_WITHIN:g}s: {len(workers) or 'none'}"]
     for w in workers:
         lines.append(f"  {w['queue']:<22} {w['name']}  running {w.get('running', 0)}  up {_span(now - w['started'])}")
     return lines
+
+
+def table(header: list[str], rows: list[list[str]], right: set[int] | frozenset[int] = frozenset()) -> list[str]:
+    """Columns as wide as their widest cell, two spaces apart (so no two cells ever run together);
+    the columns in `right` (counts) aligned right."""
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        padded = [cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]) for i, cell in enumerate(cells)]
+        return "  ".join(padded).rstrip()
+
+    return [line(header), *(line(row) for row in rows)]
+
+
+def _last_run(schedule: dict[str, Any], now: float) -> str:
+    """When the schedule's job last ran, from the job records; a handled slot that fired nothing
+    (skipped) is not a run."""
+    if schedule.get("last_run"):
+        outcome = schedule.get("last_outcome")
+        return _ago(schedule["last_run"], now) + (", failed" if outcome == "failed" else "")
+    return "none on record" if schedule.get("last_slot") else "never"
 
 
 def _ago(when: Any, now: float) -> str:
