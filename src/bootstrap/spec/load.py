@@ -13,7 +13,7 @@ from typing import Any
 
 from bootstrap.errors import ConfigError, Finding
 from bootstrap.spec import build, schema_check
-from bootstrap.spec.checks import check_spec
+from bootstrap.spec.checks import Reporter, check_handlers, check_spec
 from bootstrap.spec.model import Spec
 from bootstrap.spec.yamlload import Document, load_document
 
@@ -202,8 +202,10 @@ def _not_utf8(shown: str, data: bytes, exc: UnicodeDecodeError) -> Finding:
     )
 
 
-def load_spec(config_dir: Path, env: Mapping[str, str] | None = None) -> Spec:
-    """The validated Spec of `config_dir`, or ConfigError with every finding."""
+def load_spec(config_dir: Path, env: Mapping[str, str] | None = None, *, import_handlers: bool = False) -> Spec:
+    """The validated Spec of `config_dir`, or ConfigError with every finding. With
+    `import_handlers` (`bootstrap validate`) the declared job handlers are imported too, in a
+    process of their own, and each one workers could not use is a finding."""
     env = os.environ if env is None else env
     files, findings = config_files(config_dir)
     docs: dict[str, Document] = {}
@@ -233,6 +235,10 @@ def load_spec(config_dir: Path, env: Mapping[str, str] | None = None) -> Spec:
     spec = _build(config_dir, docs, kinds)
     settings_file = next((f for f, k in kinds.items() if k == "bootstrap"), SETTINGS)
     findings += check_spec(spec, docs, settings_file, failed_kinds)
+    if import_handlers and "queues" not in failed_kinds:
+        report = Reporter(docs)
+        check_handlers(spec, report)
+        findings += report.findings
     if findings:
         raise ConfigError(findings)
     return spec
