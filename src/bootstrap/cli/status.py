@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,11 +13,13 @@ from pymongo.database import Database
 
 from bootstrap import console
 from bootstrap.cli.common import database, redis_client, spec_from
+from bootstrap.codegen.render import wiring_hash
 from bootstrap.engine.apply import full_plan
 from bootstrap.engine.history import last_apply
 from bootstrap.engine.ops import Options
 from bootstrap.jobs import admin
 from bootstrap.jobs.schedule_runs import last_runs
+from bootstrap.local.upstate import GAVE_UP, RESTARTING, running_up
 from bootstrap.redact import mask
 from bootstrap.spec.model import Spec
 
@@ -68,7 +71,56 @@ def collect(spec: Spec, db: Database[Any], client: redis.Redis) -> dict[str, Any
         "queues": [vars(q) for q in admin.queue_stats(client, spec)],
         "schedules": schedules(client, spec),
         "workers": admin.workers(client, spec),
+        "wiring": wiring_hash(spec),
+        "up": up_status(spec),
     }
+
+
+def up_status(spec: Spec) -> dict[str, Any] | None:
+    """The `bootstrap up` running for this project, if any: its pid and how its children are doing."""
+    up = running_up(spec.root)
+    if up is None:
+        return None
+    return {
+        "pid": up.pid,
+        "started": up.started,
+        "wiring": up.wiring,
+        "restart_window": up.restart_window,
+        "max_restarts": up.max_restarts,
+        "children": [asdict(child) for child in up.children],
+    }
+
+
+def problems(status: dict[str, Any]) -> list[str]:
+    """What needs attention besides drift: workers on other wiring than the spec's, workers that keep
+    crashing under `bootstrap up`, queues no live worker takes jobs from."""
+    found = []
+    expected = status.get("wiring")
+    stale = [w for w in status["workers"] if w.get("wiring") and expected and w["wiring"] != expected]
+    if stale:
+        running = ", ".join(sorted({w["wiring"] for w in stale}))
+        found.append(
+            f"{len(stale)} worker(s) run other wiring ({running}) than the spec's ({expected}): run "
+            "`bootstrap generate` if the package is stale, then restart them (`bootstrap up` restarts its own)"
+        )
+    up: dict[str, Any] = status.get("up") or {}
+    for child in up.get("children", []):
+        if child["state"] == GAVE_UP:
+            found.append(
+                f"{child['name']} kept crashing: `bootstrap up` (pid {up['pid']}) stopped it after "
+                f"{up['max_restarts']} restarts in {up['restart_window']:g}s; see {child['log']}"
+            )
+        elif child["state"] == RESTARTING:
+            found.append(
+                f"{child['name']} is crash-looping: restarted {child['restarts']} time(s) in the last "
+                f"{up['restart_window']:g}s by `bootstrap up` (pid {up['pid']}); see {child['log']}"
+            )
+    live = {w["queue"] for w in status["workers"]}
+    if live or up:
+        idle = [q["queue"] for q in status["queues"] if q["queue"] not in live]
+        if idle:
+            found.append(f"no live worker for queue(s) {', '.join(idle)}: their jobs wait")
+    return found
 
 
 def schedules(client: redis.Redis, spec: Spec) -> list[dict[str, Any]]:
@@ -88,9 +140,16 @@ def render(status: dict[str, Any], now: float) -> list[str]:
     lines = [
         f"MongoDB {status['mongodb']['uri']} (database {status['mongodb']['database']}), "
         f"Redis {status['redis']['url']}, spec {status['spec_hash']}",
-        "everything matches the spec" if status["in_sync"] else "DRIFT: run `bootstrap plan` for details",
-        "",
     ]
+    attention = problems(status)
+    if not status["in_sync"]:
+        lines.append("DRIFT: run `bootstrap plan` for details")
+    elif attention:
+        lines.append("MongoDB and Redis match the spec, but the jobs need attention:")
+    else:
+        lines.append("everything matches the spec")
+    lines += [f"  ! {problem}" for problem in attention]
+    lines.append("")
     rows = []
     for c in status["collections"]:
         drift = "; ".join(c["drift"]) if c["drift"] else ("none" if c["exists"] else "missing")
@@ -116,8 +175,14 @@ def render(status: dict[str, Any], now: float) -> list[str]:
     lines += table(["schedule", "when", "last run", "next run"], rows)
     workers = status["workers"]
     lines += ["", f"workers seen in the last {admin.WORKER_SEEN_WITHIN:g}s: {len(workers) or 'none'}"]
+    rows = []
     for w in workers:
-        lines.append(f"  {w['queue']:<22} {w['name']}  running {w.get('running', 0)}  up {_span(now - w['started'])}")
+        wiring = w.get("wiring") or "?"
+        if w.get("wiring") and status.get("wiring") and w["wiring"] != status["wiring"]:
+            wiring += " (not the spec's)"
+        rows.append([w["queue"], w["name"], f"running {w.get('running', 0)}", f"up {_span(now - w['started'])}",
+                     f"wiring {wiring}"])  # fmt: skip
+    lines += ["  " + line for line in table(["queue", "worker", "jobs", "since", "wiring"], rows)[1:]]
     return lines
 
 

@@ -83,3 +83,32 @@ def test_a_failed_run_says_so() -> None:
 
 def test_table_aligns_counts_right() -> None:
     assert table(["name", "n"], [["a", "1"], ["bb", "100"]], right={1}) == ["name    n", "a       1", "bb    100"]
+
+
+def worker(queue: str, wiring: str | None) -> dict[str, Any]:
+    return {"queue": queue, "name": f"host-1-{queue}", "started": NOW - 60, "running": 0, "wiring": wiring}
+
+
+def test_workers_on_other_wiring_than_the_specs_are_flagged() -> None:
+    data = {**status([]), "wiring": "new0", "workers": [worker("a-queue-with-a-very-long-name-too", "old0")]}
+    lines = render(data, NOW)
+    assert lines[1] == "MongoDB and Redis match the spec, but the jobs need attention:"
+    assert "1 worker(s) run other wiring (old0) than the spec's (new0)" in lines[2]
+    assert any("wiring old0 (not the spec's)" in line for line in lines)
+    data["workers"] = [worker("a-queue-with-a-very-long-name-too", "new0")]
+    assert render(data, NOW)[1] == "everything matches the spec"
+
+
+def test_crash_looping_children_of_up_are_reported() -> None:
+    children = [
+        {"name": "worker a", "pid": None, "state": "gave up", "restarts": 5, "log": ".bootstrap/logs/worker-a.log"},
+        {"name": "worker b", "pid": 7, "state": "restarting", "restarts": 2, "log": ".bootstrap/logs/worker-b.log"},
+        {"name": "scheduler", "pid": 8, "state": "running", "restarts": 0, "log": ".bootstrap/logs/scheduler.log"},
+    ]
+    up = {"pid": 42, "restart_window": 60.0, "max_restarts": 5, "children": children}
+    lines = render({**status([]), "up": up}, NOW)
+    text = "\n".join(lines)
+    assert "worker a kept crashing: `bootstrap up` (pid 42) stopped it after 5 restarts in 60s; see " in text
+    assert "worker b is crash-looping: restarted 2 time(s) in the last 60s" in text
+    assert "scheduler" not in text.split("\n\n")[0]
+    assert "no live worker for queue(s) a-queue-with-a-very-long-name-too" in text
