@@ -93,7 +93,7 @@ def up_status(spec: Spec) -> dict[str, Any] | None:
 
 def problems(status: dict[str, Any]) -> list[str]:
     """What needs attention besides drift: workers on other wiring than the spec's, workers that keep
-    crashing under `bootstrap up`, queues no live worker takes jobs from."""
+    crashing under `bootstrap up`, jobs waiting on a queue no live worker takes jobs from."""
     found = []
     expected = status.get("wiring")
     stale = [w for w in status["workers"] if w.get("wiring") and expected and w["wiring"] != expected]
@@ -116,10 +116,9 @@ def problems(status: dict[str, Any]) -> list[str]:
                 f"{up['restart_window']:g}s by `bootstrap up` (pid {up['pid']}); see {child['log']}"
             )
     live = {w["queue"] for w in status["workers"]}
-    if live or up:
-        idle = [q["queue"] for q in status["queues"] if q["queue"] not in live]
-        if idle:
-            found.append(f"no live worker for queue(s) {', '.join(idle)}: their jobs wait")
+    for queue in status["queues"]:
+        if queue["waiting"] and queue["queue"] not in live:
+            found.append(f"queue {queue['queue']}: {queue['waiting']} job(s) waiting and no live worker to take them")
     return found
 
 

@@ -111,4 +111,4 @@ def test_crash_looping_children_of_up_are_reported() -> None:
     assert "worker a kept crashing: `bootstrap up` (pid 42) stopped it after 5 restarts in 60s; see " in text
     assert "worker b is crash-looping: restarted 2 time(s) in the last 60s" in text
     assert "scheduler" not in text.split("\n\n")[0]
-    assert "no live worker for queue(s) a-queue-with-a-very-long-name-too" in text
+    assert "queue a-queue-with-a-very-long-name-too: 123456789 job(s) waiting and no live worker" in text
