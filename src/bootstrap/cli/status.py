@@ -230,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
         while True:
             status = collect(spec, db, client)
             if args.json:
-                console.out_json(status)
+                console.out_json({**status, "problems": problems(status)})
             else:
                 if args.watch:
                     console.out("\033[2J\033[H")  # clear the screen between refreshes

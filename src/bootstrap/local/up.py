@@ -1,8 +1,13 @@
 """`bootstrap up`: the whole stack on one machine. Local MongoDB and Redis when no URI is configured
-(data under .bootstrap/, kept across runs), then validate, apply, generate if stale, and run a worker
-per queue and the scheduler as child processes (`local.processes`: restarted when they die, gone
-with `up` even if it is killed) until Ctrl-C or SIGTERM; then stop the children
-gracefully (running jobs finish, queued ones stay in Redis), then the servers."""
+(data under .bootstrap/, kept across runs), then validate, apply (with apply's flags), generate if
+stale, and run a worker per queue and the scheduler as child processes (`local.processes`: restarted
+when they die, at most 5 times a minute, then reported and left stopped; gone with `up` even if it
+is killed) until Ctrl-C or SIGTERM; then stop the children gracefully (running jobs finish, queued
+ones stay in Redis), then the servers.
+
+While it runs it tells the project's other commands its servers and its children's state
+(`.bootstrap/up.json`, `local.upstate`), and follows the project (`Watch`): a saved config is
+applied, and workers are restarted when the generated wiring on disk changes."""
 
 from __future__ import annotations
 

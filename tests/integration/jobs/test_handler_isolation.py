@@ -80,6 +80,13 @@ def test_workers_report_their_wiring_and_status_flags_old_wiring(project: Projec
     project.edit("queues.yaml", task, f"{task}\n      extra-task: {{}}")
     assert project.bootstrap("generate") == 0
     found = _problems(project)
+    data = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "bootstrap", "status", "--config", str(project.config), "--json"],
+            env={**os.environ, **project.env}, capture_output=True, text=True, timeout=120,
+        ).stdout
+    )  # fmt: skip
+    assert data["wiring"] == wiring_hash(project.spec()) and any("other wiring" in p for p in data["problems"])
     assert any(f"run other wiring ({beats[0]['wiring']}) than the spec's ({wiring_hash(project.spec())})" in line
                for line in found), found  # fmt: skip
     client.close()
