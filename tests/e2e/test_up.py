@@ -104,8 +104,12 @@ def interrupt(output: Output, timeout: float = 90) -> str:
     return output.finish(timeout)
 
 
+def up_command(project: Path) -> list[str]:
+    return [sys.executable, "-m", "bootstrap", "up", "--config", str(project / "config")]
+
+
 def start_up(project: Path, env: dict[str, str]) -> Output:
-    return Output.start([sys.executable, "-m", "bootstrap", "up", "--config", str(project / "config")], project, env)
+    return Output.start(up_command(project), project, env)
 
 
 def test_up_runs_the_stack_on_local_servers_and_stops_cleanly(tmp_path: Path) -> None:
@@ -304,3 +308,98 @@ def test_up_keeps_its_folder_private_and_its_servers_behind_a_password_reused_ac
         assert json.loads((state / "credentials.json").read_text()) == credentials
         interrupt(again)
         assert again.process.returncode == 0
+
+
+HANDLED_QUEUE = """
+  handled:
+    tasks:
+      mistyped: {handler: "app_handlers:run"}
+"""
+
+MISTYPED_HANDLERS = "async def run(**kwargs):\n    return None\n\nretrun = undefined_name  # a typo\n"
+
+
+def bootstrap(project: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    """A command in a second shell of the project: no server configured."""
+    return subprocess.run(
+        [sys.executable, "-m", "bootstrap", args[0], "--config", str(project / "config"), *args[1:]],
+        cwd=project, env=env_without_servers(), capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+def test_a_second_shell_finds_up_a_bad_handler_stops_its_queue_only_and_a_saved_config_restarts_workers(
+    tmp_path: Path,
+) -> None:
+    project = tmp_path / "project"
+    config = copy_config(project / "config", "msedb")
+    fast_schedule(config)
+    queues = config / "queues.yaml"
+    queues.write_text(queues.read_text().rstrip("\n") + "\n" + HANDLED_QUEUE)
+    (project / "app_handlers.py").write_text(MISTYPED_HANDLERS)
+    state = project / ".bootstrap" / "up.json"
+    with start_up(project, env_without_servers()) as up:
+        up.wait_for(re.compile(r"is running"), 120)
+        recorded = json.loads(state.read_text())
+        assert recorded["pid"] == up.process.pid and (state.stat().st_mode & 0o777) == 0o600
+
+        # The other commands find up's servers (no 127.0.0.1:27017 retries) and say so in one line.
+        enqueued = bootstrap(project, "enqueue", "delta-sync", "run-delta-sync", "--id", "from-shell-2", timeout=60)
+        assert enqueued.returncode == 0, enqueued.stderr
+        using = [line for line in enqueued.stderr.splitlines() if "using the servers of `bootstrap up`" in line]
+        assert len(using) == 1 and f"(pid {up.process.pid}): MongoDB mongodb://127.0.0.1:" in using[0], using
+        assert "Redis redis://127.0.0.1:" in using[0]
+
+        # The mistyped handler stops its own queue only, and up says so, with the reason.
+        seen = up.wait_for(re.compile(r"worker handled keeps crashing.*\n(.*\n)*.*NameError"), 180)
+        assert "queue handled is not being worked" in seen
+        up.wait_for(DONE, 60)  # delta-sync goes on
+        shown = bootstrap(project, "status")
+        assert shown.returncode == 0, shown.stderr
+        assert "worker handled kept crashing: `bootstrap up`" in shown.stdout, shown.stdout
+        assert "everything matches the spec" not in shown.stdout
+
+        # A saved config is applied, the wiring regenerated and the workers restarted on it.
+        queues.write_text(queues.read_text().replace('{handler: "app_handlers:run"}', "{timeout: 1m}"))
+        up.wait_for(re.compile(r"the generated wiring changed .*: restarting the workers and the scheduler"), 90)
+        up.wait_for(re.compile(r"workers and scheduler running on wiring"), 120)
+
+        def settled() -> str:
+            out = bootstrap(project, "status").stdout
+            return out if "everything matches the spec" in out else ""
+
+        deadline = time.monotonic() + 90
+        while not settled() and time.monotonic() < deadline:
+            time.sleep(1)
+        final = bootstrap(project, "status").stdout
+        assert "everything matches the spec" in final, final
+        out = interrupt(up)
+        assert up.process.returncode == 0, out
+    assert not state.exists()
+    # With no up running, the state left behind (if any) is ignored and nothing is found.
+    state.write_text(json.dumps({**recorded, "pid": 999_999_999}))
+    assert bootstrap(project, "validate").returncode == 0
+
+
+def test_up_resolves_a_blocked_plan_with_the_apply_flags(
+    tmp_path: Path, mongo_server: MongoServer, redis_server: RedisServer
+) -> None:
+    project = tmp_path / "project"
+    config = copy_config(project / "config", "upblocked")
+    env = {**env_without_servers(), "MONGODB_URI": f"{mongo_server.uri}upblocked", "REDIS_URL": redis_server.uri}
+    applied = subprocess.run(
+        [sys.executable, "-m", "bootstrap", "apply", "--config", str(config)], env=env, capture_output=True, text=True
+    )
+    assert applied.returncode == 0, applied.stderr
+    users = config / "collections" / "users.yaml"
+    text = users.read_text()
+    assert "unique: true" in text
+    users.write_text(text.replace("unique: true", "unique: false", 1))  # a rebuild: blocked without the flag
+    blocked = start_up(project, env)
+    blocked.finish(120)
+    assert blocked.process.returncode == 1
+    assert "blocked" in blocked.text and "--allow-rebuild" in blocked.text, blocked.text
+    with Output.start([*up_command(project), "--allow-rebuild"], project, env) as up:
+        seen = up.wait_for(re.compile(r"is running"), 120)
+        assert "-/+" in seen or "rebuil" in seen, seen
+        interrupt(up)
+        assert up.process.returncode == 0

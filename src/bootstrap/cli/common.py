@@ -7,8 +7,11 @@ they are re-exported here for the command modules.
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -20,8 +23,15 @@ from bootstrap.cli.options import default_config_dir as default_config_dir
 from bootstrap.connect.mongo import connect
 from bootstrap.connect.redis import connect as connect_redis
 from bootstrap.engine.ops import Options
+from bootstrap.local.upstate import running_up
+from bootstrap.redact import mask
 from bootstrap.spec.load import load_spec
 from bootstrap.spec.model import Spec
+
+log = logging.getLogger("bootstrap.cli")
+
+# Commands that connect to MongoDB or Redis, so may use the servers of a running `bootstrap up`.
+CONNECTING = frozenset({"plan", "apply", "status", "enqueue", "jobs"})
 
 
 def plan_options(args: argparse.Namespace) -> Options:
@@ -34,7 +44,36 @@ def plan_options(args: argparse.Namespace) -> Options:
 
 
 def spec_from(args: argparse.Namespace) -> Spec:
+    if getattr(args, "command", None) in CONNECTING:
+        use_servers_of_up(args.config)
     return load_spec(args.config)
+
+
+def use_servers_of_up(config_dir: Path) -> None:
+    """When MONGODB_URI or REDIS_URL is not set and a `bootstrap up` runs for this project (the
+    folder holding `config_dir`), use the servers it started, and say so in one line. Set in this
+    process's environment, where the spec's `${MONGODB_URI:-...}` and the job layer's URL templates
+    are resolved from."""
+    want_mongo = not os.environ.get("MONGODB_URI")
+    want_redis = not (os.environ.get("REDIS_URL") or os.environ.get("REDIS_HOST"))
+    if not (want_mongo or want_redis):
+        return
+    try:
+        root = config_dir.resolve().parent
+    except (OSError, RuntimeError):  # a config folder that cannot be resolved: load_spec reports it
+        return
+    up = running_up(root)
+    if up is None:
+        return
+    used = []
+    if want_mongo and up.mongodb_uri:
+        os.environ["MONGODB_URI"] = up.mongodb_uri
+        used.append(f"MongoDB {mask(up.mongodb_uri)}")
+    if want_redis and up.redis_url:
+        os.environ["REDIS_URL"] = up.redis_url
+        used.append(f"Redis {mask(up.redis_url)}")
+    if used:
+        log.info("using the servers of `bootstrap up` (pid %d): %s", up.pid, ", ".join(used))
 
 
 @contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,11 +13,14 @@ from pymongo.database import Database
 
 from bootstrap import console
 from bootstrap.cli.common import database, redis_client, spec_from
+from bootstrap.codegen.render import wiring_hash
 from bootstrap.engine.apply import full_plan
 from bootstrap.engine.history import last_apply
 from bootstrap.engine.ops import Options
 from bootstrap.jobs import admin
+from bootstrap.jobs.schedule_runs import last_runs
 from bootstrap.layout.marker import LOST_DATA
+from bootstrap.local.upstate import GAVE_UP, RESTARTING, running_up
 from bootstrap.redact import mask
 from bootstrap.spec.model import Spec
 
@@ -66,24 +70,93 @@ def collect(spec: Spec, db: Database[Any], client: redis.Redis) -> dict[str, Any
             "by": f"{record.get('host')}:{record.get('pid')}",
         },
         "queues": [vars(q) for q in admin.queue_stats(client, spec)],
-        "schedules": admin.schedule_states(client, spec),
+        "schedules": schedules(client, spec),
         "workers": admin.workers(client, spec),
+        "wiring": wiring_hash(spec),
+        "up": up_status(spec),
     }
+
+
+def up_status(spec: Spec) -> dict[str, Any] | None:
+    """The `bootstrap up` running for this project, if any: its pid and how its children are doing."""
+    up = running_up(spec.root)
+    if up is None:
+        return None
+    return {
+        "pid": up.pid,
+        "started": up.started,
+        "wiring": up.wiring,
+        "restart_window": up.restart_window,
+        "max_restarts": up.max_restarts,
+        "children": [asdict(child) for child in up.children],
+    }
+
+
+def problems(status: dict[str, Any]) -> list[str]:
+    """What needs attention besides drift: workers on other wiring than the spec's, workers that keep
+    crashing under `bootstrap up`, jobs waiting on a queue no live worker takes jobs from."""
+    found = []
+    expected = status.get("wiring")
+    stale = [w for w in status["workers"] if w.get("wiring") and expected and w["wiring"] != expected]
+    if stale:
+        running = ", ".join(sorted({w["wiring"] for w in stale}))
+        found.append(
+            f"{len(stale)} worker(s) run other wiring ({running}) than the spec's ({expected}): run "
+            "`bootstrap generate` if the package is stale, then restart them (`bootstrap up` restarts its own)"
+        )
+    up: dict[str, Any] = status.get("up") or {}
+    for child in up.get("children", []):
+        if child["state"] == GAVE_UP:
+            found.append(
+                f"{child['name']} kept crashing: `bootstrap up` (pid {up['pid']}) stopped it after "
+                f"{up['max_restarts']} restarts in {up['restart_window']:g}s; see {child['log']}"
+            )
+        elif child["state"] == RESTARTING:
+            found.append(
+                f"{child['name']} is crash-looping: restarted {child['restarts']} time(s) in the last "
+                f"{up['restart_window']:g}s by `bootstrap up` (pid {up['pid']}); see {child['log']}"
+            )
+    live = {w["queue"] for w in status["workers"]}
+    for queue in status["queues"]:
+        if queue["waiting"] and queue["queue"] not in live:
+            found.append(f"queue {queue['queue']}: {queue['waiting']} job(s) waiting and no live worker to take them")
+    return found
+
+
+def schedules(client: redis.Redis, spec: Spec) -> list[dict[str, Any]]:
+    """Each stored schedule; `last_run` is the slot of the newest finished job it fired (from the
+    job records), not merely the last slot handled, which may have been skipped (`last_slot`)."""
+    rows = admin.schedule_states(client, spec)
+    runs = last_runs(client, spec.redis.key_prefix, {row["id"]: row["queue"] for row in rows if row["queue"]})
+    for row in rows:
+        run = runs.get(row["id"])
+        row["last_slot"] = row["last_run"]
+        row["last_run"] = run.finished if run else None
+        row["last_outcome"] = run.outcome if run else None
+    return rows
 
 
 def render(status: dict[str, Any], now: float) -> list[str]:
     lines = [
         f"MongoDB {status['mongodb']['uri']} (database {status['mongodb']['database']}), "
         f"Redis {status['redis']['url']}, spec {status['spec_hash']}",
-        "everything matches the spec" if status["in_sync"] else "DRIFT: run `bootstrap plan` for details",
-        "",
     ]
+    attention = problems(status)
     if status["redis"]["marker"] is None:
-        lines[1:1] = [LOST_DATA]
-    lines.append(f"{'collection':<24}{'documents':>10}{'indexes':>9}  drift")
+        lines.append(LOST_DATA)
+    if not status["in_sync"]:
+        lines.append("DRIFT: run `bootstrap plan` for details")
+    elif attention:
+        lines.append("MongoDB and Redis match the spec, but the jobs need attention:")
+    else:
+        lines.append("everything matches the spec")
+    lines += [f"  ! {problem}" for problem in attention]
+    lines.append("")
+    rows = []
     for c in status["collections"]:
         drift = "; ".join(c["drift"]) if c["drift"] else ("none" if c["exists"] else "missing")
-        lines.append(f"{c['name']:<24}{c['documents']:>10}{c['indexes']:>9}  {drift}")
+        rows.append([c["name"], str(c["documents"]), c["indexes"], drift])
+    lines += table(["collection", "documents", "indexes", "drift"], rows, right={1, 2})
     lines += [f"redis: {line}" for line in status["redis_drift"]]
     last = status["last_apply"]
     if last:
@@ -94,21 +167,52 @@ def render(status: dict[str, Any], now: float) -> list[str]:
         )
     else:
         lines.append("last apply: none recorded")
-    lines += ["", f"{'queue':<24}{'waiting':>9}{'running':>9}{'delayed':>9}{'completed':>11}{'failed':>8}"]
-    for q in status["queues"]:
-        lines.append(
-            f"{q['queue']:<24}{q['waiting']:>9}{q['running']:>9}{q['delayed']:>9}{q['completed']:>11}{q['failed']:>8}"
-        )
-    lines += ["", f"{'schedule':<30}{'when':<22}{'last run':<24}next run"]
-    for s in status["schedules"]:
-        last_run = _ago(s["last_run"], now) if s["last_run"] else "never"
-        next_run = _ago(s["next_run"], now) if s["next_run"] else (s.get("problem") or "disabled")
-        lines.append(f"{s['id']:<30}{s['when']:<22}{last_run:<24}{next_run}")
+    lines.append("")
+    counts = ("waiting", "running", "delayed", "completed", "failed")
+    rows = [[q["queue"], *(str(q[name]) for name in counts)] for q in status["queues"]]
+    lines += table(["queue", *counts], rows, right={1, 2, 3, 4, 5})
+    lines.append("")
+    rows = [[s["id"], s["when"], _last_run(s, now), _next_run(s, now)] for s in status["schedules"]]
+    lines += table(["schedule", "when", "last run", "next run"], rows)
     workers = status["workers"]
     lines += ["", f"workers seen in the last {admin.WORKER_SEEN_WITHIN:g}s: {len(workers) or 'none'}"]
+    rows = []
     for w in workers:
-        lines.append(f"  {w['queue']:<22} {w['name']}  running {w.get('running', 0)}  up {_span(now - w['started'])}")
+        wiring = w.get("wiring") or "?"
+        if w.get("wiring") and status.get("wiring") and w["wiring"] != status["wiring"]:
+            wiring += " (not the spec's)"
+        rows.append([w["queue"], w["name"], f"running {w.get('running', 0)}", f"up {_span(now - w['started'])}",
+                     f"wiring {wiring}"])  # fmt: skip
+    lines += ["  " + line for line in table(["queue", "worker", "jobs", "since", "wiring"], rows)[1:]]
     return lines
+
+
+def table(header: list[str], rows: list[list[str]], right: set[int] | frozenset[int] = frozenset()) -> list[str]:
+    """Columns as wide as their widest cell, two spaces apart (so no two cells ever run together);
+    the columns in `right` (counts) aligned right."""
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        padded = [cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]) for i, cell in enumerate(cells)]
+        return "  ".join(padded).rstrip()
+
+    return [line(header), *(line(row) for row in rows)]
+
+
+def _last_run(schedule: dict[str, Any], now: float) -> str:
+    """When the schedule's job last ran, from the job records; a handled slot that fired nothing
+    (skipped) is not a run."""
+    if schedule.get("last_run"):
+        outcome = schedule.get("last_outcome")
+        return _ago(schedule["last_run"], now) + (", failed" if outcome == "failed" else "")
+    return "none on record" if schedule.get("last_slot") else "never"
+
+
+def _next_run(schedule: dict[str, Any], now: float) -> str:
+    """When it fires next, or why it does not (disabled, never fires, unreadable)."""
+    if schedule["next_run"]:
+        return _ago(schedule["next_run"], now)
+    return str(schedule.get("problem") or "disabled")
 
 
 def _ago(when: Any, now: float) -> str:
@@ -145,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
 
 def show(status: dict[str, Any], as_json: bool, *, clear: bool = False) -> None:
     if as_json:
-        console.out_json(status)
+        console.out_json({**status, "problems": problems(status)})
         return
     if clear:
         console.out("\033[2J\033[H")  # clear the screen between refreshes

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from bootstrap.cli.options import add_plan_options
+from bootstrap.engine.ops import Options
 from bootstrap.local import up
 
 
@@ -13,7 +15,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="start local MongoDB and Redis even when MONGODB_URI / REDIS_URL are set",
     )
+    # As for apply: what up may do to resolve a blocked plan (on the local servers, say).
+    add_plan_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    return up.run(args.config, args.embedded)
+    options = Options(allow_rebuild=args.allow_rebuild, prune=args.prune, fix_redis=args.fix_redis)
+    return up.run(args.config, args.embedded, options)

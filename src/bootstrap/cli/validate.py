@@ -1,4 +1,5 @@
-"""`bootstrap validate`: check every config file and report all problems at once."""
+"""`bootstrap validate`: check every config file and report all problems at once, including job
+handlers that workers could not import (the only command that imports them)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        spec = load_spec(args.config)
+        spec = load_spec(args.config, import_handlers=True)
     except ConfigError as exc:
         if not args.json:
             raise

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from bootstrap.codegen.hashing import files_hash
 from bootstrap.jobs.contract import Runtime
 from bootstrap.spec.model import Spec
 
@@ -55,3 +57,14 @@ ARTIFACTS: tuple[Artifact, ...] = (
     Artifact("scheduler.py", "scheduler.py.j2", nothing),
     Artifact("worker.py", "worker.py.j2", package),
 )
+
+WIRING_FILES = tuple(artifact.name for artifact in ARTIFACTS if artifact.wiring)
+
+
+def package_wiring_hash(package_dir: Path) -> str | None:
+    """The wiring hash of the generated package on disk (`codegen.render.wiring_hash(spec)` of the
+    spec it was generated from), without Jinja2; None when a file is missing or unreadable."""
+    try:
+        return files_hash({name: (package_dir / name).read_text(encoding="utf-8") for name in WIRING_FILES})
+    except (OSError, UnicodeDecodeError):
+        return None

@@ -17,6 +17,7 @@ from bootstrap.jobs.slots import latest_slot, next_slot, problem
 from bootstrap.layout import schedules as stored
 from bootstrap.layout.keys import GROUP, QueueKeys, ScheduleKeys, as_text, marker_key, workers_key
 from bootstrap.layout.marker import read_marker
+from bootstrap.spec.durations import format_duration
 from bootstrap.spec.model import Spec
 
 WORKER_SEEN_WITHIN = 30.0  # seconds: a worker whose last heartbeat is older counts as gone
@@ -84,7 +85,7 @@ def schedule_states(client: redis.Redis, spec: Spec, now: float | None = None) -
                 "id": schedule_id,
                 "queue": definition.get("queue"),
                 "task": definition.get("task"),
-                "when": f"cron {definition['cron']}" if definition.get("cron") else f"every {definition.get('every')}s",
+                "when": f"cron {definition['cron']}" if definition.get("cron") else _every(definition.get("every")),
                 "enabled": enabled,
                 "last_run": last_slot,
                 "next_run": next_slot(definition, max(now, last_slot or 0)) if fires else None,
@@ -153,6 +154,11 @@ def purge_failed(client: redis.Redis, keys: QueueKeys) -> int:
     pipe.delete(keys.records(FAILED), keys.record_data(FAILED))
     count, _ = pipe.execute()
     return int(count)
+
+
+def _every(seconds: Any) -> str:
+    """`every 15m`, as the spec writes it (not `every 900.0s`)."""
+    return f"every {format_duration(float(seconds))}" if isinstance(seconds, int | float) else f"every {seconds}"
 
 
 def _int(value: Any) -> int:

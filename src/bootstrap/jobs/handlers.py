@@ -58,3 +58,58 @@ async def call_handler(handler: Handler, job: Job, kwargs: dict[str, Any], db: A
     if wants_db:
         extra["db"] = db
     return await handler(**extra, **kwargs)
+
+
+def handler_problem(path: str) -> str | None:
+    """Why `path` ("package.module:function") cannot be a handler, or None when it can: its module
+    imports and the name is a function (`async def`, or a plain `def`). Used by `bootstrap
+    validate`, through `check_handler_imports` in a process of its own."""
+    module_name, _, name = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except SyntaxError as exc:
+        where = f" ({_shown(exc.filename)}, line {exc.lineno})" if exc.filename else ""
+        return f"cannot import {module_name}: SyntaxError: {exc.msg}{where}"
+    except (Exception, SystemExit) as exc:  # whatever the module's own code raised while importing
+        return f"cannot import {module_name}: {type(exc).__name__}: {exc}{_raised_at(exc)}"
+    handler = getattr(module, name, None)
+    if handler is None:
+        return f"module {module_name} ({_shown(getattr(module, '__file__', None) or module_name)}) has no '{name}'"
+    if inspect.isasyncgenfunction(handler) or inspect.isgeneratorfunction(handler):
+        return f"{path} is a generator function; a handler is a function (async def or def) that returns"
+    if not (inspect.iscoroutinefunction(handler) or inspect.isfunction(handler)):
+        return f"{path} is a {type(handler).__name__}, not a function (async def or def)"
+    return None
+
+
+def check_handler_imports() -> None:
+    """The checking process: handler paths as a JSON list on stdin; for each, as soon as it is
+    checked, a JSON line [path, problem or null] on stdout (so when a module ends the process while
+    importing, the caller knows which one). What the modules print goes to stderr."""
+    import json
+    import os
+    import sys
+
+    paths = json.load(sys.stdin)
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    sys.stdout = sys.stderr
+    for path in paths:
+        out.write(json.dumps([path, handler_problem(path)]) + "\n")
+        out.flush()
+
+
+def _raised_at(exc: BaseException) -> str:
+    """Where in the handler's code an import failed: its innermost frame outside the import system."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<frozen")]
+    return f" (at {_shown(frames[-1].filename)}:{frames[-1].lineno})" if frames else ""
+
+
+def _shown(file: str) -> str:
+    from pathlib import Path
+
+    try:
+        return str(Path(file).resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError, RuntimeError):
+        return file

@@ -17,7 +17,10 @@ from bootstrap.spec.names import python_identifier
 log = logging.getLogger("bootstrap.jobs.launcher")
 
 
-def worker_command(runtime: Runtime, package: str, queue: str) -> list[str]:
+def worker_command(runtime: Runtime, package: str, queue: str, *, restart_inside: bool = True) -> list[str]:
+    """`taskiq worker` for `queue`. Taskiq's process restarts its worker process whenever it dies,
+    forever; with `restart_inside=False` it exits instead, so a supervisor that counts restarts
+    (`bootstrap up`) sees a worker that keeps dying."""
     declared = runtime.queue(queue)
     concurrency = str(declared.concurrency)
     wait = f"{declared.shutdown_timeout:g}"
@@ -31,6 +34,7 @@ def worker_command(runtime: Runtime, package: str, queue: str) -> list[str]:
         "--wait-tasks-timeout", wait,
         "--shutdown-timeout", wait,
         "--no-configure-logging",
+        *([] if restart_inside else ["--max-fails", "1"]),
     ]  # fmt: skip
 
 
@@ -41,11 +45,13 @@ def scheduler_command(package: str, update_interval: float = 10.0) -> list[str]:
     ]  # fmt: skip
 
 
-def child_env(package_dir: Path) -> dict[str, str]:
-    """The environment of a child: the generated package importable, logs configured by bootstrap."""
+def child_env(package_dir: Path, project_root: Path | None = None) -> dict[str, str]:
+    """The environment of a child: the generated package importable and, given the project folder
+    (the folder holding config/), the handler modules in it, wherever the child is started from
+    (`bootstrap validate` imports handlers the same way); logs configured by bootstrap."""
     env = dict(os.environ)
-    parent = str(package_dir.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (parent, env.get("PYTHONPATH", "")) if p)
+    paths = [str(package_dir.parent), *([str(project_root)] if project_root is not None else [])]
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (*dict.fromkeys(paths), env.get("PYTHONPATH", "")) if p)
     return env
 
 

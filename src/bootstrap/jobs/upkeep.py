@@ -5,7 +5,8 @@
   connection, because the jobs it claims are delivered like freshly read ones.
 - Renewer: the jobs this worker holds get their idle time reset (XCLAIM ... JUSTID), so a long job
   is not handed to a second worker while the first is still on it.
-- Heartbeat: an "alive" note in the workers hash for `bootstrap status`, removed on shutdown.
+- Heartbeat: an "alive" note in the workers hash for `bootstrap status` (with the hash of the
+  generated wiring the worker runs), removed on shutdown.
 - Promoter: retries waiting in the delayed set are moved into the stream when due (one Lua step).
 
 `Background` starts the loops at a worker's startup and stops them at its shutdown.
@@ -19,8 +20,10 @@ import json
 import logging
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -106,7 +109,8 @@ class Renewer:
 
 
 class Heartbeat:
-    """Tells `bootstrap status` this worker is alive, every few seconds; removed on shutdown."""
+    """Tells `bootstrap status` this worker is alive, and which wiring it runs, every few seconds;
+    removed on shutdown."""
 
     every = HEARTBEAT_EVERY
 
@@ -117,6 +121,7 @@ class Heartbeat:
         self.consumer = consumer
         self.in_flight = in_flight
         self.started = time.time()
+        self.wiring = running_wiring(keys)  # read at start-up, right after the package was imported
 
     async def beat(self) -> None:
         beat = {
@@ -126,6 +131,7 @@ class Heartbeat:
             "started": self.started,
             "seen": time.time(),
             "running": self.in_flight.running,
+            "wiring": self.wiring,
         }
         await self.client.hset(self.key, self.consumer, json.dumps(beat))
 
@@ -139,6 +145,20 @@ class Heartbeat:
         """Say goodbye so status stops listing this worker."""
         with contextlib.suppress(Exception):
             await self.client.hdel(self.key, self.consumer)
+
+
+def running_wiring(keys: QueueKeys) -> str | None:
+    """The wiring hash of the generated package this process runs (`codegen.render.wiring_hash` of
+    the spec it was generated from): the package whose `brokers` module holds this queue's broker.
+    None when there is none (a broker made by hand)."""
+    from bootstrap.codegen.artifacts import package_wiring_hash
+
+    for name, module in list(sys.modules.items()):
+        brokers = getattr(module, "BROKERS", None) if name.endswith(".brokers") else None
+        if isinstance(brokers, dict) and any(getattr(b, "keys", None) == keys for b in brokers.values()):
+            file = getattr(module, "__file__", None)
+            return package_wiring_hash(Path(file).parent) if file else None
+    return None
 
 
 # Move due retries into the stream: ZRANGEBYSCORE + XADD + ZREM in one step, so a job is never in

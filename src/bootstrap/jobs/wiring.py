@@ -59,10 +59,12 @@ def make_broker(runtime: Runtime, queue: str) -> StreamBroker:
     broker.add_middlewares(JobsMiddleware(broker))
 
     async def worker_startup(state: TaskiqState) -> None:
-        """Start-up order: logging, then MongoDB (with its retry policy), then Redis (the broker)."""
+        """Start-up order: logging, this queue's handlers, then MongoDB (with its retry policy), then
+        Redis (the broker)."""
         from bootstrap.connect.mongo import connect_async
 
         logs.setup()
+        import_queue_handlers(broker)
         settings = mongo_settings(runtime)
         state.mongo_client = await connect_async(settings)
         state.mongo_db = state.mongo_client[settings.database]
@@ -76,6 +78,39 @@ def make_broker(runtime: Runtime, queue: str) -> StreamBroker:
     broker.add_event_handler(TaskiqEvents.WORKER_STARTUP, worker_startup)
     broker.add_event_handler(TaskiqEvents.WORKER_SHUTDOWN, close_mongo)
     return broker
+
+
+class HandlerRef:
+    """A task's handler, imported when first needed: a worker imports its own queue's handlers at
+    start-up (`import_queue_handlers`) and no other, so a handler that does not import stops its own
+    queue's worker, not every queue's; the scheduler and `enqueue` import none."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self._handler: Handler | None = None
+
+    def get(self) -> Handler:
+        if self._handler is None:
+            self._handler = import_handler(self.path) if self.path else log_job
+        return self._handler
+
+
+def import_queue_handlers(broker: StreamBroker) -> None:
+    """Import the handlers of the tasks on `broker` (a worker's start-up). One that cannot be
+    imported ends this worker with one clear line (exit code 3) instead of a traceback per job."""
+    for name, task in broker.local_task_registry.items():
+        ref = getattr(task.original_func, "bootstrap_handler", None)
+        if not isinstance(ref, HandlerRef):
+            continue
+        try:
+            ref.get()
+        except Exception as exc:
+            log.error(
+                "queue %s: the handler of task %s (%s) cannot be used: %s: %s. This queue's worker "
+                "cannot start; fix the handler (`bootstrap validate` checks every handler)",
+                broker.runtime.queue, name, ref.path, type(exc).__name__, exc,
+            )  # fmt: skip
+            raise SystemExit(3) from None
 
 
 def task_labels(task: TaskContract) -> dict[str, Any]:
@@ -110,7 +145,7 @@ async def enqueue(
 def register_task(broker: StreamBroker, runtime: Runtime, queue: str, task: str) -> AsyncTaskiqDecoratedTask[Any, Any]:
     """The Taskiq task `task` of `queue`, bound to its declared handler (or the logging one)."""
     declared = runtime.queue(queue).task(task)
-    handler: Handler = import_handler(declared.handler) if declared.handler else log_job
+    handler = HandlerRef(declared.handler)  # imported by this queue's workers only
     labels = task_labels(declared)
 
     async def direct(message: TaskiqMessage) -> Any:
@@ -122,16 +157,21 @@ def register_task(broker: StreamBroker, runtime: Runtime, queue: str, task: str)
             attempt=int(message.labels.get(ATTEMPT, 1)),
             labels=message.labels,
         )
-        return await call_handler(handler, job, message.kwargs, db=getattr(broker.state, "mongo_db", None))
+        return await call_handler(handler.get(), job, message.kwargs, db=getattr(broker.state, "mongo_db", None))
 
     async def run(context: Annotated[Context, TaskiqDepends()], **kwargs: Any) -> Any:
         return await direct(context.message)
 
     run.__name__ = run.__qualname__ = task.replace("-", "_")
     run.bootstrap_direct = direct  # type: ignore[attr-defined]
+    run.bootstrap_handler = handler  # type: ignore[attr-defined]
     decorated: AsyncTaskiqDecoratedTask[Any, Any] = broker.register_task(run, task_name=task, **labels)
     return decorated
 
 
 def make_scheduler(brokers: dict[str, StreamBroker]) -> SlotScheduler:
+    # Only a scheduler process imports the generated scheduler module. `taskiq scheduler` set up
+    # its own log format before importing it (unless --no-configure-logging) and logs two lines
+    # before the scheduler's start-up: ours from here on, so JSON logs are JSON from the first line.
+    logs.setup()
     return SlotScheduler(brokers)

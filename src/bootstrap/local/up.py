@@ -1,8 +1,13 @@
 """`bootstrap up`: the whole stack on one machine. Local MongoDB and Redis when no URI is configured
-(data under .bootstrap/, kept across runs), then validate, apply, generate if stale, and run a worker
-per queue and the scheduler as child processes (`local.processes`: restarted when they die, gone
-with `up` even if it is killed) until Ctrl-C or SIGTERM; then stop the children
-gracefully (running jobs finish, queued ones stay in Redis), then the servers.
+(data under .bootstrap/, kept across runs), then validate, apply (with apply's flags), generate if
+stale, and run a worker per queue and the scheduler as child processes (`local.processes`: restarted
+when they die, at most 5 times a minute, then reported and left stopped; gone with `up` even if it
+is killed) until Ctrl-C or SIGTERM; then stop the children gracefully (running jobs finish, queued
+ones stay in Redis), then the servers.
+
+While it runs it tells the project's other commands its servers and its children's state
+(`.bootstrap/up.json`, `local.upstate`), and follows the project (`Watch`): a saved config is
+applied, and workers are restarted when the generated wiring on disk changes.
 
 `.bootstrap/` is private: the folder 0700, what `up` and its children write in it 0600 (`up` runs
 with umask 077, which its children inherit; the generated package is still written with the umask
@@ -23,12 +28,13 @@ from pathlib import Path
 
 from bootstrap import console
 from bootstrap.codegen import write as codegen
+from bootstrap.codegen.artifacts import package_wiring_hash
 from bootstrap.connect.mongo import connect as connect_mongo
 from bootstrap.connect.redis import connect as connect_redis
 from bootstrap.engine.apply import apply as apply_all
 from bootstrap.engine.ops import Options
 from bootstrap.engine.render import applied_summary
-from bootstrap.errors import AlreadyRunning
+from bootstrap.errors import AlreadyRunning, ConfigError
 from bootstrap.files import write_atomic
 from bootstrap.jobs import admin
 from bootstrap.jobs.contract import Runtime
@@ -44,7 +50,18 @@ from bootstrap.local.processes import (
     stop_groups,
 )
 from bootstrap.local.servers import Credentials, LocalServer, MongoServer, RedisServer, free_port
+from bootstrap.local.upstate import (
+    GAVE_UP,
+    RESTARTING,
+    RUNNING,
+    ChildState,
+    UpState,
+    remove_state,
+    state_path,
+    write_state,
+)
 from bootstrap.redact import mask
+from bootstrap.spec.checks import handler_problems
 from bootstrap.spec.load import display_path, load_spec
 from bootstrap.spec.model import Spec
 
@@ -123,15 +140,19 @@ def umask(mask: int) -> Iterator[int]:
 
 
 class Stack:
-    def __init__(self, config_dir: Path, embedded: bool) -> None:
+    def __init__(self, config_dir: Path, embedded: bool, options: Options | None = None) -> None:
         self.config_dir = config_dir
         self.root = config_dir.resolve().parent
         self.state = self.root / ".bootstrap"
         self.logs = self.state / "logs"
         self.embedded = embedded
+        self.options = options or Options()
         self.servers: list[LocalServer] = []
         self.supervisor = Supervisor()
         self.user_umask = 0o022  # the umask `up` was started with (set by run), for the generated package
+        self.started = time.strftime("%Y-%m-%d %H:%M:%S")
+        self.exported: dict[str, str] = {}  # URIs of the servers started here, as children get them
+        self.wiring: str | None = None  # the wiring hash the running workers were started with
 
     # --- servers --------------------------------------------------------------------------------
 
@@ -168,6 +189,7 @@ class Stack:
             mongo.start()
             self.servers.append(mongo)
             os.environ["MONGODB_URI"] = mongo.database_uri(database)
+            self.exported["mongodb_uri"] = os.environ["MONGODB_URI"]
         if start_redis:
             assert credentials is not None
             redis_server = RedisServer(self.state / "redis", self._port("redis"), password=credentials.redis_password)
@@ -179,7 +201,9 @@ class Stack:
             self.servers.append(redis_server)
             os.environ["REDIS_URL"] = redis_server.uri
             os.environ.pop("REDIS_HOST", None)
+            self.exported["redis_url"] = os.environ["REDIS_URL"]
         self.record_processes()
+        self.write_state()
 
     # --- processes left by an up that was killed ----------------------------------------------------
 
@@ -204,6 +228,38 @@ class Stack:
     def forget_processes(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self._processes_file.unlink()
+
+    # --- what other commands of this project read (.bootstrap/up.json) ---------------------------
+
+    @property
+    def state_file(self) -> Path:
+        return state_path(self.root)
+
+    def write_state(self) -> None:
+        """Tell the other commands of this project the servers' URIs and how the workers are doing."""
+        write_state(
+            self.state_file,
+            UpState(
+                pid=os.getpid(),
+                started=self.started,
+                mongodb_uri=self.exported.get("mongodb_uri"),
+                redis_url=self.exported.get("redis_url"),
+                children=tuple(self.child_state(child) for child in self.supervisor.children),
+                wiring=self.wiring,
+                restart_window=RESTARTS.window,
+                max_restarts=RESTARTS.max_restarts,
+            ),
+        )
+
+    def child_state(self, child: Child) -> ChildState:
+        now = self.supervisor.clock()
+        restarts = len([t for t in child.restarts if now - t < RESTARTS.window])
+        state = GAVE_UP if child.gave_up else RESTARTING if restarts else RUNNING
+        log_path = display_path(child.log_path) if child.log_path is not None else None
+        return ChildState(child.name, child.pid, state, restarts, log_path, child.returncode)
+
+    def forget_state(self) -> None:
+        remove_state(self.state_file, os.getpid())
 
     def stop_leftovers(self) -> None:
         """Children die with `up` (see local.processes); this catches any that did not, e.g. one
@@ -233,10 +289,16 @@ class Stack:
 
     def converge(self) -> Spec:
         spec = load_spec(self.config_dir)
+        # What `validate` would say about the handlers, as a warning: the other queues still run.
+        for queue, task, problem in handler_problems(spec):
+            console.err(
+                f"warning: queue {queue.name}, task {task.name}: handler {task.handler}: {problem} "
+                "(this queue's worker cannot start)"
+            )
         mongo = connect_mongo(spec.mongodb)
         redis = connect_redis(spec.redis)
         try:
-            done = apply_all(spec, mongo[spec.mongodb.database], redis, Options(), console.out)
+            done = apply_all(spec, mongo[spec.mongodb.database], redis, self.options, console.out)
             console.out(applied_summary(done) if done else "MongoDB and Redis match the spec")
         finally:
             mongo.close()
@@ -253,9 +315,12 @@ class Stack:
         """A worker per queue and the scheduler, each in its own session (Ctrl-C reaches `up` only,
         which then stops them in order), restarted when they die (at most 5 times a minute)."""
         runtime, package = Runtime.from_spec(spec), spec.codegen.package
-        env = child_env(codegen.package_dir(spec))
+        env = child_env(codegen.package_dir(spec), spec.root)
+        self.wiring = package_wiring_hash(codegen.package_dir(spec))
         for queue in spec.queues:
-            command = worker_command(runtime, package, queue.name)
+            # Restarted by our supervisor, not inside taskiq: a worker that keeps dying (a handler
+            # that does not import, say) is then seen, reported and, past 5 a minute, given up on.
+            command = worker_command(runtime, package, queue.name, restart_inside=False)
             log_path = self.logs / f"worker-{queue.name}.log"
             self.supervisor.add(Child(f"worker {queue.name}", command, env=env, log_path=log_path, restart=RESTARTS))
         scheduler = Child("scheduler", scheduler_command(package), env=env, log_path=self.logs / "scheduler.log",
@@ -263,16 +328,132 @@ class Stack:
         self.supervisor.add(scheduler)
         self.supervisor.start_all()
         self.record_processes()
+        self.write_state()
 
     def note_exits(self, exits: list[Exit]) -> None:
         """After a look by the supervisor (which restarts a child that died on its own, at most 5
-        times a minute, then logs an error naming its log): note the new process ids."""
+        times a minute, then logs an error naming its log): note the new process ids, and say
+        plainly which worker was given up on, with the end of its log (the reason, usually)."""
         if any(exit.outcome is Outcome.RESTARTED for exit in exits):
             self.record_processes()
+        for exit in exits:
+            if exit.outcome is Outcome.GAVE_UP:
+                console.err(
+                    f"{exit.child.name} keeps crashing: stopped after {RESTARTS.max_restarts} restarts in "
+                    f"{RESTARTS.window:g}s; {_what_stops(exit.child.name)}. The end of {exit.child.where()}:"
+                )
+                for line in exit.child.log_tail(4).splitlines():
+                    console.err(f"    {line}")
+        if exits or self._restarts_expired():
+            self.write_state()
+
+    def _restarts_expired(self) -> bool:
+        """Whether a child shown as restarting has had no restart for a whole window (once)."""
+        now = self.supervisor.clock()
+        expired = False
+        for child in self.supervisor.children:
+            if child.restarts and not child.gave_up and all(now - t >= RESTARTS.window for t in child.restarts):
+                child.restarts.clear()
+                expired = True
+        return expired
+
+    def restart_children(self, spec: Spec, reason: str) -> None:
+        """Stop every worker and the scheduler (running jobs finish), start them on `spec`'s wiring."""
+        console.out(f"{reason}: restarting the workers and the scheduler")
+        self.supervisor.stop_all(_stop_timeout(spec))
+        self.supervisor = Supervisor()
+        self.start_children(spec)
+        console.out(f"workers and scheduler running on wiring {self.wiring}")
 
     def stop_children(self, timeout: float) -> None:
         self.supervisor.stop_all(timeout)
         console.out("workers and scheduler stopped")
+
+
+def _what_stops(name: str) -> str:
+    if name.startswith("worker "):
+        return f"queue {name.removeprefix('worker ')} is not being worked (its jobs wait in Redis)"
+    return "no schedule fires until it runs again"
+
+
+def _stop_timeout(spec: Spec) -> float:
+    return max((q.shutdown_timeout for q in spec.queues), default=30.0) + 10
+
+
+def config_fingerprint(config_dir: Path) -> tuple[tuple[str, int, int], ...]:
+    """Names, sizes and modification times of the files in the config folder (and collections/):
+    cheap enough to take every second, and it changes when an editor saves a file."""
+    seen: list[tuple[str, int, int]] = []
+    folders = [config_dir]
+    while folders:
+        folder = folders.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            seen.append((str(folder), -1, -1))
+            continue
+        for entry in entries:
+            try:
+                info = entry.stat()
+                if entry.is_dir():
+                    if folder == config_dir:
+                        folders.append(Path(entry.path))
+                    continue
+            except OSError:
+                seen.append((entry.path, -1, -1))
+                continue
+            seen.append((entry.path, info.st_size, info.st_mtime_ns))
+    return tuple(sorted(seen))
+
+
+class Watch:
+    """`up` follows the project while it runs: a saved config file is validated and applied (and the
+    wiring regenerated), and when the generated wiring on disk is not what the workers run (after
+    that, or after a `bootstrap generate` in another shell) they are restarted on it."""
+
+    EVERY = 1.0  # seconds between looks
+
+    def __init__(self, stack: Stack, spec: Spec) -> None:
+        self.stack = stack
+        self.spec = spec
+        self.seen = config_fingerprint(stack.config_dir)
+        self.changed: tuple[tuple[str, int, int], ...] | None = None
+        self.next = time.monotonic() + self.EVERY
+
+    def look(self) -> Spec:
+        """One look (at most every EVERY seconds); the spec the stack runs on afterwards."""
+        if time.monotonic() < self.next:
+            return self.spec
+        self.next = time.monotonic() + self.EVERY
+        fingerprint = config_fingerprint(self.stack.config_dir)
+        if fingerprint != self.seen:
+            if fingerprint != self.changed:
+                # Act once the files stopped changing for a whole look (editors save in several
+                # steps); until then the wiring on disk may be half-way too.
+                self.changed = fingerprint
+                return self.spec
+            self.seen, self.changed = fingerprint, None
+            self.reload()
+        wiring = package_wiring_hash(codegen.package_dir(self.spec))
+        if wiring is not None and wiring != self.stack.wiring:
+            self.stack.restart_children(self.spec, f"the generated wiring changed ({self.stack.wiring} -> {wiring})")
+            self.next = time.monotonic() + self.EVERY
+        return self.spec
+
+    def reload(self) -> None:
+        console.out("config changed: validating and applying it")
+        try:
+            spec = self.stack.converge()
+        except ConfigError as exc:
+            for finding in exc.findings:
+                console.err(str(finding))
+            console.err(f"{len(exc.findings)} problem(s): the workers keep running as they were; fix and save again")
+            return
+        except Exception as exc:  # a refused or failed apply, a server away: up goes on as it was
+            console.err(f"error: {exc}")
+            console.err("the workers keep running as they were")
+            return
+        self.spec = spec
 
 
 def _port_free(port: int) -> bool:
@@ -317,9 +498,9 @@ class Interrupted(Exception):
     """Ctrl-C or SIGTERM before the stack was up: abandon the start-up (and clean up)."""
 
 
-def run(config_dir: Path, embedded: bool) -> int:
+def run(config_dir: Path, embedded: bool, options: Options | None = None) -> int:
     with umask(PRIVATE_UMASK) as user_umask:
-        stack = Stack(config_dir, embedded)
+        stack = Stack(config_dir, embedded, options)
         stack.user_umask = user_umask
         return _run(stack)
 
@@ -345,16 +526,18 @@ def _run(stack: Stack) -> int:
             console.out(f"  data     {display_path(stack.state)}")
             logs = ", ".join(c.log_path.name for c in stack.supervisor.children if c.log_path is not None)
             console.out(f"  logs     {display_path(stack.logs)}/ ({logs})")
-            console.out(f"  wiring   {display_path(codegen.package_dir(spec))}")
+            console.out(f"  wiring   {display_path(codegen.package_dir(spec))} ({stack.wiring})")
+            console.out(f"  watching {display_path(stack.config_dir)}/: saved changes are applied, workers restarted")
             reporter = Summary(spec)
-
-            def tick(exits: list[Exit]) -> None:
-                stack.note_exits(exits)
+            watch = Watch(stack, spec)
+            while not stops.requested:
+                # One look at a time: the supervisor is replaced when the workers restart on new wiring.
+                stack.note_exits(stack.supervisor.watch())
+                spec = reporter.spec = watch.look()
                 reporter.maybe_print()
-
-            stack.supervisor.run(lambda: stops.requested, tick=tick)
+                time.sleep(0.2)
             console.out("stopping: workers finish their running jobs, queued jobs stay in Redis")
-            stack.stop_children(max((q.shutdown_timeout for q in spec.queues), default=30.0) + 10)
+            stack.stop_children(_stop_timeout(spec))
             return 0
         except Interrupted:
             stops.raising = None
@@ -362,6 +545,7 @@ def _run(stack: Stack) -> int:
             return 130
         finally:
             stops.raising = None  # a second Ctrl-C must not cut the clean-up short
+            stack.forget_state()  # first: no other command should pick servers that are stopping
             if stack.supervisor.running:
                 stack.stop_children(10)
             if stack.servers:

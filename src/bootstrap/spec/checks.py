@@ -17,7 +17,18 @@ from bootstrap.errors import Finding
 from bootstrap.redact import has_password, mask
 from bootstrap.spec.build import DEFAULT_RETRY, retry_policy
 from bootstrap.spec.durations import parse_duration
-from bootstrap.spec.model import Collection, ConnectRetry, Field, FieldType, Index, Queue, RetryPolicy, Schedule, Spec
+from bootstrap.spec.model import (
+    Collection,
+    ConnectRetry,
+    Field,
+    FieldType,
+    Index,
+    Queue,
+    RetryPolicy,
+    Schedule,
+    Spec,
+    Task,
+)
 from bootstrap.spec.names import (
     collection_name_problem,
     did_you_mean,
@@ -675,3 +686,69 @@ def _check_timezone(report: Reporter, file: str, path: PathKey, name: str) -> No
             path,
             f"'{name}' is not a known time zone (expected an IANA name such as UTC or Europe/Paris)",
         )
+
+
+# --- handlers (validate only: importing them runs the application's code) -------------------------
+
+HANDLER_CHECK_TIMEOUT = 120.0  # seconds for importing every handler module
+
+
+def handler_problems(spec: Spec) -> list[tuple[Queue, Task, str]]:
+    """Each declared handler that workers could not use, with why: its module does not import, or
+    the name is not a function. Imported as workers import them (the project folder, the folder
+    holding config/, and the generated output folder on the path) in a process of its own, so the
+    application's code neither runs in this one nor leaves modules behind. No handler declared: no
+    process, no cost."""
+    declared = [(queue, task) for queue in spec.queues for task in queue.tasks if task.handler]
+    if not declared:
+        return []
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+
+    env = dict(os.environ)
+    search = [str(spec.root), str(spec.codegen.output), env.get("PYTHONPATH", "")]
+    env["PYTHONPATH"] = os.pathsep.join(p for p in dict.fromkeys(search) if p)
+    command = [sys.executable, "-c", "from bootstrap.jobs.handlers import check_handler_imports as c; c()"]
+    found: dict[str, str | None] = {}
+    todo = sorted({task.handler for _, task in declared if task.handler})
+    deadline = time.monotonic() + HANDLER_CHECK_TIMEOUT
+    while todo:
+        try:
+            done = subprocess.run(
+                command, input=json.dumps(todo), env=env, capture_output=True, text=True,
+                timeout=max(1.0, deadline - time.monotonic()),
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            found.update({path: f"importing it took longer than {HANDLER_CHECK_TIMEOUT:g}s" for path in todo})
+            break
+        found.update(_answers(done.stdout, todo))
+        todo = [path for path in todo if path not in found]
+        if todo:  # the process ended while importing the first one left: that one, then the rest again
+            said = (done.stderr.strip().splitlines() or [""])[-1]
+            ended = f"importing it ended the process (exit code {done.returncode})"
+            found[todo.pop(0)] = f"{ended}: {said}" if said else ended
+    return [(queue, task, problem) for queue, task in declared if (problem := found.get(task.handler or ""))]
+
+
+def _answers(output: str, asked: list[str]) -> dict[str, str | None]:
+    """The checking process's answers: lines `[path, problem]` (a module may have written to the
+    same stream: any other line is not an answer)."""
+    import json
+
+    answers: dict[str, str | None] = {}
+    for line in output.splitlines():
+        try:
+            path, problem = json.loads(line)
+        except (ValueError, TypeError):
+            continue
+        if path in asked and (problem is None or isinstance(problem, str)):
+            answers[path] = problem
+    return answers
+
+
+def check_handlers(spec: Spec, report: Reporter) -> None:
+    for queue, task, problem in handler_problems(spec):
+        report(queue.origin.file, (*task.origin.path, "handler"), f"handler {task.handler}: {problem}")

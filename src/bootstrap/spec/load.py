@@ -3,6 +3,7 @@ all problems at once as a ConfigError."""
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from collections.abc import Mapping
@@ -12,7 +13,7 @@ from typing import Any
 
 from bootstrap.errors import ConfigError, Finding
 from bootstrap.spec import build, schema_check
-from bootstrap.spec.checks import check_spec
+from bootstrap.spec.checks import Reporter, check_handlers, check_spec
 from bootstrap.spec.model import Spec
 from bootstrap.spec.yamlload import Document, load_document
 
@@ -41,6 +42,11 @@ class _Shown:
             return str((resolved or path.resolve()).relative_to(self.cwd))
         except ValueError:
             return str(path)
+        except (OSError, RuntimeError):  # a symbolic link loop: shown as written, below the cwd if it is
+            try:
+                return str(Path(os.path.abspath(path)).relative_to(self.cwd))
+            except ValueError:
+                return str(path)
 
 
 @dataclass(frozen=True)
@@ -56,22 +62,37 @@ def config_files(config_dir: Path, shown: _Shown | None = None) -> tuple[list[Co
     findings: list[Finding] = []
     files: list[ConfigFile] = []
     if not config_dir.is_dir():
-        raise ConfigError([Finding(shown(config_dir), 0, 0, "", "config folder not found")])
-    for entry in _entries(config_dir):
+        why = _unreadable(config_dir) or "config folder not found"
+        raise ConfigError([Finding(shown(config_dir), 0, 0, "", why)])
+    try:
+        entries = _entries(config_dir)
+    except OSError as exc:
+        raise ConfigError(
+            [Finding(shown(config_dir), 0, 0, "", f"cannot read the config folder: {_reason(exc)}")]
+        ) from None
+    here = config_dir.resolve()
+    for entry in entries:
         path = Path(entry.path)
+        at = here / entry.name  # shown as the entry itself, not where a symbolic link leads
         if entry.name.startswith(".") or entry.name.lower() in ("readme.md", "readme"):
             continue
-        if entry.is_dir() and entry.name == COLLECTIONS:
-            folder = path.resolve()
-            for coll in _entries(path):
+        if entry.name == COLLECTIONS and _is_dir(entry):
+            try:
+                folder, collection_entries = path.resolve(), _entries(path)
+            except (OSError, RuntimeError) as exc:
+                findings.append(Finding(shown(path, at), 0, 0, "", f"cannot read {COLLECTIONS}/: {_reason(exc)}"))
+                continue
+            for coll in collection_entries:
                 coll_path = Path(coll.path)
-                if coll_path.suffix in YAML_SUFFIXES and coll.is_file():
+                if coll_path.suffix in YAML_SUFFIXES and _is_file(coll):
                     resolved = None if coll.is_symlink() else folder / coll.name
                     files.append(ConfigFile(coll_path, "collection", shown(coll_path, resolved)))
+                elif coll_path.suffix in YAML_SUFFIXES and (problem := _unreadable(coll_path)):
+                    findings.append(Finding(shown(coll_path, folder / coll.name), 0, 0, "", problem))
                 elif not coll.name.startswith("."):
                     findings.append(
                         Finding(
-                            shown(coll_path),
+                            shown(coll_path, folder / coll.name),
                             0,
                             0,
                             "",
@@ -80,15 +101,17 @@ def config_files(config_dir: Path, shown: _Shown | None = None) -> tuple[list[Co
                     )
         elif entry.name in (SETTINGS, QUEUES, SCHEDULES):
             files.append(ConfigFile(path, entry.name.removesuffix(".yaml"), shown(path)))
+        elif entry.name == COLLECTIONS and (problem := _unreadable(path)):
+            findings.append(Finding(shown(path, at), 0, 0, "", problem))
         else:
             findings.append(
                 Finding(
-                    shown(path),
+                    shown(path, at),
                     0,
                     0,
                     "",
                     (
-                        f"unexpected {'folder' if entry.is_dir() else 'file'} "
+                        f"unexpected {'folder' if _is_dir(entry) else 'file'} "
                         f"(expected {SETTINGS}, {QUEUES}, {SCHEDULES} and {COLLECTIONS}/*.yaml)"
                     ),
                 )
@@ -106,6 +129,38 @@ def config_files(config_dir: Path, shown: _Shown | None = None) -> tuple[list[Co
     return files, findings
 
 
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:  # a symbolic link loop, say: not a folder we can read
+        return False
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why `path` cannot be read (a symbolic link loop or to nowhere, no permission), if it cannot."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return "cannot read: it is a symbolic link to nothing" if path.is_symlink() else None
+    except OSError as exc:
+        return f"cannot read: {_reason(exc)}"
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    """An OSError as words (`Permission denied`), a symbolic link loop named as one."""
+    if isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == errno.ELOOP:
+        return "a symbolic link loop (a link that points back to itself)"
+    return getattr(exc, "strerror", None) or str(exc)
+
+
 def _entries(folder: Path) -> list[os.DirEntry[str]]:
     """The folder's entries by name; `os.scandir` knows each one's type without another system call."""
     with os.scandir(folder) as entries:
@@ -119,7 +174,7 @@ def read_document(
     try:
         data = path.read_bytes()
     except OSError as exc:
-        return None, [Finding(shown, 0, 0, "", f"cannot read: {exc.strerror}")]
+        return None, [Finding(shown, 0, 0, "", f"cannot read: {_reason(exc)}")]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -147,8 +202,10 @@ def _not_utf8(shown: str, data: bytes, exc: UnicodeDecodeError) -> Finding:
     )
 
 
-def load_spec(config_dir: Path, env: Mapping[str, str] | None = None) -> Spec:
-    """The validated Spec of `config_dir`, or ConfigError with every finding."""
+def load_spec(config_dir: Path, env: Mapping[str, str] | None = None, *, import_handlers: bool = False) -> Spec:
+    """The validated Spec of `config_dir`, or ConfigError with every finding. With
+    `import_handlers` (`bootstrap validate`) the declared job handlers are imported too, in a
+    process of their own, and each one workers could not use is a finding."""
     env = os.environ if env is None else env
     files, findings = config_files(config_dir)
     docs: dict[str, Document] = {}
@@ -178,6 +235,10 @@ def load_spec(config_dir: Path, env: Mapping[str, str] | None = None) -> Spec:
     spec = _build(config_dir, docs, kinds)
     settings_file = next((f for f, k in kinds.items() if k == "bootstrap"), SETTINGS)
     findings += check_spec(spec, docs, settings_file, failed_kinds)
+    if import_handlers and "queues" not in failed_kinds:
+        report = Reporter(docs)
+        check_handlers(spec, report)
+        findings += report.findings
     if findings:
         raise ConfigError(findings)
     return spec

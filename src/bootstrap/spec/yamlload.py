@@ -5,7 +5,8 @@ We compose the node graph with PyYAML's safe loader and build the values ourselv
 - no tag can construct a Python object (only the core YAML tags are accepted);
 - duplicate keys are errors instead of silently keeping the last one;
 - keys are always strings taken verbatim (`on:` stays "on", not True);
-- aliases are expanded under a budget, so an alias bomb is a finding, not an outage;
+- aliases are expanded under a budget (values written out count nothing, values an alias
+  repeats count one each), so an alias bomb is a finding, not an outage;
 - `${VAR}` interpolation happens per scalar, before its type is resolved.
 """
 
@@ -25,7 +26,7 @@ from bootstrap.spec.interpolate import interpolate
 
 PathKey = tuple[str | int, ...]
 
-MAX_VALUES = 100_000  # far above any real config; an alias bomb hits it at once
+MAX_VALUES = 100_000  # values aliases may repeat: far above any real config; an alias bomb hits it at once
 MAX_DEPTH = 64
 MAX_BYTES = 5_000_000
 MAX_EXPLAINED = 200_000  # larger files with a syntax error get libyaml's message (see _compose)
@@ -88,7 +89,9 @@ class _Builder:
         self.env = env
         self.text = text
         self.findings: list[Finding] = []
-        self.count = 0
+        self.count = 0  # values built again through an alias (written-out values are bounded by MAX_BYTES)
+        self.built: set[int] = set()  # collections built once: building one again is an alias expanding
+        self.aliasing = 0  # how many alias expansions the value being built is inside
         self.resolver = yaml.resolver.Resolver()
         self.constructor = yaml.constructor.SafeConstructor()
 
@@ -103,14 +106,28 @@ class _Builder:
         return tag
 
     def build(self, node: Node, path: PathKey, depth: int) -> Any:
-        self.count += 1
-        if self.count > MAX_VALUES:
-            self.fail(
-                node,
-                path,
-                f"document expands to more than {MAX_VALUES} values (an alias bomb?); refusing to load it",
-            )
-            raise _Abort
+        if type(node) is not ScalarNode:
+            # A collection built before is an alias (or a merge) repeating it: it and everything it
+            # holds count against the budget. A scalar alias is one value, bounded by the text.
+            if id(node) in self.built:
+                self.aliasing += 1
+                try:
+                    return self._build(node, path, depth)
+                finally:
+                    self.aliasing -= 1
+            self.built.add(id(node))
+        return self._build(node, path, depth)
+
+    def _build(self, node: Node, path: PathKey, depth: int) -> Any:
+        if self.aliasing:
+            self.count += 1
+            if self.count > MAX_VALUES:
+                self.fail(
+                    node,
+                    path,
+                    f"aliases expand to more than {MAX_VALUES} values (an alias bomb?); refusing to load it",
+                )
+                raise _Abort
         if depth > MAX_DEPTH:
             self.fail(node, path, f"nesting deeper than {MAX_DEPTH} levels (a recursive alias?)")
             raise _Abort

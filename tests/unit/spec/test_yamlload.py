@@ -326,7 +326,7 @@ def test_alias_bomb_is_a_finding_and_fast() -> None:
     started = time.perf_counter()
     finding = only("\n".join(lines) + "\n")
     assert time.perf_counter() - started < 5
-    assert f"more than {MAX_VALUES} values (an alias bomb?)" in finding.message
+    assert f"aliases expand to more than {MAX_VALUES} values (an alias bomb?)" in finding.message
 
 
 @pytest.mark.parametrize(
@@ -402,3 +402,18 @@ def test_syntax_errors_point_at_the_mistake(text: str, line: int, message: str) 
     assert finding.line == line, str(finding)
     assert message in finding.message
     assert finding.path == ""
+
+
+def test_plain_values_do_not_count_against_the_alias_budget() -> None:
+    """A long list written out (a 100,000-value enum) is data, not an alias bomb."""
+    values = [f"v{i}" for i in range(MAX_VALUES + 10)]
+    doc = load("enum: [" + ", ".join(values) + "]\n")
+    assert doc.data["enum"] == values
+
+
+def test_values_an_alias_repeats_count_against_the_budget() -> None:
+    """Below the budget an alias repeats freely; past it, even a few aliases are refused."""
+    chunk = "[" + ", ".join(["x"] * 1000) + "]"
+    assert len(load(f"a: &a {chunk}\nb: [{', '.join(['*a'] * 90)}]\n").data["b"]) == 90
+    finding = only(f"a: &a {chunk}\nb: [{', '.join(['*a'] * 101)}]\n")
+    assert f"aliases expand to more than {MAX_VALUES} values (an alias bomb?)" in finding.message
