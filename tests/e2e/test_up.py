@@ -346,8 +346,9 @@ def test_a_second_shell_finds_up_a_bad_handler_stops_its_queue_only_and_a_saved_
         enqueued = bootstrap(project, "enqueue", "delta-sync", "run-delta-sync", "--id", "from-shell-2", timeout=60)
         assert enqueued.returncode == 0, enqueued.stderr
         using = [line for line in enqueued.stderr.splitlines() if "using the servers of `bootstrap up`" in line]
-        assert len(using) == 1 and f"(pid {up.process.pid}): MongoDB mongodb://127.0.0.1:" in using[0], using
-        assert "Redis redis://127.0.0.1:" in using[0]
+        # The embedded servers require a password: it is in the URIs, masked.
+        assert len(using) == 1 and f"(pid {up.process.pid}): MongoDB mongodb://bootstrap:****@127.0.0.1:" in using[0]
+        assert "Redis redis://:****@127.0.0.1:" in using[0], using
 
         # The mistyped handler stops its own queue only, and up says so, with the reason.
         seen = up.wait_for(re.compile(r"worker handled keeps crashing.*\n(.*\n)*.*NameError"), 180)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 from taskiq import Context, TaskiqDepends, TaskiqEvents, TaskiqMessage, TaskiqState
@@ -26,7 +27,7 @@ from bootstrap.jobs.runtime import queue_runtime, resolve_url
 from bootstrap.jobs.scheduler import SlotScheduler
 from bootstrap.layout.schedules import retry_json
 from bootstrap.spec.build import database_from_uri
-from bootstrap.spec.model import MongoSettings
+from bootstrap.spec.model import MongoSettings, Schedule
 
 log = logging.getLogger("bootstrap.jobs")
 
@@ -169,9 +170,11 @@ def register_task(broker: StreamBroker, runtime: Runtime, queue: str, task: str)
     return decorated
 
 
-def make_scheduler(brokers: dict[str, StreamBroker]) -> SlotScheduler:
-    # Only a scheduler process imports the generated scheduler module. `taskiq scheduler` set up
-    # its own log format before importing it (unless --no-configure-logging) and logs two lines
-    # before the scheduler's start-up: ours from here on, so JSON logs are JSON from the first line.
+def make_scheduler(brokers: dict[str, StreamBroker], declared: Iterable[Schedule] = ()) -> SlotScheduler:
+    """The scheduler over `brokers`; `declared` (the generated contract's schedules) are fired while
+    Redis has lost its data. Only a scheduler process imports the generated scheduler module.
+    `taskiq scheduler` set up its own log format before importing it (unless --no-configure-logging)
+    and logs two lines before the scheduler's start-up: ours from here on, so JSON logs are JSON from
+    the first line."""
     logs.setup()
-    return SlotScheduler(brokers)
+    return SlotScheduler(brokers, declared)

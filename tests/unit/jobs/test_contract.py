@@ -295,8 +295,8 @@ GENERATED_CODE_API = {
     "bootstrap.jobs.contract.Runtime",
     "bootstrap.jobs.contract.Runtime.from_literal",
     "bootstrap.jobs.launcher.run_workers",
-    "bootstrap.jobs.scheduler.SlotScheduler",
     "bootstrap.jobs.wiring.make_broker",
+    "bootstrap.jobs.wiring.make_scheduler",
     "bootstrap.jobs.wiring.register_task",
 }
 
