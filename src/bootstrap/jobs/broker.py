@@ -20,7 +20,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Iterable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -38,6 +38,26 @@ from bootstrap.jobs.upkeep import Background, Heartbeat, Promoter, Reclaimer, Re
 from bootstrap.layout.keys import GROUP, QueueKeys, as_text
 
 log = logging.getLogger("bootstrap.jobs.broker")
+
+SHUTDOWN_STEP = 3.0  # seconds each step of a shutdown may take at most
+
+
+async def bounded(step: Awaitable[Any], seconds: float, what: str) -> bool:
+    """Run `step` for at most `seconds`; True if it finished without error. Errors and overruns are
+    logged, never raised: shutdown goes on. A step that overruns is cancelled but not waited for."""
+    task = asyncio.ensure_future(step)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        task.cancel()
+        log.warning("shutdown: %s did not finish within %gs; going on without it", what, seconds)
+        return False
+    if task.cancelled():
+        return False
+    error = task.exception()
+    if error is not None:
+        log.warning("shutdown: %s failed (%s: %s)", what, type(error).__name__, error)
+        return False
+    return True
 
 
 # Put jobs that were read but never started back as new entries (a worker shutting down), so they are
@@ -97,11 +117,12 @@ class StreamBroker(AsyncBroker):
         if self.is_worker_process:
             client, runtime = self.redis, self.runtime
             self._heartbeat = Heartbeat(client, self.keys, self.consumer, self.in_flight)
+            records, queue = self.records, runtime.queue
             self._background.start(
-                self.acks.run(client, self.records, runtime.queue),
-                Renewer(client, self.keys, self.consumer, runtime.visibility_timeout, self.in_flight).run(),
-                Promoter(client, self.keys, runtime.batch).run(),
-                self._heartbeat.run(),
+                lambda: self.acks.step(client, records, queue),
+                Renewer(client, self.keys, self.consumer, runtime.visibility_timeout, self.in_flight).step,
+                Promoter(client, self.keys, runtime.batch).step,
+                self._heartbeat.step,
             )
 
     async def _create_group(self) -> None:
@@ -111,15 +132,17 @@ class StreamBroker(AsyncBroker):
             await self.redis.xgroup_create(self.keys.stream, GROUP, id="0", mkstream=True)
 
     async def shutdown(self) -> None:
+        """Stop the background loops, say goodbye, write what is pending, run the shutdown handlers
+        (MongoDB closed) and close Redis. Every step is bounded in time (a Redis or MongoDB that
+        went away cannot hold up a worker's exit), and none relies on cancellation."""
         await self._background.stop()
         if self._heartbeat is not None:  # a worker: say goodbye so status stops listing it
-            await self._heartbeat.remove()
+            await bounded(self._heartbeat.remove(), SHUTDOWN_STEP, "removing the heartbeat")
             self._heartbeat = None
         if self.acks.pending:
-            with contextlib.suppress(Exception):
-                await self.acks.flush(self.redis, self.records)
-        await super().shutdown()
-        await self.connections.close()
+            await bounded(self.acks.flush(self.redis, self.records), SHUTDOWN_STEP, "the last acknowledgements")
+        await bounded(super().shutdown(), SHUTDOWN_STEP, "the shutdown handlers")
+        await bounded(self.connections.close(), SHUTDOWN_STEP, "closing Redis")
 
     # --- sending ----------------------------------------------------------------------------------
 

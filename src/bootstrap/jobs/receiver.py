@@ -12,8 +12,8 @@ read but never started back to the queue. Anything else falls back to the stock 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import math
 import time
 from typing import Any
 
@@ -21,7 +21,7 @@ from taskiq import AckableMessage
 from taskiq.receiver import Receiver
 from taskiq.utils import maybe_awaitable
 
-from bootstrap.jobs.broker import StreamBroker, StreamMessage
+from bootstrap.jobs.broker import SHUTDOWN_STEP, StreamBroker, StreamMessage, bounded
 from bootstrap.jobs.middleware import JobsMiddleware
 
 log = logging.getLogger("bootstrap.jobs.receiver")
@@ -64,14 +64,17 @@ class FastReceiver(Receiver):
         reader = asyncio.create_task(pump())
         stop = asyncio.create_task(finish_event.wait())
         await asyncio.wait({reader, stop, *workers}, return_when=asyncio.FIRST_COMPLETED)
+        # From here on every wait is bounded by the shutdown timeout, counted from now; asyncio.wait
+        # rather than wait_for, which can lose a cancellation on Python 3.11.
+        deadline = time.monotonic() + (self.wait_tasks_timeout if self.wait_tasks_timeout is not None else math.inf)
         broker.stop_listening()
-        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(reader, 3)  # the current blocking read ends within a second
+        await asyncio.wait({reader}, timeout=min(3.0, _left(deadline) or 3.0))  # a blocking read ends within 1 s
+        reader.cancel()
         while not queue.empty():  # read but not started: given back below
             queue.get_nowait()
         for _ in workers:
             queue.put_nowait(None)
-        _, overran = await asyncio.wait(workers, timeout=self.wait_tasks_timeout)
+        _, overran = await asyncio.wait(workers, timeout=_left(deadline)) if workers else (set(), set())
         for task in overran:  # not acknowledged: delivered again after the visibility timeout
             task.cancel()
         if overran:
@@ -79,7 +82,7 @@ class FastReceiver(Receiver):
                 "queue %s: %d job(s) did not finish within the shutdown timeout", broker.runtime.queue, len(overran)
             )
         stop.cancel()
-        await broker.release_unstarted()
+        await bounded(broker.release_unstarted(), SHUTDOWN_STEP, "giving back unstarted jobs")
         for task in (reader, *workers):
             if task.done() and not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
@@ -112,6 +115,11 @@ class FastReceiver(Receiver):
             self.jobs.completed(parsed, time.perf_counter() - started)
         await maybe_awaitable(message.ack())
         return None
+
+
+def _left(deadline: float) -> float | None:
+    """Seconds until `deadline`; None when there is none (wait as long as it takes)."""
+    return None if deadline == math.inf else max(0.0, deadline - time.monotonic())
 
 
 def _seconds(value: Any) -> float | None:

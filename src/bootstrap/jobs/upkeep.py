@@ -20,7 +20,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -99,10 +99,9 @@ class Renewer:
         except Exception as exc:  # Redis away: the next round tries again, well within the timeout
             log.warning("queue %s: could not renew running jobs (%s)", self.keys.queue, exc)
 
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self.every)
-            await self.renew()
+    async def step(self) -> None:
+        await asyncio.sleep(self.every)
+        await self.renew()
 
 
 class Heartbeat:
@@ -129,11 +128,10 @@ class Heartbeat:
         }
         await self.client.hset(self.key, self.consumer, json.dumps(beat))
 
-    async def run(self) -> None:
-        while True:
-            with contextlib.suppress(Exception):  # Redis away: status shows the worker as not seen lately
-                await self.beat()
-            await asyncio.sleep(self.every)
+    async def step(self) -> None:
+        with contextlib.suppress(Exception):  # Redis away: status shows the worker as not seen lately
+            await self.beat()
+        await asyncio.sleep(self.every)
 
     async def remove(self) -> None:
         """Say goodbye so status stops listing this worker."""
@@ -166,31 +164,52 @@ class Promoter:
         """Due retries moved now (at most one batch)."""
         return int(await self._script(keys=[self.keys.delayed, self.keys.stream], args=[time.time(), self.batch]))
 
-    async def run(self) -> None:
-        while True:
-            try:
-                moved = await self.promote()
-            except Exception as exc:  # Redis away: say so once a second, not 20 times
-                log.warning("queue %s: moving due retries failed (%s)", self.keys.queue, exc)
-                await asyncio.sleep(1)
-                continue
-            if not moved:
-                await asyncio.sleep(0.05)
+    async def step(self) -> None:
+        try:
+            moved = await self.promote()
+        except Exception as exc:  # Redis away: say so once a second, not 20 times
+            log.warning("queue %s: moving due retries failed (%s)", self.keys.queue, exc)
+            await asyncio.sleep(1)
+            return
+        if not moved:
+            await asyncio.sleep(0.05)
 
 
 class Background:
-    """Loops started together (a worker's startup) and stopped together (its shutdown)."""
+    """Loops started together (a worker's startup) and stopped together (its shutdown). Each loop
+    repeats one `step` until told to stop.
+
+    Stopping does not rely on one cancellation: redis-py can swallow a cancellation that lands while a
+    command runs (the loop then went on forever and held up the worker's exit), so every loop also
+    checks a flag between steps, `stop` cancels until the loops end, and it waits a bounded time."""
+
+    STOP_WAIT = 2.0  # seconds the loops get to end
 
     def __init__(self) -> None:
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
 
-    def start(self, *loops: Coroutine[Any, Any, None]) -> None:
-        self._tasks += [asyncio.create_task(loop) for loop in loops]
+    def start(self, *steps: Callable[[], Awaitable[None]]) -> None:
+        self._stopping = False
+        self._tasks += [asyncio.create_task(self._repeat(step)) for step in steps]
+
+    async def _repeat(self, step: Callable[[], Awaitable[None]]) -> None:
+        while not self._stopping:
+            await step()
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
+        self._stopping = True
+        tasks, self._tasks = self._tasks, []
+        # Cancelled again and again until they end (a swallowed cancellation is followed by another),
+        # for at most STOP_WAIT. asyncio.wait neither raises their errors nor loses our own cancellation.
+        deadline = time.monotonic() + self.STOP_WAIT
+        pending = set(tasks)
+        while pending and (left := deadline - time.monotonic()) > 0:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=min(0.1, left))
+        if pending:
+            log.warning("%d background loop(s) did not stop within %gs; leaving them", len(pending), self.STOP_WAIT)
+        for task in tasks:
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: no "exception was never retrieved" at exit

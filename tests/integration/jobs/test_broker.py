@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
@@ -124,7 +125,7 @@ def test_renewal_keeps_held_jobs_from_being_reclaimed(redis_server: RedisServer,
         renewer = Renewer(client, keys, "worker-a", 1.0, held)
         assert renewer.every == 0.5
         loops = Background()
-        loops.start(renewer.run())
+        loops.start(renewer.step)
         await asyncio.sleep(1.3)  # past the visibility timeout; renewed at 0.5 s and 1 s
         claimed = await Reclaimer(keys, "worker-b", 1.0, InFlight()).reclaim(client, lambda: 10)
         await loops.stop()
@@ -236,5 +237,34 @@ def test_listen_recreates_a_deleted_group_and_keeps_delivering(redis_server: Red
         broker.stop_listening()
         await messages.aclose()
         await broker.shutdown()
+
+    asyncio.run(with_redis(redis_server, test))
+
+
+def test_worker_shutdown_ends_even_when_cancelled_mid_flush(redis_server: RedisServer, key_prefix: str) -> None:
+    """redis-py may swallow a cancellation that lands while a pipeline runs: the acknowledging loop
+    then went on forever and a worker hung in shutdown until taskiq's timeout (issue 9, item 14)."""
+
+    async def test(client: aioredis.Redis) -> None:
+        slow = []
+        for n in range(60):
+            broker = StreamBroker(make_runtime(redis_server, key_prefix))
+            broker.is_worker_process = True
+            await broker.startup()
+            for i in range(3):
+                broker.acks.ack(f"{n}-{i}")
+                broker.record(COMPLETED, {"id": f"{n}-{i}", "task": "t"}, 3600, 100)
+            await asyncio.sleep(random.uniform(0, 0.03))  # land anywhere in the 20 ms flush cycle
+            started = time.monotonic()
+            stopping = asyncio.ensure_future(broker.shutdown())
+            done, _ = await asyncio.wait({stopping}, timeout=5)
+            if not done:
+                slow.append(n)
+                stopping.cancel()
+            else:
+                assert time.monotonic() - started < 2
+        assert not slow, f"shutdown hung in rounds {slow}"
+        # ... and the final flush still wrote what was pending.
+        assert await client.hexists(QueueKeys(key_prefix, QUEUE).record_data(COMPLETED), "59-2")
 
     asyncio.run(with_redis(redis_server, test))
