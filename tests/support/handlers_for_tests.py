@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import time
 from typing import Any
 
@@ -43,3 +44,9 @@ async def write_to_mongo(job: Job, db: Any, **kwargs: Any) -> None:
 
 async def noop(**kwargs: Any) -> None:
     """Does nothing: for measuring the job system's own overhead."""
+
+
+async def kill_own_worker(job: Job, **kwargs: Any) -> None:
+    """Notes the delivery, then kills the worker process running it (as a segfault or the OOM killer would)."""
+    await _note(f"test:killer:{job.id}", {"attempt": job.attempt, "pid": os.getpid(), "at": time.time()})
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -158,6 +158,7 @@ TEST_QUEUE = """
         retry: {attempts: 4, backoff: exponential, delay: 300ms, max_delay: 10s}
       slow-job: {handler: "handlers_for_tests:slow"}
       mongo-job: {handler: "handlers_for_tests:write_to_mongo"}
+      kill-worker: {handler: "handlers_for_tests:kill_own_worker"}
 """
 
 

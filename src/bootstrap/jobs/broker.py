@@ -5,6 +5,8 @@
 - The group reads from the start of the stream: jobs enqueued before any worker existed are kept.
 - Reads, acknowledgements (with job records) and enqueues are batched: one round trip for many jobs.
 - A worker holds at most `prefetch` jobs it has not started, and gives them back when it shuts down.
+- What it reads is checked (`intake`): an entry that cannot run, or a job delivered more than
+  `max_deliveries` times, goes to the failed store with the reason instead of being run.
 
 The pieces it composes: `InFlight` (what this worker holds), `AckBatch` (acknowledgements and
 records), `upkeep` (reclaim, renewal, heartbeat, promotion of due retries) and `connections` (its two Redis
@@ -27,12 +29,13 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from taskiq import AckableMessage, AsyncBroker, BrokerMessage
+from taskiq import AckableMessage, AsyncBroker, BrokerMessage, TaskiqMessage
 
+from bootstrap.jobs import intake
 from bootstrap.jobs.acks import AckBatch
 from bootstrap.jobs.connections import QueueConnections
 from bootstrap.jobs.inflight import InFlight
-from bootstrap.jobs.records import Records
+from bootstrap.jobs.records import FAILED, Records
 from bootstrap.jobs.runtime import QueueRuntime
 from bootstrap.jobs.upkeep import Background, Heartbeat, Promoter, Reclaimer, Renewer
 from bootstrap.layout.keys import GROUP, QueueKeys, as_text
@@ -77,9 +80,12 @@ return n
 
 
 class StreamMessage(AckableMessage):
-    """A delivered job and its stream entry id."""
+    """A delivered job: its stream entry id, the job as read and checked (see `intake`), and how many
+    times it has been delivered."""
 
     entry_id: str = ""
+    job: TaskiqMessage | None = None
+    deliveries: int = 1
 
 
 class StreamBroker(AsyncBroker):
@@ -177,18 +183,20 @@ class StreamBroker(AsyncBroker):
         return max(1, self.prefetch - self.in_flight.waiting)
 
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+        """Jobs to run, each once per delivery. Entries that cannot run (see `intake`) are moved to
+        the failed store with the reason, and logged, instead."""
         conn = self.connections.reader()
         reclaimer = Reclaimer(self.keys, self.consumer, self.runtime.visibility_timeout, self.in_flight)
         while not self._stopping.is_set():
             try:
-                entries: list[tuple[Any, Any]] = []
+                entries: list[tuple[Any, Any, int]] = []
                 if reclaimer.due():
                     entries = await reclaimer.reclaim(conn, self._room)
                 if not entries:
                     fetched: Any = await conn.xreadgroup(
                         GROUP, self.consumer, {self.keys.stream: ">"}, count=self._room(), block=1000
                     )
-                    entries = [entry for _stream, batch in fetched or () for entry in batch]
+                    entries = [(entry_id, fields, 1) for _stream, batch in fetched or () for entry_id, fields in batch]
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("queue %s: Redis read failed (%s); retrying in 1s", self.runtime.queue, exc)
                 await asyncio.sleep(1)
@@ -199,14 +207,30 @@ class StreamBroker(AsyncBroker):
                 await self._create_group()  # the stream or its group was deleted meanwhile
                 continue
             # Every job read is ours from now on: renewed while it waits here, given back on shutdown.
-            self.in_flight.hold(as_text(entry_id) for entry_id, _ in entries)
-            for entry_id, fields in entries:
-                if fields and b"data" in fields:
-                    yield self._ackable(entry_id, fields[b"data"])
-                else:  # an entry whose data is gone: nothing to run
-                    ident = as_text(entry_id)
-                    self.in_flight.let_go(ident)
-                    self.acks.ack(ident)
+            self.in_flight.hold(as_text(entry_id) for entry_id, _, _ in entries)
+            for entry_id, fields, deliveries in entries:
+                ident = as_text(entry_id)
+                job = intake.accept(ident, fields, deliveries, self.runtime.max_deliveries, self._serves)
+                if isinstance(job, intake.Rejected):
+                    self.reject(ident, job)
+                else:
+                    yield self._ackable(ident, fields[b"data"], job, deliveries)
+
+    def _serves(self, task_name: str) -> bool:
+        return self.find_task(task_name) is not None
+
+    def reject(self, entry_id: str, rejected: intake.Rejected) -> None:
+        """Set an entry that cannot run aside: a record in the failed store (with the reason), then
+        acknowledged, in the next flush; logged now."""
+        log.error(
+            "queue %s: job %s moved to the failed store without running: %s",
+            self.runtime.queue,
+            rejected.job_id,
+            rejected.reason,
+        )
+        self.in_flight.let_go(entry_id)
+        self.acks.record(FAILED, rejected.record, self.runtime.failed_max_age, self.runtime.failed_max_count)
+        self.acks.ack(entry_id)
 
     def stop_listening(self) -> None:
         """Make `listen` return after its current read (at most about a second)."""
@@ -214,14 +238,12 @@ class StreamBroker(AsyncBroker):
 
     # --- acknowledging ----------------------------------------------------------------------------
 
-    def _ackable(self, entry_id: Any, data: bytes) -> StreamMessage:
-        ident = as_text(entry_id)
-
+    def _ackable(self, ident: str, data: bytes, job: TaskiqMessage, deliveries: int) -> StreamMessage:
         async def ack() -> None:
             self.in_flight.let_go(ident)
             self.acks.ack(ident)
 
-        return StreamMessage(data=data, ack=ack, entry_id=ident)
+        return StreamMessage(data=data, ack=ack, entry_id=ident, job=job, deliveries=deliveries)
 
     def record(self, outcome: str, record: dict[str, Any], max_age: float, max_count: int) -> None:
         """Queue a job record; it is written with the next batch of acknowledgements, before them."""

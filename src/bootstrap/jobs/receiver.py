@@ -5,6 +5,8 @@ Taskiq's receiver resolves dependencies, builds result models, and creates sever
 job; for our tasks none of that is needed. Here `concurrency` long-lived coroutines take jobs from a
 small queue fed by the broker, run each handler directly (with a timeout context rather than an extra
 task) and apply the same retry/record/log behaviour (JobsMiddleware) as under the stock receiver.
+Jobs arrive read and checked by the broker (see `intake`); a job's timeout is its task's, from the
+spec, never a label's.
 On shutdown it stops reading, lets running jobs finish (up to --wait-tasks-timeout) and gives jobs it
 read but never started back to the queue. Anything else falls back to the stock receiver.
 """
@@ -21,7 +23,9 @@ from taskiq import AckableMessage
 from taskiq.receiver import Receiver
 from taskiq.utils import maybe_awaitable
 
+from bootstrap.errors import JobTimedOut
 from bootstrap.jobs.broker import SHUTDOWN_STEP, StreamBroker, StreamMessage, bounded
+from bootstrap.jobs.contract import TaskContract
 from bootstrap.jobs.middleware import JobsMiddleware
 
 log = logging.getLogger("bootstrap.jobs.receiver")
@@ -89,30 +93,30 @@ class FastReceiver(Receiver):
         return None
 
     async def callback(self, message: bytes | AckableMessage, raise_err: bool = False) -> None:
-        if self.jobs is None or not isinstance(message, AckableMessage):
+        if self.jobs is None or not isinstance(message, StreamMessage) or message.job is None:
             return await super().callback(message, raise_err)
-        try:
-            parsed = self.broker.formatter.loads(message.data)
-            parsed.parse_labels()
-        except Exception as exc:  # a message nobody can run: drop it, loudly
-            log.error("queue %s: cannot parse a message, dropping it: %s", self.jobs.stream_broker.runtime.queue, exc)
-            await maybe_awaitable(message.ack())
-            return None
-        task = self.broker.find_task(parsed.task_name)
-        direct = getattr(task.original_func, "bootstrap_direct", None) if task is not None else None
+        job = message.job  # read and checked by the broker (see intake)
+        task = self.broker.find_task(job.task_name)
+        func = task.original_func if task is not None else None
+        direct = getattr(func, "bootstrap_direct", None)
         if direct is None:
             return await super().callback(message, raise_err)
-        if isinstance(message, StreamMessage):
-            self.jobs.stream_broker.started(message)
-        self.jobs.started(parsed)
+        declared: TaskContract | None = getattr(func, "bootstrap_task", None)
+        timeout = declared.timeout if declared is not None else None  # the spec's, not a label's
+        self.jobs.stream_broker.started(message)
+        self.jobs.started(job)
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(_seconds(parsed.labels.get("timeout"))):
-                await direct(parsed)
-        except Exception as exc:  # the job failed (a TimeoutError included): retry or record it
-            await self.jobs.failed(parsed, exc, time.perf_counter() - started)
+            async with asyncio.timeout(timeout) as limit:
+                await direct(job)
+        except Exception as exc:  # the job failed: retry or record it
+            error: Exception = exc
+            if isinstance(exc, TimeoutError) and limit.expired():
+                error = JobTimedOut(f"the job ran longer than its timeout of {timeout:g}s")
+                error.__cause__ = exc
+            await self.jobs.failed(job, error, time.perf_counter() - started)
         else:
-            self.jobs.completed(parsed, time.perf_counter() - started)
+            self.jobs.completed(job, time.perf_counter() - started)
         await maybe_awaitable(message.ack())
         return None
 
@@ -120,11 +124,3 @@ class FastReceiver(Receiver):
 def _left(deadline: float) -> float | None:
     """Seconds until `deadline`; None when there is none (wait as long as it takes)."""
     return None if deadline == math.inf else max(0.0, deadline - time.monotonic())
-
-
-def _seconds(value: Any) -> float | None:
-    """A timeout label as seconds; absent or malformed means none."""
-    try:
-        return float(value) if value else None
-    except (TypeError, ValueError):
-        return None

@@ -1,7 +1,8 @@
 """A worker's upkeep of its queue, each piece with its own interval:
 
 - Reclaimer: jobs pending longer than the visibility timeout (their worker died) are taken over
-  (XAUTOCLAIM), whether or not new jobs arrive. It runs inside the broker's read loop, on the read
+  (XAUTOCLAIM), whether or not new jobs arrive, with their delivery counts (a job delivered too often
+  goes to the failed store: see intake). It runs inside the broker's read loop, on the read
   connection, because the jobs it claims are delivered like freshly read ones.
 - Renewer: the jobs this worker holds get their idle time reset (XCLAIM ... JUSTID), so a long job
   is not handed to a second worker while the first is still on it.
@@ -52,10 +53,11 @@ class Reclaimer:
         self._next = time.monotonic() + self.every
         return True
 
-    async def reclaim(self, conn: aioredis.Redis, room: Callable[[], int]) -> list[tuple[Any, Any]]:
+    async def reclaim(self, conn: aioredis.Redis, room: Callable[[], int]) -> list[tuple[Any, Any, int]]:
         """Jobs pending longer than the visibility timeout, taken over: as many as `room()` allows
-        (asked again per round trip: acknowledgements free room meanwhile). Entries this worker
-        already holds are not delivered twice."""
+        (asked again per round trip: acknowledgements free room meanwhile), each with how many times
+        it has now been delivered (Redis counts: XREADGROUP delivers once, each takeover once more).
+        Entries this worker already holds are not delivered twice."""
         claimed: list[tuple[Any, Any]] = []
         start = "0-0"
         while len(claimed) < room():
@@ -71,9 +73,21 @@ class Reclaimer:
             claimed += [(entry_id, fields) for entry_id, fields in entries if as_text(entry_id) not in self.in_flight]
             if start == "0-0" or not entries:
                 break
-        if claimed:
-            log.warning("queue %s: took over %d job(s) whose worker stopped responding", self.keys.queue, len(claimed))
-        return claimed
+        if not claimed:
+            return []
+        log.warning("queue %s: took over %d job(s) whose worker stopped responding", self.keys.queue, len(claimed))
+        counts = await self._deliveries(conn, claimed)
+        return [(entry_id, fields, n) for (entry_id, fields), n in zip(claimed, counts, strict=True)]
+
+    async def _deliveries(self, conn: aioredis.Redis, claimed: list[tuple[Any, Any]]) -> list[int]:
+        """How many times each claimed entry has been delivered, in one round trip."""
+        pipe = conn.pipeline(transaction=False)
+        for entry_id, _ in claimed:
+            pipe.xpending_range(self.keys.stream, GROUP, min=entry_id, max=entry_id, count=1)
+        counts = []
+        for pending in await pipe.execute():
+            counts.append(int(pending[0]["times_delivered"]) if pending else 1)
+        return counts
 
 
 class Renewer:

@@ -21,7 +21,7 @@ from bootstrap import logs
 from bootstrap.jobs.broker import StreamBroker
 from bootstrap.jobs.contract import Runtime, TaskContract
 from bootstrap.jobs.handlers import Handler, Job, call_handler, import_handler, log_job
-from bootstrap.jobs.middleware import ATTEMPT, RETRY, JobsMiddleware
+from bootstrap.jobs.middleware import RETRY, JobsMiddleware, attempt_of
 from bootstrap.jobs.runtime import queue_runtime, resolve_url
 from bootstrap.jobs.scheduler import SlotScheduler
 from bootstrap.layout.schedules import retry_json
@@ -56,7 +56,7 @@ def make_broker(runtime: Runtime, queue: str) -> StreamBroker:
     """The broker of `queue`: its own Redis stream, retries, records, and (in workers) a MongoDB
     client made once at start-up for the handlers that ask for `db`."""
     broker = StreamBroker(queue_runtime(runtime, queue))
-    broker.add_middlewares(JobsMiddleware(broker))
+    broker.add_middlewares(JobsMiddleware(broker, runtime.queue(queue)))
 
     async def worker_startup(state: TaskiqState) -> None:
         """Start-up order: logging, then MongoDB (with its retry policy), then Redis (the broker)."""
@@ -119,7 +119,7 @@ def register_task(broker: StreamBroker, runtime: Runtime, queue: str, task: str)
             id=message.task_id,
             queue=queue,
             task=task,
-            attempt=int(message.labels.get(ATTEMPT, 1)),
+            attempt=attempt_of(message),
             labels=message.labels,
         )
         return await call_handler(handler, job, message.kwargs, db=getattr(broker.state, "mongo_db", None))
@@ -129,6 +129,7 @@ def register_task(broker: StreamBroker, runtime: Runtime, queue: str, task: str)
 
     run.__name__ = run.__qualname__ = task.replace("-", "_")
     run.bootstrap_direct = direct  # type: ignore[attr-defined]
+    run.bootstrap_task = declared  # type: ignore[attr-defined]  # its timeout, for the fast receiver
     decorated: AsyncTaskiqDecoratedTask[Any, Any] = broker.register_task(run, task_name=task, **labels)
     return decorated
 
