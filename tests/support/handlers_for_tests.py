@@ -10,6 +10,7 @@ import signal
 import time
 from typing import Any
 
+import redis
 import redis.asyncio as aioredis
 
 from bootstrap.jobs.handlers import Job
@@ -50,3 +51,27 @@ async def kill_own_worker(job: Job, **kwargs: Any) -> None:
     """Notes the delivery, then kills the worker process running it (as a segfault or the OOM killer would)."""
     await _note(f"test:killer:{job.id}", {"attempt": job.attempt, "pid": os.getpid(), "at": time.time()})
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _note_now(key: str, value: dict[str, Any]) -> None:
+    """_note without the event loop (from a blocked loop or a thread)."""
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    try:
+        client.rpush(key, json.dumps(value))
+    finally:
+        client.close()
+
+
+async def block_loop(job: Job, seconds: float = 8.0, **kwargs: Any) -> None:
+    """Blocks the worker's event loop: time.sleep in an async function, a classic mistake."""
+    _note_now(f"test:blocker:{job.id}", {"event": "start", "pid": os.getpid(), "at": time.time()})
+    time.sleep(seconds)
+    _note_now(f"test:blocker:{job.id}", {"event": "end", "pid": os.getpid(), "at": time.time()})
+
+
+def sync_sleep(job: Job, seconds: float = 6.0, **kwargs: Any) -> str:
+    """A plain function: the worker runs it in a thread, so its loop stays free."""
+    _note_now(f"test:sync:{job.id}", {"event": "start", "pid": os.getpid(), "at": time.time()})
+    time.sleep(seconds)
+    _note_now(f"test:sync:{job.id}", {"event": "end", "pid": os.getpid(), "at": time.time()})
+    return "done"

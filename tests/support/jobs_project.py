@@ -159,6 +159,8 @@ TEST_QUEUE = """
       slow-job: {handler: "handlers_for_tests:slow"}
       mongo-job: {handler: "handlers_for_tests:write_to_mongo"}
       kill-worker: {handler: "handlers_for_tests:kill_own_worker"}
+      block-loop: {handler: "handlers_for_tests:block_loop", timeout: 3s}
+      sync-sleep: {handler: "handlers_for_tests:sync_sleep", timeout: 3s}
 """
 
 

@@ -9,8 +9,9 @@
   `max_deliveries` times, goes to the failed store with the reason instead of being run.
 
 The pieces it composes: `InFlight` (what this worker holds), `AckBatch` (acknowledgements and
-records), `upkeep` (reclaim, renewal, heartbeat, promotion of due retries) and `connections` (its two Redis
-connections, made by `bootstrap.connect.redis`).
+records), `upkeep` (reclaim, renewal, heartbeat, promotion of due retries), `watchdog` (a blocked
+event loop, reported) and `connections` (its two Redis connections, made by `bootstrap.connect.redis`;
+renewal has a third, synchronous one, in its own thread).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AckableMessage, AsyncBroker, BrokerMessage, TaskiqMessage
 
+from bootstrap.connect import redis as redis_connect
 from bootstrap.jobs import intake
 from bootstrap.jobs.acks import AckBatch
 from bootstrap.jobs.connections import QueueConnections
@@ -38,6 +40,7 @@ from bootstrap.jobs.inflight import InFlight
 from bootstrap.jobs.records import FAILED, Records
 from bootstrap.jobs.runtime import QueueRuntime
 from bootstrap.jobs.upkeep import Background, Heartbeat, Promoter, Reclaimer, Renewer
+from bootstrap.jobs.watchdog import LoopWatchdog
 from bootstrap.layout.keys import GROUP, QueueKeys, as_text
 
 log = logging.getLogger("bootstrap.jobs.broker")
@@ -100,6 +103,8 @@ class StreamBroker(AsyncBroker):
         self._stopping = asyncio.Event()
         self._background = Background()
         self._heartbeat: Heartbeat | None = None
+        self._renewer: Renewer | None = None
+        self.watchdog = LoopWatchdog(runtime.queue)
         self._job_records: Records | None = None
 
     @property
@@ -123,12 +128,18 @@ class StreamBroker(AsyncBroker):
         if self.is_worker_process:
             client, runtime = self.redis, self.runtime
             self._heartbeat = Heartbeat(client, self.keys, self.consumer, self.in_flight)
+            # Renewal and the watchdog run in threads of their own: a blocked event loop stops neither.
+            self._renewer = Renewer(
+                redis_connect.sync_client(runtime), self.keys, self.consumer, runtime.visibility_timeout, self.in_flight
+            )
+            self._renewer.start()
+            self.watchdog.start()
             records, queue = self.records, runtime.queue
             self._background.start(
                 lambda: self.acks.step(client, records, queue),
-                Renewer(client, self.keys, self.consumer, runtime.visibility_timeout, self.in_flight).step,
                 Promoter(client, self.keys, runtime.batch).step,
                 self._heartbeat.step,
+                self.watchdog.step,
             )
 
     async def _create_group(self) -> None:
@@ -142,6 +153,11 @@ class StreamBroker(AsyncBroker):
         (MongoDB closed) and close Redis. Every step is bounded in time (a Redis or MongoDB that
         went away cannot hold up a worker's exit), and none relies on cancellation."""
         await self._background.stop()
+        self.watchdog.stop()
+        if self._renewer is not None:
+            self._renewer.stop()
+            self._renewer.client.close()
+            self._renewer = None
         if self._heartbeat is not None:  # a worker: say goodbye so status stops listing it
             await bounded(self._heartbeat.remove(), SHUTDOWN_STEP, "removing the heartbeat")
             self._heartbeat = None

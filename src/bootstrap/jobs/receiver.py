@@ -103,12 +103,13 @@ class FastReceiver(Receiver):
             return await super().callback(message, raise_err)
         declared: TaskContract | None = getattr(func, "bootstrap_task", None)
         timeout = declared.timeout if declared is not None else None  # the spec's, not a label's
-        self.jobs.stream_broker.started(message)
+        broker = self.jobs.stream_broker
+        broker.started(message)
         self.jobs.started(job)
         started = time.perf_counter()
         try:
             async with asyncio.timeout(timeout) as limit:
-                await direct(job)
+                await broker.watchdog.track(job.task_id, job.task_name, direct(job))
         except Exception as exc:  # the job failed: retry or record it
             error: Exception = exc
             if isinstance(exc, TimeoutError) and limit.expired():
@@ -116,7 +117,17 @@ class FastReceiver(Receiver):
                 error.__cause__ = exc
             await self.jobs.failed(job, error, time.perf_counter() - started)
         else:
-            self.jobs.completed(job, time.perf_counter() - started)
+            took = time.perf_counter() - started
+            if timeout is not None and took > timeout:  # only a blocked loop keeps a timeout from firing
+                log.warning(
+                    "job %s finished after %.1fs, past its timeout of %gs: it blocked the event loop, where "
+                    "no timeout can interrupt it (await instead of blocking, or make the handler a plain "
+                    "function: it then runs in a thread, and its timeout applies)",
+                    job.task_id,
+                    took,
+                    timeout,
+                )
+            self.jobs.completed(job, took)
         await maybe_awaitable(message.ack())
         return None
 

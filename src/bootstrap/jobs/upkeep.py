@@ -5,11 +5,12 @@
   goes to the failed store: see intake). It runs inside the broker's read loop, on the read
   connection, because the jobs it claims are delivered like freshly read ones.
 - Renewer: the jobs this worker holds get their idle time reset (XCLAIM ... JUSTID), so a long job
-  is not handed to a second worker while the first is still on it.
+  is not handed to a second worker while the first is still on it; from a thread of its own, so a
+  blocked event loop cannot stop it.
 - Heartbeat: an "alive" note in the workers hash for `bootstrap status`, removed on shutdown.
 - Promoter: retries waiting in the delayed set are moved into the stream when due (one Lua step).
 
-`Background` starts the loops at a worker's startup and stops them at its shutdown.
+`Background` starts the event-loop ones at a worker's startup and stops them at its shutdown.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import redis
 import redis.asyncio as aioredis
 
 from bootstrap.jobs.inflight import InFlight
@@ -91,31 +94,49 @@ class Reclaimer:
 
 
 class Renewer:
-    """Resets the idle time of every job this worker holds, three times per visibility timeout."""
+    """Resets the idle time of every job this worker holds, three times per visibility timeout.
+
+    It runs in a thread of its own with its own (synchronous) Redis connection, not on the event
+    loop: a handler that blocks the loop (time.sleep in an async function, a CPU-bound loop) cannot
+    stop the renewal, so its job is never handed to a second worker while this process lives."""
+
+    JOIN_WAIT = 1.0  # seconds `stop` waits for a renewal in flight (the thread is a daemon anyway)
 
     def __init__(
-        self, client: aioredis.Redis, keys: QueueKeys, consumer: str, visibility_timeout: float, in_flight: InFlight
+        self, client: redis.Redis, keys: QueueKeys, consumer: str, visibility_timeout: float, in_flight: InFlight
     ) -> None:
         self.client = client
         self.keys = keys
         self.consumer = consumer
         self.in_flight = in_flight
         self.every = max(0.5, visibility_timeout / 3)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    async def renew(self) -> None:
+    def renew(self) -> None:
         ids: list[Any] = self.in_flight.held()
         if not ids:
             return
         try:
-            await self.client.xclaim(
-                self.keys.stream, GROUP, self.consumer, min_idle_time=0, message_ids=ids, justid=True
-            )
+            self.client.xclaim(self.keys.stream, GROUP, self.consumer, min_idle_time=0, message_ids=ids, justid=True)
         except Exception as exc:  # Redis away: the next round tries again, well within the timeout
             log.warning("queue %s: could not renew running jobs (%s)", self.keys.queue, exc)
 
-    async def step(self) -> None:
-        await asyncio.sleep(self.every)
-        await self.renew()
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.renew()
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"renew-{self.keys.queue}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop renewing (jobs still held are then taken over after the visibility timeout)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(self.JOIN_WAIT)
+            self._thread = None
 
 
 class Heartbeat:

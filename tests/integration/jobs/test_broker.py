@@ -13,6 +13,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 import pytest
+import redis as sync_redis
 import redis.asyncio as aioredis
 from taskiq import AckableMessage, TaskiqMessage
 
@@ -20,7 +21,7 @@ from bootstrap.jobs.broker import StreamBroker, StreamMessage
 from bootstrap.jobs.inflight import InFlight
 from bootstrap.jobs.records import COMPLETED, FAILED
 from bootstrap.jobs.runtime import QueueRuntime
-from bootstrap.jobs.upkeep import Background, Promoter, Reclaimer, Renewer
+from bootstrap.jobs.upkeep import Promoter, Reclaimer, Renewer
 from bootstrap.layout.keys import GROUP, QueueKeys, as_text, workers_key
 from bootstrap.local.servers import RedisServer
 
@@ -139,7 +140,11 @@ def test_listen_delivers_an_idle_job_of_a_dead_consumer_first(redis_server: Redi
     asyncio.run(with_redis(redis_server, test))
 
 
-def test_renewal_keeps_held_jobs_from_being_reclaimed(redis_server: RedisServer, key_prefix: str) -> None:
+def test_renewal_keeps_held_jobs_from_being_reclaimed_even_with_the_event_loop_blocked(
+    redis_server: RedisServer, key_prefix: str
+) -> None:
+    """Renewal used to run on the event loop: a handler that blocked the loop let its lease lapse and a
+    second worker took the job while it still ran. It has its own thread and connection now."""
     keys = QueueKeys(key_prefix, QUEUE)
 
     async def test(client: aioredis.Redis) -> None:
@@ -149,13 +154,13 @@ def test_renewal_keeps_held_jobs_from_being_reclaimed(redis_server: RedisServer,
         running, dropped = await read_by(client, keys, "worker-a", 2)
         held = InFlight()
         held.hold([running])  # worker-a still holds this one, no longer the other
-        renewer = Renewer(client, keys, "worker-a", 1.0, held)
+        renewer = Renewer(sync_redis.Redis.from_url(redis_server.uri), keys, "worker-a", 1.0, held)
         assert renewer.every == 0.5
-        loops = Background()
-        loops.start(renewer.step)
-        await asyncio.sleep(1.3)  # past the visibility timeout; renewed at 0.5 s and 1 s
+        renewer.start()
+        time.sleep(1.3)  # the event loop blocked past the visibility timeout; renewed at 0.5 s and 1 s
         claimed = await Reclaimer(keys, "worker-b", 1.0, InFlight()).reclaim(client, lambda: 10)
-        await loops.stop()
+        renewer.stop()
+        renewer.client.close()
         assert [as_text(i) for i, _, _ in claimed] == [dropped]
         assert await owners(client, keys) == {running: "worker-a", dropped: "worker-b"}
 
