@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import socket
@@ -79,6 +80,15 @@ for i = 2, #ARGV do
   end
 end
 return n
+"""
+
+
+# Enqueue many jobs in one step, in order. KEYS: stream; ARGV: the jobs' data.
+_ADD_MANY = """
+for i = 1, #ARGV do
+  redis.call('XADD', KEYS[1], '*', 'data', ARGV[i])
+end
+return #ARGV
 """
 
 
@@ -172,15 +182,17 @@ class StreamBroker(AsyncBroker):
         await self.redis.xadd(self.keys.stream, {"data": message.message})
 
     async def kick_many(self, messages: Iterable[BrokerMessage], chunk: int = 1000) -> int:
-        """Enqueue many jobs with pipelined XADDs: one round trip per `chunk` jobs."""
-        count = 0
-        pipe = self.redis.pipeline(transaction=False)
-        for message in messages:
-            pipe.xadd(self.keys.stream, {"data": message.message})
-            count += 1
-            if count % chunk == 0:
-                await pipe.execute()
-        await pipe.execute()
+        """Enqueue many jobs with pipelined XADDs: see `kick_data`."""
+        return await self.kick_data((message.message for message in messages), chunk)
+
+    async def kick_data(self, datas: Iterable[bytes], chunk: int = 1000) -> int:
+        """Enqueue many serialised jobs: one round trip (one Lua call: far cheaper for the client
+        than pipelined XADDs) per `chunk` jobs, taken from `datas` (an iterator is fine) a chunk at a
+        time, so memory is bounded by the chunk."""
+        add = self.redis.register_script(_ADD_MANY)
+        remaining, count = iter(datas), 0
+        while batch := list(itertools.islice(remaining, chunk)):
+            count += int(await add(keys=[self.keys.stream], args=batch))
         return count
 
     async def delay(self, data: bytes, seconds: float) -> None:

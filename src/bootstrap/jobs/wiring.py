@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from taskiq import Context, TaskiqDepends, TaskiqEvents, TaskiqMessage, TaskiqState
 from taskiq.decor import AsyncTaskiqDecoratedTask
 
 from bootstrap import logs
+from bootstrap.errors import BootstrapError
 from bootstrap.jobs.broker import StreamBroker
 from bootstrap.jobs.contract import Runtime, TaskContract
 from bootstrap.jobs.handlers import Handler, Job, call_handler, import_handler, log_job
@@ -88,21 +90,36 @@ def task_labels(task: TaskContract) -> dict[str, Any]:
     return labels
 
 
+@dataclass(frozen=True)
+class Enqueued:
+    count: int
+    first: str  # the first job's id
+    last: str
+
+
 async def enqueue(
     runtime: Runtime, queue: str, task: str, kwargs: dict[str, Any], *, count: int = 1, job_id: str | None = None
-) -> list[str]:
-    """Put `count` jobs of `task` on `queue` (pipelined); return their ids."""
+) -> Enqueued:
+    """Put `count` jobs of `task` on `queue`, made and sent a batch at a time (memory stays the same
+    for a million jobs as for ten). `kwargs` must be JSON: NaN or Infinity would reach the handler as
+    null, so they are refused."""
+    try:
+        json.dumps(kwargs, allow_nan=False)
+    except ValueError as exc:
+        raise BootstrapError(f"job arguments must be JSON ({exc}: NaN and Infinity are not JSON numbers)") from None
     labels = task_labels(runtime.queue(queue).task(task))
+    base = job_id or uuid.uuid4().hex
+    ids = [base if count == 1 else f"{base}-{n}" for n in (0, count - 1)]
+    # One message serialised, the others made from it by putting their id in (the same JSON).
+    marker = f"job-id-{uuid.uuid4().hex}"
+    template = TaskiqMessage(task_id=marker, task_name=task, labels=labels, args=[], kwargs=kwargs)
+    head, _, tail = template.model_dump_json().encode().partition(json.dumps(marker).encode())
     broker = StreamBroker(queue_runtime(runtime, queue))
     await broker.startup()
     try:
-        messages = []
-        for n in range(count):
-            ident = job_id if job_id and count == 1 else f"{job_id or uuid.uuid4().hex}{'' if count == 1 else f'-{n}'}"
-            message = TaskiqMessage(task_id=ident, task_name=task, labels=labels, args=[], kwargs=kwargs)
-            messages.append(broker.formatter.dumps(message))
-        await broker.kick_many(messages)
-        return [m.task_id for m in messages]
+        datas = (head + json.dumps(base if count == 1 else f"{base}-{n}").encode() + tail for n in range(count))
+        sent = await broker.kick_data(datas)
+        return Enqueued(sent, ids[0], ids[-1])
     finally:
         await broker.shutdown()
 
