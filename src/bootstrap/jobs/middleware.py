@@ -3,7 +3,8 @@ records with retention, and start/finish log lines.
 
 A job's retry policy comes from the spec, never from its labels (which anyone who can write to Redis
 can set): the task's declared `retry`, or for a job a schedule fired, that schedule's `retry` as
-`bootstrap apply` stored it."""
+`bootstrap apply` stored it. A transient connection error (see `transient`) is retried apart from
+that policy, up to 5 times per job."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 
 from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
 
-from bootstrap.jobs import labels
+from bootstrap.jobs import labels, transient
 from bootstrap.jobs.broker import StreamBroker
 from bootstrap.jobs.contract import QueueContract
 from bootstrap.jobs.labels import ATTEMPT, RETRY
@@ -110,8 +111,27 @@ class JobsMiddleware(TaskiqMiddleware):
 
     async def failed(self, message: TaskiqMessage, exception: BaseException, duration: float) -> None:
         runtime = self.stream_broker.runtime
-        policy = await self.policy(message)
         attempt = attempt_of(message)
+        spent = labels.transient_retries_or_none(message.labels)
+        if transient.is_transient(exception) and spent < transient.TRANSIENT_RETRIES:
+            # The failure says nothing about the job: retry it apart from its own policy.
+            delay = transient.delay(spent + 1)
+            message.labels[labels.TRANSIENT] = spent + 1
+            await self.stream_broker.delay(self.stream_broker.formatter.dumps(message).message, delay)
+            log.warning(
+                "job failed on a transient error: queue=%s task=%s id=%s attempt %d: %s; retrying in %gs "
+                "(transient retry %d of %d, apart from the task's retry policy)",
+                runtime.queue,
+                message.task_name,
+                message.task_id,
+                attempt,
+                _error(exception),
+                delay,
+                spent + 1,
+                transient.TRANSIENT_RETRIES,
+            )
+            return
+        policy = await self.policy(message)
         if policy is not None and attempt < policy.attempts:
             delay = retry_delay(policy, attempt)
             message.labels[labels.ATTEMPT] = attempt + 1
@@ -141,6 +161,7 @@ class JobsMiddleware(TaskiqMiddleware):
             traceback="".join(traceback.format_exception(exception)),
             attempts=attempt,
             max_attempts=policy.attempts if policy else 1,
+            transient_retries=spent,
         )
         self.stream_broker.record(FAILED, record, runtime.failed_max_age, runtime.failed_max_count)
 

@@ -48,6 +48,7 @@ def test_a_good_job_is_accepted_with_its_attempt_as_an_int() -> None:
         (data(labels={"attempt": 2.5}), "label attempt: 2.5 is not a whole number"),
         (data(labels={"attempt": 101}), "label attempt: 101 is not a whole number from 1 to 100"),
         (data(labels={"attempt": "1" * 40}), "label attempt: '1111111111111111111111111111111111111111' is not"),
+        (data(labels={"transient_retries": 9}), "label transient_retries: 9 is not a whole number from 0 to 5"),
         (data(labels={"schedule_id": 7}), "label schedule_id: 7 is not a schedule id"),
         (data(labels={"schedule_id": ""}), "label schedule_id: '' is not a schedule id"),
     ],
