@@ -58,6 +58,8 @@ class FastReceiver(Receiver):
                 try:
                     await self.callback(message)
                 except Exception:  # Redis away while retrying or recording: not acknowledged, so it runs again
+                    if isinstance(message, StreamMessage):
+                        broker.abandon(message)  # no longer renewed: else it would stay ours, never run again
                     log.exception(
                         "queue %s: could not finish handling a job; it will be delivered again after "
                         "the visibility timeout",
