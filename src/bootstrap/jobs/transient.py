@@ -23,6 +23,7 @@ import socket
 import pymongo.errors
 import redis.exceptions
 
+from bootstrap.errors import JobTimedOut
 from bootstrap.jobs.labels import TRANSIENT_RETRIES
 
 __all__ = ["FIRST_DELAY", "TRANSIENT_RETRIES", "delay", "is_transient"]
@@ -46,7 +47,7 @@ def is_transient(exc: BaseException) -> bool:
     """`exc`, or an error it was raised from, is a transient connection error."""
     seen: BaseException | None = exc
     for _ in range(5):  # a short chain of causes; never loops on a cycle
-        if seen is None:
+        if seen is None or isinstance(seen, JobTimedOut):  # raised from the timeout's own TimeoutError
             return False
         if _transient(seen):
             return True

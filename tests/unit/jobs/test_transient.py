@@ -48,7 +48,8 @@ def test_transient_connection_errors(error: BaseException) -> None:
 @pytest.mark.parametrize(
     "error",
     [
-        JobTimedOut("the job ran longer than its timeout of 3s"),  # the job's own timeout
+        JobTimedOut("the job ran longer than its timeout of 3s"),  # the job's own timeout ...
+        caused(JobTimedOut("ran longer than 3s"), TimeoutError()),  # ... as the receiver raises it
         pymongo.errors.DuplicateKeyError("E11000"),
         pymongo.errors.OperationFailure("Authentication failed", code=18),
         pymongo.errors.ConfigurationError("bad uri"),
