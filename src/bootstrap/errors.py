@@ -14,7 +14,8 @@ prints it without a traceback and exits 1.
     ├── DuplicatesFound      a unique index cannot be built over the data as it is
     ├── LockTimeout          another apply held the lock for too long
     ├── ServerError          a local server (embedded default, tests) failed to start
-    └── AlreadyRunning       `bootstrap up` runs already for this project
+    ├── AlreadyRunning       `bootstrap up` runs already for this project
+    └── JobTimedOut          a job ran longer than its task's timeout (kept with the failed job)
 """
 
 from __future__ import annotations
@@ -121,3 +122,8 @@ class ServerError(BootstrapError):
 
 class AlreadyRunning(BootstrapError):
     """`bootstrap up` is already running for this project."""
+
+
+class JobTimedOut(BootstrapError):
+    """A job ran longer than its task's declared timeout. A worker records it with the failed job
+    (it is not a TimeoutError, so it is never taken for a transient connection error)."""

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import time
 from typing import Any
 
+import redis
 import redis.asyncio as aioredis
 
 from bootstrap.jobs.handlers import Job
@@ -43,3 +45,33 @@ async def write_to_mongo(job: Job, db: Any, **kwargs: Any) -> None:
 
 async def noop(**kwargs: Any) -> None:
     """Does nothing: for measuring the job system's own overhead."""
+
+
+async def kill_own_worker(job: Job, **kwargs: Any) -> None:
+    """Notes the delivery, then kills the worker process running it (as a segfault or the OOM killer would)."""
+    await _note(f"test:killer:{job.id}", {"attempt": job.attempt, "pid": os.getpid(), "at": time.time()})
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _note_now(key: str, value: dict[str, Any]) -> None:
+    """_note without the event loop (from a blocked loop or a thread)."""
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    try:
+        client.rpush(key, json.dumps(value))
+    finally:
+        client.close()
+
+
+async def block_loop(job: Job, seconds: float = 8.0, **kwargs: Any) -> None:
+    """Blocks the worker's event loop: time.sleep in an async function, a classic mistake."""
+    _note_now(f"test:blocker:{job.id}", {"event": "start", "pid": os.getpid(), "at": time.time()})
+    time.sleep(seconds)
+    _note_now(f"test:blocker:{job.id}", {"event": "end", "pid": os.getpid(), "at": time.time()})
+
+
+def sync_sleep(job: Job, seconds: float = 6.0, **kwargs: Any) -> str:
+    """A plain function: the worker runs it in a thread, so its loop stays free."""
+    _note_now(f"test:sync:{job.id}", {"event": "start", "pid": os.getpid(), "at": time.time()})
+    time.sleep(seconds)
+    _note_now(f"test:sync:{job.id}", {"event": "end", "pid": os.getpid(), "at": time.time()})
+    return "done"

@@ -158,6 +158,9 @@ TEST_QUEUE = """
         retry: {attempts: 4, backoff: exponential, delay: 300ms, max_delay: 10s}
       slow-job: {handler: "handlers_for_tests:slow"}
       mongo-job: {handler: "handlers_for_tests:write_to_mongo"}
+      kill-worker: {handler: "handlers_for_tests:kill_own_worker"}
+      block-loop: {handler: "handlers_for_tests:block_loop", timeout: 3s}
+      sync-sleep: {handler: "handlers_for_tests:sync_sleep", timeout: 3s}
 """
 
 

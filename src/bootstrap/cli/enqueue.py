@@ -1,10 +1,13 @@
-"""`bootstrap enqueue QUEUE TASK [--kwargs JSON]`: put a job on a queue (a test job, a manual run)."""
+"""`bootstrap enqueue QUEUE TASK [--kwargs JSON]`: put a job on a queue (a test job, a manual run).
+`--kwargs` must be JSON (NaN and Infinity refused); `--count N` streams N jobs in batches."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import math
+from typing import Any
 
 from bootstrap import console
 from bootstrap.cli.common import spec_from
@@ -29,13 +32,26 @@ def run(args: argparse.Namespace) -> int:
     if args.task not in tasks:
         raise BootstrapError(f"'{args.task}' is not a task of queue '{args.queue}' (declared: {', '.join(tasks)})")
     try:
-        kwargs = json.loads(args.kwargs)
+        kwargs = json.loads(args.kwargs, parse_constant=_not_json, parse_float=_finite)
     except ValueError as exc:
         raise BootstrapError(f"--kwargs is not valid JSON: {exc}") from None
     if not isinstance(kwargs, dict):
         raise BootstrapError('--kwargs must be a JSON object, e.g. \'{"userId": "..."}\'')
     if args.count < 1:
         raise BootstrapError("--count must be at least 1")
-    ids = asyncio.run(enqueue(runtime, args.queue, args.task, kwargs, count=args.count, job_id=args.job_id))
-    console.out(f"enqueued {len(ids)} job(s) on {args.queue}: {ids[0]}" + (" ..." if len(ids) > 1 else ""))
+    sent = asyncio.run(enqueue(runtime, args.queue, args.task, kwargs, count=args.count, job_id=args.job_id))
+    console.out(f"enqueued {sent.count} job(s) on {args.queue}: {sent.first}" + (" ..." if sent.count > 1 else ""))
     return 0
+
+
+def _not_json(constant: str) -> Any:
+    """Python's json reads NaN, Infinity and -Infinity; JSON has no such numbers (the job would
+    reach its handler with null)."""
+    raise BootstrapError(f"--kwargs: {constant} is not a JSON number (JSON has no NaN or Infinity)")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999: too large for a float, read as Infinity
+        raise BootstrapError(f"--kwargs: {text} is not a JSON number a job can carry (too large for a float)")
+    return value

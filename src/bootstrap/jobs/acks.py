@@ -2,7 +2,8 @@
 
 Finished jobs and their records are queued here; a flush writes the records first, then XACK and
 XDEL of the finished entries, all in one pipeline. A crash before a flush only means the jobs run
-again (at least once), records included. The worker flushes when a batch is full, else every 20 ms.
+again (at least once), records included. The worker flushes when a batch is full, else every 20 ms
+(`step`, which the broker's `Background` repeats).
 """
 
 from __future__ import annotations
@@ -67,14 +68,15 @@ class AckBatch:
             self._ids[:0], self._records[:0] = ids, pending
             raise
 
-    async def run(self, client: aioredis.Redis, records: Records, queue: str) -> None:
-        """Acknowledge in batches: when a batch is full, else every 20 ms (until cancelled)."""
-        while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._full.wait(), FLUSH_EVERY)
-            self._full.clear()
-            try:
-                await self.flush(client, records)
-            except Exception as exc:  # acks stay pending and are retried; the jobs may rerun
-                log.warning("queue %s: acknowledging failed (%s); will retry", queue, exc)
-                await asyncio.sleep(0.5)
+    async def step(self, client: aioredis.Redis, records: Records, queue: str) -> None:
+        """One round of the acknowledging loop: wait until a batch is full or 20 ms passed, flush."""
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for can lose a cancellation.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(FLUSH_EVERY):
+                await self._full.wait()
+        self._full.clear()
+        try:
+            await self.flush(client, records)
+        except Exception as exc:  # acks stay pending and are retried; the jobs may rerun
+            log.warning("queue %s: acknowledging failed (%s); will retry", queue, exc)
+            await asyncio.sleep(0.5)

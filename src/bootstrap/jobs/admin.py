@@ -11,7 +11,7 @@ from typing import Any
 import redis
 from taskiq import TaskiqMessage
 
-from bootstrap.jobs.middleware import ATTEMPT
+from bootstrap.jobs.labels import ATTEMPT, TRANSIENT
 from bootstrap.jobs.records import COMPLETED, FAILED
 from bootstrap.jobs.slots import latest_slot, next_slot, problem
 from bootstrap.layout import schedules as stored
@@ -120,14 +120,15 @@ def failed_job(client: redis.Redis, keys: QueueKeys, job_id: str) -> dict[str, A
 
 
 def retry_failed(client: redis.Redis, keys: QueueKeys, job_ids: list[str]) -> list[str]:
-    """Put failed jobs back on their queue as new first attempts (same id, arguments and labels) and
-    take them out of the failed store, atomically per job. Returns the ids re-enqueued."""
+    """Put failed jobs back on their queue as new first attempts (same id, arguments and labels, the
+    attempt and transient-retry counters reset) and take them out of the failed store, atomically per
+    job. Returns the ids re-enqueued."""
     done = []
     for job_id in job_ids:
         record = failed_job(client, keys, job_id)
         if record is None:
             continue
-        labels = {k: v for k, v in record.get("labels", {}).items() if k != ATTEMPT}
+        labels = {k: v for k, v in record.get("labels", {}).items() if k not in (ATTEMPT, TRANSIENT)}
         message = TaskiqMessage(
             task_id=record["id"],
             task_name=record["task"],

@@ -5,39 +5,66 @@
 - The group reads from the start of the stream: jobs enqueued before any worker existed are kept.
 - Reads, acknowledgements (with job records) and enqueues are batched: one round trip for many jobs.
 - A worker holds at most `prefetch` jobs it has not started, and gives them back when it shuts down.
+- What it reads is checked (`intake`): an entry that cannot run, or a job delivered more than
+  `max_deliveries` times, goes to the failed store with the reason instead of being run.
 
 The pieces it composes: `InFlight` (what this worker holds), `AckBatch` (acknowledgements and
-records), `upkeep` (reclaim, renewal, heartbeat, promotion of due retries) and `connections` (its two Redis
-connections, made by `bootstrap.connect.redis`).
+records), `upkeep` (reclaim, renewal, heartbeat, promotion of due retries), `watchdog` (a blocked
+event loop, reported) and `connections` (its two Redis connections, made by `bootstrap.connect.redis`;
+renewal has a third, synchronous one, in its own thread).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Iterable
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from taskiq import AckableMessage, AsyncBroker, BrokerMessage
+from taskiq import AckableMessage, AsyncBroker, BrokerMessage, TaskiqMessage
 
+from bootstrap.connect import redis as redis_connect
+from bootstrap.jobs import intake
 from bootstrap.jobs.acks import AckBatch
 from bootstrap.jobs.connections import QueueConnections
 from bootstrap.jobs.inflight import InFlight
-from bootstrap.jobs.records import Records
+from bootstrap.jobs.records import FAILED, Records
 from bootstrap.jobs.runtime import QueueRuntime
 from bootstrap.jobs.upkeep import Background, Heartbeat, Promoter, Reclaimer, Renewer
+from bootstrap.jobs.watchdog import LoopWatchdog
 from bootstrap.layout.keys import GROUP, QueueKeys, as_text
 
 log = logging.getLogger("bootstrap.jobs.broker")
+
+SHUTDOWN_STEP = 3.0  # seconds each step of a shutdown may take at most
+
+
+async def bounded(step: Awaitable[Any], seconds: float, what: str) -> bool:
+    """Run `step` for at most `seconds`; True if it finished without error. Errors and overruns are
+    logged, never raised: shutdown goes on. A step that overruns is cancelled but not waited for."""
+    task = asyncio.ensure_future(step)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        task.cancel()
+        log.warning("shutdown: %s did not finish within %gs; going on without it", what, seconds)
+        return False
+    if task.cancelled():
+        return False
+    error = task.exception()
+    if error is not None:
+        log.warning("shutdown: %s failed (%s: %s)", what, type(error).__name__, error)
+        return False
+    return True
 
 
 # Put jobs that were read but never started back as new entries (a worker shutting down), so they are
@@ -56,10 +83,22 @@ return n
 """
 
 
+# Enqueue many jobs in one step, in order. KEYS: stream; ARGV: the jobs' data.
+_ADD_MANY = """
+for i = 1, #ARGV do
+  redis.call('XADD', KEYS[1], '*', 'data', ARGV[i])
+end
+return #ARGV
+"""
+
+
 class StreamMessage(AckableMessage):
-    """A delivered job and its stream entry id."""
+    """A delivered job: its stream entry id, the job as read and checked (see `intake`), and how many
+    times it has been delivered."""
 
     entry_id: str = ""
+    job: TaskiqMessage | None = None
+    deliveries: int = 1
 
 
 class StreamBroker(AsyncBroker):
@@ -74,6 +113,8 @@ class StreamBroker(AsyncBroker):
         self._stopping = asyncio.Event()
         self._background = Background()
         self._heartbeat: Heartbeat | None = None
+        self._renewer: Renewer | None = None
+        self.watchdog = LoopWatchdog(runtime.queue)
         self._job_records: Records | None = None
 
     @property
@@ -97,11 +138,18 @@ class StreamBroker(AsyncBroker):
         if self.is_worker_process:
             client, runtime = self.redis, self.runtime
             self._heartbeat = Heartbeat(client, self.keys, self.consumer, self.in_flight)
+            # Renewal and the watchdog run in threads of their own: a blocked event loop stops neither.
+            self._renewer = Renewer(
+                redis_connect.sync_client(runtime), self.keys, self.consumer, runtime.visibility_timeout, self.in_flight
+            )
+            self._renewer.start()
+            self.watchdog.start()
+            records, queue = self.records, runtime.queue
             self._background.start(
-                self.acks.run(client, self.records, runtime.queue),
-                Renewer(client, self.keys, self.consumer, runtime.visibility_timeout, self.in_flight).run(),
-                Promoter(client, self.keys, runtime.batch).run(),
-                self._heartbeat.run(),
+                lambda: self.acks.step(client, records, queue),
+                Promoter(client, self.keys, runtime.batch).step,
+                self._heartbeat.step,
+                self.watchdog.step,
             )
 
     async def _create_group(self) -> None:
@@ -111,15 +159,22 @@ class StreamBroker(AsyncBroker):
             await self.redis.xgroup_create(self.keys.stream, GROUP, id="0", mkstream=True)
 
     async def shutdown(self) -> None:
+        """Stop the background loops, say goodbye, write what is pending, run the shutdown handlers
+        (MongoDB closed) and close Redis. Every step is bounded in time (a Redis or MongoDB that
+        went away cannot hold up a worker's exit), and none relies on cancellation."""
         await self._background.stop()
+        self.watchdog.stop()
+        if self._renewer is not None:
+            self._renewer.stop()
+            self._renewer.client.close()
+            self._renewer = None
         if self._heartbeat is not None:  # a worker: say goodbye so status stops listing it
-            await self._heartbeat.remove()
+            await bounded(self._heartbeat.remove(), SHUTDOWN_STEP, "removing the heartbeat")
             self._heartbeat = None
         if self.acks.pending:
-            with contextlib.suppress(Exception):
-                await self.acks.flush(self.redis, self.records)
-        await super().shutdown()
-        await self.connections.close()
+            await bounded(self.acks.flush(self.redis, self.records), SHUTDOWN_STEP, "the last acknowledgements")
+        await bounded(super().shutdown(), SHUTDOWN_STEP, "the shutdown handlers")
+        await bounded(self.connections.close(), SHUTDOWN_STEP, "closing Redis")
 
     # --- sending ----------------------------------------------------------------------------------
 
@@ -127,15 +182,17 @@ class StreamBroker(AsyncBroker):
         await self.redis.xadd(self.keys.stream, {"data": message.message})
 
     async def kick_many(self, messages: Iterable[BrokerMessage], chunk: int = 1000) -> int:
-        """Enqueue many jobs with pipelined XADDs: one round trip per `chunk` jobs."""
-        count = 0
-        pipe = self.redis.pipeline(transaction=False)
-        for message in messages:
-            pipe.xadd(self.keys.stream, {"data": message.message})
-            count += 1
-            if count % chunk == 0:
-                await pipe.execute()
-        await pipe.execute()
+        """Enqueue many jobs with pipelined XADDs: see `kick_data`."""
+        return await self.kick_data((message.message for message in messages), chunk)
+
+    async def kick_data(self, datas: Iterable[bytes], chunk: int = 1000) -> int:
+        """Enqueue many serialised jobs: one round trip (one Lua call: far cheaper for the client
+        than pipelined XADDs) per `chunk` jobs, taken from `datas` (an iterator is fine) a chunk at a
+        time, so memory is bounded by the chunk."""
+        add = self.redis.register_script(_ADD_MANY)
+        remaining, count = iter(datas), 0
+        while batch := list(itertools.islice(remaining, chunk)):
+            count += int(await add(keys=[self.keys.stream], args=batch))
         return count
 
     async def delay(self, data: bytes, seconds: float) -> None:
@@ -154,18 +211,20 @@ class StreamBroker(AsyncBroker):
         return max(1, self.prefetch - self.in_flight.waiting)
 
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+        """Jobs to run, each once per delivery. Entries that cannot run (see `intake`) are moved to
+        the failed store with the reason, and logged, instead."""
         conn = self.connections.reader()
         reclaimer = Reclaimer(self.keys, self.consumer, self.runtime.visibility_timeout, self.in_flight)
         while not self._stopping.is_set():
             try:
-                entries: list[tuple[Any, Any]] = []
+                entries: list[tuple[Any, Any, int]] = []
                 if reclaimer.due():
                     entries = await reclaimer.reclaim(conn, self._room)
                 if not entries:
                     fetched: Any = await conn.xreadgroup(
                         GROUP, self.consumer, {self.keys.stream: ">"}, count=self._room(), block=1000
                     )
-                    entries = [entry for _stream, batch in fetched or () for entry in batch]
+                    entries = [(entry_id, fields, 1) for _stream, batch in fetched or () for entry_id, fields in batch]
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("queue %s: Redis read failed (%s); retrying in 1s", self.runtime.queue, exc)
                 await asyncio.sleep(1)
@@ -176,14 +235,30 @@ class StreamBroker(AsyncBroker):
                 await self._create_group()  # the stream or its group was deleted meanwhile
                 continue
             # Every job read is ours from now on: renewed while it waits here, given back on shutdown.
-            self.in_flight.hold(as_text(entry_id) for entry_id, _ in entries)
-            for entry_id, fields in entries:
-                if fields and b"data" in fields:
-                    yield self._ackable(entry_id, fields[b"data"])
-                else:  # an entry whose data is gone: nothing to run
-                    ident = as_text(entry_id)
-                    self.in_flight.let_go(ident)
-                    self.acks.ack(ident)
+            self.in_flight.hold(as_text(entry_id) for entry_id, _, _ in entries)
+            for entry_id, fields, deliveries in entries:
+                ident = as_text(entry_id)
+                job = intake.accept(ident, fields, deliveries, self.runtime.max_deliveries, self._serves)
+                if isinstance(job, intake.Rejected):
+                    self.reject(ident, job)
+                else:
+                    yield self._ackable(ident, fields[b"data"], job, deliveries)
+
+    def _serves(self, task_name: str) -> bool:
+        return self.find_task(task_name) is not None
+
+    def reject(self, entry_id: str, rejected: intake.Rejected) -> None:
+        """Set an entry that cannot run aside: a record in the failed store (with the reason), then
+        acknowledged, in the next flush; logged now."""
+        log.error(
+            "queue %s: job %s moved to the failed store without running: %s",
+            self.runtime.queue,
+            rejected.job_id,
+            rejected.reason,
+        )
+        self.in_flight.let_go(entry_id)
+        self.acks.record(FAILED, rejected.record, self.runtime.failed_max_age, self.runtime.failed_max_count)
+        self.acks.ack(entry_id)
 
     def stop_listening(self) -> None:
         """Make `listen` return after its current read (at most about a second)."""
@@ -191,14 +266,12 @@ class StreamBroker(AsyncBroker):
 
     # --- acknowledging ----------------------------------------------------------------------------
 
-    def _ackable(self, entry_id: Any, data: bytes) -> StreamMessage:
-        ident = as_text(entry_id)
-
+    def _ackable(self, ident: str, data: bytes, job: TaskiqMessage, deliveries: int) -> StreamMessage:
         async def ack() -> None:
             self.in_flight.let_go(ident)
             self.acks.ack(ident)
 
-        return StreamMessage(data=data, ack=ack, entry_id=ident)
+        return StreamMessage(data=data, ack=ack, entry_id=ident, job=job, deliveries=deliveries)
 
     def record(self, outcome: str, record: dict[str, Any], max_age: float, max_count: int) -> None:
         """Queue a job record; it is written with the next batch of acknowledgements, before them."""

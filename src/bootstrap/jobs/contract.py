@@ -51,6 +51,7 @@ class QueueContract:
     completed: Retention
     failed: Retention
     tasks: tuple[TaskContract, ...]
+    max_deliveries: int = 3  # deliveries without finishing before a job goes to the failed store
 
     def task(self, name: str) -> TaskContract:
         for task in self.tasks:
@@ -137,6 +138,7 @@ class Runtime:
                     visibility_timeout=float(queue.visibility_timeout),
                     concurrency=queue.concurrency,
                     shutdown_timeout=float(queue.shutdown_timeout),
+                    max_deliveries=queue.max_deliveries,
                     completed=Retention(float(queue.completed.max_age), queue.completed.max_count),
                     failed=Retention(float(queue.failed.max_age), queue.failed.max_count),
                     tasks=tuple(
@@ -247,6 +249,7 @@ def _queue_literal(queue: QueueContract) -> dict[str, Any]:
         "visibility_timeout": queue.visibility_timeout,
         "concurrency": queue.concurrency,
         "shutdown_timeout": queue.shutdown_timeout,
+        "max_deliveries": queue.max_deliveries,
         "completed": {"max_age": queue.completed.max_age, "max_count": queue.completed.max_count},
         "failed": {"max_age": queue.failed.max_age, "max_count": queue.failed.max_count},
         "tasks": {
@@ -260,7 +263,9 @@ def _queue_literal(queue: QueueContract) -> dict[str, Any]:
     }
 
 
-_QUEUE_KEYS = ("visibility_timeout", "concurrency", "shutdown_timeout", "completed", "failed", "tasks")
+_QUEUE_KEYS = (
+    "visibility_timeout", "concurrency", "shutdown_timeout", "max_deliveries", "completed", "failed", "tasks",
+)  # fmt: skip
 
 
 def _queue_from_literal(name: str, raw: object) -> QueueContract:
@@ -277,6 +282,7 @@ def _queue_from_literal(name: str, raw: object) -> QueueContract:
         visibility_timeout=queue.number("visibility_timeout"),
         concurrency=queue.integer("concurrency"),
         shutdown_timeout=queue.number("shutdown_timeout"),
+        max_deliveries=queue.integer("max_deliveries"),
         completed=Retention(completed.number("max_age"), completed.integer("max_count")),
         failed=Retention(failed.number("max_age"), failed.integer("max_count")),
         tasks=tuple(tasks),

@@ -1,23 +1,30 @@
 """Job handlers and how generated tasks call them.
 
-A handler is an async function taking the job's keyword arguments. It may also ask for `job` (a
-`Job`: id, queue, task, attempt) and `db` (the worker's MongoDB database: one client per worker
-process, connected with the spec's retry policy) by naming those parameters.
+A handler is a function taking the job's keyword arguments. It may also ask for `job` (a `Job`: id,
+queue, task, attempt) by naming that parameter. An async function runs on the worker's event loop
+and may ask for `db` too (the worker's MongoDB database, an async pymongo database: one client per
+worker process, connected with the spec's retry policy). A plain function runs in a thread of its
+own, so it cannot block the event loop; the task's timeout applies to waiting for it (Python cannot
+stop a thread: one that times out runs on until it returns, its result unused).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import contextvars
 import functools
 import importlib
 import inspect
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger("bootstrap.jobs.handlers")
 
-Handler = Callable[..., Awaitable[Any]]
+Handler = Callable[..., Any]  # async or plain
 
 
 @dataclass(frozen=True)
@@ -38,26 +45,63 @@ def import_handler(path: str) -> Handler:
     """`package.module:function` -> the function (imported when the worker starts)."""
     module_name, _, name = path.partition(":")
     handler = getattr(importlib.import_module(module_name), name)
-    if not inspect.iscoroutinefunction(handler):
-        raise TypeError(f"handler {path} must be an async function")
+    if not callable(handler) or inspect.isgeneratorfunction(handler) or inspect.isasyncgenfunction(handler):
+        raise TypeError(f"handler {path} must be a function (async, or plain: a plain one runs in a thread)")
+    if not inspect.iscoroutinefunction(handler) and "db" in inspect.signature(handler).parameters:
+        raise TypeError(
+            f"handler {path} is a plain function and asks for db, the worker's async MongoDB database: "
+            "make it an async function"
+        )
     return handler  # type: ignore[no-any-return]
 
 
 @functools.cache
-def _wants(handler: Handler) -> tuple[bool, bool]:
-    """Whether `handler` takes `job` and `db` (looked up once per handler, not per job)."""
+def _shape(handler: Handler) -> tuple[bool, bool, bool]:
+    """Whether `handler` takes `job`, takes `db`, is async (looked up once per handler, not per job)."""
     parameters = inspect.signature(handler).parameters
-    return "job" in parameters, "db" in parameters
+    return "job" in parameters, "db" in parameters, inspect.iscoroutinefunction(handler)
 
 
 async def call_handler(handler: Handler, job: Job, kwargs: dict[str, Any], db: Any = None) -> Any:
-    wants_job, wants_db = _wants(handler)
+    wants_job, wants_db, is_async = _shape(handler)
     extra: dict[str, Any] = {}
     if wants_job:
         extra["job"] = job
     if wants_db:
         extra["db"] = db
-    return await handler(**extra, **kwargs)
+    if is_async:
+        return await handler(**extra, **kwargs)
+    return await in_thread(functools.partial(handler, **extra, **kwargs), f"job-{job.id}")
+
+
+def in_thread(call: Callable[[], Any], name: str) -> Awaitable[Any]:
+    """`call()` in a daemon thread of its own, awaited on the loop. Not asyncio.to_thread: the default
+    executor's threads are joined at exit, so a handler that never returns would keep the worker
+    from exiting within its shutdown timeout; a daemon thread does not. Cancelling the wait (a
+    timeout) leaves the thread running; its result is dropped."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Any] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        if not done.done():
+            outcome()
+
+    def run() -> None:
+        try:
+            result = context.run(call)
+        except Exception as exc:
+            report = functools.partial(settle, functools.partial(done.set_exception, exc))
+        except BaseException as exc:  # SystemExit and the like must not reach the loop as such
+            error = RuntimeError(f"the handler raised {type(exc).__name__}: {exc}")
+            report = functools.partial(settle, functools.partial(done.set_exception, error))
+        else:
+            report = functools.partial(settle, functools.partial(done.set_result, result))
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits for it any more
+            loop.call_soon_threadsafe(report)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return done
 
 
 def handler_problem(path: str) -> str | None:

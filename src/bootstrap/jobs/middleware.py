@@ -1,9 +1,13 @@
 """Worker-side behaviour the Taskiq receiver runs around each job: real exponential retries, job
-records with retention, and start/finish log lines."""
+records with retention, and start/finish log lines.
+
+A job's retry policy comes from the spec, never from its labels (which anyone who can write to Redis
+can set): the task's declared `retry`, or for a job a schedule fired, that schedule's `retry` as
+`bootstrap apply` stored it. A transient connection error (see `transient`) is retried apart from
+that policy, up to 5 times per job."""
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import traceback
@@ -11,34 +15,24 @@ from typing import Any
 
 from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
 
+from bootstrap.jobs import labels, transient
 from bootstrap.jobs.broker import StreamBroker
+from bootstrap.jobs.contract import QueueContract
+from bootstrap.jobs.labels import ATTEMPT, RETRY
 from bootstrap.jobs.records import COMPLETED, FAILED
+from bootstrap.layout import schedules as stored
+from bootstrap.layout.keys import ScheduleKeys
 from bootstrap.layout.schedules import retry_from_json
 from bootstrap.spec.model import RetryPolicy
 
+__all__ = ["ATTEMPT", "RETRY", "JobsMiddleware", "attempt_of", "retry_delay"]  # ATTEMPT, RETRY: re-exported
+
 log = logging.getLogger("bootstrap.jobs")
-
-ATTEMPT = "attempt"  # label: which attempt this delivery is (1 = first)
-RETRY = "retry"  # label: the retry policy as JSON
-
-
-def message_policy(message: TaskiqMessage) -> RetryPolicy | None:
-    """The job's retry policy; a malformed one counts as none (the job still fails into the store)."""
-    raw = message.labels.get(RETRY)
-    if not raw:
-        return None
-    try:
-        return retry_from_json(json.loads(raw) if isinstance(raw, str) else raw)
-    except (ValueError, TypeError, KeyError) as exc:
-        log.warning("job %s has a malformed retry label (%s); not retrying it", message.task_id, exc)
-        return None
 
 
 def attempt_of(message: TaskiqMessage) -> int:
-    try:
-        return max(1, int(message.labels.get(ATTEMPT, 1)))
-    except (ValueError, TypeError):
-        return 1
+    """The attempt a job is on (a malformed label counts as the first: see `labels`)."""
+    return labels.attempt_or_first(message.labels)
 
 
 def retry_delay(policy: RetryPolicy, attempt: int) -> float:
@@ -57,9 +51,39 @@ class JobsMiddleware(TaskiqMiddleware):
     The taskiq hooks (pre_execute, post_execute, on_error) serve a plain `taskiq worker`; the fast
     receiver calls `started`, `completed` and `failed` directly."""
 
-    def __init__(self, broker: StreamBroker) -> None:
+    def __init__(self, broker: StreamBroker, queue: QueueContract) -> None:
         super().__init__()
         self.stream_broker = broker
+        self.queue = queue
+        self.schedules = ScheduleKeys(broker.runtime.prefix)
+
+    async def policy(self, message: TaskiqMessage) -> RetryPolicy | None:
+        """The retry policy the spec gives this job (None: a failed job is not retried)."""
+        try:
+            declared = self.queue.task(message.task_name).retry
+        except LookupError:
+            return None
+        try:
+            schedule_id = labels.schedule_id(message.labels)
+        except labels.LabelError:
+            schedule_id = None
+        if schedule_id is None:
+            return declared
+        raw = await self.stream_broker.redis.hget(self.schedules.definitions, schedule_id)
+        definition = stored.decode(raw) if raw is not None else None
+        if definition is None:
+            log.warning(
+                "job %s: schedule %s is not stored in Redis; retrying with task %s's own policy",
+                message.task_id,
+                schedule_id,
+                message.task_name,
+            )
+            return declared
+        try:
+            return retry_from_json(definition["retry"])
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("job %s: schedule %s has no readable retry policy (%s)", message.task_id, schedule_id, exc)
+        return declared
 
     # --- what happens around a job ------------------------------------------------------------------
 
@@ -87,11 +111,30 @@ class JobsMiddleware(TaskiqMiddleware):
 
     async def failed(self, message: TaskiqMessage, exception: BaseException, duration: float) -> None:
         runtime = self.stream_broker.runtime
-        policy = message_policy(message)
         attempt = attempt_of(message)
+        spent = labels.transient_retries_or_none(message.labels)
+        if transient.is_transient(exception) and spent < transient.TRANSIENT_RETRIES:
+            # The failure says nothing about the job: retry it apart from its own policy.
+            delay = transient.delay(spent + 1)
+            message.labels[labels.TRANSIENT] = spent + 1
+            await self.stream_broker.delay(self.stream_broker.formatter.dumps(message).message, delay)
+            log.warning(
+                "job failed on a transient error: queue=%s task=%s id=%s attempt %d: %s; retrying in %gs "
+                "(transient retry %d of %d, apart from the task's retry policy)",
+                runtime.queue,
+                message.task_name,
+                message.task_id,
+                attempt,
+                _error(exception),
+                delay,
+                spent + 1,
+                transient.TRANSIENT_RETRIES,
+            )
+            return
+        policy = await self.policy(message)
         if policy is not None and attempt < policy.attempts:
             delay = retry_delay(policy, attempt)
-            message.labels[ATTEMPT] = attempt + 1
+            message.labels[labels.ATTEMPT] = attempt + 1
             await self.stream_broker.delay(self.stream_broker.formatter.dumps(message).message, delay)
             log.warning(
                 "job failed: queue=%s task=%s id=%s attempt %d of %d: %s; retrying in %.2fs",
@@ -118,6 +161,7 @@ class JobsMiddleware(TaskiqMiddleware):
             traceback="".join(traceback.format_exception(exception)),
             attempts=attempt,
             max_attempts=policy.attempts if policy else 1,
+            transient_retries=spent,
         )
         self.stream_broker.record(FAILED, record, runtime.failed_max_age, runtime.failed_max_count)
 
@@ -145,7 +189,7 @@ def _record(message: TaskiqMessage, duration: float) -> dict[str, Any]:
         "task": message.task_name,
         "args": message.args,
         "kwargs": message.kwargs,
-        "labels": dict(message.labels),  # the retry policy included: `jobs retry` re-enqueues with it
+        "labels": dict(message.labels),  # `jobs retry` re-enqueues with them (the attempt reset)
         "attempt": attempt_of(message),
         "duration": duration,
     }

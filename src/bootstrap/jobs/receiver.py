@@ -5,6 +5,8 @@ Taskiq's receiver resolves dependencies, builds result models, and creates sever
 job; for our tasks none of that is needed. Here `concurrency` long-lived coroutines take jobs from a
 small queue fed by the broker, run each handler directly (with a timeout context rather than an extra
 task) and apply the same retry/record/log behaviour (JobsMiddleware) as under the stock receiver.
+Jobs arrive read and checked by the broker (see `intake`); a job's timeout is its task's, from the
+spec, never a label's.
 On shutdown it stops reading, lets running jobs finish (up to --wait-tasks-timeout) and gives jobs it
 read but never started back to the queue. Anything else falls back to the stock receiver.
 """
@@ -12,8 +14,8 @@ read but never started back to the queue. Anything else falls back to the stock 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import math
 import time
 from typing import Any
 
@@ -21,7 +23,9 @@ from taskiq import AckableMessage
 from taskiq.receiver import Receiver
 from taskiq.utils import maybe_awaitable
 
-from bootstrap.jobs.broker import StreamBroker, StreamMessage
+from bootstrap.errors import JobTimedOut
+from bootstrap.jobs.broker import SHUTDOWN_STEP, StreamBroker, StreamMessage, bounded
+from bootstrap.jobs.contract import TaskContract
 from bootstrap.jobs.middleware import JobsMiddleware
 
 log = logging.getLogger("bootstrap.jobs.receiver")
@@ -54,6 +58,8 @@ class FastReceiver(Receiver):
                 try:
                     await self.callback(message)
                 except Exception:  # Redis away while retrying or recording: not acknowledged, so it runs again
+                    if isinstance(message, StreamMessage):
+                        broker.abandon(message)  # no longer renewed: else it would stay ours, never run again
                     log.exception(
                         "queue %s: could not finish handling a job; it will be delivered again after "
                         "the visibility timeout",
@@ -64,14 +70,17 @@ class FastReceiver(Receiver):
         reader = asyncio.create_task(pump())
         stop = asyncio.create_task(finish_event.wait())
         await asyncio.wait({reader, stop, *workers}, return_when=asyncio.FIRST_COMPLETED)
+        # From here on every wait is bounded by the shutdown timeout, counted from now; asyncio.wait
+        # rather than wait_for, which can lose a cancellation on Python 3.11.
+        deadline = time.monotonic() + (self.wait_tasks_timeout if self.wait_tasks_timeout is not None else math.inf)
         broker.stop_listening()
-        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(reader, 3)  # the current blocking read ends within a second
+        await asyncio.wait({reader}, timeout=min(3.0, _left(deadline) or 3.0))  # a blocking read ends within 1 s
+        reader.cancel()
         while not queue.empty():  # read but not started: given back below
             queue.get_nowait()
         for _ in workers:
             queue.put_nowait(None)
-        _, overran = await asyncio.wait(workers, timeout=self.wait_tasks_timeout)
+        _, overran = await asyncio.wait(workers, timeout=_left(deadline)) if workers else (set(), set())
         for task in overran:  # not acknowledged: delivered again after the visibility timeout
             task.cancel()
         if overran:
@@ -79,44 +88,52 @@ class FastReceiver(Receiver):
                 "queue %s: %d job(s) did not finish within the shutdown timeout", broker.runtime.queue, len(overran)
             )
         stop.cancel()
-        await broker.release_unstarted()
+        await bounded(broker.release_unstarted(), SHUTDOWN_STEP, "giving back unstarted jobs")
         for task in (reader, *workers):
             if task.done() and not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
         return None
 
     async def callback(self, message: bytes | AckableMessage, raise_err: bool = False) -> None:
-        if self.jobs is None or not isinstance(message, AckableMessage):
+        if self.jobs is None or not isinstance(message, StreamMessage) or message.job is None:
             return await super().callback(message, raise_err)
-        try:
-            parsed = self.broker.formatter.loads(message.data)
-            parsed.parse_labels()
-        except Exception as exc:  # a message nobody can run: drop it, loudly
-            log.error("queue %s: cannot parse a message, dropping it: %s", self.jobs.stream_broker.runtime.queue, exc)
-            await maybe_awaitable(message.ack())
-            return None
-        task = self.broker.find_task(parsed.task_name)
-        direct = getattr(task.original_func, "bootstrap_direct", None) if task is not None else None
+        job = message.job  # read and checked by the broker (see intake)
+        task = self.broker.find_task(job.task_name)
+        func = task.original_func if task is not None else None
+        direct = getattr(func, "bootstrap_direct", None)
         if direct is None:
             return await super().callback(message, raise_err)
-        if isinstance(message, StreamMessage):
-            self.jobs.stream_broker.started(message)
-        self.jobs.started(parsed)
+        declared: TaskContract | None = getattr(func, "bootstrap_task", None)
+        timeout = declared.timeout if declared is not None else None  # the spec's, not a label's
+        broker = self.jobs.stream_broker
+        broker.started(message)
+        self.jobs.started(job)
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(_seconds(parsed.labels.get("timeout"))):
-                await direct(parsed)
-        except Exception as exc:  # the job failed (a TimeoutError included): retry or record it
-            await self.jobs.failed(parsed, exc, time.perf_counter() - started)
+            async with asyncio.timeout(timeout) as limit:
+                await broker.watchdog.track(job.task_id, job.task_name, direct(job))
+        except Exception as exc:  # the job failed: retry or record it
+            error: Exception = exc
+            if isinstance(exc, TimeoutError) and limit.expired():
+                error = JobTimedOut(f"the job ran longer than its timeout of {timeout:g}s")
+                error.__cause__ = exc
+            await self.jobs.failed(job, error, time.perf_counter() - started)
         else:
-            self.jobs.completed(parsed, time.perf_counter() - started)
+            took = time.perf_counter() - started
+            if timeout is not None and took > timeout:  # only a blocked loop keeps a timeout from firing
+                log.warning(
+                    "job %s finished after %.1fs, past its timeout of %gs: it blocked the event loop, where "
+                    "no timeout can interrupt it (await instead of blocking, or make the handler a plain "
+                    "function: it then runs in a thread, and its timeout applies)",
+                    job.task_id,
+                    took,
+                    timeout,
+                )
+            self.jobs.completed(job, took)
         await maybe_awaitable(message.ack())
         return None
 
 
-def _seconds(value: Any) -> float | None:
-    """A timeout label as seconds; absent or malformed means none."""
-    try:
-        return float(value) if value else None
-    except (TypeError, ValueError):
-        return None
+def _left(deadline: float) -> float | None:
+    """Seconds until `deadline`; None when there is none (wait as long as it takes)."""
+    return None if deadline == math.inf else max(0.0, deadline - time.monotonic())

@@ -28,6 +28,7 @@ class QueueRuntime:
     connect_timeout: float = 5.0
     socket_timeout: float = 5.0
     batch: int = 100  # messages read (and acknowledged) per round trip
+    max_deliveries: int = 3  # deliveries without finishing before a job goes to the failed store
     connect_retry: ConnectRetry = field(default_factory=ConnectRetry)
 
     @property
@@ -57,4 +58,5 @@ def queue_runtime(runtime: Runtime, queue: str) -> QueueRuntime:
         connect_timeout=redis.connect_timeout,
         socket_timeout=redis.socket_timeout,
         connect_retry=redis.connect_retry,
+        max_deliveries=declared.max_deliveries,
     )

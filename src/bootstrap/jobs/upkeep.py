@@ -1,15 +1,17 @@
 """A worker's upkeep of its queue, each piece with its own interval:
 
 - Reclaimer: jobs pending longer than the visibility timeout (their worker died) are taken over
-  (XAUTOCLAIM), whether or not new jobs arrive. It runs inside the broker's read loop, on the read
+  (XAUTOCLAIM), whether or not new jobs arrive, with their delivery counts (a job delivered too often
+  goes to the failed store: see intake). It runs inside the broker's read loop, on the read
   connection, because the jobs it claims are delivered like freshly read ones.
 - Renewer: the jobs this worker holds get their idle time reset (XCLAIM ... JUSTID), so a long job
-  is not handed to a second worker while the first is still on it.
+  is not handed to a second worker while the first is still on it; from a thread of its own, so a
+  blocked event loop cannot stop it.
 - Heartbeat: an "alive" note in the workers hash for `bootstrap status` (with the hash of the
   generated wiring the worker runs), removed on shutdown.
 - Promoter: retries waiting in the delayed set are moved into the stream when due (one Lua step).
 
-`Background` starts the loops at a worker's startup and stops them at its shutdown.
+`Background` starts the event-loop ones at a worker's startup and stops them at its shutdown.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ import logging
 import os
 import socket
 import sys
+import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import redis
 import redis.asyncio as aioredis
 
 from bootstrap.jobs.inflight import InFlight
@@ -55,10 +59,11 @@ class Reclaimer:
         self._next = time.monotonic() + self.every
         return True
 
-    async def reclaim(self, conn: aioredis.Redis, room: Callable[[], int]) -> list[tuple[Any, Any]]:
+    async def reclaim(self, conn: aioredis.Redis, room: Callable[[], int]) -> list[tuple[Any, Any, int]]:
         """Jobs pending longer than the visibility timeout, taken over: as many as `room()` allows
-        (asked again per round trip: acknowledgements free room meanwhile). Entries this worker
-        already holds are not delivered twice."""
+        (asked again per round trip: acknowledgements free room meanwhile), each with how many times
+        it has now been delivered (Redis counts: XREADGROUP delivers once, each takeover once more).
+        Entries this worker already holds are not delivered twice."""
         claimed: list[tuple[Any, Any]] = []
         start = "0-0"
         while len(claimed) < room():
@@ -74,38 +79,67 @@ class Reclaimer:
             claimed += [(entry_id, fields) for entry_id, fields in entries if as_text(entry_id) not in self.in_flight]
             if start == "0-0" or not entries:
                 break
-        if claimed:
-            log.warning("queue %s: took over %d job(s) whose worker stopped responding", self.keys.queue, len(claimed))
-        return claimed
+        if not claimed:
+            return []
+        log.warning("queue %s: took over %d job(s) whose worker stopped responding", self.keys.queue, len(claimed))
+        counts = await self._deliveries(conn, claimed)
+        return [(entry_id, fields, n) for (entry_id, fields), n in zip(claimed, counts, strict=True)]
+
+    async def _deliveries(self, conn: aioredis.Redis, claimed: list[tuple[Any, Any]]) -> list[int]:
+        """How many times each claimed entry has been delivered, in one round trip."""
+        pipe = conn.pipeline(transaction=False)
+        for entry_id, _ in claimed:
+            pipe.xpending_range(self.keys.stream, GROUP, min=entry_id, max=entry_id, count=1)
+        counts = []
+        for pending in await pipe.execute():
+            counts.append(int(pending[0]["times_delivered"]) if pending else 1)
+        return counts
 
 
 class Renewer:
-    """Resets the idle time of every job this worker holds, three times per visibility timeout."""
+    """Resets the idle time of every job this worker holds, three times per visibility timeout.
+
+    It runs in a thread of its own with its own (synchronous) Redis connection, not on the event
+    loop: a handler that blocks the loop (time.sleep in an async function, a CPU-bound loop) cannot
+    stop the renewal, so its job is never handed to a second worker while this process lives."""
+
+    JOIN_WAIT = 1.0  # seconds `stop` waits for a renewal in flight (the thread is a daemon anyway)
 
     def __init__(
-        self, client: aioredis.Redis, keys: QueueKeys, consumer: str, visibility_timeout: float, in_flight: InFlight
+        self, client: redis.Redis, keys: QueueKeys, consumer: str, visibility_timeout: float, in_flight: InFlight
     ) -> None:
         self.client = client
         self.keys = keys
         self.consumer = consumer
         self.in_flight = in_flight
         self.every = max(0.5, visibility_timeout / 3)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    async def renew(self) -> None:
+    def renew(self) -> None:
         ids: list[Any] = self.in_flight.held()
         if not ids:
             return
         try:
-            await self.client.xclaim(
-                self.keys.stream, GROUP, self.consumer, min_idle_time=0, message_ids=ids, justid=True
-            )
+            self.client.xclaim(self.keys.stream, GROUP, self.consumer, min_idle_time=0, message_ids=ids, justid=True)
         except Exception as exc:  # Redis away: the next round tries again, well within the timeout
             log.warning("queue %s: could not renew running jobs (%s)", self.keys.queue, exc)
 
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self.every)
-            await self.renew()
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.renew()
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"renew-{self.keys.queue}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop renewing (jobs still held are then taken over after the visibility timeout)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(self.JOIN_WAIT)
+            self._thread = None
 
 
 class Heartbeat:
@@ -135,11 +169,10 @@ class Heartbeat:
         }
         await self.client.hset(self.key, self.consumer, json.dumps(beat))
 
-    async def run(self) -> None:
-        while True:
-            with contextlib.suppress(Exception):  # Redis away: status shows the worker as not seen lately
-                await self.beat()
-            await asyncio.sleep(self.every)
+    async def step(self) -> None:
+        with contextlib.suppress(Exception):  # Redis away: status shows the worker as not seen lately
+            await self.beat()
+        await asyncio.sleep(self.every)
 
     async def remove(self) -> None:
         """Say goodbye so status stops listing this worker."""
@@ -186,31 +219,52 @@ class Promoter:
         """Due retries moved now (at most one batch)."""
         return int(await self._script(keys=[self.keys.delayed, self.keys.stream], args=[time.time(), self.batch]))
 
-    async def run(self) -> None:
-        while True:
-            try:
-                moved = await self.promote()
-            except Exception as exc:  # Redis away: say so once a second, not 20 times
-                log.warning("queue %s: moving due retries failed (%s)", self.keys.queue, exc)
-                await asyncio.sleep(1)
-                continue
-            if not moved:
-                await asyncio.sleep(0.05)
+    async def step(self) -> None:
+        try:
+            moved = await self.promote()
+        except Exception as exc:  # Redis away: say so once a second, not 20 times
+            log.warning("queue %s: moving due retries failed (%s)", self.keys.queue, exc)
+            await asyncio.sleep(1)
+            return
+        if not moved:
+            await asyncio.sleep(0.05)
 
 
 class Background:
-    """Loops started together (a worker's startup) and stopped together (its shutdown)."""
+    """Loops started together (a worker's startup) and stopped together (its shutdown). Each loop
+    repeats one `step` until told to stop.
+
+    Stopping does not rely on one cancellation: redis-py can swallow a cancellation that lands while a
+    command runs (the loop then went on forever and held up the worker's exit), so every loop also
+    checks a flag between steps, `stop` cancels until the loops end, and it waits a bounded time."""
+
+    STOP_WAIT = 2.0  # seconds the loops get to end
 
     def __init__(self) -> None:
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
 
-    def start(self, *loops: Coroutine[Any, Any, None]) -> None:
-        self._tasks += [asyncio.create_task(loop) for loop in loops]
+    def start(self, *steps: Callable[[], Awaitable[None]]) -> None:
+        self._stopping = False
+        self._tasks += [asyncio.create_task(self._repeat(step)) for step in steps]
+
+    async def _repeat(self, step: Callable[[], Awaitable[None]]) -> None:
+        while not self._stopping:
+            await step()
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
+        self._stopping = True
+        tasks, self._tasks = self._tasks, []
+        # Cancelled again and again until they end (a swallowed cancellation is followed by another),
+        # for at most STOP_WAIT. asyncio.wait neither raises their errors nor loses our own cancellation.
+        deadline = time.monotonic() + self.STOP_WAIT
+        pending = set(tasks)
+        while pending and (left := deadline - time.monotonic()) > 0:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=min(0.1, left))
+        if pending:
+            log.warning("%d background loop(s) did not stop within %gs; leaving them", len(pending), self.STOP_WAIT)
+        for task in tasks:
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: no "exception was never retrieved" at exit

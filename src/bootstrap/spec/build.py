@@ -212,6 +212,7 @@ def queues(doc: Document) -> tuple[Queue, ...]:
                 visibility_timeout=_seconds(merged, "visibility_timeout", Queue.visibility_timeout),
                 concurrency=merged.get("concurrency", Queue.concurrency),
                 shutdown_timeout=_seconds(merged, "shutdown_timeout", Queue.shutdown_timeout),
+                max_deliveries=merged.get("max_deliveries", Queue.max_deliveries),
                 description=raw.get("description"),
                 origin=Origin(doc.file, ("queues", name)),
             )

@@ -201,6 +201,7 @@ class Queue:
     visibility_timeout: float = 300.0
     concurrency: int = 10
     shutdown_timeout: float = 30.0
+    max_deliveries: int = 3  # deliveries without finishing before a job goes to the failed store
     description: str | None = None
     origin: Origin = field(default=NO_ORIGIN, compare=False, repr=False)
 

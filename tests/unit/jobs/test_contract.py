@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from bootstrap.codegen.pyliteral import literal
 from bootstrap.codegen.render import render
-from bootstrap.errors import ContractError
+from bootstrap.errors import ConfigError, ContractError
 from bootstrap.jobs.contract import MongoRuntime, QueueContract, RedisRuntime, Retention, Runtime, TaskContract
 from bootstrap.jobs.runtime import queue_runtime
 from bootstrap.layout.schedules import definition
@@ -35,6 +35,7 @@ ENV = {"MONGODB_URI": "mongodb://127.0.0.1:27017/msedb", "REDIS_URL": "redis://1
 EXTRA_QUEUE = """
   with-handlers:
     concurrency: 4
+    max_deliveries: 5
     tasks:
       retried:
         handler: "tests.support.handlers_for_tests:noop"
@@ -68,6 +69,7 @@ def test_the_contract_holds_what_the_spec_declares(spec: Spec) -> None:
     assert runtime.queue_names == tuple(q.name for q in spec.queues)
     queue = runtime.queue("with-handlers")
     assert queue.concurrency == 4 and queue.completed == Retention(3600.0, 200)
+    assert queue.max_deliveries == 5 and runtime.queue("delta-sync").max_deliveries == 3  # its own; the default
     retried = queue.task("retried")
     assert retried.handler == "tests.support.handlers_for_tests:noop" and retried.timeout is None
     assert retried.retry == RetryPolicy(attempts=4, backoff="fixed", delay=0.3, max_delay=10.0, jitter=True)
@@ -114,6 +116,7 @@ def test_queue_runtime_resolves_the_url_from_the_environment(spec: Spec, monkeyp
     assert (resolved.prefix, resolved.queue, resolved.concurrency) == (spec.redis.key_prefix, "with-handlers", 4)
     assert (resolved.completed_max_count, resolved.failed_max_age) == (200, 86400.0)
     assert resolved.connect_retry == spec.redis.connect_retry
+    assert resolved.max_deliveries == 5
 
 
 durations = st.floats(min_value=0, max_value=1e7, allow_nan=False)
@@ -144,6 +147,7 @@ queues = st.builds(
     visibility_timeout=durations,
     concurrency=st.integers(1, 1000),
     shutdown_timeout=durations,
+    max_deliveries=st.integers(1, 1000),
     completed=retentions,
     failed=retentions,
     tasks=st.lists(tasks, max_size=3, unique_by=lambda t: t.name).map(tuple),
@@ -232,6 +236,8 @@ JUNK: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("nested unknown", _set(("redis", "password"), "x"), "runtime.redis: unknown password"),
     ("string for int", _set((*Q, "concurrency"), "4"), "runtime.queues.with-handlers.concurrency: expected an integer"),
     ("bool for int", _set((*Q, "completed", "max_count"), True), "completed.max_count: expected an integer"),
+    ("missing max_deliveries", _drop((*Q, "max_deliveries")), "runtime.queues.with-handlers: missing max_deliveries"),
+    ("float deliveries", _set((*Q, "max_deliveries"), 2.5), "with-handlers.max_deliveries: expected an integer"),
     ("float for int", _set(("mongodb", "pool_max"), 1.5), "runtime.mongodb.pool_max: expected an integer"),
     ("null for text", _set(("project",), None), "runtime.project: expected a string, got null"),
     ("text for number", _set(("redis", "socket_timeout"), "5s"), "runtime.redis.socket_timeout: expected a number"),
@@ -278,6 +284,24 @@ def test_from_literal_rejects_junk_naming_where(
         Runtime.from_literal(data)
     message = str(caught.value)
     assert expected in message and "bootstrap generate" in message
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("0", "0 is too small (expected at least 1)"), ("1001", "1001 is too large (expected at most 1000)"),
+     ("three", "expected an integer, got string 'three'")],
+)  # fmt: skip
+def test_max_deliveries_is_validated_naming_file_line_and_field(tmp_path: Path, value: str, expected: str) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(CONFIG, config)
+    queues = config / "queues.yaml"
+    queues.write_text(queues.read_text() + EXTRA_QUEUE.replace("max_deliveries: 5", f"max_deliveries: {value}"))
+    with pytest.raises(ConfigError) as caught:
+        load_spec(config, env=ENV)
+    line = 1 + queues.read_text().splitlines().index(f"    max_deliveries: {value}")
+    found = [f for f in caught.value.findings if f.file.endswith("queues.yaml") and f.line == line]
+    assert [f.path for f in found] == ["queues.with-handlers.max_deliveries"], caught.value.findings
+    assert expected in found[0].message
 
 
 @pytest.mark.parametrize("data", [None, [], "runtime", 3])

@@ -1,0 +1,125 @@
+"""A worker's watch on its own event loop: a loop blocked for longer than BLOCKED_AFTER is logged,
+with the job whose code blocks it and where that code is, while it happens and again when it ends.
+
+A handler that blocks the loop (time.sleep in an async function, CPU-bound work, a synchronous
+client) holds up every other job of the worker, its acknowledgements and its timeouts. Lease
+renewal does not depend on the loop (see upkeep.Renewer), so such a job is not handed out twice,
+but the operator should hear of it: the fix is in the handler (await, or make it a plain function,
+which runs in a thread).
+
+How: a coroutine on the loop notes a heartbeat every TICK; a daemon thread compares it with the
+clock. Jobs run through `track`, which notes which job's code is executing at each step of its
+coroutine, so the thread can name the job (and, from the loop thread's current frame, the line).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Awaitable, Generator
+from typing import Any, TypeVar
+
+log = logging.getLogger("bootstrap.jobs.watchdog")
+
+BLOCKED_AFTER = 1.0  # seconds without a heartbeat of the loop before it counts as blocked
+TICK = 0.1  # seconds between heartbeats, and between the thread's looks
+
+T = TypeVar("T")
+
+
+class LoopWatchdog:
+    def __init__(self, queue: str, blocked_after: float = BLOCKED_AFTER) -> None:
+        self.queue = queue
+        self.blocked_after = blocked_after
+        self.current: tuple[str, str] | None = None  # (job id, task) whose code runs on the loop now
+        self._beat = time.monotonic()
+        self._blocked_by: str | None = None  # set by the thread once it reported a block
+        self._loop_thread: int | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- on the event loop ----------------------------------------------------------------------
+
+    async def step(self) -> None:
+        """The loop's heartbeat (a `Background` step); says when a reported block is over."""
+        now = time.monotonic()
+        blocked_for, blocker = now - self._beat, self._blocked_by
+        self._beat = now
+        if blocker is not None:
+            self._blocked_by = None
+            log.warning("queue %s: the event loop was blocked for %.1fs %s", self.queue, blocked_for, blocker)
+        await asyncio.sleep(TICK)
+
+    def track(self, job_id: str, task: str, job: Awaitable[T]) -> Awaitable[T]:
+        """`job`, noting that its code is what runs whenever one of its steps runs."""
+        return _Tracked(self, (job_id, task), job)
+
+    # --- the watching thread ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._loop_thread = threading.get_ident()  # called on the loop's thread
+        self._beat = time.monotonic()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._watch, name=f"watchdog-{self.queue}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(1.0)
+            self._thread = None
+
+    def _watch(self) -> None:
+        while not self._stop.wait(TICK):
+            blocked_for = time.monotonic() - self._beat
+            if blocked_for > self.blocked_after and self._blocked_by is None:
+                self._blocked_by = self._culprit()
+                log.warning(
+                    "queue %s: the event loop has been blocked for %.1fs %s; every other job of this worker "
+                    "waits meanwhile (leases are still renewed). Await instead of blocking, or make the "
+                    "handler a plain function: it then runs in a thread",
+                    self.queue,
+                    blocked_for,
+                    self._blocked_by,
+                )
+
+    def _culprit(self) -> str:
+        """'by job X (task T) at file:line in function', as much as is known."""
+        current = self.current
+        who = f"by job {current[0]} (task {current[1]})" if current else "by code outside any job"
+        frame = sys._current_frames().get(self._loop_thread) if self._loop_thread is not None else None
+        if frame is None:
+            return who
+        where = traceback.extract_stack(frame)[-1]
+        return f"{who} at {where.filename}:{where.lineno} in {where.name}"
+
+
+class _Tracked:
+    """An awaitable that steps `inner` itself, setting `watchdog.current` around each step."""
+
+    def __init__(self, watchdog: LoopWatchdog, job: tuple[str, str], inner: Awaitable[Any]) -> None:
+        self.watchdog, self.job, self.inner = watchdog, job, inner
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        inner = self.inner.__await__()
+        send: Any = inner.send
+        value: Any = None
+        while True:
+            self.watchdog.current = self.job
+            try:
+                signal = send(value)
+            except StopIteration as done:
+                return done.value
+            finally:
+                self.watchdog.current = None
+            try:
+                value, send = (yield signal), inner.send
+            except GeneratorExit:
+                inner.close()
+                raise
+            except BaseException as exc:  # thrown in (a cancellation, say): passed on to the job
+                value, send = exc, inner.throw
