@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bootstrap.codegen.models import models_inputs
 from bootstrap.jobs.contract import Runtime
 from bootstrap.spec.model import Spec
 
@@ -54,4 +55,5 @@ ARTIFACTS: tuple[Artifact, ...] = (
     Artifact("tasks.py", "tasks.py.j2", queue_tasks),
     Artifact("scheduler.py", "scheduler.py.j2", nothing),
     Artifact("worker.py", "worker.py.j2", package),
+    Artifact("models.py", "models.py.j2", models_inputs, wiring=False),  # the application's models
 )

@@ -1,8 +1,9 @@
 """Job handlers and how generated tasks call them.
 
 A handler is an async function taking the job's keyword arguments. It may also ask for `job` (a
-`Job`: id, queue, task, attempt) and `db` (the worker's MongoDB database: one client per worker
-process, connected with the spec's retry policy) by naming those parameters.
+`Job`: id, queue, task, attempt), `db` (the worker's MongoDB database: one client per worker
+process, connected with the spec's retry policy) and `models` (`bootstrap.models.AsyncModels` on
+that database: `models[EmailEvent]` is the typed collection) by naming those parameters.
 """
 
 from __future__ import annotations
@@ -44,17 +45,21 @@ def import_handler(path: str) -> Handler:
 
 
 @functools.cache
-def _wants(handler: Handler) -> tuple[bool, bool]:
-    """Whether `handler` takes `job` and `db` (looked up once per handler, not per job)."""
+def _wants(handler: Handler) -> tuple[bool, bool, bool]:
+    """Whether `handler` takes `job`, `db` and `models` (looked up once per handler, not per job)."""
     parameters = inspect.signature(handler).parameters
-    return "job" in parameters, "db" in parameters
+    return "job" in parameters, "db" in parameters, "models" in parameters
 
 
 async def call_handler(handler: Handler, job: Job, kwargs: dict[str, Any], db: Any = None) -> Any:
-    wants_job, wants_db = _wants(handler)
+    wants_job, wants_db, wants_models = _wants(handler)
     extra: dict[str, Any] = {}
     if wants_job:
         extra["job"] = job
     if wants_db:
         extra["db"] = db
+    if wants_models:
+        from bootstrap.models import AsyncModels  # pydantic: only for handlers that ask
+
+        extra["models"] = AsyncModels(db)
     return await handler(**extra, **kwargs)
