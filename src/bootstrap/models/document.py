@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import bson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic_core import PydanticUndefined
 
 from bootstrap.models.kinds import ObjectId, now
@@ -24,6 +24,7 @@ from bootstrap.models.kinds import ObjectId, now
 __all__ = ["ConfigDict", "Document", "Field", "Reference", "Subdocument", "copy_of", "default", "now"]
 
 _SPEC_DEFAULT = object()  # FieldInfo metadata: the field has a declared default, written on insert
+_CAST = object()  # FieldInfo metadata: the declared default is cast to the field's type once
 
 
 def default(
@@ -34,17 +35,14 @@ def default(
     name: str | None = None,
 ) -> Any:
     """A declared default (`default:` in the spec): applied when the field is not given, and
-    written. `validate` runs it through the field's type (ISO strings to dates, dicts to
-    subdocuments); `name` is the field's name in MongoDB when the attribute is named otherwise."""
+    written. `validate` casts it to the field's type once, when the class is made (an ISO string
+    to a date, an int to a double, dicts to subdocuments); `name` is the field's name in MongoDB
+    when the attribute is named otherwise."""
     make: Any = Field  # one call for every combination of options (Field's overloads split them)
-    info = make(
-        default=value,
-        default_factory=factory,
-        validate_default=validate,
-        validation_alias=name,
-        serialization_alias=name,
-    )
+    info = make(default=value, default_factory=factory, validation_alias=name, serialization_alias=name)
     info.metadata.append(_SPEC_DEFAULT)
+    if validate:
+        info.metadata.append(_CAST)
     return info
 
 
@@ -77,6 +75,9 @@ class _Model(BaseModel):
         cls.__mongo_names__ = {attr: info.serialization_alias or attr for attr, info in fields.items()}
         cls.__attributes__ = {name: attr for attr, name in cls.__mongo_names__.items()}
         cls.__spec_defaults__ = frozenset(attr for attr, info in fields.items() if _SPEC_DEFAULT in info.metadata)
+        cast = [attr for attr, info in fields.items() if _CAST in info.metadata]
+        if cast:
+            _cast_defaults(cls, cast)
 
     def to_document(self) -> dict[str, Any]:
         """The document to write: MongoDB names, BSON-ready values (ObjectId, datetime,
@@ -118,6 +119,26 @@ def to_bson(value: Any) -> Any:
     if isinstance(value, decimal.Decimal):
         return bson.Decimal128(value)
     return value
+
+
+def _cast_defaults(cls: type[_Model], attrs: list[str]) -> None:
+    """Declared defaults as the field's type holds them, cast once (in lax mode: strict reads
+    would refuse an ISO string), then copied for each new model."""
+    from bootstrap.models.paths import field_annotation
+
+    for attr in attrs:
+        info = cls.model_fields[attr]
+        raw = info.get_default(call_default_factory=True, validated_data={})
+        value = TypeAdapter(field_annotation(cls, attr)).validate_python(raw)
+        info.metadata.remove(_CAST)
+        info.default, info.default_factory = PydanticUndefined, _copier(value)
+    cls.model_rebuild(force=True)
+
+
+def _copier(value: Any) -> Callable[[], Any]:
+    if isinstance(value, str | int | float | bool | bson.ObjectId | dt.datetime | decimal.Decimal) or value is None:
+        return lambda: value  # immutable
+    return lambda: copy.deepcopy(value)
 
 
 class Subdocument(_Model):

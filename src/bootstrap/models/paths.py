@@ -82,7 +82,8 @@ def _is_model(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
-def _field_annotation(model: type[BaseModel], attr: str) -> Any:
+def field_annotation(model: type[BaseModel], attr: str) -> Any:
+    """The field's annotation with its constraints (Annotated metadata), as declared."""
     info = model.model_fields[attr]
     metadata = [m for m in info.metadata if type(m) is not object]  # not Document's default marker
     return Annotated[(info.annotation, *metadata)] if metadata else info.annotation
@@ -110,7 +111,7 @@ def _resolve(model: type[BaseModel], path: str) -> Slot:
                 if base.model_config.get("extra") == "forbid":
                     raise PathError(f"'{step}' is not a field of {where} (undeclared fields are not allowed)")
                 return Slot(path, _FREE)
-            current, required = _field_annotation(base, attr), base.model_fields[attr].is_required()
+            current, required = field_annotation(base, attr), base.model_fields[attr].is_required()
         elif typing.get_origin(base) is list:
             if not (step.isdigit() or step == "$" or (step.startswith("$[") and step.endswith("]"))):
                 raise PathError(f"'{step}' in {path}: {where} is an array (expected an index, $ or $[])")
