@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from bootstrap import console
-from bootstrap.errors import ConfigError
+from bootstrap.errors import ConfigError, Finding
 from bootstrap.spec.load import load_spec
 
 HELP = "check the config folder and report every problem as file:line:column: path: message"
@@ -16,16 +16,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    warnings: list[Finding] = []
     try:
-        spec = load_spec(args.config)
+        spec = load_spec(args.config, warnings=warnings)
     except ConfigError as exc:
         if not args.json:
             raise
         console.out_json([finding.as_dict() for finding in exc.findings])
         return 1
     if args.json:
-        console.out_json([])
+        console.out_json([finding.as_dict() for finding in warnings])  # each with "severity": "warning"
     else:
+        for finding in warnings:  # `file:line:column: warning: path: message`; still valid
+            console.err(str(finding))
         console.out(
             f"{args.config}: valid ({len(spec.collections)} collections, "
             f"{sum(len(c.indexes) for c in spec.collections)} indexes, {len(spec.queues)} queues, "

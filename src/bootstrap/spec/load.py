@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bootstrap.errors import ConfigError, Finding
+from bootstrap.errors import ERROR, ConfigError, Finding
 from bootstrap.spec import build, schema_check
 from bootstrap.spec.checks import check_spec
 from bootstrap.spec.model import Spec
@@ -92,8 +92,11 @@ def read_document(path: Path, env: Mapping[str, str]) -> tuple[Document | None, 
     return load_document(text, shown, env)
 
 
-def load_spec(config_dir: Path, env: Mapping[str, str] | None = None) -> Spec:
-    """The validated Spec of `config_dir`, or ConfigError with every finding."""
+def load_spec(
+    config_dir: Path, env: Mapping[str, str] | None = None, warnings: list[Finding] | None = None
+) -> Spec:
+    """The validated Spec of `config_dir`, or ConfigError with every error found. Warnings do not
+    make it invalid: they are appended to `warnings` when a list is given."""
     env = os.environ if env is None else env
     files, findings = config_files(config_dir)
     docs: dict[str, Document] = {}
@@ -123,8 +126,11 @@ def load_spec(config_dir: Path, env: Mapping[str, str] | None = None) -> Spec:
     spec = _build(config_dir, docs, kinds)
     settings_file = next((f for f, k in kinds.items() if k == "bootstrap"), SETTINGS)
     findings += check_spec(spec, docs, settings_file, failed_kinds)
-    if findings:
-        raise ConfigError(findings)
+    errors = [f for f in findings if f.severity == ERROR]
+    if errors:
+        raise ConfigError(errors)
+    if warnings is not None:
+        warnings += sorted(f for f in findings if f.severity != ERROR)
     return spec
 
 
