@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bootstrap.models.names import attribute_name, class_name, pascal, unique, usable
+from bootstrap.codegen.pynames import attribute_name, class_name, pascal, unique, usable
 from bootstrap.spec.model import Collection, Field, FieldType, Spec, thaw
 
 Inputs = dict[str, Any]

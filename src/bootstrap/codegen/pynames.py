@@ -1,4 +1,4 @@
-"""Python names for declared fields and generated classes. Pure (no pydantic): codegen uses it too.
+"""Python names for declared fields and generated classes. Pure (no pydantic): used to render models.py.
 
 A field's name in MongoDB (`from`, `_id`, `model_config`, `json`) is not always usable as an
 attribute of a pydantic model: keywords are not identifiers, a leading `_` makes a private

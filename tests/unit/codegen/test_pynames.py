@@ -7,8 +7,8 @@ import keyword
 import pytest
 from pydantic import BaseModel
 
+from bootstrap.codegen.pynames import RESERVED, attribute_name, class_name, usable
 from bootstrap.models.document import Document
-from bootstrap.models.names import RESERVED, attribute_name, class_name, usable
 
 
 def test_reserved_names_cover_base_model_and_the_document_api() -> None:
