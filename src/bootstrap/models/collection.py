@@ -10,7 +10,9 @@ each field path.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+import gc
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
 import bson
@@ -24,18 +26,37 @@ from pymongo.results import UpdateResult
 
 from bootstrap.errors import InvalidDocument
 from bootstrap.models.document import Document
-from bootstrap.models.kinds import UTC, now
+from bootstrap.models.kinds import now
 from bootstrap.models.paths import PathError, Slot, resolve
 
 D = TypeVar("D", bound=Document)
 Filter = Mapping[str, Any]
 Sort = Sequence[tuple[str, int]]
 
-# Dates come back aware, in UTC, decoded by the driver's C extension.
-CODEC_OPTIONS: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True, tzinfo=UTC)
 _CASTING_OPERATORS = frozenset({"$eq", "$ne", "$gt", "$gte", "$lt", "$lte"})
 _LIST_OPERATORS = frozenset({"$in", "$nin", "$all"})
 _LOGICAL = frozenset({"$and", "$or", "$nor"})
+
+
+@contextmanager
+def bulk() -> Iterator[None]:
+    """Many models made at once: the cyclic garbage collector is paused meanwhile (it would walk
+    every new model again and again; models hold no reference cycles). Nothing awaits inside."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def codec_options(given: CodecOptions[Any]) -> CodecOptions[dict[str, Any]]:
+    """The database's codec options, decoding to plain dicts with naive dates: the models make
+    them aware (the driver's own aware decoding costs more)."""
+    options: CodecOptions[dict[str, Any]] = given.with_options(document_class=dict, tz_aware=False)
+    return options
 
 
 def problems_of(error: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
@@ -210,11 +231,15 @@ class _Core(Generic[D]):
                 raise InvalidDocument(self.model.__name__, [(name, "not a top-level field of the model")])
         return dict.fromkeys(fields, 1)
 
+    def read_all(self, documents: list[dict[str, Any]], partial: bool) -> list[D]:
+        with bulk():
+            return [self.read(raw, partial) for raw in documents]
+
     def read(self, raw: Mapping[str, Any], partial: bool) -> D:
         try:
             if partial:
                 return self._partial(raw)
-            return self.model.model_validate(raw, strict=True)
+            return self.model.from_document(raw)
         except ValidationError as exc:
             where = f"{self.model.__name__} {raw.get('_id')!s}"
             raise InvalidDocument(where, problems_of(exc)) from None
@@ -229,7 +254,8 @@ class _Core(Generic[D]):
             if attr is None:
                 extra[name] = value
             else:
-                values[attr] = resolve(model, name).adapter.validate_python(value, strict=True)
+                adapter = resolve(model, name).adapter
+                values[attr] = adapter.validate_python(value, strict=True, by_alias=True, by_name=False)
         built = model.__new__(model)
         object.__setattr__(built, "__dict__", values)
         object.__setattr__(built, "__pydantic_fields_set__", set(values))
@@ -243,7 +269,9 @@ class ModelCollection(_Core[D]):
 
     def __init__(self, model: type[D], db: Database[Any]) -> None:
         super().__init__(model)
-        self.raw: Collection[dict[str, Any]] = db.get_collection(self.name, codec_options=CODEC_OPTIONS)
+        self.raw: Collection[dict[str, Any]] = db.get_collection(
+            self.name, codec_options=codec_options(db.codec_options)
+        )
 
     def insert_one(self, document: D | Mapping[str, Any]) -> D:
         model, raw = self.for_insert(document, now())
@@ -252,7 +280,8 @@ class ModelCollection(_Core[D]):
 
     def insert_many(self, documents: Iterable[D | Mapping[str, Any]], *, ordered: bool = True) -> list[D]:
         moment = now()
-        prepared = [self.for_insert(document, moment) for document in documents]
+        with bulk():
+            prepared = [self.for_insert(document, moment) for document in documents]
         if prepared:
             self.raw.insert_many([raw for _, raw in prepared], ordered=ordered)
         return [model for model, _ in prepared]
@@ -267,8 +296,7 @@ class ModelCollection(_Core[D]):
         limit: int = 0,
     ) -> list[D]:
         cursor = self.raw.find(self.filter(filter), self.projection(projection), skip=skip, limit=limit, sort=sort)
-        partial = projection is not None
-        return [self.read(raw, partial) for raw in cursor]
+        return self.read_all(cursor.to_list(None), projection is not None)
 
     def find_one(self, filter: Filter | None = None, *, projection: Sequence[str] | None = None) -> D | None:
         raw = self.raw.find_one(self.filter(filter), self.projection(projection))
@@ -305,7 +333,9 @@ class AsyncModelCollection(_Core[D]):
 
     def __init__(self, model: type[D], db: AsyncDatabase[Any]) -> None:
         super().__init__(model)
-        self.raw: AsyncCollection[dict[str, Any]] = db.get_collection(self.name, codec_options=CODEC_OPTIONS)
+        self.raw: AsyncCollection[dict[str, Any]] = db.get_collection(
+            self.name, codec_options=codec_options(db.codec_options)
+        )
 
     async def insert_one(self, document: D | Mapping[str, Any]) -> D:
         model, raw = self.for_insert(document, now())
@@ -314,7 +344,8 @@ class AsyncModelCollection(_Core[D]):
 
     async def insert_many(self, documents: Iterable[D | Mapping[str, Any]], *, ordered: bool = True) -> list[D]:
         moment = now()
-        prepared = [self.for_insert(document, moment) for document in documents]
+        with bulk():
+            prepared = [self.for_insert(document, moment) for document in documents]
         if prepared:
             await self.raw.insert_many([raw for _, raw in prepared], ordered=ordered)
         return [model for model, _ in prepared]
@@ -329,8 +360,7 @@ class AsyncModelCollection(_Core[D]):
         limit: int = 0,
     ) -> list[D]:
         cursor = self.raw.find(self.filter(filter), self.projection(projection), skip=skip, limit=limit, sort=sort)
-        partial = projection is not None
-        return [self.read(raw, partial) for raw in await cursor.to_list(None)]
+        return self.read_all(await cursor.to_list(None), projection is not None)
 
     async def find_one(self, filter: Filter | None = None, *, projection: Sequence[str] | None = None) -> D | None:
         raw = await self.raw.find_one(self.filter(filter), self.projection(projection))

@@ -97,9 +97,10 @@ class _Model(BaseModel):
     @classmethod
     def from_document(cls, document: Mapping[str, Any]) -> Self:
         """A model of a document as the driver decoded it, checked exactly as the collection's
-        validator checks it (pydantic's strict mode: no casting); raises pydantic's
+        validator checks it (pydantic's strict mode: no casting; fields by their MongoDB names
+        only, so an undeclared `from_` or `id` stays undeclared); raises pydantic's
         ValidationError naming each field."""
-        return cls.model_validate(document, strict=True)
+        return cls.model_validate(document, strict=True, by_alias=True, by_name=False)
 
 
 _AS_IS = frozenset({str, int, float, bool, type(None), bson.ObjectId, dt.datetime, bson.Int64, bson.Decimal128})

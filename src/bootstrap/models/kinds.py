@@ -97,6 +97,19 @@ def _utc_ms(value: dt.datetime) -> dt.datetime:
     return value
 
 
+def _read_date(value: Any) -> dt.datetime:
+    """A date as the driver decodes it (naive, meaning UTC: decoding them aware costs the driver
+    more than this), made aware."""
+    if type(value) is dt.datetime:
+        tz = value.tzinfo
+        if tz is None:
+            return value.replace(tzinfo=UTC)
+        return value if tz is UTC else value.astimezone(UTC)
+    if isinstance(value, dt.datetime):
+        return _utc_ms(value)
+    raise _error("date", "Input should be a date (datetime)")
+
+
 def parse_date(text: str) -> dt.datetime:
     """An ISO 8601 date or date-time (`Z` for UTC; without a zone, UTC) as BSON stores it."""
     return _utc_ms(dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00")))
@@ -106,8 +119,7 @@ class _Date(_Kind):
     json_schema: ClassVar[dict[str, Any]] = {"type": "string", "format": "date-time"}
 
     def strict(self) -> core_schema.CoreSchema:
-        # Native: reads decode dates aware, in UTC, to the millisecond (collection.CODEC_OPTIONS).
-        return core_schema.is_instance_schema(dt.datetime)
+        return core_schema.no_info_plain_validator_function(_read_date)
 
     def validate(self, value: Any, cast: bool) -> dt.datetime:
         if isinstance(value, dt.datetime):

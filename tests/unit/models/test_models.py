@@ -124,6 +124,10 @@ def test_documents_are_read_exactly_as_the_validator_reads_them(models: ModuleTy
         with pytest.raises(ValidationError):
             models.Kind.from_document({**good, field: value})
     assert models.Kind.from_document({**good, "big": Int64(3)}).big == 3
+    # Attribute names are not MongoDB names: in a document they are undeclared fields.
+    for attribute in ("from_", "json_", "id"):
+        with pytest.raises(ValidationError):
+            models.Kind.from_document({**good, attribute: "x"})
 
 
 def test_presence_null_and_absent_are_kept_apart(models: ModuleType) -> None:
