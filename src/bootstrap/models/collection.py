@@ -118,10 +118,15 @@ class _Core(Generic[D]):
         except PathError as exc:
             raise InvalidDocument(self.model.__name__, [(path, str(exc))]) from None
 
-    def update(self, set: Mapping[str, Any] | None, unset: Iterable[str], upsert: bool) -> dict[str, Any]:
+    def update(
+        self, set: Mapping[str, Any] | None, unset: Iterable[str], upsert: bool, query: Filter | None = None
+    ) -> dict[str, Any]:
         """An update document from `$set` values (checked against the field at each path) and
         `$unset` paths (required fields cannot be removed), with `updatedAt` when timestamps are
-        on, and on upsert `createdAt` and the declared defaults in `$setOnInsert`."""
+        on, and on upsert `createdAt` and the declared defaults in `$setOnInsert` (except for the
+        fields the update or the query's equalities give)."""
+        if isinstance(unset, str):
+            unset = [unset]
         sets: dict[str, Any] = {}
         problems: list[tuple[str, str]] = []
         for path, value in (set or {}).items():
@@ -147,7 +152,8 @@ class _Core(Generic[D]):
         if removed:
             update["$unset"] = dict.fromkeys(removed, "")
         if upsert:
-            on_insert = self._insert_defaults([*sets, *removed], moment)
+            given = [key for key in (query or {}) if not key.startswith("$")]
+            on_insert = self._insert_defaults([*sets, *removed, *given], moment)
             if on_insert:
                 update["$setOnInsert"] = on_insert
         return update
@@ -232,8 +238,17 @@ class _Core(Generic[D]):
         return dict.fromkeys(fields, 1)
 
     def read_all(self, documents: list[dict[str, Any]], partial: bool) -> list[D]:
+        if partial:
+            return [self.read(raw, True) for raw in documents]
+        # pydantic-core's validator called directly (what from_document does, minus a Python layer
+        # per document); on a failure, documents are read one by one for the message.
+        validate = self.model.__pydantic_validator__.validate_python
         with bulk():
-            return [self.read(raw, partial) for raw in documents]
+            try:
+                return [validate(raw, strict=True, by_alias=True, by_name=False) for raw in documents]
+            except ValidationError:
+                pass
+        return [self.read(raw, partial) for raw in documents]
 
     def read(self, raw: Mapping[str, Any], partial: bool) -> D:
         try:
@@ -308,12 +323,12 @@ class ModelCollection(_Core[D]):
     def update_one(
         self, filter: Filter, *, set: Mapping[str, Any] | None = None, unset: Iterable[str] = (), upsert: bool = False
     ) -> UpdateResult:
-        return self.raw.update_one(self.filter(filter), self.update(set, unset, upsert), upsert=upsert)
+        return self.raw.update_one(self.filter(filter), self.update(set, unset, upsert, filter), upsert=upsert)
 
     def update_many(
         self, filter: Filter, *, set: Mapping[str, Any] | None = None, unset: Iterable[str] = (), upsert: bool = False
     ) -> UpdateResult:
-        return self.raw.update_many(self.filter(filter), self.update(set, unset, upsert), upsert=upsert)
+        return self.raw.update_many(self.filter(filter), self.update(set, unset, upsert, filter), upsert=upsert)
 
     def replace_one(self, document: D, *, upsert: bool = False) -> UpdateResult:
         return self.raw.replace_one({"_id": document.id}, self.for_replace(document), upsert=upsert)
@@ -372,12 +387,12 @@ class AsyncModelCollection(_Core[D]):
     async def update_one(
         self, filter: Filter, *, set: Mapping[str, Any] | None = None, unset: Iterable[str] = (), upsert: bool = False
     ) -> UpdateResult:
-        return await self.raw.update_one(self.filter(filter), self.update(set, unset, upsert), upsert=upsert)
+        return await self.raw.update_one(self.filter(filter), self.update(set, unset, upsert, filter), upsert=upsert)
 
     async def update_many(
         self, filter: Filter, *, set: Mapping[str, Any] | None = None, unset: Iterable[str] = (), upsert: bool = False
     ) -> UpdateResult:
-        return await self.raw.update_many(self.filter(filter), self.update(set, unset, upsert), upsert=upsert)
+        return await self.raw.update_many(self.filter(filter), self.update(set, unset, upsert, filter), upsert=upsert)
 
     async def replace_one(self, document: D, *, upsert: bool = False) -> UpdateResult:
         return await self.raw.replace_one({"_id": document.id}, self.for_replace(document), upsert=upsert)

@@ -134,10 +134,13 @@ def test_updates_are_checked_cast_and_move_updated_at(db: Database[Any], models:
     types_of(db, "emailevents", event.id, {"metadata.automatedByRule": "objectId"})
     # An upsert that inserts gets createdAt and the declared defaults, as Mongoose's does.
     events.update_one(
-        {"userId": OID, "mailboxId": OID, "messageId": "new", "eventType": "read"}, set={"subject": "hi"}, upsert=True
+        {"userId": OID, "mailboxId": OID, "messageId": "new", "eventType": "read", "isRead": True},
+        set={"subject": "hi"},
+        upsert=True,
     )
     inserted = db["emailevents"].find_one({"messageId": "new"})
     assert inserted is not None and inserted["importance"] == "normal" and "createdAt" in inserted
+    assert inserted["isRead"] is True  # the query's value, not the default
 
 
 def test_reads_are_typed_with_projections_filters_counts_and_deletes(db: Database[Any], models: ModuleType) -> None:
