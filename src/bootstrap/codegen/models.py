@@ -104,7 +104,8 @@ class _Builder:
 
     def _collection(self, coll: Collection, names: dict[int, str]) -> None:
         model = self.models[coll.name]
-        fields = [f for f in coll.fields if not (f.name == "_id" and f.type is FieldType.OBJECT_ID)]
+        # `_id` is Document.id, an ObjectId (a declared `_id` of another type is not modelled).
+        fields = [f for f in coll.fields if f.name != "_id"]
         if coll.timestamps:
             fields += [Field(name, FieldType.DATE) for name in TIMESTAMPS]
         attrs = self._attributes(fields)
