@@ -15,7 +15,8 @@ prints it without a traceback and exits 1.
     ├── LockTimeout          another apply held the lock for too long
     ├── ServerError          a local server (embedded default, tests) failed to start
     ├── AlreadyRunning       `bootstrap up` runs already for this project
-    └── JobTimedOut          a job ran longer than its task's timeout (kept with the failed job)
+    ├── JobTimedOut          a job ran longer than its task's timeout (kept with the failed job)
+    └── InvalidDocument      a document or update does not fit its model (nothing was sent)
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ if TYPE_CHECKING:
     from bootstrap.engine.ops import Operation
 
 
+ERROR = "error"
+WARNING = "warning"  # reported, but the configuration is still valid
+
+
 @dataclass(frozen=True, order=True)
 class Finding:
     """One problem in the configuration, located as precisely as the YAML allows."""
@@ -37,19 +42,25 @@ class Finding:
     column: int  # 1-based
     path: str  # dotted path to the offending key or value, "" for the whole document
     message: str
+    severity: str = ERROR
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
+        if self.severity != ERROR:
+            where += f": {self.severity}"
         return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
 
     def as_dict(self) -> dict[str, str | int]:
-        return {
+        found: dict[str, str | int] = {
             "file": self.file,
             "line": self.line,
             "column": self.column,
             "path": self.path,
             "message": self.message,
         }
+        if self.severity != ERROR:
+            found["severity"] = self.severity  # errors keep the shape they always had
+        return found
 
 
 class BootstrapError(Exception):
@@ -127,3 +138,13 @@ class AlreadyRunning(BootstrapError):
 class JobTimedOut(BootstrapError):
     """A job ran longer than its task's declared timeout. A worker records it with the failed job
     (it is not a TimeoutError, so it is never taken for a transient connection error)."""
+
+
+class InvalidDocument(BootstrapError, ValueError):
+    """A document, an update or a filter value does not fit its model, found before anything was
+    sent to the server; `problems` are (field path, message) pairs, paths as MongoDB writes them."""
+
+    def __init__(self, model: str, problems: Sequence[tuple[str, str]]) -> None:
+        self.model, self.problems = model, list(problems)
+        super().__init__(f"{model}: " + "; ".join(f"{path}: {message}" if path else message
+                                                  for path, message in self.problems))

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from bson import Decimal128, ObjectId
+from bson import Decimal128, Int64, ObjectId
 from hypothesis import strategies as st
 
 from bootstrap.spec.model import Collection, Field, FieldType, thaw
@@ -148,6 +148,7 @@ def _field_violations(
             yield f"{name}: wrong type", at(fld, wrong)
         if fld.required:
             yield f"{name}: missing", at(fld, None, remove=True)
+        if not fld.nullable and fld.type is not FieldType.ANY:
             yield f"{name}: null", at(fld, None)
         if fld.enum is not None:
             outsider = "not-an-enum-value" if fld.type is FieldType.STRING else -999
@@ -177,3 +178,65 @@ def _copy(doc: Any) -> Any:
     if isinstance(doc, list):
         return [_copy(v) for v in doc]
     return doc
+
+
+# --- documents near the boundary, for comparing verdicts (models vs the server's validator) -------
+
+_OBJECT_ID_HEX = "65a1b2c3d4e5f6a7b8c9d0e1"
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**40), 2**40),
+    st.sampled_from([2**31 - 1, 2**31, -(2**31), -(2**31) - 1, 2**63 - 1, 0, -1, 10, 11, 24, 25, 100, 101]),
+    st.integers(-(2**40), 2**40).map(Int64),
+    st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False),
+    st.sampled_from([0.0, -0.5, 1.5, 10.0, 10.5, 24.0]),
+    st.integers(-100, 100).map(lambda i: Decimal128(Decimal(i))),
+    st.text(max_size=14),
+    st.sampled_from(["", "a", "ab", "abc", "Abc", "123", "x123", "low", "high", "arrived", "normal", "user"]),
+    st.sampled_from([_OBJECT_ID_HEX, "2024-01-31T00:00:00Z", "not-an-id"]),
+    _DATES,
+    st.binary(min_size=12, max_size=12).map(ObjectId),
+)
+ANY_VALUE = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_KEY, inner, max_size=3),
+    max_leaves=5,
+)
+
+
+def _near_value(fld: Field) -> st.SearchStrategy[Any]:
+    """A value of the field's kind or close to it: valid, arbitrary, or valid-looking with wrong parts."""
+    options = [value(fld), ANY_VALUE]
+    if fld.type is FieldType.OBJECT and fld.fields:
+        options.append(near_document(fld.fields, fld.additional_fields))
+    if fld.type is FieldType.ARRAY:
+        element = _near_value(fld.items) if fld.items is not None else ANY_VALUE
+        options.append(st.lists(element, max_size=(fld.max_items or 3) + 1))
+    if fld.type is FieldType.MAP:
+        element = _near_value(fld.values) if fld.values is not None else ANY_VALUE
+        options.append(st.dictionaries(_KEY, element, max_size=3))
+    return st.one_of(options)
+
+
+@st.composite
+def near_document(draw: st.DrawFn, fields: tuple[Field, ...], additional: bool = True) -> dict[str, Any]:
+    """A document that each field may or may not fit: every field is left out, valid, or drawn
+    near or far from its kind; sometimes with an undeclared field."""
+    doc: dict[str, Any] = {}
+    for fld in fields:
+        how = draw(st.sampled_from(["absent", "valid", "valid", "near"]))
+        if how == "valid" or (how == "absent" and fld.required and draw(st.booleans())):
+            doc[fld.name] = draw(value(fld))
+        elif how == "near":
+            doc[fld.name] = draw(_near_value(fld))
+    if draw(st.integers(0, 5)) == 0:
+        doc["zz" + draw(_KEY)] = draw(ANY_VALUE)
+    return doc
+
+
+def near_collection_document(coll: Collection) -> st.SearchStrategy[dict[str, Any]]:
+    fields = coll.fields
+    if coll.timestamps:
+        fields += (Field("createdAt", FieldType.DATE), Field("updatedAt", FieldType.DATE))
+    return near_document(fields, coll.additional_fields)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from bootstrap import console
-from bootstrap.errors import ConfigError
+from bootstrap.errors import ConfigError, Finding
 from bootstrap.spec.load import load_spec
 
 
@@ -15,16 +15,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    warnings: list[Finding] = []
     try:
-        spec = load_spec(args.config, import_handlers=True)
+        spec = load_spec(args.config, warnings=warnings, import_handlers=True)
     except ConfigError as exc:
         if not args.json:
             raise
         console.out_json([finding.as_dict() for finding in exc.findings])
         return 1
     if args.json:
-        console.out_json([])
+        console.out_json([finding.as_dict() for finding in warnings])  # each with "severity": "warning"
     else:
+        for finding in warnings:  # `file:line:column: warning: path: message`; still valid
+            console.err(str(finding))
         console.out(
             f"{args.config}: valid ({len(spec.collections)} collections, "
             f"{sum(len(c.indexes) for c in spec.collections)} indexes, {len(spec.queues)} queues, "

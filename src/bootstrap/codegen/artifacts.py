@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bootstrap.codegen.hashing import files_hash
+from bootstrap.codegen.models import models_inputs
 from bootstrap.jobs.contract import Runtime
 from bootstrap.spec.model import Spec
 
@@ -56,6 +57,7 @@ ARTIFACTS: tuple[Artifact, ...] = (
     Artifact("tasks.py", "tasks.py.j2", queue_tasks),
     Artifact("scheduler.py", "scheduler.py.j2", nothing),
     Artifact("worker.py", "worker.py.j2", package),
+    Artifact("models.py", "models.py.j2", models_inputs, wiring=False),  # the application's models
 )
 
 WIRING_FILES = tuple(artifact.name for artifact in ARTIFACTS if artifact.wiring)

@@ -3,9 +3,10 @@
 A handler is a function taking the job's keyword arguments. It may also ask for `job` (a `Job`: id,
 queue, task, attempt) by naming that parameter. An async function runs on the worker's event loop
 and may ask for `db` too (the worker's MongoDB database, an async pymongo database: one client per
-worker process, connected with the spec's retry policy). A plain function runs in a thread of its
-own, so it cannot block the event loop; the task's timeout applies to waiting for it (Python cannot
-stop a thread: one that times out runs on until it returns, its result unused).
+worker process, connected with the spec's retry policy) and `models` (`bootstrap.models.AsyncModels`
+on that database: `models[EmailEvent]` is the typed collection). A plain function runs in a thread of
+its own, so it cannot block the event loop; the task's timeout applies to waiting for it (Python
+cannot stop a thread: one that times out runs on until it returns, its result unused).
 """
 
 from __future__ import annotations
@@ -47,28 +48,34 @@ def import_handler(path: str) -> Handler:
     handler = getattr(importlib.import_module(module_name), name)
     if not callable(handler) or inspect.isgeneratorfunction(handler) or inspect.isasyncgenfunction(handler):
         raise TypeError(f"handler {path} must be a function (async, or plain: a plain one runs in a thread)")
-    if not inspect.iscoroutinefunction(handler) and "db" in inspect.signature(handler).parameters:
+    asks = [name for name in ("db", "models") if name in inspect.signature(handler).parameters]
+    if not inspect.iscoroutinefunction(handler) and asks:
         raise TypeError(
-            f"handler {path} is a plain function and asks for db, the worker's async MongoDB database: "
-            "make it an async function"
+            f"handler {path} is a plain function and asks for {' and '.join(asks)}, which are async "
+            "(the worker's MongoDB database): make it an async function"
         )
     return handler  # type: ignore[no-any-return]
 
 
 @functools.cache
-def _shape(handler: Handler) -> tuple[bool, bool, bool]:
-    """Whether `handler` takes `job`, takes `db`, is async (looked up once per handler, not per job)."""
+def _shape(handler: Handler) -> tuple[bool, bool, bool, bool]:
+    """Whether `handler` takes `job`, `db`, `models`, and is async (looked up once per handler, not per
+    job)."""
     parameters = inspect.signature(handler).parameters
-    return "job" in parameters, "db" in parameters, inspect.iscoroutinefunction(handler)
+    return "job" in parameters, "db" in parameters, "models" in parameters, inspect.iscoroutinefunction(handler)
 
 
 async def call_handler(handler: Handler, job: Job, kwargs: dict[str, Any], db: Any = None) -> Any:
-    wants_job, wants_db, is_async = _shape(handler)
+    wants_job, wants_db, wants_models, is_async = _shape(handler)
     extra: dict[str, Any] = {}
     if wants_job:
         extra["job"] = job
     if wants_db:
         extra["db"] = db
+    if wants_models:
+        from bootstrap.models import AsyncModels  # pydantic: only for handlers that ask
+
+        extra["models"] = AsyncModels(db)
     if is_async:
         return await handler(**extra, **kwargs)
     return await in_thread(functools.partial(handler, **extra, **kwargs), f"job-{job.id}")

@@ -8,12 +8,13 @@ import re
 import zoneinfo
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
+from dataclasses import replace
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bootstrap.errors import Finding
+from bootstrap.errors import ERROR, WARNING, Finding
 from bootstrap.redact import has_password, mask
 from bootstrap.spec.build import DEFAULT_RETRY, retry_policy
 from bootstrap.spec.durations import parse_duration
@@ -52,12 +53,10 @@ class Reporter:
         self.docs = docs
         self.findings: list[Finding] = []
 
-    def __call__(self, file: str, path: PathKey, message: str, *, key: bool = False) -> None:
+    def __call__(self, file: str, path: PathKey, message: str, *, key: bool = False, severity: str = ERROR) -> None:
         doc = self.docs.get(file)
-        if doc is None:
-            self.findings.append(Finding(file, 0, 0, "", message))
-        else:
-            self.findings.append(doc.finding(path, message, key=key))
+        found = Finding(file, 0, 0, "", message) if doc is None else doc.finding(path, message, key=key)
+        self.findings.append(found if severity == ERROR else replace(found, severity=severity))
 
 
 def check_spec(
@@ -207,6 +206,7 @@ def _check_collections(spec: Spec, report: Reporter, check_refs: bool) -> None:
                 )
             _check_field(fld, report, file, names)
         _check_indexes(coll, report)
+        _warn_ttl_on_optional_field(coll, report)
 
 
 _ALLOWED_FOR = {
@@ -466,6 +466,27 @@ def _check_index_options(coll: Collection, index: Index, report: Reporter) -> No
         report(file, (*path, "keys"), "an index may have only one hashed field")
     if index.sparse and index.partial is not None:
         report(file, (*path, "sparse"), "MongoDB does not allow sparse together with partial")
+
+
+def _warn_ttl_on_optional_field(coll: Collection, report: Reporter) -> None:
+    """A TTL index expires documents by the date in its field: a document without that date is
+    never removed. Warn when the application may leave the field out: not required, no default,
+    not a timestamp (which the models set on insert)."""
+    for index in coll.indexes:
+        if index.ttl is None or len(index.keys) != 1:
+            continue
+        key = index.keys[0][0]
+        if coll.timestamps and key in TIMESTAMP_FIELDS:
+            continue
+        target = resolve_field(coll.fields, key, coll.timestamps)
+        if isinstance(target, Field) and target.type is FieldType.DATE and not (target.required or target.has_default):
+            report(
+                coll.origin.file,
+                (*index.origin.path, "ttl"),
+                f"documents without `{key}` never expire (the field is optional and has no default: "
+                f"make it required or give it `default: now`)",
+                severity=WARNING,
+            )
 
 
 # --- queues and schedules -------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bootstrap.errors import ConfigError, Finding
+from bootstrap.errors import ERROR, ConfigError, Finding
 from bootstrap.spec import build, schema_check
 from bootstrap.spec.checks import Reporter, check_handlers, check_spec
 from bootstrap.spec.model import Spec
@@ -202,10 +202,17 @@ def _not_utf8(shown: str, data: bytes, exc: UnicodeDecodeError) -> Finding:
     )
 
 
-def load_spec(config_dir: Path, env: Mapping[str, str] | None = None, *, import_handlers: bool = False) -> Spec:
-    """The validated Spec of `config_dir`, or ConfigError with every finding. With
-    `import_handlers` (`bootstrap validate`) the declared job handlers are imported too, in a
-    process of their own, and each one workers could not use is a finding."""
+def load_spec(
+    config_dir: Path,
+    env: Mapping[str, str] | None = None,
+    warnings: list[Finding] | None = None,
+    *,
+    import_handlers: bool = False,
+) -> Spec:
+    """The validated Spec of `config_dir`, or ConfigError with every error found. Warnings do not
+    make it invalid: they are appended to `warnings` when a list is given. With `import_handlers`
+    (`bootstrap validate`) the declared job handlers are imported too, in a process of their own,
+    and each one workers could not use is a finding."""
     env = os.environ if env is None else env
     files, findings = config_files(config_dir)
     docs: dict[str, Document] = {}
@@ -239,8 +246,11 @@ def load_spec(config_dir: Path, env: Mapping[str, str] | None = None, *, import_
         report = Reporter(docs)
         check_handlers(spec, report)
         findings += report.findings
-    if findings:
-        raise ConfigError(findings)
+    errors = [f for f in findings if f.severity == ERROR]
+    if errors:
+        raise ConfigError(errors)
+    if warnings is not None:
+        warnings += sorted(f for f in findings if f.severity != ERROR)
     return spec
 
 

@@ -322,6 +322,23 @@ GENERATED_CODE_API = {
     "bootstrap.jobs.wiring.make_broker",
     "bootstrap.jobs.wiring.make_scheduler",
     "bootstrap.jobs.wiring.register_task",
+    # models.py (the shipped spec's models; other kinds and options use more of bootstrap.models.kinds)
+    "bootstrap.models.document",
+    "bootstrap.models.document.Document",
+    "bootstrap.models.document.Reference",
+    "bootstrap.models.document.Subdocument",
+    "bootstrap.models.document.default",
+    "bootstrap.models.document.now",
+    "bootstrap.models.kinds",
+    "bootstrap.models.kinds.Bool",
+    "bootstrap.models.kinds.Date",
+    "bootstrap.models.kinds.Items",
+    "bootstrap.models.kinds.Number",
+    "bootstrap.models.kinds.Object",
+    "bootstrap.models.kinds.ObjectId",
+    "bootstrap.models.kinds.Range",
+    "bootstrap.models.kinds.Ref",
+    "bootstrap.models.kinds.String",
 }
 
 

@@ -93,3 +93,14 @@ def read_live_state(db: Database[Any], names: Iterable[str]) -> LiveState:
             is_view=is_view,
         )
     return LiveState(database=db.name, collections=collections)
+
+
+def count_failing(db: Database[Any], collection: str, validator: Mapping[str, Any],
+                  samples: int = 3) -> tuple[int, tuple[str, ...]]:
+    """How many documents of `collection` `validator` would refuse, and the ids of a few of them.
+    collMod does not recheck existing documents, so nobody else says it. Two reads: a count and
+    a find limited to `samples` ids."""
+    failing = {"$nor": [dict(validator)]}
+    count = db[collection].count_documents(failing)
+    ids = tuple(str(doc["_id"]) for doc in db[collection].find(failing, {"_id": 1}).limit(samples)) if count else ()
+    return count, ids

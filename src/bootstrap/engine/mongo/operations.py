@@ -74,6 +74,10 @@ class UpdateValidator(Operation):
     before_level: str
     before_action: str
     differences: tuple[str, ...]
+    # Existing documents the new validator would refuse (counted by the plan step; None: not
+    # counted), and a few of their ids.
+    failing: int | None = None
+    failing_ids: tuple[str, ...] = ()
     symbol = "~"
     kind = "change"
 
@@ -83,7 +87,15 @@ class UpdateValidator(Operation):
             lines.append(f"  validation: level {self.before_level} -> {self.level}, "
                          f"action {self.before_action} -> {self.action}")
         lines += [f"  {d}" for d in self.differences]
+        if self.failing == 0:
+            lines.append("  every existing document passes the new validator")
+        elif self.failing:
+            sample = f" (e.g. _id {', '.join(self.failing_ids)})" if self.failing_ids else ""
+            lines.append(f"  {self.failing} existing document(s) would fail the new validator{sample}")
         return lines
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), "failing": self.failing, "failing_ids": list(self.failing_ids)}
 
 
 @dataclass(frozen=True)
