@@ -18,8 +18,8 @@ from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
 from bootstrap.errors import ContractError
-from bootstrap.layout.schedules import retry_from_json, retry_json
-from bootstrap.spec.model import ConnectRetry, RetryPolicy, Schedule, Spec, freeze, thaw
+from bootstrap.layout.schedules import definition, retry_from_json, retry_json
+from bootstrap.spec.model import ConnectRetry, RetryPolicy, Schedule, Spec, freeze
 
 _RETRY_KEYS = tuple(f.name for f in fields(RetryPolicy))  # a task's retry policy, checked strictly
 _CONNECT_RETRY_KEYS = tuple(f.name for f in fields(ConnectRetry))
@@ -293,17 +293,10 @@ _SCHEDULE_KEYS = ("queue", "task", "cron", "every", "timezone", "kwargs", "retry
 
 
 def _schedule_literal(schedule: Schedule) -> dict[str, Any]:
-    return {
-        "queue": schedule.queue,
-        "task": schedule.task,
-        "cron": schedule.cron,
-        "every": schedule.every,
-        "timezone": schedule.timezone,
-        "kwargs": thaw(schedule.kwargs),
-        "retry": retry_json(schedule.retry),
-        "misfire": schedule.misfire,
-        "enabled": schedule.enabled,
-    }
+    """The stored form of a schedule (`layout.schedules.definition`), keyed by its id instead."""
+    literal = definition(schedule)
+    del literal["id"]
+    return literal
 
 
 def _schedule_from_literal(schedule_id: str, raw: object) -> Schedule:
