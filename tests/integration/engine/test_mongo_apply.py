@@ -31,19 +31,9 @@ from bootstrap.spec.load import load_spec
 from bootstrap.spec.model import Spec
 from tests.conftest import copy_config
 from tests.support import docgen
+from tests.support.msedb import MSEDB_COLLECTIONS
 
 OID = "65a1b2c3d4e5f6a7b8c9d0e1"
-MSEDB_COLLECTIONS = [
-    "users",
-    "mailboxes",
-    "emailevents",
-    "patterns",
-    "rules",
-    "stagedemails",
-    "auditlogs",
-    "notifications",
-    "webhooksubscriptions",
-]
 WRITE_COMMANDS = {
     "create",
     "createIndexes",

@@ -19,19 +19,9 @@ from bootstrap.engine.mongo.validator import collection_validator
 from bootstrap.models.document import Document
 from bootstrap.spec.model import Collection, Spec
 from tests.support import docgen
+from tests.support.msedb import MSEDB_COLLECTIONS
 
-COLLECTIONS = [
-    "users",
-    "mailboxes",
-    "emailevents",
-    "patterns",
-    "rules",
-    "stagedemails",
-    "auditlogs",
-    "notifications",
-    "webhooksubscriptions",
-    "kinds",
-]
+COLLECTIONS = [*MSEDB_COLLECTIONS, "kinds"]
 
 
 def model_of(models: ModuleType, name: str) -> type[Document]:
