@@ -19,8 +19,8 @@ shipped generated models (`generated/msedb_jobs/models.py`).
 * Beanie (optional: `pip install beanie`, or `pip install -e '.[bench]'`): an equivalent
   `beanie.Document`, async, compared with raw async pymongo on the same documents.
 
-Each insert is repeated (--repeat, default 3) in one run, raw and models taking turns on emptied
-collections, with five reads of each kind after each raw insert, taking turns. Each ratio is the
+Each insert is repeated (--repeat, default 5) in one run, raw and models taking turns on emptied
+collections, then five reads of each kind, taking turns. Each ratio is the
 median of the ratios of neighbouring runs (models run i / raw run i): load from other processes on
 this machine comes and goes over seconds, and a pair of neighbouring runs shares it, where the best
 of each kind may come from different moments. The best times are printed too. Targets: models
@@ -110,12 +110,12 @@ def measure_sync(db: Database[Any], values: list[dict[str, Any]], repeat: int) -
         documents = raw_documents(values)
         fresh(db)
         times["raw insert"].append(timed(lambda documents=documents: raw.insert_many(documents)))
-        for _ in range(READS):  # reads are short: more samples, taking turns
-            times["raw read"].append(timed(lambda: list(raw.find())))
-            times["models read"].append(timed(lambda: events.find()))
         fresh(db)
         times["models insert"].append(timed(lambda: events.insert_many([EmailEvent(**v) for v in values])))
         assert events.count() == len(values)
+        for _ in range(READS):  # reads are short: more samples, taking turns
+            times["raw read"].append(timed(lambda: list(raw.find())))
+            times["models read"].append(timed(lambda: events.find()))
     return times
 
 
@@ -204,13 +204,13 @@ async def measure_async(uri: str, values: list[dict[str, Any]], repeat: int) -> 
             documents = raw_documents(values)
             await raw.delete_many({})
             await run("raw insert", lambda documents=documents: raw.insert_many(documents))
+            await raw.delete_many({})
+            await run("models insert", lambda: events.insert_many([EmailEvent(**v) for v in values]))
             for _ in range(READS):
                 await run("raw read", lambda: raw.find().to_list(None))
                 await run("models read", lambda: events.find())
                 if BeanieEvent is not None:
                     await run("beanie read", lambda: BeanieEvent.find_all().to_list())
-            await raw.delete_many({})
-            await run("models insert", lambda: events.insert_many([EmailEvent(**v) for v in values]))
             if BeanieEvent is not None:
                 await raw.delete_many({})
                 moment = now()
@@ -255,7 +255,7 @@ def report(title: str, times: dict[str, list[float]], n: int) -> dict[str, float
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("n", nargs="?", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     values = inputs(args.n)
     spec = load_spec(REPO / "config", {})
