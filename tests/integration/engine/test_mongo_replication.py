@@ -22,11 +22,13 @@ from bootstrap.engine import apply as applying
 from bootstrap.engine.history import APPLIES, last_apply
 from bootstrap.engine.lock import LOCKS, LeaseLock
 from bootstrap.engine.mongo import plan as mongo
+from bootstrap.engine.mongo.execute import execute
 from bootstrap.engine.mongo.live import read_live_state
-from bootstrap.engine.mongo.operations import CreateIndexes, Operation
+from bootstrap.engine.mongo.operations import CreateIndexes, Operation, ShardCollection
 from bootstrap.engine.mongo.server import REPLICA_SET, ServerRole
 from bootstrap.engine.ops import Options
-from bootstrap.errors import ApplyFailed
+from bootstrap.engine.render import plan_text
+from bootstrap.errors import ApplyFailed, OperationFailed
 from bootstrap.spec.load import load_spec
 from bootstrap.spec.model import Spec
 from tests.conftest import copy_config
@@ -159,3 +161,20 @@ def test_a_standalone_plan_is_never_checked_against_a_primary(config_dir: Path, 
     sent.commands.clear()
     watch.check(Operation("x"))
     assert sent.named("hello") == []
+
+
+def test_off_a_mongos_the_shipped_shard_declarations_are_one_note_line(config_dir: Path, db: Database[Any]) -> None:
+    spec = load_spec(config_dir)
+    apply(spec, db)
+    text = plan_text(applying.full_plan(spec, db, None, Options()), "target")
+    notes = [line for line in text if "shard" in line]
+    assert notes == ["sharding","  ? shard: declared on emailevents, mailboxes; not applied: replica set 'secantus' "
+                     f"(primary {db.client.admin.command('hello')['primary']}) is not a mongos "
+                     "(shard-key indexes are still created)"]
+    assert text[-1] == "No changes: the database matches the spec."
+
+
+def test_shard_collection_on_a_server_without_sharding_fails_naming_the_collection(db: Database[Any]) -> None:
+    with pytest.raises(OperationFailed, match=r"^mailboxes: shard collection mailboxes on \{userId: 1\}.* failed "
+                       r"\(code 59\)"):
+        execute(db, ShardCollection("mailboxes", (("userId", 1),)), lambda line: None)
