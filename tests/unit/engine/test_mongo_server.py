@@ -6,14 +6,17 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import pytest
 from bson import ObjectId
 from pymongo import MongoClient, ReadPreference
 
 from bootstrap.connect.mongo import majority, on_primary
 from bootstrap.engine.mongo.compare import compare
 from bootstrap.engine.mongo.live import LiveState
-from bootstrap.engine.mongo.operations import CreateIndexes
+from bootstrap.engine.mongo.operations import CreateIndexes, IndexModel
+from bootstrap.engine.mongo.plan import PrimaryWatch, backend
 from bootstrap.engine.mongo.server import MONGOS, REPLICA_SET, STANDALONE, ServerRole, role_from_hello
+from bootstrap.errors import OperationFailed
 from bootstrap.spec.model import Collection, Field, FieldType, Index
 from tests.unit.engine.build import spec_of
 
@@ -63,4 +66,15 @@ def test_plans_read_from_the_primary_and_records_are_majority_writes_whatever_th
     records = majority(db, "bootstrap_locks")
     assert records.write_concern.document == {"w": "majority", "wtimeout": 10000}
     assert records.read_concern.level == "majority" and records.read_preference == ReadPreference.PRIMARY
+    client.close()
+
+
+def test_no_server_to_ask_for_the_primary_is_an_operation_failure_not_a_crash() -> None:
+    client: MongoClient[dict[str, Any]] = MongoClient("mongodb://127.0.0.1:1/t", serverSelectionTimeoutMS=100)
+    db = client.get_default_database()
+    watch = PrimaryWatch(db)
+    watch.planned = ServerRole(REPLICA_SET, "rs0", "db1:27017", "e")
+    run = backend(spec_of((USERS,)), db, watch).execute
+    with pytest.raises(OperationFailed, match=r"^users: could not ask which member is primary before create index"):
+        run(CreateIndexes("users", (IndexModel("email_1", (("email", 1),)),)), lambda line: None)
     client.close()

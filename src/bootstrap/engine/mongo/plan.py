@@ -8,15 +8,16 @@ from dataclasses import replace
 from typing import Any
 
 from pymongo.database import Database
+from pymongo.errors import PyMongoError
 
-from bootstrap.connect.mongo import on_primary
+from bootstrap.connect.mongo import on_primary, reason
 from bootstrap.engine.mongo.compare import compare
 from bootstrap.engine.mongo.execute import execute
 from bootstrap.engine.mongo.live import count_failing, read_live_state
 from bootstrap.engine.mongo.operations import UpdateValidator
 from bootstrap.engine.mongo.server import REPLICA_SET, ServerRole, read_role
 from bootstrap.engine.ops import Backend, Operation, Options, Plan, Report
-from bootstrap.errors import PrimaryChanged
+from bootstrap.errors import OperationFailed, PrimaryChanged
 from bootstrap.spec.model import Spec
 
 
@@ -65,7 +66,11 @@ def backend(spec: Spec, db: Database[Any], watch: PrimaryWatch | None = None) ->
     watch = watch or PrimaryWatch(db)
 
     def run(op: Operation, report: Report) -> None:
-        watch.check(op)
+        try:
+            watch.check(op)
+        except PyMongoError as exc:  # no answer from any primary: stop here, recorded like any failure
+            raise OperationFailed(f"{op.collection}: could not ask which member is primary before "
+                                  f"{op.describe()[0]}: {reason(exc)}", op) from None
         execute(db, op, report)
 
     return Backend(plan=lambda options: make_plan(spec, db, options, watch).operations, execute=run)
