@@ -17,6 +17,7 @@ from bootstrap.engine.mongo.operations import (
     IndexModel,
     ShardCollection,
     ShardingUnavailable,
+    UndeclaredShardKey,
 )
 from bootstrap.engine.mongo.server import MONGOS, REPLICA_SET, ServerRole
 from bootstrap.engine.mongo.validator import collection_validator
@@ -131,3 +132,11 @@ def test_off_a_mongos_the_declarations_are_one_note_line_and_no_change() -> None
     assert text[1:] == ["", "sharding", "  ? shard: declared on mailboxes; not applied: a standalone server is "
                         "not a mongos (shard-key indexes are still created)", "",
                         "No changes: the database matches the spec."]
+
+
+def test_a_sharded_collection_without_a_declaration_is_a_note_not_a_change() -> None:
+    live = live_mailboxes(USER_EMAIL_MODEL, SEEN_MODEL, shard=LiveShard((("userId", 1),)))
+    plan = compare(spec_of((replace(MAILBOXES, shard=None),)), live)
+    assert plan.operations == (UndeclaredShardKey("mailboxes", (("userId", 1),)),) and plan.changes == ()
+    assert plan.operations[0].describe() == [
+        "sharded on {userId: 1}, not declared: left as it is (declare it with shard:)"]

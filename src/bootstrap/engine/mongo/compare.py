@@ -23,6 +23,7 @@ from bootstrap.engine.mongo.operations import (
     RebuildIndex,
     ShardCollection,
     ShardingUnavailable,
+    UndeclaredShardKey,
     UpdateValidator,
 )
 from bootstrap.engine.mongo.validator import collection_validator
@@ -99,6 +100,8 @@ def compare_collection(coll: Collection, live: LiveCollection | None, allow_rebu
     ops += _compare_indexes(coll.name, wanted, live, allow_rebuild, prune, quorum)
     if mongos and coll.shard is not None:
         ops = _place_shard(coll, coll.shard, live.shard, ops, database)
+    elif live.shard is not None:
+        ops.append(UndeclaredShardKey(coll.name, live.shard.keys))
     return ops
 
 

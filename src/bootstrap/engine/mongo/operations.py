@@ -12,7 +12,7 @@ from bootstrap.spec.durations import format_duration
 
 __all__ = ["Blocked", "ChangeIndex", "CreateCollection", "CreateIndexes", "DropIndex", "IndexModel",
            "KeepIndex", "Operation", "Plan", "RebuildIndex", "ShardCollection", "ShardingUnavailable",
-           "UpdateValidator"]
+           "UndeclaredShardKey", "UpdateValidator"]
 
 
 def describe_keys(keys: tuple[tuple[str, int | str], ...]) -> str:
@@ -216,3 +216,17 @@ class ShardingUnavailable(Operation):
     def describe(self) -> list[str]:
         return [f"shard: declared on {', '.join(self.collections)}; not applied: {self.server} is not a mongos "
                 "(shard-key indexes are still created)"]
+
+
+@dataclass(frozen=True)
+class UndeclaredShardKey(Operation):
+    """A collection sharded on the cluster whose file declares no `shard:`: left as it is (a shard
+    key cannot be removed by apply), shown so the file can say so."""
+
+    keys: tuple[tuple[str, int | str], ...]
+    symbol = "?"
+    kind = "note"
+    is_change = False
+
+    def describe(self) -> list[str]:
+        return [f"sharded on {describe_keys(self.keys)}, not declared: left as it is (declare it with shard:)"]
