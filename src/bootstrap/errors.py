@@ -119,6 +119,12 @@ class OperationFailed(BootstrapError):
         super().__init__(message)
 
 
+class PrimaryChanged(OperationFailed):
+    """The replica set elected another primary since the plan was made (or the primary stepped
+    down during an operation): what the plan read may be stale or rolled back, so apply plans again
+    before going on."""
+
+
 class DuplicatesFound(BootstrapError):
     """A unique index cannot be (re)built: the data holds duplicate keys."""
 

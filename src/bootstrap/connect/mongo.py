@@ -5,8 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from pymongo import AsyncMongoClient, MongoClient, monitoring
+from pymongo import AsyncMongoClient, MongoClient, ReadPreference, WriteConcern, monitoring
+from pymongo.collection import Collection
+from pymongo.database import Database
 from pymongo.errors import ConfigurationError, OperationFailure, PyMongoError
+from pymongo.read_concern import ReadConcern
 
 from bootstrap.connect import retry
 from bootstrap.connect.retry import Target
@@ -15,6 +18,10 @@ from bootstrap.redact import mask
 from bootstrap.spec.model import MongoSettings
 
 log = logging.getLogger("bootstrap.mongo")
+
+# How long a majority write may wait for the members to acknowledge it before failing (wtimeout):
+# long enough for a healthy set under load, short enough that a set without a majority is reported.
+MAJORITY_WAIT = 10.0
 
 
 class DriverEvents(monitoring.ServerHeartbeatListener, monitoring.ConnectionPoolListener):
@@ -116,6 +123,24 @@ def client_options(
     uri = settings.uri.replace("://localhost", "://127.0.0.1") if settings.ipv4_only else settings.uri
     options["host"] = uri
     return options
+
+
+def on_primary(db: Database[Any]) -> Database[Any]:
+    """`db` reading from the primary whatever the URI's readPreference says: a plan must compare
+    the spec with the state the next write will meet, not a lagging secondary's."""
+    return db.client.get_database(db.name, codec_options=db.codec_options, read_preference=ReadPreference.PRIMARY)
+
+
+def majority(db: Database[Any], name: str) -> Collection[Any]:
+    """A collection of the tool's own records (lock, apply history), written with w: "majority"
+    and read with majority read concern on the primary: after a failover the new primary holds
+    every lease and record that was acknowledged, and no read sees a write that may be rolled back."""
+    return db.get_collection(
+        name,
+        read_preference=ReadPreference.PRIMARY,
+        write_concern=WriteConcern("majority", wtimeout=int(MAJORITY_WAIT * 1000)),
+        read_concern=ReadConcern("majority"),
+    )
 
 
 def make_client(

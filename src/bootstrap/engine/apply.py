@@ -1,5 +1,6 @@
 """apply: plan every side (MongoDB, then Redis), refuse a blocked plan, then under the lease lock plan
-again, execute each side's operations in order, and record what was done.
+again, execute each side's operations in order (planning again when the MongoDB primary changes),
+and record what was done.
 
 The sequence knows nothing of either backend: each side is a Backend (plan + execute one operation).
 A deployment that already matches the spec gets no write at all (not even the lock or a record).
@@ -11,7 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import redis
 from pymongo.database import Database
@@ -22,7 +23,7 @@ from bootstrap.engine.mongo import plan as mongo
 from bootstrap.engine.ops import Backend, Operation, Options, Plan, Report
 from bootstrap.engine.redis import plan as redis_side
 from bootstrap.engine.render import done_lines
-from bootstrap.errors import ApplyFailed, OperationFailed, PlanBlocked
+from bootstrap.errors import ApplyFailed, OperationFailed, PlanBlocked, PrimaryChanged
 from bootstrap.spec.model import Spec
 
 LOCK = "apply"
@@ -88,40 +89,69 @@ def apply(
         planned = plan_checked(db.name, sides, options)
         if not _changes(planned):
             return []
-        return execute(spec, db, planned, report, lock.lost)
+        return execute(spec, db, planned, report, lock.lost, replan=lambda: plan_checked(db.name, sides, options))
+
+
+MAX_REPLANS = 3  # elections in a row during one apply: beyond that, stop and say so
 
 
 def execute(
-    spec: Spec, db: Database[Any], planned: tuple[SidePlan, ...], report: Report, lock_lost: threading.Event
+    spec: Spec,
+    db: Database[Any],
+    planned: tuple[SidePlan, ...],
+    report: Report,
+    lock_lost: threading.Event,
+    replan: Callable[[], tuple[SidePlan, ...]] | None = None,
 ) -> list[Operation]:
     """Every side's changes, side by side and in plan order; the apply recorded either way. Stops at
-    the first failure, or before an operation once the lock was lost (another run may be applying)."""
+    the first failure, or before an operation once the lock was lost (another run may be applying).
+    When the MongoDB primary changed (PrimaryChanged), plans again with `replan` (what the old
+    primary acknowledged may have been rolled back) and goes on with the new plan, at most
+    MAX_REPLANS times."""
     started = datetime.now(UTC)
-    changes = [op for side in planned for op in side.changes]
     done: list[Operation] = []
-    try:
-        for side in planned:
-            for op in side.changes:
-                if lock_lost.is_set():
-                    raise OperationFailed("stopped: the apply lock was lost (lease expired)", op)
-                side.backend.execute(op, report)
-                for line in done_lines(op):
-                    report(line)
-                done.append(op)
-    except OperationFailed as exc:
-        failure = ApplyFailed(str(exc), done, exc.operation)
-        record_apply(
-            db,
-            spec_hash=spec.hash(),
-            started=started,
-            done=done,
-            planned=changes,
-            outcome="failed",
-            error=str(failure),
-        )
-        raise failure from None
-    record_apply(db, spec_hash=spec.hash(), started=started, done=done, planned=changes, outcome="success")
+    replans = 0
+    while True:
+        remaining = [op for side in planned for op in side.changes]
+        try:
+            for side in planned:
+                for op in side.changes:
+                    if lock_lost.is_set():
+                        raise OperationFailed("stopped: the apply lock was lost (lease expired)", op)
+                    side.backend.execute(op, report)
+                    for line in done_lines(op):
+                        report(line)
+                    done.append(op)
+                    remaining.remove(op)
+            break
+        except PrimaryChanged as exc:
+            if replan is None or replans >= MAX_REPLANS:
+                _failed(spec, db, started, done, remaining, str(exc) + (
+                    f" (planned again {replans} time(s) already)" if replans else ""), exc.operation)
+            replans += 1
+            report(f"{exc}: planning again ({replans}/{MAX_REPLANS})")
+            try:
+                planned = replan()
+            except PlanBlocked as blocked:
+                _record(spec, db, started, done, remaining, "failed", str(blocked))
+                raise
+        except OperationFailed as exc:
+            _failed(spec, db, started, done, remaining, str(exc), exc.operation)
+    _record(spec, db, started, done, [], "success")
     return done
+
+
+def _record(spec: Spec, db: Database[Any], started: datetime, done: list[Operation],
+            remaining: list[Operation], outcome: str, error: str | None = None) -> None:
+    record_apply(db, spec_hash=spec.hash(), started=started, done=done, planned=done + remaining,
+                 outcome=outcome, error=error)
+
+
+def _failed(spec: Spec, db: Database[Any], started: datetime, done: list[Operation],
+            remaining: list[Operation], message: str, operation: Operation) -> NoReturn:
+    failure = ApplyFailed(message, done, operation)
+    _record(spec, db, started, done, remaining, "failed", str(failure))
+    raise failure from None
 
 
 def _changes(planned: tuple[SidePlan, ...]) -> bool:

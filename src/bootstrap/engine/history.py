@@ -14,7 +14,7 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from bootstrap import __version__
-from bootstrap.connect.mongo import reason
+from bootstrap.connect.mongo import majority, reason
 from bootstrap.engine.mongo.operations import Operation
 
 log = logging.getLogger("bootstrap.engine.apply")
@@ -48,7 +48,7 @@ def record_apply(
         "tool": f"bootstrap {__version__}",
     }
     try:
-        db[APPLIES].insert_one(record)
+        majority(db, APPLIES).insert_one(record)  # w: majority: the record survives a failover
     except PyMongoError as exc:
         log.warning("could not record this apply in %s: %s", APPLIES, reason(exc))
 

@@ -5,7 +5,9 @@ The lease lives in `bootstrap_locks`; expiry is measured on the server's clock (
 machines running apply does not matter. (Not `$$NOW` inside queries: some servers that speak the
 protocol compare it wrongly with stored dates.) The holder renews the lease in the background; a
 crashed holder's lease simply expires. Acquiring relies on the unique `_id`: an upsert that does
-not match a free or expired lease fails with a duplicate key, which means "held".
+not match a free or expired lease fails with a duplicate key, which means "held". Lease writes use
+w: "majority" and lease reads majority read concern, so a lease acknowledged by one primary is
+still held after a failover elects another.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from bootstrap.connect.mongo import reason
+from bootstrap.connect.mongo import majority, reason
 from bootstrap.errors import LockTimeout
 
 log = logging.getLogger("bootstrap.lock")
@@ -34,7 +36,7 @@ LOCKS = "bootstrap_locks"
 
 class LeaseLock:
     def __init__(self, db: Database[Any], name: str, lease: float = 30.0) -> None:
-        self.collection = db[LOCKS]
+        self.collection = majority(db, LOCKS)  # w: majority, majority reads: a lease survives failover
         self.name = name
         self.lease_ms = int(lease * 1000)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

@@ -25,6 +25,7 @@ from bootstrap.spec.model import (
     RetentionRule,
     RetryPolicy,
     Schedule,
+    ShardKey,
     Task,
     freeze,
 )
@@ -86,6 +87,7 @@ def mongo_settings(raw: dict[str, Any], project: str, template: str | None = Non
         connect_timeout=_seconds(timeouts, "connect", 20.0),
         ipv4_only=raw.get("ipv4_only", False),
         connect_retry=connect_retry(raw.get("connect_retry")),
+        commit_quorum=raw.get("commit_quorum", "votingMembers"),
     )
 
 
@@ -128,7 +130,19 @@ def collection(doc: Document) -> Collection:
         validation_action=validation.get("action", "error"),
         additional_fields=raw.get("additional_fields", True),
         description=raw.get("description"),
+        shard=_shard(raw["shard"], doc.file) if "shard" in raw else None,
         origin=Origin(doc.file, ()),
+    )
+
+
+def _shard(raw: dict[str, Any], file: str) -> ShardKey:
+    presplit = raw.get("presplit", {})
+    return ShardKey(
+        keys=tuple(raw["key"].items()),
+        unique=raw.get("unique", False),
+        chunks=presplit.get("chunks"),
+        split_at=tuple(freeze(point) for point in presplit.get("at", [])),
+        origin=Origin(file, ("shard",)),
     )
 
 

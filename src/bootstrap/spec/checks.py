@@ -27,6 +27,7 @@ from bootstrap.spec.model import (
     Queue,
     RetryPolicy,
     Schedule,
+    ShardKey,
     Spec,
     Task,
 )
@@ -207,6 +208,8 @@ def _check_collections(spec: Spec, report: Reporter, check_refs: bool) -> None:
             _check_field(fld, report, file, names)
         _check_indexes(coll, report)
         _warn_ttl_on_optional_field(coll, report)
+        if coll.shard is not None:
+            _check_shard(coll, coll.shard, report)
 
 
 _ALLOWED_FOR = {
@@ -466,6 +469,78 @@ def _check_index_options(coll: Collection, index: Index, report: Reporter) -> No
         report(file, (*path, "keys"), "an index may have only one hashed field")
     if index.sparse and index.partial is not None:
         report(file, (*path, "sparse"), "MongoDB does not allow sparse together with partial")
+
+
+def describe_key(keys: tuple[tuple[str, int | str], ...]) -> str:
+    return "{" + ", ".join(f"{name}: {direction}" for name, direction in keys) + "}"
+
+
+def _through_array(fields: Iterable[Field], dotted: str) -> bool:
+    """Whether a dotted path is, or passes through, an array field (MongoDB paths see through them)."""
+    current = tuple(fields)
+    for part in dotted.split("."):
+        found = next((f for f in current if f.name == part), None)
+        if found is None:
+            return False
+        if found.type is FieldType.ARRAY:
+            return True
+        current = found.fields
+    return False
+
+
+def _check_shard(coll: Collection, shard: ShardKey, report: Reporter) -> None:
+    """MongoDB's rules for a shard key: declared, non-array fields, at most one hashed field, no
+    unique hashed key, presplit of the kind the key allows, and every unique index (but _id's)
+    starting with a ranged shard key, since uniqueness across shards is enforced only through it."""
+    file, path = coll.origin.file, shard.origin.path
+    fields: dict[str, Field] = {}
+    for name, _direction in shard.keys:
+        target = resolve_field(coll.fields, name, coll.timestamps)
+        if target is None:
+            report(file, (*path, "key", name), f"'{name}' is not a declared field of '{coll.name}'", key=True)
+        elif _through_array(coll.fields, name):
+            report(file, (*path, "key", name), f"a shard key field cannot be an array or inside one ('{name}')",
+                   key=True)
+        elif isinstance(target, Field):
+            fields[name] = target
+    if sum(direction == "hashed" for _, direction in shard.keys) > 1:
+        report(file, (*path, "key"), "a shard key may have only one hashed field")
+    if shard.unique and shard.hashed:
+        report(file, (*path, "unique"), "a hashed shard key cannot be unique (MongoDB refuses unique with hashed)")
+    if shard.chunks is not None and not shard.hashed:
+        report(file, (*path, "presplit", "chunks"),
+               "chunks (numInitialChunks) applies to hashed shard keys only; split a ranged key with `at`")
+    if shard.split_at and shard.hashed:
+        report(file, (*path, "presplit", "at"),
+               "split points apply to ranged shard keys only; presplit a hashed key with `chunks`")
+    for number, point in enumerate(shard.split_at):
+        where = (*path, "presplit", "at", number)
+        if tuple(point) != shard.fields:
+            report(file, where, f"a split point names every shard key field in order ({', '.join(shard.fields)}), "
+                   f"not {', '.join(map(str, point)) or 'none'}")
+            continue
+        for name, value in point.items():
+            fld = fields.get(name)
+            problem = value_problem(fld, value, check_enum=False) if fld is not None else None
+            if problem:
+                report(file, (*where, name), f"split point: {problem}")
+    key = describe_key(shard.keys)
+    for index in coll.indexes:
+        if not index.unique or [name for name, _ in index.keys] == ["_id"]:
+            continue  # _id is unique per shard by MongoDB's own rule
+        if shard.hashed:
+            report(file, (*index.origin.path, "unique"),
+                   f"a unique index cannot go with the hashed shard key {key}: MongoDB enforces uniqueness "
+                   "across shards only for indexes prefixed by a ranged shard key")
+        elif tuple(name for name, _ in index.keys[: len(shard.keys)]) != shard.fields:
+            report(file, (*index.origin.path, "unique"),
+                   f"a unique index on a sharded collection must start with the shard key {key} "
+                   "(MongoDB enforces uniqueness across shards only through it)")
+    if shard.unique:
+        exact = next((ix for ix in coll.indexes if ix.keys == shard.keys), None)
+        if exact is not None and not exact.unique:
+            report(file, (*exact.origin.path, "keys"),
+                   f"the shard key {key} is unique: the index on exactly that key must be unique too")
 
 
 def _warn_ttl_on_optional_field(coll: Collection, report: Reporter) -> None:

@@ -162,6 +162,26 @@ class Index:
 
 
 @dataclass(frozen=True)
+class ShardKey:
+    """How a collection is sharded on a sharded cluster (shardCollection): its key, whether the key
+    is unique, and how an empty collection is split up front."""
+
+    keys: tuple[tuple[str, int | str], ...]  # each 1 (ranged) or "hashed"
+    unique: bool = False
+    chunks: int | None = None  # numInitialChunks: hashed keys
+    split_at: tuple[Mapping[str, Any], ...] = ()  # split points (`split` with `middle`): ranged keys
+    origin: Origin = field(default=NO_ORIGIN, compare=False, repr=False)
+
+    @property
+    def hashed(self) -> bool:
+        return any(direction == "hashed" for _, direction in self.keys)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.keys)
+
+
+@dataclass(frozen=True)
 class Collection:
     name: str
     model: str | None
@@ -172,6 +192,7 @@ class Collection:
     validation_action: str = "error"
     additional_fields: bool = True
     description: str | None = None
+    shard: ShardKey | None = None  # None: not sharded
     origin: Origin = field(default=NO_ORIGIN, compare=False, repr=False)
 
 
@@ -236,6 +257,9 @@ class MongoSettings:
     connect_timeout: float = 20.0
     ipv4_only: bool = False
     connect_retry: ConnectRetry = ConnectRetry()
+    # When a replica set commits an index build (createIndexes' commitQuorum): MongoDB's own default,
+    # every data-bearing voting member; or "majority", or a number of members.
+    commit_quorum: str | int = "votingMembers"
 
 
 @dataclass(frozen=True)

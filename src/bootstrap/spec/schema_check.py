@@ -110,6 +110,8 @@ def _message(error: ValidationError, schema: dict[str, Any]) -> str:
         return f"expected {_article(wanted)}, got {_json_type(instance)} {_show(instance)}{hint}"
     if kind == "pattern":
         return f"{_show(instance)} is not valid (expected {_expected(schema)})"
+    if kind in ("oneOf", "anyOf") and "x-expected" in schema:  # alternatives: say them in words
+        return f"{_show(instance)} is not allowed (expected {schema['x-expected']})"
     if kind in ("minimum", "exclusiveMinimum"):
         return f"{_show(instance)} is too small (expected at least {value})"
     if kind in ("maximum", "exclusiveMaximum"):

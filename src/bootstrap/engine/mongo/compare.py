@@ -4,9 +4,12 @@ key pattern exists under another name counts as renamed (a rebuild)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
-from bootstrap.engine.mongo.live import LiveCollection, LiveIndex, LiveState
+from bson import ObjectId
+
+from bootstrap.engine.mongo.live import LiveCollection, LiveIndex, LiveShard, LiveState
 from bootstrap.engine.mongo.operations import (
     Blocked,
     ChangeIndex,
@@ -18,10 +21,14 @@ from bootstrap.engine.mongo.operations import (
     Operation,
     Plan,
     RebuildIndex,
+    ShardCollection,
+    ShardingUnavailable,
+    UndeclaredShardKey,
     UpdateValidator,
 )
 from bootstrap.engine.mongo.validator import collection_validator
-from bootstrap.spec.model import Collection, Index, Spec, thaw
+from bootstrap.spec.build import default_index_name
+from bootstrap.spec.model import Collection, FieldType, Index, ShardKey, Spec, thaw
 
 IN_PLACE = ("expireAfterSeconds", "hidden")  # collMod changes these without a rebuild
 MANAGED_OPTIONS = ("unique", "sparse", "expireAfterSeconds", "partialFilterExpression", "hidden", "collation")
@@ -51,20 +58,32 @@ def live_model(index: LiveIndex) -> IndexModel:
 
 def compare(spec: Spec, live: LiveState, *, allow_rebuild: bool = False, prune: bool = False) -> Plan:
     operations: list[Operation] = []
+    quorum = spec.mongodb.commit_quorum if live.server.takes_commit_quorum else None
+    mongos = live.server.is_mongos
     for coll in spec.collections:
-        operations += compare_collection(coll, live.collections.get(coll.name), allow_rebuild, prune)
+        operations += compare_collection(coll, live.collections.get(coll.name), allow_rebuild, prune,
+                                         quorum=quorum, mongos=mongos, database=live.database)
+    sharded = tuple(c.name for c in spec.collections if c.shard is not None)
+    if sharded and not mongos:  # one line for the plan, so the same config runs on a laptop
+        operations.append(ShardingUnavailable("", sharded, live.server.describe()))
     return Plan(database=live.database, operations=tuple(operations))
 
 
 def compare_collection(coll: Collection, live: LiveCollection | None, allow_rebuild: bool,
-                       prune: bool) -> list[Operation]:
+                       prune: bool, *, quorum: str | int | None = None, mongos: bool = False,
+                       database: str = "") -> list[Operation]:
     validator = collection_validator(coll)
     wanted = [index_model(ix) for ix in coll.indexes]
+    support = shard_index(coll)
+    if support is not None:  # the shard key's index goes first (declared, or implied by the key)
+        wanted = [support, *(ix for ix in wanted if ix != support)]
     if live is None:
         ops: list[Operation] = [CreateCollection(coll.name, validator, coll.validation_level,
                                                  coll.validation_action)]
         if wanted:
-            ops.append(CreateIndexes(coll.name, tuple(wanted)))
+            ops.append(CreateIndexes(coll.name, tuple(wanted), commit_quorum=quorum))
+        if mongos and coll.shard is not None:
+            ops = _place_shard(coll, coll.shard, None, ops, database)
         return ops
     if live.is_view:
         return [Blocked(coll.name, CreateCollection(coll.name, validator, coll.validation_level,
@@ -78,12 +97,92 @@ def compare_collection(coll: Collection, live: LiveCollection | None, allow_rebu
         differences = () if live_validator == validator else tuple(validator_differences(live_validator, validator))
         ops.append(UpdateValidator(coll.name, validator, coll.validation_level, coll.validation_action,
                                    live.validation_level, live.validation_action, differences))
-    ops += _compare_indexes(coll.name, wanted, live, allow_rebuild, prune)
+    ops += _compare_indexes(coll.name, wanted, live, allow_rebuild, prune, quorum)
+    if mongos and coll.shard is not None:
+        ops = _place_shard(coll, coll.shard, live.shard, ops, database)
+    elif live.shard is not None:
+        ops.append(UndeclaredShardKey(coll.name, live.shard.keys))
     return ops
 
 
+def shard_index(coll: Collection) -> IndexModel | None:
+    """The index that supports `coll`'s shard key: the first declared one that starts with the key
+    (and is neither sparse, partial nor collated, which cannot back a shard key), else the one the key
+    implies ({userId: 1} -> userId_1, unique when the key is). None when the collection is not sharded."""
+    shard = coll.shard
+    if shard is None:
+        return None
+    for index in coll.indexes:
+        if (index.keys[: len(shard.keys)] == shard.keys and not index.sparse and index.partial is None
+                and index.collation is None and (index.unique or not shard.unique)):
+            return index_model(index)
+    return IndexModel(default_index_name(shard.keys), shard.keys, {"unique": True} if shard.unique else {})
+
+
+def _place_shard(coll: Collection, shard: ShardKey, live: LiveShard | None, ops: list[Operation],
+                 database: str) -> list[Operation]:
+    """Through a mongos: shardCollection after the shard-key index is built and before the other
+    indexes (one createIndexes becomes two around it); a changed key is blocked with the way forward."""
+    wanted = ShardCollection(coll.name, shard.keys, shard.unique, shard.chunks,
+                             tuple(_split_point(coll, point) for point in shard.split_at))
+    if live is not None:
+        if (live.keys, live.unique) == (shard.keys, shard.unique):
+            return ops
+        return [*ops, Blocked(coll.name, wanted, shard_key_change(f"{database}.{coll.name}", live, shard))]
+    support = shard_index(coll)
+    out: list[Operation] = []
+    placed = False
+    for op in ops:
+        if isinstance(op, CreateIndexes) and not placed:
+            first = tuple(ix for ix in op.indexes if support is not None and ix.name == support.name)
+            rest = tuple(ix for ix in op.indexes if ix not in first)
+            names = {ix.name for ix in first}
+            if first:
+                out.append(replace(op, indexes=first, rebuilt=tuple(n for n in op.rebuilt if n in names)))
+            out.append(wanted)
+            if rest:
+                out.append(replace(op, indexes=rest, rebuilt=tuple(n for n in op.rebuilt if n not in names)))
+            placed = True
+        else:
+            out.append(op)
+    if not placed:
+        out.append(wanted)
+    return out
+
+
+def _split_point(coll: Collection, point: Any) -> Mapping[str, Any]:
+    """A declared split point with objectId fields as ObjectIds (YAML has only their hex)."""
+    out: dict[str, Any] = {}
+    for name, value in point.items():
+        fld = next((f for f in coll.fields if f.name == name), None)
+        is_id = (fld is not None and fld.type is FieldType.OBJECT_ID) or name == "_id"
+        out[name] = ObjectId(value) if is_id and isinstance(value, str) and ObjectId.is_valid(value) else value
+    return out
+
+
+def shell_keys(keys: tuple[tuple[str, int | str], ...]) -> str:
+    """A key pattern as mongosh takes it: {userId: 1, email: "hashed"}."""
+    return "{" + ", ".join(f"{k}: {v!r}".replace("'", '"') for k, v in keys) + "}"
+
+
+def shard_key_change(namespace: str, live: LiveShard, shard: ShardKey) -> str:
+    """Why apply will not change a shard key, and which command does: refineCollectionShardKey when
+    the declared key extends the live one (same fields first, suffix fields added), else
+    reshardCollection (MongoDB 5.0+; it rewrites the collection)."""
+    before = f"sharded on {shell_keys(live.keys)}{' unique' if live.unique else ''}"
+    after = f"declared {shell_keys(shard.keys)}{' unique' if shard.unique else ''}"
+    head = f"{before}, {after}: apply never changes a shard key"
+    if (len(shard.keys) > len(live.keys) and shard.keys[: len(live.keys)] == live.keys
+            and live.unique == shard.unique):
+        return (f"{head}; the new key extends the old one, so refine it once an index on the new key exists: "
+                f'db.adminCommand({{refineCollectionShardKey: "{namespace}", key: {shell_keys(shard.keys)}}})')
+    unique = ", unique: true" if shard.unique else ""
+    return (f"{head}; reshard it (MongoDB 5.0+, copies the whole collection): "
+            f'db.adminCommand({{reshardCollection: "{namespace}", key: {shell_keys(shard.keys)}{unique}}})')
+
+
 def _compare_indexes(collection: str, wanted: list[IndexModel], live: LiveCollection,
-                     allow_rebuild: bool, prune: bool) -> list[Operation]:
+                     allow_rebuild: bool, prune: bool, quorum: str | int | None) -> list[Operation]:
     drops: list[Operation] = []
     changes: list[Operation] = []
     creates: list[IndexModel] = []
@@ -122,7 +221,7 @@ def _compare_indexes(collection: str, wanted: list[IndexModel], live: LiveCollec
             drops.append(DropIndex(collection, model) if prune else KeepIndex(collection, model))
     ops = drops + changes
     if creates:
-        ops.append(CreateIndexes(collection, tuple(creates), tuple(rebuilt)))
+        ops.append(CreateIndexes(collection, tuple(creates), tuple(rebuilt), commit_quorum=quorum))
     return ops
 
 

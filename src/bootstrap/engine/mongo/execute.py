@@ -13,8 +13,15 @@ from collections.abc import Callable
 from typing import Any
 
 from pymongo.database import Database
-from pymongo.errors import OperationFailure, PyMongoError
+from pymongo.errors import (
+    AutoReconnect,
+    NetworkTimeout,
+    OperationFailure,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+)
 
+from bootstrap.connect.mongo import reason
 from bootstrap.engine.mongo.operations import (
     ChangeIndex,
     CreateCollection,
@@ -23,10 +30,11 @@ from bootstrap.engine.mongo.operations import (
     IndexModel,
     Operation,
     RebuildIndex,
+    ShardCollection,
     UpdateValidator,
 )
 from bootstrap.engine.ops import Report
-from bootstrap.errors import DuplicatesFound, OperationFailed
+from bootstrap.errors import DuplicatesFound, OperationFailed, PrimaryChanged
 from bootstrap.redact import mask
 
 log = logging.getLogger("bootstrap.engine.apply")
@@ -48,6 +56,11 @@ def execute(db: Database[Any], op: Operation, report: Report) -> None:
         executor(db, op, report)
     except DuplicatesFound as exc:
         raise OperationFailed(str(exc), op) from None
+    except AutoReconnect as exc:  # NotPrimaryError included: the primary stepped down or went away
+        if isinstance(exc, NetworkTimeout | ServerSelectionTimeoutError):  # slow or no server: a failure
+            raise OperationFailed(f"{op.collection}: {op.describe()[0]} failed: {reason(exc)}", op) from None
+        raise PrimaryChanged(f"{op.collection}: {op.describe()[0]} was interrupted: the primary stepped "
+                             f"down or became unreachable ({reason(exc)})", op) from None
     except OperationFailure as exc:
         raise OperationFailed(_explain(db, op, exc), op) from None
     except PyMongoError as exc:
@@ -114,7 +127,8 @@ def _create_indexes(db: Database[Any], op: Operation, report: Report) -> None:
 
     def build() -> None:
         try:
-            db.command("createIndexes", op.collection, indexes=[ix.document() for ix in op.indexes])
+            quorum: dict[str, Any] = {} if op.commit_quorum is None else {"commitQuorum": op.commit_quorum}
+            db.command("createIndexes", op.collection, indexes=[ix.document() for ix in op.indexes], **quorum)
             outcome["error"] = None
         except BaseException as exc:  # re-raised in the calling thread
             outcome["error"] = exc
@@ -153,6 +167,21 @@ def _progress(db: Database[Any], collection: str) -> str:
     return ""
 
 
+def _shard_collection(db: Database[Any], op: Operation, report: Report) -> None:
+    """shardCollection on the admin database (MongoDB 6.0+ needs no enableSharding first), then
+    one `split` per declared split point. Only planned against a mongos."""
+    assert isinstance(op, ShardCollection)
+    namespace = f"{db.name}.{op.collection}"
+    command: dict[str, Any] = {"shardCollection": namespace, "key": dict(op.keys)}
+    if op.unique:
+        command["unique"] = True
+    if op.chunks is not None:
+        command["numInitialChunks"] = op.chunks
+    db.client.admin.command(command)
+    for point in op.split_at:
+        db.client.admin.command({"split": namespace, "middle": dict(point)})
+
+
 EXECUTORS: dict[type[Operation], Callable[[Database[Any], Operation, Report], None]] = {
     CreateCollection: _create_collection,
     UpdateValidator: _update_validator,
@@ -160,6 +189,7 @@ EXECUTORS: dict[type[Operation], Callable[[Database[Any], Operation, Report], No
     DropIndex: _drop,
     RebuildIndex: _drop,  # the matching CreateIndexes recreates it
     CreateIndexes: _create_indexes,
+    ShardCollection: _shard_collection,
 }
 
 

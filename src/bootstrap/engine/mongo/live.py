@@ -1,8 +1,10 @@
 """Read what is live in a database, normalised so it compares cleanly with the spec.
 
-Round trips: one `listCollections` for all managed collections, then one `listIndexes` per existing
-managed collection. Server-added noise (`v`, `ns`, `background`) is dropped; defaults are made
-explicit (validation level/action); numeric key directions become ints (1.0 -> 1).
+Round trips: one `hello` (the server's role; on a mongos one find on config.collections for shard
+keys), one `listCollections` for all managed collections,
+then one `listIndexes` per existing managed collection. Server-added noise (`v`, `ns`, `background`)
+is dropped; defaults are made explicit (validation level/action); numeric key directions become
+ints (1.0 -> 1).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo.database import Database
+
+from bootstrap.engine.mongo.server import ServerRole, read_role
 
 IGNORED_INDEX_KEYS = frozenset({"v", "ns", "background", "key", "name"})
 
@@ -29,6 +33,14 @@ class LiveIndex:
 
 
 @dataclass(frozen=True)
+class LiveShard:
+    """A collection's shard key as the config server records it (config.collections: key, unique)."""
+
+    keys: tuple[tuple[str, int | str], ...]
+    unique: bool = False
+
+
+@dataclass(frozen=True)
 class LiveCollection:
     name: str
     validator: Mapping[str, Any] | None
@@ -36,6 +48,7 @@ class LiveCollection:
     validation_action: str
     indexes: tuple[LiveIndex, ...] = ()
     is_view: bool = False
+    shard: LiveShard | None = None  # None: not sharded (or not on a mongos)
 
     def index(self, name: str) -> LiveIndex | None:
         return next((ix for ix in self.indexes if ix.name == name), None)
@@ -45,6 +58,7 @@ class LiveCollection:
 class LiveState:
     database: str
     collections: Mapping[str, LiveCollection] = field(default_factory=dict)
+    server: ServerRole = field(default_factory=ServerRole)
 
 
 def _direction(value: Any) -> int | str:
@@ -73,8 +87,10 @@ def normalise_index(raw: Mapping[str, Any]) -> LiveIndex:
 
 
 def read_live_state(db: Database[Any], names: Iterable[str]) -> LiveState:
-    """The live state of the collections named (others are never looked at)."""
+    """The live state of the collections named (others are never looked at), and the server's role."""
+    server = read_role(db)
     wanted = sorted(set(names))
+    shards = read_shards(db, wanted) if server.is_mongos else {}
     collections: dict[str, LiveCollection] = {}
     for info in db.list_collections(filter={"name": {"$in": wanted}}):
         options = info.get("options", {})
@@ -91,8 +107,22 @@ def read_live_state(db: Database[Any], names: Iterable[str]) -> LiveState:
             validation_action=options.get("validationAction", "error"),
             indexes=indexes,
             is_view=is_view,
+            shard=shards.get(info["name"]),
         )
-    return LiveState(database=db.name, collections=collections)
+    return LiveState(database=db.name, collections=collections, server=server)
+
+
+def read_shards(db: Database[Any], names: list[str]) -> dict[str, LiveShard]:
+    """Shard keys of the named collections, from the config database a mongos serves: one find on
+    config.collections (`_id` is the namespace; entries of dropped collections are skipped)."""
+    namespaces = {f"{db.name}.{name}": name for name in names}
+    found: dict[str, LiveShard] = {}
+    for entry in db.client["config"]["collections"].find({"_id": {"$in": list(namespaces)}}):
+        if entry.get("dropped"):
+            continue
+        keys = tuple((str(k), _direction(v)) for k, v in entry.get("key", {}).items())
+        found[namespaces[entry["_id"]]] = LiveShard(keys, bool(entry.get("unique", False)))
+    return found
 
 
 def count_failing(db: Database[Any], collection: str, validator: Mapping[str, Any],

@@ -11,7 +11,8 @@ from bootstrap.engine.ops import Blocked, Operation, Plan
 from bootstrap.spec.durations import format_duration
 
 __all__ = ["Blocked", "ChangeIndex", "CreateCollection", "CreateIndexes", "DropIndex", "IndexModel",
-           "KeepIndex", "Operation", "Plan", "RebuildIndex", "UpdateValidator"]
+           "KeepIndex", "Operation", "Plan", "RebuildIndex", "ShardCollection", "ShardingUnavailable",
+           "UndeclaredShardKey", "UpdateValidator"]
 
 
 def describe_keys(keys: tuple[tuple[str, int | str], ...]) -> str:
@@ -104,6 +105,8 @@ class CreateIndexes(Operation):
 
     indexes: tuple[IndexModel, ...]
     rebuilt: tuple[str, ...] = ()  # names also shown as rebuilds
+    # Sent as createIndexes' commitQuorum (replica sets and mongos); None: not sent (standalone).
+    commit_quorum: str | int | None = None
     symbol = "+"
 
     def count(self) -> int:
@@ -171,3 +174,59 @@ class KeepIndex(Operation):
 
     def describe(self) -> list[str]:
         return [f"keep undeclared index {self.index.describe()} (drop it with --prune)"]
+
+
+@dataclass(frozen=True)
+class ShardCollection(Operation):
+    """shardCollection through a mongos (after the shard-key index exists, before the other indexes),
+    then a `split` at each declared split point."""
+
+    keys: tuple[tuple[str, int | str], ...]
+    unique: bool = False
+    chunks: int | None = None  # numInitialChunks
+    split_at: tuple[Mapping[str, Any], ...] = ()
+    symbol = "+"
+
+    def describe(self) -> list[str]:
+        text = f"shard collection {self.collection} on {describe_keys(self.keys)}"
+        if self.unique:
+            text += " unique"
+        if self.chunks is not None:
+            text += f" ({self.chunks} initial chunks)"
+        if self.split_at:
+            text += f", split at {len(self.split_at)} point(s)"
+        return [text + " (shardCollection)"]
+
+
+@dataclass(frozen=True)
+class ShardingUnavailable(Operation):
+    """`shard:` is declared but the server is no mongos: one line for the whole plan, no change, so
+    the same config runs on a laptop's standalone server or a replica set."""
+
+    collections: tuple[str, ...]
+    server: str
+    symbol = "?"
+    kind = "note"
+    is_change = False
+
+    @property
+    def group(self) -> str:
+        return "sharding"
+
+    def describe(self) -> list[str]:
+        return [f"shard: declared on {', '.join(self.collections)}; not applied: {self.server} is not a mongos "
+                "(shard-key indexes are still created)"]
+
+
+@dataclass(frozen=True)
+class UndeclaredShardKey(Operation):
+    """A collection sharded on the cluster whose file declares no `shard:`: left as it is (a shard
+    key cannot be removed by apply), shown so the file can say so."""
+
+    keys: tuple[tuple[str, int | str], ...]
+    symbol = "?"
+    kind = "note"
+    is_change = False
+
+    def describe(self) -> list[str]:
+        return [f"sharded on {describe_keys(self.keys)}, not declared: left as it is (declare it with shard:)"]

@@ -1,0 +1,66 @@
+"""What kind of MongoDB server plan and apply talk to, read from `hello`: a standalone server, a
+replica set member (its set, primary and election) or a mongos (`msg: "isdbgrid"`).
+
+The role decides whether createIndexes carries `commitQuorum` (a standalone server refuses it),
+whether `shard:` declarations can apply (only through a mongos), and lets apply notice that the
+replica set elected another primary between the plan and an operation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo.database import Database
+
+STANDALONE = "standalone"
+REPLICA_SET = "replica set"
+MONGOS = "mongos"
+
+
+@dataclass(frozen=True)
+class ServerRole:
+    kind: str = STANDALONE
+    set_name: str | None = None
+    primary: str | None = None  # host:port, as the set names it
+    election_id: str | None = None  # changes with every election won
+
+    @property
+    def is_mongos(self) -> bool:
+        return self.kind == MONGOS
+
+    @property
+    def takes_commit_quorum(self) -> bool:
+        """createIndexes accepts commitQuorum on replica set members and mongos, not standalone."""
+        return self.kind != STANDALONE
+
+    def primary_identity(self) -> tuple[str | None, str | None, str | None]:
+        """What changes when another member becomes primary (or the same one is elected again)."""
+        return self.set_name, self.primary, self.election_id
+
+    def describe(self) -> str:
+        if self.kind == REPLICA_SET:
+            return f"replica set {self.set_name!r} (primary {self.primary})"
+        return "a mongos" if self.is_mongos else "a standalone server"
+
+
+def role_from_hello(hello: Mapping[str, Any]) -> ServerRole:
+    """The role a `hello` reply describes (MongoDB's documented fields: msg, setName, primary,
+    electionId)."""
+    if hello.get("msg") == "isdbgrid":
+        return ServerRole(MONGOS)
+    if hello.get("setName"):
+        election = hello.get("electionId")
+        return ServerRole(
+            REPLICA_SET,
+            set_name=str(hello["setName"]),
+            primary=None if hello.get("primary") is None else str(hello["primary"]),
+            election_id=None if election is None else str(election),
+        )
+    return ServerRole(STANDALONE)
+
+
+def read_role(db: Database[Any]) -> ServerRole:
+    """One `hello` on the primary (commands go to the primary)."""
+    return role_from_hello(db.client.admin.command("hello"))
