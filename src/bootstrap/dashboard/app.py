@@ -32,13 +32,14 @@ REFRESH_SECONDS = 5
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SESSION = web.RequestKey("session", str)  # the token the request came with ("" without one)
 
-# No script or style from anywhere else; no framing (clickjacking); the token never leaves in a Referer.
+# No script or style from anywhere else; no framing (clickjacking); no Referer to other sites.
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
     "img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: with no-referrer a browser sends `Origin: null` on form posts.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 
@@ -158,10 +159,13 @@ class Dashboard:
     def checked_post(self, request: web.Request, form: Any) -> web.Response | None:
         """None when the POST comes from our own page (CSRF token and Origin), else the refusal."""
         if not same_origin(request.headers.get("Origin"), request.host):
-            return self.problem(request, 403, "refused: this form was not sent from the dashboard's own page")
-        if not self.guard.csrf_ok(request.get(SESSION), form.get("csrf")):
-            return self.problem(request, 403, "refused: the form's CSRF token is missing or stale; reload the page")
-        return None
+            why = "this form was not sent from the dashboard's own page"
+        elif not self.guard.csrf_ok(request.get(SESSION), form.get("csrf")):
+            why = "the form's CSRF token is missing or stale; reload the page"
+        else:
+            return None
+        log.warning("dashboard: refused %s %s from %s: %s", request.method, request.path, request.remote, why)
+        return self.problem(request, 403, f"refused: {why}")
 
     def queue_keys(self, request: web.Request) -> QueueKeys | None:
         spec = self.sources.spec()

@@ -38,7 +38,7 @@ def timeline_svg(rows: list[tuple[str, tuple[float, ...]]], start: float, hours:
     """One lane per schedule over `hours` from `start`: a tick per firing, hour marks on top."""
     lane, label_w, head = 22, 190, 18
     span = hours * 3600.0
-    plot = width - label_w - 10
+    plot = width - label_w - 24  # room for the last hour's label
     height = head + lane * len(rows) + 4
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" width="{width}" height="{height}" '

@@ -150,7 +150,9 @@ def markdown(spec: Spec) -> str:
 
 # --- SVG ----------------------------------------------------------------------------------------
 
-BOX_WIDTH = 210
+BOX_WIDTH = 210  # at least; wider when a label needs it (see box_width)
+CHAR_WIDTH = 7.2  # px per character at 12px: labels are short, an estimate is enough
+TITLE_CHAR_WIDTH = 8.4  # the same for the bold 13px titles
 LINE_HEIGHT = 16
 GAP_X = 70
 GAP_Y = 50
@@ -162,10 +164,23 @@ class Box:
     x: float
     y: float
     height: float
+    width: float = BOX_WIDTH
 
     @property
     def center(self) -> tuple[float, float]:
-        return self.x + BOX_WIDTH / 2, self.y + self.height / 2
+        return self.x + self.width / 2, self.y + self.height / 2
+
+
+def _labels(entity: Entity) -> list[str]:
+    title = entity.name + (f" ({entity.model})" if entity.model else "")
+    return [title, *(f"{a.path} → {a.ref}" if a.ref else f"{a.path} (key)" for a in _shown(entity))]
+
+
+def box_width(d: Diagram) -> float:
+    """One width for every box: the widest label's, at least BOX_WIDTH."""
+    titles = max((len(_labels(e)[0]) * TITLE_CHAR_WIDTH for e in d.entities), default=0.0)
+    labels = max((len(label) * CHAR_WIDTH for e in d.entities for label in _labels(e)[1:]), default=0.0)
+    return max(float(BOX_WIDTH), titles + 16, labels + 16)
 
 
 def layout(d: Diagram) -> list[Box]:
@@ -174,13 +189,14 @@ def layout(d: Diagram) -> list[Box]:
     referenced = {e.name: sum(r.target == e.name for r in d.relations) for e in d.entities}
     ordered = sorted(d.entities, key=lambda e: (-referenced[e.name], e.name))
     columns = max(1, math.ceil(math.sqrt(len(ordered))))
+    width = box_width(d)
     heights = [LINE_HEIGHT * (2 + len(_shown(e))) + 8 for e in ordered]
     rows = [heights[i : i + columns] for i in range(0, len(heights), columns)]
     row_tops = [0.0]
     for row in rows:
         row_tops.append(row_tops[-1] + max(row) + GAP_Y)
     return [
-        Box(entity, 10 + (i % columns) * (BOX_WIDTH + GAP_X), 10 + row_tops[i // columns], heights[i])
+        Box(entity, 10 + (i % columns) * (width + GAP_X), 10 + row_tops[i // columns], heights[i], width)
         for i, entity in enumerate(ordered)
     ]
 
@@ -194,7 +210,7 @@ def svg(d: Diagram) -> str:
     per reference from the field's collection to the one it names."""
     boxes = layout(d)
     where = {b.entity.name: b for b in boxes}
-    width = max((b.x + BOX_WIDTH for b in boxes), default=100) + 10
+    width = max((b.x + b.width for b in boxes), default=100) + 10
     height = max((b.y + b.height for b in boxes), default=40) + 10
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="erd" width="{width:.0f}" height="{height:.0f}" '
@@ -216,16 +232,15 @@ def svg(d: Diagram) -> str:
     for b in boxes:
         e = b.entity
         parts.append(f'<g class="entity" data-name="{escape(e.name)}">')
-        parts.append(f'<rect x="{b.x:.0f}" y="{b.y:.0f}" width="{BOX_WIDTH}" height="{b.height:.0f}" rx="4" '
+        parts.append(f'<rect x="{b.x:.0f}" y="{b.y:.0f}" width="{b.width:.0f}" height="{b.height:.0f}" rx="4" '
                      'fill="#fff" stroke="#335"/>')
-        parts.append(f'<rect x="{b.x:.0f}" y="{b.y:.0f}" width="{BOX_WIDTH}" height="{LINE_HEIGHT + 6}" rx="4" '
+        parts.append(f'<rect x="{b.x:.0f}" y="{b.y:.0f}" width="{b.width:.0f}" height="{LINE_HEIGHT + 6}" rx="4" '
                      'fill="#335"/>')
-        title = e.name + (f" ({e.model})" if e.model else "")
+        title, *labels = _labels(e)
         parts.append(f'<text x="{b.x + 6:.0f}" y="{b.y + LINE_HEIGHT:.0f}" fill="#fff" font-weight="bold" '
                      f'font-size="13">{escape(title)}</text>')
-        for i, a in enumerate(_shown(e)):
+        for i, label in enumerate(labels):
             y = b.y + LINE_HEIGHT * (i + 2) + 6
-            label = f"{a.path} → {a.ref}" if a.ref else f"{a.path} (key)"
             parts.append(f'<text x="{b.x + 8:.0f}" y="{y:.0f}" font-size="12" fill="#222">{escape(label)}</text>')
         parts.append("</g>")
     parts.append("</svg>")
@@ -235,8 +250,8 @@ def svg(d: Diagram) -> str:
 def _edge(source: Box, target: Box) -> tuple[tuple[float, float], tuple[float, float]]:
     """From the source box's border to the target box's border, along the line between centres."""
     (sx, sy), (tx, ty) = source.center, target.center
-    if source is target:
-        return (source.x + BOX_WIDTH, sy - 6), (source.x + BOX_WIDTH, sy + 6)
+    if source is target:  # a reference to its own collection: a short arrow on its right edge
+        return (source.x + source.width + 14, sy - 8), (source.x + source.width, sy)
     return _border(source, tx, ty), _border(target, sx, sy)
 
 
@@ -246,7 +261,7 @@ def _border(box: Box, towards_x: float, towards_y: float) -> tuple[float, float]
     if dx == 0 and dy == 0:
         return cx, cy
     scale = min(
-        (BOX_WIDTH / 2) / abs(dx) if dx else math.inf,
+        (box.width / 2) / abs(dx) if dx else math.inf,
         (box.height / 2) / abs(dy) if dy else math.inf,
     )
     return cx + dx * scale, cy + dy * scale

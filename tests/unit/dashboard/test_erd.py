@@ -55,7 +55,7 @@ def test_boxes_do_not_overlap() -> None:
     boxes = erd.layout(erd.diagram(shipped()))
     for i, a in enumerate(boxes):
         for b in boxes[i + 1 :]:
-            apart = (a.x + erd.BOX_WIDTH <= b.x or b.x + erd.BOX_WIDTH <= a.x
+            apart = (a.x + a.width <= b.x or b.x + b.width <= a.x
                      or a.y + a.height <= b.y or b.y + b.height <= a.y)  # fmt: skip
             assert apart, (a.entity.name, b.entity.name)
 
@@ -67,3 +67,10 @@ def test_markdown_holds_the_diagram_and_a_table_per_collection() -> None:
     for c in spec.collections:
         assert f"\n## {c.name}" in text
     assert erd.markdown(spec) == text  # deterministic: `docs --check` relies on it
+
+
+def test_boxes_are_wide_enough_for_their_longest_label() -> None:
+    boxes = erd.layout(erd.diagram(shipped()))
+    longest = max(len(label) for b in boxes for label in erd._labels(b.entity))
+    assert longest > 30  # `metadata.automatedByRule -> rules` and the like
+    assert all(b.width >= longest * erd.CHAR_WIDTH for b in boxes)
