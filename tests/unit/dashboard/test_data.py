@@ -61,4 +61,11 @@ def test_a_failed_job_is_shown_with_credentials_masked() -> None:
     text = " ".join(str(v) for v in shown.values())
     for secret in ("s3cret", "hunter2", "pw@"):
         assert secret not in text
-    assert shown["id"] == "abc" and '"args": [' in shown["arguments"]
+    assert shown["id"] == "abc" and '"args": [1]' in shown["arguments"]
+    assert "u:****@example.com" in shown["arguments"]  # in the arguments too
+
+
+def test_text_without_urls_or_options_is_shown_as_it_is() -> None:
+    shown = data.shown_job({"id": "x", "error": "ValueError: bad <input> & more", "traceback": "  line 1"})
+    assert shown["error"] == "ValueError: bad <input> & more" and shown["traceback"] == "  line 1"
+    assert data.shown_job({"id": "x", "error": "failed: password=hunter2"})["error"] == "failed: password=****"
