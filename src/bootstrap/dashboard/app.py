@@ -18,11 +18,13 @@ import jinja2
 import redis
 from aiohttp import web
 from pymongo.database import Database
+from pymongo.errors import PyMongoError
 
 from bootstrap.dashboard import charts, data, erd
 from bootstrap.dashboard.auth import COOKIE, Guard, masked, same_origin
 from bootstrap.jobs import admin
 from bootstrap.layout.keys import QueueKeys
+from bootstrap.redact import mask
 from bootstrap.spec.model import Spec
 
 log = logging.getLogger("bootstrap.dashboard")
@@ -116,8 +118,8 @@ class Dashboard:
         )
         return web.Response(text=html, status=status, content_type="text/html", headers=HEADERS)
 
-    def problem(self, request: web.Request, status: int, message: str) -> web.Response:
-        return self.page(request, "problem.html", status=status, title=f"{status}", message=message)
+    def problem(self, request: web.Request, status: int, message: str, refresh: int = 0) -> web.Response:
+        return self.page(request, "problem.html", status=status, title=f"{status}", message=message, refresh=refresh)
 
     @web.middleware
     async def authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -145,6 +147,18 @@ class Dashboard:
             return self.refused(code)
         request[SESSION] = presented or ""
         return await handler(request)
+
+    @web.middleware
+    async def unavailable(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """A server that fails while a page is read (down, failing over) gets a page saying which,
+        and why, with status 503; never a traceback."""
+        try:
+            return await handler(request)
+        except (redis.RedisError, PyMongoError) as exc:
+            which = "Redis" if isinstance(exc, redis.RedisError) else "MongoDB"
+            log.warning("dashboard: %s %s: %s unavailable: %s", request.method, request.path, which, mask(str(exc)))
+            message = f"{which} did not answer: {mask(str(exc))}; this page retries every {REFRESH_SECONDS}s"
+            return self.problem(request, 503, message, refresh=REFRESH_SECONDS)
 
     @staticmethod
     def refused(code: int) -> web.Response:
@@ -262,7 +276,7 @@ class Dashboard:
 
 def make_app(sources: Sources, guard: Guard) -> web.Application:
     dashboard = Dashboard(sources, guard)
-    app = web.Application(middlewares=[dashboard.authenticate])
+    app = web.Application(middlewares=[dashboard.authenticate, dashboard.unavailable])
     app.add_routes(
         [
             web.get("/", dashboard.home),

@@ -16,6 +16,7 @@ from bootstrap.connect.mongo import connect as connect_mongo
 from bootstrap.connect.redis import connect as connect_redis
 from bootstrap.dashboard.app import Sources, make_app
 from bootstrap.dashboard.auth import Guard, needs_token, new_token
+from bootstrap.errors import BootstrapError
 from bootstrap.spec.model import Spec
 
 
@@ -60,7 +61,11 @@ async def start(app: web.Application, host: str, port: int) -> tuple[web.AppRunn
     runner = web.AppRunner(app, access_log=None)  # the access log would show `?token=`: actions are logged instead
     await runner.setup()
     site = web.TCPSite(runner, host, port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:  # the port is taken, the address is not this machine's
+        await runner.cleanup()
+        raise BootstrapError(f"the dashboard cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     server: Any = site._server  # aiohttp keeps the listening sockets there; port 0 needs the real one
     bound = int(server.sockets[0].getsockname()[1]) if server and server.sockets else port
     return runner, bound

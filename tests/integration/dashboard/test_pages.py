@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from pymongo import MongoClient
 from bootstrap.dashboard.app import Sources, make_app
 from bootstrap.dashboard.auth import COOKIE, Guard
 from bootstrap.layout.keys import QueueKeys
+from bootstrap.local.servers import free_port
 from bootstrap.spec.load import load_spec
 from bootstrap.spec.model import Spec
 from tests.support.failed_records import COMPLETED, FAILED, add_records
@@ -178,3 +180,26 @@ def test_a_token_is_required_when_one_is_set(stack: tuple[Spec, Sources]) -> Non
         assert page.status == 200 and secret not in await page.text()
 
     run(sources, check, Guard(secret))
+
+
+def test_a_server_that_does_not_answer_gets_a_page_saying_so(stack: tuple[Spec, Sources]) -> None:
+    _, sources = stack
+    gone = Sources(sources.spec, sources.db, redis.Redis(port=free_port(), socket_connect_timeout=2))
+
+    async def check(client: TestClient[Any, Any]) -> None:
+        response = await client.get("/queues")
+        html = await response.text()
+        assert response.status == 503 and "Redis did not answer" in html and "Traceback" not in html
+        assert 'data-refresh="5"' in html  # it comes back by itself once Redis does
+
+    run(gone, check)
+
+
+def test_the_command_says_when_it_cannot_listen(config_dir: Path, cli: Any) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli("dashboard", "--config", str(config_dir), "--port", str(port))
+    assert result.code == 1
+    assert f"the dashboard cannot listen on 127.0.0.1:{port}" in result.err and "Traceback" not in result.err
