@@ -21,7 +21,7 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from bootstrap.dashboard import charts, data, erd
-from bootstrap.dashboard.auth import COOKIE, Guard, masked, same_origin
+from bootstrap.dashboard.auth import COOKIE, Guard, loopback_host, masked, same_origin
 from bootstrap.jobs import admin
 from bootstrap.layout.keys import QueueKeys
 from bootstrap.redact import mask
@@ -123,6 +123,10 @@ class Dashboard:
 
     @web.middleware
     async def authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if self.guard.token is None and not loopback_host(request.host):
+            log.warning("dashboard: refused %s %s from %s: Host %r is not this machine's loopback address",
+                        request.method, request.path, request.remote, request.host)  # fmt: skip
+            return web.Response(text="403: this dashboard answers on 127.0.0.1 only", status=403, headers=HEADERS)
         given = request.query.get("token")
         if given is not None and self.guard.token is not None:
             code = self.guard.check(given)

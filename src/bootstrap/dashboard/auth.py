@@ -1,6 +1,7 @@
 """Who may use the dashboard, and proof that a POST comes from its own pages.
 
-Bound to 127.0.0.1 (the default) it needs no token: only this machine can reach it. Bound to any
+Bound to 127.0.0.1 (the default) it needs no token: only this machine can reach it (and only
+requests naming a loopback host are answered, against DNS rebinding). Bound to any
 other address it requires one: generated at start (or BOOTSTRAP_DASHBOARD_TOKEN), printed once in
 the URL to open, masked everywhere else. The browser sends it once as `?token=`; the dashboard then
 sets it as an HttpOnly, SameSite=Strict cookie and redirects to the same page without it, so it
@@ -33,6 +34,18 @@ def needs_token(host: str) -> bool:
         return not ipaddress.ip_address(host).is_loopback
     except ValueError:  # a host name: it may resolve to anything
         return True
+
+
+def loopback_host(host_header: str | None) -> bool:
+    """Whether a request's Host header names this machine's loopback address. Without a token the
+    dashboard answers only those: a web page whose own host name an attacker points at 127.0.0.1
+    (DNS rebinding) sends its own name, and is refused."""
+    if not host_header:
+        return False
+    host = host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
+    if host.startswith("["):
+        host = host[1:].split("]", 1)[0]
+    return not needs_token(host)
 
 
 def new_token() -> str:

@@ -91,6 +91,9 @@ def test_every_page_renders_what_is_live(stack: tuple[Spec, Sources]) -> None:
         assert html.count('class="entity"') == len(spec.collections)
         assert "erDiagram" in html and "<script src" not in html
 
+        rebound = await client.get("/queues", headers={"Host": f"attacker.example:{client.port}"})
+        assert rebound.status == 403  # DNS rebinding: a page of another site pointed at 127.0.0.1
+
     run(sources, check)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bootstrap.dashboard.auth import Guard, masked, needs_token, same_origin
+from bootstrap.dashboard.auth import Guard, loopback_host, masked, needs_token, same_origin
 
 
 @pytest.mark.parametrize(("host", "needed"), [("127.0.0.1", False), ("localhost", False), ("::1", False),
@@ -45,3 +45,10 @@ def test_origin_check() -> None:
     assert same_origin("http://127.0.0.1:8765", "127.0.0.1:8765")
     assert not same_origin("http://evil.example", "127.0.0.1:8765")
     assert not same_origin("null", "127.0.0.1:8765")
+
+
+@pytest.mark.parametrize(("header", "local"), [("127.0.0.1:8765", True), ("localhost:8765", True), ("localhost", True),
+                                               ("[::1]:8765", True), ("evil.example:8765", False),
+                                               ("10.0.0.5:8765", False), ("", False), (None, False)])  # fmt: skip
+def test_without_a_token_only_loopback_host_headers_are_answered(header: str | None, local: bool) -> None:
+    assert loopback_host(header) is local
