@@ -77,6 +77,15 @@ COMMANDS = {
         "failed jobs: jobs failed QUEUE | show QUEUE ID | retry QUEUE (ID... | --all) | purge QUEUE [--yes]",
         ends_at_once=True,
     ),
+    "dashboard": Command(
+        "bootstrap.cli.dashboard",
+        "the web dashboard: queues, failed jobs (retry, purge), schedules, collections, the spec as a picture",
+    ),
+    "docs": Command(
+        "bootstrap.cli.docs",
+        "write docs/collections.md: the collections and a Mermaid diagram of their references",
+        ends_at_once=True,
+    ),
 }
 
 

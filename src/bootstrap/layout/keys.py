@@ -35,6 +35,11 @@ class QueueKeys:
         """The records themselves: hash of id -> JSON."""
         return f"{self.base}:{outcome}:data"
 
+    @property
+    def paused(self) -> str:
+        """Exists while the queue is paused (workers take no new jobs from it)."""
+        return f"{self.base}:paused"
+
 
 @dataclass(frozen=True)
 class ScheduleKeys:

@@ -23,8 +23,9 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bootstrap import console
 from bootstrap.codegen import write as codegen
@@ -64,6 +65,9 @@ from bootstrap.redact import mask
 from bootstrap.spec.checks import handler_problems
 from bootstrap.spec.load import display_path, load_spec
 from bootstrap.spec.model import Spec
+
+if TYPE_CHECKING:
+    from bootstrap.dashboard.serve import Background
 
 log = logging.getLogger("bootstrap.local.up")
 
@@ -494,6 +498,21 @@ def summary(spec: Spec) -> str:
     return "jobs: " + ", ".join(parts)
 
 
+def start_dashboard(stack: Stack, spec: Callable[[], Spec]) -> Background | None:
+    """The dashboard (`bootstrap.dashboard`) in a thread of `up`, on 127.0.0.1 at the port it had
+    last time; its URL printed. A dashboard that cannot start is reported, and `up` runs on."""
+    from bootstrap.dashboard.serve import Background  # aiohttp: only once the stack is up
+
+    background = Background(spec, "127.0.0.1", stack._port("dashboard"))
+    try:
+        address = background.start()
+    except Exception as exc:
+        log.warning("the dashboard did not start: %s", exc)
+        return None
+    console.out(f"  dashboard {address.url(with_token=False)}")
+    return background
+
+
 class Interrupted(Exception):
     """Ctrl-C or SIGTERM before the stack was up: abandon the start-up (and clean up)."""
 
@@ -530,12 +549,15 @@ def _run(stack: Stack) -> int:
             console.out(f"  watching {display_path(stack.config_dir)}/: saved changes are applied, workers restarted")
             reporter = Summary(spec)
             watch = Watch(stack, spec)
+            dashboard = start_dashboard(stack, lambda: reporter.spec)
             while not stops.requested:
                 # One look at a time: the supervisor is replaced when the workers restart on new wiring.
                 stack.note_exits(stack.supervisor.watch())
                 spec = reporter.spec = watch.look()
                 reporter.maybe_print()
                 time.sleep(0.2)
+            if dashboard is not None:
+                dashboard.stop()
             console.out("stopping: workers finish their running jobs, queued jobs stay in Redis")
             stack.stop_children(_stop_timeout(spec))
             return 0
