@@ -13,6 +13,7 @@ from bootstrap.engine.redis.live import RedisLive, read_live_state
 from bootstrap.layout.keys import GROUP, QueueKeys, ScheduleKeys
 from bootstrap.local.servers import RedisServer
 from tests.conftest import Result
+from tests.support.redis_keys import stored_definitions
 
 
 def edit(config_dir: Path, file: str, old: str, new: str) -> None:
@@ -30,7 +31,7 @@ def test_apply_creates_queues_and_schedules_then_converges(
     assert "+ create schedule delta-sync-schedule: delta-sync/run-delta-sync every 15m" in result.out
     assert cli("apply", "--config", str(config_dir)).code == 0
     client = redis.Redis.from_url(redis_server.uri, decode_responses=True)
-    stored = client.hgetall(ScheduleKeys(key_prefix).definitions)
+    stored = stored_definitions(client, key_prefix)
     assert sorted(stored) == [
         "delta-sync-schedule",
         "pattern-analysis-schedule",
@@ -65,7 +66,7 @@ def test_apply_creates_queues_and_schedules_then_converges(
     result = cli("plan", "--config", str(config_dir))
     assert "- delete schedule token-refresh-schedule (no longer declared)" in result.out
     assert cli("apply", "--config", str(config_dir)).code == 0
-    stored = client.hgetall(ScheduleKeys(key_prefix).definitions)
+    stored = stored_definitions(client, key_prefix)
     assert "token-refresh-schedule" not in stored
     assert json.loads(stored["delta-sync-schedule"])["every"] == 600.0
     client.close()
@@ -123,15 +124,17 @@ def test_live_state_reads_streams_groups_and_stored_schedules(redis_server: Redi
     client.xgroup_create(ready, "others", id="0")
     client.xadd(bare, {"x": "1"})  # a stream with no consumer group
     client.set(in_the_way, "not a stream")
-    schedules = ScheduleKeys(key_prefix).definitions
+    schedules, index = QueueKeys(key_prefix, "ready").schedules, ScheduleKeys(key_prefix).index
     client.hset(schedules, mapping={"good": '{"every": 60.0}', "bad": "{not json", "list": "[1]"})
+    client.hset(index, mapping={"good": "ready", "bad": "ready", "list": "ready", "lost": "gone"})
     try:
         live = read_live_state(client, key_prefix, ["ready", "bare", "in-the-way", "missing"])
     finally:
-        client.delete(ready, bare, in_the_way, schedules)
+        client.delete(ready, bare, in_the_way, schedules, index)
         client.close()
     assert live == RedisLive(
         eviction_policy="noeviction",
         streams={ready: frozenset({GROUP, "others"}), bare: frozenset()},
         schedules={"good": {"every": 60.0}, "bad": None, "list": None},
+        schedule_queues={"good": "ready", "bad": "ready", "list": "ready", "lost": "gone"},
     )

@@ -24,6 +24,7 @@ import pytest
 from bootstrap.jobs.scheduler import MISFIRE_GRACE
 from bootstrap.local.servers import RedisServer
 from tests.support.jobs_project import Fire, Project, fires, make_project, redis_client, wait_for
+from tests.support.redis_keys import stored_last_slots
 
 DELTA = "delta-sync-schedule"  # queue delta-sync
 TOKEN = "token-refresh-schedule"  # queue token-refresh
@@ -39,7 +40,7 @@ def when(slot: float) -> str:
 def last_slots(project: Project) -> dict[str, float]:
     client = redis_client(project)
     try:
-        raw: dict[str, str] = client.hgetall(project.schedule_keys().last_slot)  # type: ignore[assignment]
+        raw: dict[str, str] = stored_last_slots(client, project.key_prefix)
         return {k: float(v) for k, v in raw.items()}
     finally:
         client.close()
