@@ -138,3 +138,64 @@ def test_live_state_reads_streams_groups_and_stored_schedules(redis_server: Redi
         schedules={"good": {"every": 60.0}, "bad": None, "list": None},
         schedule_queues={"good": "ready", "bad": "ready", "list": "ready", "lost": "gone"},
     )
+
+
+def test_apply_moves_the_layout_before_hash_tags_and_keeps_jobs_records_and_schedule_state(
+    config_dir: Path, cli: Callable[..., Result], redis_server: RedisServer, key_prefix: str
+) -> None:
+    """A deployment of the version before hash tags: a queue with a waiting job and a failed record,
+    the global schedule hashes. Plan shows the moves; apply performs them; nothing is lost."""
+    client = redis.Redis.from_url(redis_server.uri, decode_responses=True)
+    old = f"{key_prefix}:queue:delta-sync"
+    client.xgroup_create(f"{old}:jobs", GROUP, id="0", mkstream=True)
+    client.xadd(f"{old}:jobs", {"data": "waiting job"})
+    client.zadd(f"{old}:failed", {"job-1": 1.0})
+    client.hset(f"{old}:failed:data", "job-1", "{}")
+    delta = {"id": "delta-sync-schedule", "queue": "delta-sync", "task": "run-delta-sync", "every": 900.0}
+    client.hset(f"{key_prefix}:schedules", mapping={"delta-sync-schedule": json.dumps(delta), "junk": "{not"})
+    client.hset(f"{key_prefix}:schedules:last-slot", "delta-sync-schedule", "1700000000.0")
+
+    result = cli("plan", "--config", str(config_dir))
+    new = QueueKeys(key_prefix, "delta-sync")
+    assert f"~ move key {old}:jobs -> {new.stream}" in result.out
+    assert f"~ move key {old}:failed:data -> {new.record_data('failed')}" in result.out
+    assert f"~ move schedule state {key_prefix}:schedules and {key_prefix}:schedules:last-slot" in result.out
+    assert "create stream " + new.stream not in result.out  # the old stream moves, group and all
+    assert cli("apply", "--config", str(config_dir)).code == 0
+
+    assert not client.exists(f"{old}:jobs", f"{old}:failed", f"{old}:failed:data", f"{key_prefix}:schedules")
+    assert [fields for _, fields in client.xrange(new.stream)] == [{"data": "waiting job"}]
+    assert [g["name"] for g in client.xinfo_groups(new.stream)] == [GROUP]
+    assert client.hget(new.record_data("failed"), "job-1") == "{}"
+    assert client.hget(new.last_slot, "delta-sync-schedule") == "1700000000.0"
+    assert client.hget(ScheduleKeys(key_prefix).index, "delta-sync-schedule") == "delta-sync"
+    assert "junk" not in stored_definitions(client, key_prefix)
+    result = cli("plan", "--config", str(config_dir), "--detailed-exitcode")
+    assert result.code == 0 and "No changes" in result.out
+    client.close()
+
+
+def test_a_schedule_moved_to_another_queue_takes_its_last_slot_along(
+    config_dir: Path, cli: Callable[..., Result], redis_server: RedisServer, key_prefix: str
+) -> None:
+    assert cli("apply", "--config", str(config_dir)).code == 0
+    client = redis.Redis.from_url(redis_server.uri, decode_responses=True)
+    delta, token = QueueKeys(key_prefix, "delta-sync"), QueueKeys(key_prefix, "token-refresh")
+    client.hset(delta.last_slot, "delta-sync-schedule", "1700000000.0")
+    # The schedule now fires a task of another queue.
+    edit(
+        config_dir,
+        "schedules.yaml",
+        "queue: delta-sync\n    task: run-delta-sync",
+        "queue: token-refresh\n    task: refresh-tokens",
+    )
+    result = cli("plan", "--config", str(config_dir))
+    assert "~ change schedule delta-sync-schedule:" in result.out and "queue delta-sync -> token-refresh" in result.out
+    assert cli("apply", "--config", str(config_dir)).code == 0
+    assert not client.hexists(delta.schedules, "delta-sync-schedule")
+    assert not client.hexists(delta.last_slot, "delta-sync-schedule")
+    assert json.loads(client.hget(token.schedules, "delta-sync-schedule") or "{}")["queue"] == "token-refresh"
+    assert client.hget(token.last_slot, "delta-sync-schedule") == "1700000000.0"
+    assert client.hget(ScheduleKeys(key_prefix).index, "delta-sync-schedule") == "token-refresh"
+    assert cli("plan", "--config", str(config_dir), "--detailed-exitcode").code == 0
+    client.close()
