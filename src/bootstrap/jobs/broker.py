@@ -261,6 +261,8 @@ class StreamBroker(AsyncBroker):
             except ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
+                if not self.connections.reports_nogroup:
+                    await self.connections.group_lost()
                 await self._create_group()  # the stream or its group was deleted meanwhile
                 continue
             # Every job read is ours from now on: renewed while it waits here, given back on shutdown.

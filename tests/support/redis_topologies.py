@@ -1,0 +1,98 @@
+"""Redis Cluster and Sentinel sets on loopback for tests, started through bootstrap.local (each
+node a supervised child, gone with the test process), on free ports.
+
+A cluster node also listens on its port + 10000 (the cluster bus): ports are picked so that both
+are free and the bus port stays below 65536 (an ephemeral port + 10000 can overflow)."""
+
+from __future__ import annotations
+
+import random
+import socket
+import time
+from pathlib import Path
+
+import redis
+
+from bootstrap.local.servers import RedisServer
+
+SLOTS = 16384
+BUS_OFFSET = 10000
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def cluster_ports(count: int) -> list[int]:
+    """`count` ports whose cluster-bus ports are free too; all below 55536."""
+    picked: list[int] = []
+    while len(picked) < count:
+        port = random.randint(20000, 55535)
+        if port in picked:
+            continue
+        if _bindable(port) and _bindable(port + BUS_OFFSET):
+            picked.append(port)
+    return picked
+
+
+def wait_until(condition: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():  # type: ignore[operator]
+                return
+        except redis.RedisError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+
+
+class RedisCluster:
+    """`masters` cluster nodes, slots split evenly, joined with CLUSTER MEET. `uri` names the first
+    node (clients discover the rest)."""
+
+    def __init__(self, root: Path, masters: int = 3) -> None:
+        self.nodes = [
+            RedisServer(
+                root / f"node-{port}",
+                port,
+                appendonly=False,
+                extra=("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                       "--cluster-node-timeout", "5000"),
+            )
+            for port in cluster_ports(masters)
+        ]
+
+    @property
+    def uri(self) -> str:
+        return self.nodes[0].uri
+
+    def start(self, timeout: float = 30.0) -> None:
+        for node in self.nodes:
+            node.start(timeout)
+        clients = [redis.Redis(port=node.port) for node in self.nodes]
+        try:
+            share = SLOTS // len(clients)
+            for i, client in enumerate(clients):
+                last = SLOTS - 1 if i == len(clients) - 1 else (i + 1) * share - 1
+                client.execute_command("CLUSTER ADDSLOTS", *range(i * share, last + 1))
+            for node in self.nodes[1:]:
+                clients[0].execute_command("CLUSTER MEET", "127.0.0.1", node.port)
+            wait_until(
+                lambda: all(c.cluster("INFO")["cluster_state"] == "ok" for c in clients)
+                and all(int(c.cluster("INFO")["cluster_known_nodes"]) == len(clients) for c in clients),
+                timeout,
+                "cluster_state:ok on every node",
+            )
+        finally:
+            for client in clients:
+                client.close()
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
