@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import pytest
 import redis
+from redis.cluster import RedisCluster as ClusterClient
 
 from bootstrap.engine.redis.live import RedisLive, read_live_state
 from bootstrap.layout.keys import GROUP, QueueKeys, ScheduleKeys
 from bootstrap.local.servers import RedisServer
 from tests.conftest import Result
 from tests.support.redis_keys import stored_definitions
+from tests.support.redis_topologies import RedisCluster
 
 
 def edit(config_dir: Path, file: str, old: str, new: str) -> None:
@@ -199,3 +202,36 @@ def test_a_schedule_moved_to_another_queue_takes_its_last_slot_along(
     assert client.hget(ScheduleKeys(key_prefix).index, "delta-sync-schedule") == "token-refresh"
     assert cli("plan", "--config", str(config_dir), "--detailed-exitcode").code == 0
     client.close()
+
+
+def test_plan_and_apply_on_a_cluster_spread_queues_check_every_primary_and_refuse_old_keys(
+    config_dir: Path, cli: Callable[..., Result], redis_cluster: RedisCluster, key_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("REDIS_URL", redis_cluster.uri)
+    edit(config_dir, "bootstrap.yaml", "\nredis:\n", "\nredis:\n  mode: cluster\n")
+    client = cast(redis.Redis, ClusterClient.from_url(redis_cluster.uri, decode_responses=True))
+    lru = redis_cluster.nodes[1]
+    node = redis.Redis(port=lru.port)
+    node.config_set("maxmemory-policy", "allkeys-lru")
+    try:
+        result = cli("plan", "--config", str(config_dir))
+        assert f"! blocked: Redis node 127.0.0.1:{lru.port} runs with maxmemory-policy allkeys-lru" in result.out
+        assert cli("apply", "--config", str(config_dir)).code == 1
+        assert cli("apply", "--config", str(config_dir), "--fix-redis").code == 0
+        assert node.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
+        assert cli("plan", "--config", str(config_dir), "--detailed-exitcode").code == 0
+
+        queues = ("webhook-renewal", "delta-sync", "pattern-analysis", "staging-processor", "token-refresh")
+        homes = {client.cluster_keyslot(QueueKeys(key_prefix, q).stream) // 5462 for q in queues}  # type: ignore[attr-defined]
+        assert len(homes) > 1  # the queues spread over the masters
+        assert sorted(stored_definitions(client, key_prefix)) == sorted(f"{q}-schedule" for q in queues)
+
+        client.xadd(f"{key_prefix}:queue:delta-sync:jobs", {"data": "from the old layout"})
+        result = cli("plan", "--config", str(config_dir))
+        assert "Redis Cluster cannot rename a key into another slot" in result.out
+        assert cli("apply", "--config", str(config_dir)).code == 1  # blocked: refused before any change
+    finally:
+        node.config_set("maxmemory-policy", "noeviction")
+        node.close()
+        client.close()
