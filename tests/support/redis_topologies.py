@@ -13,7 +13,7 @@ from pathlib import Path
 
 import redis
 
-from bootstrap.local.servers import RedisServer
+from bootstrap.local.servers import LocalServer, RedisServer, redis_server_binary
 
 SLOTS = 16384
 BUS_OFFSET = 10000
@@ -96,3 +96,88 @@ class RedisCluster:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
+
+
+class SentinelServer(LocalServer):
+    """One Sentinel watching `master` (quorum 2), from a config file it may rewrite."""
+
+    name = "redis-sentinel"
+
+    def __init__(self, data_dir: Path, master_port: int, service: str) -> None:
+        super().__init__(data_dir)
+        self.master_port = master_port
+        self.service = service
+
+    def command(self) -> list[str]:
+        config = self.data_dir / "sentinel.conf"
+        if not config.exists():
+            config.write_text(
+                f"port {self.port}\nbind 127.0.0.1\ndir {self.data_dir}\n"
+                f"sentinel monitor {self.service} 127.0.0.1 {self.master_port} 2\n"
+                f"sentinel down-after-milliseconds {self.service} 1000\n"
+                f"sentinel failover-timeout {self.service} 10000\n"
+            )
+        return [redis_server_binary(), str(config), "--sentinel"]
+
+    @property
+    def uri(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+class SentinelSet:
+    """A master, one replica and three sentinels (quorum 2): what a Sentinel deployment needs to
+    fail over. `hosts` is the value of `redis.sentinel.hosts`."""
+
+    def __init__(self, root: Path, service: str = "mymaster") -> None:
+        self.service = service
+        self.master = RedisServer(root / "master", appendonly=False)
+        self.replica = RedisServer(
+            root / "replica", appendonly=False, extra=("--replicaof", "127.0.0.1", str(self.master.port))
+        )
+        self.sentinels = [SentinelServer(root / f"sentinel-{i}", self.master.port, service) for i in range(3)]
+
+    @property
+    def hosts(self) -> str:
+        return ",".join(s.uri for s in self.sentinels)
+
+    @property
+    def uri(self) -> str:
+        """The URL bootstrap takes in sentinel mode: credentials and database only (the host is the
+        master's now, which the sentinels may change)."""
+        return self.master.uri
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.master.start(timeout)
+        self.replica.start(timeout)
+        replica = redis.Redis(port=self.replica.port)
+        try:
+            synced = lambda: replica.info("replication")["master_link_status"] == "up"  # noqa: E731
+            wait_until(synced, timeout, "the replica in sync")
+        finally:
+            replica.close()
+        for sentinel in self.sentinels:
+            sentinel.start(timeout)
+        clients = [redis.Redis(port=s.port) for s in self.sentinels]
+        try:
+            wait_until(
+                lambda: all(
+                    len(c.sentinel_slaves(self.service)) == 1 and len(c.sentinel_sentinels(self.service)) == 2
+                    for c in clients
+                ),
+                timeout,
+                "every sentinel to know the replica and the other sentinels",
+            )
+        finally:
+            for client in clients:
+                client.close()
+
+    def master_port(self) -> int:
+        client = redis.Redis(port=self.sentinels[0].port, decode_responses=True)
+        try:
+            return int(client.sentinel_get_master_addr_by_name(self.service)[1])
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        for server in (*self.sentinels, self.replica, self.master):
+            server.stop()
