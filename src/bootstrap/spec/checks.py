@@ -149,6 +149,10 @@ def _check_redis_mode(spec: Spec, report: Reporter, file: str) -> None:
                 found = item.strip()
                 report(file, ("redis", "sentinel", "hosts"), f"expected host:port, comma-separated; got {found!r}")
                 break
+    if redis.wait_replicas and redis.mode == "cluster":
+        # WAIT counts the replicas of the connection's node; a cluster client sends it to no
+        # particular node, so it would confirm nothing about the job's master.
+        report(file, ("redis", "wait"), "is not supported with mode cluster (see docs/scaling.md); remove it")
     if redis.wait_replicas and redis.wait_timeout <= 0:
         report(file, ("redis", "wait", "timeout"), "must be longer than 0s")
 

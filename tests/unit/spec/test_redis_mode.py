@@ -69,5 +69,7 @@ def test_wait_is_typed_with_a_default_timeout_and_checked_by_the_schema(tmp_path
     assert (redis.wait_replicas, redis.wait_timeout) == (2, 0.25)
     (line,) = findings(config_with(tmp_path / "3", "  wait: {replicas: 0}\n"))
     assert "redis.wait.replicas" in line
+    (line,) = findings(config_with(tmp_path / "5", "  mode: cluster\n  wait: {replicas: 1}\n"))
+    assert "redis.wait: is not supported with mode cluster" in line
     (line,) = findings(config_with(tmp_path / "4", "  mode: shard\n"))
     assert "redis.mode" in line and "'shard' is not allowed" in line
