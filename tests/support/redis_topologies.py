@@ -6,8 +6,11 @@ are free and the bus port stays below 65536 (an ephemeral port + 10000 can overf
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -52,49 +55,76 @@ def wait_until(condition: object, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
 
 
-class RedisCluster:
-    """`masters` cluster nodes, slots split evenly, joined with CLUSTER MEET. `uri` names the first
-    node (clients discover the rest)."""
+class ClusterNode(RedisServer):
+    """A cluster-enabled redis-server; `binary`: another redis-server than the default one."""
 
-    def __init__(self, root: Path, masters: int = 3) -> None:
-        self.nodes = [
-            RedisServer(
-                root / f"node-{port}",
-                port,
-                appendonly=False,
-                extra=("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                       "--cluster-node-timeout", "5000"),
-            )
-            for port in cluster_ports(masters)
-        ]
+    def __init__(self, data_dir: Path, port: int, binary: str | None = None, node_timeout_ms: int = 5000) -> None:
+        super().__init__(
+            data_dir,
+            port,
+            appendonly=False,
+            extra=("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                   "--cluster-node-timeout", str(node_timeout_ms)),
+        )  # fmt: skip
+        self.binary = binary
+
+    def command(self) -> list[str]:
+        command = super().command()
+        return [self.binary, *command[1:]] if self.binary else command
+
+
+class RedisCluster:
+    """`masters` cluster nodes, slots split evenly, joined with CLUSTER MEET, and `replicas` replicas
+    of each master. `uri` names the first node (clients discover the rest)."""
+
+    def __init__(
+        self, root: Path, masters: int = 3, replicas: int = 0, binary: str | None = None, node_timeout_ms: int = 5000
+    ) -> None:
+        ports = cluster_ports(masters * (1 + replicas))
+        made = [ClusterNode(root / f"node-{port}", port, binary, node_timeout_ms) for port in ports]
+        self.nodes, self.replicas = made[:masters], made[masters:]
 
     @property
     def uri(self) -> str:
         return self.nodes[0].uri
 
     def start(self, timeout: float = 30.0) -> None:
-        for node in self.nodes:
+        every = [*self.nodes, *self.replicas]
+        for node in every:
             node.start(timeout)
-        clients = [redis.Redis(port=node.port) for node in self.nodes]
+        clients = [redis.Redis(port=node.port, decode_responses=True) for node in every]
+        masters = clients[: len(self.nodes)]
         try:
-            share = SLOTS // len(clients)
-            for i, client in enumerate(clients):
-                last = SLOTS - 1 if i == len(clients) - 1 else (i + 1) * share - 1
+            share = SLOTS // len(masters)
+            for i, client in enumerate(masters):
+                last = SLOTS - 1 if i == len(masters) - 1 else (i + 1) * share - 1
                 client.execute_command("CLUSTER ADDSLOTS", *range(i * share, last + 1))
-            for node in self.nodes[1:]:
+            for node in every[1:]:
                 clients[0].execute_command("CLUSTER MEET", "127.0.0.1", node.port)
             wait_until(
-                lambda: all(c.cluster("INFO")["cluster_state"] == "ok" for c in clients)
-                and all(int(c.cluster("INFO")["cluster_known_nodes"]) == len(clients) for c in clients),
+                lambda: all(int(c.cluster("INFO")["cluster_known_nodes"]) == len(clients) for c in clients),
                 timeout,
-                "cluster_state:ok on every node",
+                "every node to know every other",
             )
+            for i, replica in enumerate(clients[len(masters) :]):
+                master_id = masters[i % len(masters)].execute_command("CLUSTER MYID")
+                replica.execute_command("CLUSTER REPLICATE", master_id)
+            wait_until(
+                lambda: all(c.cluster("INFO")["cluster_state"] == "ok" for c in clients)
+                and all(int(m.info("replication")["connected_slaves"]) == len(self.replicas) // len(masters)
+                        for m in masters)
+                # and every node knows the replicas (gossip): else a client may not fail over to them
+                and all(len(entry) == 3 + len(self.replicas) // len(masters)
+                        for c in clients for entry in c.execute_command("CLUSTER SLOTS")),
+                timeout,
+                "cluster_state:ok on every node, every replica connected and known",
+            )  # fmt: skip
         finally:
             for client in clients:
                 client.close()
 
     def stop(self) -> None:
-        for node in self.nodes:
+        for node in [*self.nodes, *self.replicas]:
             node.stop()
 
 
@@ -181,3 +211,19 @@ class SentinelSet:
     def stop(self) -> None:
         for server in (*self.sentinels, self.replica, self.master):
             server.stop()
+
+
+def redis7_server() -> str | None:
+    """A redis-server 7 for the cluster failover tests (6.2.5, the wheel's, stalled replication after
+    a failover): $BOOTSTRAP_TEST_REDIS7 (what .ci/redis7 prepares), or a redis-server 7 on PATH."""
+    for candidate in (os.environ.get("BOOTSTRAP_TEST_REDIS7"), shutil.which("redis-server")):
+        if not candidate:
+            continue
+        try:
+            out = subprocess.run([candidate, "--version"], capture_output=True, text=True, timeout=10).stdout
+        except OSError:
+            continue
+        version = out.partition(" v=")[2].split(".")[0]
+        if version.isdigit() and int(version) >= 7:
+            return candidate
+    return None
