@@ -14,6 +14,7 @@ import pytest
 
 from bootstrap.cli.main import main
 from bootstrap.local.servers import MongoServer, RedisServer
+from tests.support.redis_topologies import RedisCluster
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_CONFIG = REPO / "config"
@@ -33,6 +34,34 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """A 3-master Redis Cluster (started only for tests that ask for it: about 2 s)."""
+    cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster"))
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    url: str
+    mode: str  # redis.mode: standalone or cluster
+
+
+@pytest.fixture
+def redis_target(request: pytest.FixtureRequest) -> RedisTarget:
+    """The standalone test Redis; with BOTH_MODES, that and the 3-master cluster in turn."""
+    mode = getattr(request, "param", "standalone")
+    if mode == "cluster":
+        return RedisTarget(request.getfixturevalue("redis_cluster").uri, mode)
+    return RedisTarget(request.getfixturevalue("redis_server").uri, mode)
+
+
+# Run a test on standalone Redis and on a 3-master cluster: for the tests where the mode matters.
+BOTH_MODES = pytest.mark.parametrize("redis_target", ["standalone", "cluster"], indirect=True)
 
 
 @pytest.fixture

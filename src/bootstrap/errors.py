@@ -16,6 +16,7 @@ prints it without a traceback and exits 1.
     ├── ServerError          a local server (embedded default, tests) failed to start
     ├── AlreadyRunning       `bootstrap up` runs already for this project
     ├── JobTimedOut          a job ran longer than its task's timeout (kept with the failed job)
+    ├── NotReplicated        an enqueue reached fewer replicas than `redis.wait` asks within its timeout
     └── InvalidDocument      a document or update does not fit its model (nothing was sent)
 """
 
@@ -144,6 +145,11 @@ class AlreadyRunning(BootstrapError):
 class JobTimedOut(BootstrapError):
     """A job ran longer than its task's declared timeout. A worker records it with the failed job
     (it is not a TimeoutError, so it is never taken for a transient connection error)."""
+
+
+class NotReplicated(BootstrapError):
+    """Redis stored the job but fewer replicas than `redis.wait.replicas` confirmed it within the
+    timeout: a failover now could lose it (it may also still run: at least once)."""
 
 
 class InvalidDocument(BootstrapError, ValueError):

@@ -16,8 +16,14 @@ import redis.asyncio as aioredis
 from bootstrap.jobs.handlers import Job
 
 
+def _async_client() -> Any:
+    if os.environ.get("REDIS_MODE") == "cluster":
+        return aioredis.RedisCluster.from_url(os.environ["REDIS_URL"])
+    return aioredis.Redis.from_url(os.environ["REDIS_URL"])
+
+
 async def _note(key: str, value: dict[str, Any]) -> None:
-    client = aioredis.Redis.from_url(os.environ["REDIS_URL"])
+    client = _async_client()
     try:
         await client.rpush(key, json.dumps(value))
     finally:
@@ -55,7 +61,9 @@ async def kill_own_worker(job: Job, **kwargs: Any) -> None:
 
 def _note_now(key: str, value: dict[str, Any]) -> None:
     """_note without the event loop (from a blocked loop or a thread)."""
-    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    client: Any = redis.Redis.from_url(os.environ["REDIS_URL"])
+    if os.environ.get("REDIS_MODE") == "cluster":
+        client = redis.RedisCluster.from_url(os.environ["REDIS_URL"])
     try:
         client.rpush(key, json.dumps(value))
     finally:

@@ -15,9 +15,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
+from redis.cluster import RedisCluster
 
 from bootstrap.cli.main import main
 from bootstrap.jobs.contract import Runtime
@@ -36,6 +37,7 @@ class Project:
     env: dict[str, str]
     key_prefix: str
     processes: list[subprocess.Popen[str]] = field(default_factory=list)
+    redis_mode: str = "standalone"
 
     @property
     def config(self) -> Path:
@@ -105,15 +107,20 @@ class Project:
 
 
 def make_project(
-    tmp_path: Path, mongo_uri: str, redis_url: str, edit: Callable[[Project], None] | None = None
+    tmp_path: Path,
+    mongo_uri: str,
+    redis_url: str,
+    edit: Callable[[Project], None] | None = None,
+    redis_mode: str = "standalone",
 ) -> Iterator[Project]:
     key_prefix = f"j-{uuid.uuid4().hex[:10]}"
     root = tmp_path / "project"
     copy_config(root / "config", key_prefix)
     (root / "handlers_for_tests.py").write_text(HANDLERS.read_text())
-    project = Project(
-        root, {"MONGODB_URI": mongo_uri, "REDIS_URL": redis_url, "BOOTSTRAP_LOG_LEVEL": "INFO"}, key_prefix
-    )
+    env = {"MONGODB_URI": mongo_uri, "REDIS_URL": redis_url, "BOOTSTRAP_LOG_LEVEL": "INFO", "REDIS_MODE": redis_mode}
+    project = Project(root, env, key_prefix, redis_mode=redis_mode)
+    if redis_mode != "standalone":
+        project.edit("bootstrap.yaml", "\nredis:\n", f"\nredis:\n  mode: {redis_mode}\n")
     if edit is not None:
         edit(project)
     project.apply_and_generate()
@@ -137,6 +144,9 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: 
 
 
 def redis_client(project: Project) -> redis.Redis:
+    """A client of the project's Redis (a cluster client, typed alike, in cluster mode)."""
+    if project.redis_mode == "cluster":
+        return cast(redis.Redis, RedisCluster.from_url(project.env["REDIS_URL"], decode_responses=True))
     return redis.Redis.from_url(project.env["REDIS_URL"], decode_responses=True)
 
 

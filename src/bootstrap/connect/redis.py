@@ -1,14 +1,25 @@
 """Redis clients from the spec's settings, sync (CLI) and async (workers, scheduler), and connecting
 with retry: PING must answer PONG. Producers fail fast (socket timeout); a worker's blocking-read
-connection has none, since a blocking read may wait for a long time."""
+connection has none, since a blocking read may wait for a long time.
+
+One factory for every `redis.mode`: `standalone` (the URL's server), `cluster` (the URL names one
+node; the client discovers the rest and routes each command by its keys' slot) and `sentinel` (the
+master named `sentinel_master`, found through the sentinels `sentinel_hosts`; the URL gives the
+password and database). Cluster clients are typed as `redis.Redis` here: they answer the same
+commands, and every multi-key command the tool sends stays within one slot (see layout.keys)."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import redis
 import redis.asyncio as aioredis
+import redis.asyncio.cluster as aiocluster
+import redis.asyncio.sentinel as aiosentinel
+import redis.cluster
+import redis.sentinel
+from redis.connection import parse_url
 
 from bootstrap.connect import retry
 from bootstrap.connect.retry import Target
@@ -19,6 +30,12 @@ from bootstrap.spec.model import ConnectRetry
 log = logging.getLogger("bootstrap.redis")
 
 UNKNOWN_POLICY = "unknown"
+STANDALONE, CLUSTER, SENTINEL = "standalone", "cluster", "sentinel"
+
+# redis-py leaves these untyped: typed as Any once here, not at every call.
+_parse_url: Any = parse_url
+_Sentinel: Any = redis.sentinel.Sentinel
+_AsyncSentinel: Any = aiosentinel.Sentinel
 
 
 class RedisTarget(Protocol):
@@ -32,27 +49,88 @@ class RedisTarget(Protocol):
     def socket_timeout(self) -> float: ...
     @property
     def connect_retry(self) -> ConnectRetry: ...
+    @property
+    def mode(self) -> str: ...
+    @property
+    def sentinel_master(self) -> str: ...
+    @property
+    def sentinel_hosts(self) -> str: ...
 
 
 def _options(settings: RedisTarget, *, blocking: bool) -> dict[str, Any]:
-    return {
+    options: dict[str, Any] = {
         "socket_connect_timeout": settings.connect_timeout,
         # Workers block on XREADGROUP: no socket timeout, or a long wait would look like a failure.
         "socket_timeout": None if blocking else settings.socket_timeout,
         "health_check_interval": 30,
         "socket_keepalive": True,
-        "retry_on_timeout": not blocking,
+    }
+    if settings.mode != CLUSTER:  # the async cluster client rejects it (it retries on its own)
+        options["retry_on_timeout"] = not blocking
+    return options
+
+
+def sentinel_addresses(hosts: str) -> list[tuple[str, int]]:
+    """`host:port,host:port` (spaces allowed; port 26379 where none is given) as (host, port) pairs."""
+    pairs = []
+    for item in hosts.split(","):
+        host, _, port = item.strip().rpartition(":") if ":" in item else (item.strip(), ":", "26379")
+        if host:
+            pairs.append((host.strip("[]"), int(port)))
+    return pairs
+
+
+def _sentinel_kwargs(settings: RedisTarget, *, blocking: bool) -> dict[str, Any]:
+    """What the master's connections need: the URL's credentials and database, and our options."""
+    url: dict[str, Any] = _parse_url(settings.url)
+    kwargs: dict[str, Any] = {key: url[key] for key in ("username", "password", "db") if key in url}
+    if url.get("connection_class") is not None and "SSL" in url["connection_class"].__name__:
+        kwargs["ssl"] = True
+    return {**kwargs, **_options(settings, blocking=blocking)}
+
+
+def _sentinel_options(settings: RedisTarget) -> dict[str, Any]:
+    """How the sentinels themselves are reached: the same timeouts, and the URL's credentials
+    (sentinels commonly share the data nodes' password)."""
+    url: dict[str, Any] = _parse_url(settings.url)
+    return {
+        "socket_connect_timeout": settings.connect_timeout,
+        "socket_timeout": settings.socket_timeout,
+        **{key: url[key] for key in ("username", "password") if url.get(key)},
     }
 
 
 def sync_client(settings: RedisTarget) -> redis.Redis:
     """A client (no I/O yet) for the CLI: fails fast."""
-    return redis.Redis.from_url(settings.url, **_options(settings, blocking=False))
+    options = _options(settings, blocking=False)
+    if settings.mode == CLUSTER:
+        return cast(redis.Redis, redis.cluster.RedisCluster.from_url(settings.url, **options))
+    if settings.mode == SENTINEL:
+        sentinel = _Sentinel(
+            sentinel_addresses(settings.sentinel_hosts), sentinel_kwargs=_sentinel_options(settings)
+        )
+        master = sentinel.master_for(settings.sentinel_master, **_sentinel_kwargs(settings, blocking=False))
+        return cast(redis.Redis, master)
+    return redis.Redis.from_url(settings.url, **options)
 
 
 def async_client(settings: RedisTarget, *, blocking: bool = False) -> aioredis.Redis:
     """An async client (no I/O yet); `blocking` for a worker's read connection."""
-    return aioredis.Redis.from_url(settings.url, **_options(settings, blocking=blocking))
+    options = _options(settings, blocking=blocking)
+    if settings.mode == CLUSTER:
+        return cast(aioredis.Redis, aiocluster.RedisCluster.from_url(settings.url, **options))
+    if settings.mode == SENTINEL:
+        sentinel = _AsyncSentinel(
+            sentinel_addresses(settings.sentinel_hosts), sentinel_kwargs=_sentinel_options(settings)
+        )
+        master = sentinel.master_for(settings.sentinel_master, **_sentinel_kwargs(settings, blocking=blocking))
+        return cast(aioredis.Redis, master)
+    return aioredis.Redis.from_url(settings.url, **options)
+
+
+def is_cluster(client: Any) -> bool:
+    """A Redis Cluster client (sync or async)."""
+    return isinstance(client, redis.cluster.RedisCluster | aiocluster.RedisCluster)
 
 
 def transient(exc: BaseException) -> bool:
@@ -110,18 +188,42 @@ def _policy_text(config: Any) -> str:
     return str(value.decode() if isinstance(value, bytes) else value)
 
 
-def eviction_policy(client: redis.Redis) -> str:
-    """The server's maxmemory-policy, or "unknown" where CONFIG is not allowed (managed Redis
-    services and restricted ACL users disable it)."""
+def eviction_policy(client: redis.Redis, node: Any = None) -> str:
+    """The server's maxmemory-policy (of one node of a cluster), or "unknown" where CONFIG is not
+    allowed (managed Redis services and restricted ACL users disable it)."""
     try:
+        if node is not None:
+            return _policy_text(client.config_get("maxmemory-policy", target_nodes=node))
         return _policy_text(client.config_get("maxmemory-policy"))
     except redis.ResponseError:
         return UNKNOWN_POLICY
 
 
+def primaries(client: redis.Redis) -> dict[str, Any]:
+    """The primaries of a cluster, by "host:port" (their order is stable: sorted)."""
+    cluster: Any = client
+    nodes = cluster.get_primaries()
+    return {node.name: node for node in sorted(nodes, key=lambda n: n.name)}
+
+
+def eviction_policies(client: redis.Redis) -> dict[str, str]:
+    """maxmemory-policy where it is set: {"server": ...}, or each primary of a cluster by "host:port"
+    (a setting of each node: one wrong node evicts that node's queues)."""
+    if not is_cluster(client):
+        return {"server": eviction_policy(client)}
+    return {name: eviction_policy(client, node) for name, node in primaries(client).items()}
+
+
 async def eviction_policy_async(client: aioredis.Redis) -> str:
-    """The same for an async client."""
+    """The same for an async client; on a cluster, the first policy that is not noeviction found on a
+    primary (else noeviction, or unknown)."""
     try:
-        return _policy_text(await client.config_get("maxmemory-policy"))
+        if not is_cluster(client):
+            return _policy_text(await client.config_get("maxmemory-policy"))
+        cluster = cast(aiocluster.RedisCluster, client)
+        found = {_policy_text(await cluster.config_get("maxmemory-policy", target_nodes=node))
+                 for node in cluster.get_primaries()}  # fmt: skip
     except redis.ResponseError:
         return UNKNOWN_POLICY
+    wrong = sorted(found - {"noeviction"})
+    return wrong[0] if wrong else "noeviction"

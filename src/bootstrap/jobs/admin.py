@@ -67,10 +67,18 @@ def schedule_states(client: redis.Redis, spec: Spec, now: float | None = None) -
     cannot fire (a cron that never fires, an unreadable definition), and then it has no next run."""
     now = time.time() if now is None else now
     keys = ScheduleKeys(spec.redis.key_prefix)
+    # Each schedule is kept with the queue it fires into: the declared queues and those the index names.
+    queues = sorted({as_text(q) for q in client.hgetall(keys.index).values()} | {q.name for q in spec.queues})
     pipe = client.pipeline(transaction=False)
-    pipe.hgetall(keys.definitions)
-    pipe.hgetall(keys.last_slot)
-    definitions, last_slots = pipe.execute()
+    for queue in queues:
+        pipe.hgetall(keys.of(queue).schedules)
+        pipe.hgetall(keys.of(queue).last_slot)
+    replies = pipe.execute()
+    definitions: dict[Any, Any] = {}
+    last_slots: dict[Any, Any] = {}
+    for i in range(0, len(replies), 2):
+        definitions.update(replies[i])
+        last_slots.update({k: v for k, v in replies[i + 1].items() if k in replies[i]})
     rows = []
     for raw_id, raw in sorted(definitions.items()):
         definition = stored.decode(raw) or {}

@@ -34,6 +34,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AckableMessage, AsyncBroker, BrokerMessage, TaskiqMessage
 
 from bootstrap.connect import redis as redis_connect
+from bootstrap.errors import NotReplicated
 from bootstrap.jobs import intake
 from bootstrap.jobs.acks import AckBatch
 from bootstrap.jobs.connections import QueueConnections
@@ -179,7 +180,25 @@ class StreamBroker(AsyncBroker):
     # --- sending ----------------------------------------------------------------------------------
 
     async def kick(self, message: BrokerMessage) -> None:
-        await self.redis.xadd(self.keys.stream, {"data": message.message})
+        if not self.runtime.wait_replicas:
+            await self.redis.xadd(self.keys.stream, {"data": message.message})
+            return
+        pipe = self.redis.pipeline(transaction=False)  # one connection: WAIT covers its writes
+        pipe.xadd(self.keys.stream, {"data": message.message})
+        await self._replicated(pipe, "job")
+
+    async def _replicated(self, pipe: Any, what: str) -> list[Any]:
+        """Run `pipe` followed by WAIT for `redis.wait.replicas`; NotReplicated when fewer replicas
+        confirmed the writes within `redis.wait.timeout`."""
+        replicas, timeout = self.runtime.wait_replicas, self.runtime.wait_timeout
+        pipe.execute_command("WAIT", replicas, max(1, int(timeout * 1000)))
+        *replies, confirmed = await pipe.execute()
+        if int(confirmed) < replicas:
+            raise NotReplicated(
+                f"queue {self.runtime.queue}: the {what} was stored, but {confirmed} of {replicas} replica(s) "
+                f"confirmed it within {timeout:g}s (redis.wait); a failover now could lose it"
+            )
+        return list(replies)
 
     async def kick_many(self, messages: Iterable[BrokerMessage], chunk: int = 1000) -> int:
         """Enqueue many jobs with pipelined XADDs: see `kick_data`."""
@@ -192,12 +211,22 @@ class StreamBroker(AsyncBroker):
         add = self.redis.register_script(_ADD_MANY)
         remaining, count = iter(datas), 0
         while batch := list(itertools.islice(remaining, chunk)):
-            count += int(await add(keys=[self.keys.stream], args=batch))
+            if not self.runtime.wait_replicas:
+                count += int(await add(keys=[self.keys.stream], args=batch))
+                continue
+            pipe = self.redis.pipeline(transaction=False)
+            await add(keys=[self.keys.stream], args=batch, client=pipe)
+            count += int((await self._replicated(pipe, f"batch of {len(batch)} jobs"))[0])
         return count
 
     async def delay(self, data: bytes, seconds: float) -> None:
         """Put a job back after `seconds` (a retry): it waits in the delayed set until due."""
-        await self.redis.zadd(self.keys.delayed, {data: time.time() + seconds})
+        if not self.runtime.wait_replicas:
+            await self.redis.zadd(self.keys.delayed, {data: time.time() + seconds})
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zadd(self.keys.delayed, {data: time.time() + seconds})
+        await self._replicated(pipe, "retry")
 
     # --- reading ----------------------------------------------------------------------------------
 
@@ -232,6 +261,8 @@ class StreamBroker(AsyncBroker):
             except ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
+                if not self.connections.reports_nogroup:
+                    await self.connections.group_lost()
                 await self._create_group()  # the stream or its group was deleted meanwhile
                 continue
             # Every job read is ours from now on: renewed while it waits here, given back on shutdown.

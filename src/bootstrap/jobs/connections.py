@@ -51,6 +51,11 @@ class QueueConnections:
         self._reader: aioredis.Redis | None = None
 
     @property
+    def reports_nogroup(self) -> bool:
+        """The read connection says what a NOGROUP reply means (not on a cluster: see `reader`)."""
+        return isinstance(self._reader, _ReadClient)
+
+    @property
     def producer(self) -> aioredis.Redis:
         if self._producer is None:
             self._producer = redis_connect.async_client(self.runtime)
@@ -59,6 +64,9 @@ class QueueConnections:
     def reader(self) -> aioredis.Redis:
         if self._reader is None:
             made = redis_connect.async_client(self.runtime, blocking=True)
+            if redis_connect.is_cluster(made):  # no single pool: the broker reports NOGROUP itself
+                self._reader = made
+                return made
             reader = _ReadClient.from_pool(made.connection_pool)  # same settings, NOGROUP reported
             assert isinstance(reader, _ReadClient)
             reader.on_nogroup = self.group_lost

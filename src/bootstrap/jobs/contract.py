@@ -83,6 +83,11 @@ class RedisRuntime:
     connect_timeout: float
     socket_timeout: float
     connect_retry: ConnectRetry
+    mode: str = "standalone"  # standalone | cluster | sentinel
+    sentinel_master: str = ""
+    sentinel_hosts: str = ""  # a template, like url
+    wait_replicas: int = 0  # enqueues wait for this many replicas (WAIT); 0: no wait
+    wait_timeout: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -131,6 +136,11 @@ class Runtime:
                 connect_timeout=float(redis.connect_timeout),
                 socket_timeout=float(redis.socket_timeout),
                 connect_retry=redis.connect_retry,
+                mode=redis.mode,
+                sentinel_master=redis.sentinel_master,
+                sentinel_hosts=redis.sentinel_hosts_template,
+                wait_replicas=redis.wait_replicas,
+                wait_timeout=float(redis.wait_timeout),
             ),
             queues=tuple(
                 QueueContract(
@@ -194,6 +204,11 @@ class Runtime:
                 "connect_timeout": redis.connect_timeout,
                 "socket_timeout": redis.socket_timeout,
                 "connect_retry": redis.connect_retry.to_json(),
+                "mode": redis.mode,
+                "sentinel_master": redis.sentinel_master,
+                "sentinel_hosts": redis.sentinel_hosts,
+                "wait_replicas": redis.wait_replicas,
+                "wait_timeout": redis.wait_timeout,
             },
             "queues": {queue.name: _queue_literal(queue) for queue in self.queues},
             "schedules": {schedule.id: _schedule_literal(schedule) for schedule in self.schedules},
@@ -217,7 +232,11 @@ class Runtime:
                 "socket_timeout", "connect_timeout", "ipv4_only", "connect_retry",
             ),
         )  # fmt: skip
-        redis = top.fields("redis", ("url", "key_prefix", "connect_timeout", "socket_timeout", "connect_retry"))
+        redis = top.fields(
+            "redis",
+            ("url", "key_prefix", "connect_timeout", "socket_timeout", "connect_retry",
+             "mode", "sentinel_master", "sentinel_hosts", "wait_replicas", "wait_timeout"),
+        )  # fmt: skip
         return cls(
             project=top.text("project"),
             mongodb=MongoRuntime(
@@ -238,6 +257,11 @@ class Runtime:
                 connect_timeout=redis.number("connect_timeout"),
                 socket_timeout=redis.number("socket_timeout"),
                 connect_retry=redis.fields("connect_retry", _CONNECT_RETRY_KEYS).converted(ConnectRetry.from_json),
+                mode=redis.text("mode"),
+                sentinel_master=redis.text("sentinel_master"),
+                sentinel_hosts=redis.text("sentinel_hosts"),
+                wait_replicas=redis.integer("wait_replicas"),
+                wait_timeout=redis.number("wait_timeout"),
             ),
             queues=tuple(_queue_from_literal(name, fields) for name, fields in top.named("queues")),
             schedules=tuple(_schedule_from_literal(name, fields) for name, fields in top.named("schedules")),

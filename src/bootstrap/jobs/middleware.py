@@ -21,7 +21,6 @@ from bootstrap.jobs.contract import QueueContract
 from bootstrap.jobs.labels import ATTEMPT, RETRY
 from bootstrap.jobs.records import COMPLETED, FAILED
 from bootstrap.layout import schedules as stored
-from bootstrap.layout.keys import ScheduleKeys
 from bootstrap.layout.schedules import retry_from_json
 from bootstrap.spec.model import RetryPolicy
 
@@ -55,7 +54,6 @@ class JobsMiddleware(TaskiqMiddleware):
         super().__init__()
         self.stream_broker = broker
         self.queue = queue
-        self.schedules = ScheduleKeys(broker.runtime.prefix)
 
     async def policy(self, message: TaskiqMessage) -> RetryPolicy | None:
         """The retry policy the spec gives this job (None: a failed job is not retried)."""
@@ -69,7 +67,8 @@ class JobsMiddleware(TaskiqMiddleware):
             schedule_id = None
         if schedule_id is None:
             return declared
-        raw = await self.stream_broker.redis.hget(self.schedules.definitions, schedule_id)
+        # Kept with the queue it fires into: this one.
+        raw = await self.stream_broker.redis.hget(self.stream_broker.keys.schedules, schedule_id)
         definition = stored.decode(raw) if raw is not None else None
         if definition is None:
             log.warning(

@@ -1,8 +1,10 @@
 """Records of finished jobs per queue: completed and failed, each kept at most `max_age` and at most
 `max_count` (newest kept). Taskiq has neither a failed-job store nor retention by count.
 
-A record is JSON in a hash (id -> record) indexed by a sorted set (id by finish time); writing one
-and trimming both limits happen in one Lua script, so the two never disagree.
+A record is JSON in a hash (id -> record) indexed by a sorted set (id by finish time). Records are
+written by the acknowledging script (jobs.acks): writing them, trimming both limits and
+acknowledging the finished jobs happen in one Lua script over the queue's keys (one cluster slot),
+so index and data never disagree and no record is written for a job that stays unacknowledged.
 """
 
 from __future__ import annotations
@@ -16,25 +18,28 @@ import redis.asyncio as aioredis
 from bootstrap.layout.keys import QueueKeys
 
 COMPLETED, FAILED = "completed", "failed"
+OUTCOMES = (COMPLETED, FAILED)  # their order in the acknowledging script's KEYS
 
-# KEYS: index, data. ARGV: now, oldest time kept, max count, then id, record pairs (one or many).
-_STORE = """
-for i = 4, #ARGV, 2 do
-  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
-  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i])
+# Lua: write records into (index, data) and trim both limits. `items` holds id, record, id, record...
+STORE_FUNCTION = """
+local function store(index, data, now, oldest, max_count, items)
+  for i = 1, #items, 2 do
+    redis.call('HSET', data, items[i], items[i + 1])
+    redis.call('ZADD', index, now, items[i])
+  end
+  local old = redis.call('ZRANGEBYSCORE', index, '-inf', '(' .. oldest)
+  local excess = redis.call('ZCARD', index) - #old - tonumber(max_count)
+  if excess > 0 then
+    local oldest_ids = redis.call('ZRANGE', index, #old, #old + excess - 1)
+    for _, id in ipairs(oldest_ids) do table.insert(old, id) end
+  end
+  for i = 1, #old, 500 do
+    local chunk = {unpack(old, i, math.min(i + 499, #old))}
+    redis.call('ZREM', index, unpack(chunk))
+    redis.call('HDEL', data, unpack(chunk))
+  end
+  return #old
 end
-local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2])
-local excess = redis.call('ZCARD', KEYS[1]) - #old - tonumber(ARGV[3])
-if excess > 0 then
-  local oldest = redis.call('ZRANGE', KEYS[1], #old, #old + excess - 1)
-  for _, id in ipairs(oldest) do table.insert(old, id) end
-end
-for i = 1, #old, 500 do
-  local chunk = {unpack(old, i, math.min(i + 499, #old))}
-  redis.call('ZREM', KEYS[1], unpack(chunk))
-  redis.call('HDEL', KEYS[2], unpack(chunk))
-end
-return #old
 """
 
 
@@ -42,19 +47,19 @@ class Records:
     def __init__(self, client: aioredis.Redis, keys: QueueKeys) -> None:
         self.client = client
         self.keys = keys
-        self._store = client.register_script(_STORE)
 
-    def _call(self, outcome: str, records: list[dict[str, Any]], max_age: float, max_count: int) -> dict[str, Any]:
+    def key_list(self) -> list[str]:
+        """Index and data of each outcome, in OUTCOMES order."""
+        return [key for outcome in OUTCOMES for key in (self.keys.records(outcome), self.keys.record_data(outcome))]
+
+    @staticmethod
+    def segment(outcome: str, records: list[dict[str, Any]], max_age: float, max_count: int) -> list[Any]:
+        """One batch of records as the acknowledging script reads it: outcome number (1-based, in
+        OUTCOMES order), oldest time kept, max count, number of records, then id, record pairs.
+        Reading the records is `bootstrap.jobs.admin`'s business (the CLI is synchronous)."""
         now = time.time()
-        args: list[Any] = [now, now - max_age, max_count]
+        args: list[Any] = [OUTCOMES.index(outcome) + 1, now - max_age, max_count, len(records)]
         for record in records:
             record.setdefault("finished_at", now)
             args += [record["id"], json.dumps(record, default=str)]
-        return {"keys": [self.keys.records(outcome), self.keys.record_data(outcome)], "args": args}
-
-    async def queue_store(
-        self, pipe: Any, outcome: str, records: list[dict[str, Any]], max_age: float, max_count: int
-    ) -> None:
-        """Write records and trim to both limits, as one command in `pipe` (run when it runs).
-        Reading the records is `bootstrap.jobs.admin`'s business (the CLI is synchronous)."""
-        await self._store(**self._call(outcome, records, max_age, max_count), client=pipe)
+        return args

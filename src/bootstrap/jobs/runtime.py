@@ -30,6 +30,11 @@ class QueueRuntime:
     batch: int = 100  # messages read (and acknowledged) per round trip
     max_deliveries: int = 3  # deliveries without finishing before a job goes to the failed store
     connect_retry: ConnectRetry = field(default_factory=ConnectRetry)
+    mode: str = "standalone"  # how Redis runs: see bootstrap.connect.redis
+    sentinel_master: str = ""
+    sentinel_hosts: str = ""  # resolved
+    wait_replicas: int = 0  # enqueues wait until this many replicas hold the job (WAIT)
+    wait_timeout: float = 0.0
 
     @property
     def url(self) -> str:
@@ -59,4 +64,9 @@ def queue_runtime(runtime: Runtime, queue: str) -> QueueRuntime:
         socket_timeout=redis.socket_timeout,
         connect_retry=redis.connect_retry,
         max_deliveries=declared.max_deliveries,
+        mode=redis.mode,
+        sentinel_master=redis.sentinel_master,
+        sentinel_hosts=resolve_url(redis.sentinel_hosts),
+        wait_replicas=redis.wait_replicas,
+        wait_timeout=redis.wait_timeout,
     )

@@ -7,6 +7,8 @@ schedule) and claims each slot with a Lua script that, in one atomic step, check
 took it, records it, and enqueues the job. A job can therefore neither be fired twice nor be lost
 between "claimed" and "enqueued". A schedule `bootstrap apply` deleted is not claimed any more, even by
 a replica that has not reloaded the schedules yet (else it would fire it and recreate its state).
+A schedule's state lives with the queue it fires into (layout.keys), so the claim is single-slot on
+Redis Cluster.
 
 Missed slots: a slot is on time while no more than MISFIRE_GRACE seconds late. Slots later than that
 were missed while no scheduler ran; the schedule's misfire policy decides: `skip` records them as
@@ -27,7 +29,7 @@ import json
 import logging
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,7 +41,7 @@ from bootstrap.jobs.broker import StreamBroker
 from bootstrap.jobs.middleware import RETRY
 from bootstrap.jobs.slots import due_slots, problem
 from bootstrap.layout import schedules as stored
-from bootstrap.layout.keys import ScheduleKeys, as_text, marker_key
+from bootstrap.layout.keys import as_text, marker_key
 from bootstrap.layout.marker import LOST_DATA
 from bootstrap.redact import mask
 from bootstrap.spec.model import Schedule
@@ -48,15 +50,16 @@ log = logging.getLogger("bootstrap.jobs.scheduler")
 
 MISFIRE_GRACE = 5.0  # seconds a slot may be late and still count as on time
 
-# KEYS: last slots, the queue's stream, stored definitions, data marker. ARGV: schedule id, slot,
-# fire ('1') or skip, the message, and '1' when the definition is a declared one (Redis lost its
-# data): fired only while Redis still holds neither the marker nor any stored definition.
+# KEYS (all of the queue the schedule fires into: one slot): last slots, the stream, stored
+# definitions. ARGV: schedule id, slot, fire ('1') or skip, the message, and '1' when the definition
+# is a declared one (Redis lost its data): fired only while the queue holds no stored definition (the
+# data marker, a key of its own slot, is checked by the source at every reload, each second).
 _CLAIM = """
 local definition = redis.call('HGET', KEYS[3], ARGV[1])
 if definition then
   local ok, decoded = pcall(cjson.decode, definition)
   if not ok or type(decoded) ~= 'table' or decoded['enabled'] == false then return 0 end
-elseif ARGV[5] ~= '1' or redis.call('EXISTS', KEYS[4]) == 1 or redis.call('HLEN', KEYS[3]) > 0 then
+elseif ARGV[5] ~= '1' or redis.call('HLEN', KEYS[3]) > 0 then
   return 0
 end
 local last = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
@@ -98,10 +101,10 @@ class RedisScheduleSource(ScheduleSource):
     declared ones). Each is handed to Taskiq's loop as a one-second interval (a tick); the real
     timing is the scheduler's."""
 
-    def __init__(self, broker: StreamBroker, declared: Iterable[Schedule] = ()) -> None:
-        self.broker = broker
-        self.keys = ScheduleKeys(broker.runtime.prefix)
-        self.marker = marker_key(broker.runtime.prefix)
+    def __init__(self, brokers: Mapping[str, StreamBroker], declared: Iterable[Schedule] = ()) -> None:
+        self.brokers = dict(brokers)
+        self.broker = next(iter(self.brokers.values()))
+        self.marker = marker_key(self.broker.runtime.prefix)
         self.declared = {s.id: stored.definition(s) for s in declared}
         self.definitions: dict[str, dict[str, Any]] = {}
         self.fallback = False  # True: firing the declared schedules (Redis lost the stored ones)
@@ -110,9 +113,11 @@ class RedisScheduleSource(ScheduleSource):
     async def get_schedules(self) -> list[ScheduledTask]:
         try:
             pipe = self.broker.redis.pipeline(transaction=False)
-            pipe.hgetall(self.keys.definitions)
+            for broker in self.brokers.values():
+                pipe.hgetall(broker.keys.schedules)
             pipe.exists(self.marker)
-            raw, marker = await pipe.execute()
+            *held, marker = await pipe.execute()
+            raw = {k: v for found in held for k, v in found.items()}
         except (redis.exceptions.RedisError, OSError) as exc:
             # Keep firing what is known: the claim script still checks Redis at every slot.
             self.once.log("read", logging.WARNING, "cannot read the schedules from Redis (%s)", mask(str(exc)))
@@ -165,10 +170,9 @@ class SlotScheduler(TaskiqScheduler):
 
     def __init__(self, brokers: dict[str, StreamBroker], declared: Iterable[Schedule] = ()) -> None:
         first = next(iter(brokers.values()))
-        self.source = RedisScheduleSource(first, declared)
+        self.source = RedisScheduleSource(brokers, declared)
         super().__init__(broker=first, sources=[self.source])
         self.brokers = brokers
-        self.keys = ScheduleKeys(first.runtime.prefix)
         self._claim: Any = None
 
     async def startup(self) -> None:
@@ -227,7 +231,8 @@ class SlotScheduler(TaskiqScheduler):
                 changed=True,
             )
             return
-        raw_last = await broker.redis.hget(self.keys.last_slot, schedule_id)
+        keys = broker.keys
+        raw_last = await broker.redis.hget(keys.last_slot, schedule_id)
         last = float(raw_last) if raw_last is not None else None
         slots = due_slots(definition, last, now)
         missed = [s for s in slots if now - s > MISFIRE_GRACE]
@@ -241,7 +246,7 @@ class SlotScheduler(TaskiqScheduler):
                 fire = True
             data = self._message(broker, schedule_id, definition, slot) if fire else b""
             outcome = await self._claim(
-                keys=[self.keys.last_slot, broker.keys.stream, self.keys.definitions, self.source.marker],
+                keys=[keys.last_slot, keys.stream, keys.schedules],
                 args=[schedule_id, repr(slot), "1" if fire else "0", data, "1" if declared else "0"],
             )
             if outcome == 1:

@@ -1,4 +1,15 @@
-"""Every Redis key the tool and its workers use, in one place. All start with the key prefix."""
+"""Every Redis key the tool and its workers use, in one place. All start with the key prefix.
+
+Each queue's keys carry the queue name as a Redis Cluster hash tag (`P:queue:{Q}:...`): they all
+hash to one slot, so every Lua script and transaction over one queue is single-slot, and different
+queues spread over the cluster's nodes. A schedule's state lives with the queue it fires into (the
+scheduler's claim touches the schedule's state and the queue's stream in one script); a small
+index (schedule id -> queue) says where each schedule is kept. On a standalone Redis the braces
+are only characters.
+
+Before hash tags the keys were `P:queue:Q:...`, `P:schedules` and `P:schedules:last-slot` (the
+LEGACY names below): `bootstrap plan` shows moving them and `apply` moves them.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 GROUP = "workers"  # the consumer group every worker of a queue reads in
+
+# The per-queue keys of the layout before hash tags (suffixes after `P:queue:Q:`), moved by apply.
+LEGACY_QUEUE_SUFFIXES = ("jobs", "delayed", "completed", "failed", "completed:data", "failed:data")
 
 
 @dataclass(frozen=True)
@@ -15,7 +29,8 @@ class QueueKeys:
 
     @property
     def base(self) -> str:
-        return f"{self.prefix}:queue:{self.queue}"
+        """What every key of this queue starts with; `{queue}` is the cluster hash tag."""
+        return f"{self.prefix}:queue:{{{self.queue}}}"
 
     @property
     def stream(self) -> str:
@@ -40,19 +55,49 @@ class QueueKeys:
         """Exists while the queue is paused (workers take no new jobs from it)."""
         return f"{self.base}:paused"
 
+    @property
+    def schedules(self) -> str:
+        """Hash: schedule id -> JSON definition, for the schedules firing into this queue (written by
+        apply, read by schedulers)."""
+        return f"{self.base}:schedules"
+
+    @property
+    def last_slot(self) -> str:
+        """Hash: schedule id -> the last slot (epoch seconds) that was fired or deliberately skipped,
+        for the schedules firing into this queue."""
+        return f"{self.base}:schedules:last-slot"
+
+    @property
+    def legacy_base(self) -> str:
+        """The queue's keys before hash tags (`P:queue:Q`)."""
+        return f"{self.prefix}:queue:{self.queue}"
+
+    def legacy_moves(self) -> list[tuple[str, str]]:
+        """(old key, new key) for each key of the layout before hash tags."""
+        return [(f"{self.legacy_base}:{s}", f"{self.base}:{s}") for s in LEGACY_QUEUE_SUFFIXES]
+
 
 @dataclass(frozen=True)
 class ScheduleKeys:
     prefix: str
 
     @property
-    def definitions(self) -> str:
-        """Hash: schedule id -> JSON definition (written by apply, read by schedulers)."""
+    def index(self) -> str:
+        """Hash: schedule id -> the queue whose keys hold its definition and last slot."""
+        return f"{self.prefix}:schedules:index"
+
+    def of(self, queue: str) -> QueueKeys:
+        """The keys of the queue a schedule fires into (its `schedules` and `last_slot`)."""
+        return QueueKeys(self.prefix, queue)
+
+    @property
+    def legacy_definitions(self) -> str:
+        """Hash of every schedule's definition, before hash tags (moved by apply)."""
         return f"{self.prefix}:schedules"
 
     @property
-    def last_slot(self) -> str:
-        """Hash: schedule id -> the last slot (epoch seconds) that was fired or deliberately skipped."""
+    def legacy_last_slot(self) -> str:
+        """Hash of every schedule's last slot, before hash tags (moved by apply)."""
         return f"{self.prefix}:schedules:last-slot"
 
 

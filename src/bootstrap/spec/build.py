@@ -91,8 +91,12 @@ def mongo_settings(raw: dict[str, Any], project: str, template: str | None = Non
     )
 
 
-def redis_settings(raw: dict[str, Any], project: str, template: str | None = None) -> RedisSettings:
+def redis_settings(
+    raw: dict[str, Any], project: str, template: str | None = None, hosts_template: str | None = None
+) -> RedisSettings:
     timeouts = raw.get("timeouts", {})
+    sentinel = raw.get("sentinel", {})
+    wait = raw.get("wait", {})
     return RedisSettings(
         url=raw["url"],
         url_template=template or raw["url"],
@@ -101,6 +105,12 @@ def redis_settings(raw: dict[str, Any], project: str, template: str | None = Non
         connect_timeout=_seconds(timeouts, "connect", 5.0),
         socket_timeout=_seconds(timeouts, "socket", 5.0),
         connect_retry=connect_retry(raw.get("connect_retry")),
+        mode=raw.get("mode", "standalone"),
+        sentinel_master=sentinel.get("master", ""),
+        sentinel_hosts=sentinel.get("hosts", ""),
+        sentinel_hosts_template=hosts_template or sentinel.get("hosts", ""),
+        wait_replicas=wait.get("replicas", 0),
+        wait_timeout=_seconds(wait, "timeout", 1.0) if wait else 0.0,
     )
 
 

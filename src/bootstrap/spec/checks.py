@@ -121,8 +121,41 @@ def _check_settings(spec: Spec, report: Reporter, file: str) -> None:
             )
     for key, seconds in (("connect", redis.connect_timeout), ("socket", redis.socket_timeout)):
         _duration_range(report, file, ("redis", "timeouts", key), seconds, 0.001, DAY)
+    _check_redis_mode(spec, report, file)
     for section, policy in (("mongodb", mongo.connect_retry), ("redis", redis.connect_retry)):
         _check_retry(report, file, (section, "connect_retry"), policy)
+
+
+def _check_redis_mode(spec: Spec, report: Reporter, file: str) -> None:
+    """What a mode cannot have: a database other than 0 on a cluster (it has no SELECT); Sentinel
+    without its master and sentinels, or sentinels in another mode."""
+    redis = spec.redis
+    if redis.mode == "cluster":
+        database = urlsplit(redis.url).path.strip("/")
+        if database not in ("", "0"):
+            report(
+                file,
+                ("redis", "url"),
+                f"Redis Cluster has database 0 only, and the URL selects database {database}: "
+                "end the URL with /0 (or nothing), and keep projects apart with key_prefix",
+            )
+    if redis.mode == "sentinel" and not redis.sentinel_master:
+        report(file, ("redis", "mode"), "sentinel mode needs `sentinel: {master: NAME, hosts: \"host:port,...\"}`")
+    if redis.mode != "sentinel" and redis.sentinel_master:
+        report(file, ("redis", "sentinel"), f"sentinels are used in sentinel mode only (mode is {redis.mode})")
+    if redis.mode == "sentinel" and redis.sentinel_hosts:
+        for item in redis.sentinel_hosts.split(","):
+            port = item.strip().rpartition(":")[2] if ":" in item else "26379"
+            if not item.strip() or not port.isdigit() or not 0 < int(port) < 65536:
+                found = item.strip()
+                report(file, ("redis", "sentinel", "hosts"), f"expected host:port, comma-separated; got {found!r}")
+                break
+    if redis.wait_replicas and redis.mode == "cluster":
+        # WAIT counts the replicas of the connection's node; a cluster client sends it to no
+        # particular node, so it would confirm nothing about the job's master.
+        report(file, ("redis", "wait"), "is not supported with mode cluster (see docs/scaling.md); remove it")
+    if redis.wait_replicas and redis.wait_timeout <= 0:
+        report(file, ("redis", "wait", "timeout"), "must be longer than 0s")
 
 
 def _check_codegen(spec: Spec, report: Reporter, file: str) -> None:

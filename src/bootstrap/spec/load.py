@@ -276,7 +276,9 @@ def _build(config_dir: Path, docs: dict[str, Document], kinds: dict[str, str]) -
         project=project,
         root=root,
         mongodb=build.mongo_settings(settings["mongodb"], project, templates.get(("mongodb", "uri"))),
-        redis=build.redis_settings(settings["redis"], project, templates.get(("redis", "url"))),
+        redis=build.redis_settings(
+            settings["redis"], project, templates.get(("redis", "url")), templates.get(("redis", "sentinel", "hosts"))
+        ),
         codegen=build.codegen(settings.get("codegen", {}), project, root),
         collections=tuple(build.collection(doc) for doc in by_kind.get("collection", [])),
         queues=build.queues(queues_doc) if queues_doc else (),

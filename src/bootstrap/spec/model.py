@@ -271,6 +271,12 @@ class RedisSettings:
     connect_timeout: float = 5.0
     socket_timeout: float = 5.0
     connect_retry: ConnectRetry = ConnectRetry()
+    mode: str = "standalone"  # standalone | cluster | sentinel (connect/redis.py)
+    sentinel_master: str = ""  # sentinel mode: the master's name the sentinels monitor
+    sentinel_hosts: str = ""  # sentinel mode: "host:port,host:port" (after interpolation)
+    sentinel_hosts_template: str = ""  # as written (for generated code)
+    wait_replicas: int = 0  # enqueues wait until this many replicas have them (WAIT); 0: no wait
+    wait_timeout: float = 0.0  # seconds an enqueue waits for them at most
 
 
 @dataclass(frozen=True)
@@ -302,7 +308,8 @@ class Spec:
         URLs as written (`${MONGODB_URI:-...}`), never their value here; no file positions."""
         mongo = {f.name: getattr(self.mongodb, f.name) for f in fields(self.mongodb)
                  if f.name not in ("uri", "database")}
-        redis = {f.name: getattr(self.redis, f.name) for f in fields(self.redis) if f.name != "url"}
+        redis = {f.name: getattr(self.redis, f.name) for f in fields(self.redis)
+                 if f.name not in ("url", "sentinel_hosts")}  # fmt: skip
         declared: dict[str, Any] = _jsonable(
             {
                 "project": self.project,

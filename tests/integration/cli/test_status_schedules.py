@@ -43,7 +43,7 @@ def test_last_run_is_a_job_that_ran_and_a_skipped_slot_is_none(project: Project)
     project.start_scheduler()
     client = redis_client(project)
     completed = project.queue_keys("delta-sync").records("completed")
-    last_slots = project.schedule_keys().last_slot
+    last_slots = project.queue_keys("pattern-analysis").last_slot
     ran = wait_for(
         lambda: [i for i in client.zrange(completed, 0, -1) if i.startswith("delta-sync-schedule@")], 60, "a fired job"
     )

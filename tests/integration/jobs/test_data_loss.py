@@ -19,6 +19,7 @@ from bootstrap.layout.keys import marker_key
 from bootstrap.layout.marker import LOST_DATA
 from bootstrap.local.servers import RedisServer
 from tests.support.jobs_project import Project, open_project, redis_client, wait_for
+from tests.support.redis_keys import store_definition, stored_last_slots
 
 DELTA = "delta-sync-schedule"  # queue delta-sync, every second in these tests
 STARTUP = 40.0  # seconds a process may take to start and do its first thing (2 noisy cores)
@@ -142,11 +143,12 @@ def test_a_stored_schedule_that_never_fires_is_shown_and_skipped_once(
     """Written into Redis directly (by an older version, or by hand): validate rejects it now."""
     with open_project(tmp_path, mongo_uri, redis_server.uri, every_second) as project:
         client = redis_client(project)
-        definitions = project.schedule_keys().definitions
-        client.hset(definitions, "never-schedule", json.dumps(NEVER))
-        client.hset(definitions, "junk-schedule", "{not json")
+        prefix = project.key_prefix
+        store_definition(client, prefix, "delta-sync", "never-schedule", json.dumps(NEVER))
+        store_definition(client, prefix, "delta-sync", "junk-schedule", "{not json")
         elsewhere = {**NEVER, "id": "elsewhere-schedule", "queue": "other-queue", "cron": "* * * * *"}
-        client.hset(definitions, "elsewhere-schedule", json.dumps(elsewhere))
+        # Kept with delta-sync (as by hand), naming a queue this wiring does not have.
+        store_definition(client, prefix, "delta-sync", "elsewhere-schedule", json.dumps(elsewhere))
         text = status_text(project, capsys)
         row = next(line for line in text.splitlines() if line.startswith("never-schedule"))
         assert "never fires" in row and "internal error" not in text
@@ -161,5 +163,5 @@ def test_a_stored_schedule_that_never_fires_is_shown_and_skipped_once(
         assert log.count("schedule junk-schedule unreadable definition") == 1
         assert log.count("schedule elsewhere-schedule names queue other-queue, which this wiring does not have") == 1
         assert "Traceback" not in log and "CroniterBadDateError" not in log
-        assert "never-schedule" not in client.hkeys(project.schedule_keys().last_slot)
+        assert "never-schedule" not in stored_last_slots(client, prefix)
         client.close()

@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 
 from bootstrap.jobs.scheduler import MISFIRE_GRACE
-from bootstrap.local.servers import RedisServer
+from tests.conftest import BOTH_MODES, RedisTarget
 from tests.support.jobs_project import Fire, Project, fires, make_project, redis_client, wait_for
+from tests.support.redis_keys import stored_last_slots
 
 DELTA = "delta-sync-schedule"  # queue delta-sync
 TOKEN = "token-refresh-schedule"  # queue token-refresh
@@ -39,7 +40,7 @@ def when(slot: float) -> str:
 def last_slots(project: Project) -> dict[str, float]:
     client = redis_client(project)
     try:
-        raw: dict[str, str] = client.hgetall(project.schedule_keys().last_slot)  # type: ignore[assignment]
+        raw: dict[str, str] = stored_last_slots(client, project.key_prefix)
         return {k: float(v) for k, v in raw.items()}
     finally:
         client.close()
@@ -76,7 +77,7 @@ def skipped_lines(log: str, schedule_id: str) -> list[str]:
 
 
 @pytest.fixture
-def new_project(tmp_path: Path, mongo_uri: str, redis_server: RedisServer) -> Iterator[Callable[..., Project]]:
+def new_project(tmp_path: Path, mongo_uri: str, redis_target: RedisTarget) -> Iterator[Callable[..., Project]]:
     """make(("old", "new"), ...): a project with those edits of schedules.yaml, applied and generated.
     Its processes are killed at the end of the test."""
     made: list[Generator[Project, None, None]] = []
@@ -86,7 +87,7 @@ def new_project(tmp_path: Path, mongo_uri: str, redis_server: RedisServer) -> It
             for old, new in edits:
                 project.edit("schedules.yaml", old, new)
 
-        generator = make_project(tmp_path, mongo_uri, redis_server.uri, edit)
+        generator = make_project(tmp_path, mongo_uri, redis_target.url, edit, redis_target.mode)
         assert isinstance(generator, Generator)
         made.append(generator)
         project: Project = next(generator)
@@ -97,6 +98,7 @@ def new_project(tmp_path: Path, mongo_uri: str, redis_server: RedisServer) -> It
         generator.close()  # runs make_project's `finally`: stop_all
 
 
+@BOTH_MODES
 def test_three_replicas_fire_each_slot_exactly_once(new_project: Callable[..., Project]) -> None:
     project = new_project(("every: 15m", "every: 1s"))
     for i in range(3):

@@ -18,12 +18,13 @@ from pymongo import MongoClient
 
 from bootstrap.local.processes import group_alive
 from bootstrap.local.servers import RedisServer
+from tests.conftest import BOTH_MODES, RedisTarget
 from tests.support.jobs_project import Project, add_test_queue, make_project, open_project, redis_client, wait_for
 
 
 @pytest.fixture
-def project(tmp_path: Path, mongo_uri: str, redis_server: RedisServer) -> Iterator[Project]:
-    yield from make_project(tmp_path, mongo_uri, redis_server.uri, add_test_queue)
+def project(tmp_path: Path, mongo_uri: str, redis_target: RedisTarget) -> Iterator[Project]:
+    yield from make_project(tmp_path, mongo_uri, redis_target.url, add_test_queue, redis_target.mode)
 
 
 def records(project: Project, queue: str, outcome: str) -> dict[str, dict[str, Any]]:
@@ -33,6 +34,7 @@ def records(project: Project, queue: str, outcome: str) -> dict[str, dict[str, A
     return {k: json.loads(v) for k, v in raw.items()}
 
 
+@BOTH_MODES
 def test_enqueued_job_is_processed_by_a_worker_process_with_log_lines(project: Project) -> None:
     worker = project.start_worker("delta-sync")
     assert (
@@ -67,6 +69,7 @@ def test_handler_receives_the_worker_mongodb_database(project: Project, mongo_ur
     client.close()
 
 
+@BOTH_MODES
 def test_failed_job_is_retried_with_exponential_delays_then_stored_as_failed(project: Project) -> None:
     project.start_worker("test-jobs")
     assert project.bootstrap("enqueue", "test-jobs", "fail-always", "--kwargs", '{"x": 1}', "--id", "f-1") == 0
@@ -85,6 +88,7 @@ def test_failed_job_is_retried_with_exponential_delays_then_stored_as_failed(pro
     assert not records(project, "test-jobs", "completed")
 
 
+@BOTH_MODES
 def test_retention_keeps_at_most_max_count_records(project: Project) -> None:
     project.start_worker("test-jobs")
     assert project.bootstrap("enqueue", "test-jobs", "mongo-job", "--count", "12", "--id", "r") == 0
@@ -96,6 +100,7 @@ def test_retention_keeps_at_most_max_count_records(project: Project) -> None:
     client.close()
 
 
+@BOTH_MODES
 def test_killed_worker_job_is_delivered_again_and_completed(project: Project) -> None:
     first = project.start_worker("test-jobs", "first")
     assert project.bootstrap("enqueue", "test-jobs", "slow-job", "--kwargs", '{"seconds": 3}', "--id", "k-1") == 0

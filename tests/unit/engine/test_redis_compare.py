@@ -28,7 +28,7 @@ EVERY = Schedule("sync-often", "sync", "run-sync", every=60.0)
 NIGHTLY = Schedule("mail-nightly", "mail", "send-mail", cron="0 2 * * *")
 SPEC = spec_of(queues=(SYNC, MAIL), schedules=(EVERY, NIGHTLY))
 
-SYNC_STREAM, MAIL_STREAM = "t:queue:sync:jobs", "t:queue:mail:jobs"
+SYNC_STREAM, MAIL_STREAM = "t:queue:{sync}:jobs", "t:queue:{mail}:jobs"
 READY = {SYNC_STREAM: frozenset({GROUP}), MAIL_STREAM: frozenset({GROUP})}
 STORED = {"sync-often": stored.definition(EVERY), "mail-nightly": stored.definition(NIGHTLY)}
 LRU_REASON = (

@@ -22,7 +22,7 @@ class SetEvictionPolicy(Operation):
 
     @property
     def group(self) -> str:
-        return "redis server"
+        return "redis server" if self.collection == "server" else f"redis node {self.collection}"
 
     def describe(self) -> list[str]:
         return [f"set maxmemory-policy {self.before} -> {self.after} (--fix-redis)"]
@@ -39,7 +39,7 @@ class PolicyUnknown(Operation):
 
     @property
     def group(self) -> str:
-        return "redis server"
+        return "redis server" if self.collection == "server" else f"redis node {self.collection}"
 
     def describe(self) -> list[str]:
         return [f"cannot read maxmemory-policy (CONFIG is not allowed); make sure the server runs with {self.wanted}"]
@@ -80,9 +80,55 @@ class WriteMarker(Operation):
 
 
 @dataclass(frozen=True)
+class MoveKeys(Operation):
+    """RENAME each key of a queue from the layout before hash tags to its new name (layout.keys).
+    Standalone Redis only, where every key is on the one server."""
+
+    moves: tuple[tuple[str, str], ...]
+    symbol = "~"
+    kind = "change"
+
+    @property
+    def group(self) -> str:
+        return f"queue {self.collection}"
+
+    def describe(self) -> list[str]:
+        return [f"move key {old} -> {new}" for old, new in self.moves]
+
+
+@dataclass(frozen=True)
+class MoveSchedules(Operation):
+    """Split the global schedule hashes of the layout before hash tags into the per-queue ones
+    (definition and last slot kept with the queue each schedule fires into, plus the index), then
+    delete the old hashes. `queues`: schedule id -> its queue, or "" where the stored definition is
+    unreadable (dropped: apply stores the declared one again)."""
+
+    definitions_key: str
+    last_slot_key: str
+    queues: tuple[tuple[str, str], ...]
+    symbol = "~"
+    kind = "change"
+
+    @property
+    def group(self) -> str:
+        return "schedules"
+
+    def describe(self) -> list[str]:
+        lines = [f"move schedule state {self.definitions_key} and {self.last_slot_key} to the queues' keys:"]
+        for schedule_id, queue in self.queues:
+            where = f"{queue}'s keys" if queue else "nowhere (unreadable definition: dropped)"
+            lines.append(f"  {schedule_id} -> {where}")
+        return lines
+
+
+@dataclass(frozen=True)
 class PutSchedule(Operation):
+    """Store a schedule's definition with the queue it fires into; `held_in`: the queue whose keys
+    hold it now, where that is another one (the schedule moves, its last slot with it)."""
+
     definition: Mapping[str, Any]
     before: Mapping[str, Any] | None
+    held_in: str = ""
 
     @property
     def group(self) -> str:
@@ -109,7 +155,10 @@ class PutSchedule(Operation):
 
 @dataclass(frozen=True)
 class DeleteSchedule(Operation):
+    """`held_in`: the queue whose keys hold it (default: its definition's queue)."""
+
     before: Mapping[str, Any]
+    held_in: str = ""
     symbol = "-"
     kind = "drop"
 
