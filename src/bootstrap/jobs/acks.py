@@ -1,7 +1,7 @@
 """Acknowledgement of finished jobs, with their job records, batched by the round trip.
 
 Finished jobs and their records are queued here; a flush writes the buffered per-job log lines
-(`logs.flush`), then in one pipeline the records, then XACK and XDEL of the finished entries. A
+(`logs.flush`), then in one round trip the records, then XACK and XDEL of the finished entries. A
 crash before a flush only means the jobs run again (at least once), records and log lines included.
 
 A job that ran waits (`acked`) until its acknowledgement is in Redis, and the receiver takes its
@@ -30,6 +30,42 @@ from bootstrap.layout.keys import GROUP, QueueKeys
 log = logging.getLogger("bootstrap.jobs.broker")
 
 FLUSH_EVERY = 0.02  # seconds: the longest a queued record or log line waits to be written
+
+# Write job records (as records._STORE: HSET + ZADD, then trim to both limits), then XACK and XDEL.
+# KEYS: stream, then an index and a data key per group of records.
+# ARGV: group, number of ids n, the n ids, then per group of records: now, oldest time kept, max
+# count, number of records c, then c id/record pairs.
+_ACK = """
+local n = tonumber(ARGV[2])
+local pos, k = 3 + n, 2
+while pos <= #ARGV do
+  local index, data = KEYS[k], KEYS[k + 1]
+  local now, oldest, max_count, c = ARGV[pos], ARGV[pos + 1], tonumber(ARGV[pos + 2]), tonumber(ARGV[pos + 3])
+  pos = pos + 4
+  for i = pos, pos + 2 * c - 1, 2 do
+    redis.call('HSET', data, ARGV[i], ARGV[i + 1])
+    redis.call('ZADD', index, now, ARGV[i])
+  end
+  pos, k = pos + 2 * c, k + 2
+  local old = redis.call('ZRANGEBYSCORE', index, '-inf', '(' .. oldest)
+  local excess = redis.call('ZCARD', index) - #old - max_count
+  if excess > 0 then
+    local oldest_ids = redis.call('ZRANGE', index, #old, #old + excess - 1)
+    for _, id in ipairs(oldest_ids) do table.insert(old, id) end
+  end
+  for i = 1, #old, 500 do
+    local chunk = {unpack(old, i, math.min(i + 499, #old))}
+    redis.call('ZREM', index, unpack(chunk))
+    redis.call('HDEL', data, unpack(chunk))
+  end
+end
+for i = 3, 2 + n, 500 do
+  local chunk = {unpack(ARGV, i, math.min(i + 499, 2 + n))}
+  redis.call('XACK', KEYS[1], ARGV[1], unpack(chunk))
+  redis.call('XDEL', KEYS[1], unpack(chunk))
+end
+return n
+"""
 
 
 class AckBatch:
@@ -66,25 +102,27 @@ class AckBatch:
         self._records.append((outcome, record, max_age, max_count))
 
     async def flush(self, client: aioredis.Redis, records: Records) -> None:
-        """One round trip for a batch: job records first, then XACK and XDEL of the finished jobs.
-        The log lines of those jobs are written before it."""
+        """One command for a batch: job records first, then XACK and XDEL of the finished jobs. The
+        log lines of those jobs are written before it."""
         logs.flush()
         if not self.pending:
             return
         ids, self._ids = self._ids, []
         pending, self._records = self._records, []
         waiters, self._waiters = self._waiters, []
-        pipe = client.pipeline(transaction=False)
+        keys: list[str] = [self.keys.stream]
+        args: list[Any] = [GROUP, len(ids), *ids]
         batches: dict[tuple[str, float, int], list[dict[str, Any]]] = {}
         for outcome, record, max_age, max_count in pending:
             batches.setdefault((outcome, max_age, max_count), []).append(record)
         for (outcome, max_age, max_count), batch in batches.items():
-            records.queue_store_eval(pipe, outcome, batch, max_age, max_count)
-        if ids:
-            pipe.xack(self.keys.stream, GROUP, *ids)
-            pipe.xdel(self.keys.stream, *ids)
+            store_keys, store_args = records.store_call(outcome, batch, max_age, max_count)
+            keys += store_keys
+            args += [*store_args[:3], len(batch), *store_args[3:]]
         try:
-            await pipe.execute()
+            # EVAL with the text, not EVALSHA: never NOSCRIPT after a Redis restart (Redis caches the
+            # compiled script by its hash), and no SCRIPT EXISTS round trip as redis-py's scripts do.
+            await client.eval(_ACK, len(keys), *keys, *args)
         except BaseException:  # cancellation at shutdown included: the final flush writes them
             self._ids[:0], self._records[:0], self._waiters[:0] = ids, pending, waiters
             raise

@@ -59,11 +59,10 @@ class Records:
         Reading the records is `bootstrap.jobs.admin`'s business (the CLI is synchronous)."""
         await self._store(**self._call(outcome, records, max_age, max_count), client=pipe)
 
-    def queue_store_eval(
-        self, pipe: Any, outcome: str, records: list[dict[str, Any]], max_age: float, max_count: int
-    ) -> None:
-        """As `queue_store`, sent as EVAL with the script's text: redis-py checks a registered
-        script with SCRIPT EXISTS (a round trip of its own) each time a pipeline holding it runs,
-        and EVAL never fails with NOSCRIPT after a Redis restart (Redis caches the compiled script)."""
+    def store_call(
+        self, outcome: str, records: list[dict[str, Any]], max_age: float, max_count: int
+    ) -> tuple[list[str], list[Any]]:
+        """The keys and arguments of writing `records` (see `_STORE`), for a caller that writes them
+        in a script of its own (the acknowledgement's: `bootstrap.jobs.acks`)."""
         call = self._call(outcome, records, max_age, max_count)
-        pipe.eval(_STORE, len(call["keys"]), *call["keys"], *call["args"])
+        return call["keys"], call["args"]
