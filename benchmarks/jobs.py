@@ -1,36 +1,53 @@
-"""Job throughput: enqueue N no-op jobs in bulk into one queue, then process them with one worker
-process at several concurrencies, at-least-once on (stream + consumer group, acknowledgement after
-the job, job records with retention).
+"""Job throughput with shipped defaults (per-job logging at INFO on): enqueue N no-op jobs in bulk into
+one queue, then process them with one worker at several concurrencies, at-least-once on (stream +
+consumer group, acknowledgement after the job, job records with retention).
 
-Run: .venv/bin/python benchmarks/jobs.py [N]   (default N = 10000)
+Run: .venv/bin/python benchmarks/jobs.py [N] [--rounds R] [--compare-bullmq] [--compare-taskiq]
+(default N = 10000, R = 1). `--compare-bullmq` runs BullMQ 5 (benchmarks/bullmq/throughput.js, after
+`npm install` there) on the same Redis with the seed's job options, alternating with ours round by
+round, and prints the ratio; `--compare-taskiq` does the same with plain taskiq + taskiq-redis.
 
-Prints, per concurrency: enqueue jobs/s (pipelined bulk enqueue), processing jobs/s (from the
-worker's first job to the last acknowledgement) and the worker's peak memory (max RSS, MiB). It
-also runs the same load through plain taskiq + taskiq-redis (RedisStreamBroker, taskiq's own
-worker) as the baseline, so the ratio comes from one run on one machine.
+Measured the way BullMQ's throughput.js measures: enqueue timed after the producer is connected;
+processing from the first delivery (the consumer group's first hand-out) to the last job
+acknowledged. The worker is started through bootstrap.local.processes (it dies with this script), its
+log lines go to a file (as under a process manager), and its memory is the RSS of all its processes,
+summed (peak: VmHWM summed).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 import os
+import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
+from taskiq import TaskiqMessage  # noqa: E402
 
+from bootstrap.jobs.broker import StreamBroker  # noqa: E402
 from bootstrap.jobs.contract import Runtime  # noqa: E402
 from bootstrap.jobs.launcher import worker_command  # noqa: E402
-from bootstrap.jobs.wiring import enqueue  # noqa: E402
+from bootstrap.jobs.runtime import queue_runtime  # noqa: E402
+from bootstrap.jobs.wiring import task_labels  # noqa: E402
+from bootstrap.local.processes import Child  # noqa: E402
 from bootstrap.local.servers import MongoServer, RedisServer  # noqa: E402
 from tests.support.jobs_project import Project, make_project  # noqa: E402
+
+BULLMQ = ROOT / "benchmarks" / "bullmq"
+CONCURRENCIES = (1, 10, 50)
 
 BENCH_QUEUE = """
   bench:
@@ -43,8 +60,10 @@ BENCH_QUEUE = """
       noop-job: {{handler: "handlers_for_tests:noop"}}
 """
 
+Result = dict[str, float]
 
-def add_bench_queue(concurrency: int):  # type: ignore[no-untyped-def]
+
+def add_bench_queue(concurrency: int) -> Callable[[Project], None]:
     def edit(project: Project) -> None:
         path = project.config / "queues.yaml"
         path.write_text(path.read_text().rstrip("\n") + "\n" + BENCH_QUEUE.format(concurrency=concurrency))
@@ -52,90 +71,144 @@ def add_bench_queue(concurrency: int):  # type: ignore[no-untyped-def]
     return edit
 
 
-def wait_drained(client: redis.Redis, stream: str, n: int, timeout: float = 300) -> tuple[float, float]:
-    """Seconds from the first job taken to the stream being empty (all acknowledged and deleted)."""
+def tree(pid: int) -> list[int]:
+    """`pid` and every process under it."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            children = []
+        todo.extend(int(c) for c in children)
+    return found
+
+
+def memory_mib(pid: int) -> tuple[float, float]:
+    """(RSS, peak RSS) of `pid` and its descendants, summed, in MiB."""
+    rss = peak = 0
+    for p in tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    rss += int(line.split()[1])
+                elif line.startswith("VmHWM:"):
+                    peak += int(line.split()[1])
+        except OSError:
+            pass
+    return rss / 1024, peak / 1024
+
+
+def first_delivery_and_drain(client: redis.Redis, stream: str, group: str, timeout: float = 300) -> tuple[float, float]:
+    """(when the group first handed a job out, when the stream was empty: all acknowledged and
+    deleted). Polled every 2 ms until the first delivery, then every 5 ms: the poller shares the
+    machine with the worker and must not slow it down."""
     deadline = time.monotonic() + timeout
     first = None
     while time.monotonic() < deadline:
-        length = client.xlen(stream)
-        if first is None and length < n:
-            first = time.monotonic()
-        if length == 0:
-            assert first is not None
+        if first is None:
+            groups = client.xinfo_groups(stream)
+            if groups and groups[0]["last-delivered-id"] not in (b"0-0", "0-0"):
+                first = time.monotonic()
+        if first is not None and client.xlen(stream) == 0:
             return first, time.monotonic()
-        time.sleep(0.005)
+        time.sleep(0.002 if first is None else 0.005)
     raise RuntimeError(f"{stream} not drained in {timeout}s ({client.xlen(stream)} left)")
 
 
-def peak_rss_mib(pid: int) -> float:
+async def enqueue_connected(runtime: Runtime, n: int) -> float:
+    """Enqueue `n` no-op jobs in bulk (1000 per Lua call) with a connected broker; jobs/s."""
+    labels = task_labels(runtime.queue("bench").task("noop-job"))
+    marker = f"job-id-{uuid.uuid4().hex}"
+    template = TaskiqMessage(task_id=marker, task_name="noop-job", labels=labels, args=[], kwargs={"n": 1})
+    head, _, tail = template.model_dump_json().encode().partition(json.dumps(marker).encode())
+    base = uuid.uuid4().hex
+    broker = StreamBroker(queue_runtime(runtime, "bench"))
+    await broker.startup()
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
-
-
-def child_pids(pid: int) -> list[int]:
-    try:
-        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
-    except FileNotFoundError:
-        return []
-    return [int(p) for p in out.split()]
-
-
-def run_bootstrap(
-    tmp: Path, mongo: MongoServer, redis_server: RedisServer, n: int, concurrency: int
-) -> dict[str, float]:
-    gen = make_project(
-        tmp / f"b{concurrency}", mongo.uri + f"bench{concurrency}", redis_server.uri, add_bench_queue(concurrency)
-    )
-    project = next(gen)
-    try:
-        os.environ.update(project.env)
-        runtime = Runtime.from_spec(project.spec())
-        stream = project.queue_keys("bench").stream
         started = time.perf_counter()
-        asyncio.run(enqueue(runtime, "bench", "noop-job", {"n": 1}, count=n))
-        enqueue_rate = n / (time.perf_counter() - started)
-        client = redis.Redis.from_url(redis_server.uri)
-        assert client.xlen(stream) == n
-        env = {
-            **os.environ,
-            **project.env,
-            "BOOTSTRAP_LOG_LEVEL": "WARNING",
-            "PYTHONPATH": os.pathsep.join([str(project.root), str(project.root / "generated")]),
-        }
-        command = worker_command(runtime, project.package, "bench")
-        worker = subprocess.Popen(
-            command,
-            env=env,
-            cwd=project.root,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        first, last = wait_drained(client, stream, n)
-        memory = max((peak_rss_mib(p) for p in child_pids(worker.pid)), default=float("nan"))
-        # Honest numbers: every job ran (none dropped or failed) — the records prove it.
-        time.sleep(0.1)
-        keys = project.queue_keys("bench")
+        await broker.kick_data(head + json.dumps(f"{base}-{i}").encode() + tail for i in range(n))
+        return n / (time.perf_counter() - started)
+    finally:
+        await broker.shutdown()
+
+
+def run_bootstrap(project: Project, redis_url: str, n: int, log_level: str, profile: Path | None = None) -> Result:
+    os.environ.update(project.env)
+    runtime = Runtime.from_spec(project.spec())
+    keys = project.queue_keys("bench")
+    client = redis.Redis.from_url(redis_url)
+    client.delete(keys.records("completed"), keys.records("failed"))
+    enqueue_rate = asyncio.run(enqueue_connected(runtime, n))
+    assert client.xlen(keys.stream) == n
+    env = {
+        **os.environ,
+        **project.env,
+        "BOOTSTRAP_LOG_LEVEL": log_level,
+        "PYTHONPATH": os.pathsep.join([str(project.root), str(project.root / "generated")]),
+    }
+    log_path = project.root / "worker.log"
+    log_path.unlink(missing_ok=True)
+    command = worker_command(runtime, project.package, "bench")
+    if profile is not None:  # collapsed stacks of every worker process, for flame graphs or grep
+        spy = Path(sys.executable).with_name("py-spy")
+        command = [str(spy), "record", "--format", "raw", "--rate", "250", "--subprocesses", "--nonblocking",
+                   "-o", str(profile), "--", *command]  # fmt: skip
+    worker = Child("bench worker", command, env=env, cwd=project.root, log_path=log_path)
+    worker.start()
+    try:
+        first, last = first_delivery_and_drain(client, keys.stream, "workers")
+        assert worker.pid is not None
+        rss, peak = memory_mib(worker.pid)
+        # Honest numbers: every job ran (none dropped or failed) and was logged; the records prove it.
+        deadline = time.monotonic() + 10
+        while client.zcard(keys.records("completed")) < min(n, 200) and time.monotonic() < deadline:
+            time.sleep(0.01)
         completed, failed = client.zcard(keys.records("completed")), client.zcard(keys.records("failed"))
         assert completed == min(n, 200) and failed == 0, (completed, failed)
-        assert client.xpending(stream, "workers")["pending"] == 0
-        os.killpg(worker.pid, 9)
-        worker.wait(30)
-        client.close()
-        return {"enqueue": enqueue_rate, "process": n / (last - first), "memory": memory}
+        assert client.xpending(keys.stream, "workers")["pending"] == 0
     finally:
-        gen.close()
+        if profile is not None and worker.pid is not None:  # py-spy writes its profile on SIGINT
+            os.kill(worker.pid, signal.SIGINT)
+            worker.wait(20)
+        worker.stop(15)
+        client.close()
+    logged = sum(1 for line in log_path.read_text(errors="replace").splitlines() if "job completed:" in line)
+    if log_level.upper() in ("DEBUG", "INFO"):
+        assert logged == n, f"{logged} 'job completed' lines for {n} jobs"
+    return {"enqueue": enqueue_rate, "process": n / (last - first), "rss": rss, "peak": peak}
+
+
+def run_bullmq(redis_url: str, n: int, concurrency: int) -> Result:
+    """BullMQ 5: producer (addBulk, the seed's job options), then one worker; throughput.js prints JSON."""
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    common = [redis_url, queue, str(n), str(concurrency)]
+    produced = subprocess.run(["node", "throughput.js", "produce", *common], cwd=BULLMQ, capture_output=True,
+                              text=True, check=True)  # fmt: skip
+    enqueue_rate = json.loads(produced.stdout)["enqueue"]
+    out = Path(tempfile.mkstemp(prefix="bullmq-", suffix=".json")[1])
+    worker = Child("bullmq worker", ["node", "throughput.js", "work", *common, str(out)], cwd=BULLMQ)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 300
+        while not out.read_text() and time.monotonic() < deadline:
+            if worker.poll() is not None and not out.read_text():
+                raise RuntimeError(f"the BullMQ worker exited with {worker.returncode}")
+            time.sleep(0.01)
+        assert worker.pid is not None
+        rss, peak = memory_mib(worker.pid)
+        result = json.loads(out.read_text())
+    finally:
+        worker.stop(15)
+        out.unlink(missing_ok=True)
+    return {"enqueue": enqueue_rate, "process": result["process"], "rss": rss, "peak": peak}
 
 
 BASELINE_APP = textwrap.dedent("""
     from taskiq_redis import RedisStreamBroker
     import os
-    broker = RedisStreamBroker(os.environ["REDIS_URL"], queue_name="baseline", consumer_id="0",
+    broker = RedisStreamBroker(os.environ["REDIS_URL"], queue_name=os.environ["BENCH_QUEUE"], consumer_id="0",
                                unacknowledged_lock_timeout=60)
 
     @broker.task(task_name="noop")
@@ -144,13 +217,14 @@ BASELINE_APP = textwrap.dedent("""
 """)
 
 
-def run_baseline(tmp: Path, redis_server: RedisServer, n: int, concurrency: int) -> dict[str, float]:
-    app = tmp / f"baseline{concurrency}"
-    app.mkdir()
+def run_taskiq(tmp: Path, redis_url: str, n: int, concurrency: int) -> Result:
+    """Plain taskiq + taskiq-redis (RedisStreamBroker, taskiq's own worker), logging at WARNING."""
+    app = tmp / "baseline"
+    app.mkdir(exist_ok=True)
     (app / "baseline_app.py").write_text(BASELINE_APP)
-    client = redis.Redis.from_url(redis_server.uri)
-    client.delete("baseline")
-    env = {**os.environ, "REDIS_URL": redis_server.uri, "PYTHONPATH": str(app)}
+    queue = f"baseline-{uuid.uuid4().hex[:8]}"
+    client = redis.Redis.from_url(redis_url)
+    env = {**os.environ, "REDIS_URL": redis_url, "PYTHONPATH": str(app), "BENCH_QUEUE": queue}
     code = textwrap.dedent(f"""
         import asyncio, time
         from baseline_app import broker, noop
@@ -165,75 +239,97 @@ def run_baseline(tmp: Path, redis_server: RedisServer, n: int, concurrency: int)
     """)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     enqueue_rate = float(out.stdout.strip())
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "taskiq",
-            "worker",
-            "baseline_app:broker",
-            "--workers",
-            "1",
-            "--max-async-tasks",
-            str(concurrency),
-            "--log-level",
-            "WARNING",
-        ],
-        env=env,
-        cwd=app,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    # taskiq-redis does not delete acknowledged entries: done when the group has been handed the
-    # stream's last entry and nothing is pending (works on Redis 6.2, which lacks entries-read).
-    last_id = client.xinfo_stream("baseline")["last-generated-id"]
-    deadline = time.monotonic() + 300
-    first = None
-    while time.monotonic() < deadline:
-        info = client.xinfo_groups("baseline")[0]
-        if first is None and info["last-delivered-id"] != b"0-0":
-            first = time.monotonic()
-        if info["last-delivered-id"] == last_id and info["pending"] == 0:
-            break
-        time.sleep(0.005)
-    last = time.monotonic()
-    memory = max((peak_rss_mib(p) for p in child_pids(worker.pid)), default=float("nan"))
-    os.killpg(worker.pid, 9)
-    worker.wait(30)
-    client.close()
-    return {"enqueue": enqueue_rate, "process": n / (last - (first or last)), "memory": memory}
+    command = [sys.executable, "-m", "taskiq", "worker", "baseline_app:broker", "--workers", "1",
+               "--max-async-tasks", str(concurrency), "--log-level", "WARNING"]  # fmt: skip
+    worker = Child("taskiq worker", command, env=env, cwd=app, log_path=app / "worker.log")
+    worker.start()
+    try:
+        # taskiq-redis does not delete acknowledged entries: done when the group has been handed the
+        # stream's last entry and nothing is pending.
+        last_id = client.xinfo_stream(queue)["last-generated-id"]
+        deadline = time.monotonic() + 300
+        first = None
+        while time.monotonic() < deadline:
+            groups = client.xinfo_groups(queue)
+            info = groups[0] if groups else {"last-delivered-id": b"0-0", "pending": 0}
+            if first is None and info["last-delivered-id"] != b"0-0":
+                first = time.monotonic()
+            if info["last-delivered-id"] == last_id and info["pending"] == 0:
+                break
+            time.sleep(0.002 if first is None else 0.005)
+        last = time.monotonic()
+        assert worker.pid is not None
+        rss, peak = memory_mib(worker.pid)
+    finally:
+        worker.stop(15)
+        client.delete(queue)
+        client.close()
+    return {"enqueue": enqueue_rate, "process": n / (last - (first or last)), "rss": rss, "peak": peak}
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("n", nargs="?", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=1, help="alternated runs per system and concurrency")
+    parser.add_argument("--concurrency", default=",".join(map(str, CONCURRENCIES)))
+    parser.add_argument("--log-level", default="INFO", help="the workers' BOOTSTRAP_LOG_LEVEL (shipped: INFO)")
+    parser.add_argument("--compare-bullmq", action="store_true")
+    parser.add_argument("--compare-taskiq", action="store_true")
+    parser.add_argument("--profile", type=Path, help="record the worker with py-spy into PROFILE-cN.txt")
+    args = parser.parse_args()
+    concurrencies = [int(c) for c in args.concurrency.split(",")]
+    if args.compare_bullmq and not (BULLMQ / "node_modules" / "bullmq").is_dir():
+        sys.exit(f"BullMQ is not installed: run `npm install` in {BULLMQ}")
     tmp = Path(tempfile.mkdtemp(prefix="bench-jobs-"))
     mongo, redis_server = MongoServer(tmp / "mongo"), RedisServer(tmp / "redis", appendonly=False)
     mongo.start()
     redis_server.start()
+    systems = ["bootstrap"] + ["BullMQ 5"] * args.compare_bullmq + ["taskiq + taskiq-redis"] * args.compare_taskiq
+    results: dict[tuple[str, int], list[Result]] = {}
     try:
-        print(f"jobs benchmark: N = {n} no-op jobs, one worker process; Redis {redis_server.uri}")
-        print(f"{'system':<26}{'concurrency':>12}{'enqueue/s':>12}{'process/s':>12}{'peak MiB':>10}")
-        results = {}
-        for concurrency in (1, 10, 50):
-            for name, run in (
-                ("bootstrap", lambda c=concurrency: run_bootstrap(tmp, mongo, redis_server, n, c)),
-                ("taskiq + taskiq-redis", lambda c=concurrency: run_baseline(tmp, redis_server, n, c)),
-            ):
-                result = run()
-                results[(name, concurrency)] = result
-                print(
-                    f"{name:<26}{concurrency:>12}{result['enqueue']:>12.0f}{result['process']:>12.0f}"
-                    f"{result['memory']:>10.1f}",
-                    flush=True,
-                )
+        print(f"jobs benchmark: N = {args.n} no-op jobs, one worker, logging {args.log_level}; {redis_server.uri}")
+        print(f"{'system':<24}{'conc.':>6}{'round':>6}{'enqueue/s':>11}{'process/s':>11}{'RSS MiB':>9}{'peak MiB':>9}")
+        for concurrency in concurrencies:
+            gen = make_project(tmp / f"c{concurrency}", mongo.uri + f"bench{concurrency}", redis_server.uri,
+                               add_bench_queue(concurrency))  # fmt: skip
+            project = next(gen)
+            try:
+                for round_ in range(args.rounds):
+                    order = systems if round_ % 2 == 0 else systems[::-1]  # alternated: neither always first
+                    for name in order:
+                        if name == "bootstrap":
+                            profile = None
+                            if args.profile is not None:
+                                profile = args.profile.with_name(f"{args.profile.name}-c{concurrency}.txt")
+                            result = run_bootstrap(project, redis_server.uri, args.n, args.log_level, profile)
+                        elif name == "BullMQ 5":
+                            result = run_bullmq(redis_server.uri, args.n, concurrency)
+                        else:
+                            result = run_taskiq(tmp, redis_server.uri, args.n, concurrency)
+                        results.setdefault((name, concurrency), []).append(result)
+                        print(f"{name:<24}{concurrency:>6}{round_ + 1:>6}{result['enqueue']:>11.0f}"
+                              f"{result['process']:>11.0f}{result['rss']:>9.1f}{result['peak']:>9.1f}",
+                              flush=True)  # fmt: skip
+            finally:
+                gen.close()
         print()
-        for concurrency in (1, 10, 50):
-            ours, theirs = results[("bootstrap", concurrency)], results[("taskiq + taskiq-redis", concurrency)]
-            print(
-                f"concurrency {concurrency}: processing ratio bootstrap / baseline = "
-                f"{ours['process'] / theirs['process']:.2f}, enqueue ratio = {ours['enqueue'] / theirs['enqueue']:.1f}"
-            )
+        for concurrency in concurrencies:
+            ours = statistics.median(r["process"] for r in results[("bootstrap", concurrency)])
+            line = f"concurrency {concurrency}: bootstrap {ours:.0f} jobs/s (median)"
+            for other in systems[1:]:
+                theirs = statistics.median(r["process"] for r in results[(other, concurrency)])
+                ratios = [o["process"] / t["process"] for o, t in zip(results[("bootstrap", concurrency)],
+                                                                      results[(other, concurrency)], strict=True)]
+                target = " (target 2x: met)" if other == "BullMQ 5" and ours >= 2 * theirs else (
+                    " (target 2x: NOT met)" if other == "BullMQ 5" else "")
+                line += (f"; {other} {theirs:.0f} jobs/s, ratio {ours / theirs:.2f}{target}"
+                         f" [per round {min(ratios):.2f}-{max(ratios):.2f}]")  # fmt: skip
+            print(line)
+        peak = max(r["peak"] for r in results[("bootstrap", concurrencies[-1])])
+        print(f"worker memory (all its processes, peak RSS summed): bootstrap {peak:.1f} MiB", end="")
+        if args.compare_bullmq:
+            print(f"; BullMQ {max(r['peak'] for r in results[('BullMQ 5', concurrencies[-1])]):.1f} MiB", end="")
+        print()
     finally:
         mongo.stop()
         redis_server.stop()

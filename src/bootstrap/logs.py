@@ -1,24 +1,39 @@
 """Logging setup for every bootstrap process (CLI, workers, scheduler): one line per record on
 stderr, human-readable or JSON (`--log-format json` / BOOTSTRAP_LOG_FORMAT), level from
 BOOTSTRAP_LOG_LEVEL, and every formatted line — tracebacks included — passed through the credential
-mask, whatever logged it (our code, pymongo, redis, taskiq)."""
+mask, whatever logged it (our code, pymongo, redis, taskiq).
+
+Per-job lines (a worker logs each job's start and completion) take a cheaper path, `job_info`: the
+line is put together from the pieces (no LogRecord, no Formatter; the clock is formatted once a
+second), kept in a buffer and written with the other buffered lines in one write by `flush`, which
+the worker calls before each batch of acknowledgements and every 20 ms. So a job's lines are written
+before its acknowledgement: a crash can lose only lines of jobs that are delivered again (and log
+again). Every other record is written at once, after the buffered lines (order kept). The fast path
+is taken only while bootstrap's own handler is the only one the record would reach; otherwise (a
+test capturing logs, an application that configured logging itself) the ordinary `log.info` runs.
+"""
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
 import sys
+import time
 from datetime import UTC, datetime
+from typing import TextIO
 
 from bootstrap.redact import mask
 
 FORMATS = ("text", "json")
+TEXT_FORMAT, TEXT_DATE = "%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"
+MAX_BUFFERED = 1000  # lines: a longer buffer is written at once, whoever asks
 
 
 class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+        super().__init__(TEXT_FORMAT, TEXT_DATE)
 
     def format(self, record: logging.LogRecord) -> str:
         return mask(super().format(record))
@@ -40,13 +55,124 @@ class JsonFormatter(logging.Formatter):
         return mask(json.dumps(entry, default=str))
 
 
+class LineWriter(logging.Handler):
+    """bootstrap's one log handler: formatted lines to `stream`, fast per-job lines buffered (see
+    the module's docstring). Thread-safe: renewal and the watchdog log from threads of their own."""
+
+    def __init__(self, fmt: str, stream: TextIO | None = None) -> None:
+        super().__init__()
+        self.json = fmt == "json"
+        self.setFormatter(JsonFormatter() if self.json else TextFormatter())
+        self.stream = stream if stream is not None else sys.stderr
+        self._lines: list[str] = []
+        self._second = -1  # the second `_stamp` was formatted for
+        self._stamp = ""
+        self._pid = os.getpid()
+
+    # --- every record -----------------------------------------------------------------------------
+
+    def emit(self, record: logging.LogRecord) -> None:  # called with self.lock held (Handler.handle)
+        try:
+            self._lines.append(self.format(record) + "\n")
+            self._write()
+        except Exception:
+            self.handleError(record)
+
+    def flush(self) -> None:
+        """Write the buffered lines (one write)."""
+        with self.lock:  # type: ignore[union-attr]  # Handler.createLock made it
+            if self._lines:
+                try:
+                    self._write()
+                except Exception:  # as logging does: a broken stderr must not stop the worker
+                    self._lines.clear()
+
+    def _write(self) -> None:
+        text, self._lines = "".join(self._lines), []
+        self.stream.write(text)
+        self.stream.flush()
+
+    # --- the per-job fast path --------------------------------------------------------------------
+
+    def line(self, level: str, name: str, message: str) -> None:
+        """Buffer one line, formatted as the formatter would (the caller masked `message`)."""
+        now = time.time()
+        second = int(now)
+        with self.lock:  # type: ignore[union-attr]
+            if second != self._second:
+                self._second, self._stamp = second, self._clock(now)
+            if self.json:
+                millis = int((now - second) * 1000)
+                line = (
+                    f'{{"time": "{self._stamp}.{millis:03d}+00:00", "level": "{level}", "logger": '
+                    f'{json.dumps(name)}, "message": {json.dumps(message)}, "pid": {self._pid}}}\n'
+                )
+            else:
+                line = f"{self._stamp} {level:<7} {name}: {message}\n"
+            self._lines.append(line)
+            if len(self._lines) >= MAX_BUFFERED:
+                self._write()
+
+    def _clock(self, now: float) -> str:
+        if self.json:
+            return datetime.fromtimestamp(int(now), UTC).isoformat(timespec="seconds").removesuffix("+00:00")
+        return time.strftime(TEXT_DATE, time.localtime(now))
+
+
+_writer: LineWriter | None = None
+
+
+def _fast_writer(logger: logging.Logger) -> LineWriter | None:
+    """Our handler, if a record of `logger` would reach it and nothing else (no other handler, no
+    filter on the way); else None."""
+    writer = _writer
+    if writer is None or writer.filters:
+        return None
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.filters:
+            return None
+        if current.handlers:
+            return writer if current.handlers == [writer] and current.parent is None else None
+        if not current.propagate:
+            return None
+        current = current.parent
+    return None
+
+
+def job_info(logger: logging.Logger, message: str, outside: str) -> bool:
+    """Log `message` at INFO through the fast path; False when it cannot be taken (the caller then
+    logs the ordinary way). `outside` is the part of the message that comes from outside bootstrap
+    (a job id): the line goes through the credential mask when it could hold a secret the mask
+    recognises (a URL, or `name=` in `outside`); the rest of `message` is bootstrap's own words."""
+    if not logger.isEnabledFor(logging.INFO):
+        return True  # nothing to log, as log.info would have decided
+    writer = _fast_writer(logger)
+    if writer is None:
+        return False
+    if "://" in message or "=" in outside:
+        message = mask(message)
+    writer.line("INFO", logger.name, message)
+    return True
+
+
+def flush() -> None:
+    """Write the buffered per-job lines now."""
+    if _writer is not None:
+        _writer.flush()
+
+
 def setup(level: str | None = None, fmt: str | None = None) -> None:
+    global _writer
     chosen = (fmt or os.environ.get("BOOTSTRAP_LOG_FORMAT") or "text").lower()
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if chosen == "json" else TextFormatter())
+    flush()  # lines buffered by a previous setup are not lost
+    _writer = LineWriter(chosen)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [_writer]
     root.setLevel((level or os.environ.get("BOOTSTRAP_LOG_LEVEL") or "INFO").upper())
     # The drivers' own debug chatter is not for operators; their warnings are.
     for noisy in ("pymongo", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+atexit.register(flush)

@@ -53,6 +53,17 @@ async def noop(**kwargs: Any) -> None:
     """Does nothing: for measuring the job system's own overhead."""
 
 
+_runs: aioredis.Redis | None = None
+
+
+async def note_run(job: Job, **kwargs: Any) -> None:
+    """Notes each run of the job in the list `test:runs` (one connection per worker process)."""
+    global _runs
+    if _runs is None:
+        _runs = aioredis.Redis.from_url(os.environ["REDIS_URL"])
+    await _runs.rpush("test:runs", job.id)
+
+
 async def kill_own_worker(job: Job, **kwargs: Any) -> None:
     """Notes the delivery, then kills the worker process running it (as a segfault or the OOM killer would)."""
     await _note(f"test:killer:{job.id}", {"attempt": job.attempt, "pid": os.getpid(), "at": time.time()})

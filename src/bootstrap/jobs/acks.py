@@ -1,10 +1,17 @@
-"""Batched acknowledgement of finished jobs, with their job records, in one round trip.
+"""Acknowledgement of finished jobs, with their job records, batched by the round trip.
 
-Finished jobs and their records are queued here; a flush runs one Lua script over the queue's keys
-(one slot on Redis Cluster, where redis-py cannot send EVALSHA inside a pipeline) that writes the
-records first, then XACK and XDEL of the finished entries. A crash before a flush only means the jobs
-run again (at least once), records included. The worker flushes when a batch is full, else every
-20 ms (`step`, which the broker's `Background` repeats).
+Finished jobs and their records are queued here; a flush writes the buffered per-job log lines
+(`logs.flush`), then one Lua script over the queue's keys (one slot on Redis Cluster) writes the
+records, then XACK and XDEL of the finished entries, in one round trip. A crash before a flush only
+means the jobs run again (at least once), records and log lines included.
+
+A job that ran waits (`acked`) until its acknowledgement is in Redis, and the receiver takes its
+next job only then: a worker holds at most `concurrency` jobs that ran or run and are not
+acknowledged, so a crash makes at most `concurrency` jobs run twice. Waiting costs no throughput
+under load: a flush starts as soon as an acknowledgement is queued and none is in flight, and every
+acknowledgement queued while one is in flight goes out with the next (one round trip for all the
+jobs that finished meanwhile). Records and the acknowledgements of rejected entries, which nobody
+waits for, go out within 20 ms (`step`, which the broker's `Background` repeats).
 """
 
 from __future__ import annotations
@@ -17,14 +24,18 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from bootstrap import logs
 from bootstrap.jobs.records import STORE_FUNCTION, Records
 from bootstrap.layout.keys import GROUP, QueueKeys
 
 # The broker's logger: these lines read as they did when the broker did this itself.
 log = logging.getLogger("bootstrap.jobs.broker")
 
-FLUSH_EVERY = 0.02  # seconds: the longest a finished job waits for its acknowledgement
+FLUSH_EVERY = 0.02  # seconds: the longest a queued record or log line waits to be written
 
+# One Lua script over the queue's keys (one slot on Redis Cluster, where redis-py cannot send EVALSHA
+# inside a pipeline): records first, then XACK and XDEL of the finished entries, in chunks (Lua's
+# unpack has a stack limit).
 # KEYS: stream, then index and data of each outcome (records.OUTCOMES order). ARGV: group, now,
 # number of entry ids, the ids, then record batches (records.Records.segment) to the end.
 _ACK = (
@@ -38,10 +49,10 @@ while at <= #ARGV do
   store(KEYS[2 * outcome], KEYS[2 * outcome + 1], now, ARGV[at + 1], ARGV[at + 2], items)
   at = at + 4 + 2 * n
 end
-if count > 0 then
-  local ids = {unpack(ARGV, 4, 3 + count)}
-  redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
-  redis.call('XDEL', KEYS[1], unpack(ids))
+for i = 4, 3 + count, 500 do
+  local chunk = {unpack(ARGV, i, math.min(i + 499, 3 + count))}
+  redis.call('XACK', KEYS[1], ARGV[1], unpack(chunk))
+  redis.call('XDEL', KEYS[1], unpack(chunk))
 end
 return count
 """
@@ -54,14 +65,23 @@ class AckBatch:
         self.batch = batch
         self._ids: list[str] = []
         self._records: list[tuple[str, dict[str, Any], float, int]] = []
-        self._full = asyncio.Event()
-        self._script: Any = None
+        self._waiters: list[asyncio.Future[None]] = []  # jobs waiting for the next flush
+        self._wake = asyncio.Event()
 
     def ack(self, entry_id: str) -> None:
-        """A job finished: acknowledge it with the next batch (at once when the batch is full)."""
+        """Acknowledge an entry with a later flush, without waiting (an entry that did not run)."""
         self._ids.append(entry_id)
         if len(self._ids) >= self.batch:
-            self._full.set()
+            self._wake.set()
+
+    async def acked(self, entry_id: str) -> None:
+        """A job finished: return once its acknowledgement is in Redis (flushed at once, or with the
+        next flush if one is in flight). While Redis is away this waits, as the job's slot should."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._ids.append(entry_id)
+        self._waiters.append(waiter)
+        self._wake.set()
+        await asyncio.shield(waiter)  # a cancelled job must not cancel the flush's bookkeeping
 
     @property
     def pending(self) -> bool:
@@ -73,32 +93,40 @@ class AckBatch:
         self._records.append((outcome, record, max_age, max_count))
 
     async def flush(self, client: aioredis.Redis, records: Records) -> None:
-        """One round trip for a batch: job records first, then XACK and XDEL of the finished jobs."""
+        """One command for a batch: job records first, then XACK and XDEL of the finished jobs. The
+        log lines of those jobs are written before it."""
+        logs.flush()
         if not self.pending:
             return
         ids, self._ids = self._ids, []
         pending, self._records = self._records, []
+        waiters, self._waiters = self._waiters, []
         batches: dict[tuple[str, float, int], list[dict[str, Any]]] = {}
         for outcome, record, max_age, max_count in pending:
             batches.setdefault((outcome, max_age, max_count), []).append(record)
         args: list[Any] = [GROUP, time.time(), len(ids), *ids]
         for (outcome, max_age, max_count), batch in batches.items():
             args += records.segment(outcome, batch, max_age, max_count)
-        if self._script is None:
-            self._script = client.register_script(_ACK)
+        keys = [self.keys.stream, *records.key_list()]
         try:
-            await self._script(keys=[self.keys.stream, *records.key_list()], args=args, client=client)
+            # EVAL with the text, not EVALSHA: never NOSCRIPT after a Redis restart (Redis caches the
+            # compiled script by its hash), and no SCRIPT EXISTS round trip as redis-py's scripts do.
+            await client.eval(_ACK, len(keys), *keys, *args)
         except BaseException:  # cancellation at shutdown included: the final flush writes them
-            self._ids[:0], self._records[:0] = ids, pending
+            self._ids[:0], self._records[:0], self._waiters[:0] = ids, pending, waiters
             raise
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def step(self, client: aioredis.Redis, records: Records, queue: str) -> None:
-        """One round of the acknowledging loop: wait until a batch is full or 20 ms passed, flush."""
+        """One round of the acknowledging loop: wait until a job waits for its acknowledgement (or a
+        batch is full, or 20 ms passed), flush."""
         # asyncio.timeout, not wait_for: Python 3.11's wait_for can lose a cancellation.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(FLUSH_EVERY):
-                await self._full.wait()
-        self._full.clear()
+                await self._wake.wait()
+        self._wake.clear()
         try:
             await self.flush(client, records)
         except Exception as exc:  # acks stay pending and are retried; the jobs may rerun

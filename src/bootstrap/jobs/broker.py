@@ -300,7 +300,7 @@ class StreamBroker(AsyncBroker):
     def _ackable(self, ident: str, data: bytes, job: TaskiqMessage, deliveries: int) -> StreamMessage:
         async def ack() -> None:
             self.in_flight.let_go(ident)
-            self.acks.ack(ident)
+            await self.acks.acked(ident)  # the job keeps its slot until then: see acks
 
         return StreamMessage(data=data, ack=ack, entry_id=ident, job=job, deliveries=deliveries)
 

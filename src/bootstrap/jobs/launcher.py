@@ -1,7 +1,8 @@
-"""Start `taskiq worker` (one process per queue) and `taskiq scheduler` on a generated package, and
-stop them together: SIGTERM/SIGINT are passed on, and each child gets its queue's shutdown timeout
-to finish the jobs it is running. The children are supervised by `bootstrap.local.processes`: each
-in its own process group, and gone when the launcher dies, even by SIGKILL."""
+"""Start a worker per queue (taskiq's worker loop in one process: `bootstrap.jobs.taskiq_worker`) and
+`taskiq scheduler` on a generated package, and stop them together: SIGTERM/SIGINT are passed on,
+and each child gets its queue's shutdown timeout to finish the jobs it is running. The children are
+supervised by `bootstrap.local.processes`: each in its own process group, restarted when it dies
+(at most 5 times a minute), and gone when the launcher dies, even by SIGKILL."""
 
 from __future__ import annotations
 
@@ -11,21 +12,24 @@ import sys
 from pathlib import Path
 
 from bootstrap.jobs.contract import Runtime
-from bootstrap.local.processes import Child, StopSignals, Supervisor
+from bootstrap.local.processes import Child, Exit, Outcome, RestartPolicy, StopSignals, Supervisor
 from bootstrap.spec.names import python_identifier
 
 log = logging.getLogger("bootstrap.jobs.launcher")
 
 
-def worker_command(runtime: Runtime, package: str, queue: str, *, restart_inside: bool = True) -> list[str]:
-    """`taskiq worker` for `queue`. Taskiq's process restarts its worker process whenever it dies,
-    forever; with `restart_inside=False` it exits instead, so a supervisor that counts restarts
-    (`bootstrap up`) sees a worker that keeps dying."""
+def worker_command(runtime: Runtime, package: str, queue: str, *, restart_inside: bool = False) -> list[str]:
+    """The worker of `queue`: one process running taskiq's worker loop with `taskiq worker`'s
+    arguments (see `taskiq_worker`; without taskiq's process manager, which would add 46 MiB). It
+    never restarts itself: its supervisor restarts it (`run_workers`, `bootstrap up`).
+    `restart_inside` is accepted for callers of the former two-process worker and changes nothing."""
+    del restart_inside
     declared = runtime.queue(queue)
     concurrency = str(declared.concurrency)
     wait = f"{declared.shutdown_timeout:g}"
     return [
-        sys.executable, "-m", "taskiq", "worker", f"{package}.brokers:{python_identifier(queue)}", f"{package}.tasks",
+        sys.executable, "-m", "bootstrap.jobs.taskiq_worker", f"{package}.brokers:{python_identifier(queue)}",
+        f"{package}.tasks",
         "--workers", "1",
         "--max-async-tasks", concurrency,
         "--max-prefetch", concurrency,
@@ -34,7 +38,6 @@ def worker_command(runtime: Runtime, package: str, queue: str, *, restart_inside
         "--wait-tasks-timeout", wait,
         "--shutdown-timeout", wait,
         "--no-configure-logging",
-        *([] if restart_inside else ["--max-fails", "1"]),
     ]  # fmt: skip
 
 
@@ -56,7 +59,8 @@ def child_env(package_dir: Path, project_root: Path | None = None) -> dict[str, 
 
 
 def run_workers(runtime: Runtime, package: str, queues: list[str]) -> int:
-    """Run a worker per queue until SIGTERM/SIGINT, then stop them all; exit 0 on a clean stop."""
+    """Run a worker per queue until SIGTERM/SIGINT, then stop them all; exit 0 on a clean stop. A
+    worker that dies is restarted, at most 5 times a minute; one that keeps dying stops them all."""
     declared = runtime.queue_names
     unknown = [q for q in queues if q not in declared]
     if unknown:
@@ -65,7 +69,7 @@ def run_workers(runtime: Runtime, package: str, queues: list[str]) -> int:
     package_dir = Path(sys.modules[package].__file__ or ".").parent
     env = child_env(package_dir)
     children = [
-        Child(f"worker {q}", worker_command(runtime, package, q), env=env)
+        Child(f"worker {q}", worker_command(runtime, package, q), env=env, restart=RestartPolicy())
         for q in queues or list(declared)
     ]
     return supervise(Supervisor(children), max(q.shutdown_timeout for q in runtime.queues) + 10)
@@ -74,11 +78,18 @@ def run_workers(runtime: Runtime, package: str, queues: list[str]) -> int:
 def supervise(supervisor: Supervisor, stop_timeout: float) -> int:
     """Start the children and wait; on SIGTERM/SIGINT pass SIGTERM on and wait up to `stop_timeout`.
     Exit 0 only for a requested stop that every child finished cleanly; a child that exits on its
-    own stops the others and makes it 1 (the orchestrator restarts the whole set)."""
+    own and is not restarted (no restart policy, or it kept dying) stops the others and makes it 1
+    (the orchestrator restarts the whole set)."""
+    ended: list[Exit] = []
+
+    def note(exits: list[Exit]) -> None:
+        ended.extend(e for e in exits if e.outcome is Outcome.GAVE_UP)
+
     with StopSignals() as stops:
         supervisor.start_all()
-        ended = supervisor.run(lambda: stops.requested)
-        if ended is not None:
-            log.error("%s exited on its own (code %s); stopping the others", ended.child.name, ended.code)
+        exited = supervisor.run(lambda: stops.requested or bool(ended), tick=note)
+        last = exited or (ended[0] if ended else None)
+        if last is not None:
+            log.error("%s exited on its own (code %s); stopping the others", last.child.name, last.code)
         supervisor.stop_all(stop_timeout)
-    return 0 if ended is None and supervisor.clean else 1
+    return 0 if last is None and supervisor.clean else 1

@@ -223,10 +223,13 @@ def test_acknowledgements_and_records_are_written_in_one_flush(redis_server: Red
         await messages.aclose()
         broker.started(message)
         broker.record(COMPLETED, {"id": "job-1", "task": "t"}, 3600, 100)
-        await message.ack()
-        assert message.entry_id not in broker.in_flight and broker.acks.pending
+        acking = asyncio.ensure_future(message.ack())  # returns only once the flush wrote it
+        await asyncio.sleep(0.05)
+        assert not acking.done() and broker.acks.pending  # no acknowledging loop here: nobody flushed
+        assert message.entry_id not in broker.in_flight
         assert await client.xlen(broker.keys.stream) == 1  # not before the flush
         await broker.acks.flush(broker.redis, broker.records)
+        await asyncio.wait_for(acking, 5)
         assert not broker.acks.pending
         assert await client.xlen(broker.keys.stream) == 0 and await owners(client, broker.keys) == {}
         stored = await client.hget(broker.keys.record_data(COMPLETED), "job-1")

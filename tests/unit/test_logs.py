@@ -1,0 +1,102 @@
+"""The per-job log fast path: the same lines the formatters write, buffered until `flush`, masked
+when they could hold a secret, kept in order with ordinary records, and not taken when anything
+else would see the record."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from bootstrap import logs
+
+
+@pytest.fixture
+def stream() -> Iterator[io.StringIO]:
+    root = logging.getLogger()
+    saved, level = root.handlers[:], root.level
+    out = io.StringIO()
+    yield out
+    root.handlers[:] = saved
+    root.setLevel(level)
+    logs._writer = None
+
+
+def install(out: io.StringIO, fmt: str = "text", level: str = "INFO") -> logging.Logger:
+    logs.setup(level=level, fmt=fmt)
+    assert logs._writer is not None
+    logs._writer.stream = out
+    return logging.getLogger("bootstrap.jobs")
+
+
+def test_fast_lines_match_the_formatter_and_wait_for_flush(stream: io.StringIO) -> None:
+    log = install(stream)
+    assert logs.job_info(log, "job started: queue=q task=t id=abc attempt=1", "abc")
+    assert stream.getvalue() == ""  # buffered
+    logs.flush()
+    line = stream.getvalue()
+    assert re.fullmatch(r"\d\d:\d\d:\d\d INFO    bootstrap\.jobs: job started: queue=q task=t id=abc attempt=1\n", line)
+    log.info("job started: queue=q task=t id=abc attempt=1")  # the ordinary path writes the same
+    assert stream.getvalue().splitlines()[1][8:] == line.rstrip("\n")[8:]
+
+
+def test_json_fast_lines_match_the_json_formatter(stream: io.StringIO) -> None:
+    log = install(stream, "json")
+    assert logs.job_info(log, 'job completed: id="x" in 0.001s', '"x"')
+    logs.flush()
+    log.info('job completed: id="x" in 0.001s')
+    fast, slow = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", fast["time"])
+    assert fast.keys() == slow.keys() and {k: fast[k] for k in ("level", "logger", "message", "pid")} == {
+        k: slow[k] for k in ("level", "logger", "message", "pid")
+    }
+
+
+def test_ordinary_records_are_written_at_once_after_the_buffered_lines(stream: io.StringIO) -> None:
+    log = install(stream)
+    logs.job_info(log, "job started: id=1", "1")
+    log.warning("something else")
+    written = [line.split(": ", 1)[1] for line in stream.getvalue().splitlines()]
+    assert written == ["job started: id=1", "something else"]
+
+
+def test_a_secret_in_a_job_id_is_masked(stream: io.StringIO) -> None:
+    log = install(stream)
+    logs.job_info(log, "job started: id=redis://u:hunter2@host:6379/0 attempt=1", "redis://u:hunter2@host:6379/0")
+    logs.job_info(log, "job started: id=token=hunter2 attempt=1", "token=hunter2")
+    logs.flush()
+    assert "hunter2" not in stream.getvalue() and stream.getvalue().count("****") == 2
+
+
+def test_level_above_info_logs_nothing(stream: io.StringIO) -> None:
+    log = install(stream, level="WARNING")
+    assert logs.job_info(log, "job started: id=1", "1")  # handled: nothing to write
+    logs.flush()
+    assert stream.getvalue() == ""
+
+
+def test_fast_path_is_not_taken_when_another_handler_or_a_filter_would_see_the_record(stream: io.StringIO) -> None:
+    log = install(stream)
+    extra = logging.NullHandler()
+    log.addHandler(extra)
+    try:
+        assert not logs.job_info(log, "job started: id=1", "1")
+    finally:
+        log.removeHandler(extra)
+    log.addFilter(lambda record: True)
+    try:
+        assert not logs.job_info(log, "job started: id=1", "1")
+    finally:
+        log.filters.clear()
+    assert logs.job_info(log, "job started: id=1", "1")
+
+
+def test_a_full_buffer_is_written_without_waiting(stream: io.StringIO) -> None:
+    log = install(stream)
+    for n in range(logs.MAX_BUFFERED):
+        logs.job_info(log, f"job started: id={n}", str(n))
+    assert len(stream.getvalue().splitlines()) == logs.MAX_BUFFERED
