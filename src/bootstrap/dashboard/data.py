@@ -26,7 +26,7 @@ from bootstrap.jobs import admin
 from bootstrap.jobs.records import COMPLETED, FAILED
 from bootstrap.jobs.slots import CATCH_UP_LIMIT, next_slot, problem
 from bootstrap.layout import schedules as stored
-from bootstrap.layout.keys import QueueKeys, ScheduleKeys, as_text
+from bootstrap.layout.keys import QueueKeys, as_text
 from bootstrap.redact import mask
 from bootstrap.spec.model import Spec
 
@@ -239,8 +239,7 @@ def timeline(definition: dict[str, Any], start: float, end: float, limit: int = 
 def schedules(client: redis.Redis, spec: Spec, now: float | None = None) -> list[ScheduleView]:
     now = time.time() if now is None else now
     rows = schedule_rows(client, spec)
-    definitions = {as_text(k): stored.decode(v) or {} for k, v in
-                   client.hgetall(ScheduleKeys(spec.redis.key_prefix).definitions).items()}  # fmt: skip
+    definitions = {as_text(k): stored.decode(v) or {} for k, v in admin.stored_schedules(client, spec)[0].items()}
     views = []
     for row in rows:
         definition = definitions.get(row["id"], {})

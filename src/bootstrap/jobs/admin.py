@@ -62,12 +62,10 @@ def data_marker(client: redis.Redis, spec: Spec) -> dict[str, Any] | None:
     return read_marker(client.get(marker_key(spec.redis.key_prefix)))
 
 
-def schedule_states(client: redis.Redis, spec: Spec, now: float | None = None) -> list[dict[str, Any]]:
-    """Each stored schedule with its last handled slot and its next one; `problem` says why one
-    cannot fire (a cron that never fires, an unreadable definition), and then it has no next run."""
-    now = time.time() if now is None else now
+def stored_schedules(client: redis.Redis, spec: Spec) -> tuple[dict[Any, Any], dict[Any, Any]]:
+    """Every stored schedule's raw definition and last handled slot, by raw id. Each schedule is
+    kept with the queue it fires into: the declared queues and those the index names are read."""
     keys = ScheduleKeys(spec.redis.key_prefix)
-    # Each schedule is kept with the queue it fires into: the declared queues and those the index names.
     queues = sorted({as_text(q) for q in client.hgetall(keys.index).values()} | {q.name for q in spec.queues})
     pipe = client.pipeline(transaction=False)
     for queue in queues:
@@ -79,6 +77,14 @@ def schedule_states(client: redis.Redis, spec: Spec, now: float | None = None) -
     for i in range(0, len(replies), 2):
         definitions.update(replies[i])
         last_slots.update({k: v for k, v in replies[i + 1].items() if k in replies[i]})
+    return definitions, last_slots
+
+
+def schedule_states(client: redis.Redis, spec: Spec, now: float | None = None) -> list[dict[str, Any]]:
+    """Each stored schedule with its last handled slot and its next one; `problem` says why one
+    cannot fire (a cron that never fires, an unreadable definition), and then it has no next run."""
+    now = time.time() if now is None else now
+    definitions, last_slots = stored_schedules(client, spec)
     rows = []
     for raw_id, raw in sorted(definitions.items()):
         definition = stored.decode(raw) or {}
