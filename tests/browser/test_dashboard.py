@@ -5,9 +5,11 @@ completes, failed records are purged after a confirmation."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pymongo import MongoClient
 
 from bootstrap.jobs.records import COMPLETED, FAILED
 from tests.browser.conftest import Stack, enqueue, fixed_key, redis_client, wait_for
@@ -63,9 +65,20 @@ def test_each_page_loads(stack: Stack, page: Any) -> None:
     assert page.locator("svg.timeline g.slots rect").count() > 96
     stack.shot(page, "schedules")
 
+    spec = stack.project.spec()
+    mongo: MongoClient[dict[str, Any]] = MongoClient(spec.mongodb.uri)
+    try:  # some documents, so sizes and counts show something
+        stamp = datetime.now(UTC)
+        mongo[spec.mongodb.database]["users"].insert_many(
+            [{"email": f"user{i}@example.com", "createdAt": stamp, "updatedAt": stamp} for i in range(200)],
+            bypass_document_validation=True,
+        )
+    finally:
+        mongo.close()
     page.goto(f"{stack.url}/collections")
-    for collection in stack.project.spec().collections:
+    for collection in spec.collections:
         assert page.locator(f'tr[data-collection="{collection.name}"]').count() == 1
+    assert page.locator('tr[data-collection="users"] > td.n').first.inner_text() == "200"
     assert "everything matches the spec" in page.locator("#sync").inner_text()
     stack.shot(page, "collections")
 
