@@ -226,6 +226,8 @@ def test_plan_and_apply_on_a_cluster_spread_queues_check_every_primary_and_refus
         homes = {client.cluster_keyslot(QueueKeys(key_prefix, q).stream) // 5462 for q in queues}  # type: ignore[attr-defined]
         assert len(homes) > 1  # the queues spread over the masters
         assert sorted(stored_definitions(client, key_prefix)) == sorted(f"{q}-schedule" for q in queues)
+        status = cli("status", "--config", str(config_dir))  # reads every queue and schedule, across slots
+        assert status.code == 0 and "delta-sync-schedule         every 15m" in status.out, status.out
 
         client.xadd(f"{key_prefix}:queue:delta-sync:jobs", {"data": "from the old layout"})
         result = cli("plan", "--config", str(config_dir))
