@@ -11,7 +11,9 @@ Measured the way BullMQ's throughput.js measures: enqueue timed after the produc
 processing from the first delivery (the consumer group's first hand-out) to the last job
 acknowledged. The worker is started through bootstrap.local.processes (it dies with this script), its
 log lines go to a file (as under a process manager), and its memory is the RSS of all its processes,
-summed (peak: VmHWM summed).
+summed (peak: VmHWM summed). CPU us/job is the worker's user + system CPU time from the first
+delivery to the last acknowledgement, per job: on a loaded machine (where the rates are set by
+the scheduler as much as by the code) it is the steadier measure of what a job costs.
 """
 
 from __future__ import annotations
@@ -100,19 +102,34 @@ def memory_mib(pid: int) -> tuple[float, float]:
     return rss / 1024, peak / 1024
 
 
-def first_delivery_and_drain(client: redis.Redis, stream: str, group: str, timeout: float = 300) -> tuple[float, float]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of `pid` and its descendants so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def first_delivery_and_drain(
+    client: redis.Redis, stream: str, group: str, pid: int, timeout: float = 300
+) -> tuple[float, float, float]:
     """(when the group first handed a job out, when the stream was empty: all acknowledged and
-    deleted). Polled every 2 ms until the first delivery, then every 5 ms: the poller shares the
-    machine with the worker and must not slow it down."""
+    deleted, the worker's CPU seconds in between). Polled every 2 ms until the first delivery, then
+    every 5 ms: the poller shares the machine with the worker and must not slow it down."""
     deadline = time.monotonic() + timeout
-    first = None
+    first, cpu = None, 0.0
     while time.monotonic() < deadline:
         if first is None:
             groups = client.xinfo_groups(stream)
             if groups and groups[0]["last-delivered-id"] not in (b"0-0", "0-0"):
-                first = time.monotonic()
+                first, cpu = time.monotonic(), cpu_seconds(pid)
         if first is not None and client.xlen(stream) == 0:
-            return first, time.monotonic()
+            return first, time.monotonic(), cpu_seconds(pid) - cpu
         time.sleep(0.002 if first is None else 0.005)
     raise RuntimeError(f"{stream} not drained in {timeout}s ({client.xlen(stream)} left)")
 
@@ -158,8 +175,8 @@ def run_bootstrap(project: Project, redis_url: str, n: int, log_level: str, prof
     worker = Child("bench worker", command, env=env, cwd=project.root, log_path=log_path)
     worker.start()
     try:
-        first, last = first_delivery_and_drain(client, keys.stream, "workers")
         assert worker.pid is not None
+        first, last, cpu = first_delivery_and_drain(client, keys.stream, "workers", worker.pid)
         rss, peak = memory_mib(worker.pid)
         # Honest numbers: every job ran (none dropped or failed) and was logged; the records prove it.
         deadline = time.monotonic() + 10
@@ -177,7 +194,7 @@ def run_bootstrap(project: Project, redis_url: str, n: int, log_level: str, prof
     logged = sum(1 for line in log_path.read_text(errors="replace").splitlines() if "job completed:" in line)
     if log_level.upper() in ("DEBUG", "INFO"):
         assert logged == n, f"{logged} 'job completed' lines for {n} jobs"
-    return {"enqueue": enqueue_rate, "process": n / (last - first), "rss": rss, "peak": peak}
+    return {"enqueue": enqueue_rate, "process": n / (last - first), "cpu": cpu * 1e6 / n, "rss": rss, "peak": peak}
 
 
 def run_bullmq(redis_url: str, n: int, concurrency: int) -> Result:
@@ -191,18 +208,22 @@ def run_bullmq(redis_url: str, n: int, concurrency: int) -> Result:
     worker = Child("bullmq worker", ["node", "throughput.js", "work", *common, str(out)], cwd=BULLMQ)
     worker.start()
     try:
-        deadline = time.monotonic() + 300
-        while not out.read_text() and time.monotonic() < deadline:
-            if worker.poll() is not None and not out.read_text():
-                raise RuntimeError(f"the BullMQ worker exited with {worker.returncode}")
-            time.sleep(0.01)
         assert worker.pid is not None
+        deadline = time.monotonic() + 300
+        cpu = None
+        while not out.read_text().startswith("{") and time.monotonic() < deadline:
+            if worker.poll() is not None:
+                raise RuntimeError(f"the BullMQ worker exited with {worker.returncode}")
+            if cpu is None and out.read_text() == "started":  # written when it ran its first job
+                cpu = cpu_seconds(worker.pid)
+            time.sleep(0.002 if cpu is None else 0.005)
         rss, peak = memory_mib(worker.pid)
+        used = cpu_seconds(worker.pid) - (cpu or 0.0)
         result = json.loads(out.read_text())
     finally:
         worker.stop(15)
         out.unlink(missing_ok=True)
-    return {"enqueue": enqueue_rate, "process": result["process"], "rss": rss, "peak": peak}
+    return {"enqueue": enqueue_rate, "process": result["process"], "cpu": used * 1e6 / n, "rss": rss, "peak": peak}
 
 
 BASELINE_APP = textwrap.dedent("""
@@ -260,11 +281,13 @@ def run_taskiq(tmp: Path, redis_url: str, n: int, concurrency: int) -> Result:
         last = time.monotonic()
         assert worker.pid is not None
         rss, peak = memory_mib(worker.pid)
+        cpu = cpu_seconds(worker.pid)  # start-up included
     finally:
         worker.stop(15)
         client.delete(queue)
         client.close()
-    return {"enqueue": enqueue_rate, "process": n / (last - (first or last)), "rss": rss, "peak": peak}
+    return {"enqueue": enqueue_rate, "process": n / (last - (first or last)), "cpu": cpu * 1e6 / n, "rss": rss,
+            "peak": peak}  # fmt: skip
 
 
 def main() -> None:
@@ -288,7 +311,8 @@ def main() -> None:
     results: dict[tuple[str, int], list[Result]] = {}
     try:
         print(f"jobs benchmark: N = {args.n} no-op jobs, one worker, logging {args.log_level}; {redis_server.uri}")
-        print(f"{'system':<24}{'conc.':>6}{'round':>6}{'enqueue/s':>11}{'process/s':>11}{'RSS MiB':>9}{'peak MiB':>9}")
+        print(f"{'system':<24}{'conc.':>6}{'round':>6}{'enqueue/s':>11}{'process/s':>11}{'CPU us/job':>11}"
+              f"{'RSS MiB':>9}{'peak MiB':>9}")  # fmt: skip
         for concurrency in concurrencies:
             gen = make_project(tmp / f"c{concurrency}", mongo.uri + f"bench{concurrency}", redis_server.uri,
                                add_bench_queue(concurrency))  # fmt: skip
@@ -308,22 +332,25 @@ def main() -> None:
                             result = run_taskiq(tmp, redis_server.uri, args.n, concurrency)
                         results.setdefault((name, concurrency), []).append(result)
                         print(f"{name:<24}{concurrency:>6}{round_ + 1:>6}{result['enqueue']:>11.0f}"
-                              f"{result['process']:>11.0f}{result['rss']:>9.1f}{result['peak']:>9.1f}",
-                              flush=True)  # fmt: skip
+                              f"{result['process']:>11.0f}{result['cpu']:>11.0f}{result['rss']:>9.1f}"
+                              f"{result['peak']:>9.1f}", flush=True)  # fmt: skip
             finally:
                 gen.close()
         print()
         for concurrency in concurrencies:
             ours = statistics.median(r["process"] for r in results[("bootstrap", concurrency)])
-            line = f"concurrency {concurrency}: bootstrap {ours:.0f} jobs/s (median)"
+            ours_cpu = statistics.median(r["cpu"] for r in results[("bootstrap", concurrency)])
+            line = f"concurrency {concurrency}: bootstrap {ours:.0f} jobs/s (median), {ours_cpu:.0f} us CPU/job"
             for other in systems[1:]:
                 theirs = statistics.median(r["process"] for r in results[(other, concurrency)])
                 ratios = [o["process"] / t["process"] for o, t in zip(results[("bootstrap", concurrency)],
                                                                       results[(other, concurrency)], strict=True)]
                 target = " (target 2x: met)" if other == "BullMQ 5" and ours >= 2 * theirs else (
                     " (target 2x: NOT met)" if other == "BullMQ 5" else "")
-                line += (f"; {other} {theirs:.0f} jobs/s, ratio {ours / theirs:.2f}{target}"
-                         f" [per round {min(ratios):.2f}-{max(ratios):.2f}]")  # fmt: skip
+                theirs_cpu = statistics.median(r["cpu"] for r in results[(other, concurrency)])
+                line += (f"; {other} {theirs:.0f} jobs/s, {theirs_cpu:.0f} us CPU/job; rate ratio {ours / theirs:.2f}"
+                         f"{target} [per round {min(ratios):.2f}-{max(ratios):.2f}], CPU per job ratio "
+                         f"{theirs_cpu / ours_cpu:.2f}")  # fmt: skip
             print(line)
         peak = max(r["peak"] for r in results[("bootstrap", concurrencies[-1])])
         print(f"worker memory (all its processes, peak RSS summed): bootstrap {peak:.1f} MiB", end="")

@@ -92,6 +92,10 @@ class Project:
         command = worker_command(Runtime.from_spec(self.spec()), self.package, queue)
         return self._spawn(command, self.root / f"{name}.log")
 
+    def start_launcher(self, *queues: str, name: str = "worker") -> subprocess.Popen[str]:
+        """The generated launcher (`python -m <package>.worker QUEUE...`): it restarts a worker that dies."""
+        return self._spawn([sys.executable, "-m", f"{self.package}.worker", *queues], self.root / f"{name}.log")
+
     def start_scheduler(self, name: str = "scheduler", update_interval: float = 1.0) -> subprocess.Popen[str]:
         return self._spawn(scheduler_command(self.package, update_interval), self.root / f"{name}.log")
 

@@ -81,7 +81,7 @@ class AckBatch:
         self._ids.append(entry_id)
         self._waiters.append(waiter)
         self._wake.set()
-        await asyncio.shield(waiter)  # a cancelled job must not cancel the flush's bookkeeping
+        await waiter  # cancelled with its job (a shutdown that overran): the flush skips it
 
     @property
     def pending(self) -> bool:

@@ -57,8 +57,8 @@ def add_job(client: redis.Redis, project: Project, job_id: str, task: str, **lab
 
 def test_a_job_that_kills_its_worker_goes_to_the_failed_store_after_max_deliveries(project: Project) -> None:
     """It used to be delivered forever (9 times in 50 s, always attempt 1), starving the jobs behind it.
-    Taskiq's process manager restarts the worker each time; the queue's max_deliveries is 3."""
-    project.start_worker("test-jobs")
+    The launcher restarts the worker each time; the queue's max_deliveries is 3."""
+    project.start_launcher("test-jobs")
     assert project.bootstrap("enqueue", "test-jobs", "kill-worker", "--id", "poison") == 0
     record = wait_for(lambda: failed(project).get("poison"), 120, "the job to be given up")
     assert record["error"] == "delivered 3 times without finishing: its worker died each time"
