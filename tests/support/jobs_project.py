@@ -111,9 +111,10 @@ def make_project(
     root = tmp_path / "project"
     copy_config(root / "config", key_prefix)
     (root / "handlers_for_tests.py").write_text(HANDLERS.read_text())
-    project = Project(
-        root, {"MONGODB_URI": mongo_uri, "REDIS_URL": redis_url, "BOOTSTRAP_LOG_LEVEL": "INFO"}, key_prefix
-    )
+    # No metrics unless a test asks for them (BOOTSTRAP_METRICS_PORT): tests run side by side.
+    env = {"MONGODB_URI": mongo_uri, "REDIS_URL": redis_url, "BOOTSTRAP_LOG_LEVEL": "INFO"}
+    env["BOOTSTRAP_METRICS_PORT"] = "0"
+    project = Project(root, env, key_prefix)
     if edit is not None:
         edit(project)
     project.apply_and_generate()

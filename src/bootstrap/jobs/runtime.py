@@ -30,6 +30,7 @@ class QueueRuntime:
     batch: int = 100  # messages read (and acknowledged) per round trip
     max_deliveries: int = 3  # deliveries without finishing before a job goes to the failed store
     connect_retry: ConnectRetry = field(default_factory=ConnectRetry)
+    metrics_port: int = 0  # as declared: the scheduler's port (see jobs.metrics); 0: no metrics
 
     @property
     def url(self) -> str:
@@ -59,4 +60,5 @@ def queue_runtime(runtime: Runtime, queue: str) -> QueueRuntime:
         socket_timeout=redis.socket_timeout,
         connect_retry=redis.connect_retry,
         max_deliveries=declared.max_deliveries,
+        metrics_port=runtime.metrics_port,
     )

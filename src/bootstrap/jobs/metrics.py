@@ -1,0 +1,255 @@
+"""Prometheus metrics of the job layer, served over HTTP by each worker and each scheduler.
+
+Ports: `metrics: {port: P}` in bootstrap.yaml (or the environment variable BOOTSTRAP_METRICS_PORT,
+read when a process starts, which wins) is the scheduler's port; the worker of the queue declared
+n-th (from 0) serves on P + 1 + n, so a host running the scheduler and one worker per queue (what
+`bootstrap up` and `python -m PACKAGE.worker` do) needs no further setting. 0 turns metrics off. A
+port that is taken is logged once and the process runs on without metrics: metrics never stop jobs.
+
+Per job, counters and a histogram are updated in memory (a dict lookup and a few locked additions);
+queue depths are read from Redis only when Prometheus scrapes, at most once per `CACHE_SECONDS`.
+Each process has its own registry, with the process collector (memory, CPU, open files).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+log = logging.getLogger("bootstrap.jobs.metrics")
+
+PORT_ENV = "BOOTSTRAP_METRICS_PORT"
+CACHE_SECONDS = 2.0  # queue depths read from Redis at most this often, however often scraped
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800, float("inf"))
+LATENESS_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600, float("inf"))
+
+
+def base_port(declared: int, env: Mapping[str, str] | None = None) -> int:
+    """The scheduler's port: BOOTSTRAP_METRICS_PORT when set (an integer), else the declared one."""
+    env = os.environ if env is None else env
+    raw = env.get(PORT_ENV, "").strip()
+    if not raw:
+        return declared
+    try:
+        port = int(raw)
+    except ValueError:
+        log.warning("%s=%r is not a port number; using the declared metrics port %d", PORT_ENV, raw, declared)
+        return declared
+    if not 0 <= port <= 65535:
+        log.warning("%s=%d is not a port number; using the declared metrics port %d", PORT_ENV, port, declared)
+        return declared
+    return port
+
+
+def worker_port(base: int, index: int) -> int:
+    """The port of the worker of the queue declared `index`-th; 0 (off) when the base is 0."""
+    return 0 if base == 0 else base + 1 + index
+
+
+class MetricsServer:
+    """One process's registry and its HTTP endpoint (`/metrics`, any path in fact)."""
+
+    def __init__(self) -> None:
+        from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
+
+        self.registry = CollectorRegistry(auto_describe=False)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        self._server: Any = None
+        self.port: int | None = None  # the port served on, once started
+
+    def start(self, port: int, what: str) -> bool:
+        """Serve on `port` (all interfaces); False, logged, when it cannot (port 0: off, silently)."""
+        if port == 0 or self._server is not None:
+            return False
+        from prometheus_client import start_http_server
+
+        try:
+            self._server, _ = start_http_server(port, addr="0.0.0.0", registry=self.registry)
+        except OSError as exc:
+            log.warning(
+                "%s: cannot serve metrics on port %d (%s); running without metrics (set %s to another "
+                "port, or 0 for none)", what, port, exc.strerror or exc, PORT_ENV,
+            )  # fmt: skip
+            return False
+        self.port = port
+        log.info("%s: metrics on http://0.0.0.0:%d/metrics", what, port)
+        return True
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+# --- jobs -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskSeries:
+    """The children of one (queue, task): looked up once, then updated without a label lookup."""
+
+    started: Any
+    completed: Any
+    failed: Any
+    retried: Any
+    took_completed: Any
+    took_failed: Any
+    took_retried: Any
+
+
+class JobMetrics:
+    """Jobs started, completed, failed (for good: in the failed store), retried (failed, tried again
+    later), and how long attempts took, per queue and task."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        labels = ("queue", "task")
+        self.started = Counter("bootstrap_jobs_started", "Job attempts started", labels, registry=registry)
+        self.completed = Counter("bootstrap_jobs_completed", "Jobs completed", labels, registry=registry)
+        self.failed = Counter(
+            "bootstrap_jobs_failed", "Jobs failed for good (put in the failed-job store)", labels, registry=registry
+        )
+        self.retried = Counter(
+            "bootstrap_jobs_retried", "Job attempts failed and retried later", labels, registry=registry
+        )
+        self.duration = Histogram(
+            "bootstrap_job_duration_seconds",
+            "How long job attempts ran, by outcome (completed, failed, retried)",
+            (*labels, "outcome"),
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self._series: dict[tuple[str, str], TaskSeries] = {}
+
+    def task(self, queue: str, task: str) -> TaskSeries:
+        series = self._series.get((queue, task))
+        if series is None:
+            series = self._series[(queue, task)] = TaskSeries(
+                started=self.started.labels(queue, task),
+                completed=self.completed.labels(queue, task),
+                failed=self.failed.labels(queue, task),
+                retried=self.retried.labels(queue, task),
+                took_completed=self.duration.labels(queue, task, "completed"),
+                took_failed=self.duration.labels(queue, task, "failed"),
+                took_retried=self.duration.labels(queue, task, "retried"),
+            )
+        return series
+
+
+# --- queues, read from Redis on scrape ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Depth:
+    queue: str
+    counts: Mapping[str, int]  # state (waiting, running, delayed, completed, failed) -> jobs
+
+
+class QueueDepths(Collector):
+    """`bootstrap_queue_jobs{queue, state}`: jobs waiting, running, delayed (for a retry), and the
+    completed and failed records kept. `read` does the Redis round trip; its result is cached for
+    `CACHE_SECONDS`. A failed read yields `bootstrap_queue_read_ok 0` and no depths."""
+
+    def __init__(self, read: Callable[[], Iterable[Depth]], cache_seconds: float = CACHE_SECONDS) -> None:
+        self.read = read
+        self.cache_seconds = cache_seconds
+        self._lock = threading.Lock()  # one read at a time, however many scrapes arrive together
+        self._at = -float("inf")
+        self._cached: list[Depth] = []
+        self._ok = True
+        self._failing = False
+
+    def depths(self) -> tuple[bool, list[Depth]]:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._at >= self.cache_seconds:
+                self._at = now
+                try:
+                    self._cached, self._ok = list(self.read()), True
+                    self._failing = False
+                except Exception as exc:  # Redis away: the scrape still answers, saying so
+                    self._cached, self._ok = [], False
+                    if not self._failing:
+                        log.warning("metrics: cannot read queue depths from Redis (%s: %s)", type(exc).__name__, exc)
+                    self._failing = True
+            return self._ok, self._cached
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())  # nothing known before the first scrape; no Redis read at registration
+
+    def collect(self) -> Iterator[Metric]:
+        ok, depths = self.depths()
+        read_ok = GaugeMetricFamily("bootstrap_queue_read_ok", "1 when the last read of queue depths from Redis worked")
+        read_ok.add_metric([], 1.0 if ok else 0.0)
+        yield read_ok
+        jobs = GaugeMetricFamily(
+            "bootstrap_queue_jobs",
+            "Jobs per queue and state: waiting, running, delayed (retries and delayed jobs), completed and failed "
+            "(records kept)",
+            labels=["queue", "state"],
+        )
+        for depth in depths:
+            for state, count in depth.counts.items():
+                jobs.add_metric([depth.queue, state], float(count))
+        yield jobs
+
+
+def redis_depths(client: Any, prefix: str, queues: Iterable[str]) -> Callable[[], list[Depth]]:
+    """A reader of queue depths through `bootstrap.jobs.admin` (the numbers `bootstrap status` shows)."""
+    names = list(queues)
+
+    def read() -> list[Depth]:
+        from bootstrap.jobs import admin
+
+        return [
+            Depth(s.queue, {"waiting": s.waiting, "running": s.running, "delayed": s.delayed,
+                            "completed": s.completed, "failed": s.failed})
+            for s in admin.queues_stats(client, prefix, names)
+        ]  # fmt: skip
+
+    return read
+
+
+# --- schedules --------------------------------------------------------------------------------------
+
+
+class ScheduleMetrics:
+    """Slots fired, slots missed (more than the grace late: no scheduler ran then; skipped or run
+    once, as the misfire policy says), and how late fired jobs were enqueued, per schedule."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.fires = Counter(
+            "bootstrap_schedule_fires", "Jobs a schedule fired (one per slot)", ("schedule",), registry=registry
+        )
+        self.misses = Counter(
+            "bootstrap_schedule_misses",
+            "Slots missed while no scheduler ran (skipped or coalesced, per the misfire policy)",
+            ("schedule",),
+            registry=registry,
+        )
+        self.lateness = Histogram(
+            "bootstrap_schedule_lateness_seconds",
+            "How long after its slot a schedule's job was enqueued",
+            ("schedule",),
+            buckets=LATENESS_BUCKETS,
+            registry=registry,
+        )
+
+    def fired(self, schedule: str, late: float) -> None:
+        self.fires.labels(schedule).inc()
+        self.lateness.labels(schedule).observe(max(0.0, late))
+
+    def missed(self, schedule: str) -> None:
+        self.misses.labels(schedule).inc()
