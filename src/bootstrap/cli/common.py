@@ -31,7 +31,7 @@ from bootstrap.spec.model import Spec
 log = logging.getLogger("bootstrap.cli")
 
 # Commands that connect to MongoDB or Redis, so may use the servers of a running `bootstrap up`.
-CONNECTING = frozenset({"plan", "apply", "status", "enqueue", "jobs"})
+CONNECTING = frozenset({"plan", "apply", "status", "health", "enqueue", "jobs"})
 
 
 def plan_options(args: argparse.Namespace) -> Options:
