@@ -8,13 +8,13 @@ port that is taken is logged once and the process runs on without metrics: metri
 
 Per job, counters and a histogram are updated in memory (a dict lookup and a few locked additions);
 queue depths are read from Redis only when Prometheus scrapes, at most once per `CACHE_SECONDS`.
-Each process has its own registry, with the process collector (memory, CPU, open files).
+Each process has its own registry, with the process collector (memory, CPU, open files). Imported
+only where metrics are on: a process without them does not load prometheus_client.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -26,34 +26,13 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from bootstrap.jobs.metrics_port import PORT_ENV
+
 log = logging.getLogger("bootstrap.jobs.metrics")
 
-PORT_ENV = "BOOTSTRAP_METRICS_PORT"
 CACHE_SECONDS = 2.0  # queue depths read from Redis at most this often, however often scraped
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800, float("inf"))
 LATENESS_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600, float("inf"))
-
-
-def base_port(declared: int, env: Mapping[str, str] | None = None) -> int:
-    """The scheduler's port: BOOTSTRAP_METRICS_PORT when set (an integer), else the declared one."""
-    env = os.environ if env is None else env
-    raw = env.get(PORT_ENV, "").strip()
-    if not raw:
-        return declared
-    try:
-        port = int(raw)
-    except ValueError:
-        log.warning("%s=%r is not a port number; using the declared metrics port %d", PORT_ENV, raw, declared)
-        return declared
-    if not 0 <= port <= 65535:
-        log.warning("%s=%d is not a port number; using the declared metrics port %d", PORT_ENV, port, declared)
-        return declared
-    return port
-
-
-def worker_port(base: int, index: int) -> int:
-    """The port of the worker of the queue declared `index`-th; 0 (off) when the base is 0."""
-    return 0 if base == 0 else base + 1 + index
 
 
 class MetricsServer:

@@ -9,14 +9,16 @@ and `failed` directly; under the stock receiver the Taskiq hooks do.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
 
 from bootstrap.connect import redis as redis_connect
 from bootstrap.jobs import labels
 from bootstrap.jobs.broker import StreamBroker
-from bootstrap.jobs.metrics import JobMetrics, MetricsServer, QueueDepths, redis_depths
+
+if TYPE_CHECKING:
+    from bootstrap.jobs.metrics import JobMetrics, MetricsServer
 
 
 def _retry_labels(message: TaskiqMessage) -> tuple[Any, Any]:
@@ -24,15 +26,17 @@ def _retry_labels(message: TaskiqMessage) -> tuple[Any, Any]:
 
 
 class MetricsMiddleware(TaskiqMiddleware):
-    """`port`: where this worker serves its metrics (0: nowhere; counting costs little either way)."""
+    """`port`: where this worker serves its metrics (0: nowhere, but `make_broker` then adds none)."""
 
     def __init__(self, broker: StreamBroker, port: int) -> None:
+        from bootstrap.jobs.metrics import JobMetrics, MetricsServer  # prometheus_client: only when on
+
         super().__init__()
         self.stream_broker = broker
         self.queue = broker.runtime.queue
         self.port = port
-        self.server = MetricsServer()
-        self.jobs = JobMetrics(self.server.registry)
+        self.server: MetricsServer = MetricsServer()
+        self.jobs: JobMetrics = JobMetrics(self.server.registry)
         self._client: Any = None
         self._before: dict[str, tuple[Any, Any]] = {}  # job id -> its retry labels when it started
 
@@ -42,6 +46,8 @@ class MetricsMiddleware(TaskiqMiddleware):
         """In a worker only (enqueue and the scheduler start brokers too): serve the metrics."""
         if not self.stream_broker.is_worker_process or self.port == 0:
             return
+        from bootstrap.jobs.metrics import QueueDepths, redis_depths
+
         runtime = self.stream_broker.runtime
         self._client = redis_connect.sync_client(runtime)  # the HTTP thread's own: scrapes are rare
         self.server.registry.register(QueueDepths(redis_depths(self._client, runtime.prefix, [self.queue])))

@@ -29,14 +29,14 @@ import signal
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.exceptions
 from taskiq import ScheduledTask, ScheduleSource, TaskiqMessage, TaskiqScheduler
 
 from bootstrap import logs
 from bootstrap.jobs.broker import StreamBroker
-from bootstrap.jobs.metrics import MetricsServer, ScheduleMetrics, base_port
+from bootstrap.jobs.metrics_port import base_port
 from bootstrap.jobs.middleware import RETRY
 from bootstrap.jobs.slots import due_slots, problem
 from bootstrap.layout import schedules as stored
@@ -44,6 +44,9 @@ from bootstrap.layout.keys import ScheduleKeys, as_text, marker_key
 from bootstrap.layout.marker import LOST_DATA
 from bootstrap.redact import mask
 from bootstrap.spec.model import Schedule
+
+if TYPE_CHECKING:
+    from bootstrap.jobs.metrics import MetricsServer, ScheduleMetrics
 
 log = logging.getLogger("bootstrap.jobs.scheduler")
 
@@ -171,9 +174,9 @@ class SlotScheduler(TaskiqScheduler):
         self.brokers = brokers
         self.keys = ScheduleKeys(first.runtime.prefix)
         self._claim: Any = None
-        self.metrics_server = MetricsServer()
-        self.metrics = ScheduleMetrics(self.metrics_server.registry)
         self.metrics_port = first.runtime.metrics_port  # as declared; the environment may override it
+        self.metrics_server: MetricsServer | None = None
+        self.metrics: ScheduleMetrics | None = None  # None: metrics off
 
     async def startup(self) -> None:
         logs.setup()
@@ -190,12 +193,19 @@ class SlotScheduler(TaskiqScheduler):
             await broker.startup()
         self._claim = self.broker.redis.register_script(_CLAIM)  # type: ignore[attr-defined]
         log.info("scheduler started for queues %s", ", ".join(self.brokers))
-        self.metrics_server.start(base_port(self.metrics_port), "scheduler")
+        port = base_port(self.metrics_port)
+        if port:  # prometheus_client is loaded only then
+            from bootstrap.jobs.metrics import MetricsServer, ScheduleMetrics
+
+            self.metrics_server = MetricsServer()
+            self.metrics = ScheduleMetrics(self.metrics_server.registry)
+            self.metrics_server.start(port, "scheduler")
 
     async def shutdown(self) -> None:
         for broker in self.brokers.values():
             await broker.shutdown()
-        self.metrics_server.stop()
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
         log.info("scheduler stopped")
 
     async def on_ready(self, source: ScheduleSource, task: ScheduledTask) -> None:
@@ -250,9 +260,9 @@ class SlotScheduler(TaskiqScheduler):
                 keys=[self.keys.last_slot, broker.keys.stream, self.keys.definitions, self.source.marker],
                 args=[schedule_id, repr(slot), "1" if fire else "0", data, "1" if declared else "0"],
             )
-            if outcome in (1, 2) and late and last is not None:
+            if self.metrics is not None and outcome in (1, 2) and late and last is not None:
                 self.metrics.missed(schedule_id)
-            if outcome == 1:
+            if self.metrics is not None and outcome == 1:
                 self.metrics.fired(schedule_id, now - slot)
                 log.info("schedule %s fired for %s (%.2fs late)", schedule_id, _when(slot), now - slot)
             elif outcome == 2 and last is not None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bootstrap.jobs.metrics import worker_port
+from bootstrap.jobs.metrics_port import worker_port
 from bootstrap.local.servers import RedisServer
 from tests.support.jobs_project import Project, add_test_queue, make_project, redis_client, wait_for
 
