@@ -3,22 +3,29 @@ process at several concurrencies, at-least-once on (stream + consumer group, ack
 the job, job records with retention).
 
 Run: .venv/bin/python benchmarks/jobs.py [N]   (default N = 10000)
+     .venv/bin/python benchmarks/jobs.py [N] --metrics-cost   (the worker with Prometheus metrics off
+     and on, alternated, per concurrency: rates and the cost per job in microseconds)
 
 Prints, per concurrency: enqueue jobs/s (pipelined bulk enqueue), processing jobs/s (from the
 worker's first job to the last acknowledgement) and the worker's peak memory (max RSS, MiB). It
 also runs the same load through plain taskiq + taskiq-redis (RedisStreamBroker, taskiq's own
-worker) as the baseline, so the ratio comes from one run on one machine.
+worker) as the baseline, so the ratio comes from one run on one machine. The bootstrap worker serves
+Prometheus metrics, as the shipped config does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
+import urllib.request
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,12 +92,33 @@ def child_pids(pid: int) -> list[int]:
     return [int(p) for p in out.split()]
 
 
-def run_bootstrap(
-    tmp: Path, mongo: MongoServer, redis_server: RedisServer, n: int, concurrency: int
-) -> dict[str, float]:
-    gen = make_project(
-        tmp / f"b{concurrency}", mongo.uri + f"bench{concurrency}", redis_server.uri, add_bench_queue(concurrency)
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def scrape_completed(port: int) -> float:
+    """bootstrap_jobs_completed_total of the worker serving metrics on `port`."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "bootstrap_jobs_completed_total"
     )
+
+
+def run_bootstrap(
+    tmp: Path, mongo: MongoServer, redis_server: RedisServer, n: int, concurrency: int, metrics: bool = True
+) -> dict[str, float]:
+    """`metrics`: the worker serves Prometheus metrics (the shipped default), or has none."""
+    name = f"b{concurrency}-{'m' if metrics else 'n'}{uuid.uuid4().hex[:6]}"
+    gen = make_project(tmp / name, mongo.uri + name.replace("-", "_"), redis_server.uri, add_bench_queue(concurrency))
     project = next(gen)
     try:
         os.environ.update(project.env)
@@ -107,6 +135,9 @@ def run_bootstrap(
             "BOOTSTRAP_LOG_LEVEL": "WARNING",
             "PYTHONPATH": os.pathsep.join([str(project.root), str(project.root / "generated")]),
         }
+        port = free_port() if metrics else 0
+        base = port - 1 - runtime.queue_names.index("bench") if metrics else 0
+        env["BOOTSTRAP_METRICS_PORT"] = str(base)  # the bench worker serves on `port`
         command = worker_command(runtime, project.package, "bench")
         worker = subprocess.Popen(
             command,
@@ -124,6 +155,8 @@ def run_bootstrap(
         completed, failed = client.zcard(keys.records("completed")), client.zcard(keys.records("failed"))
         assert completed == min(n, 200) and failed == 0, (completed, failed)
         assert client.xpending(stream, "workers")["pending"] == 0
+        if metrics:  # the metrics counted every job
+            assert scrape_completed(port) == n, scrape_completed(port)
         os.killpg(worker.pid, 9)
         worker.wait(30)
         client.close()
@@ -205,8 +238,60 @@ def run_baseline(tmp: Path, redis_server: RedisServer, n: int, concurrency: int)
     return {"enqueue": enqueue_rate, "process": n / (last - (first or last)), "memory": memory}
 
 
+def hooks_cost(jobs: int = 100_000) -> float:
+    """Microseconds of CPU the metrics hooks add to one completed job, in this process (no I/O:
+    what the worker runs per job besides the job; steadier than throughput on a busy machine)."""
+    from taskiq import TaskiqMessage
+
+    from bootstrap.jobs.broker import StreamBroker
+    from bootstrap.jobs.metrics_middleware import MetricsMiddleware
+    from bootstrap.jobs.runtime import QueueRuntime
+
+    runtime = QueueRuntime("bench", "bench", "redis://127.0.0.1:1/0", 300.0, 10, 3600.0, 200, 86400.0, 1000)
+    metrics = MetricsMiddleware(StreamBroker(runtime), port=1)  # never started: counting only
+    messages = [TaskiqMessage(task_id=f"j{i}", task_name="noop-job", labels={}, args=[], kwargs={}) for i in range(999)]
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        for i in range(jobs):
+            message = messages[i % 999]
+            metrics.started(message)
+            metrics.completed(message, 0.001)
+        best = min(best, time.perf_counter() - started)
+    return best / jobs * 1e6
+
+
+def metrics_cost(tmp: Path, mongo: MongoServer, redis_server: RedisServer, n: int, rounds: int = 3) -> None:
+    """The per-job cost of metrics: the hooks' CPU time, then the bootstrap worker with metrics off and
+    on, alternated."""
+    print(f"metrics hooks: {hooks_cost():.2f} us of CPU per completed job (best of 5 x 100,000, in process)")
+    print(f"metrics cost: N = {n} no-op jobs, one worker process, {rounds} alternated rounds of off / on")
+    print(f"{'concurrency':>12}{'off jobs/s':>12}{'on jobs/s':>12}{'ratio':>8}{'us/job':>9}")
+    for concurrency in (1, 10, 50):
+        rates: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(rounds):
+            for metrics in (False, True):
+                rates[metrics].append(run_bootstrap(tmp, mongo, redis_server, n, concurrency, metrics)["process"])
+        off, on = statistics.median(rates[False]), statistics.median(rates[True])
+        print(f"{concurrency:>12}{off:>12.0f}{on:>12.0f}{on / off:>8.2f}{(1 / on - 1 / off) * 1e6:>9.1f}", flush=True)
+        print(f"{'':>12}off runs: {', '.join(f'{r:.0f}' for r in rates[False])}; "
+              f"on runs: {', '.join(f'{r:.0f}' for r in rates[True])}")  # fmt: skip
+
+
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    n = int(args[0]) if args else 10_000
+    if "--metrics-cost" in sys.argv:
+        tmp = Path(tempfile.mkdtemp(prefix="bench-metrics-"))
+        mongo, redis_server = MongoServer(tmp / "mongo"), RedisServer(tmp / "redis", appendonly=False)
+        mongo.start()
+        redis_server.start()
+        try:
+            metrics_cost(tmp, mongo, redis_server, n)
+        finally:
+            mongo.stop()
+            redis_server.stop()
+        return
     tmp = Path(tempfile.mkdtemp(prefix="bench-jobs-"))
     mongo, redis_server = MongoServer(tmp / "mongo"), RedisServer(tmp / "redis", appendonly=False)
     mongo.start()

@@ -6,7 +6,7 @@ n-th (from 0) serves on P + 1 + n, so a host running the scheduler and one worke
 `bootstrap up` and `python -m PACKAGE.worker` do) needs no further setting. 0 turns metrics off. A
 port that is taken is logged once and the process runs on without metrics: metrics never stop jobs.
 
-Per job, counters and a histogram are updated in memory (a dict lookup and a few locked additions);
+Per job, a few numbers are added to in memory (no lock, no label lookup: see `JobMetrics`);
 queue depths are read from Redis only when Prometheus scrapes, at most once per `CACHE_SECONDS`.
 Each process has its own registry, with the process collector (memory, CPU, open files). Imported
 only where metrics are on: a process without them does not load prometheus_client.
@@ -17,12 +17,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
@@ -76,55 +77,82 @@ class MetricsServer:
 # --- jobs -----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+class Durations:
+    """A histogram kept as plain counts: one bisect and two additions per observation."""
+
+    __slots__ = ("counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * len(DURATION_BUCKETS)  # per bucket, not cumulative
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(DURATION_BUCKETS, seconds)] += 1
+        self.total += seconds
+
+
 class TaskSeries:
-    """The children of one (queue, task): looked up once, then updated without a label lookup."""
+    """The counts of one (queue, task)."""
 
-    started: Any
-    completed: Any
-    failed: Any
-    retried: Any
-    took_completed: Any
-    took_failed: Any
-    took_retried: Any
+    __slots__ = ("completed", "failed", "retried", "started", "took_completed", "took_failed", "took_retried")
+
+    def __init__(self) -> None:
+        self.started = self.completed = self.failed = self.retried = 0
+        self.took_completed, self.took_failed, self.took_retried = Durations(), Durations(), Durations()
 
 
-class JobMetrics:
+class JobMetrics(Collector):
     """Jobs started, completed, failed (for good: in the failed store), retried (failed, tried again
-    later), and how long attempts took, per queue and task."""
+    later), and how long attempts took, per queue and task.
+
+    Per job this is the hottest path metrics have, so the counts are plain numbers written by the
+    worker's event loop alone (prometheus_client's own counters take a lock per increment: ~10x the
+    cost) and turned into metrics when scraped, in the HTTP server's thread. A scrape may see one job
+    half counted (its bucket, not yet its sum): the next one is exact."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        labels = ("queue", "task")
-        self.started = Counter("bootstrap_jobs_started", "Job attempts started", labels, registry=registry)
-        self.completed = Counter("bootstrap_jobs_completed", "Jobs completed", labels, registry=registry)
-        self.failed = Counter(
-            "bootstrap_jobs_failed", "Jobs failed for good (put in the failed-job store)", labels, registry=registry
-        )
-        self.retried = Counter(
-            "bootstrap_jobs_retried", "Job attempts failed and retried later", labels, registry=registry
-        )
-        self.duration = Histogram(
-            "bootstrap_job_duration_seconds",
-            "How long job attempts ran, by outcome (completed, failed, retried)",
-            (*labels, "outcome"),
-            buckets=DURATION_BUCKETS,
-            registry=registry,
-        )
         self._series: dict[tuple[str, str], TaskSeries] = {}
+        registry.register(self)
 
     def task(self, queue: str, task: str) -> TaskSeries:
         series = self._series.get((queue, task))
         if series is None:
-            series = self._series[(queue, task)] = TaskSeries(
-                started=self.started.labels(queue, task),
-                completed=self.completed.labels(queue, task),
-                failed=self.failed.labels(queue, task),
-                retried=self.retried.labels(queue, task),
-                took_completed=self.duration.labels(queue, task, "completed"),
-                took_failed=self.duration.labels(queue, task, "failed"),
-                took_retried=self.duration.labels(queue, task, "retried"),
-            )
+            series = self._series[(queue, task)] = TaskSeries()
         return series
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["queue", "task"]
+        counters = {
+            "started": CounterMetricFamily("bootstrap_jobs_started", "Job attempts started", labels=labels),
+            "completed": CounterMetricFamily("bootstrap_jobs_completed", "Jobs completed", labels=labels),
+            "retried": CounterMetricFamily(
+                "bootstrap_jobs_retried", "Job attempts failed and retried later", labels=labels
+            ),
+            "failed": CounterMetricFamily(
+                "bootstrap_jobs_failed", "Jobs failed for good (put in the failed-job store)", labels=labels
+            ),
+        }
+        duration = HistogramMetricFamily(
+            "bootstrap_job_duration_seconds",
+            "How long job attempts ran, by outcome (completed, failed, retried)",
+            labels=[*labels, "outcome"],
+        )
+        for (queue, task), series in list(self._series.items()):
+            for name, family in counters.items():
+                family.add_metric([queue, task], getattr(series, name))
+            for outcome in ("completed", "retried", "failed"):
+                took: Durations = getattr(series, f"took_{outcome}")
+                counts, total = list(took.counts), took.total
+                buckets = [(_LE[i], float(sum(counts[: i + 1]))) for i in range(len(counts))]
+                duration.add_metric([queue, task, outcome], buckets, total)
+        yield from counters.values()
+        yield duration
+
+
+_LE = ["+Inf" if bound == float("inf") else repr(float(bound)) for bound in DURATION_BUCKETS]  # Prometheus' `le`
 
 
 # --- queues, read from Redis on scrape ----------------------------------------------------------------

@@ -18,7 +18,7 @@ from bootstrap.jobs import labels
 from bootstrap.jobs.broker import StreamBroker
 
 if TYPE_CHECKING:
-    from bootstrap.jobs.metrics import JobMetrics, MetricsServer
+    from bootstrap.jobs.metrics import JobMetrics, MetricsServer, TaskSeries
 
 
 def _retry_labels(message: TaskiqMessage) -> tuple[Any, Any]:
@@ -39,6 +39,7 @@ class MetricsMiddleware(TaskiqMiddleware):
         self.jobs: JobMetrics = JobMetrics(self.server.registry)
         self._client: Any = None
         self._before: dict[str, tuple[Any, Any]] = {}  # job id -> its retry labels when it started
+        self._tasks: dict[str, TaskSeries] = {}  # task name -> its counts (this worker has one queue)
 
     # --- the worker's life ----------------------------------------------------------------------------
 
@@ -61,25 +62,31 @@ class MetricsMiddleware(TaskiqMiddleware):
 
     # --- around a job -------------------------------------------------------------------------------------
 
+    def _series(self, task: str) -> TaskSeries:
+        series = self._tasks.get(task)
+        if series is None:
+            series = self._tasks[task] = self.jobs.task(self.queue, task)
+        return series
+
     def started(self, message: TaskiqMessage) -> None:
         self._before[message.task_id] = _retry_labels(message)
-        self.jobs.task(self.queue, message.task_name).started.inc()
+        self._series(message.task_name).started += 1
 
     def completed(self, message: TaskiqMessage, duration: float) -> None:
         self._before.pop(message.task_id, None)
-        series = self.jobs.task(self.queue, message.task_name)
-        series.completed.inc()
+        series = self._series(message.task_name)
+        series.completed += 1
         series.took_completed.observe(duration)
 
     def failed(self, message: TaskiqMessage, duration: float) -> None:
         """After the jobs middleware handled the failure: retried if it changed the retry labels."""
         before = self._before.pop(message.task_id, None)
-        series = self.jobs.task(self.queue, message.task_name)
+        series = self._series(message.task_name)
         if before is not None and before != _retry_labels(message):
-            series.retried.inc()
+            series.retried += 1
             series.took_retried.observe(duration)
         else:
-            series.failed.inc()
+            series.failed += 1
             series.took_failed.observe(duration)
 
     # --- taskiq's hooks (the stock receiver) ------------------------------------------------------------
