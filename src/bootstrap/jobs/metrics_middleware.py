@@ -29,17 +29,29 @@ class MetricsMiddleware(TaskiqMiddleware):
     """`port`: where this worker serves its metrics (0: nowhere, but `make_broker` then adds none)."""
 
     def __init__(self, broker: StreamBroker, port: int) -> None:
-        from bootstrap.jobs.metrics import JobMetrics, MetricsServer  # prometheus_client: only when on
-
         super().__init__()
         self.stream_broker = broker
         self.queue = broker.runtime.queue
         self.port = port
-        self.server: MetricsServer = MetricsServer()
-        self.jobs: JobMetrics = JobMetrics(self.server.registry)
+        # Made when first needed: every process importing the wiring (enqueue, the scheduler) makes
+        # this middleware, and only workers count or serve anything.
+        self._made: tuple[MetricsServer, JobMetrics] | None = None
         self._client: Any = None
         self._before: dict[str, tuple[Any, Any]] = {}  # job id -> its retry labels when it started
         self._tasks: dict[str, TaskSeries] = {}  # task name -> its counts (this worker has one queue)
+
+    def _metrics(self) -> tuple[MetricsServer, JobMetrics]:
+        """The server and the job counts on its registry, made at the first call."""
+        if self._made is None:
+            from bootstrap.jobs.metrics import JobMetrics, MetricsServer  # prometheus_client: only here
+
+            server = MetricsServer()
+            self._made = (server, JobMetrics(server.registry))
+        return self._made
+
+    @property
+    def jobs(self) -> JobMetrics:
+        return self._metrics()[1]
 
     # --- the worker's life ----------------------------------------------------------------------------
 
@@ -49,13 +61,15 @@ class MetricsMiddleware(TaskiqMiddleware):
             return
         from bootstrap.jobs.metrics import QueueDepths, redis_depths
 
+        server, _ = self._metrics()
         runtime = self.stream_broker.runtime
         self._client = redis_connect.sync_client(runtime)  # the HTTP thread's own: scrapes are rare
-        self.server.registry.register(QueueDepths(redis_depths(self._client, runtime.prefix, [self.queue])))
-        self.server.start(self.port, f"worker {self.queue}")
+        server.registry.register(QueueDepths(redis_depths(self._client, runtime.prefix, [self.queue])))
+        server.start(self.port, f"worker {self.queue}")
 
     def shutdown(self) -> None:
-        self.server.stop()
+        if self._made is not None:
+            self._made[0].stop()
         if self._client is not None:
             self._client.close()
             self._client = None

@@ -63,7 +63,7 @@ def test_a_worker_serves_job_counts_durations_and_queue_depths(project: Project)
     assert worker_port(port - 1 - index, index) == port
     worker = project.start_worker("test-jobs")
     assert project.bootstrap("enqueue", "test-jobs", "slow-job", "--kwargs", '{"seconds": 0.01}', "--count", "3") == 0
-    assert project.bootstrap("enqueue", "test-jobs", "fail-always", "--id", "f-1") == 0  # 4 attempts, ~2 s
+    assert project.bootstrap("enqueue", "test-jobs", "fail-always", "--id", "metrics-f-1") == 0  # 4 attempts, ~2 s
 
     def settled() -> Samples | None:
         samples = scraped(port)
@@ -103,11 +103,12 @@ def test_a_worker_whose_port_is_taken_runs_its_jobs_without_metrics(project: Pro
         port = taken.getsockname()[1]
         project.env["BOOTSTRAP_METRICS_PORT"] = str(port - 1 - index)
         project.start_worker("test-jobs")
-        assert project.bootstrap("enqueue", "test-jobs", "slow-job", "--kwargs", '{"seconds": 0}', "--id", "s-1") == 0
+        job = "metrics-s-1"  # handlers note by job id in keys all tests share: ids of its own
+        assert project.bootstrap("enqueue", "test-jobs", "slow-job", "--kwargs", '{"seconds": 0}', "--id", job) == 0
         client = redis_client(project)
         try:
-            wait_for(lambda: client.hexists(project.queue_keys("test-jobs").record_data("completed"), "s-1"), 30,
-                     "the job to complete")  # fmt: skip
+            completed = project.queue_keys("test-jobs").record_data("completed")
+            wait_for(lambda: client.hexists(completed, job), 30, "the job to complete")
         finally:
             client.close()
     assert f"cannot serve metrics on port {port}" in project.log("worker")
