@@ -254,6 +254,12 @@ class ScheduleMetrics:
             registry=registry,
         )
 
+    def seen(self, schedule: str) -> None:
+        """Show a schedule's series (at 0) before its first fire or miss."""
+        self.fires.labels(schedule)
+        self.misses.labels(schedule)
+        self.lateness.labels(schedule)
+
     def fired(self, schedule: str, late: float) -> None:
         self.fires.labels(schedule).inc()
         self.lateness.labels(schedule).observe(max(0.0, late))

@@ -243,6 +243,8 @@ class SlotScheduler(TaskiqScheduler):
                 changed=True,
             )
             return
+        if self.metrics is not None:
+            self.metrics.seen(schedule_id)
         raw_last = await broker.redis.hget(self.keys.last_slot, schedule_id)
         last = float(raw_last) if raw_last is not None else None
         slots = due_slots(definition, last, now)

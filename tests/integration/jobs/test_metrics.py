@@ -134,6 +134,8 @@ def test_the_scheduler_serves_fires_misses_and_lateness(project: Project) -> Non
     fires = value(samples, "bootstrap_schedule_fires_total", schedule=schedule)
     assert value(samples, "bootstrap_schedule_lateness_seconds_count", schedule=schedule) == fires
     assert value(samples, "bootstrap_schedule_lateness_seconds_bucket", schedule=schedule, le="5.0") == fires
+    # A schedule that has not fired yet is shown at 0.
+    assert (("bootstrap_schedule_fires_total", frozenset({"schedule": "token-refresh-schedule"}.items()))) in samples
     assert value(samples, "bootstrap_schedule_fires_total", schedule="token-refresh-schedule") == 0
     scheduler.send_signal(signal.SIGTERM)
     assert scheduler.wait(30) == 0
