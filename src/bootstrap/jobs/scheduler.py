@@ -262,10 +262,12 @@ class SlotScheduler(TaskiqScheduler):
                 keys=[self.keys.last_slot, broker.keys.stream, self.keys.definitions, self.source.marker],
                 args=[schedule_id, repr(slot), "1" if fire else "0", data, "1" if declared else "0"],
             )
-            if self.metrics is not None and outcome in (1, 2) and late and last is not None:
-                self.metrics.missed(schedule_id)
-            if self.metrics is not None and outcome == 1:
-                self.metrics.fired(schedule_id, now - slot)
+            if self.metrics is not None:
+                if outcome in (1, 2) and late and last is not None:
+                    self.metrics.missed(schedule_id)
+                if outcome == 1:
+                    self.metrics.fired(schedule_id, now - slot)
+            if outcome == 1:
                 log.info("schedule %s fired for %s (%.2fs late)", schedule_id, _when(slot), now - slot)
             elif outcome == 2 and last is not None:
                 log.warning(
