@@ -22,7 +22,15 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    start_http_server,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -40,8 +48,6 @@ class MetricsServer:
     """One process's registry and its HTTP endpoint (`/metrics`, any path in fact)."""
 
     def __init__(self) -> None:
-        from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
-
         self.registry = CollectorRegistry(auto_describe=False)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -53,8 +59,6 @@ class MetricsServer:
         """Serve on `port` (all interfaces); False, logged, when it cannot (port 0: off, silently)."""
         if port == 0 or self._server is not None:
             return False
-        from prometheus_client import start_http_server
-
         try:
             self._server, _ = start_http_server(port, addr="0.0.0.0", registry=self.registry)
         except OSError as exc:
