@@ -121,7 +121,9 @@ def make_project(
     root = tmp_path / "project"
     copy_config(root / "config", key_prefix)
     (root / "handlers_for_tests.py").write_text(HANDLERS.read_text())
+    # No metrics unless a test asks for them (BOOTSTRAP_METRICS_PORT): tests run side by side.
     env = {"MONGODB_URI": mongo_uri, "REDIS_URL": redis_url, "BOOTSTRAP_LOG_LEVEL": "INFO", "REDIS_MODE": redis_mode}
+    env["BOOTSTRAP_METRICS_PORT"] = "0"
     project = Project(root, env, key_prefix, redis_mode=redis_mode)
     if redis_mode != "standalone":
         project.edit("bootstrap.yaml", "\nredis:\n", f"\nredis:\n  mode: {redis_mode}\n")

@@ -35,6 +35,10 @@ def test_health_checks() -> None:
         check = services[name]["healthcheck"]
         assert check["test"][0] == "CMD" and check["retries"] > 0
     assert "ping" in services["redis"]["healthcheck"]["test"]
+    for name in ("worker", "scheduler"):  # the whole stack, as `bootstrap health` sees it
+        check = services[name]["healthcheck"]
+        assert check["test"][:3] == ["CMD", "bootstrap", "health"] and check["retries"] > 0
+        assert check["start_period"]
 
 
 def test_redis_runs_with_noeviction_and_append_only_persistence() -> None:

@@ -31,7 +31,7 @@ from bootstrap.spec.model import Spec
 log = logging.getLogger("bootstrap.cli")
 
 # Commands that connect to MongoDB or Redis, so may use the servers of a running `bootstrap up`.
-CONNECTING = frozenset({"plan", "apply", "status", "enqueue", "jobs", "dashboard"})
+CONNECTING = frozenset({"plan", "apply", "status", "health", "enqueue", "jobs", "dashboard"})
 
 
 def plan_options(args: argparse.Namespace) -> Options:

@@ -71,6 +71,11 @@ COMMANDS = {
         "what is live and whether it matches the spec: collections, queues, schedules, workers",
         ends_at_once=True,
     ),
+    "health": Command(
+        "bootstrap.cli.health",
+        "exit 0 only when MongoDB, Redis, schedules and workers are as declared and working (--json)",
+        ends_at_once=True,
+    ),
     "enqueue": Command("bootstrap.cli.enqueue", "put a job on a queue: bootstrap enqueue QUEUE TASK [--kwargs JSON]"),
     "jobs": Command(
         "bootstrap.cli.jobs",

@@ -85,5 +85,4 @@ def render(spec: Spec) -> dict[str, str]:
 def wiring_hash(spec: Spec) -> str:
     """The hash of the generated job wiring for `spec`: equal to `files_hash` of the wiring files
     on disk exactly when `generate --check` finds them up to date."""
-    files = render(spec)
-    return files_hash({a.name: files[a.name] for a in ARTIFACTS if a.wiring})
+    return files_hash({a.name: render_artifact(a, spec) for a in ARTIFACTS if a.wiring})  # models not rendered

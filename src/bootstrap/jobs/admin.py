@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import redis
-from taskiq import TaskiqMessage
 
 from bootstrap.jobs.labels import ATTEMPT, TRANSIENT
 from bootstrap.jobs.records import COMPLETED, FAILED
@@ -34,8 +34,13 @@ class QueueStats:
 
 
 def queue_stats(client: redis.Redis, spec: Spec) -> list[QueueStats]:
+    return queues_stats(client, spec.redis.key_prefix, [q.name for q in spec.queues])
+
+
+def queues_stats(client: redis.Redis, prefix: str, queues: Iterable[str]) -> list[QueueStats]:
+    """The stats of the named queues (a worker's metrics ask for its own queue only)."""
     pipe = client.pipeline(transaction=False)
-    keys = [QueueKeys(spec.redis.key_prefix, q.name) for q in spec.queues]
+    keys = [QueueKeys(prefix, name) for name in queues]
     for k in keys:
         pipe.xlen(k.stream)
         pipe.xinfo_groups(k.stream)
@@ -137,6 +142,8 @@ def retry_failed(client: redis.Redis, keys: QueueKeys, job_ids: list[str]) -> li
     """Put failed jobs back on their queue as new first attempts (same id, arguments and labels, the
     attempt and transient-retry counters reset) and take them out of the failed store, atomically per
     job. Returns the ids re-enqueued."""
+    from taskiq import TaskiqMessage  # here: `status` and `health` must not load taskiq
+
     done = []
     for job_id in job_ids:
         record = failed_job(client, keys, job_id)

@@ -102,6 +102,7 @@ class Runtime:
     redis: RedisRuntime
     queues: tuple[QueueContract, ...]
     schedules: tuple[Schedule, ...] = ()
+    metrics_port: int = 0  # the scheduler's metrics port; workers' follow it (jobs.metrics); 0: off
 
     def queue(self, name: str) -> QueueContract:
         for queue in self.queues:
@@ -178,6 +179,7 @@ class Runtime:
                 )
                 for s in spec.schedules
             ),
+            metrics_port=spec.metrics.port,
         )
 
     def to_literal(self) -> dict[str, Any]:
@@ -212,6 +214,7 @@ class Runtime:
             },
             "queues": {queue.name: _queue_literal(queue) for queue in self.queues},
             "schedules": {schedule.id: _schedule_literal(schedule) for schedule in self.schedules},
+            "metrics": {"port": self.metrics_port},
         }
 
     @classmethod
@@ -224,7 +227,7 @@ class Runtime:
 
     @classmethod
     def _read(cls, data: object) -> Runtime:
-        top = _Fields(data, "runtime", ("project", "mongodb", "redis", "queues", "schedules"))
+        top = _Fields(data, "runtime", ("project", "mongodb", "redis", "queues", "schedules", "metrics"))
         mongo = top.fields(
             "mongodb",
             (
@@ -265,6 +268,7 @@ class Runtime:
             ),
             queues=tuple(_queue_from_literal(name, fields) for name, fields in top.named("queues")),
             schedules=tuple(_schedule_from_literal(name, fields) for name, fields in top.named("schedules")),
+            metrics_port=top.fields("metrics", ("port",)).integer("port"),
         )
 
 

@@ -26,6 +26,7 @@ from taskiq.utils import maybe_awaitable
 from bootstrap.errors import JobTimedOut
 from bootstrap.jobs.broker import SHUTDOWN_STEP, StreamBroker, StreamMessage, bounded
 from bootstrap.jobs.contract import TaskContract
+from bootstrap.jobs.metrics_middleware import MetricsMiddleware
 from bootstrap.jobs.middleware import JobsMiddleware
 
 log = logging.getLogger("bootstrap.jobs.receiver")
@@ -37,6 +38,7 @@ class FastReceiver(Receiver):
         super().__init__(*args, **kwargs)
         self.concurrency = max(1, max_async_tasks or 1)
         self.jobs = next((m for m in self.broker.middlewares if isinstance(m, JobsMiddleware)), None)
+        self.metrics = next((m for m in self.broker.middlewares if isinstance(m, MetricsMiddleware)), None)
 
     async def listen(self, finish_event: asyncio.Event) -> None:
         broker = self.broker
@@ -108,6 +110,8 @@ class FastReceiver(Receiver):
         broker = self.jobs.stream_broker
         broker.started(message)
         self.jobs.started(job)
+        if self.metrics is not None:
+            self.metrics.started(job)
         started = time.perf_counter()
         try:
             async with asyncio.timeout(timeout) as limit:
@@ -117,7 +121,10 @@ class FastReceiver(Receiver):
             if isinstance(exc, TimeoutError) and limit.expired():
                 error = JobTimedOut(f"the job ran longer than its timeout of {timeout:g}s")
                 error.__cause__ = exc
-            await self.jobs.failed(job, error, time.perf_counter() - started)
+            took = time.perf_counter() - started
+            await self.jobs.failed(job, error, took)
+            if self.metrics is not None:  # after: the jobs middleware decided whether it is retried
+                self.metrics.failed(job, took)
         else:
             took = time.perf_counter() - started
             if timeout is not None and took > timeout:  # only a blocked loop keeps a timeout from firing
@@ -130,6 +137,8 @@ class FastReceiver(Receiver):
                     timeout,
                 )
             self.jobs.completed(job, took)
+            if self.metrics is not None:
+                self.metrics.completed(job, took)
         await maybe_awaitable(message.ack())
         return None
 

@@ -35,6 +35,7 @@ class QueueRuntime:
     sentinel_hosts: str = ""  # resolved
     wait_replicas: int = 0  # enqueues wait until this many replicas hold the job (WAIT)
     wait_timeout: float = 0.0
+    metrics_port: int = 0  # as declared: the scheduler's port (see jobs.metrics); 0: no metrics
 
     @property
     def url(self) -> str:
@@ -69,4 +70,5 @@ def queue_runtime(runtime: Runtime, queue: str) -> QueueRuntime:
         sentinel_hosts=resolve_url(redis.sentinel_hosts),
         wait_replicas=redis.wait_replicas,
         wait_timeout=redis.wait_timeout,
+        metrics_port=runtime.metrics_port,
     )

@@ -31,13 +31,14 @@ import signal
 import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.exceptions
 from taskiq import ScheduledTask, ScheduleSource, TaskiqMessage, TaskiqScheduler
 
 from bootstrap import logs
 from bootstrap.jobs.broker import StreamBroker
+from bootstrap.jobs.metrics_port import base_port
 from bootstrap.jobs.middleware import RETRY
 from bootstrap.jobs.slots import due_slots, problem
 from bootstrap.layout import schedules as stored
@@ -45,6 +46,9 @@ from bootstrap.layout.keys import as_text, marker_key
 from bootstrap.layout.marker import LOST_DATA
 from bootstrap.redact import mask
 from bootstrap.spec.model import Schedule
+
+if TYPE_CHECKING:
+    from bootstrap.jobs.metrics import MetricsServer, ScheduleMetrics
 
 log = logging.getLogger("bootstrap.jobs.scheduler")
 
@@ -174,6 +178,9 @@ class SlotScheduler(TaskiqScheduler):
         super().__init__(broker=first, sources=[self.source])
         self.brokers = brokers
         self._claim: Any = None
+        self.metrics_port = first.runtime.metrics_port  # as declared; the environment may override it
+        self.metrics_server: MetricsServer | None = None
+        self.metrics: ScheduleMetrics | None = None  # None: metrics off
 
     async def startup(self) -> None:
         logs.setup()
@@ -190,10 +197,19 @@ class SlotScheduler(TaskiqScheduler):
             await broker.startup()
         self._claim = self.broker.redis.register_script(_CLAIM)  # type: ignore[attr-defined]
         log.info("scheduler started for queues %s", ", ".join(self.brokers))
+        port = base_port(self.metrics_port)
+        if port:  # prometheus_client is loaded only then
+            from bootstrap.jobs.metrics import MetricsServer, ScheduleMetrics
+
+            self.metrics_server = MetricsServer()
+            self.metrics = ScheduleMetrics(self.metrics_server.registry)
+            self.metrics_server.start(port, "scheduler")
 
     async def shutdown(self) -> None:
         for broker in self.brokers.values():
             await broker.shutdown()
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
         log.info("scheduler stopped")
 
     async def on_ready(self, source: ScheduleSource, task: ScheduledTask) -> None:
@@ -231,6 +247,8 @@ class SlotScheduler(TaskiqScheduler):
                 changed=True,
             )
             return
+        if self.metrics is not None:
+            self.metrics.seen(schedule_id)
         keys = broker.keys
         raw_last = await broker.redis.hget(keys.last_slot, schedule_id)
         last = float(raw_last) if raw_last is not None else None
@@ -249,6 +267,11 @@ class SlotScheduler(TaskiqScheduler):
                 keys=[keys.last_slot, keys.stream, keys.schedules],
                 args=[schedule_id, repr(slot), "1" if fire else "0", data, "1" if declared else "0"],
             )
+            if self.metrics is not None:
+                if outcome in (1, 2) and late and last is not None:
+                    self.metrics.missed(schedule_id)
+                if outcome == 1:
+                    self.metrics.fired(schedule_id, now - slot)
             if outcome == 1:
                 log.info("schedule %s fired for %s (%.2fs late)", schedule_id, _when(slot), now - slot)
             elif outcome == 2 and last is not None:

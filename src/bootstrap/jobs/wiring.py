@@ -24,6 +24,8 @@ from bootstrap.errors import BootstrapError
 from bootstrap.jobs.broker import StreamBroker
 from bootstrap.jobs.contract import Runtime, TaskContract
 from bootstrap.jobs.handlers import Handler, Job, call_handler, import_handler, log_job
+from bootstrap.jobs.metrics_middleware import MetricsMiddleware
+from bootstrap.jobs.metrics_port import base_port, worker_port
 from bootstrap.jobs.middleware import RETRY, JobsMiddleware, attempt_of
 from bootstrap.jobs.runtime import queue_runtime, resolve_url
 from bootstrap.jobs.scheduler import SlotScheduler
@@ -60,6 +62,9 @@ def make_broker(runtime: Runtime, queue: str) -> StreamBroker:
     client made once at start-up for the handlers that ask for `db`."""
     broker = StreamBroker(queue_runtime(runtime, queue))
     broker.add_middlewares(JobsMiddleware(broker, runtime.queue(queue)))
+    port = worker_port(base_port(runtime.metrics_port), runtime.queue_names.index(queue))
+    if port:  # metrics off: nothing counted either
+        broker.add_middlewares(MetricsMiddleware(broker, port))  # after JobsMiddleware: sees what it decided
 
     async def worker_startup(state: TaskiqState) -> None:
         """Start-up order: logging, this queue's handlers, then MongoDB (with its retry policy), then

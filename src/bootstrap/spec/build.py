@@ -18,6 +18,7 @@ from bootstrap.spec.model import (
     Field,
     FieldType,
     Index,
+    Metrics,
     MongoSettings,
     Origin,
     Queue,
@@ -122,6 +123,10 @@ def codegen(raw: dict[str, Any], project: str, root: Path) -> Codegen:
     except (RuntimeError, OSError):  # a symlink loop: reported by validation, not a crash here
         output = output.absolute()
     return Codegen(package=package, output=output, allow_outside_project=raw.get("allow_outside_project", False))
+
+
+def metrics(raw: dict[str, Any]) -> Metrics:
+    return Metrics(port=raw.get("port", 0))
 
 
 # --- collections --------------------------------------------------------------------------------

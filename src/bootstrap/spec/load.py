@@ -283,4 +283,5 @@ def _build(config_dir: Path, docs: dict[str, Document], kinds: dict[str, str]) -
         collections=tuple(build.collection(doc) for doc in by_kind.get("collection", [])),
         queues=build.queues(queues_doc) if queues_doc else (),
         schedules=build.schedules(schedules_doc) if schedules_doc else (),
+        metrics=build.metrics(settings.get("metrics", {})),
     )

@@ -287,6 +287,13 @@ class Codegen:
 
 
 @dataclass(frozen=True)
+class Metrics:
+    """Where workers and the scheduler serve Prometheus metrics (see `bootstrap.jobs.metrics`)."""
+
+    port: int = 0  # the scheduler's; the worker of the n-th queue: port + 1 + n; 0: no metrics
+
+
+@dataclass(frozen=True)
 class Spec:
     project: str
     root: Path = field(compare=False)  # the folder holding config/
@@ -296,6 +303,7 @@ class Spec:
     collections: tuple[Collection, ...] = ()
     queues: tuple[Queue, ...] = ()
     schedules: tuple[Schedule, ...] = ()
+    metrics: Metrics = Metrics()
 
     def collection(self, name: str) -> Collection:
         return next(c for c in self.collections if c.name == name)

@@ -1,0 +1,216 @@
+"""`bootstrap health [--json]`: exit 0 only when the whole stack is as declared and working.
+
+Checks, in order: MongoDB answers; Redis answers; Redis evicts nothing (its maxmemory-policy is the
+declared one); every declared schedule is stored in Redis; every queue has a live worker running
+the spec's wiring; nothing drifted (the engine's plan is empty). Each failed check is named with
+its fix. Checks that need a server that does not answer are not run (the server's check says why).
+One attempt per server, each bounded by --timeout: a health check must answer quickly, so no
+taskiq, aiohttp or pydantic is imported, and no connection is retried.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import redis
+from pymongo.database import Database
+
+from bootstrap import console
+from bootstrap.cli.common import spec_from
+from bootstrap.connect.mongo import connect
+from bootstrap.connect.redis import UNKNOWN_POLICY, eviction_policy
+from bootstrap.connect.redis import connect as connect_redis
+from bootstrap.engine.ops import Blocked, Operation, Options
+from bootstrap.engine.redis.operations import PolicyUnknown, SetEvictionPolicy
+from bootstrap.errors import BootstrapError
+from bootstrap.redact import mask
+from bootstrap.spec.model import ConnectRetry, Spec
+
+ONCE = ConnectRetry(retries=0)  # one attempt: a health check reports, it does not wait for recovery
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=3.0,
+        metavar="SECONDS",
+        help="how long each server may take to answer (default 3)",
+    )
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str  # mongodb, redis, eviction, schedules, workers, drift
+    ok: bool
+    detail: str  # what was found
+    fix: str | None = None  # what to do about it (failed checks)
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = spec_from(args)
+    checks = list(run_checks(spec, args.timeout))
+    healthy = all(check.ok for check in checks)
+    if args.json:
+        console.out_json({"healthy": healthy, "checks": [asdict(check) for check in checks]})
+    else:
+        for check in checks:
+            console.out(f"{'ok  ' if check.ok else 'FAIL'}  {check.name:<9}  {check.detail}")
+            if check.fix:
+                console.out(f"{'':15}fix: {check.fix}")
+        console.out("healthy" if healthy else f"unhealthy: {', '.join(c.name for c in checks if not c.ok)}")
+    return 0 if healthy else 1
+
+
+def run_checks(spec: Spec, timeout: float) -> Iterator[Check]:
+    with _mongo(spec, timeout) as (db, mongo_check), _redis(spec, timeout) as (client, redis_check):
+        yield mongo_check
+        yield redis_check
+        if client is not None:
+            yield eviction(spec, client)
+            yield schedules(spec, client)
+            yield workers(spec, client)
+        if client is not None and db is not None:
+            yield drift(spec, db, client)
+
+
+@contextmanager
+def _mongo(spec: Spec, timeout: float) -> Iterator[tuple[Database[Any] | None, Check]]:
+    settings = replace(
+        spec.mongodb,
+        connect_retry=ONCE,
+        server_selection_timeout=min(spec.mongodb.server_selection_timeout, timeout),
+        connect_timeout=min(spec.mongodb.connect_timeout, timeout),
+    )
+    shown = mask(spec.mongodb.uri)
+    started = time.perf_counter()
+    try:
+        client = connect(settings, short_lived=True)
+    except BootstrapError as exc:
+        yield None, Check("mongodb", False, f"MongoDB {shown} does not answer: {exc}",
+                          "start MongoDB, or point MONGODB_URI at one that runs")  # fmt: skip
+        return
+    took = _ms(started)
+    try:
+        yield client[spec.mongodb.database], Check("mongodb", True, f"MongoDB {shown} answers ({took})")
+    finally:
+        client.close()
+
+
+@contextmanager
+def _redis(spec: Spec, timeout: float) -> Iterator[tuple[redis.Redis | None, Check]]:
+    settings = replace(
+        spec.redis,
+        connect_retry=ONCE,
+        connect_timeout=min(spec.redis.connect_timeout, timeout),
+        socket_timeout=min(spec.redis.socket_timeout, timeout),
+    )
+    shown = mask(spec.redis.url)
+    started = time.perf_counter()
+    try:
+        client = connect_redis(settings)
+    except BootstrapError as exc:
+        yield None, Check("redis", False, f"Redis {shown} does not answer: {exc}",
+                          "start Redis, or point REDIS_URL at one that runs")  # fmt: skip
+        return
+    took = _ms(started)
+    try:
+        yield client, Check("redis", True, f"Redis {shown} answers ({took})")
+    finally:
+        client.close()
+
+
+def eviction(spec: Spec, client: redis.Redis) -> Check:
+    wanted = spec.redis.maxmemory_policy
+    policy = eviction_policy(client)
+    if policy == UNKNOWN_POLICY:  # CONFIG disabled (managed Redis): nothing to read, nothing to blame
+        return Check("eviction", True, f"maxmemory-policy cannot be read (CONFIG is disabled); it must be {wanted}")
+    if policy == wanted:
+        return Check("eviction", True, f"maxmemory-policy {policy}")
+    return Check(
+        "eviction",
+        False,
+        f"Redis runs with maxmemory-policy {policy}: queued jobs can be evicted (expected {wanted})",
+        f"run `bootstrap apply --fix-redis`, or start redis-server with --maxmemory-policy {wanted}",
+    )
+
+
+def schedules(spec: Spec, client: redis.Redis) -> Check:
+    from bootstrap.jobs import admin
+
+    stored = {row["id"] for row in admin.schedule_states(client, spec)}
+    missing = [s.id for s in spec.schedules if s.id not in stored]
+    if missing:
+        return Check(
+            "schedules",
+            False,
+            f"{len(missing)} of {len(spec.schedules)} declared schedule(s) not in Redis: {', '.join(missing)}",
+            "run `bootstrap apply` (it stores them; a Redis that lost its data needs it too)",
+        )
+    return Check("schedules", True, f"all {len(spec.schedules)} declared schedule(s) stored")
+
+
+def workers(spec: Spec, client: redis.Redis, wiring: Callable[[Spec], str] | None = None) -> Check:
+    """Every queue has a live worker (a heartbeat seen lately: `status` lists the same) running the
+    wiring generated from this spec."""
+    from bootstrap.jobs import admin
+
+    if wiring is None:
+        from bootstrap.codegen.render import wiring_hash
+
+        wiring = wiring_hash
+    expected = wiring(spec)
+    live = admin.workers(client, spec)
+    trouble: list[str] = []
+    fixes: list[str] = []
+    for queue in spec.queues:
+        mine = [w for w in live if w["queue"] == queue.name]
+        current = [w for w in mine if w.get("wiring") == expected]
+        if current:
+            continue
+        if mine:
+            other = ", ".join(sorted({str(w.get("wiring")) for w in mine}))
+            trouble.append(f"queue {queue.name}: {len(mine)} worker(s) run wiring {other}, not the spec's {expected}")
+            fix = "run `bootstrap generate` if the package is stale, then restart the workers"
+        else:
+            trouble.append(f"queue {queue.name}: no live worker (none seen in the last {admin.WORKER_SEEN_WITHIN:g}s)")
+            fix = f"start the workers (`python -m {spec.codegen.package}.worker`, or `bootstrap up`)"
+        if fix not in fixes:
+            fixes.append(fix)
+    if trouble:
+        return Check("workers", False, "; ".join(trouble), "; ".join(fixes))
+    return Check("workers", True, f"every queue ({len(spec.queues)}) has a live worker on wiring {expected}")
+
+
+def drift(spec: Spec, db: Database[Any], client: redis.Redis) -> Check:
+    """The engine's plan, less the eviction policy (its own check above)."""
+    from bootstrap.engine.apply import full_plan
+
+    plan = full_plan(spec, db, client, Options())
+    ops = [op for op in plan.operations if not _about_eviction(op)]
+    if not ops:
+        return Check("drift", True, "MongoDB and Redis match the spec")
+    shown = [f"{op.symbol} {op.group}: {line}" for op in ops[:5] for line in op.describe()[:1]]
+    more = f" (and {len(ops) - 5} more)" if len(ops) > 5 else ""
+    return Check(
+        "drift",
+        False,
+        f"{len(ops)} difference(s) from the spec: {'; '.join(shown)}{more}",
+        "run `bootstrap plan` to see them, then `bootstrap apply`",
+    )
+
+
+def _about_eviction(op: Operation) -> bool:
+    """An operation on the eviction policy (reported by `eviction`), blocked or not."""
+    wanted = op.wanted if isinstance(op, Blocked) else op
+    return isinstance(wanted, SetEvictionPolicy | PolicyUnknown)
+
+
+def _ms(started: float) -> str:
+    return f"{(time.perf_counter() - started) * 1000:.0f} ms"

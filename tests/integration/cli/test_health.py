@@ -1,0 +1,175 @@
+"""`bootstrap health` against real servers and a real worker: 0 only for a healthy stack, and each
+broken part named with its fix."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo import MongoClient
+
+from bootstrap.local.servers import MongoServer, RedisServer
+from tests.conftest import subprocess_env
+from tests.support.jobs_project import Project, make_project, redis_client, wait_for
+
+ONE_QUEUE = """defaults:
+  concurrency: 2
+  shutdown_timeout: 5s
+queues:
+  delta-sync:
+    tasks:
+      run-delta-sync: {timeout: 1m}
+"""
+ONE_SCHEDULE = """schedules:
+  delta-sync-schedule: {queue: delta-sync, task: run-delta-sync, every: 15m}
+"""
+JOB_STACK = ("taskiq", "aiohttp", "pydantic")
+
+# Runs `bootstrap health --json` as the program does, then says which of the job stack it loaded.
+HEALTH = """
+import json, sys
+from bootstrap.cli.main import main
+code = main(["health", "--json", "--config", sys.argv[1]])
+print(json.dumps({"code": code, "loaded": sorted({m.split(".")[0] for m in sys.modules} & set(sys.argv[2:]))}))
+"""
+
+
+def health(project: Project) -> tuple[int, dict[str, Any], list[str]]:
+    done = subprocess.run(
+        [sys.executable, "-c", HEALTH, str(project.config), *JOB_STACK],
+        capture_output=True, text=True, timeout=60, env=subprocess_env(**project.env),
+    )  # fmt: skip
+    *report, last = done.stdout.strip().splitlines()
+    result = json.loads(last)
+    return result["code"], json.loads("\n".join(report)), result["loaded"]
+
+
+def failed(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {check["name"]: check for check in report["checks"] if not check["ok"]}
+
+
+def healthy(project: Project) -> dict[str, Any] | None:
+    code, report, _ = health(project)
+    return report if code == 0 else None
+
+
+@pytest.fixture(scope="module")
+def project(
+    tmp_path_factory: pytest.TempPathFactory, mongo_server: MongoServer, redis_server: RedisServer
+) -> Iterator[Project]:
+    """One queue, one schedule, one worker running: a healthy stack, shared by the tests below (each
+    puts back what it breaks)."""
+
+    def edit(project: Project) -> None:
+        (project.config / "queues.yaml").write_text(ONE_QUEUE)
+        (project.config / "schedules.yaml").write_text(ONE_SCHEDULE)
+
+    mongo_uri = f"{mongo_server.uri}h_{uuid.uuid4().hex[:12]}"
+    for made in make_project(tmp_path_factory.mktemp("health"), mongo_uri, redis_server.uri, edit):
+        made.start_worker("delta-sync")
+        wait_for(lambda: healthy(made), 60, "the stack to be healthy", interval=0.5)  # noqa: B023
+        yield made
+
+
+def test_a_healthy_stack_exits_0_quickly_without_loading_the_job_stack(project: Project) -> None:
+    started = time.perf_counter()
+    code, report, loaded = health(project)
+    took = time.perf_counter() - started
+    assert code == 0, report
+    assert report["healthy"] is True
+    assert [c["name"] for c in report["checks"]] == ["mongodb", "redis", "eviction", "schedules", "workers", "drift"]
+    assert all(c["ok"] and c["fix"] is None for c in report["checks"])
+    assert loaded == []
+    assert took < 10  # one attempt per server, no retries (a loaded machine: a generous bound)
+
+
+def test_a_stopped_worker_is_named_with_the_fix(project: Project) -> None:
+    worker = project.processes[0]
+    worker.send_signal(signal.SIGTERM)  # a clean stop removes its heartbeat at once
+    assert worker.wait(30) == 0
+    try:
+        code, report, _ = health(project)
+        assert code == 1
+        assert set(failed(report)) == {"workers"}
+        check = failed(report)["workers"]
+        assert "queue delta-sync: no live worker" in check["detail"]
+        assert "python -m" in check["fix"] and ".worker" in check["fix"]
+        text = subprocess.run(
+            [sys.executable, "-m", "bootstrap", "health", "--config", str(project.config)],
+            capture_output=True, text=True, timeout=60, env=subprocess_env(**project.env),
+        )  # fmt: skip
+        assert text.returncode == 1
+        assert "FAIL  workers" in text.stdout and "fix: start the workers" in text.stdout
+        assert text.stdout.rstrip().endswith("unhealthy: workers")
+    finally:
+        project.processes.clear()
+        project.start_worker("delta-sync")
+        wait_for(lambda: healthy(project), 60, "the stack to be healthy again", interval=0.5)
+
+
+def test_a_schedule_missing_from_redis_is_named_with_the_fix(project: Project) -> None:
+    client = redis_client(project)
+    try:
+        assert client.hdel(project.schedule_keys().definitions, "delta-sync-schedule") == 1
+        code, report, _ = health(project)
+        assert code == 1
+        assert "not in Redis: delta-sync-schedule" in failed(report)["schedules"]["detail"]
+        assert "bootstrap apply" in failed(report)["schedules"]["fix"]
+        assert "drift" in failed(report)  # the plan would store it again
+    finally:
+        client.close()
+        assert project.bootstrap("apply") == 0
+    assert healthy(project)
+
+
+def test_drift_is_named_with_the_fix(project: Project, mongo_server: MongoServer) -> None:
+    database = project.spec().mongodb.database
+    client: MongoClient[dict[str, Any]] = MongoClient(mongo_server.uri)
+    try:
+        client[database]["emailevents"].drop_index("timestamp_1")
+        code, report, _ = health(project)
+        assert code == 1
+        assert set(failed(report)) == {"drift"}
+        assert "emailevents" in failed(report)["drift"]["detail"]
+        assert failed(report)["drift"]["fix"] == "run `bootstrap plan` to see them, then `bootstrap apply`"
+    finally:
+        client.close()
+        assert project.bootstrap("apply") == 0
+    assert healthy(project)
+
+
+def test_a_wrong_eviction_policy_is_named_with_the_fix(project: Project) -> None:
+    client = redis_client(project)
+    before = client.config_get("maxmemory-policy")["maxmemory-policy"]
+    try:
+        client.config_set("maxmemory-policy", "allkeys-lru")
+        code, report, _ = health(project)
+        assert code == 1
+        assert set(failed(report)) == {"eviction"}  # not counted twice as drift
+        check = failed(report)["eviction"]
+        assert "maxmemory-policy allkeys-lru" in check["detail"] and "--fix-redis" in check["fix"]
+    finally:
+        client.config_set("maxmemory-policy", before)
+        client.close()
+    assert healthy(project)
+
+
+def test_servers_that_do_not_answer_are_named_and_nothing_else_is_checked(project: Project, tmp_path: Path) -> None:
+    env = {**project.env, "MONGODB_URI": "mongodb://127.0.0.1:1/x", "REDIS_URL": "redis://127.0.0.1:1/0"}
+    done = subprocess.run(
+        [sys.executable, "-m", "bootstrap", "health", "--json", "--timeout", "1", "--config", str(project.config)],
+        capture_output=True, text=True, timeout=60, env=subprocess_env(**env),
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    report = json.loads(done.stdout)
+    assert report["healthy"] is False
+    assert [(c["name"], c["ok"]) for c in report["checks"]] == [("mongodb", False), ("redis", False)]
+    assert "does not answer" in report["checks"][0]["detail"] and "MONGODB_URI" in report["checks"][0]["fix"]
