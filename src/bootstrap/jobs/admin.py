@@ -31,6 +31,7 @@ class QueueStats:
     delayed: int  # waiting for a retry delay
     completed: int  # records kept
     failed: int  # records kept (the failed-job store)
+    paused: bool = False  # `bootstrap jobs pause`: workers take no jobs
 
 
 def queue_stats(client: redis.Redis, spec: Spec) -> list[QueueStats]:
@@ -42,17 +43,26 @@ def queue_stats(client: redis.Redis, spec: Spec) -> list[QueueStats]:
         pipe.zcard(k.delayed)
         pipe.zcard(k.records(COMPLETED))
         pipe.zcard(k.records(FAILED))
+        pipe.exists(k.paused)
     results = pipe.execute(raise_on_error=False)
     stats = []
     for i, k in enumerate(keys):
-        length, groups, delayed, completed, failed = results[i * 5 : i * 5 + 5]
+        length, groups, delayed, completed, failed, paused = results[i * 6 : i * 6 + 6]
         length = length if isinstance(length, int) else 0
         group: dict[str, Any] = {}
         if isinstance(groups, list):
             group = next((g for g in groups if as_text(g.get("name")) == GROUP), {})
         pending = int(group.get("pending", 0))
         stats.append(
-            QueueStats(k.queue, max(0, length - pending), pending, _int(delayed), _int(completed), _int(failed))
+            QueueStats(
+                k.queue,
+                max(0, length - pending),
+                pending,
+                _int(delayed),
+                _int(completed),
+                _int(failed),
+                paused=_int(paused) > 0,
+            )
         )
     return stats
 

@@ -106,6 +106,8 @@ class FastReceiver(Receiver):
         declared: TaskContract | None = getattr(func, "bootstrap_task", None)
         timeout = declared.timeout if declared is not None else None  # the spec's, not a label's
         broker = self.jobs.stream_broker
+        if not broker.may_start(message):  # paused: given back, not run
+            return None
         broker.started(message)
         self.jobs.started(job)
         started = time.perf_counter()

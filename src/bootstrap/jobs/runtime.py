@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from bootstrap.jobs.contract import Runtime
 from bootstrap.spec.interpolate import interpolate
-from bootstrap.spec.model import ConnectRetry
+from bootstrap.spec.model import ConnectRetry, RateLimit
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ class QueueRuntime:
     batch: int = 100  # messages read (and acknowledged) per round trip
     max_deliveries: int = 3  # deliveries without finishing before a job goes to the failed store
     connect_retry: ConnectRetry = field(default_factory=ConnectRetry)
+    rate_limit: RateLimit | None = None  # jobs taken per window by all workers of the queue
 
     @property
     def url(self) -> str:
@@ -59,4 +60,5 @@ def queue_runtime(runtime: Runtime, queue: str) -> QueueRuntime:
         socket_timeout=redis.socket_timeout,
         connect_retry=redis.connect_retry,
         max_deliveries=declared.max_deliveries,
+        rate_limit=declared.rate_limit,
     )

@@ -27,6 +27,16 @@ class QueueKeys:
         """Jobs waiting for a retry delay (sorted by due time)."""
         return f"{self.base}:delayed"
 
+    @property
+    def paused(self) -> str:
+        """String: exists while the queue is paused (`bootstrap jobs pause`); its value says who and when."""
+        return f"{self.base}:paused"
+
+    @property
+    def rate(self) -> str:
+        """Sorted set: the jobs workers took within the queue's rate-limit window (member -> time)."""
+        return f"{self.base}:rate"
+
     def records(self, outcome: str) -> str:
         """Finished-job records by outcome ("completed" or "failed"): sorted set of ids by time."""
         return f"{self.base}:{outcome}"
