@@ -13,7 +13,7 @@ from taskiq import TaskiqMessage
 
 from bootstrap.jobs.labels import ATTEMPT, TRANSIENT
 from bootstrap.jobs.records import COMPLETED, FAILED
-from bootstrap.jobs.slots import latest_slot, next_slot, problem
+from bootstrap.jobs.slots import latest_slot, next_slot, problem, unaligned
 from bootstrap.layout import schedules as stored
 from bootstrap.layout.keys import GROUP, QueueKeys, ScheduleKeys, as_text, marker_key, workers_key
 from bootstrap.layout.marker import read_marker
@@ -98,8 +98,8 @@ def schedule_states(client: redis.Redis, spec: Spec, now: float | None = None) -
                 "when": f"cron {definition['cron']}" if definition.get("cron") else _every(definition.get("every")),
                 "enabled": enabled,
                 "last_run": last_slot,
-                "next_run": next_slot(definition, max(now, last_slot or 0)) if fires else None,
-                "latest_due": latest_slot(definition, now) if trouble is None else None,
+                "next_run": _next_run(definition, last_slot, now) if fires else None,
+                "latest_due": latest_slot(definition, now, last_slot) if trouble is None else None,
                 "problem": trouble,
             }
         )
@@ -165,6 +165,14 @@ def purge_failed(client: redis.Redis, keys: QueueKeys) -> int:
     pipe.delete(keys.records(FAILED), keys.record_data(FAILED))
     count, _ = pipe.execute()
     return int(count)
+
+
+def _next_run(definition: dict[str, Any], last_slot: float | None, now: float) -> float:
+    """When the schedule fires next: an unaligned `every` one never handled fires when a scheduler
+    first sees it (now, as far as status can tell)."""
+    if last_slot is None and unaligned(definition):
+        return now
+    return next_slot(definition, max(now, last_slot or 0), last_slot)
 
 
 def _every(seconds: Any) -> str:

@@ -277,7 +277,7 @@ def schedules(doc: Document) -> tuple[Schedule, ...]:
                 misfire=raw.get("misfire", defaults.get("misfire", "skip")),
                 timezone=raw.get("timezone", defaults.get("timezone", "UTC")),
                 enabled=raw.get("enabled", True),
-                align=raw.get("align", False),
+                align=raw.get("align", defaults.get("align", False)),
                 description=raw.get("description"),
                 origin=Origin(doc.file, ("schedules", schedule_id)),
             )
