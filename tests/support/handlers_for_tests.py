@@ -97,3 +97,29 @@ async def retry_after_once(job: Job, seconds: float = 1.0, **kwargs: Any) -> str
     if runs == 1:
         raise RetryAfter(seconds, "429 Too Many Requests")
     return "done"
+
+
+try:  # workers import this module; the middleware needs taskiq, which workers have
+    from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
+
+    class NoteMiddleware(TaskiqMiddleware):
+        """A user middleware (declared in queues.yaml): notes each hook it sees, per job."""
+
+        def __init__(self, label: str = "note") -> None:
+            super().__init__()
+            self.label = label
+
+        def pre_execute(self, message: TaskiqMessage) -> TaskiqMessage:
+            _note_now(f"test:mw:{message.task_id}", {"hook": "pre_execute", "label": self.label})
+            return message
+
+        async def on_error(self, message: TaskiqMessage, result: TaskiqResult[Any], exception: BaseException) -> None:
+            await _note(f"test:mw:{message.task_id}", {"hook": "on_error", "error": type(exception).__name__})
+
+        async def post_execute(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
+            await _note(f"test:mw:{message.task_id}", {"hook": "post_execute", "is_err": result.is_err,
+                                                       "value": result.return_value})  # fmt: skip
+
+    not_a_middleware = 42
+except ImportError:  # pragma: no cover
+    pass

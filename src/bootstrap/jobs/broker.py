@@ -256,12 +256,17 @@ class StreamBroker(AsyncBroker):
                 if reclaimer.due():
                     entries = await reclaimer.reclaim(conn, room)
                 if not entries:
+                    # Holding permits, never block: a permit counts from when it was granted, so one
+                    # held through a long wait would let jobs taken at its end exceed the limit.
                     fetched: Any = await conn.xreadgroup(
-                        GROUP, self.consumer, {self.keys.stream: ">"}, count=room(), block=1000
-                    )
+                        GROUP, self.consumer, {self.keys.stream: ">"}, count=room(),
+                        block=None if permits is not None else 1000,
+                    )  # fmt: skip
                     entries = [(entry_id, fields, 1) for _stream, batch in fetched or () for entry_id, fields in batch]
                 if permits is not None and self._limiter is not None:
                     await self._limiter.refund(permits, len(entries))
+                    if not entries:  # wait for a new job without holding permits (nor taking the job)
+                        await conn.xread({self.keys.stream: "$"}, count=1, block=500)
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("queue %s: Redis read failed (%s); retrying in 1s", self.runtime.queue, exc)
                 await asyncio.sleep(1)

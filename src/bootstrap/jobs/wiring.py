@@ -27,6 +27,7 @@ from bootstrap.jobs.handlers import Handler, Job, call_handler, import_handler, 
 from bootstrap.jobs.middleware import RETRY, JobsMiddleware, attempt_of
 from bootstrap.jobs.runtime import queue_runtime, resolve_url
 from bootstrap.jobs.scheduler import SlotScheduler
+from bootstrap.jobs.user_middlewares import add_user_middlewares
 from bootstrap.layout.schedules import retry_json
 from bootstrap.spec.build import database_from_uri
 from bootstrap.spec.model import MongoSettings, Schedule
@@ -59,7 +60,8 @@ def make_broker(runtime: Runtime, queue: str) -> StreamBroker:
     """The broker of `queue`: its own Redis stream, retries, records, and (in workers) a MongoDB
     client made once at start-up for the handlers that ask for `db`."""
     broker = StreamBroker(queue_runtime(runtime, queue))
-    broker.add_middlewares(JobsMiddleware(broker, runtime.queue(queue)))
+    declared = runtime.queue(queue)
+    broker.add_middlewares(JobsMiddleware(broker, declared))
 
     async def worker_startup(state: TaskiqState) -> None:
         """Start-up order: logging, this queue's handlers, then MongoDB (with its retry policy), then
@@ -68,6 +70,7 @@ def make_broker(runtime: Runtime, queue: str) -> StreamBroker:
 
         logs.setup()
         import_queue_handlers(broker)
+        add_user_middlewares(broker, queue, declared.middlewares, worker=True)
         settings = mongo_settings(runtime)
         state.mongo_client = await connect_async(settings)
         state.mongo_db = state.mongo_client[settings.database]
@@ -78,7 +81,15 @@ def make_broker(runtime: Runtime, queue: str) -> StreamBroker:
             await client.close()
             log.info("MongoDB connection closed")
 
+    async def client_startup(state: TaskiqState) -> None:
+        """A process that sends jobs (not the scheduler, which enqueues in Lua) runs the user
+        middlewares' send hooks."""
+        if not broker.is_scheduler_process:
+            add_user_middlewares(broker, queue, declared.middlewares, worker=False)
+
     broker.add_event_handler(TaskiqEvents.WORKER_STARTUP, worker_startup)
+    if declared.middlewares:
+        broker.add_event_handler(TaskiqEvents.CLIENT_STARTUP, client_startup)
     broker.add_event_handler(TaskiqEvents.WORKER_SHUTDOWN, close_mongo)
     return broker
 

@@ -234,11 +234,12 @@ def _middlewares(file: str, queue: str, raw: dict[str, Any], defaults: dict[str,
     entries = raw["middlewares"] if "middlewares" in raw else defaults.get("middlewares", [])
     out = []
     for i, entry in enumerate(entries):
-        where = f"{file} {dotted((*path, i))}"
+        # `where` goes into generated code: the file's name (queues.yaml), never a machine's path.
+        where, origin = f"{Path(file).name} {dotted((*path, i))}", Origin(file, (*path, i))
         if isinstance(entry, str):
-            out.append(MiddlewareRef(entry, where=where))
+            out.append(MiddlewareRef(entry, where=where, origin=origin))
         else:
-            out.append(MiddlewareRef(entry["path"], freeze(entry.get("kwargs", {})), where))
+            out.append(MiddlewareRef(entry["path"], freeze(entry.get("kwargs", {})), where, origin))
     return tuple(out)
 
 

@@ -721,8 +721,25 @@ def handler_problems(spec: Spec) -> list[tuple[Queue, Task, str]]:
     application's code neither runs in this one nor leaves modules behind. No handler declared: no
     process, no cost."""
     declared = [(queue, task) for queue in spec.queues for task in queue.tasks if task.handler]
-    if not declared:
-        return []
+    found = import_problems(spec, sorted({task.handler for _, task in declared if task.handler}))
+    return [(queue, task, problem) for queue, task in declared if (problem := found.get(task.handler or ""))]
+
+
+MIDDLEWARE = "middleware "  # asks the checking process about a middleware, not a handler
+
+
+def middleware_problems(spec: Spec) -> list[tuple[Queue, int, str]]:
+    """Each declared middleware (queue, index in its list) workers could not use, with why; imported
+    as handlers are (see handler_problems), not instantiated."""
+    declared = [(queue, i, ref.path) for queue in spec.queues for i, ref in enumerate(queue.middlewares)]
+    found = import_problems(spec, sorted({MIDDLEWARE + path for _, _, path in declared}))
+    return [(queue, i, problem) for queue, i, path in declared if (problem := found.get(MIDDLEWARE + path))]
+
+
+def import_problems(spec: Spec, todo: list[str]) -> dict[str, str | None]:
+    """Import each path in a process of its own (see handler_problems): path -> problem or None."""
+    if not todo:
+        return {}
     import json
     import os
     import subprocess
@@ -734,7 +751,6 @@ def handler_problems(spec: Spec) -> list[tuple[Queue, Task, str]]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in dict.fromkeys(search) if p)
     command = [sys.executable, "-c", "from bootstrap.jobs.handlers import check_handler_imports as c; c()"]
     found: dict[str, str | None] = {}
-    todo = sorted({task.handler for _, task in declared if task.handler})
     deadline = time.monotonic() + HANDLER_CHECK_TIMEOUT
     while todo:
         try:
@@ -751,7 +767,7 @@ def handler_problems(spec: Spec) -> list[tuple[Queue, Task, str]]:
             said = (done.stderr.strip().splitlines() or [""])[-1]
             ended = f"importing it ended the process (exit code {done.returncode})"
             found[todo.pop(0)] = f"{ended}: {said}" if said else ended
-    return [(queue, task, problem) for queue, task in declared if (problem := found.get(task.handler or ""))]
+    return found
 
 
 def _answers(output: str, asked: list[str]) -> dict[str, str | None]:
@@ -773,3 +789,9 @@ def _answers(output: str, asked: list[str]) -> dict[str, str | None]:
 def check_handlers(spec: Spec, report: Reporter) -> None:
     for queue, task, problem in handler_problems(spec):
         report(queue.origin.file, (*task.origin.path, "handler"), f"handler {task.handler}: {problem}")
+    seen = set()
+    for queue, i, problem in middleware_problems(spec):
+        ref = queue.middlewares[i]
+        if (ref.origin.file, ref.origin.path) not in seen:  # a default's entry: once, not once per queue
+            seen.add((ref.origin.file, ref.origin.path))
+            report(ref.origin.file, ref.origin.path, f"middleware {ref.path}: {problem}")

@@ -208,6 +208,7 @@ class MiddlewareRef:
     path: str
     kwargs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     where: str = ""
+    origin: Origin = field(default=NO_ORIGIN, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

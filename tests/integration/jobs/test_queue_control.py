@@ -18,8 +18,12 @@ CONTROL_QUEUE = """
     visibility_timeout: 30s
     concurrency: 4
     shutdown_timeout: 10s
+    middlewares:
+      - {path: "handlers_for_tests:NoteMiddleware", kwargs: {label: "from-yaml"}}
     tasks:
       note-start: {handler: "handlers_for_tests:note_start"}
+      slow-control: {handler: "handlers_for_tests:slow"}
+      fail-control: {handler: "handlers_for_tests:always_fail"}
       retry-after-once:
         handler: "handlers_for_tests:retry_after_once"
         retry: {attempts: 1, backoff: fixed, delay: 1s, max_delay: 1s}
@@ -138,3 +142,35 @@ def test_retry_after_waits_and_spends_no_attempt(project: Project) -> None:
     assert 1.0 <= runs[1]["at"] - runs[0]["at"] < 2.5
     assert done["attempt"] == 1
     assert "asked to run again later" in project.log("worker") and "no attempt spent" in project.log("worker")
+
+
+def test_user_middlewares_from_yaml_run_around_each_job(project: Project) -> None:
+    project.start_worker("control")
+    enqueue(project, "control", "slow-control", "mw-ok", seconds=0.01)
+    enqueue(project, "control", "fail-control", "mw-bad")
+    wait_for(lambda: len(notes(project, "test:mw:mw-bad")) == 3, 30, "the failed job's hooks")
+    wait_for(lambda: len(notes(project, "test:mw:mw-ok")) == 2, 30, "the completed job's hooks")
+    assert notes(project, "test:mw:mw-ok") == [
+        {"hook": "pre_execute", "label": "from-yaml"},
+        {"hook": "post_execute", "is_err": False, "value": "done"},
+    ]
+    assert notes(project, "test:mw:mw-bad") == [
+        {"hook": "pre_execute", "label": "from-yaml"},
+        {"hook": "on_error", "error": "RuntimeError"},
+        {"hook": "post_execute", "is_err": True, "value": None},
+    ]
+
+
+def test_a_middleware_that_cannot_be_imported_stops_its_worker_naming_the_yaml_entry(project: Project) -> None:
+    project.edit("queues.yaml", "handlers_for_tests:NoteMiddleware", "handlers_for_tests:not_a_middleware")
+    assert project.bootstrap("generate") == 0
+    project.start_worker("control")
+    enqueue(project, "control", "slow-control", "never-run", seconds=0.01)
+    wait_for(lambda: "This queue's worker cannot start" in project.log("worker"), 60, "the error line")
+    log = project.log("worker")
+    assert (
+        "queue control: middleware handlers_for_tests:not_a_middleware (queues.yaml queues.control.middlewares[0]) "
+        "cannot be used: TypeError: handlers_for_tests:not_a_middleware is a int, not a taskiq middleware" in log
+    )
+    assert "Traceback" not in log
+    assert completed(project, "control") == {}  # its job waits in Redis for a fixed middleware
