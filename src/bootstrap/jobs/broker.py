@@ -43,7 +43,7 @@ from bootstrap.jobs.pause import CHECK_EVERY, PauseWatch
 from bootstrap.jobs.ratelimit import RateLimiter
 from bootstrap.jobs.records import FAILED, Records
 from bootstrap.jobs.runtime import QueueRuntime
-from bootstrap.jobs.upkeep import Background, Heartbeat, Promoter, Reclaimer, Renewer
+from bootstrap.jobs.upkeep import Background, Heartbeat, Janitor, Promoter, Reclaimer, Renewer
 from bootstrap.jobs.watchdog import LoopWatchdog
 from bootstrap.layout.keys import GROUP, QueueKeys, as_text
 
@@ -156,6 +156,7 @@ class StreamBroker(AsyncBroker):
                 self._heartbeat.step,
                 self.watchdog.step,
                 self._watch_pause,
+                Janitor(client, self.keys, self.consumer).step,
             )
 
     async def _watch_pause(self) -> None:

@@ -4,6 +4,8 @@ Redis."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -174,3 +176,29 @@ def test_a_middleware_that_cannot_be_imported_stops_its_worker_naming_the_yaml_e
     )
     assert "Traceback" not in log
     assert completed(project, "control") == {}  # its job waits in Redis for a fixed middleware
+
+
+def test_the_consumer_and_heartbeat_of_a_sigkilled_worker_are_removed(project: Project) -> None:
+    """Worker A dies (SIGKILL) running a job; worker B takes the job over, and once A owns nothing
+    and has been silent long enough, B deletes A's consumer (XGROUP DELCONSUMER) and heartbeat."""
+    client = redis_client(project)
+    keys, workers = project.queue_keys("test-jobs"), f"{project.key_prefix}:workers"
+    first = project.start_worker("test-jobs", "worker-a")
+    enqueue(project, "test-jobs", "slow-job", "long", seconds=3.0)
+    wait_for(lambda: client.lrange("test:slow:long", 0, -1), 30, "the job to start on worker A")
+    (dead,) = wait_for(lambda: list(client.hgetall(workers)), 10, "worker A's heartbeat")
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(10)
+    project.start_worker("test-jobs", "worker-b")
+
+    def consumers() -> set[str]:
+        return {c["name"] for c in client.xinfo_consumers(keys.stream, "workers")}
+
+    wait_for(lambda: len(consumers()) == 2, 30, "worker B's consumer")
+    wait_for(lambda: "long" in completed(project, "test-jobs"), 30, "worker B to take the job over and finish it")
+    wait_for(lambda: dead not in consumers(), 40, "worker A's consumer to be removed")
+    assert dead not in client.hgetall(workers)
+    (alive,) = consumers()
+    assert alive in client.hgetall(workers)  # worker B's own consumer and heartbeat stay
+    assert f"removed 1 consumer(s) of dead workers: {dead}" in project.log("worker-b")
+    client.close()
