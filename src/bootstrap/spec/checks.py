@@ -531,6 +531,8 @@ def _check_queues(spec: Spec, report: Reporter) -> None:
         # Values the queue inherits were checked in defaults; these paths exist only where it sets its own.
         _duration_range(report, file, (*path, "visibility_timeout"), queue.visibility_timeout, 1, DAY)
         _duration_range(report, file, (*path, "shutdown_timeout"), queue.shutdown_timeout, 0, 3600)
+        if queue.rate_limit is not None:
+            _duration_range(report, file, (*path, "rate_limit", "per"), queue.rate_limit.per, 0.001, DAY)
         for kind in ("completed", "failed"):
             max_age = getattr(queue, kind).max_age
             _duration_range(report, file, (*path, "retention", kind, "max_age"), max_age, 1, 365 * DAY)
@@ -570,6 +572,9 @@ def _check_queue_defaults(report: Reporter, file: str, defaults: Mapping[str, An
     for key, low, high in (("visibility_timeout", 1, DAY), ("shutdown_timeout", 0, 3600)):
         if key in defaults:
             _duration_range(report, file, ("defaults", key), parse_duration(defaults[key]), low, high)
+    if "per" in defaults.get("rate_limit", {}):
+        per = parse_duration(defaults["rate_limit"]["per"])
+        _duration_range(report, file, ("defaults", "rate_limit", "per"), per, 0.001, DAY)
     for kind, rule in defaults.get("retention", {}).items():
         if "max_age" in rule:
             max_age = parse_duration(rule["max_age"])

@@ -1,5 +1,6 @@
-"""`bootstrap validate` checks the user middlewares declared in queues.yaml as it checks handlers (in
-a process of its own): one that does not import, or is no taskiq middleware, is a finding at its line."""
+"""Middlewares and rate limits in queues.yaml. `bootstrap validate` checks the user middlewares as it
+checks handlers (in a process of its own): one that does not import, or is no taskiq middleware, is a
+finding at its line; so is a rate-limit window out of range."""
 
 from __future__ import annotations
 
@@ -66,3 +67,26 @@ def test_a_malformed_middleware_path_is_a_schema_finding(project: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_spec(project / "config")
     assert any(f.path.startswith("defaults.middlewares") for f in caught.value.findings)
+
+
+@pytest.mark.parametrize(("per", "message"), [("0s", "too short"), ("2d", "too long")])
+def test_a_rate_limit_window_out_of_range_is_a_finding_at_its_line(project: Path, per: str, message: str) -> None:
+    path = project / "config" / "queues.yaml"
+    path.write_text(
+        path.read_text().replace("  token-refresh:\n", f"  token-refresh:\n    rate_limit: {{max: 5, per: {per}}}\n")
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_spec(project / "config")
+    (finding,) = caught.value.findings
+    assert finding.path == "queues.token-refresh.rate_limit.per" and message in finding.message
+    assert "rate_limit" in path.read_text().splitlines()[finding.line - 1]
+
+
+def test_a_rate_limit_reaches_the_spec(project: Path) -> None:
+    path = project / "config" / "queues.yaml"
+    path.write_text(
+        path.read_text().replace("  max_deliveries: 3 ", "  rate_limit: {max: 10, per: 1s}\n  max_deliveries: 3 ")
+    )
+    spec = load_spec(project / "config")
+    assert {(q.rate_limit.max, q.rate_limit.per) for q in spec.queues if q.rate_limit} == {(10, 1.0)}
+    assert all(q.rate_limit for q in spec.queues)
