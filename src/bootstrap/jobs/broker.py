@@ -150,6 +150,8 @@ class StreamBroker(AsyncBroker):
             self._renewer.start()
             self.watchdog.start()
             records, queue = self.records, runtime.queue
+            if await self.pause.check(client):  # before the first read: a paused queue starts paused
+                log.warning("queue %s: paused: taking no new jobs", queue)
             self._background.start(
                 lambda: self.acks.step(client, records, queue),
                 Promoter(client, self.keys, runtime.batch).step,

@@ -202,3 +202,20 @@ def test_the_consumer_and_heartbeat_of_a_sigkilled_worker_are_removed(project: P
     assert alive in client.hgetall(workers)  # worker B's own consumer and heartbeat stay
     assert f"removed 1 consumer(s) of dead workers: {dead}" in project.log("worker-b")
     client.close()
+
+
+def test_scheduled_fires_queue_up_while_paused_and_run_after_resume(project: Project) -> None:
+    project.edit("schedules.yaml", "every: 15m", "every: 1s")  # delta-sync-schedule
+    project.apply_and_generate()
+    assert project.bootstrap("jobs", "pause", "delta-sync") == 0
+    project.start_scheduler()
+    client = redis_client(project)
+    stream = project.queue_keys("delta-sync").stream
+    wait_for(lambda: client.xlen(stream) >= 1, 60, "a fire before any worker")
+    project.start_worker("delta-sync")  # starts paused: not even the job already waiting runs
+    wait_for(lambda: "delta-sync: listening" in project.log("worker"), 60, "the worker to listen")
+    wait_for(lambda: client.xlen(stream) >= 3, 60, "3 fires waiting in the paused queue")
+    assert completed(project, "delta-sync") == {} and "job started" not in project.log("worker")
+    assert project.bootstrap("jobs", "resume", "delta-sync") == 0
+    wait_for(lambda: len(completed(project, "delta-sync")) >= 3, 30, "the fires to run after resume")
+    client.close()
