@@ -152,6 +152,20 @@ class NotReplicated(BootstrapError):
     timeout: a failover now could lose it (it may also still run: at least once)."""
 
 
+class RetryAfter(BootstrapError):
+    """Raised by a job handler to run the job again after `seconds` without spending an attempt: an
+    API that answered "too many requests, retry after N s" (Microsoft Graph's 429 Retry-After) says
+    nothing about the job itself. The job waits in the queue's delayed set with its attempt count
+    unchanged. A job may ask this at most MAX_RETRY_AFTER times (then it fails as any error would)."""
+
+    MAX_RETRY_AFTER = 100
+
+    def __init__(self, seconds: float, reason: str = "") -> None:
+        self.seconds = max(0.0, float(seconds))
+        self.reason = reason
+        super().__init__(f"retry after {self.seconds:g}s" + (f": {reason}" if reason else ""))
+
+
 class InvalidDocument(BootstrapError, ValueError):
     """A document, an update or a filter value does not fit its model, found before anything was
     sent to the server; `problems` are (field path, message) pairs, paths as MongoDB writes them."""

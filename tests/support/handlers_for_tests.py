@@ -94,3 +94,51 @@ def sync_sleep(job: Job, seconds: float = 6.0, **kwargs: Any) -> str:
     time.sleep(seconds)
     _note_now(f"test:sync:{job.id}", {"event": "end", "pid": os.getpid(), "at": time.time()})
     return "done"
+
+
+async def note_start(job: Job, tag: str = "", seconds: float = 0.0, **kwargs: Any) -> None:
+    """Notes when it started and in which worker under `tag` (rate-limit and pause tests), then
+    sleeps `seconds`."""
+    await _note(f"test:starts:{tag}", {"id": job.id, "pid": os.getpid(), "at": time.time()})
+    await asyncio.sleep(seconds)
+
+
+async def retry_after_once(job: Job, seconds: float = 1.0, **kwargs: Any) -> str:
+    """Asks to run again after `seconds` the first time (as for an HTTP 429 with Retry-After), then
+    succeeds; notes each run."""
+    from bootstrap.errors import RetryAfter
+
+    client = aioredis.Redis.from_url(os.environ["REDIS_URL"])
+    try:
+        runs = await client.rpush(f"test:retry-after:{job.id}", json.dumps({"attempt": job.attempt, "at": time.time()}))
+    finally:
+        await client.aclose()
+    if runs == 1:
+        raise RetryAfter(seconds, "429 Too Many Requests")
+    return "done"
+
+
+try:  # workers import this module; the middleware needs taskiq, which workers have
+    from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
+
+    class NoteMiddleware(TaskiqMiddleware):
+        """A user middleware (declared in queues.yaml): notes each hook it sees, per job."""
+
+        def __init__(self, label: str = "note") -> None:
+            super().__init__()
+            self.label = label
+
+        def pre_execute(self, message: TaskiqMessage) -> TaskiqMessage:
+            _note_now(f"test:mw:{message.task_id}", {"hook": "pre_execute", "label": self.label})
+            return message
+
+        async def on_error(self, message: TaskiqMessage, result: TaskiqResult[Any], exception: BaseException) -> None:
+            await _note(f"test:mw:{message.task_id}", {"hook": "on_error", "error": type(exception).__name__})
+
+        async def post_execute(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
+            await _note(f"test:mw:{message.task_id}", {"hook": "post_execute", "is_err": result.is_err,
+                                                       "value": result.return_value})  # fmt: skip
+
+    not_a_middleware = 42
+except ImportError:  # pragma: no cover
+    pass

@@ -1,4 +1,5 @@
-"""`bootstrap jobs ...`: the failed-job store of a queue — list, show, retry, purge."""
+"""`bootstrap jobs ...`: the failed-job store of a queue — list, show, retry, purge — and pausing and
+resuming a queue."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import UTC, datetime
 from bootstrap import console
 from bootstrap.cli.common import add_config_option, redis_client, spec_from
 from bootstrap.errors import BootstrapError
-from bootstrap.jobs import admin
+from bootstrap.jobs import admin, pause
 from bootstrap.layout.keys import QueueKeys
 from bootstrap.spec.model import Spec
 
@@ -31,7 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     purge = actions.add_parser("purge", help="empty the queue's failed-job store")
     purge.add_argument("queue")
     purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    for action in (failed, show, retry, purge):
+    paused = actions.add_parser("pause", help="workers of the queue take no new jobs (running ones finish)")
+    paused.add_argument("queue")
+    resumed = actions.add_parser("resume", help="workers of a paused queue take jobs again")
+    resumed.add_argument("queue")
+    for action in (failed, show, retry, purge, paused, resumed):
         add_config_option(action, nested=True)  # `jobs failed QUEUE --config DIR` works too
 
 
@@ -53,6 +58,21 @@ def run(args: argparse.Namespace) -> int:
     spec = spec_from(args)
     keys = _keys(spec, args.queue)
     with redis_client(spec) as client:
+        if args.action == "pause":
+            if pause.pause(client, keys):
+                console.out(
+                    f"paused {args.queue}: its workers take no new jobs within a second and finish the running "
+                    f"ones; jobs enqueued meanwhile wait (resume: `bootstrap jobs resume {args.queue}`)"
+                )
+            else:
+                console.out(f"{args.queue} is paused already")
+            return 0
+        if args.action == "resume":
+            if pause.resume(client, keys):
+                console.out(f"resumed {args.queue}: its workers take jobs again")
+            else:
+                console.out(f"{args.queue} is not paused")
+            return 0
         if args.action == "failed":
             jobs = admin.failed_jobs(client, keys, args.limit)
             if args.json:

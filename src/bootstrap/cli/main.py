@@ -79,7 +79,8 @@ COMMANDS = {
     "enqueue": Command("bootstrap.cli.enqueue", "put a job on a queue: bootstrap enqueue QUEUE TASK [--kwargs JSON]"),
     "jobs": Command(
         "bootstrap.cli.jobs",
-        "failed jobs: jobs failed QUEUE | show QUEUE ID | retry QUEUE (ID... | --all) | purge QUEUE [--yes]",
+        "failed jobs: jobs failed QUEUE | show QUEUE ID | retry QUEUE (ID... | --all) | purge QUEUE [--yes]; "
+        "jobs pause QUEUE | resume QUEUE",
         ends_at_once=True,
     ),
     "dashboard": Command(

@@ -118,7 +118,12 @@ def problems(status: dict[str, Any]) -> list[str]:
             )
     live = {w["queue"] for w in status["workers"]}
     for queue in status["queues"]:
-        if queue["waiting"] and queue["queue"] not in live:
+        if queue.get("paused"):
+            found.append(
+                f"queue {queue['queue']} is paused: {queue['waiting']} job(s) waiting "
+                f"(`bootstrap jobs resume {queue['queue']}`)"
+            )
+        elif queue["waiting"] and queue["queue"] not in live:
             found.append(f"queue {queue['queue']}: {queue['waiting']} job(s) waiting and no live worker to take them")
     return found
 
@@ -169,7 +174,8 @@ def render(status: dict[str, Any], now: float) -> list[str]:
         lines.append("last apply: none recorded")
     lines.append("")
     counts = ("waiting", "running", "delayed", "completed", "failed")
-    rows = [[q["queue"], *(str(q[name]) for name in counts)] for q in status["queues"]]
+    rows = [[q["queue"] + (" (paused)" if q.get("paused") else ""), *(str(q[name]) for name in counts)]
+            for q in status["queues"]]  # fmt: skip
     lines += table(["queue", *counts], rows, right={1, 2, 3, 4, 5})
     lines.append("")
     rows = [[s["id"], s["when"], _last_run(s, now), _next_run(s, now)] for s in status["schedules"]]

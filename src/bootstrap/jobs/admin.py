@@ -13,7 +13,7 @@ import redis
 
 from bootstrap.jobs.labels import ATTEMPT, TRANSIENT
 from bootstrap.jobs.records import COMPLETED, FAILED
-from bootstrap.jobs.slots import latest_slot, next_slot, problem
+from bootstrap.jobs.slots import latest_slot, next_slot, problem, unaligned
 from bootstrap.layout import schedules as stored
 from bootstrap.layout.keys import GROUP, QueueKeys, ScheduleKeys, as_text, marker_key, workers_key
 from bootstrap.layout.marker import read_marker
@@ -31,6 +31,7 @@ class QueueStats:
     delayed: int  # waiting for a retry delay
     completed: int  # records kept
     failed: int  # records kept (the failed-job store)
+    paused: bool = False  # `bootstrap jobs pause`: workers take no jobs
 
 
 def queue_stats(client: redis.Redis, spec: Spec) -> list[QueueStats]:
@@ -47,17 +48,26 @@ def queues_stats(client: redis.Redis, prefix: str, queues: Iterable[str]) -> lis
         pipe.zcard(k.delayed)
         pipe.zcard(k.records(COMPLETED))
         pipe.zcard(k.records(FAILED))
+        pipe.exists(k.paused)
     results = pipe.execute(raise_on_error=False)
     stats = []
     for i, k in enumerate(keys):
-        length, groups, delayed, completed, failed = results[i * 5 : i * 5 + 5]
+        length, groups, delayed, completed, failed, paused = results[i * 6 : i * 6 + 6]
         length = length if isinstance(length, int) else 0
         group: dict[str, Any] = {}
         if isinstance(groups, list):
             group = next((g for g in groups if as_text(g.get("name")) == GROUP), {})
         pending = int(group.get("pending", 0))
         stats.append(
-            QueueStats(k.queue, max(0, length - pending), pending, _int(delayed), _int(completed), _int(failed))
+            QueueStats(
+                k.queue,
+                max(0, length - pending),
+                pending,
+                _int(delayed),
+                _int(completed),
+                _int(failed),
+                paused=_int(paused) > 0,
+            )
         )
     return stats
 
@@ -107,8 +117,8 @@ def schedule_states(client: redis.Redis, spec: Spec, now: float | None = None) -
                 "when": f"cron {definition['cron']}" if definition.get("cron") else _every(definition.get("every")),
                 "enabled": enabled,
                 "last_run": last_slot,
-                "next_run": next_slot(definition, max(now, last_slot or 0)) if fires else None,
-                "latest_due": latest_slot(definition, now) if trouble is None else None,
+                "next_run": _next_run(definition, last_slot, now) if fires else None,
+                "latest_due": latest_slot(definition, now, last_slot) if trouble is None else None,
                 "problem": trouble,
             }
         )
@@ -176,6 +186,14 @@ def purge_failed(client: redis.Redis, keys: QueueKeys) -> int:
     pipe.delete(keys.records(FAILED), keys.record_data(FAILED))
     count, _ = pipe.execute()
     return int(count)
+
+
+def _next_run(definition: dict[str, Any], last_slot: float | None, now: float) -> float:
+    """When the schedule fires next: an unaligned `every` one never handled fires when a scheduler
+    first sees it (now, as far as status can tell)."""
+    if last_slot is None and unaligned(definition):
+        return now
+    return next_slot(definition, max(now, last_slot or 0), last_slot)
 
 
 def _every(seconds: Any) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import os
@@ -39,9 +40,11 @@ from bootstrap.jobs import intake
 from bootstrap.jobs.acks import AckBatch
 from bootstrap.jobs.connections import QueueConnections
 from bootstrap.jobs.inflight import InFlight
+from bootstrap.jobs.pause import CHECK_EVERY, PauseWatch
+from bootstrap.jobs.ratelimit import RateLimiter
 from bootstrap.jobs.records import FAILED, Records
 from bootstrap.jobs.runtime import QueueRuntime
-from bootstrap.jobs.upkeep import Background, Heartbeat, Promoter, Reclaimer, Renewer
+from bootstrap.jobs.upkeep import Background, Heartbeat, Janitor, Promoter, Reclaimer, Renewer
 from bootstrap.jobs.watchdog import LoopWatchdog
 from bootstrap.layout.keys import GROUP, QueueKeys, as_text
 
@@ -117,6 +120,8 @@ class StreamBroker(AsyncBroker):
         self._renewer: Renewer | None = None
         self.watchdog = LoopWatchdog(runtime.queue)
         self._job_records: Records | None = None
+        self.pause = PauseWatch(self.keys)
+        self._limiter: RateLimiter | None = None
 
     @property
     def redis(self) -> aioredis.Redis:
@@ -146,12 +151,29 @@ class StreamBroker(AsyncBroker):
             self._renewer.start()
             self.watchdog.start()
             records, queue = self.records, runtime.queue
+            if await self.pause.check(client):  # before the first read: a paused queue starts paused
+                log.warning("queue %s: paused: taking no new jobs", queue)
             self._background.start(
                 lambda: self.acks.step(client, records, queue),
                 Promoter(client, self.keys, runtime.batch).step,
                 self._heartbeat.step,
                 self.watchdog.step,
+                self._watch_pause,
+                Janitor(client, self.keys, self.consumer).step,
             )
+
+    async def _watch_pause(self) -> None:
+        """Follow the queue's paused key; while paused, give back the jobs read but not started."""
+        was = self.pause.paused
+        try:
+            if await self.pause.check(self.redis):
+                await self.release_unstarted()
+        except Exception as exc:  # Redis away: the read loop says so; keep the last known state
+            log.debug("queue %s: could not check the paused key (%s)", self.runtime.queue, exc)
+        if self.pause.paused != was:
+            log.warning("queue %s: %s", self.runtime.queue, "paused: taking no new jobs" if self.pause.paused
+                        else "resumed: taking jobs again")  # fmt: skip
+        await asyncio.sleep(CHECK_EVERY)
 
     async def _create_group(self) -> None:
         """The consumer group, reading from the start of the stream (id 0): jobs enqueued before it
@@ -236,24 +258,47 @@ class StreamBroker(AsyncBroker):
         slow jobs are not hoarded while other workers are idle."""
         return min(self.runtime.batch, max(10, 2 * self.runtime.concurrency))
 
-    def _room(self) -> int:
-        return max(1, self.prefetch - self.in_flight.waiting)
+    def _room(self, most: int | None = None) -> int:
+        """Jobs this worker may read now (at most `most`: the rate limit's permits)."""
+        room = max(1, self.prefetch - self.in_flight.waiting)
+        return room if most is None else min(room, most)
 
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
         """Jobs to run, each once per delivery. Entries that cannot run (see `intake`) are moved to
         the failed store with the reason, and logged, instead."""
         conn = self.connections.reader()
         reclaimer = Reclaimer(self.keys, self.consumer, self.runtime.visibility_timeout, self.in_flight)
+        limit = self.runtime.rate_limit
+        if limit is not None and self._limiter is None:
+            self._limiter = RateLimiter(self.redis, self.keys, limit)
         while not self._stopping.is_set():
+            if self.pause.paused:  # see `pause`: no reads, no takeovers until resumed
+                await asyncio.sleep(0.05)
+                continue
             try:
+                room = self._room
+                permits = None
+                if self._limiter is not None:
+                    permits = await self._limiter.acquire(self._room())
+                    if not permits.granted:  # the queue's rate limit is used up for now
+                        await asyncio.sleep(min(permits.wait, 0.25))
+                        continue
+                    room = functools.partial(self._room, permits.granted)
                 entries: list[tuple[Any, Any, int]] = []
                 if reclaimer.due():
-                    entries = await reclaimer.reclaim(conn, self._room)
+                    entries = await reclaimer.reclaim(conn, room)
                 if not entries:
+                    # Holding permits, never block: a permit counts from when it was granted, so one
+                    # held through a long wait would let jobs taken at its end exceed the limit.
                     fetched: Any = await conn.xreadgroup(
-                        GROUP, self.consumer, {self.keys.stream: ">"}, count=self._room(), block=1000
-                    )
+                        GROUP, self.consumer, {self.keys.stream: ">"}, count=room(),
+                        block=None if permits is not None else 1000,
+                    )  # fmt: skip
                     entries = [(entry_id, fields, 1) for _stream, batch in fetched or () for entry_id, fields in batch]
+                if permits is not None and self._limiter is not None:
+                    await self._limiter.refund(permits, len(entries))
+                    if not entries:  # wait for a new job without holding permits (nor taking the job)
+                        await conn.xread({self.keys.stream: "$"}, count=1, block=500)
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("queue %s: Redis read failed (%s); retrying in 1s", self.runtime.queue, exc)
                 await asyncio.sleep(1)
@@ -313,6 +358,11 @@ class StreamBroker(AsyncBroker):
     def started(self, message: StreamMessage) -> None:
         """The receiver began running this job (it is no longer just prefetched)."""
         self.in_flight.start(message.entry_id)
+
+    def may_start(self, message: StreamMessage) -> bool:
+        """False for a job the receiver must not run: the queue is paused (the job is given back
+        within CHECK_EVERY), or it was given back already."""
+        return not self.pause.paused and message.entry_id in self.in_flight
 
     def abandon(self, message: StreamMessage) -> None:
         """Stop renewing a job this worker could not finish: another worker (or this one) takes it

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from bootstrap.errors import ContractError
 from bootstrap.layout.schedules import definition, retry_from_json, retry_json
-from bootstrap.spec.model import ConnectRetry, RetryPolicy, Schedule, Spec, freeze
+from bootstrap.spec.model import ConnectRetry, MiddlewareRef, RateLimit, RetryPolicy, Schedule, Spec, freeze, thaw
 
 _RETRY_KEYS = tuple(f.name for f in fields(RetryPolicy))  # a task's retry policy, checked strictly
 _CONNECT_RETRY_KEYS = tuple(f.name for f in fields(ConnectRetry))
@@ -52,6 +52,8 @@ class QueueContract:
     failed: Retention
     tasks: tuple[TaskContract, ...]
     max_deliveries: int = 3  # deliveries without finishing before a job goes to the failed store
+    rate_limit: RateLimit | None = None  # None: no limit
+    middlewares: tuple[MiddlewareRef, ...] = ()  # the user's taskiq middlewares, added to the broker
 
     def task(self, name: str) -> TaskContract:
         for task in self.tasks:
@@ -150,6 +152,8 @@ class Runtime:
                     concurrency=queue.concurrency,
                     shutdown_timeout=float(queue.shutdown_timeout),
                     max_deliveries=queue.max_deliveries,
+                    rate_limit=queue.rate_limit,
+                    middlewares=queue.middlewares,
                     completed=Retention(float(queue.completed.max_age), queue.completed.max_count),
                     failed=Retention(float(queue.failed.max_age), queue.failed.max_count),
                     tasks=tuple(
@@ -176,6 +180,7 @@ class Runtime:
                     misfire=s.misfire,
                     timezone=s.timezone,
                     enabled=s.enabled,
+                    align=s.align,
                 )
                 for s in spec.schedules
             ),
@@ -278,6 +283,8 @@ def _queue_literal(queue: QueueContract) -> dict[str, Any]:
         "concurrency": queue.concurrency,
         "shutdown_timeout": queue.shutdown_timeout,
         "max_deliveries": queue.max_deliveries,
+        "rate_limit": None if queue.rate_limit is None else {"max": queue.rate_limit.max, "per": queue.rate_limit.per},
+        "middlewares": [{"path": m.path, "kwargs": thaw(m.kwargs), "where": m.where} for m in queue.middlewares],
         "completed": {"max_age": queue.completed.max_age, "max_count": queue.completed.max_count},
         "failed": {"max_age": queue.failed.max_age, "max_count": queue.failed.max_count},
         "tasks": {
@@ -292,7 +299,8 @@ def _queue_literal(queue: QueueContract) -> dict[str, Any]:
 
 
 _QUEUE_KEYS = (
-    "visibility_timeout", "concurrency", "shutdown_timeout", "max_deliveries", "completed", "failed", "tasks",
+    "visibility_timeout", "concurrency", "shutdown_timeout", "max_deliveries", "rate_limit", "middlewares",
+    "completed", "failed", "tasks",
 )  # fmt: skip
 
 
@@ -305,8 +313,22 @@ def _queue_from_literal(name: str, raw: object) -> QueueContract:
         task = _Fields(task_raw, f"{queue.where}.tasks.{task_name}", ("handler", "timeout", "retry"))
         retry = None if task.data["retry"] is None else task.fields("retry", _RETRY_KEYS).converted(retry_from_json)
         tasks.append(TaskContract(task_name, task.optional_text("handler"), task.optional_number("timeout"), retry))
+    rate_limit = None
+    if queue.data["rate_limit"] is not None:
+        limit = queue.fields("rate_limit", ("max", "per"))
+        rate_limit = RateLimit(limit.integer("max"), limit.number("per"))
+    middlewares = []
+    for i, raw_middleware in enumerate(queue.items("middlewares")):
+        middleware = _Fields(raw_middleware, f"{queue.where}.middlewares[{i}]", ("path", "kwargs", "where"))
+        middlewares.append(
+            MiddlewareRef(
+                middleware.text("path"), freeze(dict(middleware.data_mapping("kwargs"))), middleware.text("where")
+            )
+        )
     return QueueContract(
         name=name,
+        rate_limit=rate_limit,
+        middlewares=tuple(middlewares),
         visibility_timeout=queue.number("visibility_timeout"),
         concurrency=queue.integer("concurrency"),
         shutdown_timeout=queue.number("shutdown_timeout"),
@@ -317,7 +339,7 @@ def _queue_from_literal(name: str, raw: object) -> QueueContract:
     )
 
 
-_SCHEDULE_KEYS = ("queue", "task", "cron", "every", "timezone", "kwargs", "retry", "misfire", "enabled")
+_SCHEDULE_KEYS = ("queue", "task", "cron", "every", "timezone", "kwargs", "retry", "misfire", "enabled", "align")
 
 
 def _schedule_literal(schedule: Schedule) -> dict[str, Any]:
@@ -340,6 +362,7 @@ def _schedule_from_literal(schedule_id: str, raw: object) -> Schedule:
         misfire=schedule.text("misfire"),
         timezone=schedule.text("timezone"),
         enabled=schedule.flag("enabled"),
+        align=schedule.flag("align"),
     )
 
 
@@ -400,6 +423,13 @@ class _Fields:
         if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
             raise self._fail(key, "a mapping of names")
         return value
+
+    def items(self, key: str) -> list[object]:
+        """A list of entries."""
+        value = self.data[key]
+        if not isinstance(value, list | tuple):
+            raise self._fail(key, "a list")
+        return list(value)
 
     def fields(self, key: str, keys: tuple[str, ...]) -> _Fields:
         return _Fields(self.data[key], f"{self.where}.{key}", keys)

@@ -145,7 +145,12 @@ def check_handler_imports() -> None:
     out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     sys.stdout = sys.stderr
     for path in paths:
-        out.write(json.dumps([path, handler_problem(path)]) + "\n")
+        if path.startswith("middleware "):  # see spec.checks.middleware_problems
+            from bootstrap.jobs.user_middlewares import middleware_problem
+
+            out.write(json.dumps([path, middleware_problem(path.removeprefix("middleware "))]) + "\n")
+        else:
+            out.write(json.dumps([path, handler_problem(path)]) + "\n")
         out.flush()
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
 
 from bootstrap import logs
+from bootstrap.errors import RetryAfter
 from bootstrap.jobs import labels, transient
 from bootstrap.jobs.broker import StreamBroker
 from bootstrap.jobs.contract import QueueContract
@@ -26,6 +27,8 @@ from bootstrap.layout.schedules import retry_from_json
 from bootstrap.spec.model import RetryPolicy
 
 __all__ = ["ATTEMPT", "RETRY", "JobsMiddleware", "attempt_of", "retry_delay"]  # ATTEMPT, RETRY: re-exported
+
+RETRY_AFTERS = "retry_afters"  # label: how many times the job asked to run again later (RetryAfter)
 
 log = logging.getLogger("bootstrap.jobs")
 
@@ -116,6 +119,8 @@ class JobsMiddleware(TaskiqMiddleware):
     async def failed(self, message: TaskiqMessage, exception: BaseException, duration: float) -> None:
         runtime = self.stream_broker.runtime
         attempt = attempt_of(message)
+        if isinstance(exception, RetryAfter) and await self._retry_after(message, exception):
+            return
         spent = labels.transient_retries_or_none(message.labels)
         if transient.is_transient(exception) and spent < transient.TRANSIENT_RETRIES:
             # The failure says nothing about the job: retry it apart from its own policy.
@@ -168,6 +173,27 @@ class JobsMiddleware(TaskiqMiddleware):
             transient_retries=spent,
         )
         self.stream_broker.record(FAILED, record, runtime.failed_max_age, runtime.failed_max_count)
+
+    async def _retry_after(self, message: TaskiqMessage, exception: RetryAfter) -> bool:
+        """Put the job back for after the time it asked for, its attempt unchanged; False when it
+        asked too many times in a row (it then fails as any other error would)."""
+        try:
+            asked = labels.whole_number(message.labels, RETRY_AFTERS, 0, 0, RetryAfter.MAX_RETRY_AFTER)
+        except labels.LabelError:  # malformed (set by hand): as if all were spent
+            asked = RetryAfter.MAX_RETRY_AFTER
+        if asked >= RetryAfter.MAX_RETRY_AFTER:
+            return False
+        message.labels[RETRY_AFTERS] = asked + 1
+        await self.stream_broker.delay(self.stream_broker.formatter.dumps(message).message, exception.seconds)
+        log.info(
+            "job asked to run again later: queue=%s task=%s id=%s attempt %d: %s (no attempt spent)",
+            self.stream_broker.runtime.queue,
+            message.task_name,
+            message.task_id,
+            attempt_of(message),
+            exception,
+        )
+        return True
 
     # --- taskiq's hooks -----------------------------------------------------------------------------
 

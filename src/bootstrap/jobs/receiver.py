@@ -19,7 +19,7 @@ import math
 import time
 from typing import Any
 
-from taskiq import AckableMessage
+from taskiq import AckableMessage, TaskiqMessage, TaskiqResult
 from taskiq.receiver import Receiver
 from taskiq.utils import maybe_awaitable
 
@@ -28,6 +28,7 @@ from bootstrap.jobs.broker import SHUTDOWN_STEP, StreamBroker, StreamMessage, bo
 from bootstrap.jobs.contract import TaskContract
 from bootstrap.jobs.metrics_middleware import MetricsMiddleware
 from bootstrap.jobs.middleware import JobsMiddleware
+from bootstrap.jobs.user_middlewares import Hooks
 
 log = logging.getLogger("bootstrap.jobs.receiver")
 
@@ -39,6 +40,7 @@ class FastReceiver(Receiver):
         self.concurrency = max(1, max_async_tasks or 1)
         self.jobs = next((m for m in self.broker.middlewares if isinstance(m, JobsMiddleware)), None)
         self.metrics = next((m for m in self.broker.middlewares if isinstance(m, MetricsMiddleware)), None)
+        self.hooks = Hooks(())  # the user's middlewares: known once the broker started (see listen)
 
     async def listen(self, finish_event: asyncio.Event) -> None:
         broker = self.broker
@@ -46,6 +48,7 @@ class FastReceiver(Receiver):
             return await super().listen(finish_event)
         if self.run_startup:
             await broker.startup()
+        self.hooks = Hooks(m for m in broker.middlewares if not isinstance(m, JobsMiddleware))
         log.info("queue %s: listening, concurrency %d", broker.runtime.queue, self.concurrency)
         queue: asyncio.Queue[AckableMessage | None] = asyncio.Queue(maxsize=self.concurrency)
 
@@ -108,14 +111,18 @@ class FastReceiver(Receiver):
         declared: TaskContract | None = getattr(func, "bootstrap_task", None)
         timeout = declared.timeout if declared is not None else None  # the spec's, not a label's
         broker = self.jobs.stream_broker
+        if not broker.may_start(message):  # paused: given back, not run
+            return None
         broker.started(message)
+        if self.hooks:
+            job = await self.hooks.pre_execute(job)
         self.jobs.started(job)
         if self.metrics is not None:
             self.metrics.started(job)
         started = time.perf_counter()
         try:
             async with asyncio.timeout(timeout) as limit:
-                await broker.watchdog.track(job.task_id, job.task_name, direct(job))
+                value = await broker.watchdog.track(job.task_id, job.task_name, direct(job))
         except Exception as exc:  # the job failed: retry or record it
             error: Exception = exc
             if isinstance(exc, TimeoutError) and limit.expired():
@@ -125,6 +132,8 @@ class FastReceiver(Receiver):
             await self.jobs.failed(job, error, took)
             if self.metrics is not None:  # after: the jobs middleware decided whether it is retried
                 self.metrics.failed(job, took)
+            if self.hooks:
+                await self.hooks.after(job, _result(job, None, took, error), error)
         else:
             took = time.perf_counter() - started
             if timeout is not None and took > timeout:  # only a blocked loop keeps a timeout from firing
@@ -139,8 +148,16 @@ class FastReceiver(Receiver):
             self.jobs.completed(job, took)
             if self.metrics is not None:
                 self.metrics.completed(job, took)
+            if self.hooks:
+                await self.hooks.after(job, _result(job, value, took, None), None)
         await maybe_awaitable(message.ack())
         return None
+
+
+def _result(job: TaskiqMessage, value: Any, took: float, error: BaseException | None) -> TaskiqResult[Any]:
+    """The job's outcome as taskiq's middlewares expect it."""
+    return TaskiqResult(is_err=error is not None, log=None, return_value=value, execution_time=took,
+                        labels=job.labels, error=error)  # fmt: skip
 
 
 def _left(deadline: float) -> float | None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from bootstrap.jobs.contract import Runtime
 from bootstrap.spec.interpolate import interpolate
-from bootstrap.spec.model import ConnectRetry
+from bootstrap.spec.model import ConnectRetry, RateLimit
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class QueueRuntime:
     wait_replicas: int = 0  # enqueues wait until this many replicas hold the job (WAIT)
     wait_timeout: float = 0.0
     metrics_port: int = 0  # as declared: the scheduler's port (see jobs.metrics); 0: no metrics
+    rate_limit: RateLimit | None = None  # jobs taken per window by all workers of the queue
 
     @property
     def url(self) -> str:
@@ -71,4 +72,5 @@ def queue_runtime(runtime: Runtime, queue: str) -> QueueRuntime:
         wait_replicas=redis.wait_replicas,
         wait_timeout=redis.wait_timeout,
         metrics_port=runtime.metrics_port,
+        rate_limit=declared.rate_limit,
     )

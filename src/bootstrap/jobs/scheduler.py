@@ -10,6 +10,9 @@ a replica that has not reloaded the schedules yet (else it would fire it and rec
 A schedule's state lives with the queue it fires into (layout.keys), so the claim is single-slot on
 Redis Cluster.
 
+First fires: an `every` schedule without `align: true` fires as soon as a scheduler first sees it,
+then every interval after (see `slots`); an aligned one, or a cron, waits for its next slot.
+
 Missed slots: a slot is on time while no more than MISFIRE_GRACE seconds late. Slots later than that
 were missed while no scheduler ran; the schedule's misfire policy decides: `skip` records them as
 handled without firing (and logs it), `run_once` fires one job for the whole missed stretch.
@@ -40,7 +43,7 @@ from bootstrap import logs
 from bootstrap.jobs.broker import StreamBroker
 from bootstrap.jobs.metrics_port import base_port
 from bootstrap.jobs.middleware import RETRY
-from bootstrap.jobs.slots import due_slots, problem
+from bootstrap.jobs.slots import due_slots, problem, unaligned
 from bootstrap.layout import schedules as stored
 from bootstrap.layout.keys import as_text, marker_key
 from bootstrap.layout.marker import LOST_DATA
@@ -55,9 +58,11 @@ log = logging.getLogger("bootstrap.jobs.scheduler")
 MISFIRE_GRACE = 5.0  # seconds a slot may be late and still count as on time
 
 # KEYS (all of the queue the schedule fires into: one slot): last slots, the stream, stored
-# definitions. ARGV: schedule id, slot, fire ('1') or skip, the message, and '1' when the definition
+# definitions. ARGV: schedule id, slot, fire ('1') or skip, the message, '1' when the definition
 # is a declared one (Redis lost its data): fired only while the queue holds no stored definition (the
-# data marker, a key of its own slot, is checked by the source at every reload, each second).
+# data marker, a key of its own slot, is checked by the source at every reload, each second); and '1'
+# for a schedule's first slot, claimed only while no slot was ever handled (replicas see a schedule
+# first at different instants: an unaligned one's first slot is each one's own "now").
 _CLAIM = """
 local definition = redis.call('HGET', KEYS[3], ARGV[1])
 if definition then
@@ -66,7 +71,9 @@ if definition then
 elseif ARGV[5] ~= '1' or redis.call('HLEN', KEYS[3]) > 0 then
   return 0
 end
-local last = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
+local handled = redis.call('HGET', KEYS[1], ARGV[1])
+if ARGV[6] == '1' and handled then return 0 end
+local last = tonumber(handled or '-1')
 if tonumber(ARGV[2]) <= last then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 if ARGV[3] == '1' then
@@ -265,7 +272,14 @@ class SlotScheduler(TaskiqScheduler):
             data = self._message(broker, schedule_id, definition, slot) if fire else b""
             outcome = await self._claim(
                 keys=[keys.last_slot, keys.stream, keys.schedules],
-                args=[schedule_id, repr(slot), "1" if fire else "0", data, "1" if declared else "0"],
+                args=[
+                    schedule_id,
+                    repr(slot),
+                    "1" if fire else "0",
+                    data,
+                    "1" if declared else "0",
+                    "1" if last is None else "0",  # the first slot: only if none was ever handled
+                ],
             )
             if self.metrics is not None:
                 if outcome in (1, 2) and late and last is not None:
@@ -302,4 +316,6 @@ def _when(slot: float) -> str:
 
 def _describe(definition: dict[str, Any]) -> str:
     when = f"cron '{definition['cron']}'" if definition.get("cron") else f"every {definition['every']:g}s"
+    if definition.get("every") and not unaligned(definition):
+        when += " (aligned)"
     return f"{definition['queue']}/{definition['task']} {when}, misfire {definition.get('misfire', 'skip')}"

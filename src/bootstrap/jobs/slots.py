@@ -1,7 +1,12 @@
 """Schedule slots: the instants a schedule fires at. Pure functions, so they are easy to test.
 
-`every: E` slots are the multiples of E seconds since the Unix epoch (so every scheduler replica and
-every restart agrees on them); cron slots are the instants the expression names in its time zone.
+`every: E` slots with `align: true` are the multiples of E seconds since the Unix epoch (so every
+scheduler replica and every restart agrees on them); without it (`align: false`, the default, as
+BullMQ's repeatable jobs) the first slot is the moment a scheduler first sees the schedule and the
+next ones follow the last slot handled, E seconds apart: the slot functions then take that `anchor`
+(the last slot handled, kept in Redis, so replicas and restarts agree on these too). A stored
+definition without `align` (written before it existed) is aligned, as it was then. Cron slots are
+the instants the expression names in its time zone.
 
 The slot functions expect a definition `problem()` found nothing wrong with: stored definitions come
 from Redis, where an older version or a hand edit may have left one that cannot fire (a cron such as
@@ -55,47 +60,80 @@ def problem(definition: Any, now: float | None = None) -> str | None:
     return None
 
 
-def next_slot(definition: dict[str, Any], after: float) -> float:
-    """The first slot strictly after `after` (epoch seconds)."""
+def unaligned(definition: dict[str, Any]) -> bool:
+    """An `every` schedule whose slots follow its first fire rather than the epoch."""
+    return bool(definition.get("every")) and definition.get("align", True) is False
+
+
+def _origin(definition: dict[str, Any], anchor: float | None) -> float:
+    """Where the grid of an `every` schedule starts: the epoch, or the anchor of an unaligned one."""
+    return anchor if anchor is not None and unaligned(definition) else 0.0
+
+
+def _grid_after(origin: float, every: float, after: float) -> float:
+    """The first point origin + k * every strictly after `after`. The division only guesses k: with
+    an origin that is not 0, (origin + E) - origin may come out a hair off E, so k is corrected until
+    the point is after `after` and the one before it is not (else a slot could fail to move on)."""
+    k = math.floor((after - origin) / every) + 1
+    while origin + k * every <= after:
+        k += 1
+    while origin + (k - 1) * every > after:
+        k -= 1
+    return origin + k * every
+
+
+def _grid_before(origin: float, every: float, before: float) -> float:
+    """The last point origin + k * every strictly before `before` (corrected as in _grid_after)."""
+    k = math.ceil((before - origin) / every) - 1
+    while origin + k * every >= before:
+        k -= 1
+    while origin + (k + 1) * every < before:
+        k += 1
+    return origin + k * every
+
+
+def next_slot(definition: dict[str, Any], after: float, anchor: float | None = None) -> float:
+    """The first slot strictly after `after` (epoch seconds); `anchor`: see the module's docstring."""
     every = definition.get("every")
     if every:
-        return float((math.floor(after / every) + 1) * every)
+        return float(_grid_after(_origin(definition, anchor), every, after))
     zone = ZoneInfo(definition.get("timezone") or "UTC")
     start = datetime.fromtimestamp(after, zone)
     return float(croniter(definition["cron"], start).get_next(float))
 
 
-def previous_slot(definition: dict[str, Any], before: float) -> float:
+def previous_slot(definition: dict[str, Any], before: float, anchor: float | None = None) -> float:
     """The last slot strictly before `before`."""
     every = definition.get("every")
     if every:
-        return float((math.ceil(before / every) - 1) * every)
+        return float(_grid_before(_origin(definition, anchor), every, before))
     zone = ZoneInfo(definition.get("timezone") or "UTC")
     return float(croniter(definition["cron"], datetime.fromtimestamp(before, zone)).get_prev(float))
 
 
-def latest_slot(definition: dict[str, Any], now: float) -> float:
+def latest_slot(definition: dict[str, Any], now: float, anchor: float | None = None) -> float:
     """The last slot at or before `now`."""
-    on_time = next_slot(definition, now - 1e-6)  # a slot exactly at `now` counts
-    return on_time if on_time <= now else previous_slot(definition, now)
+    on_time = next_slot(definition, now - 1e-6, anchor)  # a slot exactly at `now` counts
+    return on_time if on_time <= now else previous_slot(definition, now, anchor)
 
 
 def due_slots(definition: dict[str, Any], last: float | None, now: float) -> list[float]:
     """Slots after `last` up to `now`, oldest first. With no `last` (a schedule seen for the first
-    time) only the latest slot. After a stretch longer than CATCH_UP_LIMIT slots, only the most
-    recent CATCH_UP_LIMIT of them (the older ones are passed over)."""
+    time) only the latest slot, or for an unaligned `every` schedule `now` itself (it fires when
+    first seen). After a stretch longer than CATCH_UP_LIMIT slots, only the most recent
+    CATCH_UP_LIMIT of them (the older ones are passed over)."""
     if last is None:
-        return [latest_slot(definition, now)]
+        return [now] if unaligned(definition) else [latest_slot(definition, now)]
     slots: list[float] = []
-    slot = next_slot(definition, last)
+    slot = next_slot(definition, last, last)
     while slot <= now and len(slots) < CATCH_UP_LIMIT:
         slots.append(slot)
-        slot = next_slot(definition, slot)
+        slot = next_slot(definition, slot, last)
     if slot > now:
         return slots
     recent: list[float] = []
-    slot = latest_slot(definition, now)
+    slot = latest_slot(definition, now, last)
     while slot > last and len(recent) < CATCH_UP_LIMIT:
         recent.append(slot)
-        slot = previous_slot(definition, slot)
+        slot = previous_slot(definition, slot, last)
     return recent[::-1]

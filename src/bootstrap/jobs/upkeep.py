@@ -10,6 +10,9 @@
 - Heartbeat: an "alive" note in the workers hash for `bootstrap status` (with the hash of the
   generated wiring the worker runs), removed on shutdown.
 - Promoter: retries waiting in the delayed set are moved into the stream when due (one Lua step).
+- Janitor: consumers of dead workers (silent for DEAD_AFTER: no heartbeat, no read) that own no
+  pending job any more (their jobs were taken over) are deleted from the consumer group, and their
+  heartbeats removed; without it, every worker that ever ran stays listed by XINFO forever.
 
 `Background` starts the event-loop ones at a worker's startup and stops them at its shutdown.
 """
@@ -39,6 +42,8 @@ from bootstrap.layout.keys import GROUP, QueueKeys, as_text, workers_key
 log = logging.getLogger("bootstrap.jobs.broker")
 
 HEARTBEAT_EVERY = 5.0  # seconds between a worker's "alive" notes
+DEAD_AFTER = 2 * HEARTBEAT_EVERY  # seconds without a heartbeat or a read after which a worker is dead
+SWEEP_EVERY = 5.0  # seconds between two looks for dead consumers
 
 
 class Reclaimer:
@@ -228,6 +233,97 @@ class Promoter:
             return
         if not moved:
             await asyncio.sleep(0.05)
+
+
+# Delete consumers that own no pending entry and have been idle long enough, checked and deleted in
+# one step: a consumer that took a job meanwhile is kept (deleting it would drop its pending entries,
+# and with them the jobs). KEYS: stream. ARGV: group, least idle time (ms), candidate names.
+_DELETE_DEAD = """
+local wanted = {}
+for i = 3, #ARGV do wanted[ARGV[i]] = true end
+local deleted = {}
+for _, consumer in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local info = {}
+  for j = 1, #consumer, 2 do info[consumer[j]] = consumer[j + 1] end
+  if wanted[info['name']] and tonumber(info['pending']) == 0 and tonumber(info['idle']) >= tonumber(ARGV[2]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
+    deleted[#deleted + 1] = info['name']
+  end
+end
+return deleted
+"""
+
+
+class Janitor:
+    """Deletes the consumers (and heartbeats) of this queue's dead workers, every SWEEP_EVERY."""
+
+    def __init__(self, client: aioredis.Redis, keys: QueueKeys, consumer: str) -> None:
+        self.client = client
+        self.keys = keys
+        self.consumer = consumer
+        self.workers = workers_key(keys.prefix)
+        self._script = client.register_script(_DELETE_DEAD)
+
+    async def sweep(self, now: float | None = None) -> list[str]:
+        """The consumers deleted now (with their heartbeats)."""
+        now = time.time() if now is None else now
+        consumers: list[dict[str, Any]] = await self.client.xinfo_consumers(self.keys.stream, GROUP)
+        beats = {as_text(k): v for k, v in (await self.client.hgetall(self.workers)).items()}
+        names = {as_text(c["name"]) for c in consumers}
+        candidates = [
+            name
+            for c in consumers
+            if (name := as_text(c["name"])) != self.consumer
+            and int(c["pending"]) == 0
+            and int(c["idle"]) >= DEAD_AFTER * 1000
+            and not _alive(beats.get(name), now)
+        ]
+        deleted = (
+            [
+                as_text(n)
+                for n in await self._script(keys=[self.keys.stream], args=[GROUP, int(DEAD_AFTER * 1000), *candidates])
+            ]
+            if candidates
+            else []
+        )
+        # Heartbeats of this queue's workers that are gone: deleted above, or without a consumer at all.
+        stale = [n for n in deleted if n in beats]
+        stale += [
+            n
+            for n, raw in beats.items()
+            if n not in names and n != self.consumer and _of_queue(raw, self.keys.queue) and not _alive(raw, now)
+        ]
+        if stale:
+            await self.client.hdel(self.workers, *stale)
+        if deleted:
+            log.info("queue %s: removed %d consumer(s) of dead workers: %s", self.keys.queue, len(deleted),
+                     ", ".join(deleted))  # fmt: skip
+        return deleted
+
+    async def step(self) -> None:
+        try:
+            await self.sweep()
+        except Exception as exc:  # Redis away, or a stream deleted meanwhile: next time
+            log.debug("queue %s: looking for dead consumers failed (%s)", self.keys.queue, exc)
+        await asyncio.sleep(SWEEP_EVERY)
+
+
+def _beat(raw: Any) -> dict[str, Any]:
+    try:
+        beat = json.loads(raw)
+    except (TypeError, ValueError):
+        return {}
+    return beat if isinstance(beat, dict) else {}
+
+
+def _alive(raw: Any, now: float) -> bool:
+    """A heartbeat seen within DEAD_AFTER (an unreadable one counts as not alive)."""
+    seen = _beat(raw).get("seen") if raw is not None else None
+    return isinstance(seen, int | float) and now - seen < DEAD_AFTER
+
+
+def _of_queue(raw: Any, queue: str) -> bool:
+    return _beat(raw).get("queue") == queue
 
 
 class Background:

@@ -29,6 +29,7 @@ from bootstrap.jobs.metrics_port import base_port, worker_port
 from bootstrap.jobs.middleware import RETRY, JobsMiddleware, attempt_of
 from bootstrap.jobs.runtime import queue_runtime, resolve_url
 from bootstrap.jobs.scheduler import SlotScheduler
+from bootstrap.jobs.user_middlewares import add_user_middlewares
 from bootstrap.layout.schedules import retry_json
 from bootstrap.spec.build import database_from_uri
 from bootstrap.spec.model import MongoSettings, Schedule
@@ -61,7 +62,8 @@ def make_broker(runtime: Runtime, queue: str) -> StreamBroker:
     """The broker of `queue`: its own Redis stream, retries, records, and (in workers) a MongoDB
     client made once at start-up for the handlers that ask for `db`."""
     broker = StreamBroker(queue_runtime(runtime, queue))
-    broker.add_middlewares(JobsMiddleware(broker, runtime.queue(queue)))
+    declared = runtime.queue(queue)
+    broker.add_middlewares(JobsMiddleware(broker, declared))
     port = worker_port(base_port(runtime.metrics_port), runtime.queue_names.index(queue))
     if port:  # metrics off: nothing counted either
         broker.add_middlewares(MetricsMiddleware(broker, port))  # after JobsMiddleware: sees what it decided
@@ -73,6 +75,7 @@ def make_broker(runtime: Runtime, queue: str) -> StreamBroker:
 
         logs.setup()
         import_queue_handlers(broker)
+        add_user_middlewares(broker, queue, declared.middlewares, worker=True)
         settings = mongo_settings(runtime)
         state.mongo_client = await connect_async(settings)
         state.mongo_db = state.mongo_client[settings.database]
@@ -83,7 +86,15 @@ def make_broker(runtime: Runtime, queue: str) -> StreamBroker:
             await client.close()
             log.info("MongoDB connection closed")
 
+    async def client_startup(state: TaskiqState) -> None:
+        """A process that sends jobs (not the scheduler, which enqueues in Lua) runs the user
+        middlewares' send hooks."""
+        if not broker.is_scheduler_process:
+            add_user_middlewares(broker, queue, declared.middlewares, worker=False)
+
     broker.add_event_handler(TaskiqEvents.WORKER_STARTUP, worker_startup)
+    if declared.middlewares:
+        broker.add_event_handler(TaskiqEvents.CLIENT_STARTUP, client_startup)
     broker.add_event_handler(TaskiqEvents.WORKER_SHUTDOWN, close_mongo)
     return broker
 

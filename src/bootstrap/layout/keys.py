@@ -42,6 +42,16 @@ class QueueKeys:
         """Jobs waiting for a retry delay (sorted by due time)."""
         return f"{self.base}:delayed"
 
+    @property
+    def paused(self) -> str:
+        """String: exists while the queue is paused (`bootstrap jobs pause`); its value says who and when."""
+        return f"{self.base}:paused"
+
+    @property
+    def rate(self) -> str:
+        """Sorted set: the jobs workers took within the queue's rate-limit window (member -> time)."""
+        return f"{self.base}:rate"
+
     def records(self, outcome: str) -> str:
         """Finished-job records by outcome ("completed" or "failed"): sorted set of ids by time."""
         return f"{self.base}:{outcome}"
@@ -49,11 +59,6 @@ class QueueKeys:
     def record_data(self, outcome: str) -> str:
         """The records themselves: hash of id -> JSON."""
         return f"{self.base}:{outcome}:data"
-
-    @property
-    def paused(self) -> str:
-        """Exists while the queue is paused (workers take no new jobs from it)."""
-        return f"{self.base}:paused"
 
     @property
     def schedules(self) -> str:

@@ -38,6 +38,7 @@ def definition(schedule: Schedule) -> dict[str, Any]:
         "retry": retry_json(schedule.retry),
         "misfire": schedule.misfire,
         "enabled": schedule.enabled,
+        "align": schedule.align,
     }
 
 

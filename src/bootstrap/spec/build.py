@@ -19,9 +19,11 @@ from bootstrap.spec.model import (
     FieldType,
     Index,
     Metrics,
+    MiddlewareRef,
     MongoSettings,
     Origin,
     Queue,
+    RateLimit,
     RedisSettings,
     RetentionRule,
     RetryPolicy,
@@ -30,7 +32,7 @@ from bootstrap.spec.model import (
     Task,
     freeze,
 )
-from bootstrap.spec.yamlload import Document, PathKey
+from bootstrap.spec.yamlload import Document, PathKey, dotted
 
 DEFAULT_RETRY = RetryPolicy()
 
@@ -242,10 +244,31 @@ def queues(doc: Document) -> tuple[Queue, ...]:
                 concurrency=merged.get("concurrency", Queue.concurrency),
                 shutdown_timeout=_seconds(merged, "shutdown_timeout", Queue.shutdown_timeout),
                 max_deliveries=merged.get("max_deliveries", Queue.max_deliveries),
+                rate_limit=_rate_limit(merged.get("rate_limit")),
+                middlewares=_middlewares(doc.file, name, raw, defaults),
                 description=raw.get("description"),
                 origin=Origin(doc.file, ("queues", name)),
             )
         )
+    return tuple(out)
+
+
+def _rate_limit(raw: dict[str, Any] | None) -> RateLimit | None:
+    return None if raw is None else RateLimit(max=raw["max"], per=parse_duration(raw["per"]))
+
+
+def _middlewares(file: str, queue: str, raw: dict[str, Any], defaults: dict[str, Any]) -> tuple[MiddlewareRef, ...]:
+    """The queue's own list, else the defaults' list; `where` names the entry in the YAML."""
+    path: PathKey = ("queues", queue, "middlewares") if "middlewares" in raw else ("defaults", "middlewares")
+    entries = raw["middlewares"] if "middlewares" in raw else defaults.get("middlewares", [])
+    out = []
+    for i, entry in enumerate(entries):
+        # `where` goes into generated code: the file's name (queues.yaml), never a machine's path.
+        where, origin = f"{Path(file).name} {dotted((*path, i))}", Origin(file, (*path, i))
+        if isinstance(entry, str):
+            out.append(MiddlewareRef(entry, where=where, origin=origin))
+        else:
+            out.append(MiddlewareRef(entry["path"], freeze(entry.get("kwargs", {})), where, origin))
     return tuple(out)
 
 
@@ -284,6 +307,7 @@ def schedules(doc: Document) -> tuple[Schedule, ...]:
                 misfire=raw.get("misfire", defaults.get("misfire", "skip")),
                 timezone=raw.get("timezone", defaults.get("timezone", "UTC")),
                 enabled=raw.get("enabled", True),
+                align=raw.get("align", defaults.get("align", False)),
                 description=raw.get("description"),
                 origin=Origin(doc.file, ("schedules", schedule_id)),
             )

@@ -639,6 +639,8 @@ def _check_queues(spec: Spec, report: Reporter) -> None:
         # Values the queue inherits were checked in defaults; these paths exist only where it sets its own.
         _duration_range(report, file, (*path, "visibility_timeout"), queue.visibility_timeout, 1, DAY)
         _duration_range(report, file, (*path, "shutdown_timeout"), queue.shutdown_timeout, 0, 3600)
+        if queue.rate_limit is not None:
+            _duration_range(report, file, (*path, "rate_limit", "per"), queue.rate_limit.per, 0.001, DAY)
         for kind in ("completed", "failed"):
             max_age = getattr(queue, kind).max_age
             _duration_range(report, file, (*path, "retention", kind, "max_age"), max_age, 1, 365 * DAY)
@@ -678,6 +680,9 @@ def _check_queue_defaults(report: Reporter, file: str, defaults: Mapping[str, An
     for key, low, high in (("visibility_timeout", 1, DAY), ("shutdown_timeout", 0, 3600)):
         if key in defaults:
             _duration_range(report, file, ("defaults", key), parse_duration(defaults[key]), low, high)
+    if "per" in defaults.get("rate_limit", {}):
+        per = parse_duration(defaults["rate_limit"]["per"])
+        _duration_range(report, file, ("defaults", "rate_limit", "per"), per, 0.001, DAY)
     for kind, rule in defaults.get("retention", {}).items():
         if "max_age" in rule:
             max_age = parse_duration(rule["max_age"])
@@ -829,8 +834,25 @@ def handler_problems(spec: Spec) -> list[tuple[Queue, Task, str]]:
     application's code neither runs in this one nor leaves modules behind. No handler declared: no
     process, no cost."""
     declared = [(queue, task) for queue in spec.queues for task in queue.tasks if task.handler]
-    if not declared:
-        return []
+    found = import_problems(spec, sorted({task.handler for _, task in declared if task.handler}))
+    return [(queue, task, problem) for queue, task in declared if (problem := found.get(task.handler or ""))]
+
+
+MIDDLEWARE = "middleware "  # asks the checking process about a middleware, not a handler
+
+
+def middleware_problems(spec: Spec) -> list[tuple[Queue, int, str]]:
+    """Each declared middleware (queue, index in its list) workers could not use, with why; imported
+    as handlers are (see handler_problems), not instantiated."""
+    declared = [(queue, i, ref.path) for queue in spec.queues for i, ref in enumerate(queue.middlewares)]
+    found = import_problems(spec, sorted({MIDDLEWARE + path for _, _, path in declared}))
+    return [(queue, i, problem) for queue, i, path in declared if (problem := found.get(MIDDLEWARE + path))]
+
+
+def import_problems(spec: Spec, todo: list[str]) -> dict[str, str | None]:
+    """Import each path in a process of its own (see handler_problems): path -> problem or None."""
+    if not todo:
+        return {}
     import json
     import os
     import subprocess
@@ -842,7 +864,6 @@ def handler_problems(spec: Spec) -> list[tuple[Queue, Task, str]]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in dict.fromkeys(search) if p)
     command = [sys.executable, "-c", "from bootstrap.jobs.handlers import check_handler_imports as c; c()"]
     found: dict[str, str | None] = {}
-    todo = sorted({task.handler for _, task in declared if task.handler})
     deadline = time.monotonic() + HANDLER_CHECK_TIMEOUT
     while todo:
         try:
@@ -859,7 +880,7 @@ def handler_problems(spec: Spec) -> list[tuple[Queue, Task, str]]:
             said = (done.stderr.strip().splitlines() or [""])[-1]
             ended = f"importing it ended the process (exit code {done.returncode})"
             found[todo.pop(0)] = f"{ended}: {said}" if said else ended
-    return [(queue, task, problem) for queue, task in declared if (problem := found.get(task.handler or ""))]
+    return found
 
 
 def _answers(output: str, asked: list[str]) -> dict[str, str | None]:
@@ -881,3 +902,9 @@ def _answers(output: str, asked: list[str]) -> dict[str, str | None]:
 def check_handlers(spec: Spec, report: Reporter) -> None:
     for queue, task, problem in handler_problems(spec):
         report(queue.origin.file, (*task.origin.path, "handler"), f"handler {task.handler}: {problem}")
+    seen = set()
+    for queue, i, problem in middleware_problems(spec):
+        ref = queue.middlewares[i]
+        if (ref.origin.file, ref.origin.path) not in seen:  # a default's entry: once, not once per queue
+            seen.add((ref.origin.file, ref.origin.path))
+            report(ref.origin.file, ref.origin.path, f"middleware {ref.path}: {problem}")

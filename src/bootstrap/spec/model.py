@@ -214,6 +214,25 @@ class Task:
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """At most `max` jobs taken per `per` seconds, by all workers of a queue together."""
+
+    max: int
+    per: float
+
+
+@dataclass(frozen=True)
+class MiddlewareRef:
+    """A user's taskiq middleware: `path` ("module:attribute", a class or an instance) and keyword
+    arguments for the class; `where` names its place in the YAML for error messages."""
+
+    path: str
+    kwargs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    where: str = ""
+    origin: Origin = field(default=NO_ORIGIN, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
 class Queue:
     name: str
     tasks: tuple[Task, ...]
@@ -223,6 +242,8 @@ class Queue:
     concurrency: int = 10
     shutdown_timeout: float = 30.0
     max_deliveries: int = 3  # deliveries without finishing before a job goes to the failed store
+    rate_limit: RateLimit | None = None  # None: no limit
+    middlewares: tuple[MiddlewareRef, ...] = ()  # the user's taskiq middlewares, in order
     description: str | None = None
     origin: Origin = field(default=NO_ORIGIN, compare=False, repr=False)
 
@@ -239,6 +260,7 @@ class Schedule:
     misfire: str = "skip"  # or "run_once"
     timezone: str = "UTC"
     enabled: bool = True
+    align: bool = False  # `every` slots on multiples of the interval since the epoch; else from the first fire
     description: str | None = None
     origin: Origin = field(default=NO_ORIGIN, compare=False, repr=False)
 

@@ -5,8 +5,9 @@ schedule changes are picked up without a restart, disabled schedules never fire.
 No worker runs: the jobs a scheduler fires stay in their queue's stream, read with XRANGE. The id of
 a stream entry starts with the Redis server time of the XADD in milliseconds (the enqueue time); the
 entry's message carries the slot (labels.slot, epoch seconds) and the task id `<schedule>@<slot>`.
-Slots of `every: N` are the multiples of N seconds since the epoch, so the expected slots between two
-fires are plain arithmetic."""
+Most tests declare `align: true` (slots of `every: N` are then the multiples of N seconds since the
+epoch, so the expected slots between two fires are plain arithmetic); the shipped default, unaligned
+(first fire when a scheduler first sees the schedule), has a test of its own."""
 
 from __future__ import annotations
 
@@ -82,8 +83,10 @@ def new_project(tmp_path: Path, mongo_uri: str, redis_target: RedisTarget) -> It
     Its processes are killed at the end of the test."""
     made: list[Generator[Project, None, None]] = []
 
-    def make(*edits: tuple[str, str]) -> Project:
+    def make(*edits: tuple[str, str], aligned: bool = True) -> Project:
         def edit(project: Project) -> None:
+            if aligned:
+                project.edit("schedules.yaml", "  timezone: UTC\n", "  timezone: UTC\n  align: true\n")
             for old, new in edits:
                 project.edit("schedules.yaml", old, new)
 
@@ -113,6 +116,27 @@ def test_three_replicas_fire_each_slot_exactly_once(new_project: Callable[..., P
     assert sorted(claimed) == sorted(f.task_id.split("@")[1] for f in found)
     assert all("scheduler started" in log for log in logs)
     assert all(f.lateness < MISFIRE_GRACE for f in found), [f.lateness for f in found]
+
+
+def test_unaligned_schedule_fires_at_once_then_an_interval_apart_once_across_replicas(
+    new_project: Callable[..., Project],
+) -> None:
+    """The shipped default (as BullMQ's repeatable jobs): no waiting for a multiple of the interval."""
+    project = new_project(("every: 15m", "every: 2s"), aligned=False)
+    started = time.time()
+    for i in range(3):
+        project.start_scheduler(f"s{i}")
+    wait_for(lambda: len(fires(project, "delta-sync")) >= 4, STARTUP + 20, "4 fires", interval=0.2)
+    found = fires(project, "delta-sync")
+    first = found[0]
+    # The first fire is at the first tick of the first scheduler up, not at the next multiple of 2 s...
+    assert started < first.slot and first.lateness < 1.0, first
+    # ... and the next ones follow it 2 s apart, each fired once by one of the three replicas.
+    slots = [f.slot for f in found]
+    assert [round(s - first.slot, 6) for s in slots] == [2.0 * i for i in range(len(slots))]
+    assert all(f.task_id == f"{DELTA}@{when(f.slot)}" for f in found)
+    claimed = [slot for i in range(3) for slot in fired_lines(project.log(f"s{i}"), DELTA)]
+    assert sorted(claimed) == sorted(f.task_id.split("@")[1] for f in found)
 
 
 def test_restart_within_the_grace_time_loses_and_repeats_no_slot(new_project: Callable[..., Project]) -> None:

@@ -112,3 +112,18 @@ def test_crash_looping_children_of_up_are_reported() -> None:
     assert "worker b is crash-looping: restarted 2 time(s) in the last 60s" in text
     assert "scheduler" not in text.split("\n\n")[0]
     assert "queue a-queue-with-a-very-long-name-too: 123456789 job(s) waiting and no live worker" in text
+
+
+def test_a_paused_queue_is_marked_and_named_as_needing_attention() -> None:
+    data = status([])
+    data["queues"][0]["paused"] = True
+    lines = render(data, NOW)
+    queues = section(lines, "queue")
+    assert cells(queues[1])[0] == "a-queue-with-a-very-long-name-too (paused)"
+    assert len(cells(queues[1])) == 6
+    text = "\n".join(lines)
+    assert (
+        "queue a-queue-with-a-very-long-name-too is paused: 123456789 job(s) waiting "
+        "(`bootstrap jobs resume a-queue-with-a-very-long-name-too`)" in text
+    )
+    assert "no live worker" not in text  # paused on purpose: not a missing worker

@@ -26,7 +26,7 @@ from bootstrap.jobs.contract import MongoRuntime, QueueContract, RedisRuntime, R
 from bootstrap.jobs.runtime import queue_runtime
 from bootstrap.layout.schedules import definition
 from bootstrap.spec.load import load_spec
-from bootstrap.spec.model import ConnectRetry, RetryPolicy, Schedule, Spec, freeze
+from bootstrap.spec.model import ConnectRetry, MiddlewareRef, RateLimit, RetryPolicy, Schedule, Spec, freeze
 
 REPO = Path(__file__).resolve().parents[3]
 CONFIG = REPO / "config"
@@ -151,6 +151,16 @@ queues = st.builds(
     completed=retentions,
     failed=retentions,
     tasks=st.lists(tasks, max_size=3, unique_by=lambda t: t.name).map(tuple),
+    rate_limit=st.none() | st.builds(RateLimit, max=st.integers(1, 10**5), per=durations),
+    middlewares=st.lists(
+        st.builds(
+            MiddlewareRef,
+            path=st.text(),
+            kwargs=st.dictionaries(st.text(), st.none() | st.integers() | st.text(), max_size=2).map(freeze),
+            where=st.text(),
+        ),
+        max_size=2,
+    ).map(tuple),
 )
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(),
@@ -169,6 +179,7 @@ schedules = st.builds(
     misfire=st.sampled_from(["skip", "run_once"]),
     timezone=st.text(),
     enabled=st.booleans(),
+    align=st.booleans(),
 )
 runtimes = st.builds(
     Runtime,

@@ -222,3 +222,33 @@ def test_latest_slot_is_never_after_now() -> None:
     assert latest_slot(cron, slot) == slot
     assert latest_slot(cron, slot - 0.0005) == slot - 300
     assert latest_slot({"every": 300.0}, slot - 0.0005) == slot - 300
+
+
+# every: N without align -- the first slot when first seen, then N apart from the last one handled
+
+UNALIGNED = {"every": 900.0, "align": False}
+
+
+def test_an_unaligned_schedule_seen_for_the_first_time_is_due_now() -> None:
+    now = ts(2026, 11, 28, 21, 31, 47) + 0.25
+    assert due_slots(UNALIGNED, None, now) == [now]
+    assert due_slots({"every": 900.0, "align": True}, None, now) == [ts(2026, 11, 28, 21, 30)]
+    assert due_slots({"every": 900.0}, None, now) == [ts(2026, 11, 28, 21, 30)]  # stored before `align`: aligned
+
+
+def test_unaligned_slots_follow_the_last_slot_handled() -> None:
+    last = ts(2026, 11, 28, 21, 31, 47) + 0.25
+    assert due_slots(UNALIGNED, last, last + 899.9) == []
+    assert due_slots(UNALIGNED, last, last + 900) == [last + 900]
+    assert due_slots(UNALIGNED, last, last + 2000) == [last + 900, last + 1800]
+    assert next_slot(UNALIGNED, last + 100, last) == last + 900
+    assert latest_slot(UNALIGNED, last + 1000, last) == last + 900
+
+
+def test_unaligned_slots_always_move_forward_from_a_fractional_anchor() -> None:
+    definition = {"every": 0.1, "align": False}
+    last = 1_795_977_258.123456
+    for _ in range(1000):
+        (slot,) = due_slots(definition, last, last + 0.1)
+        assert 0.1 - 1e-6 < slot - last < 0.1 + 1e-6
+        last = slot

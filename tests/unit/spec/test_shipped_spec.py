@@ -475,7 +475,8 @@ def test_schedules(spec: Spec) -> None:
         retry = schedule.retry
         assert (retry.attempts, retry.backoff, retry.delay) == (3, "exponential", 5)
         assert [retry.delay_before(n) for n in (1, 2)] == [5, 10]
-        assert schedule.enabled and schedule.timezone == "UTC" and schedule.misfire == "skip"
+        assert schedule.enabled and schedule.timezone == "UTC" and schedule.misfire == "run_once"
+        assert not schedule.align  # as BullMQ: the first job when registered, then an interval apart
 
 
 def test_mongodb_settings(spec: Spec) -> None:
