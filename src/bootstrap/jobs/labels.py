@@ -19,6 +19,7 @@ from typing import Any
 
 ATTEMPT = "attempt"  # which attempt this run is (1 = first); written by the worker when it retries
 TRANSIENT = "transient_retries"  # retries spent on transient connection errors (see transient.py)
+RETRY_AFTERS = "retry_afters"  # how many times the job asked to run again later (errors.RetryAfter)
 SCHEDULE_ID = "schedule_id"  # the schedule that fired the job (written by the scheduler)
 RETRY = "retry"  # the retry policy as JSON: informational only
 TIMEOUT = "timeout"  # the task's timeout in seconds: informational only

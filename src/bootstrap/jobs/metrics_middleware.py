@@ -3,8 +3,9 @@ them (with the queue's depths, read from Redis on scrape) on the worker's metric
 
 It runs after the jobs middleware (`JobsMiddleware`, which decides whether a failed job is retried)
 and tells a retry from a failure for good by the labels that middleware changes on a retry: the
-attempt number, or the count of transient retries. The fast receiver calls `started`, `completed`
-and `failed` directly; under the stock receiver the Taskiq hooks do.
+attempt number, the count of transient retries, or the count of RetryAfter requests. The fast
+receiver calls `started`, `completed` and `failed` directly; under the stock receiver the Taskiq
+hooks do.
 """
 
 from __future__ import annotations
@@ -21,8 +22,12 @@ if TYPE_CHECKING:
     from bootstrap.jobs.metrics import JobMetrics, MetricsServer, TaskSeries
 
 
-def _retry_labels(message: TaskiqMessage) -> tuple[Any, Any]:
-    return message.labels.get(labels.ATTEMPT), message.labels.get(labels.TRANSIENT)
+def _retry_labels(message: TaskiqMessage) -> tuple[Any, Any, Any]:
+    return (
+        message.labels.get(labels.ATTEMPT),
+        message.labels.get(labels.TRANSIENT),
+        message.labels.get(labels.RETRY_AFTERS),  # a RetryAfter: again later, no attempt spent
+    )
 
 
 class MetricsMiddleware(TaskiqMiddleware):
@@ -37,7 +42,7 @@ class MetricsMiddleware(TaskiqMiddleware):
         # this middleware, and only workers count or serve anything.
         self._made: tuple[MetricsServer, JobMetrics] | None = None
         self._client: Any = None
-        self._before: dict[str, tuple[Any, Any]] = {}  # job id -> its retry labels when it started
+        self._before: dict[str, tuple[Any, Any, Any]] = {}  # job id -> its retry labels when it started
         self._tasks: dict[str, TaskSeries] = {}  # task name -> its counts (this worker has one queue)
 
     def _metrics(self) -> tuple[MetricsServer, JobMetrics]:

@@ -20,15 +20,13 @@ from bootstrap.errors import RetryAfter
 from bootstrap.jobs import labels, transient
 from bootstrap.jobs.broker import StreamBroker
 from bootstrap.jobs.contract import QueueContract
-from bootstrap.jobs.labels import ATTEMPT, RETRY
+from bootstrap.jobs.labels import ATTEMPT, RETRY, RETRY_AFTERS
 from bootstrap.jobs.records import COMPLETED, FAILED
 from bootstrap.layout import schedules as stored
 from bootstrap.layout.schedules import retry_from_json
 from bootstrap.spec.model import RetryPolicy
 
 __all__ = ["ATTEMPT", "RETRY", "JobsMiddleware", "attempt_of", "retry_delay"]  # ATTEMPT, RETRY: re-exported
-
-RETRY_AFTERS = "retry_afters"  # label: how many times the job asked to run again later (RetryAfter)
 
 log = logging.getLogger("bootstrap.jobs")
 

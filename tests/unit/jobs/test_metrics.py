@@ -104,3 +104,32 @@ def test_a_failed_read_is_reported_in_the_scrape_and_logged_once(caplog: pytest.
     assert caplog.text.count("cannot read queue depths") == 1
     text = exposition(depths)
     assert "bootstrap_queue_read_ok 1.0" in text and 'bootstrap_queue_jobs{queue="q",state="waiting"} 0.0' in text
+
+
+@pytest.mark.parametrize(
+    ("label", "value", "retried"),
+    [
+        ("attempt", 2, True),  # the task's retry policy
+        ("transient_retries", 1, True),  # a transient connection error
+        ("retry_afters", 1, True),  # the handler raised RetryAfter: again later, no attempt spent
+        (None, None, False),  # nothing changed: failed for good
+    ],
+)
+def test_a_failure_counts_as_retried_when_the_jobs_middleware_changed_a_retry_label(
+    label: str | None, value: int | None, retried: bool
+) -> None:
+    from taskiq import TaskiqMessage
+
+    from bootstrap.jobs.broker import StreamBroker
+    from bootstrap.jobs.metrics_middleware import MetricsMiddleware
+    from bootstrap.jobs.runtime import QueueRuntime
+
+    runtime = QueueRuntime("bench", "bench", "redis://127.0.0.1:1/0", 300.0, 10, 3600.0, 200, 86400.0, 1000)
+    metrics = MetricsMiddleware(StreamBroker(runtime), port=1)  # never started: counting only
+    message = TaskiqMessage(task_id="j1", task_name="t", labels={}, args=[], kwargs={})
+    metrics.started(message)
+    if label is not None:
+        message.labels[label] = value  # what JobsMiddleware.failed does before metrics sees it
+    metrics.failed(message, 0.01)
+    series = metrics._series("t")
+    assert (series.retried, series.failed) == ((1, 0) if retried else (0, 1))
