@@ -189,11 +189,12 @@ def workers(spec: Spec, client: redis.Redis, wiring: Callable[[Spec], str] | Non
 
 
 def drift(spec: Spec, db: Database[Any], client: redis.Redis) -> Check:
-    """The engine's plan, less the eviction policy (its own check above)."""
+    """The engine's plan, less the eviction policy (its own check above) and notes about the server
+    rather than the spec (`shard:` off a mongos)."""
     from bootstrap.engine.apply import full_plan
 
     plan = full_plan(spec, db, client, Options())
-    ops = [op for op in plan.operations if not _about_eviction(op)]
+    ops = [op for op in plan.operations if op.is_drift and not _about_eviction(op)]
     if not ops:
         return Check("drift", True, "MongoDB and Redis match the spec")
     shown = [f"{op.symbol} {op.group}: {line}" for op in ops[:5] for line in op.describe()[:1]]

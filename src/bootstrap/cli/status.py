@@ -35,7 +35,8 @@ def collect(spec: Spec, db: Database[Any], client: redis.Redis) -> dict[str, Any
     plan = full_plan(spec, db, client, Options())
     drift: dict[str, list[str]] = {}
     for op in plan.operations:
-        drift.setdefault(op.group, []).extend(f"{op.symbol} {line}" for line in op.describe()[:1])
+        if op.is_drift:  # not notes about the server (`shard:` off a mongos: `plan` says it)
+            drift.setdefault(op.group, []).extend(f"{op.symbol} {line}" for line in op.describe()[:1])
     live_names = set(db.list_collection_names(filter={"name": {"$in": [c.name for c in spec.collections]}}))
     collections = []
     for coll in spec.collections:

@@ -24,6 +24,7 @@ class Operation:
     symbol = "?"
     kind = "create"  # the summary column it counts in: create, change, rebuild, drop, blocked, kept, note
     is_change = True  # False for informational entries (kept indexes, blocked operations)
+    is_drift = True  # False for notes about the server, not about the spec (sharding off a mongos)
 
     @property
     def group(self) -> str:

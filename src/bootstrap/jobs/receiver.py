@@ -48,7 +48,8 @@ class FastReceiver(Receiver):
             return await super().listen(finish_event)
         if self.run_startup:
             await broker.startup()
-        self.hooks = Hooks(m for m in broker.middlewares if not isinstance(m, JobsMiddleware))
+        # The user's middlewares: bootstrap's own (jobs, metrics) are called directly below.
+        self.hooks = Hooks(m for m in broker.middlewares if not isinstance(m, JobsMiddleware | MetricsMiddleware))
         log.info("queue %s: listening, concurrency %d", broker.runtime.queue, self.concurrency)
         queue: asyncio.Queue[AckableMessage | None] = asyncio.Queue(maxsize=self.concurrency)
 

@@ -118,7 +118,7 @@ def test_a_stopped_worker_is_named_with_the_fix(project: Project) -> None:
 def test_a_schedule_missing_from_redis_is_named_with_the_fix(project: Project) -> None:
     client = redis_client(project)
     try:
-        assert client.hdel(project.schedule_keys().definitions, "delta-sync-schedule") == 1
+        assert client.hdel(project.schedule_keys().of("delta-sync").schedules, "delta-sync-schedule") == 1
         code, report, _ = health(project)
         assert code == 1
         assert "not in Redis: delta-sync-schedule" in failed(report)["schedules"]["detail"]
