@@ -23,12 +23,14 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -151,7 +153,51 @@ async def enqueue_connected(runtime: Runtime, n: int) -> float:
         await broker.shutdown()
 
 
-def run_bootstrap(project: Project, redis_url: str, n: int, log_level: str, profile: Path | None = None) -> Result:
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def scrape_completed(port: int) -> float:
+    """bootstrap_jobs_completed_total of the worker serving metrics on `port`."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "bootstrap_jobs_completed_total"
+    )
+
+
+def hooks_cost(jobs: int = 100_000) -> float:
+    """Microseconds of CPU the metrics hooks add to one completed job, in this process (no I/O:
+    what the worker runs per job besides the job; steadier than throughput on a busy machine)."""
+    from bootstrap.jobs.metrics_middleware import MetricsMiddleware
+    from bootstrap.jobs.runtime import QueueRuntime
+
+    runtime = QueueRuntime("bench", "bench", "redis://127.0.0.1:1/0", 300.0, 10, 3600.0, 200, 86400.0, 1000)
+    metrics = MetricsMiddleware(StreamBroker(runtime), port=1)  # never started: counting only
+    messages = [TaskiqMessage(task_id=f"j{i}", task_name="noop-job", labels={}, args=[], kwargs={}) for i in range(999)]
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        for i in range(jobs):
+            message = messages[i % 999]
+            metrics.started(message)
+            metrics.completed(message, 0.001)
+        best = min(best, time.perf_counter() - started)
+    return best / jobs * 1e6
+
+
+def run_bootstrap(
+    project: Project, redis_url: str, n: int, log_level: str, profile: Path | None = None, metrics: bool = False
+) -> Result:
+    """`metrics`: the worker serves Prometheus metrics (as the shipped config declares), else none."""
     os.environ.update(project.env)
     runtime = Runtime.from_spec(project.spec())
     keys = project.queue_keys("bench")
@@ -165,6 +211,9 @@ def run_bootstrap(project: Project, redis_url: str, n: int, log_level: str, prof
         "BOOTSTRAP_LOG_LEVEL": log_level,
         "PYTHONPATH": os.pathsep.join([str(project.root), str(project.root / "generated")]),
     }
+    port = free_port() if metrics else 0
+    if metrics:  # the base port such that the bench queue's worker serves on `port`
+        env["BOOTSTRAP_METRICS_PORT"] = str(port - 1 - runtime.queue_names.index("bench"))
     log_path = project.root / "worker.log"
     log_path.unlink(missing_ok=True)
     command = worker_command(runtime, project.package, "bench")
@@ -185,6 +234,8 @@ def run_bootstrap(project: Project, redis_url: str, n: int, log_level: str, prof
         completed, failed = client.zcard(keys.records("completed")), client.zcard(keys.records("failed"))
         assert completed == min(n, 200) and failed == 0, (completed, failed)
         assert client.xpending(keys.stream, "workers")["pending"] == 0
+        if metrics:  # the metrics counted every job
+            assert scrape_completed(port) == n, scrape_completed(port)
     finally:
         if profile is not None and worker.pid is not None:  # py-spy writes its profile on SIGINT
             os.kill(worker.pid, signal.SIGINT)
@@ -299,6 +350,8 @@ def main() -> None:
     parser.add_argument("--compare-bullmq", action="store_true")
     parser.add_argument("--compare-taskiq", action="store_true")
     parser.add_argument("--profile", type=Path, help="record the worker with py-spy into PROFILE-cN.txt")
+    parser.add_argument("--metrics-cost", action="store_true",
+                        help="also run the bootstrap worker with Prometheus metrics on; print the hooks' CPU per job")
     args = parser.parse_args()
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     if args.compare_bullmq and not (BULLMQ / "node_modules" / "bullmq").is_dir():
@@ -307,7 +360,11 @@ def main() -> None:
     mongo, redis_server = MongoServer(tmp / "mongo"), RedisServer(tmp / "redis", appendonly=False)
     mongo.start()
     redis_server.start()
-    systems = ["bootstrap"] + ["BullMQ 5"] * args.compare_bullmq + ["taskiq + taskiq-redis"] * args.compare_taskiq
+    on = "bootstrap, metrics on"
+    systems = (["bootstrap"] + [on] * args.metrics_cost + ["BullMQ 5"] * args.compare_bullmq
+               + ["taskiq + taskiq-redis"] * args.compare_taskiq)  # fmt: skip
+    if args.metrics_cost:
+        print(f"metrics hooks: {hooks_cost():.2f} us of CPU per completed job (best of 5 x 100,000, in process)")
     results: dict[tuple[str, int], list[Result]] = {}
     try:
         print(f"jobs benchmark: N = {args.n} no-op jobs, one worker, logging {args.log_level}; {redis_server.uri}")
@@ -326,6 +383,8 @@ def main() -> None:
                             if args.profile is not None:
                                 profile = args.profile.with_name(f"{args.profile.name}-c{concurrency}.txt")
                             result = run_bootstrap(project, redis_server.uri, args.n, args.log_level, profile)
+                        elif name == on:
+                            result = run_bootstrap(project, redis_server.uri, args.n, args.log_level, metrics=True)
                         elif name == "BullMQ 5":
                             result = run_bullmq(redis_server.uri, args.n, concurrency)
                         else:
