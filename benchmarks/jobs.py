@@ -3,9 +3,11 @@ one queue, then process them with one worker at several concurrencies, at-least-
 consumer group, acknowledgement after the job, job records with retention).
 
 Run: .venv/bin/python benchmarks/jobs.py [N] [--rounds R] [--compare-bullmq] [--compare-taskiq]
-(default N = 10000, R = 1). `--compare-bullmq` runs BullMQ 5 (benchmarks/bullmq/throughput.js, after
+[--metrics-cost] (default N = 10000, R = 1). `--compare-bullmq` runs BullMQ 5 (benchmarks/bullmq/throughput.js, after
 `npm install` there) on the same Redis with the seed's job options, alternating with ours round by
 round, and prints the ratio; `--compare-taskiq` does the same with plain taskiq + taskiq-redis.
+`--metrics-cost` adds our worker with Prometheus metrics on (alternated with it off; each run checks
+the scraped count) and prints the metrics hooks' CPU per job, measured in process.
 
 Measured the way BullMQ's throughput.js measures: enqueue timed after the producer is connected;
 processing from the first delivery (the consumer group's first hand-out) to the last job
