@@ -51,9 +51,10 @@ def _non_null(fld: Field) -> st.SearchStrategy[Any]:
         return st.sampled_from([v for v in thaw(fld.enum) if v is not None])
     kind = fld.type
     if kind is FieldType.STRING:
-        if fld.pattern:
-            return st.from_regex(fld.pattern)
-        return st.text(min_size=fld.min_length or 0, max_size=fld.max_length or 20)
+        low, high = fld.min_length or 0, fld.max_length or 20
+        if fld.pattern:  # the pattern's strings, within the declared lengths (a pattern says none)
+            return st.from_regex(fld.pattern).filter(lambda text: low <= len(text) <= high)
+        return st.text(min_size=low, max_size=high)
     if kind.numeric:
         return _numbers(fld)
     if kind is FieldType.BOOL:

@@ -89,9 +89,16 @@ class _ObjectId(_Kind):
         return core_schema.plain_serializer_function_ser_schema(str, when_used="json")
 
 
+# A naive UTC date made aware by arithmetic: `_EPOCH + (value - _NAIVE_EPOCH)` is exact (timedeltas
+# are whole microseconds) and many times cheaper than `value.replace(tzinfo=UTC)`, whose keyword
+# call dominated reading documents (measured: ~0.2 us against ~2.4 us per date).
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH = dt.datetime(1970, 1, 1)
+
+
 def _utc_ms(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is not UTC:
-        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        value = _EPOCH + (value - _NAIVE_EPOCH) if value.tzinfo is None else value.astimezone(UTC)
     if value.microsecond % 1000:
         value = value.replace(microsecond=value.microsecond // 1000 * 1000)
     return value
@@ -103,7 +110,7 @@ def _read_date(value: Any) -> dt.datetime:
     if type(value) is dt.datetime:
         tz = value.tzinfo
         if tz is None:
-            return value.replace(tzinfo=UTC)
+            return _EPOCH + (value - _NAIVE_EPOCH)
         return value if tz is UTC else value.astimezone(UTC)
     if isinstance(value, dt.datetime):
         return _utc_ms(value)
