@@ -30,6 +30,7 @@ class AckBatch:
         self.batch = batch
         self._ids: list[str] = []
         self._records: list[tuple[str, dict[str, Any], float, int]] = []
+        self._forget: list[str] = []  # ids of finished deduplicated jobs, to take out of the id index
         self._full = asyncio.Event()
 
     def ack(self, entry_id: str) -> None:
@@ -41,11 +42,16 @@ class AckBatch:
     @property
     def pending(self) -> bool:
         """Acknowledgements or records wait for a flush."""
-        return bool(self._ids or self._records)
+        return bool(self._ids or self._records or self._forget)
 
     def record(self, outcome: str, record: dict[str, Any], max_age: float, max_count: int) -> None:
         """Queue a job record; it is written with the next batch of acknowledgements, before them."""
         self._records.append((outcome, record, max_age, max_count))
+
+    def forget(self, job_id: str) -> None:
+        """A deduplicated job finished: its id leaves the id index with the next flush (it may be
+        enqueued again from then on)."""
+        self._forget.append(job_id)
 
     async def flush(self, client: aioredis.Redis, records: Records) -> None:
         """One round trip for a batch: job records first, then XACK and XDEL of the finished jobs."""
@@ -53,19 +59,22 @@ class AckBatch:
             return
         ids, self._ids = self._ids, []
         pending, self._records = self._records, []
+        forget, self._forget = self._forget, []
         pipe = client.pipeline(transaction=False)
         batches: dict[tuple[str, float, int], list[dict[str, Any]]] = {}
         for outcome, record, max_age, max_count in pending:
             batches.setdefault((outcome, max_age, max_count), []).append(record)
         for (outcome, max_age, max_count), batch in batches.items():
             await records.queue_store(pipe, outcome, batch, max_age, max_count)
-        if ids:
-            pipe.xack(self.keys.stream, GROUP, *ids)
-            pipe.xdel(self.keys.stream, *ids)
+        if forget:  # before the acknowledgements: a crash between leaves the job to run again, its id free
+            pipe.hdel(self.keys.ids, *forget)
+        for stream, entry_ids in self.keys.by_stream(ids).items():  # one stream per priority level
+            pipe.xack(stream, GROUP, *entry_ids)
+            pipe.xdel(stream, *entry_ids)
         try:
             await pipe.execute()
         except BaseException:  # cancellation at shutdown included: the final flush writes them
-            self._ids[:0], self._records[:0] = ids, pending
+            self._ids[:0], self._records[:0], self._forget[:0] = ids, pending, forget
             raise
 
     async def step(self, client: aioredis.Redis, records: Records, queue: str) -> None:

@@ -11,11 +11,12 @@ from typing import Any
 import redis
 from taskiq import TaskiqMessage
 
+from bootstrap.jobs import labels
 from bootstrap.jobs.labels import ATTEMPT, TRANSIENT
 from bootstrap.jobs.records import COMPLETED, FAILED
 from bootstrap.jobs.slots import latest_slot, next_slot, problem
 from bootstrap.layout import schedules as stored
-from bootstrap.layout.keys import GROUP, QueueKeys, ScheduleKeys, as_text, marker_key, workers_key
+from bootstrap.layout.keys import GROUP, NORMAL, PRIORITIES, QueueKeys, ScheduleKeys, as_text, marker_key, workers_key
 from bootstrap.layout.marker import read_marker
 from bootstrap.spec.durations import format_duration
 from bootstrap.spec.model import Spec
@@ -128,16 +129,19 @@ def retry_failed(client: redis.Redis, keys: QueueKeys, job_ids: list[str]) -> li
         record = failed_job(client, keys, job_id)
         if record is None:
             continue
-        labels = {k: v for k, v in record.get("labels", {}).items() if k not in (ATTEMPT, TRANSIENT)}
+        kept = {k: v for k, v in record.get("labels", {}).items() if k not in (ATTEMPT, TRANSIENT)}
         message = TaskiqMessage(
             task_id=record["id"],
             task_name=record["task"],
-            labels=labels,
+            labels=kept,
             args=record.get("args", []),
             kwargs=record.get("kwargs", {}),
         )
+        level = labels.priority(message.labels) if message.labels.get(labels.PRIORITY) in PRIORITIES else NORMAL
         pipe = client.pipeline(transaction=True)
-        pipe.xadd(keys.stream, {"data": message.model_dump_json().encode()})
+        if labels.dedupe_or_false(message.labels):  # its id is taken again while it waits and runs
+            pipe.hset(keys.ids, job_id, time.time())
+        pipe.xadd(keys.stream_at(level), {"data": message.model_dump_json().encode()})
         pipe.zrem(keys.records(FAILED), job_id)
         pipe.hdel(keys.record_data(FAILED), job_id)
         pipe.execute()

@@ -25,6 +25,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -34,7 +35,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AckableMessage, AsyncBroker, BrokerMessage, TaskiqMessage
 
 from bootstrap.connect import redis as redis_connect
-from bootstrap.jobs import intake
+from bootstrap.errors import BootstrapError
+from bootstrap.jobs import intake, labels
 from bootstrap.jobs.acks import AckBatch
 from bootstrap.jobs.connections import QueueConnections
 from bootstrap.jobs.inflight import InFlight
@@ -42,7 +44,7 @@ from bootstrap.jobs.records import FAILED, Records
 from bootstrap.jobs.runtime import QueueRuntime
 from bootstrap.jobs.upkeep import Background, Heartbeat, Promoter, Reclaimer, Renewer
 from bootstrap.jobs.watchdog import LoopWatchdog
-from bootstrap.layout.keys import GROUP, QueueKeys, as_text
+from bootstrap.layout.keys import GROUP, PRIORITIES, QueueKeys, as_text
 
 log = logging.getLogger("bootstrap.jobs.broker")
 
@@ -90,6 +92,40 @@ for i = 1, #ARGV do
 end
 return #ARGV
 """
+
+
+# Enqueue jobs with a placement, in order: a job whose id is to be deduplicated is added only if its id
+# is not in the id index (HSETNX adds it there in the same step); a delayed one goes to the delayed set,
+# any other to its priority level's stream. KEYS: id index, delayed set, the streams highest priority
+# first. ARGV: now, then per job: id to deduplicate ('' for none), due time, stream number, data.
+# Returns {jobs added, ids already there}.
+_ENQUEUE = """
+local now, added, existing = tonumber(ARGV[1]), 0, {}
+for i = 2, #ARGV, 4 do
+  local id = ARGV[i]
+  if id == '' or redis.call('HSETNX', KEYS[1], id, ARGV[1]) == 1 then
+    local due = tonumber(ARGV[i + 1])
+    if due > now then
+      redis.call('ZADD', KEYS[2], due, ARGV[i + 3])
+    else
+      redis.call('XADD', KEYS[2 + tonumber(ARGV[i + 2])], '*', 'data', ARGV[i + 3])
+    end
+    added = added + 1
+  else
+    table.insert(existing, id)
+  end
+end
+return {added, existing}
+"""
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What a send did: how many jobs it added, and the ids it did not add because a job with that id
+    is already waiting, delayed or running (deduplicated)."""
+
+    added: int
+    existing: tuple[str, ...] = ()
 
 
 class StreamMessage(AckableMessage):
@@ -179,7 +215,37 @@ class StreamBroker(AsyncBroker):
     # --- sending ----------------------------------------------------------------------------------
 
     async def kick(self, message: BrokerMessage) -> None:
-        await self.redis.xadd(self.keys.stream, {"data": message.message})
+        """Send one job (taskiq's `kiq`). Its labels `delay`, `priority` and `dedupe` say when, on
+        which level and whether its id is deduplicated (see `labels.placement`)."""
+        try:
+            placement = labels.placement(message.labels)
+        except labels.LabelError as exc:
+            raise BootstrapError(f"job {message.task_id} ({message.task_name}) not sent: {exc}") from None
+        if placement.plain:
+            await self.redis.xadd(self.keys.stream, {"data": message.message})
+        else:
+            await self.send([(message.task_id, message.message)], placement)
+
+    async def send(self, jobs: Iterable[tuple[str, bytes]], placement: labels.Placement, chunk: int = 1000) -> Sent:
+        """Enqueue (id, serialised job) pairs with one placement: one round trip (one Lua call) per
+        `chunk` jobs. With `placement.dedupe` a job whose id is already waiting, delayed or running is
+        not added again (its id is in `Sent.existing`)."""
+        if placement.plain:
+            return Sent(await self.kick_data((data for _, data in jobs), chunk))
+        script = self.redis.register_script(_ENQUEUE)
+        keys = [self.keys.ids, self.keys.delayed, *self.keys.streams]
+        level = PRIORITIES.index(placement.priority) + 1
+        remaining, added, existing = iter(jobs), 0, []
+        while batch := list(itertools.islice(remaining, chunk)):
+            now = time.time()
+            due = now + placement.delay if placement.delay > 0 else 0
+            args: list[Any] = [now]
+            for job_id, data in batch:
+                args += [job_id if placement.dedupe else "", due, level, data]
+            count, seen = await script(keys=keys, args=args)
+            added += int(count)
+            existing += [as_text(job_id) for job_id in seen]
+        return Sent(added, tuple(existing))
 
     async def kick_many(self, messages: Iterable[BrokerMessage], chunk: int = 1000) -> int:
         """Enqueue many jobs with pipelined XADDs: see `kick_data`."""
@@ -257,7 +323,7 @@ class StreamBroker(AsyncBroker):
             rejected.reason,
         )
         self.in_flight.let_go(entry_id)
-        self.acks.record(FAILED, rejected.record, self.runtime.failed_max_age, self.runtime.failed_max_count)
+        self.record(FAILED, rejected.record, self.runtime.failed_max_age, self.runtime.failed_max_count)
         self.acks.ack(entry_id)
 
     def stop_listening(self) -> None:
@@ -274,8 +340,11 @@ class StreamBroker(AsyncBroker):
         return StreamMessage(data=data, ack=ack, entry_id=ident, job=job, deliveries=deliveries)
 
     def record(self, outcome: str, record: dict[str, Any], max_age: float, max_count: int) -> None:
-        """Queue a job record; it is written with the next batch of acknowledgements, before them."""
+        """Queue the record of a finished job; it is written with the next batch of acknowledgements,
+        before them. A deduplicated job's id leaves the id index with it."""
         self.acks.record(outcome, record, max_age, max_count)
+        if labels.dedupe_or_false(record.get("labels") or {}):
+            self.acks.forget(str(record["id"]))
 
     # --- what the receiver tells the broker -------------------------------------------------------
 

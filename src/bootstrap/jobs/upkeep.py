@@ -9,7 +9,8 @@
   blocked event loop cannot stop it.
 - Heartbeat: an "alive" note in the workers hash for `bootstrap status` (with the hash of the
   generated wiring the worker runs), removed on shutdown.
-- Promoter: retries waiting in the delayed set are moved into the stream when due (one Lua step).
+- Promoter: retries and delayed jobs waiting in the delayed set are moved into the stream of their
+  priority level when due (one Lua step).
 
 `Background` starts the event-loop ones at a worker's startup and stops them at its shutdown.
 """
@@ -194,12 +195,20 @@ def running_wiring(keys: QueueKeys) -> str | None:
     return None
 
 
-# Move due retries into the stream: ZRANGEBYSCORE + XADD + ZREM in one step, so a job is never in
-# both places or in neither. KEYS: delayed set, stream; ARGV: now, most jobs moved at once.
+# Move due jobs (retries, delayed jobs) into the stream of their priority level (the job's `priority`
+# label; normal when it has none or an unknown one): ZRANGEBYSCORE + XADD + ZREM in one step, so a job
+# is never in both places or in neither. KEYS: delayed set, the streams highest priority first (high,
+# normal, low); ARGV: now, most jobs moved at once.
 _PROMOTE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local levels = {high = KEYS[2], normal = KEYS[3], low = KEYS[4]}
 for _, data in ipairs(due) do
-  redis.call('XADD', KEYS[2], '*', 'data', data)
+  local stream = KEYS[3]
+  local ok, job = pcall(cjson.decode, data)
+  if ok and type(job) == 'table' and type(job.labels) == 'table' and type(job.labels.priority) == 'string' then
+    stream = levels[job.labels.priority] or KEYS[3]
+  end
+  redis.call('XADD', stream, '*', 'data', data)
   redis.call('ZREM', KEYS[1], data)
 end
 return #due
@@ -207,8 +216,8 @@ return #due
 
 
 class Promoter:
-    """Moves retries whose delay is over from the delayed set into the stream: at once while there
-    are due ones, else every 50 ms."""
+    """Moves retries and delayed jobs whose time has come from the delayed set into the stream of
+    their priority: at once while there are due ones, else every 50 ms."""
 
     def __init__(self, client: aioredis.Redis, keys: QueueKeys, batch: int) -> None:
         self.keys = keys
@@ -216,14 +225,15 @@ class Promoter:
         self._script = client.register_script(_PROMOTE)
 
     async def promote(self) -> int:
-        """Due retries moved now (at most one batch)."""
-        return int(await self._script(keys=[self.keys.delayed, self.keys.stream], args=[time.time(), self.batch]))
+        """Due jobs moved now (at most one batch)."""
+        keys = [self.keys.delayed, *self.keys.streams]
+        return int(await self._script(keys=keys, args=[time.time(), self.batch]))
 
     async def step(self) -> None:
         try:
             moved = await self.promote()
         except Exception as exc:  # Redis away: say so once a second, not 20 times
-            log.warning("queue %s: moving due retries failed (%s)", self.keys.queue, exc)
+            log.warning("queue %s: moving due jobs failed (%s)", self.keys.queue, exc)
             await asyncio.sleep(1)
             return
         if not moved:

@@ -21,6 +21,7 @@ from taskiq.decor import AsyncTaskiqDecoratedTask
 
 from bootstrap import logs
 from bootstrap.errors import BootstrapError
+from bootstrap.jobs import labels
 from bootstrap.jobs.broker import StreamBroker
 from bootstrap.jobs.contract import Runtime, TaskContract
 from bootstrap.jobs.handlers import Handler, Job, call_handler, import_handler, log_job
@@ -118,44 +119,64 @@ def import_queue_handlers(broker: StreamBroker) -> None:
 
 def task_labels(task: TaskContract) -> dict[str, Any]:
     """Labels every job of `task` carries: its retry policy and timeout."""
-    labels: dict[str, Any] = {}
+    found: dict[str, Any] = {}
     if task.retry is not None:
-        labels[RETRY] = json.dumps(retry_json(task.retry))
+        found[RETRY] = json.dumps(retry_json(task.retry))
     if task.timeout:
-        labels["timeout"] = task.timeout
-    return labels
+        found["timeout"] = task.timeout
+    return found
 
 
 @dataclass(frozen=True)
 class Enqueued:
-    count: int
+    count: int  # jobs added
     first: str  # the first job's id
     last: str
+    existing: tuple[str, ...] = ()  # ids not added: a job with that id is waiting, delayed or running
 
 
 async def enqueue(
-    runtime: Runtime, queue: str, task: str, kwargs: dict[str, Any], *, count: int = 1, job_id: str | None = None
+    runtime: Runtime,
+    queue: str,
+    task: str,
+    kwargs: dict[str, Any],
+    *,
+    count: int = 1,
+    job_id: str | None = None,
+    delay: float = 0.0,
+    priority: str | None = None,
 ) -> Enqueued:
     """Put `count` jobs of `task` on `queue`, made and sent a batch at a time (memory stays the same
     for a million jobs as for ten). `kwargs` must be JSON: NaN or Infinity would reach the handler as
-    null, so they are refused."""
+    null, so they are refused. The jobs run after `delay` seconds, at `priority` (default: the task's).
+    With `job_id` the ids are deduplicated: one already waiting, delayed or running is not added again
+    (`Enqueued.existing`)."""
     try:
         json.dumps(kwargs, allow_nan=False)
     except ValueError as exc:
         raise BootstrapError(f"job arguments must be JSON ({exc}: NaN and Infinity are not JSON numbers)") from None
-    labels = task_labels(runtime.queue(queue).task(task))
+    job_labels = task_labels(runtime.queue(queue).task(task))
+    if priority is not None:
+        job_labels[labels.PRIORITY] = priority
+    if job_id is not None:
+        job_labels[labels.DEDUPE] = True
+    try:
+        placement = labels.placement({**job_labels, labels.DELAY: delay})
+    except labels.LabelError as exc:
+        raise BootstrapError(str(exc)) from None
     base = job_id or uuid.uuid4().hex
     ids = [base if count == 1 else f"{base}-{n}" for n in (0, count - 1)]
     # One message serialised, the others made from it by putting their id in (the same JSON).
     marker = f"job-id-{uuid.uuid4().hex}"
-    template = TaskiqMessage(task_id=marker, task_name=task, labels=labels, args=[], kwargs=kwargs)
+    template = TaskiqMessage(task_id=marker, task_name=task, labels=job_labels, args=[], kwargs=kwargs)
     head, _, tail = template.model_dump_json().encode().partition(json.dumps(marker).encode())
     broker = StreamBroker(queue_runtime(runtime, queue))
     await broker.startup()
     try:
-        datas = (head + json.dumps(base if count == 1 else f"{base}-{n}").encode() + tail for n in range(count))
-        sent = await broker.kick_data(datas)
-        return Enqueued(sent, ids[0], ids[-1])
+        names = (base if count == 1 else f"{base}-{n}" for n in range(count))
+        jobs = ((name, head + json.dumps(name).encode() + tail) for name in names)
+        sent = await broker.send(jobs, placement)
+        return Enqueued(sent.added, ids[0], ids[-1], sent.existing)
     finally:
         await broker.shutdown()
 
@@ -164,7 +185,7 @@ def register_task(broker: StreamBroker, runtime: Runtime, queue: str, task: str)
     """The Taskiq task `task` of `queue`, bound to its declared handler (or the logging one)."""
     declared = runtime.queue(queue).task(task)
     handler = HandlerRef(declared.handler)  # imported by this queue's workers only
-    labels = task_labels(declared)
+    task_label_values = task_labels(declared)
 
     async def direct(message: TaskiqMessage) -> Any:
         """The job without Taskiq's dependency injection (the fast receiver calls this)."""
@@ -184,7 +205,7 @@ def register_task(broker: StreamBroker, runtime: Runtime, queue: str, task: str)
     run.bootstrap_direct = direct  # type: ignore[attr-defined]
     run.bootstrap_handler = handler  # type: ignore[attr-defined]
     run.bootstrap_task = declared  # type: ignore[attr-defined]  # its timeout, for the fast receiver
-    decorated: AsyncTaskiqDecoratedTask[Any, Any] = broker.register_task(run, task_name=task, **labels)
+    decorated: AsyncTaskiqDecoratedTask[Any, Any] = broker.register_task(run, task_name=task, **task_label_values)
     return decorated
 
 
