@@ -75,3 +75,13 @@ def sync_sleep(job: Job, seconds: float = 6.0, **kwargs: Any) -> str:
     time.sleep(seconds)
     _note_now(f"test:sync:{job.id}", {"event": "end", "pid": os.getpid(), "at": time.time()})
     return "done"
+
+
+async def give_back(job: Job, **kwargs: Any) -> dict[str, Any]:
+    """Returns what it was given: a result to keep."""
+    return {"job": job.id, "kwargs": kwargs}
+
+
+async def give_back_a_set(**kwargs: Any) -> set[int]:
+    """Returns a value that is not JSON."""
+    return {1, 2, 3}

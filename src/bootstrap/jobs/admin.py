@@ -35,26 +35,31 @@ class QueueStats:
 
 
 def queue_stats(client: redis.Redis, spec: Spec) -> list[QueueStats]:
+    """Each queue's counts; waiting and running summed over its priority levels' streams."""
     pipe = client.pipeline(transaction=False)
     keys = [QueueKeys(spec.redis.key_prefix, q.name) for q in spec.queues]
+    levels = len(PRIORITIES)
     for k in keys:
-        pipe.xlen(k.stream)
-        pipe.xinfo_groups(k.stream)
+        for stream in k.streams:
+            pipe.xlen(stream)
+            pipe.xinfo_groups(stream)
         pipe.zcard(k.delayed)
         pipe.zcard(k.records(COMPLETED))
         pipe.zcard(k.records(FAILED))
     results = pipe.execute(raise_on_error=False)
-    stats = []
+    stats, per_queue = [], 2 * levels + 3
     for i, k in enumerate(keys):
-        length, groups, delayed, completed, failed = results[i * 5 : i * 5 + 5]
-        length = length if isinstance(length, int) else 0
-        group: dict[str, Any] = {}
-        if isinstance(groups, list):
-            group = next((g for g in groups if as_text(g.get("name")) == GROUP), {})
-        pending = int(group.get("pending", 0))
-        stats.append(
-            QueueStats(k.queue, max(0, length - pending), pending, _int(delayed), _int(completed), _int(failed))
-        )
+        mine = results[i * per_queue : (i + 1) * per_queue]
+        waiting = running = 0
+        for length, groups in zip(mine[0 : 2 * levels : 2], mine[1 : 2 * levels : 2], strict=True):
+            length = length if isinstance(length, int) else 0
+            group: dict[str, Any] = {}
+            if isinstance(groups, list):
+                group = next((g for g in groups if as_text(g.get("name")) == GROUP), {})
+            pending = int(group.get("pending", 0))
+            waiting, running = waiting + max(0, length - pending), running + pending
+        delayed, completed, failed = mine[2 * levels :]
+        stats.append(QueueStats(k.queue, waiting, running, _int(delayed), _int(completed), _int(failed)))
     return stats
 
 
@@ -118,6 +123,19 @@ def failed_jobs(client: redis.Redis, keys: QueueKeys, limit: int = 50) -> list[d
 def failed_job(client: redis.Redis, keys: QueueKeys, job_id: str) -> dict[str, Any] | None:
     raw = client.hget(keys.record_data(FAILED), job_id)
     return json.loads(raw) if raw else None
+
+
+def finished_job(client: redis.Redis, keys: QueueKeys, job_id: str) -> tuple[str, dict[str, Any]] | None:
+    """A finished job's record and its outcome (failed first: a failed record is the one to act on)."""
+    pipe = client.pipeline(transaction=False)
+    pipe.hget(keys.record_data(FAILED), job_id)
+    pipe.hget(keys.record_data(COMPLETED), job_id)
+    failed, completed = pipe.execute()
+    if failed:
+        return FAILED, json.loads(failed)
+    if completed:
+        return COMPLETED, json.loads(completed)
+    return None
 
 
 def retry_failed(client: redis.Redis, keys: QueueKeys, job_ids: list[str]) -> list[str]:

@@ -40,11 +40,12 @@ from bootstrap.jobs import intake, labels
 from bootstrap.jobs.acks import AckBatch
 from bootstrap.jobs.connections import QueueConnections
 from bootstrap.jobs.inflight import InFlight
+from bootstrap.jobs.priority import ReadOrder
 from bootstrap.jobs.records import FAILED, Records
 from bootstrap.jobs.runtime import QueueRuntime
 from bootstrap.jobs.upkeep import Background, Heartbeat, Promoter, Reclaimer, Renewer
 from bootstrap.jobs.watchdog import LoopWatchdog
-from bootstrap.layout.keys import GROUP, PRIORITIES, QueueKeys, as_text
+from bootstrap.layout.keys import GROUP, PRIORITIES, QueueKeys, as_text, entry_ref
 
 log = logging.getLogger("bootstrap.jobs.broker")
 
@@ -68,6 +69,22 @@ async def bounded(step: Awaitable[Any], seconds: float, what: str) -> bool:
         return False
     return True
 
+
+# Read up to a count of new jobs from the streams in the order given (one priority level after another:
+# see `priority`), without blocking. KEYS: the streams in reading order; ARGV: group, consumer, count.
+# Returns {stream number, entries} per stream that had some.
+_READ = """
+local left, found = tonumber(ARGV[3]), {}
+for i = 1, #KEYS do
+  if left <= 0 then break end
+  local got = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', left, 'STREAMS', KEYS[i], '>')
+  if got and #got[1][2] > 0 then
+    table.insert(found, {i, got[1][2]})
+    left = left - #got[1][2]
+  end
+end
+return found
+"""
 
 # Put jobs that were read but never started back as new entries (a worker shutting down), so they are
 # delivered again at once instead of after the visibility timeout. KEYS: stream; ARGV: group, ids.
@@ -137,6 +154,11 @@ class StreamMessage(AckableMessage):
     deliveries: int = 1
 
 
+def _fields(flat: list[Any]) -> dict[Any, Any]:
+    """A stream entry's fields as a Lua script returns them (a flat list) -> a mapping."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
 class StreamBroker(AsyncBroker):
     def __init__(self, runtime: QueueRuntime) -> None:
         super().__init__()
@@ -189,10 +211,11 @@ class StreamBroker(AsyncBroker):
             )
 
     async def _create_group(self) -> None:
-        """The consumer group, reading from the start of the stream (id 0): jobs enqueued before it
-        existed are delivered too."""
-        with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists already
-            await self.redis.xgroup_create(self.keys.stream, GROUP, id="0", mkstream=True)
+        """The consumer group of each priority level's stream, reading from its start (id 0): jobs
+        enqueued before it existed are delivered too."""
+        for stream in self.keys.streams:
+            with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists already
+                await self.redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
 
     async def shutdown(self) -> None:
         """Stop the background loops, say goodbye, write what is pending, run the shutdown handlers
@@ -281,16 +304,14 @@ class StreamBroker(AsyncBroker):
         the failed store with the reason, and logged, instead."""
         conn = self.connections.reader()
         reclaimer = Reclaimer(self.keys, self.consumer, self.runtime.visibility_timeout, self.in_flight)
+        order, read = ReadOrder(), conn.register_script(_READ)
         while not self._stopping.is_set():
             try:
                 entries: list[tuple[Any, Any, int]] = []
                 if reclaimer.due():
                     entries = await reclaimer.reclaim(conn, self._room)
                 if not entries:
-                    fetched: Any = await conn.xreadgroup(
-                        GROUP, self.consumer, {self.keys.stream: ">"}, count=self._room(), block=1000
-                    )
-                    entries = [(entry_id, fields, 1) for _stream, batch in fetched or () for entry_id, fields in batch]
+                    entries = await self._read(conn, read, order.next())
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("queue %s: Redis read failed (%s); retrying in 1s", self.runtime.queue, exc)
                 await asyncio.sleep(1)
@@ -309,6 +330,28 @@ class StreamBroker(AsyncBroker):
                     self.reject(ident, job)
                 else:
                     yield self._ackable(ident, fields[b"data"], job, deliveries)
+
+    async def _read(self, conn: aioredis.Redis, read: Any, levels: tuple[str, ...]) -> list[tuple[Any, Any, int]]:
+        """New jobs, as many as there is room for, from the levels in the order given (one Lua call);
+        when there are none, a read that blocks for at most a second until one arrives on any level.
+        Each is named by its entry reference (`entry_ref`: the level, unless normal, and the id)."""
+        streams = [self.keys.stream_at(level) for level in levels]
+        found: Any = await read(keys=streams, args=[GROUP, self.consumer, self._room()])
+        if found:
+            return [
+                (entry_ref(levels[int(number) - 1], as_text(entry_id)), _fields(flat), 1)
+                for number, batch in found
+                for entry_id, flat in batch
+            ]
+        fetched: Any = await conn.xreadgroup(
+            GROUP, self.consumer, dict.fromkeys(self.keys.streams, ">"), count=1, block=1000
+        )
+        level_of = {self.keys.stream_at(level): level for level in PRIORITIES}
+        return [
+            (entry_ref(level_of[as_text(stream)], as_text(entry_id)), fields, 1)
+            for stream, batch in fetched or ()
+            for entry_id, fields in batch
+        ]
 
     def _serves(self, task_name: str) -> bool:
         return self.find_task(task_name) is not None
@@ -362,7 +405,9 @@ class StreamBroker(AsyncBroker):
         ids = self.in_flight.unstarted()
         if not ids:
             return 0
-        released = int(await self.redis.register_script(_RELEASE)(keys=[self.keys.stream], args=[GROUP, *ids]))
+        release, released = self.redis.register_script(_RELEASE), 0
+        for stream, entry_ids in self.keys.by_stream(ids).items():  # back onto the level it came from
+            released += int(await release(keys=[stream], args=[GROUP, *entry_ids]))
         self.in_flight.gave_back(ids)
         if released:
             log.info("queue %s: gave back %d job(s) not started before shutdown", self.runtime.queue, released)

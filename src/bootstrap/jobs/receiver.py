@@ -111,7 +111,7 @@ class FastReceiver(Receiver):
         started = time.perf_counter()
         try:
             async with asyncio.timeout(timeout) as limit:
-                await broker.watchdog.track(job.task_id, job.task_name, direct(job))
+                returned = await broker.watchdog.track(job.task_id, job.task_name, direct(job))
         except Exception as exc:  # the job failed: retry or record it
             error: Exception = exc
             if isinstance(exc, TimeoutError) and limit.expired():
@@ -129,7 +129,7 @@ class FastReceiver(Receiver):
                     took,
                     timeout,
                 )
-            self.jobs.completed(job, took)
+            self.jobs.completed(job, took, returned)
         await maybe_awaitable(message.ack())
         return None
 

@@ -32,9 +32,10 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from bootstrap.jobs.inflight import InFlight
-from bootstrap.layout.keys import GROUP, QueueKeys, as_text, workers_key
+from bootstrap.layout.keys import GROUP, NORMAL, PRIORITIES, QueueKeys, as_text, entry_ref, workers_key
 
 # The broker's logger: these lines read as they did when the broker did this itself.
 log = logging.getLogger("bootstrap.jobs.broker")
@@ -61,36 +62,48 @@ class Reclaimer:
         return True
 
     async def reclaim(self, conn: aioredis.Redis, room: Callable[[], int]) -> list[tuple[Any, Any, int]]:
-        """Jobs pending longer than the visibility timeout, taken over: as many as `room()` allows
-        (asked again per round trip: acknowledgements free room meanwhile), each with how many times
-        it has now been delivered (Redis counts: XREADGROUP delivers once, each takeover once more).
-        Entries this worker already holds are not delivered twice."""
-        claimed: list[tuple[Any, Any]] = []
-        start = "0-0"
-        while len(claimed) < room():
-            result = await conn.xautoclaim(
-                self.keys.stream,
-                GROUP,
-                self.consumer,
-                min_idle_time=self._idle_ms,
-                start_id=start,
-                count=room() - len(claimed),
-            )
-            start, entries = as_text(result[0]), result[1]
-            claimed += [(entry_id, fields) for entry_id, fields in entries if as_text(entry_id) not in self.in_flight]
-            if start == "0-0" or not entries:
-                break
+        """Jobs pending longer than the visibility timeout, taken over, from every priority level's
+        stream, highest first: as many as `room()` allows (asked again per round trip:
+        acknowledgements free room meanwhile), each named by its entry reference (`entry_ref`) and
+        with how many times it has now been delivered (Redis counts: XREADGROUP delivers once, each
+        takeover once more). Entries this worker already holds are not delivered twice."""
+        claimed: list[tuple[str, str, Any]] = []  # (level, entry id, fields)
+        for level in PRIORITIES:
+            stream, start = self.keys.stream_at(level), "0-0"
+            while len(claimed) < room():
+                try:
+                    result = await conn.xautoclaim(
+                        stream,
+                        GROUP,
+                        self.consumer,
+                        min_idle_time=self._idle_ms,
+                        start_id=start,
+                        count=room() - len(claimed),
+                    )
+                except ResponseError as exc:  # a level never used has no stream yet: nothing to take over
+                    if level == NORMAL or "NOGROUP" not in str(exc):
+                        raise
+                    break
+                start, entries = as_text(result[0]), result[1]
+                claimed += [
+                    (level, as_text(entry_id), fields)
+                    for entry_id, fields in entries
+                    if entry_ref(level, as_text(entry_id)) not in self.in_flight
+                ]
+                if start == "0-0" or not entries:
+                    break
         if not claimed:
             return []
         log.warning("queue %s: took over %d job(s) whose worker stopped responding", self.keys.queue, len(claimed))
         counts = await self._deliveries(conn, claimed)
-        return [(entry_id, fields, n) for (entry_id, fields), n in zip(claimed, counts, strict=True)]
+        found = zip(claimed, counts, strict=True)
+        return [(entry_ref(level, entry_id), fields, n) for (level, entry_id, fields), n in found]
 
-    async def _deliveries(self, conn: aioredis.Redis, claimed: list[tuple[Any, Any]]) -> list[int]:
+    async def _deliveries(self, conn: aioredis.Redis, claimed: list[tuple[str, str, Any]]) -> list[int]:
         """How many times each claimed entry has been delivered, in one round trip."""
         pipe = conn.pipeline(transaction=False)
-        for entry_id, _ in claimed:
-            pipe.xpending_range(self.keys.stream, GROUP, min=entry_id, max=entry_id, count=1)
+        for level, entry_id, _ in claimed:
+            pipe.xpending_range(self.keys.stream_at(level), GROUP, min=entry_id, max=entry_id, count=1)
         counts = []
         for pending in await pipe.execute():
             counts.append(int(pending[0]["times_delivered"]) if pending else 1)
@@ -118,11 +131,13 @@ class Renewer:
         self._thread: threading.Thread | None = None
 
     def renew(self) -> None:
-        ids: list[Any] = self.in_flight.held()
+        ids = self.in_flight.held()
         if not ids:
             return
         try:
-            self.client.xclaim(self.keys.stream, GROUP, self.consumer, min_idle_time=0, message_ids=ids, justid=True)
+            for stream, entry_ids in self.keys.by_stream(ids).items():  # one stream per priority level
+                claimed: list[Any] = list(entry_ids)
+                self.client.xclaim(stream, GROUP, self.consumer, min_idle_time=0, message_ids=claimed, justid=True)
         except Exception as exc:  # Redis away: the next round tries again, well within the timeout
             log.warning("queue %s: could not renew running jobs (%s)", self.keys.queue, exc)
 

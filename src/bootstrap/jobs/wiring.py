@@ -26,8 +26,10 @@ from bootstrap.jobs.broker import StreamBroker
 from bootstrap.jobs.contract import Runtime, TaskContract
 from bootstrap.jobs.handlers import Handler, Job, call_handler, import_handler, log_job
 from bootstrap.jobs.middleware import RETRY, JobsMiddleware, attempt_of
+from bootstrap.jobs.results import RecordsResultBackend
 from bootstrap.jobs.runtime import queue_runtime, resolve_url
 from bootstrap.jobs.scheduler import SlotScheduler
+from bootstrap.layout.keys import NORMAL
 from bootstrap.layout.schedules import retry_json
 from bootstrap.spec.build import database_from_uri
 from bootstrap.spec.model import MongoSettings, Schedule
@@ -57,10 +59,12 @@ def mongo_settings(runtime: Runtime) -> MongoSettings:
 
 
 def make_broker(runtime: Runtime, queue: str) -> StreamBroker:
-    """The broker of `queue`: its own Redis stream, retries, records, and (in workers) a MongoDB
-    client made once at start-up for the handlers that ask for `db`."""
+    """The broker of `queue`: its own Redis streams, retries, records (with results, which its result
+    backend reads), and (in workers) a MongoDB client made once at start-up for the handlers that ask
+    for `db`."""
     broker = StreamBroker(queue_runtime(runtime, queue))
     broker.add_middlewares(JobsMiddleware(broker, runtime.queue(queue)))
+    broker.with_result_backend(RecordsResultBackend(broker))  # wait_result() reads the job records
 
     async def worker_startup(state: TaskiqState) -> None:
         """Start-up order: logging, this queue's handlers, then MongoDB (with its retry policy), then
@@ -118,12 +122,14 @@ def import_queue_handlers(broker: StreamBroker) -> None:
 
 
 def task_labels(task: TaskContract) -> dict[str, Any]:
-    """Labels every job of `task` carries: its retry policy and timeout."""
+    """Labels every job of `task` carries: its retry policy, timeout and priority."""
     found: dict[str, Any] = {}
     if task.retry is not None:
         found[RETRY] = json.dumps(retry_json(task.retry))
     if task.timeout:
         found["timeout"] = task.timeout
+    if task.priority != NORMAL:  # the level its jobs are sent to (see labels.placement)
+        found[labels.PRIORITY] = task.priority
     return found
 
 

@@ -64,3 +64,42 @@ def test_at_takes_an_iso_time_and_bad_times_are_refused(project: Project, capsys
     assert "--delay: 'soon' is not a duration" in capsys.readouterr().err
     assert client.zcard(keys.delayed) == 1 and client.xlen(keys.stream) == 0
     client.close()
+
+
+@pytest.fixture
+def one_at_a_time(tmp_path: Path, mongo_uri: str, redis_server: RedisServer) -> Iterator[Project]:
+    """delta-sync running one job at a time, its task declared low priority."""
+
+    def edit(project: Project) -> None:
+        project.edit("queues.yaml", "run-delta-sync: {timeout: 10m}", "run-delta-sync: {timeout: 10m, priority: low}")
+        project.edit("queues.yaml", "  concurrency: 10", "  concurrency: 1")
+
+    yield from make_project(tmp_path, mongo_uri, redis_server.uri, edit)
+
+
+def started_order(project: Project) -> list[str]:
+    """Job ids in the order the worker started them (its log)."""
+    marker = "job started: queue=delta-sync task=run-delta-sync id="
+    return [line.split(marker)[1].split()[0] for line in project.log("worker").splitlines() if marker in line]
+
+
+def test_higher_priorities_are_served_first_and_lower_ones_are_not_starved(one_at_a_time: Project) -> None:
+    project = one_at_a_time
+    keys = project.queue_keys(QUEUE)
+    # The task's declared priority (low) unless the enqueue says otherwise.
+    assert project.bootstrap("enqueue", QUEUE, TASK, "--count", "30", "--id", "low") == 0
+    assert project.bootstrap("enqueue", QUEUE, TASK, "--count", "30", "--id", "normal", "--priority", "normal") == 0
+    assert project.bootstrap("enqueue", QUEUE, TASK, "--count", "30", "--id", "high", "--priority", "high") == 0
+    client = redis_client(project)
+    assert [client.xlen(keys.stream_at(level)) for level in ("high", "normal", "low")] == [30, 30, 30]
+    client.close()
+    project.start_worker(QUEUE)
+    wait_for(lambda: len(completed(project)) == 90, 60, "all 90 jobs")
+    levels = [job_id.split("-")[0] for job_id in started_order(project)]
+    assert len(levels) == 90
+    assert levels[:10] == ["high"] * 10  # the first read fills the worker's room from the top level
+    mean = {level: sum(i for i, x in enumerate(levels) if x == level) / 30 for level in ("high", "normal", "low")}
+    assert mean["high"] < mean["normal"] < mean["low"], mean
+    # Lower levels get their turns while higher ones still wait (4 reads in 7 lead with high, 2 normal,
+    # 1 low): low is not starved by 30 high jobs.
+    assert levels.index("low") < max(i for i, level in enumerate(levels) if level == "high"), levels

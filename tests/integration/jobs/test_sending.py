@@ -1,18 +1,22 @@
-"""Sending jobs from Python the taskiq way, against a real Redis: delays (`.with_labels(delay=...)`),
-ids that deduplicate, priorities, and labels that cannot be sent."""
+"""Sending jobs from Python the taskiq way, against a real Redis: delays (`.with_labels(delay=...)`,
+`schedule_by_time`), ids that deduplicate, priorities, and labels that cannot be sent."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis as sync_redis
 import redis.asyncio as aioredis
 from taskiq.exceptions import SendTaskError
 
+from bootstrap.errors import BootstrapError
+from bootstrap.jobs.delayed import DelayedJobs
 from bootstrap.jobs.records import COMPLETED
-from bootstrap.jobs.upkeep import Promoter
+from bootstrap.jobs.upkeep import Promoter, Renewer
 from bootstrap.local.servers import RedisServer
 from tests.integration.jobs.test_broker import make_broker, next_message, with_redis
 
@@ -102,6 +106,96 @@ def test_a_malformed_sending_label_is_refused_with_its_name(
             await task.kicker().with_labels(**{label: value}).kiq()  # type: ignore[arg-type]
         assert said in str(raised.value.__cause__)
         assert await client.xlen(broker.keys.stream) == 0 and await client.zcard(broker.keys.delayed) == 0
+        await broker.shutdown()
+
+    asyncio.run(with_redis(redis_server, test))
+
+
+def test_a_priority_label_sends_to_its_level_and_listen_takes_the_higher_level_first(
+    redis_server: RedisServer, key_prefix: str
+) -> None:
+    broker = make_broker(redis_server, key_prefix)
+    task = broker.register_task(_task, task_name="t")
+
+    async def test(client: aioredis.Redis) -> None:
+        await broker.startup()
+        for level in ("low", "normal", "high"):
+            await task.kicker().with_task_id(level).with_labels(priority=level).kiq()
+        assert [await client.xlen(broker.keys.stream_at(level)) for level in ("high", "normal", "low")] == [1, 1, 1]
+        messages = broker.listen()
+        got = [await next_message(messages) for _ in range(3)]
+        broker.stop_listening()
+        await messages.aclose()
+        assert [m.job.task_id for m in got if m.job] == ["high", "normal", "low"]
+        assert got[0].entry_id.startswith("high/") and "/" not in got[1].entry_id
+        for message in got:
+            await message.ack()
+        await broker.acks.flush(broker.redis, broker.records)
+        assert [await client.xlen(stream) for stream in broker.keys.streams] == [0, 0, 0]
+        await broker.shutdown()
+
+    asyncio.run(with_redis(redis_server, test))
+
+
+def test_a_job_of_a_dead_worker_on_any_level_is_taken_over_and_given_back_to_its_level(
+    redis_server: RedisServer, key_prefix: str
+) -> None:
+    """At-least-once holds for every level: reclaim, renewal and release work on each level's stream."""
+    broker = make_broker(redis_server, key_prefix, visibility_timeout=0.3)
+    task = broker.register_task(_task, task_name="t")
+
+    async def test(client: aioredis.Redis) -> None:
+        await broker.startup()
+        high = broker.keys.stream_at("high")
+        await task.kicker().with_task_id("orphan").with_labels(priority="low").kiq()
+        await task.kicker().with_task_id("urgent").with_labels(priority="high").kiq()
+        await client.xreadgroup("workers", "dead", {high: ">"}, count=1)  # its worker dies holding it
+        await asyncio.sleep(0.4)
+        messages = broker.listen()
+        taken = await next_message(messages)
+        assert taken.job is not None and taken.job.task_id == "urgent" and taken.deliveries == 2
+        low = await next_message(messages)
+        assert low.job is not None and low.job.task_id == "orphan" and low.entry_id.startswith("low/")
+        broker.stop_listening()
+        await messages.aclose()
+        broker.started(taken)
+        await asyncio.sleep(0.35)
+        # Renewal resets the idle time of each held entry on its own stream.
+        sync_client = sync_redis.Redis.from_url(redis_server.uri)
+        renewer = Renewer(sync_client, broker.keys, broker.consumer, 0.3, broker.in_flight)
+        renewer.renew()
+        renewer.client.close()
+        [pending] = await client.xpending_range(high, "workers", "-", "+", 10)
+        assert pending["consumer"] == broker.consumer.encode() and pending["time_since_delivered"] < 300
+        assert await broker.release_unstarted() == 1  # the low one, back onto the low stream
+        assert await client.xlen(broker.keys.stream_at("low")) == 1
+        assert await client.xpending(broker.keys.stream_at("low"), "workers") == {
+            "pending": 0, "min": None, "max": None, "consumers": []
+        }  # fmt: skip
+        await taken.ack()
+        await broker.acks.flush(broker.redis, broker.records)
+        assert await client.xlen(high) == 0
+        await broker.shutdown()
+
+    asyncio.run(with_redis(redis_server, test))
+
+
+def test_schedule_by_time_puts_a_one_off_job_in_the_delayed_set(redis_server: RedisServer, key_prefix: str) -> None:
+    broker = make_broker(redis_server, key_prefix)
+    task = broker.register_task(_task, task_name="t")
+
+    async def test(client: aioredis.Redis) -> None:
+        await broker.startup()
+        when = datetime.now(UTC) + timedelta(hours=1)
+        await task.kicker().with_task_id("later").schedule_by_time(DelayedJobs(broker), when)
+        naive = datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=2)  # no zone: UTC
+        await task.kicker().with_task_id("later-still").schedule_by_time(DelayedJobs(broker), naive)
+        due = {json.loads(m)["task_id"]: s for m, s in await client.zrange(broker.keys.delayed, 0, -1, withscores=True)}
+        assert abs(due["later"] - when.timestamp()) < 1
+        assert abs(due["later-still"] - naive.replace(tzinfo=UTC).timestamp()) < 1
+        with pytest.raises(BootstrapError, match=r"declare recurring schedules in schedules\.yaml"):
+            await task.kicker().schedule_by_cron(DelayedJobs(broker), "* * * * *")
+        assert await client.xlen(broker.keys.stream) == 0
         await broker.shutdown()
 
     asyncio.run(with_redis(redis_server, test))
