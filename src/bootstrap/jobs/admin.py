@@ -155,7 +155,8 @@ def retry_failed(client: redis.Redis, keys: QueueKeys, job_ids: list[str]) -> li
             args=record.get("args", []),
             kwargs=record.get("kwargs", {}),
         )
-        level = labels.priority(message.labels) if message.labels.get(labels.PRIORITY) in PRIORITIES else NORMAL
+        level = str(message.labels.get(labels.PRIORITY, NORMAL))
+        level = level if level in PRIORITIES else NORMAL  # back onto its own level
         pipe = client.pipeline(transaction=True)
         if labels.dedupe_or_false(message.labels):  # its id is taken again while it waits and runs
             pipe.hset(keys.ids, job_id, time.time())

@@ -14,9 +14,11 @@ import redis.asyncio as aioredis
 from taskiq.exceptions import SendTaskError
 
 from bootstrap.errors import BootstrapError
+from bootstrap.jobs import admin
 from bootstrap.jobs.delayed import DelayedJobs
 from bootstrap.jobs.records import COMPLETED
 from bootstrap.jobs.upkeep import Promoter, Renewer
+from bootstrap.layout.keys import QueueKeys
 from bootstrap.local.servers import RedisServer
 from tests.integration.jobs.test_broker import make_broker, next_message, with_redis
 
@@ -199,3 +201,18 @@ def test_schedule_by_time_puts_a_one_off_job_in_the_delayed_set(redis_server: Re
         await broker.shutdown()
 
     asyncio.run(with_redis(redis_server, test))
+
+
+def test_jobs_retry_puts_a_failed_job_back_on_its_level_with_its_id_taken(
+    redis_server: RedisServer, key_prefix: str
+) -> None:
+    keys = QueueKeys(key_prefix, "q")
+    client = sync_redis.Redis.from_url(redis_server.uri)
+    record = {"id": "urgent-1", "task": "t", "labels": {"priority": "high", "dedupe": True, "attempt": 3}}
+    client.hset(keys.record_data("failed"), "urgent-1", json.dumps(record))
+    client.zadd(keys.records("failed"), {"urgent-1": time.time()})
+    assert admin.retry_failed(client, keys, ["urgent-1"]) == ["urgent-1"]
+    [(_, fields)] = client.xrange(keys.stream_at("high"))
+    assert json.loads(fields[b"data"])["labels"] == {"priority": "high", "dedupe": True}  # attempt reset
+    assert client.hexists(keys.ids, "urgent-1") and client.xlen(keys.stream) == 0
+    client.close()
