@@ -343,8 +343,11 @@ class StreamBroker(AsyncBroker):
                 for number, batch in found
                 for entry_id, flat in batch
             ]
+        # Nothing waiting: block on every level. COUNT applies per stream, so a wake-up on several
+        # levels at once may bring a little more than the room (rare: jobs arriving on two levels
+        # within one round trip); a count of 1 would cost a second round trip per job under light load.
         fetched: Any = await conn.xreadgroup(
-            GROUP, self.consumer, dict.fromkeys(self.keys.streams, ">"), count=1, block=1000
+            GROUP, self.consumer, dict.fromkeys(self.keys.streams, ">"), count=self._room(), block=1000
         )
         level_of = {self.keys.stream_at(level): level for level in PRIORITIES}
         return [
