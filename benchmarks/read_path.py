@@ -1,7 +1,8 @@
-"""The worker's read path with priority levels: one Lua call that reads the levels in turn (what a
-worker does now) against a plain XREADGROUP on one stream (what it did before priorities), on one
-local Redis, alternated, with the entries acknowledged and deleted per batch as the worker does.
-It isolates what the three levels cost per job read; `jobs.py` measures whole workers.
+"""The worker's read step with priority levels, on one local Redis, alternated, the entries
+acknowledged and deleted per batch as the worker does: a plain XREADGROUP on one stream (before
+priorities), one XREADGROUP over the three levels' streams (what a worker does while at most one
+level is busy) and the weighted Lua read (while several are). It isolates what the levels cost per
+job read; `jobs.py` measures whole workers.
 
 Run: .venv/bin/python benchmarks/read_path.py [N]   (default N = 50000 entries per round, 3 rounds)
 """
@@ -25,6 +26,7 @@ from bootstrap.layout.keys import GROUP, QueueKeys  # noqa: E402
 from bootstrap.local.servers import RedisServer  # noqa: E402
 
 BATCH = 100  # entries per read (a worker's prefetch at most)
+ONE, EVERY, LUA = "XREADGROUP, one stream", "XREADGROUP over the 3 levels", "weighted Lua read"
 DATA = b'{"task_id":"x","task_name":"noop","labels":{},"args":[],"kwargs":{}}'
 
 
@@ -39,18 +41,19 @@ async def fill(client: aioredis.Redis, keys: QueueKeys, n: int) -> None:
         await pipe.execute()
 
 
-async def drain(client: aioredis.Redis, keys: QueueKeys, n: int, lua: bool) -> float:
+async def drain(client: aioredis.Redis, keys: QueueKeys, n: int, how: str) -> float:
     """Jobs/s reading (and acknowledging) all `n` entries of the normal level."""
     read = client.register_script(_READ)
     streams = [keys.stream_at(level) for level in ("high", "normal", "low")]  # normal's turn: high first
     done, started = 0, time.perf_counter()
     while done < n:
         ids: list[Any]
-        if lua:
+        if how == LUA:
             found: Any = await read(keys=streams, args=[GROUP, "c", BATCH])
             ids = [entry_id for _, batch in found for entry_id, _ in batch]
         else:
-            fetched: Any = await client.xreadgroup(GROUP, "c", {keys.stream: ">"}, count=BATCH)
+            read_from = {keys.stream: ">"} if how == ONE else dict.fromkeys(keys.streams, ">")
+            fetched: Any = await client.xreadgroup(GROUP, "c", read_from, count=BATCH)
             ids = [entry_id for _, batch in fetched for entry_id, _ in batch]
         pipe = client.pipeline(transaction=False)
         pipe.xack(keys.stream, GROUP, *ids)
@@ -63,15 +66,15 @@ async def drain(client: aioredis.Redis, keys: QueueKeys, n: int, lua: bool) -> f
 async def run(uri: str, n: int) -> None:
     client = aioredis.Redis.from_url(uri)
     keys = QueueKeys("bench", "read")
-    results: dict[str, list[float]] = {"XREADGROUP, one stream": [], "Lua read over 3 levels": []}
+    results: dict[str, list[float]] = {ONE: [], EVERY: [], LUA: []}
     for _ in range(3):
-        for name, lua in (("XREADGROUP, one stream", False), ("Lua read over 3 levels", True)):
+        for how in results:
             await fill(client, keys, n)
-            results[name].append(await drain(client, keys, n, lua))
+            results[how].append(await drain(client, keys, n, how))
     await client.aclose()
-    print(f"{'read path':<26}{'jobs/s (median of 3)':>22}   runs")
+    print(f"{'read step':<34}{'jobs/s (median of 3)':>22}   runs")
     for name, rates in results.items():
-        print(f"{name:<26}{sorted(rates)[1]:>22.0f}   {', '.join(f'{r:.0f}' for r in rates)}")
+        print(f"{name:<34}{sorted(rates)[1]:>22.0f}   {', '.join(f'{r:.0f}' for r in rates)}")
 
 
 def main() -> None:

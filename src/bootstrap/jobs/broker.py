@@ -50,6 +50,7 @@ from bootstrap.layout.keys import GROUP, PRIORITIES, QueueKeys, as_text, entry_r
 log = logging.getLogger("bootstrap.jobs.broker")
 
 SHUTDOWN_STEP = 3.0  # seconds each step of a shutdown may take at most
+WEIGHTED_FOR = 1.0  # seconds the weighted read of the priority levels is kept after several were busy
 
 
 async def bounded(step: Awaitable[Any], seconds: float, what: str) -> bool:
@@ -174,6 +175,7 @@ class StreamBroker(AsyncBroker):
         self._renewer: Renewer | None = None
         self.watchdog = LoopWatchdog(runtime.queue)
         self._job_records: Records | None = None
+        self._weighted_until = 0.0  # until then, reads weigh the priority levels (see `_read`)
 
     @property
     def redis(self) -> aioredis.Redis:
@@ -311,7 +313,7 @@ class StreamBroker(AsyncBroker):
                 if reclaimer.due():
                     entries = await reclaimer.reclaim(conn, self._room)
                 if not entries:
-                    entries = await self._read(conn, read, order.next())
+                    entries = await self._read(conn, read, order)
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("queue %s: Redis read failed (%s); retrying in 1s", self.runtime.queue, exc)
                 await asyncio.sleep(1)
@@ -331,28 +333,47 @@ class StreamBroker(AsyncBroker):
                 else:
                     yield self._ackable(ident, fields[b"data"], job, deliveries)
 
-    async def _read(self, conn: aioredis.Redis, read: Any, levels: tuple[str, ...]) -> list[tuple[Any, Any, int]]:
-        """New jobs, as many as there is room for, from the levels in the order given (one Lua call);
-        when there are none, a read that blocks for at most a second until one arrives on any level.
-        Each is named by its entry reference (`entry_ref`: the level, unless normal, and the id)."""
-        streams = [self.keys.stream_at(level) for level in levels]
-        found: Any = await read(keys=streams, args=[GROUP, self.consumer, self._room()])
-        if found:
-            return [
-                (entry_ref(levels[int(number) - 1], as_text(entry_id)), _fields(flat), 1)
-                for number, batch in found
-                for entry_id, flat in batch
-            ]
-        # Nothing waiting: block on every level. COUNT applies per stream, so a wake-up on several
-        # levels at once may bring a little more than the room (rare: jobs arriving on two levels
-        # within one round trip); a count of 1 would cost a second round trip per job under light load.
+    async def _read(self, conn: aioredis.Redis, read: Any, order: ReadOrder) -> list[tuple[Any, Any, int]]:
+        """New jobs, as many as there is room for, each named by its entry reference (`entry_ref`:
+        the level, unless normal, and the id).
+
+        While at most one level has had jobs lately (the common case), one plain XREADGROUP over
+        every level, highest first: as fast as reading one stream. Once a read finds jobs on several
+        levels, the weighted read (one Lua call taking the levels in `order`, see `priority`) is used
+        for WEIGHTED_FOR seconds, renewed while several levels stay busy. COUNT applies per stream in
+        a plain read, so the read that finds several levels busy may bring more than the room (at
+        most once per WEIGHTED_FOR; those jobs are held and renewed like any). When nothing waits, a
+        read that blocks for at most a second until a job arrives on any level."""
+        if time.monotonic() < self._weighted_until:
+            levels = order.next()
+            streams = [self.keys.stream_at(level) for level in levels]
+            found: Any = await read(keys=streams, args=[GROUP, self.consumer, self._room()])
+            if len(found or ()) > 1:
+                self._weighted_until = time.monotonic() + WEIGHTED_FOR
+            if found:
+                return [
+                    (entry_ref(levels[int(number) - 1], as_text(entry_id)), _fields(flat), 1)
+                    for number, batch in found
+                    for entry_id, flat in batch
+                ]
+        else:
+            entries = await self._read_every_level(conn, block=None)
+            if entries:
+                return entries
+        return await self._read_every_level(conn, block=1000)
+
+    async def _read_every_level(self, conn: aioredis.Redis, block: int | None) -> list[tuple[Any, Any, int]]:
+        """One XREADGROUP over every level's stream, highest first (COUNT: the room, per stream)."""
         fetched: Any = await conn.xreadgroup(
-            GROUP, self.consumer, dict.fromkeys(self.keys.streams, ">"), count=self._room(), block=1000
+            GROUP, self.consumer, dict.fromkeys(self.keys.streams, ">"), count=self._room(), block=block
         )
+        busy = [(stream, batch) for stream, batch in fetched or () if batch]
+        if len(busy) > 1:  # several levels busy: weigh them for a while
+            self._weighted_until = time.monotonic() + WEIGHTED_FOR
         level_of = {self.keys.stream_at(level): level for level in PRIORITIES}
         return [
             (entry_ref(level_of[as_text(stream)], as_text(entry_id)), fields, 1)
-            for stream, batch in fetched or ()
+            for stream, batch in busy
             for entry_id, fields in batch
         ]
 
