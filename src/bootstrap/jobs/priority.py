@@ -1,10 +1,11 @@
 """The order a worker reads its queue's priority levels in: higher first, lower never starved.
 
-Each level has a stream of its own (`QueueKeys.stream_at`). Every read of a worker takes jobs from
-the levels in an order that starts at the level whose turn it is, in a fixed weighted rotation (high
-4 reads in 7, normal 2, low 1), then goes on from the highest level down, until the worker's room is
-filled. With all levels busy, high gets about 4/7 of the reads, normal 2/7 and low 1/7; a level
-with nothing waiting gives its turn to the others, so with only one level busy it gets every read.
+Each level has a stream of its own (`QueueKeys.stream_at`). While several levels are busy (see
+`StreamBroker._read`; with at most one busy a plain read over all levels is enough), every read of a
+worker takes jobs from the levels in an order that starts at the level whose turn it is, in a fixed
+weighted rotation (high 4 reads in 7, normal 2, low 1), then goes on from the highest level down,
+until the worker's room is filled. With all levels busy, high gets about 4/7 of the reads,
+normal 2/7 and low 1/7; a level with nothing waiting gives its turn to the others.
 
 Pure: no I/O.
 """
