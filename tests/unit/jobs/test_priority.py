@@ -35,10 +35,10 @@ def test_every_level_leads_some_reads_and_higher_levels_lead_more() -> None:
 def test_entry_references_name_the_stream_of_their_level() -> None:
     keys = QueueKeys("p", "q")
     assert entry_ref("normal", "1-0") == "1-0"  # as before priorities existed
-    assert keys.locate(entry_ref("high", "1-0")) == ("p:queue:q:jobs:high", "1-0")
-    assert keys.locate("1-0") == ("p:queue:q:jobs", "1-0")
+    assert keys.locate(entry_ref("high", "1-0")) == ("p:queue:{q}:jobs:high", "1-0")
+    assert keys.locate("1-0") == ("p:queue:{q}:jobs", "1-0")
     grouped = keys.by_stream(["1-0", "low/1-0", "2-0"])
-    assert grouped == {"p:queue:q:jobs": ["1-0", "2-0"], "p:queue:q:jobs:low": ["1-0"]}
+    assert grouped == {"p:queue:{q}:jobs": ["1-0", "2-0"], "p:queue:{q}:jobs:low": ["1-0"]}
 
 
 @pytest.mark.parametrize(
