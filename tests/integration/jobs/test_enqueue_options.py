@@ -12,14 +12,15 @@ from typing import Any
 import pytest
 
 from bootstrap.local.servers import RedisServer
+from tests.conftest import BOTH_MODES, RedisTarget
 from tests.support.jobs_project import Project, make_project, redis_client, wait_for
 
 QUEUE, TASK = "delta-sync", "run-delta-sync"
 
 
 @pytest.fixture
-def project(tmp_path: Path, mongo_uri: str, redis_server: RedisServer) -> Iterator[Project]:
-    yield from make_project(tmp_path, mongo_uri, redis_server.uri)
+def project(tmp_path: Path, mongo_uri: str, redis_target: RedisTarget) -> Iterator[Project]:
+    yield from make_project(tmp_path, mongo_uri, redis_target.url, redis_mode=redis_target.mode)
 
 
 def completed(project: Project) -> dict[str, dict[str, Any]]:
@@ -29,6 +30,7 @@ def completed(project: Project) -> dict[str, dict[str, Any]]:
     return {k: json.loads(v) for k, v in raw.items()}
 
 
+@BOTH_MODES  # the id index, the delayed set and the stream are one queue's keys: one slot
 def test_a_delayed_job_runs_after_its_delay_and_its_id_deduplicates(
     project: Project, capsys: pytest.CaptureFixture[str]
 ) -> None:
