@@ -15,6 +15,7 @@ from taskiq.exceptions import SendTaskError
 
 from bootstrap.errors import BootstrapError
 from bootstrap.jobs import admin
+from bootstrap.jobs.broker import StreamBroker, StreamMessage
 from bootstrap.jobs.delayed import DelayedJobs
 from bootstrap.jobs.records import COMPLETED
 from bootstrap.jobs.upkeep import Promoter, Renewer
@@ -25,6 +26,15 @@ from tests.integration.jobs.test_broker import make_broker, next_message, with_r
 
 async def _task() -> None:
     """The task the kicks below send (the test broker serves it as "t")."""
+
+
+async def acknowledged(broker: StreamBroker, message: StreamMessage) -> None:
+    """Acknowledge a job as a worker does (`ack` returns once a flush wrote it); no acknowledging
+    loop runs in these tests, so flush here."""
+    acking = asyncio.ensure_future(message.ack())
+    await asyncio.sleep(0)
+    await broker.acks.flush(broker.redis, broker.records)
+    await asyncio.wait_for(acking, 5)
 
 
 def test_a_delay_label_keeps_the_job_in_the_delayed_set_until_due(redis_server: RedisServer, key_prefix: str) -> None:
@@ -79,8 +89,7 @@ def test_a_deduplicated_id_is_sent_once_until_its_job_finishes(redis_server: Red
         assert await client.xlen(broker.keys.stream) == 1
         assert message.job is not None
         broker.record(COMPLETED, {"id": "fixed-1", "task": "t", "labels": message.job.labels}, 3600, 100)
-        await message.ack()
-        await broker.acks.flush(broker.redis, broker.records)
+        await acknowledged(broker, message)
         assert not await client.hexists(broker.keys.ids, "fixed-1")  # finished: the id is free again
         await send()
         assert await client.xlen(broker.keys.stream) == 1  # the new job (the finished one was deleted)
@@ -131,8 +140,7 @@ def test_a_priority_label_sends_to_its_level_and_listen_takes_the_higher_level_f
         assert [m.job.task_id for m in got if m.job] == ["high", "normal", "low"]
         assert got[0].entry_id.startswith("high/") and "/" not in got[1].entry_id
         for message in got:
-            await message.ack()
-        await broker.acks.flush(broker.redis, broker.records)
+            await acknowledged(broker, message)
         assert [await client.xlen(stream) for stream in broker.keys.streams] == [0, 0, 0]
         await broker.shutdown()
 
@@ -174,8 +182,7 @@ def test_a_job_of_a_dead_worker_on_any_level_is_taken_over_and_given_back_to_its
         assert await client.xpending(broker.keys.stream_at("low"), "workers") == {
             "pending": 0, "min": None, "max": None, "consumers": []
         }  # fmt: skip
-        await taken.ack()
-        await broker.acks.flush(broker.redis, broker.records)
+        await acknowledged(broker, taken)
         assert await client.xlen(high) == 0
         await broker.shutdown()
 
