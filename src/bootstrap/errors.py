@@ -166,6 +166,11 @@ class RetryAfter(BootstrapError):
         super().__init__(f"retry after {self.seconds:g}s" + (f": {reason}" if reason else ""))
 
 
+class JobFailed(BootstrapError):
+    """A job failed for good (its attempts used up, or set aside unrun); what `wait_result()` raises
+    through `raise_for_error()`. The message is the error its failed-job record holds."""
+
+
 class InvalidDocument(BootstrapError, ValueError):
     """A document, an update or a filter value does not fit its model, found before anything was
     sent to the server; `problems` are (field path, message) pairs, paths as MongoDB writes them."""

@@ -142,3 +142,12 @@ try:  # workers import this module; the middleware needs taskiq, which workers h
     not_a_middleware = 42
 except ImportError:  # pragma: no cover
     pass
+
+async def give_back(job: Job, **kwargs: Any) -> dict[str, Any]:
+    """Returns what it was given: a result to keep."""
+    return {"job": job.id, "kwargs": kwargs}
+
+
+async def give_back_a_set(**kwargs: Any) -> set[int]:
+    """Returns a value that is not JSON."""
+    return {1, 2, 3}

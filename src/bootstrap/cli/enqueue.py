@@ -1,5 +1,7 @@
 """`bootstrap enqueue QUEUE TASK [--kwargs JSON]`: put a job on a queue (a test job, a manual run).
-`--kwargs` must be JSON (NaN and Infinity refused); `--count N` streams N jobs in batches."""
+`--kwargs` must be JSON (NaN and Infinity refused); `--count N` streams N jobs in batches; `--delay 30s`
+or `--at 2026-12-01T09:00:00Z` makes it wait; `--id ID` deduplicates (an id already waiting, delayed or
+running is not enqueued again); `--priority high|normal|low` overrides the task's priority."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ import argparse
 import asyncio
 import json
 import math
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 from bootstrap import console
@@ -14,6 +18,8 @@ from bootstrap.cli.common import spec_from
 from bootstrap.errors import BootstrapError
 from bootstrap.jobs.contract import Runtime
 from bootstrap.jobs.wiring import enqueue
+from bootstrap.layout.keys import PRIORITIES
+from bootstrap.spec.durations import parse_duration
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,7 +27,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("task", help="a task declared on that queue")
     parser.add_argument("--kwargs", default="{}", metavar="JSON", help="keyword arguments as a JSON object")
     parser.add_argument("--count", type=int, default=1, help="how many jobs (pipelined; for load tests)")
-    parser.add_argument("--id", dest="job_id", help="job id (default: random)")
+    parser.add_argument(
+        "--id",
+        dest="job_id",
+        help="job id (default: random); a job with this id already waiting, delayed or running is not enqueued again",
+    )
+    when = parser.add_mutually_exclusive_group()
+    when.add_argument("--delay", metavar="DURATION", help="run after this long (30s, 15m, 2h)")
+    when.add_argument("--at", metavar="ISO-8601", help="run at this time (2026-12-01T09:00:00Z; no zone: UTC)")
+    parser.add_argument("--priority", choices=PRIORITIES, help="the job's priority (default: the task's)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,9 +53,44 @@ def run(args: argparse.Namespace) -> int:
         raise BootstrapError('--kwargs must be a JSON object, e.g. \'{"userId": "..."}\'')
     if args.count < 1:
         raise BootstrapError("--count must be at least 1")
-    sent = asyncio.run(enqueue(runtime, args.queue, args.task, kwargs, count=args.count, job_id=args.job_id))
-    console.out(f"enqueued {sent.count} job(s) on {args.queue}: {sent.first}" + (" ..." if sent.count > 1 else ""))
+    delay = _delay(args.delay, args.at)
+    sent = asyncio.run(
+        enqueue(
+            runtime, args.queue, args.task, kwargs,
+            count=args.count, job_id=args.job_id, delay=delay, priority=args.priority,
+        )
+    )  # fmt: skip
+    if sent.existing and not sent.count:
+        console.out(
+            f"job {sent.existing[0]} is already waiting, delayed or running on {args.queue}: not enqueued again"
+            + (f" (nor {len(sent.existing) - 1} more)" if len(sent.existing) > 1 else "")
+        )
+        return 0
+    when = f", to run in {delay:g}s" if delay > 0 else ""
+    console.out(
+        f"enqueued {sent.count} job(s) on {args.queue}{when}: {sent.first}" + (" ..." if args.count > 1 else "")
+    )
+    if sent.existing:
+        console.out(f"{len(sent.existing)} id(s) already waiting, delayed or running, not enqueued again")
     return 0
+
+
+def _delay(delay: str | None, at: str | None) -> float:
+    """Seconds to wait from `--delay` or `--at` (a time in the past: at once)."""
+    if delay is not None:
+        try:
+            return parse_duration(delay)
+        except ValueError as exc:
+            raise BootstrapError(f"--delay: {exc}") from None
+    if at is None:
+        return 0.0
+    try:
+        when = datetime.fromisoformat(at)
+    except ValueError:
+        raise BootstrapError(f"--at: {at!r} is not an ISO-8601 time (e.g. 2026-12-01T09:00:00Z)") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - time.time())
 
 
 def _not_json(constant: str) -> Any:

@@ -1,5 +1,5 @@
-"""`bootstrap jobs ...`: the failed-job store of a queue — list, show, retry, purge — and pausing and
-resuming a queue."""
+"""`bootstrap jobs ...`: the failed-job store of a queue — list, show, retry, purge; `show` also shows
+a completed job, with its result — and pausing and resuming a queue."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     failed.add_argument("queue")
     failed.add_argument("--limit", type=int, default=50)
     failed.add_argument("--json", action="store_true")
-    show = actions.add_parser("show", help="one failed job with its traceback and arguments")
+    show = actions.add_parser(
+        "show", help="one finished job: a failed one with its traceback, a completed one with its result"
+    )
     show.add_argument("queue")
     show.add_argument("id")
     show.add_argument("--json", action="store_true")
@@ -87,18 +89,32 @@ def run(args: argparse.Namespace) -> int:
                 )
             return 0
         if args.action == "show":
-            found = admin.failed_job(client, keys, args.id)
+            found = admin.finished_job(client, keys, args.id)
             if found is None:
-                raise BootstrapError(f"no failed job '{args.id}' on {args.queue}")
-            job = found
+                raise BootstrapError(
+                    f"no finished job '{args.id}' on {args.queue} (completed or failed, within retention)"
+                )
+            outcome, job = found
             if args.json:
-                console.out_json(job)
+                console.out_json({"outcome": outcome, **job})
+                return 0
+            arguments = json.dumps({"args": job.get("args"), "kwargs": job.get("kwargs")})
+            if outcome == "completed":
+                console.out(
+                    f"job {job['id']} ({job['task']} on {args.queue}), completed {_when(job)} "
+                    f"on attempt {job.get('attempt', '?')} in {job.get('duration', 0):.3f}s"
+                )
+                console.out(f"arguments: {arguments}")
+                if job.get("result_error"):
+                    console.out(f"result: {job['result_error']}")
+                else:
+                    console.out(f"result: {json.dumps(job.get('result'))}")
                 return 0
             console.out(
                 f"job {job['id']} ({job['task']} on {args.queue}), failed {_when(job)} after "
                 f"{job.get('attempts', '?')} of {job.get('max_attempts', '?')} attempt(s)"
             )
-            console.out(f"arguments: {json.dumps({'args': job.get('args'), 'kwargs': job.get('kwargs')})}")
+            console.out(f"arguments: {arguments}")
             console.out(f"error: {job.get('error')}")
             console.out(str(job.get("traceback", "")).rstrip())
             return 0

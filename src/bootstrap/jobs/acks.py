@@ -2,7 +2,8 @@
 
 Finished jobs and their records are queued here; a flush writes the buffered per-job log lines
 (`logs.flush`), then one Lua script over the queue's keys (one slot on Redis Cluster) writes the
-records, then XACK and XDEL of the finished entries, in one round trip. A crash before a flush only
+records, then frees the ids of finished deduplicated jobs, then XACK and XDEL of the finished entries
+in each priority level's stream, in one round trip. A crash before a flush only
 means the jobs run again (at least once), records and log lines included.
 
 A job that ran waits (`acked`) until its acknowledgement is in Redis, and the receiver takes its
@@ -26,7 +27,7 @@ import redis.asyncio as aioredis
 
 from bootstrap import logs
 from bootstrap.jobs.records import STORE_FUNCTION, Records
-from bootstrap.layout.keys import GROUP, QueueKeys
+from bootstrap.layout.keys import GROUP, PRIORITIES, QueueKeys
 
 # The broker's logger: these lines read as they did when the broker did this itself.
 log = logging.getLogger("bootstrap.jobs.broker")
@@ -34,27 +35,46 @@ log = logging.getLogger("bootstrap.jobs.broker")
 FLUSH_EVERY = 0.02  # seconds: the longest a queued record or log line waits to be written
 
 # One Lua script over the queue's keys (one slot on Redis Cluster, where redis-py cannot send EVALSHA
-# inside a pipeline): records first, then XACK and XDEL of the finished entries, in chunks (Lua's
-# unpack has a stack limit).
-# KEYS: stream, then index and data of each outcome (records.OUTCOMES order). ARGV: group, now,
-# number of entry ids, the ids, then record batches (records.Records.segment) to the end.
+# inside a pipeline): records first, then HDEL of the freed job ids (deduplication: a crash after it
+# leaves the job to run again with its id free), then XACK and XDEL of the finished entries in each
+# priority level's stream, everything in chunks (Lua's unpack has a stack limit).
+# KEYS: id index, the level streams (QueueKeys.streams order), then index and data of each outcome
+# (records.OUTCOMES order). ARGV: group, now, number of freed ids, the ids, then for each level
+# stream the number of its entry ids and the ids, then record batches (Records.segment) to the end.
+_STREAMS = len(PRIORITIES)
 _ACK = (
     STORE_FUNCTION
+    + f"""
+local streams = {_STREAMS}
+"""
     + """
-local now, count = ARGV[2], tonumber(ARGV[3])
-local at = 4 + count
+local group, now = ARGV[1], ARGV[2]
+local forget = tonumber(ARGV[3])
+local acks = 4 + forget
+local at = acks
+for s = 1, streams do at = at + 1 + tonumber(ARGV[at]) end
 while at <= #ARGV do
   local outcome, n = tonumber(ARGV[at]), tonumber(ARGV[at + 3])
   local items = {unpack(ARGV, at + 4, at + 3 + 2 * n)}
-  store(KEYS[2 * outcome], KEYS[2 * outcome + 1], now, ARGV[at + 1], ARGV[at + 2], items)
+  store(KEYS[1 + streams + 2 * outcome - 1], KEYS[1 + streams + 2 * outcome], now, ARGV[at + 1], ARGV[at + 2], items)
   at = at + 4 + 2 * n
 end
-for i = 4, 3 + count, 500 do
-  local chunk = {unpack(ARGV, i, math.min(i + 499, 3 + count))}
-  redis.call('XACK', KEYS[1], ARGV[1], unpack(chunk))
-  redis.call('XDEL', KEYS[1], unpack(chunk))
+for i = 4, 3 + forget, 500 do
+  redis.call('HDEL', KEYS[1], unpack(ARGV, i, math.min(i + 499, 3 + forget)))
 end
-return count
+local done = 0
+at = acks
+for s = 1, streams do
+  local count = tonumber(ARGV[at])
+  for i = at + 1, at + count, 500 do
+    local last = math.min(i + 499, at + count)
+    redis.call('XACK', KEYS[1 + s], group, unpack(ARGV, i, last))
+    redis.call('XDEL', KEYS[1 + s], unpack(ARGV, i, last))
+  end
+  done = done + count
+  at = at + 1 + count
+end
+return done
 """
 )
 
@@ -65,6 +85,7 @@ class AckBatch:
         self.batch = batch
         self._ids: list[str] = []
         self._records: list[tuple[str, dict[str, Any], float, int]] = []
+        self._forget: list[str] = []  # ids of finished deduplicated jobs, to take out of the id index
         self._waiters: list[asyncio.Future[None]] = []  # jobs waiting for the next flush
         self._wake = asyncio.Event()
 
@@ -86,11 +107,16 @@ class AckBatch:
     @property
     def pending(self) -> bool:
         """Acknowledgements or records wait for a flush."""
-        return bool(self._ids or self._records)
+        return bool(self._ids or self._records or self._forget)
 
     def record(self, outcome: str, record: dict[str, Any], max_age: float, max_count: int) -> None:
         """Queue a job record; it is written with the next batch of acknowledgements, before them."""
         self._records.append((outcome, record, max_age, max_count))
+
+    def forget(self, job_id: str) -> None:
+        """A deduplicated job finished: its id leaves the id index with the next flush (it may be
+        enqueued again from then on)."""
+        self._forget.append(job_id)
 
     async def flush(self, client: aioredis.Redis, records: Records) -> None:
         """One command for a batch: job records first, then XACK and XDEL of the finished jobs. The
@@ -100,20 +126,25 @@ class AckBatch:
             return
         ids, self._ids = self._ids, []
         pending, self._records = self._records, []
+        forget, self._forget = self._forget, []
         waiters, self._waiters = self._waiters, []
         batches: dict[tuple[str, float, int], list[dict[str, Any]]] = {}
         for outcome, record, max_age, max_count in pending:
             batches.setdefault((outcome, max_age, max_count), []).append(record)
-        args: list[Any] = [GROUP, time.time(), len(ids), *ids]
+        args: list[Any] = [GROUP, time.time(), len(forget), *forget]
+        by_stream = self.keys.by_stream(ids)  # entries named `level/id` go to their level's stream
+        for stream in self.keys.streams:
+            entry_ids = by_stream.get(stream, [])
+            args += [len(entry_ids), *entry_ids]
         for (outcome, max_age, max_count), batch in batches.items():
             args += records.segment(outcome, batch, max_age, max_count)
-        keys = [self.keys.stream, *records.key_list()]
+        keys = [self.keys.ids, *self.keys.streams, *records.key_list()]
         try:
             # EVAL with the text, not EVALSHA: never NOSCRIPT after a Redis restart (Redis caches the
             # compiled script by its hash), and no SCRIPT EXISTS round trip as redis-py's scripts do.
             await client.eval(_ACK, len(keys), *keys, *args)
         except BaseException:  # cancellation at shutdown included: the final flush writes them
-            self._ids[:0], self._records[:0], self._waiters[:0] = ids, pending, waiters
+            self._ids[:0], self._records[:0], self._forget[:0], self._waiters[:0] = ids, pending, forget, waiters
             raise
         for waiter in waiters:
             if not waiter.done():

@@ -11,11 +11,12 @@ from typing import Any
 
 import redis
 
+from bootstrap.jobs import labels
 from bootstrap.jobs.labels import ATTEMPT, TRANSIENT
 from bootstrap.jobs.records import COMPLETED, FAILED
 from bootstrap.jobs.slots import latest_slot, next_slot, problem, unaligned
 from bootstrap.layout import schedules as stored
-from bootstrap.layout.keys import GROUP, QueueKeys, ScheduleKeys, as_text, marker_key, workers_key
+from bootstrap.layout.keys import GROUP, NORMAL, PRIORITIES, QueueKeys, ScheduleKeys, as_text, marker_key, workers_key
 from bootstrap.layout.marker import read_marker
 from bootstrap.spec.durations import format_duration
 from bootstrap.spec.model import Spec
@@ -39,34 +40,35 @@ def queue_stats(client: redis.Redis, spec: Spec) -> list[QueueStats]:
 
 
 def queues_stats(client: redis.Redis, prefix: str, queues: Iterable[str]) -> list[QueueStats]:
-    """The stats of the named queues (a worker's metrics ask for its own queue only)."""
+    """The stats of the named queues (a worker's metrics ask for its own queue only); waiting and
+    running summed over each queue's priority levels' streams."""
     pipe = client.pipeline(transaction=False)
     keys = [QueueKeys(prefix, name) for name in queues]
+    levels = len(PRIORITIES)
     for k in keys:
-        pipe.xlen(k.stream)
-        pipe.xinfo_groups(k.stream)
+        for stream in k.streams:
+            pipe.xlen(stream)
+            pipe.xinfo_groups(stream)
         pipe.zcard(k.delayed)
         pipe.zcard(k.records(COMPLETED))
         pipe.zcard(k.records(FAILED))
         pipe.exists(k.paused)
     results = pipe.execute(raise_on_error=False)
-    stats = []
+    stats, per_queue = [], 2 * levels + 4
     for i, k in enumerate(keys):
-        length, groups, delayed, completed, failed, paused = results[i * 6 : i * 6 + 6]
-        length = length if isinstance(length, int) else 0
-        group: dict[str, Any] = {}
-        if isinstance(groups, list):
-            group = next((g for g in groups if as_text(g.get("name")) == GROUP), {})
-        pending = int(group.get("pending", 0))
+        mine = results[i * per_queue : (i + 1) * per_queue]
+        waiting = running = 0
+        for length, groups in zip(mine[0 : 2 * levels : 2], mine[1 : 2 * levels : 2], strict=True):
+            length = length if isinstance(length, int) else 0
+            group: dict[str, Any] = {}
+            if isinstance(groups, list):
+                group = next((g for g in groups if as_text(g.get("name")) == GROUP), {})
+            pending = int(group.get("pending", 0))
+            waiting, running = waiting + max(0, length - pending), running + pending
+        delayed, completed, failed, paused = mine[2 * levels :]
         stats.append(
             QueueStats(
-                k.queue,
-                max(0, length - pending),
-                pending,
-                _int(delayed),
-                _int(completed),
-                _int(failed),
-                paused=_int(paused) > 0,
+                k.queue, waiting, running, _int(delayed), _int(completed), _int(failed), paused=_int(paused) > 0
             )
         )
     return stats
@@ -148,6 +150,19 @@ def failed_job(client: redis.Redis, keys: QueueKeys, job_id: str) -> dict[str, A
     return json.loads(raw) if raw else None
 
 
+def finished_job(client: redis.Redis, keys: QueueKeys, job_id: str) -> tuple[str, dict[str, Any]] | None:
+    """A finished job's record and its outcome (failed first: a failed record is the one to act on)."""
+    pipe = client.pipeline(transaction=False)
+    pipe.hget(keys.record_data(FAILED), job_id)
+    pipe.hget(keys.record_data(COMPLETED), job_id)
+    failed, completed = pipe.execute()
+    if failed:
+        return FAILED, json.loads(failed)
+    if completed:
+        return COMPLETED, json.loads(completed)
+    return None
+
+
 def retry_failed(client: redis.Redis, keys: QueueKeys, job_ids: list[str]) -> list[str]:
     """Put failed jobs back on their queue as new first attempts (same id, arguments and labels, the
     attempt and transient-retry counters reset) and take them out of the failed store, atomically per
@@ -159,16 +174,20 @@ def retry_failed(client: redis.Redis, keys: QueueKeys, job_ids: list[str]) -> li
         record = failed_job(client, keys, job_id)
         if record is None:
             continue
-        labels = {k: v for k, v in record.get("labels", {}).items() if k not in (ATTEMPT, TRANSIENT)}
+        kept = {k: v for k, v in record.get("labels", {}).items() if k not in (ATTEMPT, TRANSIENT)}
         message = TaskiqMessage(
             task_id=record["id"],
             task_name=record["task"],
-            labels=labels,
+            labels=kept,
             args=record.get("args", []),
             kwargs=record.get("kwargs", {}),
         )
+        level = str(message.labels.get(labels.PRIORITY, NORMAL))
+        level = level if level in PRIORITIES else NORMAL  # back onto its own level
         pipe = client.pipeline(transaction=True)
-        pipe.xadd(keys.stream, {"data": message.model_dump_json().encode()})
+        if labels.dedupe_or_false(message.labels):  # its id is taken again while it waits and runs
+            pipe.hset(keys.ids, job_id, time.time())
+        pipe.xadd(keys.stream_at(level), {"data": message.model_dump_json().encode()})
         pipe.zrem(keys.records(FAILED), job_id)
         pipe.hdel(keys.record_data(FAILED), job_id)
         pipe.execute()

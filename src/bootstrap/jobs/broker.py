@@ -25,7 +25,8 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -35,22 +36,24 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AckableMessage, AsyncBroker, BrokerMessage, TaskiqMessage
 
 from bootstrap.connect import redis as redis_connect
-from bootstrap.errors import NotReplicated
-from bootstrap.jobs import intake
+from bootstrap.errors import BootstrapError, NotReplicated
+from bootstrap.jobs import intake, labels
 from bootstrap.jobs.acks import AckBatch
 from bootstrap.jobs.connections import QueueConnections
 from bootstrap.jobs.inflight import InFlight
 from bootstrap.jobs.pause import CHECK_EVERY, PauseWatch
+from bootstrap.jobs.priority import ReadOrder
 from bootstrap.jobs.ratelimit import RateLimiter
 from bootstrap.jobs.records import FAILED, Records
 from bootstrap.jobs.runtime import QueueRuntime
 from bootstrap.jobs.upkeep import Background, Heartbeat, Janitor, Promoter, Reclaimer, Renewer
 from bootstrap.jobs.watchdog import LoopWatchdog
-from bootstrap.layout.keys import GROUP, QueueKeys, as_text
+from bootstrap.layout.keys import GROUP, PRIORITIES, QueueKeys, as_text, entry_ref
 
 log = logging.getLogger("bootstrap.jobs.broker")
 
 SHUTDOWN_STEP = 3.0  # seconds each step of a shutdown may take at most
+WEIGHTED_FOR = 1.0  # seconds the weighted read of the priority levels is kept after several were busy
 
 
 async def bounded(step: Awaitable[Any], seconds: float, what: str) -> bool:
@@ -70,6 +73,22 @@ async def bounded(step: Awaitable[Any], seconds: float, what: str) -> bool:
         return False
     return True
 
+
+# Read up to a count of new jobs from the streams in the order given (one priority level after another:
+# see `priority`), without blocking. KEYS: the streams in reading order; ARGV: group, consumer, count.
+# Returns {stream number, entries} per stream that had some.
+_READ = """
+local left, found = tonumber(ARGV[3]), {}
+for i = 1, #KEYS do
+  if left <= 0 then break end
+  local got = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', left, 'STREAMS', KEYS[i], '>')
+  if got and #got[1][2] > 0 then
+    table.insert(found, {i, got[1][2]})
+    left = left - #got[1][2]
+  end
+end
+return found
+"""
 
 # Put jobs that were read but never started back as new entries (a worker shutting down), so they are
 # delivered again at once instead of after the visibility timeout. KEYS: stream; ARGV: group, ids.
@@ -96,6 +115,40 @@ return #ARGV
 """
 
 
+# Enqueue jobs with a placement, in order: a job whose id is to be deduplicated is added only if its id
+# is not in the id index (HSETNX adds it there in the same step); a delayed one goes to the delayed set,
+# any other to its priority level's stream. KEYS: id index, delayed set, the streams highest priority
+# first. ARGV: now, then per job: id to deduplicate ('' for none), due time, stream number, data.
+# Returns {jobs added, ids already there}.
+_ENQUEUE = """
+local now, added, existing = tonumber(ARGV[1]), 0, {}
+for i = 2, #ARGV, 4 do
+  local id = ARGV[i]
+  if id == '' or redis.call('HSETNX', KEYS[1], id, ARGV[1]) == 1 then
+    local due = tonumber(ARGV[i + 1])
+    if due > now then
+      redis.call('ZADD', KEYS[2], due, ARGV[i + 3])
+    else
+      redis.call('XADD', KEYS[2 + tonumber(ARGV[i + 2])], '*', 'data', ARGV[i + 3])
+    end
+    added = added + 1
+  else
+    table.insert(existing, id)
+  end
+end
+return {added, existing}
+"""
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What a send did: how many jobs it added, and the ids it did not add because a job with that id
+    is already waiting, delayed or running (deduplicated)."""
+
+    added: int
+    existing: tuple[str, ...] = ()
+
+
 class StreamMessage(AckableMessage):
     """A delivered job: its stream entry id, the job as read and checked (see `intake`), and how many
     times it has been delivered."""
@@ -103,6 +156,11 @@ class StreamMessage(AckableMessage):
     entry_id: str = ""
     job: TaskiqMessage | None = None
     deliveries: int = 1
+
+
+def _fields(flat: list[Any]) -> dict[Any, Any]:
+    """A stream entry's fields as a Lua script returns them (a flat list) -> a mapping."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 class StreamBroker(AsyncBroker):
@@ -122,6 +180,7 @@ class StreamBroker(AsyncBroker):
         self._job_records: Records | None = None
         self.pause = PauseWatch(self.keys)
         self._limiter: RateLimiter | None = None
+        self._weighted_until = 0.0  # until then, reads weigh the priority levels (see `_read`)
 
     @property
     def redis(self) -> aioredis.Redis:
@@ -176,10 +235,11 @@ class StreamBroker(AsyncBroker):
         await asyncio.sleep(CHECK_EVERY)
 
     async def _create_group(self) -> None:
-        """The consumer group, reading from the start of the stream (id 0): jobs enqueued before it
-        existed are delivered too."""
-        with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists already
-            await self.redis.xgroup_create(self.keys.stream, GROUP, id="0", mkstream=True)
+        """The consumer group of each priority level's stream, reading from its start (id 0): jobs
+        enqueued before it existed are delivered too."""
+        for stream in self.keys.streams:
+            with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists already
+                await self.redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
 
     async def shutdown(self) -> None:
         """Stop the background loops, say goodbye, write what is pending, run the shutdown handlers
@@ -202,6 +262,15 @@ class StreamBroker(AsyncBroker):
     # --- sending ----------------------------------------------------------------------------------
 
     async def kick(self, message: BrokerMessage) -> None:
+        """Send one job (taskiq's `kiq`). Its labels `delay`, `priority` and `dedupe` say when, on
+        which level and whether its id is deduplicated (see `labels.placement`)."""
+        try:
+            placement = labels.placement(message.labels)
+        except labels.LabelError as exc:
+            raise BootstrapError(f"job {message.task_id} ({message.task_name}) not sent: {exc}") from None
+        if not placement.plain:
+            await self.send([(message.task_id, message.message)], placement)
+            return
         if not self.runtime.wait_replicas:
             await self.redis.xadd(self.keys.stream, {"data": message.message})
             return
@@ -221,6 +290,33 @@ class StreamBroker(AsyncBroker):
                 f"confirmed it within {timeout:g}s (redis.wait); a failover now could lose it"
             )
         return list(replies)
+
+    async def send(self, jobs: Iterable[tuple[str, bytes]], placement: labels.Placement, chunk: int = 1000) -> Sent:
+        """Enqueue (id, serialised job) pairs with one placement: one round trip (one Lua call over
+        this queue's keys only: one slot on a cluster) per `chunk` jobs. With `placement.dedupe` a job
+        whose id is already waiting, delayed or running is not added again (its id is in
+        `Sent.existing`). With `redis.wait` each chunk is confirmed by the replicas."""
+        if placement.plain:
+            return Sent(await self.kick_data((data for _, data in jobs), chunk))
+        script = self.redis.register_script(_ENQUEUE)
+        keys = [self.keys.ids, self.keys.delayed, *self.keys.streams]
+        level = PRIORITIES.index(placement.priority) + 1
+        remaining, added, existing = iter(jobs), 0, []
+        while batch := list(itertools.islice(remaining, chunk)):
+            now = time.time()
+            due = now + placement.delay if placement.delay > 0 else 0
+            args: list[Any] = [now]
+            for job_id, data in batch:
+                args += [job_id if placement.dedupe else "", due, level, data]
+            if not self.runtime.wait_replicas:
+                count, seen = await script(keys=keys, args=args)
+            else:
+                pipe = self.redis.pipeline(transaction=False)
+                await script(keys=keys, args=args, client=pipe)
+                count, seen = (await self._replicated(pipe, f"batch of {len(batch)} jobs"))[0]
+            added += int(count)
+            existing += [as_text(job_id) for job_id in seen]
+        return Sent(added, tuple(existing))
 
     async def kick_many(self, messages: Iterable[BrokerMessage], chunk: int = 1000) -> int:
         """Enqueue many jobs with pipelined XADDs: see `kick_data`."""
@@ -271,6 +367,7 @@ class StreamBroker(AsyncBroker):
         limit = self.runtime.rate_limit
         if limit is not None and self._limiter is None:
             self._limiter = RateLimiter(self.redis, self.keys, limit)
+        order, read = ReadOrder(), conn.register_script(_READ)
         while not self._stopping.is_set():
             if self.pause.paused:  # see `pause`: no reads, no takeovers until resumed
                 await asyncio.sleep(0.05)
@@ -290,15 +387,11 @@ class StreamBroker(AsyncBroker):
                 if not entries:
                     # Holding permits, never block: a permit counts from when it was granted, so one
                     # held through a long wait would let jobs taken at its end exceed the limit.
-                    fetched: Any = await conn.xreadgroup(
-                        GROUP, self.consumer, {self.keys.stream: ">"}, count=room(),
-                        block=None if permits is not None else 1000,
-                    )  # fmt: skip
-                    entries = [(entry_id, fields, 1) for _stream, batch in fetched or () for entry_id, fields in batch]
+                    entries = await self._read(conn, read, order, room, limited=permits is not None)
                 if permits is not None and self._limiter is not None:
                     await self._limiter.refund(permits, len(entries))
-                    if not entries:  # wait for a new job without holding permits (nor taking the job)
-                        await conn.xread({self.keys.stream: "$"}, count=1, block=500)
+                    if not entries:  # wait for a new job on any level without holding permits (nor taking it)
+                        await conn.xread(dict.fromkeys(self.keys.streams, "$"), count=1, block=500)
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("queue %s: Redis read failed (%s); retrying in 1s", self.runtime.queue, exc)
                 await asyncio.sleep(1)
@@ -320,6 +413,57 @@ class StreamBroker(AsyncBroker):
                 else:
                     yield self._ackable(ident, fields[b"data"], job, deliveries)
 
+    async def _read(
+        self, conn: aioredis.Redis, read: Any, order: ReadOrder, room: Callable[[], int], limited: bool = False
+    ) -> list[tuple[Any, Any, int]]:
+        """New jobs, at most `room()`, each named by its entry reference (`entry_ref`: the level,
+        unless normal, and the id).
+
+        While at most one level has had jobs lately (the common case), one plain XREADGROUP over
+        every level, highest first: as fast as reading one stream. Once a read finds jobs on several
+        levels, the weighted read (one Lua call taking the levels in `order`, see `priority`) is used
+        for WEIGHTED_FOR seconds, renewed while several levels stay busy. COUNT applies per stream in
+        a plain read, so the read that finds several levels busy may bring more than the room (at
+        most once per WEIGHTED_FOR; those jobs are held and renewed like any). When nothing waits, a
+        read that blocks for at most a second until a job arrives on any level.
+
+        `limited` (rate-limit permits held): always the Lua read, which never brings more than the
+        room (the permits), and never blocking (see `listen`)."""
+        if limited or time.monotonic() < self._weighted_until:
+            levels = order.next()
+            streams = [self.keys.stream_at(level) for level in levels]
+            found: Any = await read(keys=streams, args=[GROUP, self.consumer, room()])
+            if len(found or ()) > 1:
+                self._weighted_until = time.monotonic() + WEIGHTED_FOR
+            if found or limited:
+                return [
+                    (entry_ref(levels[int(number) - 1], as_text(entry_id)), _fields(flat), 1)
+                    for number, batch in found or ()
+                    for entry_id, flat in batch
+                ]
+        else:
+            entries = await self._read_every_level(conn, room, block=None)
+            if entries:
+                return entries
+        return await self._read_every_level(conn, room, block=1000)
+
+    async def _read_every_level(
+        self, conn: aioredis.Redis, room: Callable[[], int], block: int | None
+    ) -> list[tuple[Any, Any, int]]:
+        """One XREADGROUP over every level's stream, highest first (COUNT: the room, per stream)."""
+        fetched: Any = await conn.xreadgroup(
+            GROUP, self.consumer, dict.fromkeys(self.keys.streams, ">"), count=room(), block=block
+        )
+        busy = [(stream, batch) for stream, batch in fetched or () if batch]
+        if len(busy) > 1:  # several levels busy: weigh them for a while
+            self._weighted_until = time.monotonic() + WEIGHTED_FOR
+        level_of = {self.keys.stream_at(level): level for level in PRIORITIES}
+        return [
+            (entry_ref(level_of[as_text(stream)], as_text(entry_id)), fields, 1)
+            for stream, batch in busy
+            for entry_id, fields in batch
+        ]
+
     def _serves(self, task_name: str) -> bool:
         return self.find_task(task_name) is not None
 
@@ -333,7 +477,7 @@ class StreamBroker(AsyncBroker):
             rejected.reason,
         )
         self.in_flight.let_go(entry_id)
-        self.acks.record(FAILED, rejected.record, self.runtime.failed_max_age, self.runtime.failed_max_count)
+        self.record(FAILED, rejected.record, self.runtime.failed_max_age, self.runtime.failed_max_count)
         self.acks.ack(entry_id)
 
     def stop_listening(self) -> None:
@@ -350,8 +494,11 @@ class StreamBroker(AsyncBroker):
         return StreamMessage(data=data, ack=ack, entry_id=ident, job=job, deliveries=deliveries)
 
     def record(self, outcome: str, record: dict[str, Any], max_age: float, max_count: int) -> None:
-        """Queue a job record; it is written with the next batch of acknowledgements, before them."""
+        """Queue the record of a finished job; it is written with the next batch of acknowledgements,
+        before them. A deduplicated job's id leaves the id index with it."""
         self.acks.record(outcome, record, max_age, max_count)
+        if labels.dedupe_or_false(record.get("labels") or {}):
+            self.acks.forget(str(record["id"]))
 
     # --- what the receiver tells the broker -------------------------------------------------------
 
@@ -374,7 +521,9 @@ class StreamBroker(AsyncBroker):
         ids = self.in_flight.unstarted()
         if not ids:
             return 0
-        released = int(await self.redis.register_script(_RELEASE)(keys=[self.keys.stream], args=[GROUP, *ids]))
+        release, released = self.redis.register_script(_RELEASE), 0
+        for stream, entry_ids in self.keys.by_stream(ids).items():  # back onto the level it came from
+            released += int(await release(keys=[stream], args=[GROUP, *entry_ids]))
         self.in_flight.gave_back(ids)
         if released:
             log.info("queue %s: gave back %d job(s) not started before shutdown", self.runtime.queue, released)

@@ -40,6 +40,7 @@ class TaskContract:
     handler: str | None  # "module:function"; None: the logging handler
     timeout: float | None  # seconds
     retry: RetryPolicy | None  # None: a failed job is not retried
+    priority: str = "normal"  # high, normal or low: its jobs' level unless an enqueue says otherwise
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,7 @@ class Runtime:
                             handler=task.handler,
                             timeout=None if task.timeout is None else float(task.timeout),
                             retry=task.retry,
+                            priority=task.priority,
                         )
                         for task in queue.tasks
                     ),
@@ -292,6 +294,7 @@ def _queue_literal(queue: QueueContract) -> dict[str, Any]:
                 "handler": task.handler,
                 "timeout": task.timeout,
                 "retry": None if task.retry is None else retry_json(task.retry),
+                "priority": task.priority,
             }
             for task in queue.tasks
         },
@@ -310,9 +313,13 @@ def _queue_from_literal(name: str, raw: object) -> QueueContract:
     failed = queue.fields("failed", ("max_age", "max_count"))
     tasks = []
     for task_name, task_raw in queue.named("tasks"):
-        task = _Fields(task_raw, f"{queue.where}.tasks.{task_name}", ("handler", "timeout", "retry"))
+        task = _Fields(task_raw, f"{queue.where}.tasks.{task_name}", ("handler", "timeout", "retry", "priority"))
         retry = None if task.data["retry"] is None else task.fields("retry", _RETRY_KEYS).converted(retry_from_json)
-        tasks.append(TaskContract(task_name, task.optional_text("handler"), task.optional_number("timeout"), retry))
+        tasks.append(
+            TaskContract(
+                task_name, task.optional_text("handler"), task.optional_number("timeout"), retry, task.text("priority")
+            )
+        )
     rate_limit = None
     if queue.data["rate_limit"] is not None:
         limit = queue.fields("rate_limit", ("max", "per"))

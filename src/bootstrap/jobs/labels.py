@@ -8,14 +8,23 @@ checked here, and a job with a malformed one is not run (it goes to the failed s
 `retry` and `timeout` labels stay on jobs for people reading them (and for the scheduler, which
 copies a task's labels), but no worker acts on them.
 
+Three labels are read when a job is sent (`placement`), by the broker that enqueues it: `delay`
+(seconds before it may run), `priority` (high, normal, low) and `dedupe` (its id is kept unique
+while it waits, is delayed or runs). Only `priority` stays meaningful after that: the promoter puts a
+delayed job back on its level's stream.
+
 Pure: no I/O, no taskiq.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+
+from bootstrap.layout.keys import NORMAL, PRIORITIES
 
 ATTEMPT = "attempt"  # which attempt this run is (1 = first); written by the worker when it retries
 TRANSIENT = "transient_retries"  # retries spent on transient connection errors (see transient.py)
@@ -23,6 +32,9 @@ RETRY_AFTERS = "retry_afters"  # how many times the job asked to run again later
 SCHEDULE_ID = "schedule_id"  # the schedule that fired the job (written by the scheduler)
 RETRY = "retry"  # the retry policy as JSON: informational only
 TIMEOUT = "timeout"  # the task's timeout in seconds: informational only
+DELAY = "delay"  # seconds to wait before the job may run (read when it is sent)
+PRIORITY = "priority"  # high, normal or low
+DEDUPE = "dedupe"  # true: enqueuing this id again while it waits, is delayed or runs is a no-op
 
 TRANSIENT_RETRIES = 5  # retries on transient connection errors per job, on top of its retry policy
 MAX_ATTEMPT = 100  # the schema's most attempts a retry policy may declare
@@ -93,3 +105,61 @@ def attempt_or_first(labels: Mapping[str, Any]) -> int:
         return attempt(labels)
     except LabelError:
         return 1
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and when a job being sent goes: after `delay` seconds, on its `priority` level's stream,
+    its id deduplicated or not."""
+
+    delay: float = 0.0
+    priority: str = NORMAL
+    dedupe: bool = False
+
+    @property
+    def plain(self) -> bool:
+        """Sent at once, at normal priority, not deduplicated: the fastest way in."""
+        return self.delay <= 0 and self.priority == NORMAL and not self.dedupe
+
+
+def placement(labels: Mapping[str, Any]) -> Placement:
+    """The sending labels of a job (taskiq's kicker sends every label as a string); LabelError when
+    one is malformed."""
+    return Placement(delay(labels), priority(labels), dedupe(labels))
+
+
+def delay(labels: Mapping[str, Any]) -> float:
+    value = labels.get(DELAY, 0)
+    number = value
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if isinstance(number, bool) or not isinstance(number, int | float) or not math.isfinite(number) or number < 0:
+        raise LabelError(f"label {DELAY}: {_shown(value)} is not a number of seconds (0 or more)")
+    return float(number)
+
+
+def priority(labels: Mapping[str, Any]) -> str:
+    value = labels.get(PRIORITY, NORMAL)
+    if value not in PRIORITIES:
+        raise LabelError(f"label {PRIORITY}: {_shown(value)} is not one of {', '.join(PRIORITIES)}")
+    return str(value)
+
+
+def dedupe(labels: Mapping[str, Any]) -> bool:
+    value = labels.get(DEDUPE, False)
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+        return value.lower() in ("true", "1")
+    if not isinstance(value, bool | int) or value not in (0, 1):
+        raise LabelError(f"label {DEDUPE}: {_shown(value)} is not true or false")
+    return bool(value)
+
+
+def dedupe_or_false(labels: Mapping[str, Any]) -> bool:
+    """Whether a finished job was deduplicated (a malformed label: it was not, as it was never sent)."""
+    try:
+        return dedupe(labels)
+    except LabelError:
+        return False

@@ -17,7 +17,7 @@ from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
 
 from bootstrap import logs
 from bootstrap.errors import RetryAfter
-from bootstrap.jobs import labels, transient
+from bootstrap.jobs import labels, results, transient
 from bootstrap.jobs.broker import StreamBroker
 from bootstrap.jobs.contract import QueueContract
 from bootstrap.jobs.labels import ATTEMPT, RETRY, RETRY_AFTERS
@@ -99,7 +99,8 @@ class JobsMiddleware(TaskiqMiddleware):
                 "job started: queue=%s task=%s id=%s attempt=%d", queue, message.task_name, message.task_id, attempt
             )
 
-    def completed(self, message: TaskiqMessage, duration: float) -> None:
+    def completed(self, message: TaskiqMessage, duration: float, result: Any = None) -> None:
+        """The job returned `result`: kept with its completed record (see `results.kept`)."""
         runtime = self.stream_broker.runtime
         line = f"job completed: queue={runtime.queue} task={message.task_name} id={message.task_id} in {duration:.3f}s"
         if not logs.job_info(log, line, message.task_id):
@@ -110,9 +111,9 @@ class JobsMiddleware(TaskiqMiddleware):
                 message.task_id,
                 duration,
             )
-        self.stream_broker.record(
-            COMPLETED, _record(message, duration), runtime.completed_max_age, runtime.completed_max_count
-        )
+        record = _record(message, duration)
+        record.update(results.kept(result))
+        self.stream_broker.record(COMPLETED, record, runtime.completed_max_age, runtime.completed_max_count)
 
     async def failed(self, message: TaskiqMessage, exception: BaseException, duration: float) -> None:
         runtime = self.stream_broker.runtime
@@ -201,7 +202,7 @@ class JobsMiddleware(TaskiqMiddleware):
 
     def post_execute(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
         if not result.is_err:  # errors are handled in on_error
-            self.completed(message, result.execution_time)
+            self.completed(message, result.execution_time, result.return_value)
 
     async def on_error(self, message: TaskiqMessage, result: TaskiqResult[Any], exception: BaseException) -> None:
         await self.failed(message, exception, result.execution_time)

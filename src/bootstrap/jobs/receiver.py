@@ -146,7 +146,7 @@ class FastReceiver(Receiver):
                     took,
                     timeout,
                 )
-            self.jobs.completed(job, took)
+            self.jobs.completed(job, took, value)
             if self.metrics is not None:
                 self.metrics.completed(job, took)
             if self.hooks:

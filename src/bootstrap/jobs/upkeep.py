@@ -9,10 +9,12 @@
   blocked event loop cannot stop it.
 - Heartbeat: an "alive" note in the workers hash for `bootstrap status` (with the hash of the
   generated wiring the worker runs), removed on shutdown.
-- Promoter: retries waiting in the delayed set are moved into the stream when due (one Lua step).
+- Promoter: retries and delayed jobs waiting in the delayed set are moved into the stream of their
+  priority level when due (one Lua step).
 - Janitor: consumers of dead workers (silent for DEAD_AFTER: no heartbeat, no read) that own no
-  pending job any more (their jobs were taken over) are deleted from the consumer group, and their
-  heartbeats removed; without it, every worker that ever ran stays listed by XINFO forever.
+  pending job any more in any priority level's stream (their jobs were taken over) are deleted from
+  the consumer group of every level's stream, and their heartbeats removed; without it, every worker
+  that ever ran stays listed by XINFO forever.
 
 `Background` starts the event-loop ones at a worker's startup and stops them at its shutdown.
 """
@@ -34,9 +36,10 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from bootstrap.jobs.inflight import InFlight
-from bootstrap.layout.keys import GROUP, QueueKeys, as_text, workers_key
+from bootstrap.layout.keys import GROUP, NORMAL, PRIORITIES, QueueKeys, as_text, entry_ref, workers_key
 
 # The broker's logger: these lines read as they did when the broker did this itself.
 log = logging.getLogger("bootstrap.jobs.broker")
@@ -65,36 +68,48 @@ class Reclaimer:
         return True
 
     async def reclaim(self, conn: aioredis.Redis, room: Callable[[], int]) -> list[tuple[Any, Any, int]]:
-        """Jobs pending longer than the visibility timeout, taken over: as many as `room()` allows
-        (asked again per round trip: acknowledgements free room meanwhile), each with how many times
-        it has now been delivered (Redis counts: XREADGROUP delivers once, each takeover once more).
-        Entries this worker already holds are not delivered twice."""
-        claimed: list[tuple[Any, Any]] = []
-        start = "0-0"
-        while len(claimed) < room():
-            result = await conn.xautoclaim(
-                self.keys.stream,
-                GROUP,
-                self.consumer,
-                min_idle_time=self._idle_ms,
-                start_id=start,
-                count=room() - len(claimed),
-            )
-            start, entries = as_text(result[0]), result[1]
-            claimed += [(entry_id, fields) for entry_id, fields in entries if as_text(entry_id) not in self.in_flight]
-            if start == "0-0" or not entries:
-                break
+        """Jobs pending longer than the visibility timeout, taken over, from every priority level's
+        stream, highest first: as many as `room()` allows (asked again per round trip:
+        acknowledgements free room meanwhile), each named by its entry reference (`entry_ref`) and
+        with how many times it has now been delivered (Redis counts: XREADGROUP delivers once, each
+        takeover once more). Entries this worker already holds are not delivered twice."""
+        claimed: list[tuple[str, str, Any]] = []  # (level, entry id, fields)
+        for level in PRIORITIES:
+            stream, start = self.keys.stream_at(level), "0-0"
+            while len(claimed) < room():
+                try:
+                    result = await conn.xautoclaim(
+                        stream,
+                        GROUP,
+                        self.consumer,
+                        min_idle_time=self._idle_ms,
+                        start_id=start,
+                        count=room() - len(claimed),
+                    )
+                except ResponseError as exc:  # a level never used has no stream yet: nothing to take over
+                    if level == NORMAL or "NOGROUP" not in str(exc):
+                        raise
+                    break
+                start, entries = as_text(result[0]), result[1]
+                claimed += [
+                    (level, as_text(entry_id), fields)
+                    for entry_id, fields in entries
+                    if entry_ref(level, as_text(entry_id)) not in self.in_flight
+                ]
+                if start == "0-0" or not entries:
+                    break
         if not claimed:
             return []
         log.warning("queue %s: took over %d job(s) whose worker stopped responding", self.keys.queue, len(claimed))
         counts = await self._deliveries(conn, claimed)
-        return [(entry_id, fields, n) for (entry_id, fields), n in zip(claimed, counts, strict=True)]
+        found = zip(claimed, counts, strict=True)
+        return [(entry_ref(level, entry_id), fields, n) for (level, entry_id, fields), n in found]
 
-    async def _deliveries(self, conn: aioredis.Redis, claimed: list[tuple[Any, Any]]) -> list[int]:
+    async def _deliveries(self, conn: aioredis.Redis, claimed: list[tuple[str, str, Any]]) -> list[int]:
         """How many times each claimed entry has been delivered, in one round trip."""
         pipe = conn.pipeline(transaction=False)
-        for entry_id, _ in claimed:
-            pipe.xpending_range(self.keys.stream, GROUP, min=entry_id, max=entry_id, count=1)
+        for level, entry_id, _ in claimed:
+            pipe.xpending_range(self.keys.stream_at(level), GROUP, min=entry_id, max=entry_id, count=1)
         counts = []
         for pending in await pipe.execute():
             counts.append(int(pending[0]["times_delivered"]) if pending else 1)
@@ -122,11 +137,13 @@ class Renewer:
         self._thread: threading.Thread | None = None
 
     def renew(self) -> None:
-        ids: list[Any] = self.in_flight.held()
+        ids = self.in_flight.held()
         if not ids:
             return
         try:
-            self.client.xclaim(self.keys.stream, GROUP, self.consumer, min_idle_time=0, message_ids=ids, justid=True)
+            for stream, entry_ids in self.keys.by_stream(ids).items():  # one stream per priority level
+                claimed: list[Any] = list(entry_ids)
+                self.client.xclaim(stream, GROUP, self.consumer, min_idle_time=0, message_ids=claimed, justid=True)
         except Exception as exc:  # Redis away: the next round tries again, well within the timeout
             log.warning("queue %s: could not renew running jobs (%s)", self.keys.queue, exc)
 
@@ -199,12 +216,20 @@ def running_wiring(keys: QueueKeys) -> str | None:
     return None
 
 
-# Move due retries into the stream: ZRANGEBYSCORE + XADD + ZREM in one step, so a job is never in
-# both places or in neither. KEYS: delayed set, stream; ARGV: now, most jobs moved at once.
+# Move due jobs (retries, delayed jobs) into the stream of their priority level (the job's `priority`
+# label; normal when it has none or an unknown one): ZRANGEBYSCORE + XADD + ZREM in one step, so a job
+# is never in both places or in neither. KEYS: delayed set, the streams highest priority first (high,
+# normal, low); ARGV: now, most jobs moved at once.
 _PROMOTE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local levels = {high = KEYS[2], normal = KEYS[3], low = KEYS[4]}
 for _, data in ipairs(due) do
-  redis.call('XADD', KEYS[2], '*', 'data', data)
+  local stream = KEYS[3]
+  local ok, job = pcall(cjson.decode, data)
+  if ok and type(job) == 'table' and type(job.labels) == 'table' and type(job.labels.priority) == 'string' then
+    stream = levels[job.labels.priority] or KEYS[3]
+  end
+  redis.call('XADD', stream, '*', 'data', data)
   redis.call('ZREM', KEYS[1], data)
 end
 return #due
@@ -212,8 +237,8 @@ return #due
 
 
 class Promoter:
-    """Moves retries whose delay is over from the delayed set into the stream: at once while there
-    are due ones, else every 50 ms."""
+    """Moves retries and delayed jobs whose time has come from the delayed set into the stream of
+    their priority: at once while there are due ones, else every 50 ms."""
 
     def __init__(self, client: aioredis.Redis, keys: QueueKeys, batch: int) -> None:
         self.keys = keys
@@ -221,33 +246,54 @@ class Promoter:
         self._script = client.register_script(_PROMOTE)
 
     async def promote(self) -> int:
-        """Due retries moved now (at most one batch)."""
-        return int(await self._script(keys=[self.keys.delayed, self.keys.stream], args=[time.time(), self.batch]))
+        """Due jobs moved now (at most one batch)."""
+        keys = [self.keys.delayed, *self.keys.streams]
+        return int(await self._script(keys=keys, args=[time.time(), self.batch]))
 
     async def step(self) -> None:
         try:
             moved = await self.promote()
         except Exception as exc:  # Redis away: say so once a second, not 20 times
-            log.warning("queue %s: moving due retries failed (%s)", self.keys.queue, exc)
+            log.warning("queue %s: moving due jobs failed (%s)", self.keys.queue, exc)
             await asyncio.sleep(1)
             return
         if not moved:
             await asyncio.sleep(0.05)
 
 
-# Delete consumers that own no pending entry and have been idle long enough, checked and deleted in
-# one step: a consumer that took a job meanwhile is kept (deleting it would drop its pending entries,
-# and with them the jobs). KEYS: stream. ARGV: group, least idle time (ms), candidate names.
+# Delete consumers that own no pending entry in any priority level's stream and have been idle long
+# enough in each, checked and deleted in one step: a consumer that took a job meanwhile is kept
+# (deleting it would drop its pending entries, and with them the jobs). KEYS: the level streams (one
+# queue's: one slot). ARGV: group, least idle time (ms), candidate names.
 _DELETE_DEAD = """
 local wanted = {}
 for i = 3, #ARGV do wanted[ARGV[i]] = true end
-local deleted = {}
-for _, consumer in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
-  local info = {}
-  for j = 1, #consumer, 2 do info[consumer[j]] = consumer[j + 1] end
-  if wanted[info['name']] and tonumber(info['pending']) == 0 and tonumber(info['idle']) >= tonumber(ARGV[2]) then
-    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
-    deleted[#deleted + 1] = info['name']
+local found = {}
+for s = 1, #KEYS do
+  local consumers = redis.pcall('XINFO', 'CONSUMERS', KEYS[s], ARGV[1])
+  if type(consumers) == 'table' and not consumers.err then
+    found[s] = consumers
+    for _, consumer in ipairs(consumers) do
+      local info = {}
+      for j = 1, #consumer, 2 do info[consumer[j]] = consumer[j + 1] end
+      if tonumber(info['pending']) > 0 or tonumber(info['idle']) < tonumber(ARGV[2]) then
+        wanted[info['name']] = nil
+      end
+    end
+  end
+end
+local deleted, done = {}, {}
+for s, consumers in pairs(found) do
+  for _, consumer in ipairs(consumers) do
+    local name
+    for j = 1, #consumer, 2 do if consumer[j] == 'name' then name = consumer[j + 1] end end
+    if wanted[name] then
+      redis.call('XGROUP', 'DELCONSUMER', KEYS[s], ARGV[1], name)
+      if not done[name] then
+        done[name] = true
+        deleted[#deleted + 1] = name
+      end
+    end
   end
 end
 return deleted
@@ -267,22 +313,24 @@ class Janitor:
     async def sweep(self, now: float | None = None) -> list[str]:
         """The consumers deleted now (with their heartbeats)."""
         now = time.time() if now is None else now
-        consumers: list[dict[str, Any]] = await self.client.xinfo_consumers(self.keys.stream, GROUP)
+        # Every level's stream: a consumer is dead only if it is idle and owns nothing in all of them.
+        seen: dict[str, list[dict[str, Any]]] = {}
+        for stream in self.keys.streams:
+            with contextlib.suppress(ResponseError):  # a level's stream or group deleted meanwhile
+                for c in await self.client.xinfo_consumers(stream, GROUP):
+                    seen.setdefault(as_text(c["name"]), []).append(c)
         beats = {as_text(k): v for k, v in (await self.client.hgetall(self.workers)).items()}
-        names = {as_text(c["name"]) for c in consumers}
+        names = set(seen)
         candidates = [
             name
-            for c in consumers
-            if (name := as_text(c["name"])) != self.consumer
-            and int(c["pending"]) == 0
-            and int(c["idle"]) >= DEAD_AFTER * 1000
+            for name, infos in seen.items()
+            if name != self.consumer
+            and all(int(c["pending"]) == 0 and int(c["idle"]) >= DEAD_AFTER * 1000 for c in infos)
             and not _alive(beats.get(name), now)
         ]
+        streams = list(self.keys.streams)
         deleted = (
-            [
-                as_text(n)
-                for n in await self._script(keys=[self.keys.stream], args=[GROUP, int(DEAD_AFTER * 1000), *candidates])
-            ]
+            [as_text(n) for n in await self._script(keys=streams, args=[GROUP, int(DEAD_AFTER * 1000), *candidates])]
             if candidates
             else []
         )

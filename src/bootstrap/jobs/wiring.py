@@ -21,15 +21,18 @@ from taskiq.decor import AsyncTaskiqDecoratedTask
 
 from bootstrap import logs
 from bootstrap.errors import BootstrapError
+from bootstrap.jobs import labels
 from bootstrap.jobs.broker import StreamBroker
 from bootstrap.jobs.contract import Runtime, TaskContract
 from bootstrap.jobs.handlers import Handler, Job, call_handler, import_handler, log_job
 from bootstrap.jobs.metrics_middleware import MetricsMiddleware
 from bootstrap.jobs.metrics_port import base_port, worker_port
 from bootstrap.jobs.middleware import RETRY, JobsMiddleware, attempt_of
+from bootstrap.jobs.results import RecordsResultBackend
 from bootstrap.jobs.runtime import queue_runtime, resolve_url
 from bootstrap.jobs.scheduler import SlotScheduler
 from bootstrap.jobs.user_middlewares import add_user_middlewares
+from bootstrap.layout.keys import NORMAL
 from bootstrap.layout.schedules import retry_json
 from bootstrap.spec.build import database_from_uri
 from bootstrap.spec.model import MongoSettings, Schedule
@@ -59,14 +62,16 @@ def mongo_settings(runtime: Runtime) -> MongoSettings:
 
 
 def make_broker(runtime: Runtime, queue: str) -> StreamBroker:
-    """The broker of `queue`: its own Redis stream, retries, records, and (in workers) a MongoDB
-    client made once at start-up for the handlers that ask for `db`."""
+    """The broker of `queue`: its own Redis streams, retries, records (with results, which its result
+    backend reads), and (in workers) a MongoDB client made once at start-up for the handlers that ask
+    for `db`."""
     broker = StreamBroker(queue_runtime(runtime, queue))
     declared = runtime.queue(queue)
     broker.add_middlewares(JobsMiddleware(broker, declared))
     port = worker_port(base_port(runtime.metrics_port), runtime.queue_names.index(queue))
     if port:  # metrics off: nothing counted either
         broker.add_middlewares(MetricsMiddleware(broker, port))  # after JobsMiddleware: sees what it decided
+    broker.with_result_backend(RecordsResultBackend(broker))  # wait_result() reads the job records
 
     async def worker_startup(state: TaskiqState) -> None:
         """Start-up order: logging, this queue's handlers, then MongoDB (with its retry policy), then
@@ -133,45 +138,67 @@ def import_queue_handlers(broker: StreamBroker) -> None:
 
 
 def task_labels(task: TaskContract) -> dict[str, Any]:
-    """Labels every job of `task` carries: its retry policy and timeout."""
-    labels: dict[str, Any] = {}
+    """Labels every job of `task` carries: its retry policy, timeout and priority."""
+    found: dict[str, Any] = {}
     if task.retry is not None:
-        labels[RETRY] = json.dumps(retry_json(task.retry))
+        found[RETRY] = json.dumps(retry_json(task.retry))
     if task.timeout:
-        labels["timeout"] = task.timeout
-    return labels
+        found["timeout"] = task.timeout
+    if task.priority != NORMAL:  # the level its jobs are sent to (see labels.placement)
+        found[labels.PRIORITY] = task.priority
+    return found
 
 
 @dataclass(frozen=True)
 class Enqueued:
-    count: int
+    count: int  # jobs added
     first: str  # the first job's id
     last: str
+    existing: tuple[str, ...] = ()  # ids not added: a job with that id is waiting, delayed or running
 
 
 async def enqueue(
-    runtime: Runtime, queue: str, task: str, kwargs: dict[str, Any], *, count: int = 1, job_id: str | None = None
+    runtime: Runtime,
+    queue: str,
+    task: str,
+    kwargs: dict[str, Any],
+    *,
+    count: int = 1,
+    job_id: str | None = None,
+    delay: float = 0.0,
+    priority: str | None = None,
 ) -> Enqueued:
     """Put `count` jobs of `task` on `queue`, made and sent a batch at a time (memory stays the same
     for a million jobs as for ten). `kwargs` must be JSON: NaN or Infinity would reach the handler as
-    null, so they are refused."""
+    null, so they are refused. The jobs run after `delay` seconds, at `priority` (default: the task's).
+    With `job_id` the ids are deduplicated: one already waiting, delayed or running is not added again
+    (`Enqueued.existing`)."""
     try:
         json.dumps(kwargs, allow_nan=False)
     except ValueError as exc:
         raise BootstrapError(f"job arguments must be JSON ({exc}: NaN and Infinity are not JSON numbers)") from None
-    labels = task_labels(runtime.queue(queue).task(task))
+    job_labels = task_labels(runtime.queue(queue).task(task))
+    if priority is not None:
+        job_labels[labels.PRIORITY] = priority
+    if job_id is not None:
+        job_labels[labels.DEDUPE] = True
+    try:
+        placement = labels.placement({**job_labels, labels.DELAY: delay})
+    except labels.LabelError as exc:
+        raise BootstrapError(str(exc)) from None
     base = job_id or uuid.uuid4().hex
     ids = [base if count == 1 else f"{base}-{n}" for n in (0, count - 1)]
     # One message serialised, the others made from it by putting their id in (the same JSON).
     marker = f"job-id-{uuid.uuid4().hex}"
-    template = TaskiqMessage(task_id=marker, task_name=task, labels=labels, args=[], kwargs=kwargs)
+    template = TaskiqMessage(task_id=marker, task_name=task, labels=job_labels, args=[], kwargs=kwargs)
     head, _, tail = template.model_dump_json().encode().partition(json.dumps(marker).encode())
     broker = StreamBroker(queue_runtime(runtime, queue))
     await broker.startup()
     try:
-        datas = (head + json.dumps(base if count == 1 else f"{base}-{n}").encode() + tail for n in range(count))
-        sent = await broker.kick_data(datas)
-        return Enqueued(sent, ids[0], ids[-1])
+        names = (base if count == 1 else f"{base}-{n}" for n in range(count))
+        jobs = ((name, head + json.dumps(name).encode() + tail) for name in names)
+        sent = await broker.send(jobs, placement)
+        return Enqueued(sent.added, ids[0], ids[-1], sent.existing)
     finally:
         await broker.shutdown()
 
@@ -180,7 +207,7 @@ def register_task(broker: StreamBroker, runtime: Runtime, queue: str, task: str)
     """The Taskiq task `task` of `queue`, bound to its declared handler (or the logging one)."""
     declared = runtime.queue(queue).task(task)
     handler = HandlerRef(declared.handler)  # imported by this queue's workers only
-    labels = task_labels(declared)
+    task_label_values = task_labels(declared)
 
     async def direct(message: TaskiqMessage) -> Any:
         """The job without Taskiq's dependency injection (the fast receiver calls this)."""
@@ -200,7 +227,7 @@ def register_task(broker: StreamBroker, runtime: Runtime, queue: str, task: str)
     run.bootstrap_direct = direct  # type: ignore[attr-defined]
     run.bootstrap_handler = handler  # type: ignore[attr-defined]
     run.bootstrap_task = declared  # type: ignore[attr-defined]  # its timeout, for the fast receiver
-    decorated: AsyncTaskiqDecoratedTask[Any, Any] = broker.register_task(run, task_name=task, **labels)
+    decorated: AsyncTaskiqDecoratedTask[Any, Any] = broker.register_task(run, task_name=task, **task_label_values)
     return decorated
 
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 GROUP = "workers"  # the consumer group every worker of a queue reads in
+PRIORITIES = ("high", "normal", "low")  # a job's priority levels, highest first
+NORMAL = "normal"
 
 # The per-queue keys of the layout before hash tags (suffixes after `P:queue:Q:`), moved by apply.
 LEGACY_QUEUE_SUFFIXES = ("jobs", "delayed", "completed", "failed", "completed:data", "failed:data")
@@ -39,7 +41,7 @@ class QueueKeys:
 
     @property
     def delayed(self) -> str:
-        """Jobs waiting for a retry delay (sorted by due time)."""
+        """Jobs waiting for a delay (a retry's, or a delayed job's): sorted by due time."""
         return f"{self.base}:delayed"
 
     @property
@@ -51,6 +53,35 @@ class QueueKeys:
     def rate(self) -> str:
         """Sorted set: the jobs workers took within the queue's rate-limit window (member -> time)."""
         return f"{self.base}:rate"
+
+    def stream_at(self, priority: str) -> str:
+        """The stream of one priority level: `stream` for normal (the one every queue has), a
+        stream of its own for each other level."""
+        return self.stream if priority == NORMAL else f"{self.base}:jobs:{priority}"
+
+    @property
+    def streams(self) -> tuple[str, ...]:
+        """Every level's stream, highest priority first."""
+        return tuple(self.stream_at(level) for level in PRIORITIES)
+
+    @property
+    def ids(self) -> str:
+        """Hash: id of a job enqueued to be deduplicated -> when it was enqueued, while it is waiting,
+        delayed or running (removed when it finishes)."""
+        return f"{self.base}:ids"
+
+    def locate(self, ref: str) -> tuple[str, str]:
+        """The stream and entry id an entry reference (`entry_ref`) names."""
+        level, slash, entry_id = ref.rpartition("/")
+        return (self.stream_at(level), entry_id) if slash else (self.stream, ref)
+
+    def by_stream(self, refs: list[str]) -> dict[str, list[str]]:
+        """Entry references grouped by the stream they are in: stream -> entry ids."""
+        grouped: dict[str, list[str]] = {}
+        for ref in refs:
+            stream, entry_id = self.locate(ref)
+            grouped.setdefault(stream, []).append(entry_id)
+        return grouped
 
     def records(self, outcome: str) -> str:
         """Finished-job records by outcome ("completed" or "failed"): sorted set of ids by time."""
@@ -104,6 +135,12 @@ class ScheduleKeys:
     def legacy_last_slot(self) -> str:
         """Hash of every schedule's last slot, before hash tags (moved by apply)."""
         return f"{self.prefix}:schedules:last-slot"
+
+
+def entry_ref(priority: str, entry_id: str) -> str:
+    """How a worker names an entry it holds: the entry id for the normal stream (as always), else
+    `level/id` (entry ids are unique per stream only)."""
+    return entry_id if priority == NORMAL else f"{priority}/{entry_id}"
 
 
 def marker_key(prefix: str) -> str:

@@ -287,6 +287,7 @@ def _task(name: str, raw: dict[str, Any], queue: str, file: str, path: PathKey) 
         retry=retry_policy(raw["retry"], DEFAULT_RETRY) if "retry" in raw else None,
         description=raw.get("description"),
         origin=Origin(file, path),
+        priority=raw.get("priority", "normal"),
     )
 
 

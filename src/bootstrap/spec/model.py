@@ -211,6 +211,7 @@ class Task:
     retry: RetryPolicy | None = None
     description: str | None = None
     origin: Origin = field(default=NO_ORIGIN, compare=False, repr=False)
+    priority: str = "normal"  # high, normal or low: its jobs' level unless an enqueue says otherwise
 
 
 @dataclass(frozen=True)
