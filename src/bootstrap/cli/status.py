@@ -188,7 +188,7 @@ def render(status: dict[str, Any], now: float) -> list[str]:
         wiring = w.get("wiring") or "?"
         if w.get("wiring") and status.get("wiring") and w["wiring"] != status["wiring"]:
             wiring += " (not the spec's)"
-        rows.append([w["queue"], w["name"], f"running {w.get('running', 0)}", f"up {_span(now - w['started'])}",
+        rows.append([w["queue"], w["name"], f"running {w.get('running', 0)}", f"up {console.span(now - w['started'])}",
                      f"wiring {wiring}"])  # fmt: skip
     lines += ["  " + line for line in table(["queue", "worker", "jobs", "since", "wiring"], rows)[1:]]
     return lines
@@ -226,18 +226,7 @@ def _ago(when: Any, now: float) -> str:
     ts = when.timestamp() if isinstance(when, datetime) else float(when)
     stamp = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
     delta = now - ts
-    return f"{stamp} ({_span(delta)} ago)" if delta >= 0 else f"{stamp} (in {_span(-delta)})"
-
-
-def _span(seconds: float) -> str:
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    return f"{s // 86400}d{(s % 86400) // 3600}h"
+    return f"{stamp} ({console.span(delta)} ago)" if delta >= 0 else f"{stamp} (in {console.span(-delta)})"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from aiohttp import web
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
+from bootstrap.console import span
 from bootstrap.dashboard import charts, data, erd
 from bootstrap.dashboard.auth import COOKIE, Guard, loopback_host, masked, same_origin
 from bootstrap.jobs import admin
@@ -64,17 +65,6 @@ def when(value: Any, now: float | None = None) -> str:
     stamp = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     delta = now - ts
     return f"{stamp} ({span(delta)} ago)" if delta >= 0 else f"{stamp} (in {span(-delta)})"
-
-
-def span(seconds: float) -> str:
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    return f"{s // 86400}d{(s % 86400) // 3600}h"
 
 
 def size(value: int | None) -> str:
