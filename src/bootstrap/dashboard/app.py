@@ -175,12 +175,22 @@ class Dashboard:
         log.warning("dashboard: refused %s %s from %s: %s", request.method, request.path, request.remote, why)
         return self.problem(request, 403, f"refused: {why}")
 
-    def queue_keys(self, request: web.Request) -> QueueKeys | None:
+    def queue_keys(self, request: web.Request) -> QueueKeys | web.Response:
+        """The keys of the queue the URL names, or the 404 page when the spec has no such queue."""
         spec = self.sources.spec()
         name = request.match_info["queue"]
         if name not in {q.name for q in spec.queues}:
-            return None
+            return self.problem(request, 404, f"no queue named '{name}' in the spec")
         return QueueKeys(spec.redis.key_prefix, name)
+
+    async def action(self, request: web.Request) -> tuple[QueueKeys, Any] | web.Response:
+        """The queue and the form of an action (retry, purge), or the page refusing it."""
+        keys = self.queue_keys(request)
+        if isinstance(keys, web.Response):
+            return keys
+        form = await request.post()
+        refused = self.checked_post(request, form)
+        return (keys, form) if refused is None else refused
 
     # --- pages ----------------------------------------------------------------------------------
 
@@ -198,8 +208,8 @@ class Dashboard:
 
     async def failed(self, request: web.Request) -> web.Response:
         keys = self.queue_keys(request)
-        if keys is None:
-            return self.problem(request, 404, f"no queue named '{request.match_info['queue']}' in the spec")
+        if isinstance(keys, web.Response):
+            return keys
         try:
             number = int(request.query.get("page", "1"))
         except ValueError:
@@ -211,13 +221,10 @@ class Dashboard:
         )  # fmt: skip
 
     async def retry(self, request: web.Request) -> web.Response:
-        keys = self.queue_keys(request)
-        if keys is None:
-            return self.problem(request, 404, f"no queue named '{request.match_info['queue']}' in the spec")
-        form = await request.post()
-        refused = self.checked_post(request, form)
-        if refused is not None:
-            return refused
+        checked = await self.action(request)
+        if isinstance(checked, web.Response):
+            return checked
+        keys, form = checked
         client = self.sources.redis
         if form.get("all"):
             ids = await asyncio.to_thread(admin.all_failed_ids, client, keys)
@@ -230,20 +237,17 @@ class Dashboard:
 
     async def purge_confirm(self, request: web.Request) -> web.Response:
         keys = self.queue_keys(request)
-        if keys is None:
-            return self.problem(request, 404, f"no queue named '{request.match_info['queue']}' in the spec")
+        if isinstance(keys, web.Response):
+            return keys
         count = await asyncio.to_thread(self.sources.redis.zcard, keys.records("failed"))
         return self.page(request, "purge.html", title=f"Purge failed jobs: {keys.queue}", queue=keys.queue,
                          count=int(count))
 
     async def purge(self, request: web.Request) -> web.Response:
-        keys = self.queue_keys(request)
-        if keys is None:
-            return self.problem(request, 404, f"no queue named '{request.match_info['queue']}' in the spec")
-        form = await request.post()
-        refused = self.checked_post(request, form)
-        if refused is not None:
-            return refused
+        checked = await self.action(request)
+        if isinstance(checked, web.Response):
+            return checked
+        keys, form = checked
         if form.get("confirm") != "yes":
             raise web.HTTPSeeOther(f"/queues/{keys.queue}/failed/purge")  # the confirmation step
         count = await asyncio.to_thread(admin.purge_failed, self.sources.redis, keys)
