@@ -25,7 +25,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,7 +48,7 @@ from bootstrap.jobs.launcher import worker_command  # noqa: E402
 from bootstrap.jobs.runtime import queue_runtime  # noqa: E402
 from bootstrap.jobs.wiring import task_labels  # noqa: E402
 from bootstrap.local.processes import Child  # noqa: E402
-from bootstrap.local.servers import MongoServer, RedisServer  # noqa: E402
+from bootstrap.local.servers import MongoServer, RedisServer, free_port  # noqa: E402
 from tests.support.jobs_project import Project, make_project  # noqa: E402
 
 BULLMQ = ROOT / "benchmarks" / "bullmq"
@@ -154,12 +153,6 @@ async def enqueue_connected(runtime: Runtime, n: int) -> float:
     finally:
         await broker.shutdown()
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def scrape_completed(port: int) -> float:

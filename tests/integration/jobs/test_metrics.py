@@ -13,17 +13,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bootstrap.jobs.metrics_port import worker_port
-from bootstrap.local.servers import RedisServer
+from bootstrap.local.servers import RedisServer, free_port
 from tests.support.jobs_project import Project, add_test_queue, make_project, redis_client, wait_for
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def scrape(port: int) -> Samples:
