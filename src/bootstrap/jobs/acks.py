@@ -9,23 +9,24 @@ means the jobs run again (at least once), records and log lines included.
 A job that ran waits (`acked`) until its acknowledgement is in Redis, and the receiver takes its
 next job only then: a worker holds at most `concurrency` jobs that ran or run and are not
 acknowledged, so a crash makes at most `concurrency` jobs run twice. Waiting costs no throughput
-under load: a flush starts as soon as an acknowledgement is queued and none is in flight, and every
-acknowledgement queued while one is in flight goes out with the next (one round trip for all the
-jobs that finished meanwhile). Records and the acknowledgements of rejected entries, which nobody
-waits for, go out within 20 ms (`step`, which the broker's `Background` repeats).
+under load: the job whose acknowledgement finds no flush in flight sends the flush itself, from its
+own coroutine (no task switch); every acknowledgement queued while one is in flight goes out with
+the next, sent by the first of those jobs once the flight landed (one round trip for all the jobs
+that finished meanwhile). Records and the acknowledgements of rejected entries, which nobody waits
+for, go out within 20 ms (`step`, which the broker's `Background` repeats; it also sends what a
+cancelled job left queued). The round trips go over the worker's `HotConnection`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from bootstrap import logs
+from bootstrap.jobs.hotpath import HotConnection, Script
 from bootstrap.jobs.records import STORE_FUNCTION, Records
 from bootstrap.layout.keys import GROUP, PRIORITIES, QueueKeys
 
@@ -34,15 +35,15 @@ log = logging.getLogger("bootstrap.jobs.broker")
 
 FLUSH_EVERY = 0.02  # seconds: the longest a queued record or log line waits to be written
 
-# One Lua script over the queue's keys (one slot on Redis Cluster, where redis-py cannot send EVALSHA
-# inside a pipeline): records first, then HDEL of the freed job ids (deduplication: a crash after it
-# leaves the job to run again with its id free), then XACK and XDEL of the finished entries in each
-# priority level's stream, everything in chunks (Lua's unpack has a stack limit).
+# One Lua script over the queue's keys (one slot on Redis Cluster): records first, then HDEL of the
+# freed job ids (deduplication: a crash after it leaves the job to run again with its id free), then
+# XACK and XDEL of the finished entries in each priority level's stream, everything in chunks (Lua's
+# unpack has a stack limit).
 # KEYS: id index, the level streams (QueueKeys.streams order), then index and data of each outcome
 # (records.OUTCOMES order). ARGV: group, now, number of freed ids, the ids, then for each level
 # stream the number of its entry ids and the ids, then record batches (Records.segment) to the end.
 _STREAMS = len(PRIORITIES)
-_ACK = (
+_ACK = Script(
     STORE_FUNCTION
     + f"""
 local streams = {_STREAMS}
@@ -79,30 +80,62 @@ return done
 )
 
 
+_ACKED, _YOUR_TURN = "acked", "your turn"  # what a waiting job is told: done, or send the next flush
+
+
 class AckBatch:
-    def __init__(self, keys: QueueKeys, batch: int) -> None:
+    def __init__(
+        self, keys: QueueKeys, batch: int, conn: Callable[[], HotConnection], records: Callable[[], Records]
+    ) -> None:
         self.keys = keys
         self.batch = batch
+        self._conn = conn  # where flushes go: the broker's, made on first use
+        self._job_records = records
         self._ids: list[str] = []
         self._records: list[tuple[str, dict[str, Any], float, int]] = []
         self._forget: list[str] = []  # ids of finished deduplicated jobs, to take out of the id index
-        self._waiters: list[asyncio.Future[None]] = []  # jobs waiting for the next flush
-        self._wake = asyncio.Event()
+        self._waiters: list[asyncio.Future[str]] = []  # jobs waiting for the next flush
+        self._flushing = False  # a flush is in flight
+        self._queue = keys.queue
 
     def ack(self, entry_id: str) -> None:
         """Acknowledge an entry with a later flush, without waiting (an entry that did not run)."""
         self._ids.append(entry_id)
-        if len(self._ids) >= self.batch:
-            self._wake.set()
 
     async def acked(self, entry_id: str) -> None:
-        """A job finished: return once its acknowledgement is in Redis (flushed at once, or with the
-        next flush if one is in flight). While Redis is away this waits, as the job's slot should."""
-        waiter = asyncio.get_running_loop().create_future()
+        """A job finished: return once its acknowledgement is in Redis. With no flush in flight this
+        job sends it now; else it goes with the next flush, which the first job queued behind the
+        one in flight sends. While Redis is away this waits, as the job's slot should."""
+        waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._ids.append(entry_id)
         self._waiters.append(waiter)
-        self._wake.set()
-        await waiter  # cancelled with its job (a shutdown that overran): the flush skips it
+        if self._flushing and await waiter == _ACKED:  # cancelled with its job (a shutdown that overran)
+            return
+        await self._send()
+
+    async def _send(self) -> None:
+        """Flush until it succeeds (Redis away: every half second), then tell the first job queued
+        meanwhile to send the next."""
+        self._flushing = True
+        try:
+            while True:
+                try:
+                    await self.flush()
+                    return
+                except Exception as exc:  # acks stay pending; the jobs keep their slots
+                    log.warning("queue %s: acknowledging failed (%s); will retry", self._queue, exc)
+                    await asyncio.sleep(0.5)
+        finally:
+            self._hand_off()
+
+    def _hand_off(self) -> None:
+        """A flush landed: the first job queued meanwhile sends the next (a job cancelled before it
+        could leaves it to `step`)."""
+        self._flushing = False
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(_YOUR_TURN)
+                return
 
     @property
     def pending(self) -> bool:
@@ -118,12 +151,13 @@ class AckBatch:
         enqueued again from then on)."""
         self._forget.append(job_id)
 
-    async def flush(self, client: aioredis.Redis, records: Records) -> None:
+    async def flush(self) -> None:
         """One command for a batch: job records first, then XACK and XDEL of the finished jobs. The
         log lines of those jobs are written before it."""
         logs.flush()
         if not self.pending:
             return
+        conn, records = self._conn(), self._job_records()
         ids, self._ids = self._ids, []
         pending, self._records = self._records, []
         forget, self._forget = self._forget, []
@@ -138,28 +172,26 @@ class AckBatch:
             args += [len(entry_ids), *entry_ids]
         for (outcome, max_age, max_count), batch in batches.items():
             args += records.segment(outcome, batch, max_age, max_count)
-        keys = [self.keys.ids, *self.keys.streams, *records.key_list()]
         try:
-            # EVAL with the text, not EVALSHA: never NOSCRIPT after a Redis restart (Redis caches the
-            # compiled script by its hash), and no SCRIPT EXISTS round trip as redis-py's scripts do.
-            await client.eval(_ACK, len(keys), *keys, *args)
+            await conn.script(_ACK, [self.keys.ids, *self.keys.streams, *records.key_list()], args)
         except BaseException:  # cancellation at shutdown included: the final flush writes them
             self._ids[:0], self._records[:0], self._forget[:0], self._waiters[:0] = ids, pending, forget, waiters
             raise
         for waiter in waiters:
             if not waiter.done():
-                waiter.set_result(None)
+                waiter.set_result(_ACKED)
 
-    async def step(self, client: aioredis.Redis, records: Records, queue: str) -> None:
-        """One round of the acknowledging loop: wait until a job waits for its acknowledgement (or a
-        batch is full, or 20 ms passed), flush."""
-        # asyncio.timeout, not wait_for: Python 3.11's wait_for can lose a cancellation.
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(FLUSH_EVERY):
-                await self._wake.wait()
-        self._wake.clear()
+    async def step(self) -> None:
+        """One round of the acknowledging loop: every 20 ms, flush what nobody is sending."""
+        await asyncio.sleep(FLUSH_EVERY)
+        if self._flushing or not self.pending:
+            logs.flush()
+            return
+        self._flushing = True
         try:
-            await self.flush(client, records)
+            await self.flush()
         except Exception as exc:  # acks stay pending and are retried; the jobs may rerun
-            log.warning("queue %s: acknowledging failed (%s); will retry", queue, exc)
+            log.warning("queue %s: acknowledging failed (%s); will retry", self._queue, exc)
             await asyncio.sleep(0.5)
+        finally:
+            self._hand_off()

@@ -40,6 +40,7 @@ from bootstrap.errors import BootstrapError, NotReplicated
 from bootstrap.jobs import intake, labels
 from bootstrap.jobs.acks import AckBatch
 from bootstrap.jobs.connections import QueueConnections
+from bootstrap.jobs.hotpath import HotConnection
 from bootstrap.jobs.inflight import InFlight
 from bootstrap.jobs.pause import CHECK_EVERY, PauseWatch
 from bootstrap.jobs.priority import ReadOrder
@@ -171,7 +172,8 @@ class StreamBroker(AsyncBroker):
         self.keys = QueueKeys(runtime.prefix, runtime.queue)
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.in_flight = InFlight()
-        self.acks = AckBatch(self.keys, runtime.batch)
+        self.acks = AckBatch(self.keys, runtime.batch, lambda: self.hot, lambda: self.records)
+        self._hot: HotConnection | None = None  # a worker's per-job round trips (see `hotpath`)
         self._stopping = asyncio.Event()
         self._background = Background()
         self._heartbeat: Heartbeat | None = None
@@ -186,6 +188,13 @@ class StreamBroker(AsyncBroker):
     def redis(self) -> aioredis.Redis:
         """The producer connection (fails fast), shared by sending, acknowledgements and upkeep."""
         return self.connections.producer
+
+    @property
+    def hot(self) -> HotConnection:
+        """The connection of the per-job round trips (see `hotpath`); no I/O until its first command."""
+        if self._hot is None:
+            self._hot = HotConnection(self.redis, self.runtime.socket_timeout)
+        return self._hot
 
     @property
     def records(self) -> Records:
@@ -209,11 +218,11 @@ class StreamBroker(AsyncBroker):
             )
             self._renewer.start()
             self.watchdog.start()
-            records, queue = self.records, runtime.queue
+            queue = runtime.queue
             if await self.pause.check(client):  # before the first read: a paused queue starts paused
                 log.warning("queue %s: paused: taking no new jobs", queue)
             self._background.start(
-                lambda: self.acks.step(client, records, queue),
+                self.acks.step,
                 Promoter(client, self.keys, runtime.batch).step,
                 self._heartbeat.step,
                 self.watchdog.step,
@@ -255,7 +264,10 @@ class StreamBroker(AsyncBroker):
             await bounded(self._heartbeat.remove(), SHUTDOWN_STEP, "removing the heartbeat")
             self._heartbeat = None
         if self.acks.pending:
-            await bounded(self.acks.flush(self.redis, self.records), SHUTDOWN_STEP, "the last acknowledgements")
+            await bounded(self.acks.flush(), SHUTDOWN_STEP, "the last acknowledgements")
+        if self._hot is not None:
+            await bounded(self._hot.close(), SHUTDOWN_STEP, "closing the acknowledging connection")
+            self._hot = None
         await bounded(super().shutdown(), SHUTDOWN_STEP, "the shutdown handlers")
         await bounded(self.connections.close(), SHUTDOWN_STEP, "closing Redis")
 

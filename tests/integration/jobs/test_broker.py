@@ -17,6 +17,7 @@ import redis as sync_redis
 import redis.asyncio as aioredis
 from taskiq import AckableMessage, TaskiqMessage
 
+from bootstrap.jobs import acks
 from bootstrap.jobs.broker import StreamBroker, StreamMessage
 from bootstrap.jobs.inflight import InFlight
 from bootstrap.jobs.records import COMPLETED, FAILED
@@ -223,17 +224,43 @@ def test_acknowledgements_and_records_are_written_in_one_flush(redis_server: Red
         await messages.aclose()
         broker.started(message)
         broker.record(COMPLETED, {"id": "job-1", "task": "t"}, 3600, 100)
-        acking = asyncio.ensure_future(message.ack())  # returns only once the flush wrote it
-        await asyncio.sleep(0.05)
-        assert not acking.done() and broker.acks.pending  # no acknowledging loop here: nobody flushed
-        assert message.entry_id not in broker.in_flight
         assert await client.xlen(broker.keys.stream) == 1  # not before the flush
-        await broker.acks.flush(broker.redis, broker.records)
-        await asyncio.wait_for(acking, 5)
+        await asyncio.wait_for(message.ack(), 5)  # the job's own ack sends the flush: no loop runs here
+        assert message.entry_id not in broker.in_flight
         assert not broker.acks.pending
         assert await client.xlen(broker.keys.stream) == 0 and await owners(client, broker.keys) == {}
         stored = await client.hget(broker.keys.record_data(COMPLETED), "job-1")
         assert stored is not None and json.loads(stored)["task"] == "t"
+        await broker.shutdown()
+
+    asyncio.run(with_redis(redis_server, test))
+
+
+def test_acks_queued_while_one_flies_go_out_together_in_the_next_flush(
+    redis_server: RedisServer, key_prefix: str
+) -> None:
+    """The first job's ack sends its flush; the 19 jobs that finish while it is in flight wait, and
+    the first of them sends all 19 in one more round trip: 2 scripts for 20 jobs, none lost."""
+    broker = make_broker(redis_server, key_prefix)
+
+    async def test(client: aioredis.Redis) -> None:
+        await broker.startup()
+        for i in range(20):
+            await client.xadd(broker.keys.stream, {"data": job(f"job-{i}")})
+        messages = broker.listen()
+        read = [await next_message(messages) for _ in range(20)]
+        broker.stop_listening()
+        await messages.aclose()
+        await broker.hot.call("PING")  # connected before counting
+        await client.script_load(acks._ACK.text)  # known to Redis: one EVALSHA per flush
+        await client.config_resetstat()
+        for message in read:
+            broker.started(message)
+        await asyncio.wait_for(asyncio.gather(*(message.ack() for message in read)), 5)
+        stats = await client.info("commandstats")
+        scripts = sum(stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("evalsha", "eval"))
+        assert scripts == 2, stats
+        assert await client.xlen(broker.keys.stream) == 0 and await owners(client, broker.keys) == {}
         await broker.shutdown()
 
     asyncio.run(with_redis(redis_server, test))
@@ -330,7 +357,7 @@ def test_entries_that_cannot_run_go_to_the_failed_store_with_the_reason(
         assert job_id(message) == "good" and message.job is not None and message.job.labels["attempt"] == 2
         broker.stop_listening()
         await messages.aclose()
-        await broker.acks.flush(broker.redis, broker.records)
+        await broker.acks.flush()
         raw = await client.hgetall(broker.keys.record_data(FAILED))
         failed = {record["entry"]: record for record in map(json.loads, raw.values())}
         for name, (_, reason) in junk.items():
@@ -373,7 +400,7 @@ def test_a_job_delivered_more_than_max_deliveries_goes_to_the_failed_store(
         assert (job_id(message), message.deliveries) == ("second-chance", 2)
         broker.stop_listening()
         await messages.aclose()
-        await broker.acks.flush(broker.redis, broker.records)
+        await broker.acks.flush()
         record = json.loads(await client.hget(broker.keys.record_data(FAILED), "poison") or "{}")
         assert record["error"] == "delivered 2 times without finishing: its worker died each time"
         assert record["deliveries"] == 3 and record["task"] == "t" and record["attempts"] == 1

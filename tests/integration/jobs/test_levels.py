@@ -65,7 +65,7 @@ def test_one_flush_acknowledges_every_level_frees_the_ids_and_writes_the_records
         broker.record(COMPLETED, {"id": "done-1", "task": "t"}, 3600, 100)
         waiting = asyncio.ensure_future(broker.acks.acked(refs[-1]))  # a job waiting for its ack
         await asyncio.sleep(0)
-        await broker.acks.flush(client, broker.records)
+        await broker.acks.flush()
         await asyncio.wait_for(waiting, 5)
         for level in PRIORITIES:
             stream = keys.stream_at(level)

@@ -33,7 +33,7 @@ async def acknowledged(broker: StreamBroker, message: StreamMessage) -> None:
     loop runs in these tests, so flush here."""
     acking = asyncio.ensure_future(message.ack())
     await asyncio.sleep(0)
-    await broker.acks.flush(broker.redis, broker.records)
+    await broker.acks.flush()
     await asyncio.wait_for(acking, 5)
 
 

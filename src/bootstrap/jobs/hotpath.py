@@ -1,0 +1,117 @@
+"""One dedicated Redis connection for a worker's per-job round trips: acknowledgements and reads.
+
+redis-py's async client costs about 130-200 us of CPU per command on these machines (pool checkout,
+the retry wrapper, a timer per read, response callbacks); the connection underneath it, used
+directly, about 55 us (`benchmarks/read_path.py` prints both). At concurrency 1 a worker makes one
+round trip per job (its acknowledgement), so that difference is most of a job's cost.
+
+The connection itself is redis-py's, taken from the client's pool once: redis-py connects,
+authenticates, selects the database, speaks TLS and finds the Sentinel master. Commands are packed
+by it and written straight to its stream; the reply is read by its parser (hiredis when installed).
+One command at a time (a lock; callers rarely contend). A command that takes longer than the
+timeout (a Redis or network that went silent) closes the connection, which fails the command with
+a ConnectionError; any connection error drops the connection, and the next command takes a fresh
+one from the pool (after a Sentinel failover: the new master's). On a Redis Cluster (where a queue's
+keys live on one node that can move) every command goes through the client as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
+
+from bootstrap.connect import redis as redis_connect
+
+TICK = 0.5  # seconds between checks for a command that takes too long
+
+
+class Script:
+    """A Lua script sent by its SHA1 (EVALSHA), with its text when Redis does not know it (NOSCRIPT:
+    a Redis restarted or flushed its script cache)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.sha = hashlib.sha1(text.encode()).hexdigest()
+
+
+class HotConnection:
+    def __init__(self, client: aioredis.Redis, timeout: float | None) -> None:
+        self.client = client
+        self.timeout = timeout  # seconds a command may take, on top of its own blocking time
+        self._direct = not redis_connect.is_cluster(client)
+        self._conn: AbstractConnection | None = None
+        self._lock = asyncio.Lock()
+        self._deadline = 0.0  # when the command in flight has taken too long; 0: none in flight
+        self._ticker: asyncio.TimerHandle | None = None
+
+    async def call(self, *args: Any, block: float = 0.0) -> Any:
+        """Run one command; `block`: seconds it may block in Redis (XREADGROUP BLOCK)."""
+        if not self._direct:
+            return await self.client.execute_command(*args)  # type: ignore[no-untyped-call]
+        async with self._lock:
+            conn = self._conn if self._conn is not None else await self._take()
+            if self.timeout is not None:
+                self._deadline = time.monotonic() + self.timeout + block
+            try:
+                conn._writer.writelines(conn.pack_command(*args))  # type: ignore[union-attr]
+                reply = await conn._parser.read_response()  # type: ignore[attr-defined]
+            except BaseException:  # the reply may still come: the connection is out of step, drop it
+                await self._drop()
+                raise
+            finally:
+                self._deadline = 0.0
+        if isinstance(reply, ResponseError):
+            if str(reply).startswith("READONLY"):  # a replica now (Sentinel failover): the next takes the master
+                await self._drop()
+            raise reply
+        return reply
+
+    async def script(self, script: Script, keys: list[Any], args: list[Any], block: float = 0.0) -> Any:
+        try:
+            return await self.call("EVALSHA", script.sha, len(keys), *keys, *args, block=block)
+        except NoScriptError:
+            return await self.call("EVAL", script.text, len(keys), *keys, *args, block=block)
+
+    async def _take(self) -> AbstractConnection:
+        pool = self.client.connection_pool
+        conn: AbstractConnection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        if getattr(conn, "_writer", None) is None or getattr(conn, "_parser", None) is None:
+            await pool.release(conn)  # not the connection this was written against: use the client
+            self._direct = False
+            raise RedisConnectionError("the Redis connection has no stream to write to")
+        self._conn = conn
+        if self.timeout is not None and self._ticker is None:
+            self._ticker = asyncio.get_running_loop().call_later(TICK, self._tick)
+        return conn
+
+    def _tick(self) -> None:
+        """Close the connection under a command that has taken too long: the command then fails."""
+        conn = self._conn
+        if conn is None:
+            self._ticker = None
+            return
+        if self._deadline and time.monotonic() > self._deadline and conn._writer is not None:
+            conn._writer.transport.abort()
+        self._ticker = asyncio.get_running_loop().call_later(TICK, self._tick)
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.disconnect()
+            with contextlib.suppress(Exception):
+                await self.client.connection_pool.release(conn)
+
+    async def close(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+        await self._drop()
