@@ -34,6 +34,7 @@ from bootstrap.layout.keys import GROUP, PRIORITIES, QueueKeys
 log = logging.getLogger("bootstrap.jobs.broker")
 
 FLUSH_EVERY = 0.02  # seconds: the longest a queued record or log line waits to be written
+STUCK_AFTER = 5.0  # seconds after which the acknowledging loop sends a flush reserved for a job
 
 # One Lua script over the queue's keys (one slot on Redis Cluster): records first, then HDEL of the
 # freed job ids (deduplication: a crash after it leaves the job to run again with its id free), then
@@ -95,7 +96,8 @@ class AckBatch:
         self._records: list[tuple[str, dict[str, Any], float, int]] = []
         self._forget: list[str] = []  # ids of finished deduplicated jobs, to take out of the id index
         self._waiters: list[asyncio.Future[str]] = []  # jobs waiting for the next flush
-        self._flushing = False  # a flush is in flight
+        self._flushing = False  # a flush is in flight, or reserved for the job told to send it
+        self._since = 0.0  # when the current flush began or was handed on
         self._queue = keys.queue
 
     def ack(self, entry_id: str) -> None:
@@ -109,14 +111,19 @@ class AckBatch:
         waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._ids.append(entry_id)
         self._waiters.append(waiter)
-        if self._flushing and await waiter == _ACKED:  # cancelled with its job (a shutdown that overran)
-            return
+        if self._flushing:
+            try:
+                if await waiter == _ACKED:
+                    return
+            except asyncio.CancelledError:  # its job was cancelled (a shutdown that overran)
+                if waiter.done() and not waiter.cancelled():  # handed the turn as it was cancelled: pass it on
+                    self._hand_off()
+                raise
         await self._send()
 
     async def _send(self) -> None:
-        """Flush until it succeeds (Redis away: every half second), then tell the first job queued
-        meanwhile to send the next."""
-        self._flushing = True
+        """Flush until it succeeds (Redis away: every half second), then hand the next flush on."""
+        self._flushing, self._since = True, time.monotonic()
         try:
             while True:
                 try:
@@ -129,13 +136,15 @@ class AckBatch:
             self._hand_off()
 
     def _hand_off(self) -> None:
-        """A flush landed: the first job queued meanwhile sends the next (a job cancelled before it
-        could leaves it to `step`)."""
-        self._flushing = False
+        """A flush landed: the first job queued meanwhile sends the next one. The flush stays
+        reserved for it (`_flushing`): a job that finishes before it runs queues behind it instead of
+        sending a flush of its own."""
         for waiter in self._waiters:
             if not waiter.done():
                 waiter.set_result(_YOUR_TURN)
+                self._since = time.monotonic()
                 return
+        self._flushing = False
 
     @property
     def pending(self) -> bool:
@@ -182,12 +191,13 @@ class AckBatch:
                 waiter.set_result(_ACKED)
 
     async def step(self) -> None:
-        """One round of the acknowledging loop: every 20 ms, flush what nobody is sending."""
+        """One round of the acknowledging loop: every 20 ms, flush what nobody is sending (or what a
+        flush that has been stuck for STUCK_AFTER seconds left: its job is gone)."""
         await asyncio.sleep(FLUSH_EVERY)
-        if self._flushing or not self.pending:
+        if not self.pending or (self._flushing and time.monotonic() - self._since < STUCK_AFTER):
             logs.flush()
             return
-        self._flushing = True
+        self._flushing, self._since = True, time.monotonic()
         try:
             await self.flush()
         except Exception as exc:  # acks stay pending and are retried; the jobs may rerun
