@@ -17,6 +17,7 @@ import asyncio
 import logging
 import math
 import time
+from collections import deque
 from typing import Any
 
 from taskiq import AckableMessage, TaskiqMessage, TaskiqResult
@@ -51,16 +52,10 @@ class FastReceiver(Receiver):
         # The user's middlewares: bootstrap's own (jobs, metrics) are called directly below.
         self.hooks = Hooks(m for m in broker.middlewares if not isinstance(m, JobsMiddleware | MetricsMiddleware))
         log.info("queue %s: listening, concurrency %d", broker.runtime.queue, self.concurrency)
-        queue: asyncio.Queue[AckableMessage | None] = asyncio.Queue(maxsize=self.concurrency)
-
-        async def pump() -> None:
-            async for message in broker.listen():
-                if finish_event.is_set():
-                    return
-                await queue.put(message)
+        intake = _Intake(broker)
 
         async def work() -> None:
-            while (message := await queue.get()) is not None:
+            while (message := await intake.take()) is not None:
                 try:
                     await self.callback(message)
                 except Exception:  # Redis away while retrying or recording: not acknowledged, so it runs again
@@ -73,7 +68,7 @@ class FastReceiver(Receiver):
                     )
 
         workers = [asyncio.create_task(work()) for _ in range(self.concurrency)]
-        reader = asyncio.create_task(pump())
+        reader = asyncio.create_task(intake.pump(finish_event))
         stop = asyncio.create_task(finish_event.wait())
         await asyncio.wait({reader, stop, *workers}, return_when=asyncio.FIRST_COMPLETED)
         # From here on every wait is bounded by the shutdown timeout, counted from now; asyncio.wait
@@ -82,10 +77,7 @@ class FastReceiver(Receiver):
         broker.stop_listening()
         await asyncio.wait({reader}, timeout=min(3.0, _left(deadline) or 3.0))  # a blocking read ends within 1 s
         reader.cancel()
-        while not queue.empty():  # read but not started: given back below
-            queue.get_nowait()
-        for _ in workers:
-            queue.put_nowait(None)
+        intake.close()  # jobs read but not started are given back below; idle workers end
         _, overran = await asyncio.wait(workers, timeout=_left(deadline)) if workers else (set(), set())
         for task in overran:  # not acknowledged: delivered again after the visibility timeout
             task.cancel()
@@ -153,6 +145,62 @@ class FastReceiver(Receiver):
                 await self.hooks.after(job, _result(job, value, took, None), None)
         await maybe_awaitable(message.ack())
         return None
+
+
+class _Intake:
+    """Jobs read and not yet started, between the broker's read loop (`pump`) and the receiver's
+    `concurrency` workers (`take`). A plain deque and one future per idle worker, woken one per job:
+    no task switch per job (an asyncio.Queue bounded at the concurrency switches to the reader for
+    every job taken). What is read stays bounded by the broker's prefetch."""
+
+    def __init__(self, broker: StreamBroker) -> None:
+        self.broker = broker
+        self.ready: deque[AckableMessage] = deque()
+        self.idle: deque[asyncio.Future[None]] = deque()
+        self.space: asyncio.Future[None] | None = None  # the reader waits on it while prefetch is full
+        self.closed = False
+
+    async def pump(self, finish_event: asyncio.Event) -> None:
+        broker = self.broker
+        async for message in broker.listen():
+            if finish_event.is_set() or self.closed:
+                return
+            self.ready.append(message)
+            while self.idle:  # wake one idle worker for it
+                idle = self.idle.popleft()
+                if not idle.done():
+                    idle.set_result(None)
+                    break
+            # At most half the prefetch waits here: the broker's next read (made once this batch is
+            # handed over) then has room for the other half, so reads stay batched.
+            while len(self.ready) >= max(1, broker.prefetch // 2) and not self.closed:
+                self.space = asyncio.get_running_loop().create_future()
+                await self.space  # set by the next job taken
+
+    async def take(self) -> AckableMessage | None:
+        """The next job to run; None once closed."""
+        while not self.ready:
+            if self.closed:
+                return None
+            idle = asyncio.get_running_loop().create_future()
+            self.idle.append(idle)
+            await idle
+        message = self.ready.popleft()
+        space = self.space
+        if space is not None and not space.done():
+            space.set_result(None)
+        return message
+
+    def close(self) -> None:
+        """No more jobs: what is read but not started stays unstarted (the broker gives it back)."""
+        self.closed = True
+        self.ready.clear()
+        for idle in self.idle:
+            if not idle.done():
+                idle.set_result(None)
+        self.idle.clear()
+        if self.space is not None and not self.space.done():
+            self.space.set_result(None)
 
 
 def _result(job: TaskiqMessage, value: Any, took: float, error: BaseException | None) -> TaskiqResult[Any]:
