@@ -96,6 +96,8 @@ class AckBatch:
         self._records: list[tuple[str, dict[str, Any], float, int]] = []
         self._forget: list[str] = []  # ids of finished deduplicated jobs, to take out of the id index
         self._waiters: list[asyncio.Future[str]] = []  # jobs waiting for the next flush
+        self._streams = keys.streams  # fixed per queue: worked out once, not per flush
+        self._keys = [keys.ids, *keys.streams, *Records.key_list_of(keys)]
         self._flushing = False  # a flush is in flight, or reserved for the job told to send it
         self._since = 0.0  # when the current flush began or was handed on
         self._queue = keys.queue
@@ -176,13 +178,13 @@ class AckBatch:
             batches.setdefault((outcome, max_age, max_count), []).append(record)
         args: list[Any] = [GROUP, time.time(), len(forget), *forget]
         by_stream = self.keys.by_stream(ids)  # entries named `level/id` go to their level's stream
-        for stream in self.keys.streams:
+        for stream in self._streams:
             entry_ids = by_stream.get(stream, [])
             args += [len(entry_ids), *entry_ids]
         for (outcome, max_age, max_count), batch in batches.items():
             args += records.segment(outcome, batch, max_age, max_count)
         try:
-            await conn.script(_ACK, [self.keys.ids, *self.keys.streams, *records.key_list()], args)
+            await conn.script(_ACK, self._keys, args)
         except BaseException:  # cancellation at shutdown included: the final flush writes them
             self._ids[:0], self._records[:0], self._forget[:0], self._waiters[:0] = ids, pending, forget, waiters
             raise

@@ -520,8 +520,7 @@ class StreamBroker(AsyncBroker):
             self.in_flight.let_go(ident)
             await self.acks.acked(ident)  # the job keeps its slot until then: see acks
 
-        # model_construct: the fields are ours and checked (intake); validating them again costs per job
-        return StreamMessage.model_construct(data=data, ack=ack, entry_id=ident, job=job, deliveries=deliveries)
+        return StreamMessage(data=data, ack=ack, entry_id=ident, job=job, deliveries=deliveries)
 
     def record(self, outcome: str, record: dict[str, Any], max_age: float, max_count: int) -> None:
         """Queue the record of a finished job; it is written with the next batch of acknowledgements,

@@ -49,9 +49,10 @@ class Records:
         self.client = client
         self.keys = keys
 
-    def key_list(self) -> list[str]:
+    @staticmethod
+    def key_list_of(keys: QueueKeys) -> list[str]:
         """Index and data of each outcome, in OUTCOMES order."""
-        return [key for outcome in OUTCOMES for key in (self.keys.records(outcome), self.keys.record_data(outcome))]
+        return [key for outcome in OUTCOMES for key in (keys.records(outcome), keys.record_data(outcome))]
 
     @staticmethod
     def segment(outcome: str, records: list[dict[str, Any]], max_age: float, max_count: int) -> list[Any]:
