@@ -214,7 +214,7 @@ def run_bootstrap(
     command = worker_command(runtime, project.package, "bench")
     if profile is not None:  # collapsed stacks of every worker process, for flame graphs or grep
         spy = Path(sys.executable).with_name("py-spy")
-        command = [str(spy), "record", "--format", "raw", "--rate", "1000", "--subprocesses", "--nonblocking",
+        command = [str(spy), "record", "--format", "raw", "--rate", "250", "--subprocesses", "--nonblocking",
                    "-o", str(profile), "--", *command]  # fmt: skip
     worker = Child("bench worker", command, env=env, cwd=project.root, log_path=log_path)
     worker.start()
