@@ -183,6 +183,7 @@ class Runtime:
                     timezone=s.timezone,
                     enabled=s.enabled,
                     align=s.align,
+                    priority=s.priority,
                 )
                 for s in spec.schedules
             ),
@@ -346,7 +347,9 @@ def _queue_from_literal(name: str, raw: object) -> QueueContract:
     )
 
 
-_SCHEDULE_KEYS = ("queue", "task", "cron", "every", "timezone", "kwargs", "retry", "misfire", "enabled", "align")
+_SCHEDULE_KEYS = (
+    "queue", "task", "cron", "every", "timezone", "kwargs", "retry", "misfire", "enabled", "align", "priority",
+)  # fmt: skip
 
 
 def _schedule_literal(schedule: Schedule) -> dict[str, Any]:
@@ -370,6 +373,7 @@ def _schedule_from_literal(schedule_id: str, raw: object) -> Schedule:
         timezone=schedule.text("timezone"),
         enabled=schedule.flag("enabled"),
         align=schedule.flag("align"),
+        priority=schedule.optional_text("priority"),
     )
 
 

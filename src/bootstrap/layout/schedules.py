@@ -39,6 +39,7 @@ def definition(schedule: Schedule) -> dict[str, Any]:
         "misfire": schedule.misfire,
         "enabled": schedule.enabled,
         "align": schedule.align,
+        "priority": schedule.priority,  # None: the task's level (a definition stored without it: too)
     }
 
 

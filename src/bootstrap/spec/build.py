@@ -311,6 +311,7 @@ def schedules(doc: Document) -> tuple[Schedule, ...]:
                 align=raw.get("align", defaults.get("align", False)),
                 description=raw.get("description"),
                 origin=Origin(doc.file, ("schedules", schedule_id)),
+                priority=raw.get("priority"),
             )
         )
     return tuple(out)

@@ -264,6 +264,7 @@ class Schedule:
     align: bool = False  # `every` slots on multiples of the interval since the epoch; else from the first fire
     description: str | None = None
     origin: Origin = field(default=NO_ORIGIN, compare=False, repr=False)
+    priority: str | None = None  # high, normal or low: the level of the jobs it fires; None: the task's
 
 
 @dataclass(frozen=True)

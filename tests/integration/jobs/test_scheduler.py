@@ -11,6 +11,7 @@ epoch, so the expected slots between two fires are plain arithmetic); the shippe
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -23,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from bootstrap.jobs.scheduler import MISFIRE_GRACE
+from bootstrap.layout.keys import NORMAL, PRIORITIES
 from tests.conftest import BOTH_MODES, RedisTarget
 from tests.support.jobs_project import Fire, Project, fires, make_project, redis_client, wait_for
 from tests.support.redis_keys import stored_last_slots
@@ -83,12 +85,14 @@ def new_project(tmp_path: Path, mongo_uri: str, redis_target: RedisTarget) -> It
     Its processes are killed at the end of the test."""
     made: list[Generator[Project, None, None]] = []
 
-    def make(*edits: tuple[str, str], aligned: bool = True) -> Project:
+    def make(*edits: tuple[str, str], aligned: bool = True, queues: tuple[tuple[str, str], ...] = ()) -> Project:
         def edit(project: Project) -> None:
             if aligned:
                 project.edit("schedules.yaml", "  timezone: UTC\n", "  timezone: UTC\n  align: true\n")
             for old, new in edits:
                 project.edit("schedules.yaml", old, new)
+            for old, new in queues:
+                project.edit("queues.yaml", old, new)
 
         generator = make_project(tmp_path, mongo_uri, redis_target.url, edit, redis_target.mode)
         assert isinstance(generator, Generator)
@@ -246,3 +250,38 @@ def test_disabled_schedule_never_fires(new_project: Callable[..., Project]) -> N
     assert fires(project, "delta-sync") == []
     assert DELTA not in last_slots(project)
     assert DELTA not in project.log("scheduler")
+
+
+def test_a_fire_lands_on_the_level_of_its_schedule_or_else_its_task(new_project: Callable[..., Project]) -> None:
+    """delta-sync: task high, schedule silent -> high; token-refresh: task high, schedule normal ->
+    normal; staging-processor: task normal, schedule low -> low."""
+    project = new_project(
+        ("every: 15m", "every: 1s"),
+        ("every: 45m", "every: 1s\n    priority: normal"),
+        ("every: 30m", "every: 1s\n    priority: low"),
+        queues=(
+            ("run-delta-sync: {timeout: 10m}", "run-delta-sync: {timeout: 10m, priority: high}"),
+            ("refresh-tokens: {timeout: 5m}", "refresh-tokens: {timeout: 5m, priority: high}"),
+        ),
+    )
+    expected = {"delta-sync": "high", "token-refresh": "normal", "staging-processor": "low"}
+    project.start_scheduler()
+    wait_for(
+        lambda: all(len(fires(project, q, level)) >= 2 for q, level in expected.items()), STARTUP, "2 fires of each"
+    )
+    client = redis_client(project)
+    try:
+        for queue, level in expected.items():
+            for other in PRIORITIES:
+                if other != level:
+                    assert fires(project, queue, other) == [], f"{queue} fired on {other}, not {level}"
+            (_, fields), *_ = client.xrange(project.queue_keys(queue).stream_at(level), count=1)
+            labels = json.loads(fields["data"])["labels"]
+            # The label says the level, so a retry of the job goes back to it (normal: no label).
+            assert labels.get("priority", NORMAL) == level, labels
+    finally:
+        client.close()
+    assert "delta-sync/run-delta-sync every 1s (aligned), misfire run_once" in project.log("scheduler")
+    assert "staging-processor/process-staging every 1s (aligned), misfire run_once, priority low" in project.log(
+        "scheduler"
+    )

@@ -180,6 +180,7 @@ schedules = st.builds(
     timezone=st.text(),
     enabled=st.booleans(),
     align=st.booleans(),
+    priority=st.none() | st.sampled_from(["high", "normal", "low"]),
 )
 runtimes = st.builds(
     Runtime,
