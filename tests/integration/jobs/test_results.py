@@ -67,7 +67,7 @@ def test_jobs_show_prints_the_result_and_says_when_it_was_not_json(
     def shown(job_id: str) -> str | None:
         code = project.bootstrap("jobs", "show", QUEUE, job_id)
         out = capsys.readouterr().out
-        return out if code == 0 else None
+        return out if code == 0 and "completed" in out.partition("\n")[0] else None
 
     out = wait_for(lambda: shown("r-1"), 30, "job r-1's record")
     assert "job r-1 (give-back on delta-sync), completed" in out
@@ -79,4 +79,4 @@ def test_jobs_show_prints_the_result_and_says_when_it_was_not_json(
     record = json.loads(capsys.readouterr().out)
     assert record["outcome"] == "completed" and record["result"] == {"job": "r-1", "kwargs": {"n": 1}}
     assert project.bootstrap("jobs", "show", QUEUE, "nope") == 1
-    assert "no finished job 'nope' on delta-sync" in capsys.readouterr().err
+    assert "no job 'nope' on delta-sync" in capsys.readouterr().err
