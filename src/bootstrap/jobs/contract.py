@@ -55,6 +55,7 @@ class QueueContract:
     max_deliveries: int = 3  # deliveries without finishing before a job goes to the failed store
     rate_limit: RateLimit | None = None  # None: no limit
     middlewares: tuple[MiddlewareRef, ...] = ()  # the user's taskiq middlewares, added to the broker
+    result_max_bytes: int = 65536  # a return value larger than this as JSON is not kept
 
     def task(self, name: str) -> TaskContract:
         for task in self.tasks:
@@ -157,6 +158,7 @@ class Runtime:
                     middlewares=queue.middlewares,
                     completed=Retention(float(queue.completed.max_age), queue.completed.max_count),
                     failed=Retention(float(queue.failed.max_age), queue.failed.max_count),
+                    result_max_bytes=queue.result_max_bytes,
                     tasks=tuple(
                         TaskContract(
                             name=task.name,
@@ -290,6 +292,7 @@ def _queue_literal(queue: QueueContract) -> dict[str, Any]:
         "middlewares": [{"path": m.path, "kwargs": thaw(m.kwargs), "where": m.where} for m in queue.middlewares],
         "completed": {"max_age": queue.completed.max_age, "max_count": queue.completed.max_count},
         "failed": {"max_age": queue.failed.max_age, "max_count": queue.failed.max_count},
+        "results": {"max_bytes": queue.result_max_bytes},
         "tasks": {
             task.name: {
                 "handler": task.handler,
@@ -304,7 +307,7 @@ def _queue_literal(queue: QueueContract) -> dict[str, Any]:
 
 _QUEUE_KEYS = (
     "visibility_timeout", "concurrency", "shutdown_timeout", "max_deliveries", "rate_limit", "middlewares",
-    "completed", "failed", "tasks",
+    "completed", "failed", "results", "tasks",
 )  # fmt: skip
 
 
@@ -343,6 +346,7 @@ def _queue_from_literal(name: str, raw: object) -> QueueContract:
         max_deliveries=queue.integer("max_deliveries"),
         completed=Retention(completed.number("max_age"), completed.integer("max_count")),
         failed=Retention(failed.number("max_age"), failed.integer("max_count")),
+        result_max_bytes=queue.fields("results", ("max_bytes",)).integer("max_bytes"),
         tasks=tuple(tasks),
     )
 

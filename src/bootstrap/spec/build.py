@@ -248,6 +248,9 @@ def queues(doc: Document) -> tuple[Queue, ...]:
                 middlewares=_middlewares(doc.file, name, raw, defaults),
                 description=raw.get("description"),
                 origin=Origin(doc.file, ("queues", name)),
+                result_max_bytes={**defaults.get("results", {}), **raw.get("results", {})}.get(
+                    "max_bytes", Queue.result_max_bytes
+                ),
             )
         )
     return tuple(out)

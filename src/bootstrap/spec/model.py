@@ -247,6 +247,7 @@ class Queue:
     middlewares: tuple[MiddlewareRef, ...] = ()  # the user's taskiq middlewares, in order
     description: str | None = None
     origin: Origin = field(default=NO_ORIGIN, compare=False, repr=False)
+    result_max_bytes: int = 65536  # `results.max_bytes`: a larger return value (as JSON) is not kept
 
 
 @dataclass(frozen=True)
