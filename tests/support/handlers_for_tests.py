@@ -118,6 +118,17 @@ async def retry_after_once(job: Job, seconds: float = 1.0, **kwargs: Any) -> str
     return "done"
 
 
+async def retry_after_then_fail(job: Job, **kwargs: Any) -> None:
+    """Asks to run again later while it has not asked yet (no `retry_afters` label), else fails;
+    notes the counters it ran with."""
+    from bootstrap.errors import RetryAfter
+
+    await _note(f"test:counters:{job.id}", {"attempt": job.attempt, "retry_afters": job.labels.get("retry_afters")})
+    if "retry_afters" not in job.labels:
+        raise RetryAfter(0.1, "429 Too Many Requests")
+    raise RuntimeError("failed after its retry-after")
+
+
 try:  # workers import this module; the middleware needs taskiq, which workers have
     from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
 
