@@ -129,6 +129,18 @@ async def retry_after_then_fail(job: Job, **kwargs: Any) -> None:
     raise RuntimeError("failed after its retry-after")
 
 
+async def metrics_served(job: Job, port: int, **kwargs: Any) -> None:
+    """Notes whether its worker's metrics port answers (a TCP connect) as the job runs."""
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        served = True
+    except OSError:
+        served = False
+    await _note(f"test:metrics-served:{job.id}", {"served": served, "at": time.time()})
+
+
 try:  # workers import this module; the middleware needs taskiq, which workers have
     from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
 
