@@ -7,7 +7,7 @@ delayed set hold the job's message), so they are searched: in batches, at most `
 stream and of the delayed set, and the answer says when a search stopped there (`gave_up`). The places
 are looked at in the order a job moves through them (delayed, then the streams, then the records),
 so a job moving on during the search is still found; a retry moves it back (from its stream to the
-delayed set), so a job not found is searched for once more.
+delayed set), so when a job was not found the delayed set and the records are looked at once more.
 
 Synchronous, like the rest of `admin`; no taskiq.
 """
@@ -68,12 +68,11 @@ class Lookup:
 def find_job(client: redis.Redis, keys: QueueKeys, job_id: str, limit: int = LIMIT) -> Lookup:
     """Where job `job_id` of the queue is, searching at most `limit` entries per place."""
     gave_up: set[str] = set()
-    for _ in range(2):
-        found = _delayed(client, keys, job_id, limit, gave_up) or _on_streams(client, keys, job_id, limit, gave_up)
-        found = found or _finished(client, keys, job_id)
-        if found is not None:
-            return Lookup(found, (), limit)
-    return Lookup(None, tuple(sorted(gave_up)), limit)
+    found = _delayed(client, keys, job_id, limit, gave_up) or _on_streams(client, keys, job_id, limit, gave_up)
+    found = found or _finished(client, keys, job_id)
+    if found is None:  # a retry moves a job back (from its stream to the delayed set) during the search
+        found = _delayed(client, keys, job_id, limit, gave_up) or _finished(client, keys, job_id)
+    return Lookup(found, () if found is not None else tuple(sorted(gave_up)), limit)
 
 
 def _finished(client: redis.Redis, keys: QueueKeys, job_id: str) -> Found | None:
