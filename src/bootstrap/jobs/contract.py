@@ -360,6 +360,7 @@ def _schedule_literal(schedule: Schedule) -> dict[str, Any]:
     """The stored form of a schedule (`layout.schedules.definition`), keyed by its id instead."""
     literal = definition(schedule)
     del literal["id"]
+    literal["priority"] = schedule.priority  # always in the literal (stored only when declared)
     return literal
 
 

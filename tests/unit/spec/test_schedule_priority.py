@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 
 from bootstrap.errors import ConfigError
+from bootstrap.jobs.slots import problem
+from bootstrap.layout.schedules import definition
 from bootstrap.spec.load import load_spec
+from bootstrap.spec.model import Schedule
 
 SHIPPED = Path(__file__).resolve().parents[3] / "config"
 
@@ -40,3 +43,11 @@ def test_an_unknown_level_is_refused_with_its_position(tmp_path: Path) -> None:
     assert str(finding).startswith(f"{config / 'schedules.yaml'}:{line}:")
     expected = "schedules.delta-sync-schedule.priority: 'urgent' is not allowed (expected one of: high, normal, low)"
     assert expected in str(finding)
+
+
+def test_the_stored_definition_has_a_priority_only_when_one_is_declared() -> None:
+    """Definitions stored before `priority` existed stay equal to the declared ones: no plan change."""
+    plain, high = Schedule("s", "q", "t", every=60.0), Schedule("s", "q", "t", every=60.0, priority="high")
+    assert "priority" not in definition(plain)
+    assert definition(high) == {**definition(plain), "priority": "high"}
+    assert problem(definition(high)) is None
