@@ -10,8 +10,7 @@ warning), so a value that cannot be kept is never silently turned into text or d
 retention): `await (await task.kiq()).wait_result()` returns the completed job's result, or for a job
 that failed for good a result whose `raise_for_error()` raises `JobFailed` with its error; for a job
 whose result was not kept, `is_err` is true and `raise_for_error()` raises `ResultNotKept`, saying
-why (the size). A retried
-job has no result until its last attempt.
+why (the size). A retried job has no result until its last attempt.
 """
 
 from __future__ import annotations

@@ -62,11 +62,12 @@ log = logging.getLogger("bootstrap.jobs.scheduler")
 MISFIRE_GRACE = 5.0  # seconds a slot may be late and still count as on time
 
 # KEYS (all of the queue the schedule fires into: one slot): last slots, the stream of the job's
-# priority level, stored definitions. ARGV: schedule id, slot, fire ('1') or skip, the message, '1' when the definition
-# is a declared one (Redis lost its data): fired only while the queue holds no stored definition (the
-# data marker, a key of its own slot, is checked by the source at every reload, each second); and '1'
-# for a schedule's first slot, claimed only while no slot was ever handled (replicas see a schedule
-# first at different instants: an unaligned one's first slot is each one's own "now").
+# priority level, stored definitions. ARGV: schedule id, slot, fire ('1') or skip, the message, '1'
+# when the definition is a declared one (Redis lost its data): fired only while the queue holds no
+# stored definition (the data marker, a key of its own slot, is checked by the source at every
+# reload, each second); and '1' for a schedule's first slot, claimed only while no slot was ever
+# handled (replicas see a schedule first at different instants: an unaligned one's first slot is each
+# one's own "now").
 _CLAIM = """
 local definition = redis.call('HGET', KEYS[3], ARGV[1])
 if definition then
