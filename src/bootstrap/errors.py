@@ -171,6 +171,11 @@ class JobFailed(BootstrapError):
     through `raise_for_error()`. The message is the error its failed-job record holds."""
 
 
+class ResultNotKept(BootstrapError):
+    """A job completed but its return value was not kept (larger than the queue's
+    `results.max_bytes`, or not JSON); what `wait_result()` raises. The message says why (the size)."""
+
+
 class InvalidDocument(BootstrapError, ValueError):
     """A document, an update or a filter value does not fit its model, found before anything was
     sent to the server; `problems` are (field path, message) pairs, paths as MongoDB writes them."""

@@ -118,6 +118,29 @@ async def retry_after_once(job: Job, seconds: float = 1.0, **kwargs: Any) -> str
     return "done"
 
 
+async def retry_after_then_fail(job: Job, **kwargs: Any) -> None:
+    """Asks to run again later while it has not asked yet (no `retry_afters` label), else fails;
+    notes the counters it ran with."""
+    from bootstrap.errors import RetryAfter
+
+    await _note(f"test:counters:{job.id}", {"attempt": job.attempt, "retry_afters": job.labels.get("retry_afters")})
+    if "retry_afters" not in job.labels:
+        raise RetryAfter(0.1, "429 Too Many Requests")
+    raise RuntimeError("failed after its retry-after")
+
+
+async def metrics_served(job: Job, port: int, **kwargs: Any) -> None:
+    """Notes whether its worker's metrics port answers (a TCP connect) as the job runs."""
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        served = True
+    except OSError:
+        served = False
+    await _note(f"test:metrics-served:{job.id}", {"served": served, "at": time.time()})
+
+
 try:  # workers import this module; the middleware needs taskiq, which workers have
     from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
 

@@ -23,7 +23,7 @@ from redis.cluster import RedisCluster
 from bootstrap.cli.main import main
 from bootstrap.jobs.contract import Runtime
 from bootstrap.jobs.launcher import child_env, scheduler_command, worker_command
-from bootstrap.layout.keys import QueueKeys, ScheduleKeys
+from bootstrap.layout.keys import NORMAL, QueueKeys, ScheduleKeys
 from bootstrap.spec.load import load_spec
 from bootstrap.spec.model import Spec
 from tests.conftest import copy_config
@@ -197,11 +197,12 @@ class Fire:
         return self.enqueued - self.slot
 
 
-def fires(project: Project, queue: str) -> list[Fire]:
-    """The jobs fired into `queue`, in enqueue order."""
+def fires(project: Project, queue: str, level: str = NORMAL) -> list[Fire]:
+    """The jobs fired into `queue` (on its priority `level`'s stream), in enqueue order."""
     client = redis_client(project)
     try:
-        entries: list[tuple[str, dict[str, str]]] = client.xrange(project.queue_keys(queue).stream)  # type: ignore[assignment]
+        stream = project.queue_keys(queue).stream_at(level)
+        entries: list[tuple[str, dict[str, str]]] = client.xrange(stream)  # type: ignore[assignment]
     finally:
         client.close()
     found = []

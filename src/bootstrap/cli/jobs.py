@@ -1,16 +1,18 @@
-"""`bootstrap jobs ...`: the failed-job store of a queue — list, show, retry, purge; `show` also shows
-a completed job, with its result — and pausing and resuming a queue."""
+"""`bootstrap jobs ...`: the failed-job store of a queue — list, show, retry, purge; `show` finds any
+job (waiting, delayed, running, or finished: a completed one with its result) — and pausing and
+resuming a queue."""
 
 from __future__ import annotations
 
 import argparse
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 from bootstrap import console
 from bootstrap.cli.common import add_config_option, redis_client, spec_from
 from bootstrap.errors import BootstrapError
-from bootstrap.jobs import admin, pause
+from bootstrap.jobs import admin, lookup, pause
 from bootstrap.layout.keys import QueueKeys
 from bootstrap.spec.model import Spec
 
@@ -22,11 +24,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     failed.add_argument("--limit", type=int, default=50)
     failed.add_argument("--json", action="store_true")
     show = actions.add_parser(
-        "show", help="one finished job: a failed one with its traceback, a completed one with its result"
+        "show",
+        help="one job and its state: waiting, delayed, running (which worker holds it), or finished "
+        "(a failed one with its traceback, a completed one with its result)",
     )
     show.add_argument("queue")
     show.add_argument("id")
     show.add_argument("--json", action="store_true")
+    show.add_argument(
+        "--scan",
+        type=int,
+        default=lookup.LIMIT,
+        metavar="N",
+        help=f"entries searched at most per priority level's stream and of the delayed set (default {lookup.LIMIT})",
+    )
     retry = actions.add_parser("retry", help="put failed jobs back on their queue")
     retry.add_argument("queue")
     retry.add_argument("ids", nargs="*", metavar="ID")
@@ -50,10 +61,72 @@ def _keys(spec: Spec, queue: str) -> QueueKeys:
 
 
 def _when(record: dict[str, object]) -> str:
-    finished = record.get("finished_at")
-    if not isinstance(finished, int | float):
+    return _time(record.get("finished_at"))
+
+
+def _time(when: object) -> str:
+    if not isinstance(when, int | float):
         return "?"
-    return datetime.fromtimestamp(finished, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _show(client: Any, keys: QueueKeys, args: argparse.Namespace) -> int:
+    if args.scan < 1:
+        raise BootstrapError(f"--scan must be at least 1 (got {args.scan})")
+    found = lookup.find_job(client, keys, args.id, args.scan)
+    if found.found is None:
+        message = (
+            f"no job '{args.id}' on {args.queue}: not waiting, delayed or running, and no completed or failed "
+            "record (records are kept within the queue's retention)"
+        )
+        if found.gave_up:
+            message += (
+                f"; searched only the first {found.limit} entries of {', '.join(found.gave_up)} "
+                "(a larger --scan searches further)"
+            )
+        raise BootstrapError(message)
+    job = found.found
+    if args.json:
+        console.out_json(job.to_json())
+        return 0
+    record = job.job
+    arguments = json.dumps({"args": record.get("args"), "kwargs": record.get("kwargs")})
+    title = f"job {record['id']} ({record['task']} on {args.queue})"
+    if job.state == "completed":
+        console.out(
+            f"{title}, completed {_when(record)} "
+            f"on attempt {record.get('attempt', '?')} in {record.get('duration', 0):.3f}s"
+        )
+        console.out(f"arguments: {arguments}")
+        if record.get("result_error"):
+            console.out(f"result: {record['result_error']}")
+        else:
+            console.out(f"result: {json.dumps(record.get('result'))}")
+        return 0
+    if job.state == "failed":
+        console.out(
+            f"{title}, failed {_when(record)} after "
+            f"{record.get('attempts', '?')} of {record.get('max_attempts', '?')} attempt(s)"
+        )
+        console.out(f"arguments: {arguments}")
+        console.out(f"error: {record.get('error')}")
+        console.out(str(record.get("traceback", "")).rstrip())
+        return 0
+    attempt = record["labels"].get("attempt", 1)
+    if job.state == lookup.DELAYED:
+        console.out(
+            f"{title}, delayed until {_time(job.due)} ({lookup.describe_wait(job)}), then waiting on the "
+            f"{job.level} level; attempt {attempt}"
+        )
+    elif job.state == lookup.WAITING:
+        console.out(f"{title}, waiting on the {job.level} level (no worker took it yet); attempt {attempt}")
+    else:
+        console.out(
+            f"{title}, running: held by consumer {job.consumer} for {job.held_for:.1f}s "
+            f"(delivered {job.deliveries} time(s), {job.level} level); attempt {attempt}"
+        )
+    console.out(f"arguments: {arguments}")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,35 +162,7 @@ def run(args: argparse.Namespace) -> int:
                 )
             return 0
         if args.action == "show":
-            found = admin.finished_job(client, keys, args.id)
-            if found is None:
-                raise BootstrapError(
-                    f"no finished job '{args.id}' on {args.queue} (completed or failed, within retention)"
-                )
-            outcome, job = found
-            if args.json:
-                console.out_json({"outcome": outcome, **job})
-                return 0
-            arguments = json.dumps({"args": job.get("args"), "kwargs": job.get("kwargs")})
-            if outcome == "completed":
-                console.out(
-                    f"job {job['id']} ({job['task']} on {args.queue}), completed {_when(job)} "
-                    f"on attempt {job.get('attempt', '?')} in {job.get('duration', 0):.3f}s"
-                )
-                console.out(f"arguments: {arguments}")
-                if job.get("result_error"):
-                    console.out(f"result: {job['result_error']}")
-                else:
-                    console.out(f"result: {json.dumps(job.get('result'))}")
-                return 0
-            console.out(
-                f"job {job['id']} ({job['task']} on {args.queue}), failed {_when(job)} after "
-                f"{job.get('attempts', '?')} of {job.get('max_attempts', '?')} attempt(s)"
-            )
-            console.out(f"arguments: {arguments}")
-            console.out(f"error: {job.get('error')}")
-            console.out(str(job.get("traceback", "")).rstrip())
-            return 0
+            return _show(client, keys, args)
         if args.action == "retry":
             if bool(args.ids) == bool(args.all):
                 raise BootstrapError("name the jobs to retry, or give --all (not both)")

@@ -12,7 +12,7 @@ from typing import Any
 import redis
 
 from bootstrap.jobs import labels
-from bootstrap.jobs.labels import ATTEMPT, TRANSIENT
+from bootstrap.jobs.labels import ATTEMPT, RETRY_AFTERS, TRANSIENT
 from bootstrap.jobs.records import COMPLETED, FAILED
 from bootstrap.jobs.slots import latest_slot, next_slot, problem, unaligned
 from bootstrap.layout import schedules as stored
@@ -22,6 +22,7 @@ from bootstrap.spec.durations import format_duration
 from bootstrap.spec.model import Spec
 
 WORKER_SEEN_WITHIN = 30.0  # seconds: a worker whose last heartbeat is older counts as gone
+RESET = (ATTEMPT, TRANSIENT, RETRY_AFTERS)  # the counters a retried failed job starts afresh
 
 
 @dataclass(frozen=True)
@@ -164,9 +165,10 @@ def finished_job(client: redis.Redis, keys: QueueKeys, job_id: str) -> tuple[str
 
 
 def retry_failed(client: redis.Redis, keys: QueueKeys, job_ids: list[str]) -> list[str]:
-    """Put failed jobs back on their queue as new first attempts (same id, arguments and labels, the
-    attempt and transient-retry counters reset) and take them out of the failed store, atomically per
-    job. Returns the ids re-enqueued."""
+    """Put failed jobs back on their queue as new first attempts (same id, arguments and labels; the
+    counters reset: attempt, transient retries and retry-afters, so the job has all its attempts and
+    all its RetryAfter requests again) and take them out of the failed store, atomically per job.
+    Returns the ids re-enqueued."""
     from taskiq import TaskiqMessage  # here: `status` and `health` must not load taskiq
 
     done = []
@@ -174,7 +176,7 @@ def retry_failed(client: redis.Redis, keys: QueueKeys, job_ids: list[str]) -> li
         record = failed_job(client, keys, job_id)
         if record is None:
             continue
-        kept = {k: v for k, v in record.get("labels", {}).items() if k not in (ATTEMPT, TRANSIENT)}
+        kept = {k: v for k, v in record.get("labels", {}).items() if k not in RESET}
         message = TaskiqMessage(
             task_id=record["id"],
             task_name=record["task"],

@@ -55,6 +55,7 @@ class QueueContract:
     max_deliveries: int = 3  # deliveries without finishing before a job goes to the failed store
     rate_limit: RateLimit | None = None  # None: no limit
     middlewares: tuple[MiddlewareRef, ...] = ()  # the user's taskiq middlewares, added to the broker
+    result_max_bytes: int = 65536  # a return value larger than this as JSON is not kept
 
     def task(self, name: str) -> TaskContract:
         for task in self.tasks:
@@ -157,6 +158,7 @@ class Runtime:
                     middlewares=queue.middlewares,
                     completed=Retention(float(queue.completed.max_age), queue.completed.max_count),
                     failed=Retention(float(queue.failed.max_age), queue.failed.max_count),
+                    result_max_bytes=queue.result_max_bytes,
                     tasks=tuple(
                         TaskContract(
                             name=task.name,
@@ -183,6 +185,7 @@ class Runtime:
                     timezone=s.timezone,
                     enabled=s.enabled,
                     align=s.align,
+                    priority=s.priority,
                 )
                 for s in spec.schedules
             ),
@@ -289,6 +292,7 @@ def _queue_literal(queue: QueueContract) -> dict[str, Any]:
         "middlewares": [{"path": m.path, "kwargs": thaw(m.kwargs), "where": m.where} for m in queue.middlewares],
         "completed": {"max_age": queue.completed.max_age, "max_count": queue.completed.max_count},
         "failed": {"max_age": queue.failed.max_age, "max_count": queue.failed.max_count},
+        "results": {"max_bytes": queue.result_max_bytes},
         "tasks": {
             task.name: {
                 "handler": task.handler,
@@ -303,7 +307,7 @@ def _queue_literal(queue: QueueContract) -> dict[str, Any]:
 
 _QUEUE_KEYS = (
     "visibility_timeout", "concurrency", "shutdown_timeout", "max_deliveries", "rate_limit", "middlewares",
-    "completed", "failed", "tasks",
+    "completed", "failed", "results", "tasks",
 )  # fmt: skip
 
 
@@ -342,17 +346,21 @@ def _queue_from_literal(name: str, raw: object) -> QueueContract:
         max_deliveries=queue.integer("max_deliveries"),
         completed=Retention(completed.number("max_age"), completed.integer("max_count")),
         failed=Retention(failed.number("max_age"), failed.integer("max_count")),
+        result_max_bytes=queue.fields("results", ("max_bytes",)).integer("max_bytes"),
         tasks=tuple(tasks),
     )
 
 
-_SCHEDULE_KEYS = ("queue", "task", "cron", "every", "timezone", "kwargs", "retry", "misfire", "enabled", "align")
+_SCHEDULE_KEYS = (
+    "queue", "task", "cron", "every", "timezone", "kwargs", "retry", "misfire", "enabled", "align", "priority",
+)  # fmt: skip
 
 
 def _schedule_literal(schedule: Schedule) -> dict[str, Any]:
     """The stored form of a schedule (`layout.schedules.definition`), keyed by its id instead."""
     literal = definition(schedule)
     del literal["id"]
+    literal["priority"] = schedule.priority  # always in the literal (stored only when declared)
     return literal
 
 
@@ -370,6 +378,7 @@ def _schedule_from_literal(schedule_id: str, raw: object) -> Schedule:
         timezone=schedule.text("timezone"),
         enabled=schedule.flag("enabled"),
         align=schedule.flag("align"),
+        priority=schedule.optional_text("priority"),
     )
 
 

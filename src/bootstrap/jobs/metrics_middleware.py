@@ -61,7 +61,10 @@ class MetricsMiddleware(TaskiqMiddleware):
     # --- the worker's life ----------------------------------------------------------------------------
 
     def startup(self) -> None:
-        """In a worker only (enqueue and the scheduler start brokers too): serve the metrics."""
+        """In a worker only (enqueue and the scheduler start brokers too): serve the metrics. Taskiq
+        calls this from the broker's start-up, which the receiver awaits before the worker's first
+        read: loading prometheus_client and starting the HTTP thread stay out of the first jobs' path
+        (tests/integration/jobs/test_metrics.py checks the order)."""
         if not self.stream_broker.is_worker_process or self.port == 0:
             return
         from bootstrap.jobs.metrics import QueueDepths, redis_depths

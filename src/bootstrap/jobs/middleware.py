@@ -112,7 +112,7 @@ class JobsMiddleware(TaskiqMiddleware):
                 duration,
             )
         record = _record(message, duration)
-        record.update(results.kept(result))
+        record.update(results.kept(result, runtime.result_max_bytes, message.task_id))
         self.stream_broker.record(COMPLETED, record, runtime.completed_max_age, runtime.completed_max_count)
 
     async def failed(self, message: TaskiqMessage, exception: BaseException, duration: float) -> None:

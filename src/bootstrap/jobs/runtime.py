@@ -37,6 +37,7 @@ class QueueRuntime:
     wait_timeout: float = 0.0
     metrics_port: int = 0  # as declared: the scheduler's port (see jobs.metrics); 0: no metrics
     rate_limit: RateLimit | None = None  # jobs taken per window by all workers of the queue
+    result_max_bytes: int = 65536  # a return value larger than this as JSON is not kept
 
     @property
     def url(self) -> str:
@@ -73,4 +74,5 @@ def queue_runtime(runtime: Runtime, queue: str) -> QueueRuntime:
         wait_timeout=redis.wait_timeout,
         metrics_port=runtime.metrics_port,
         rate_limit=declared.rate_limit,
+        result_max_bytes=declared.result_max_bytes,
     )

@@ -13,6 +13,9 @@ Redis Cluster.
 First fires: an `every` schedule without `align: true` fires as soon as a scheduler first sees it,
 then every interval after (see `slots`); an aligned one, or a cron, waits for its next slot.
 
+A fired job goes to the priority level the schedule declares (`priority:`), else to its task's
+(the task's `priority` label), else to normal; its `priority` label says so, so a retry keeps it.
+
 Missed slots: a slot is on time while no more than MISFIRE_GRACE seconds late. Slots later than that
 were missed while no scheduler ran; the schedule's misfire policy decides: `skip` records them as
 handled without firing (and logs it), `run_once` fires one job for the whole missed stretch.
@@ -41,11 +44,12 @@ from taskiq import ScheduledTask, ScheduleSource, TaskiqMessage, TaskiqScheduler
 
 from bootstrap import logs
 from bootstrap.jobs.broker import StreamBroker
+from bootstrap.jobs.labels import PRIORITY
 from bootstrap.jobs.metrics_port import base_port
 from bootstrap.jobs.middleware import RETRY
 from bootstrap.jobs.slots import due_slots, problem, unaligned
 from bootstrap.layout import schedules as stored
-from bootstrap.layout.keys import as_text, marker_key
+from bootstrap.layout.keys import NORMAL, as_text, marker_key
 from bootstrap.layout.marker import LOST_DATA
 from bootstrap.redact import mask
 from bootstrap.spec.model import Schedule
@@ -57,12 +61,13 @@ log = logging.getLogger("bootstrap.jobs.scheduler")
 
 MISFIRE_GRACE = 5.0  # seconds a slot may be late and still count as on time
 
-# KEYS (all of the queue the schedule fires into: one slot): last slots, the stream, stored
-# definitions. ARGV: schedule id, slot, fire ('1') or skip, the message, '1' when the definition
-# is a declared one (Redis lost its data): fired only while the queue holds no stored definition (the
-# data marker, a key of its own slot, is checked by the source at every reload, each second); and '1'
-# for a schedule's first slot, claimed only while no slot was ever handled (replicas see a schedule
-# first at different instants: an unaligned one's first slot is each one's own "now").
+# KEYS (all of the queue the schedule fires into: one slot): last slots, the stream of the job's
+# priority level, stored definitions. ARGV: schedule id, slot, fire ('1') or skip, the message, '1'
+# when the definition is a declared one (Redis lost its data): fired only while the queue holds no
+# stored definition (the data marker, a key of its own slot, is checked by the source at every
+# reload, each second); and '1' for a schedule's first slot, claimed only while no slot was ever
+# handled (replicas see a schedule first at different instants: an unaligned one's first slot is each
+# one's own "now").
 _CLAIM = """
 local definition = redis.call('HGET', KEYS[3], ARGV[1])
 if definition then
@@ -269,9 +274,9 @@ class SlotScheduler(TaskiqScheduler):
                 fire = definition.get("misfire") == "run_once" and slot == missed[-1]
             else:
                 fire = True
-            data = self._message(broker, schedule_id, definition, slot) if fire else b""
+            data, level = self._message(broker, schedule_id, definition, slot) if fire else (b"", NORMAL)
             outcome = await self._claim(
-                keys=[keys.last_slot, keys.stream, keys.schedules],
+                keys=[keys.last_slot, keys.stream_at(level), keys.schedules],
                 args=[
                     schedule_id,
                     repr(slot),
@@ -296,10 +301,17 @@ class SlotScheduler(TaskiqScheduler):
                     definition.get("misfire", "skip"),
                 )
 
-    def _message(self, broker: StreamBroker, schedule_id: str, definition: dict[str, Any], slot: float) -> bytes:
+    def _message(
+        self, broker: StreamBroker, schedule_id: str, definition: dict[str, Any], slot: float
+    ) -> tuple[bytes, str]:
+        """The fired job and the priority level it goes to: the schedule's, else its task's."""
         task = broker.find_task(definition["task"])
         labels: dict[str, Any] = dict(task.labels) if task is not None else {}
         labels.update(schedule_id=schedule_id, slot=slot, **{RETRY: json.dumps(definition["retry"])})
+        level = definition.get("priority") or labels.get(PRIORITY) or NORMAL
+        labels.pop(PRIORITY, None)
+        if level != NORMAL:  # as a task's label: a retry of the job goes back to this level
+            labels[PRIORITY] = level
         message = TaskiqMessage(
             task_id=f"{schedule_id}@{_when(slot)}",
             task_name=definition["task"],
@@ -307,7 +319,7 @@ class SlotScheduler(TaskiqScheduler):
             args=[],
             kwargs=dict(definition.get("kwargs") or {}),
         )
-        return broker.formatter.dumps(message).message
+        return broker.formatter.dumps(message).message, level
 
 
 def _when(slot: float) -> str:
@@ -318,4 +330,5 @@ def _describe(definition: dict[str, Any]) -> str:
     when = f"cron '{definition['cron']}'" if definition.get("cron") else f"every {definition['every']:g}s"
     if definition.get("every") and not unaligned(definition):
         when += " (aligned)"
-    return f"{definition['queue']}/{definition['task']} {when}, misfire {definition.get('misfire', 'skip')}"
+    level = f", priority {definition['priority']}" if definition.get("priority") else ""
+    return f"{definition['queue']}/{definition['task']} {when}, misfire {definition.get('misfire', 'skip')}{level}"

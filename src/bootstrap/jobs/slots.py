@@ -23,6 +23,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, croniter
 
+from bootstrap.layout.keys import PRIORITIES
+
 CATCH_UP_LIMIT = 100  # past slots considered at once; older ones count as one missed stretch
 
 
@@ -39,6 +41,8 @@ def problem(definition: Any, now: float | None = None) -> str | None:
             return f"unreadable definition (no {key})"
     if not isinstance(definition.get("retry"), dict) or not isinstance(definition.get("kwargs") or {}, dict):
         return "unreadable definition (retry and kwargs must be JSON objects)"
+    if definition.get("priority") not in (None, *PRIORITIES):
+        return f"unreadable definition (priority {definition['priority']!r} is not one of {', '.join(PRIORITIES)})"
     cron, every = definition.get("cron"), definition.get("every")
     if every is not None and cron is None:
         if isinstance(every, bool) or not isinstance(every, int | float) or not math.isfinite(every) or every <= 0:

@@ -26,8 +26,9 @@ def retry_from_json(data: Mapping[str, Any]) -> RetryPolicy:
 
 
 def definition(schedule: Schedule) -> dict[str, Any]:
-    """The stored form of a schedule: plain JSON, compared key by key by plan."""
-    return {
+    """The stored form of a schedule: plain JSON, compared key by key by plan. `priority` only when
+    declared (absent: the task's level), so the definitions stored before it existed stay the same."""
+    stored = {
         "id": schedule.id,
         "queue": schedule.queue,
         "task": schedule.task,
@@ -40,6 +41,9 @@ def definition(schedule: Schedule) -> dict[str, Any]:
         "enabled": schedule.enabled,
         "align": schedule.align,
     }
+    if schedule.priority is not None:
+        stored["priority"] = schedule.priority
+    return stored
 
 
 def encode(data: Mapping[str, Any]) -> str:

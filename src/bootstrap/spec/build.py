@@ -248,6 +248,9 @@ def queues(doc: Document) -> tuple[Queue, ...]:
                 middlewares=_middlewares(doc.file, name, raw, defaults),
                 description=raw.get("description"),
                 origin=Origin(doc.file, ("queues", name)),
+                result_max_bytes={**defaults.get("results", {}), **raw.get("results", {})}.get(
+                    "max_bytes", Queue.result_max_bytes
+                ),
             )
         )
     return tuple(out)
@@ -311,6 +314,7 @@ def schedules(doc: Document) -> tuple[Schedule, ...]:
                 align=raw.get("align", defaults.get("align", False)),
                 description=raw.get("description"),
                 origin=Origin(doc.file, ("schedules", schedule_id)),
+                priority=raw.get("priority"),
             )
         )
     return tuple(out)

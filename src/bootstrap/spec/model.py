@@ -247,6 +247,7 @@ class Queue:
     middlewares: tuple[MiddlewareRef, ...] = ()  # the user's taskiq middlewares, in order
     description: str | None = None
     origin: Origin = field(default=NO_ORIGIN, compare=False, repr=False)
+    result_max_bytes: int = 65536  # `results.max_bytes`: a larger return value (as JSON) is not kept
 
 
 @dataclass(frozen=True)
@@ -264,6 +265,7 @@ class Schedule:
     align: bool = False  # `every` slots on multiples of the interval since the epoch; else from the first fire
     description: str | None = None
     origin: Origin = field(default=NO_ORIGIN, compare=False, repr=False)
+    priority: str | None = None  # high, normal or low: the level of the jobs it fires; None: the task's
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import time
@@ -45,6 +46,9 @@ def scraped(port: int) -> Samples | None:
 def project(tmp_path: Path, mongo_uri: str, redis_server: RedisServer) -> Iterator[Project]:
     def edit(project: Project) -> None:
         add_test_queue(project)
+        sync = '      sync-sleep: {handler: "handlers_for_tests:sync_sleep", timeout: 3s}\n'
+        probe = '      probe-metrics: {handler: "handlers_for_tests:metrics_served"}\n'
+        project.edit("queues.yaml", sync, sync + probe)
         project.edit("schedules.yaml", "every: 15m", "every: 1s")  # delta-sync-schedule
         project.edit("schedules.yaml", "misfire: run_once", "misfire: skip")  # missed slots: counted, not run
 
@@ -88,6 +92,28 @@ def test_a_worker_serves_job_counts_durations_and_queue_depths(project: Project)
     assert value(samples, "process_resident_memory_bytes") > 0
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(30) == 0
+
+
+def test_a_worker_serves_metrics_before_it_takes_its_first_job(project: Project) -> None:
+    """The metrics server starts in the broker's start-up, before the first read: its cost (loading
+    prometheus_client, the HTTP thread) is not in the first jobs' path. Jobs wait before the worker
+    starts, so its first read returns at once."""
+    index = project.spec().queues.index(project.spec().queue("test-jobs"))
+    port = free_port()
+    project.env["BOOTSTRAP_METRICS_PORT"] = str(port - 1 - index)
+    sent = ("enqueue", "test-jobs", "probe-metrics", "--id", "probe", "--count", "3", "--kwargs", f'{{"port": {port}}}')
+    assert project.bootstrap(*sent) == 0
+    project.start_worker("test-jobs")
+    client = redis_client(project)
+    try:
+        notes = wait_for(lambda: len(client.lrange("test:metrics-served:probe-0", 0, -1)), 60, "the first job")
+        assert notes == 1
+        assert json.loads(client.lrange("test:metrics-served:probe-0", 0, -1)[0])["served"] is True
+    finally:
+        client.close()
+    log = project.log("worker")
+    served, listening = log.index(f"metrics on http://0.0.0.0:{port}/metrics"), log.index("listening, concurrency")
+    assert served < listening < log.index("job started: queue=test-jobs task=probe-metrics"), log
 
 
 def test_a_worker_whose_port_is_taken_runs_its_jobs_without_metrics(project: Project) -> None:

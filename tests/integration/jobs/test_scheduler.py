@@ -11,6 +11,7 @@ epoch, so the expected slots between two fires are plain arithmetic); the shippe
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -23,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from bootstrap.jobs.scheduler import MISFIRE_GRACE
+from bootstrap.layout.keys import NORMAL, PRIORITIES
 from tests.conftest import BOTH_MODES, RedisTarget
 from tests.support.jobs_project import Fire, Project, fires, make_project, redis_client, wait_for
 from tests.support.redis_keys import stored_last_slots
@@ -83,12 +85,14 @@ def new_project(tmp_path: Path, mongo_uri: str, redis_target: RedisTarget) -> It
     Its processes are killed at the end of the test."""
     made: list[Generator[Project, None, None]] = []
 
-    def make(*edits: tuple[str, str], aligned: bool = True) -> Project:
+    def make(*edits: tuple[str, str], aligned: bool = True, queues: tuple[tuple[str, str], ...] = ()) -> Project:
         def edit(project: Project) -> None:
             if aligned:
                 project.edit("schedules.yaml", "  timezone: UTC\n", "  timezone: UTC\n  align: true\n")
             for old, new in edits:
                 project.edit("schedules.yaml", old, new)
+            for old, new in queues:
+                project.edit("queues.yaml", old, new)
 
         generator = make_project(tmp_path, mongo_uri, redis_target.url, edit, redis_target.mode)
         assert isinstance(generator, Generator)
@@ -140,22 +144,33 @@ def test_unaligned_schedule_fires_at_once_then_an_interval_apart_once_across_rep
 
 
 def test_restart_within_the_grace_time_loses_and_repeats_no_slot(new_project: Callable[..., Project]) -> None:
+    """A slot passes while no scheduler runs; a scheduler back within the grace time fires it, late,
+    once. Starting a scheduler process takes 5-8 s on a loaded machine, more than the grace time, so
+    the clock must not include it: the second scheduler is started (beside the first: replicas claim
+    each slot once) and, once it has read its schedules, frozen (SIGSTOP) before the first one stops,
+    then thawed (SIGCONT) after the slot passed: it comes back within a fraction of a second, with
+    nothing but Redis to tell it what was handled."""
     project = new_project(("every: 15m", "every: 2s"))
     first = project.start_scheduler("first")
     wait_for(lambda: len(fires(project, "delta-sync")) >= 2, STARTUP, "2 fires", interval=0.05)
+    second = project.start_scheduler("second")
+    wait_for(lambda: f"schedule {DELTA}: " in project.log("second"), STARTUP, "the second scheduler to be ready")
+    os.killpg(second.pid, signal.SIGSTOP)
+    seen = len(fires(project, "delta-sync"))
+    wait_for(lambda: len(fires(project, "delta-sync")) > seen, STARTUP, "a fire by the first", interval=0.05)
     stop(first)  # right after a fire
     before = fires(project, "delta-sync")
     gap_slot = before[-1].slot + 2
-    # Start the new scheduler once the next slot has passed with no scheduler running: the restart
-    # takes in a slot, yet the gap stays well under the grace time.
+    # Thaw the second scheduler once the next slot has passed with no scheduler running: the gap
+    # stays well under the grace time.
     time.sleep(max(0.0, gap_slot + 0.3 - time.time()))
     assert last_slots(project)[DELTA] == before[-1].slot
-    project.start_scheduler("second")
+    os.killpg(second.pid, signal.SIGCONT)
     wait_for(lambda: len(fires(project, "delta-sync")) >= len(before) + 3, STARTUP, "3 more fires")
     found = fires(project, "delta-sync")
     after = found[len(before) :]
     assert_once_per_slot(found, DELTA, 2)
-    # The slot missed during the restart was fired by the new scheduler, late but within the grace time.
+    # The slot missed while no scheduler ran was fired by the second one, late but within the grace time.
     assert after[0].slot == gap_slot and 0.3 <= after[0].lateness <= MISFIRE_GRACE, after[0]
     assert when(gap_slot) in fired_lines(project.log("second"), DELTA)
     assert "skipped" not in project.log("second")
@@ -246,3 +261,38 @@ def test_disabled_schedule_never_fires(new_project: Callable[..., Project]) -> N
     assert fires(project, "delta-sync") == []
     assert DELTA not in last_slots(project)
     assert DELTA not in project.log("scheduler")
+
+
+def test_a_fire_lands_on_the_level_of_its_schedule_or_else_its_task(new_project: Callable[..., Project]) -> None:
+    """delta-sync: task high, schedule silent -> high; token-refresh: task high, schedule normal ->
+    normal; staging-processor: task normal, schedule low -> low."""
+    project = new_project(
+        ("every: 15m", "every: 1s"),
+        ("every: 45m", "every: 1s\n    priority: normal"),
+        ("every: 30m", "every: 1s\n    priority: low"),
+        queues=(
+            ("run-delta-sync: {timeout: 10m}", "run-delta-sync: {timeout: 10m, priority: high}"),
+            ("refresh-tokens: {timeout: 5m}", "refresh-tokens: {timeout: 5m, priority: high}"),
+        ),
+    )
+    expected = {"delta-sync": "high", "token-refresh": "normal", "staging-processor": "low"}
+    project.start_scheduler()
+    wait_for(
+        lambda: all(len(fires(project, q, level)) >= 2 for q, level in expected.items()), STARTUP, "2 fires of each"
+    )
+    client = redis_client(project)
+    try:
+        for queue, level in expected.items():
+            for other in PRIORITIES:
+                if other != level:
+                    assert fires(project, queue, other) == [], f"{queue} fired on {other}, not {level}"
+            (_, fields), *_ = client.xrange(project.queue_keys(queue).stream_at(level), count=1)
+            labels = json.loads(fields["data"])["labels"]
+            # The label says the level, so a retry of the job goes back to it (normal: no label).
+            assert labels.get("priority", NORMAL) == level, labels
+    finally:
+        client.close()
+    assert "delta-sync/run-delta-sync every 1s (aligned), misfire run_once" in project.log("scheduler")
+    assert "staging-processor/process-staging every 1s (aligned), misfire run_once, priority low" in project.log(
+        "scheduler"
+    )

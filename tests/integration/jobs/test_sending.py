@@ -215,11 +215,12 @@ def test_jobs_retry_puts_a_failed_job_back_on_its_level_with_its_id_taken(
 ) -> None:
     keys = QueueKeys(key_prefix, "q")
     client = sync_redis.Redis.from_url(redis_server.uri)
-    record = {"id": "urgent-1", "task": "t", "labels": {"priority": "high", "dedupe": True, "attempt": 3}}
+    counters = {"attempt": 3, "transient_retries": 5, "retry_afters": 100}  # all spent
+    record = {"id": "urgent-1", "task": "t", "labels": {"priority": "high", "dedupe": True, **counters}}
     client.hset(keys.record_data("failed"), "urgent-1", json.dumps(record))
     client.zadd(keys.records("failed"), {"urgent-1": time.time()})
     assert admin.retry_failed(client, keys, ["urgent-1"]) == ["urgent-1"]
     [(_, fields)] = client.xrange(keys.stream_at("high"))
-    assert json.loads(fields[b"data"])["labels"] == {"priority": "high", "dedupe": True}  # attempt reset
+    assert json.loads(fields[b"data"])["labels"] == {"priority": "high", "dedupe": True}  # counters reset
     assert client.hexists(keys.ids, "urgent-1") and client.xlen(keys.stream) == 0
     client.close()

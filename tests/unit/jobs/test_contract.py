@@ -152,6 +152,7 @@ queues = st.builds(
     failed=retentions,
     tasks=st.lists(tasks, max_size=3, unique_by=lambda t: t.name).map(tuple),
     rate_limit=st.none() | st.builds(RateLimit, max=st.integers(1, 10**5), per=durations),
+    result_max_bytes=st.integers(1, 64 * 2**20),
     middlewares=st.lists(
         st.builds(
             MiddlewareRef,
@@ -180,6 +181,7 @@ schedules = st.builds(
     timezone=st.text(),
     enabled=st.booleans(),
     align=st.booleans(),
+    priority=st.none() | st.sampled_from(["high", "normal", "low"]),
 )
 runtimes = st.builds(
     Runtime,

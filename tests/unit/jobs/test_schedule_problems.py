@@ -42,6 +42,7 @@ def test_a_cron_naming_no_existing_date_never_fires(cron: str) -> None:
         ({"task": ""}, "no task"),
         ({"retry": "3"}, "retry and kwargs must be JSON objects"),
         ({"kwargs": [1]}, "retry and kwargs must be JSON objects"),
+        ({"priority": "urgent"}, "priority 'urgent' is not one of high, normal, low"),
     ],
 )
 def test_unreadable_definitions_say_why(changes: dict[str, Any], expected: str) -> None:
