@@ -35,6 +35,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -118,19 +119,25 @@ def cpu_seconds(pid: int) -> float:
     return total / ticks
 
 
+def last_delivered(client: redis.Redis, stream: str) -> Any:
+    """The id the consumer group handed out last (0-0 before any)."""
+    groups = client.xinfo_groups(stream)
+    return groups[0]["last-delivered-id"] if groups else b"0-0"
+
+
 def first_delivery_and_drain(
-    client: redis.Redis, stream: str, group: str, pid: int, timeout: float = 300
+    client: redis.Redis, stream: str, group: str, pid: int, before: Any, timeout: float = 300
 ) -> tuple[float, float, float]:
     """(when the group first handed a job out, when the stream was empty: all acknowledged and
-    deleted, the worker's CPU seconds in between). Polled every 2 ms until the first delivery, then
-    every 5 ms: the poller shares the machine with the worker and must not slow it down."""
+    deleted, the worker's CPU seconds in between). `before`: the group's last-delivered id before
+    the worker started (an earlier round leaves it past 0-0). Polled every 2 ms until the first
+    delivery, then every 5 ms: the poller shares the machine with the worker and must not slow it
+    down."""
     deadline = time.monotonic() + timeout
     first, cpu = None, 0.0
     while time.monotonic() < deadline:
-        if first is None:
-            groups = client.xinfo_groups(stream)
-            if groups and groups[0]["last-delivered-id"] not in (b"0-0", "0-0"):
-                first, cpu = time.monotonic(), cpu_seconds(pid)
+        if first is None and last_delivered(client, stream) != before:
+            first, cpu = time.monotonic(), cpu_seconds(pid)
         if first is not None and client.xlen(stream) == 0:
             return first, time.monotonic(), cpu_seconds(pid) - cpu
         time.sleep(0.002 if first is None else 0.005)
@@ -216,11 +223,12 @@ def run_bootstrap(
         spy = Path(sys.executable).with_name("py-spy")
         command = [str(spy), "record", "--format", "raw", "--rate", "250", "--subprocesses", "--nonblocking",
                    "-o", str(profile), "--", *command]  # fmt: skip
+    before = last_delivered(client, keys.stream)
     worker = Child("bench worker", command, env=env, cwd=project.root, log_path=log_path)
     worker.start()
     try:
         assert worker.pid is not None
-        first, last, cpu = first_delivery_and_drain(client, keys.stream, "workers", worker.pid)
+        first, last, cpu = first_delivery_and_drain(client, keys.stream, "workers", worker.pid, before)
         rss, peak = memory_mib(worker.pid)
         # Honest numbers: every job ran (none dropped or failed) and was logged; the records prove it.
         deadline = time.monotonic() + 10
