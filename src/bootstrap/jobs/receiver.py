@@ -22,11 +22,11 @@ from typing import Any
 
 from taskiq import AckableMessage, TaskiqMessage, TaskiqResult
 from taskiq.receiver import Receiver
-from taskiq.utils import maybe_awaitable
 
 from bootstrap.errors import JobTimedOut
 from bootstrap.jobs.broker import SHUTDOWN_STEP, StreamBroker, StreamMessage, bounded
 from bootstrap.jobs.contract import TaskContract
+from bootstrap.jobs.deadlines import Deadlines
 from bootstrap.jobs.metrics_middleware import MetricsMiddleware
 from bootstrap.jobs.middleware import JobsMiddleware
 from bootstrap.jobs.user_middlewares import Hooks
@@ -42,6 +42,7 @@ class FastReceiver(Receiver):
         self.jobs = next((m for m in self.broker.middlewares if isinstance(m, JobsMiddleware)), None)
         self.metrics = next((m for m in self.broker.middlewares if isinstance(m, MetricsMiddleware)), None)
         self.hooks = Hooks(())  # the user's middlewares: known once the broker started (see listen)
+        self.deadlines = Deadlines()
 
     async def listen(self, finish_event: asyncio.Event) -> None:
         broker = self.broker
@@ -69,6 +70,7 @@ class FastReceiver(Receiver):
 
         workers = [asyncio.create_task(work()) for _ in range(self.concurrency)]
         reader = asyncio.create_task(intake.pump(finish_event))
+        sweeper = asyncio.create_task(self.deadlines.sweep())
         stop = asyncio.create_task(finish_event.wait())
         await asyncio.wait({reader, stop, *workers}, return_when=asyncio.FIRST_COMPLETED)
         # From here on every wait is bounded by the shutdown timeout, counted from now; asyncio.wait
@@ -86,6 +88,7 @@ class FastReceiver(Receiver):
                 "queue %s: %d job(s) did not finish within the shutdown timeout", broker.runtime.queue, len(overran)
             )
         stop.cancel()
+        sweeper.cancel()
         await bounded(broker.release_unstarted(), SHUTDOWN_STEP, "giving back unstarted jobs")
         for task in (reader, *workers):
             if task.done() and not task.cancelled() and task.exception() is not None:
@@ -112,15 +115,19 @@ class FastReceiver(Receiver):
         self.jobs.started(job)
         if self.metrics is not None:
             self.metrics.started(job)
+        running = asyncio.current_task() if timeout is not None else None
+        if running is not None and timeout is not None:
+            self.deadlines.start(running, timeout)  # see `deadlines`: no timer per job
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(timeout) as limit:
-                value = await broker.watchdog.track(job.task_id, job.task_name, direct(job))
-        except Exception as exc:  # the job failed: retry or record it
-            error: Exception = exc
-            if isinstance(exc, TimeoutError) and limit.expired():
+            value = await broker.watchdog.track(job.task_id, job.task_name, direct(job))
+        except BaseException as exc:  # the job failed (or timed out): retry or record it
+            expired = running is not None and self.deadlines.finish(running)
+            error: BaseException = exc
+            if isinstance(exc, asyncio.CancelledError) and expired and running is not None and not running.cancelling():
                 error = JobTimedOut(f"the job ran longer than its timeout of {timeout:g}s")
-                error.__cause__ = exc
+            elif not isinstance(exc, Exception):  # cancelled from elsewhere (a shutdown that overran)
+                raise
             took = time.perf_counter() - started
             await self.jobs.failed(job, error, took)
             if self.metrics is not None:  # after: the jobs middleware decided whether it is retried
@@ -128,6 +135,8 @@ class FastReceiver(Receiver):
             if self.hooks:
                 await self.hooks.after(job, _result(job, None, took, error), error)
         else:
+            if running is not None:
+                self.deadlines.finish(running)  # a handler that swallowed our cancellation completed all the same
             took = time.perf_counter() - started
             if timeout is not None and took > timeout:  # only a blocked loop keeps a timeout from firing
                 log.warning(
@@ -143,7 +152,9 @@ class FastReceiver(Receiver):
                 self.metrics.completed(job, took)
             if self.hooks:
                 await self.hooks.after(job, _result(job, value, took, None), None)
-        await maybe_awaitable(message.ack())
+        acknowledged = message.ack()  # a StreamMessage's: a coroutine
+        if acknowledged is not None:
+            await acknowledged
         return None
 
 

@@ -1,0 +1,55 @@
+"""Job timeouts by sweep (no server): a job past its deadline is cancelled within a sweep, a job in
+time never is, and a cancellation from elsewhere is never taken for a timeout."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bootstrap.jobs.deadlines import SWEEP, Deadlines
+
+
+async def run_job(deadlines: Deadlines, seconds: float, timeout: float) -> tuple[str, bool]:
+    """A job sleeping `seconds` with a `timeout`: ('done' | 'cancelled', whether it timed out)."""
+    task = asyncio.current_task()
+    assert task is not None
+    deadlines.start(task, timeout)
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        expired = deadlines.finish(task)
+        if expired and not task.cancelling():
+            return "cancelled", True
+        raise
+    return "done", deadlines.finish(task)
+
+
+def test_a_job_past_its_deadline_is_cancelled_within_a_sweep_and_one_in_time_is_not() -> None:
+    async def test() -> None:
+        deadlines = Deadlines()
+        sweeper = asyncio.create_task(deadlines.sweep())
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        late, in_time = await asyncio.gather(run_job(deadlines, 5, 0.2), run_job(deadlines, 0.05, 5))
+        took = loop.time() - started
+        sweeper.cancel()
+        assert late == ("cancelled", True)
+        assert in_time == ("done", False)
+        assert 0.2 <= took < 0.2 + SWEEP + 1.0  # fired after its deadline, at most a sweep (+ a loaded machine) late
+        assert not deadlines._running and not deadlines._expired
+
+    asyncio.run(test())
+
+
+def test_a_shutdown_cancelling_a_timed_out_job_stays_a_cancellation() -> None:
+    async def test() -> None:
+        deadlines = Deadlines()
+        sweeper = asyncio.create_task(deadlines.sweep())
+        job = asyncio.create_task(run_job(deadlines, 5, 0.1))
+        while not deadlines._expired:  # the sweep cancelled it for its timeout ...
+            await asyncio.sleep(0.01)
+        job.cancel()  # ... and a shutdown cancels it too, before it ran again
+        done, _ = await asyncio.wait({job}, timeout=5)
+        sweeper.cancel()
+        assert done and job.cancelled()
+
+    asyncio.run(test())
