@@ -43,8 +43,11 @@ class Deadlines:
         """Cancel the jobs past their deadline, every SWEEP seconds, until cancelled."""
         while True:
             await asyncio.sleep(SWEEP)
-            now = time.monotonic()
-            for task, deadline in list(self._running.items()):
-                if deadline <= now and task not in self._expired:
-                    self._expired.add(task)
-                    task.cancel()
+            self.sweep_once()
+
+    def sweep_once(self) -> None:
+        now = time.monotonic()
+        for task, deadline in list(self._running.items()):
+            if deadline <= now and task not in self._expired:
+                self._expired.add(task)
+                task.cancel()

@@ -43,13 +43,12 @@ def test_a_job_past_its_deadline_is_cancelled_within_a_sweep_and_one_in_time_is_
 def test_a_shutdown_cancelling_a_timed_out_job_stays_a_cancellation() -> None:
     async def test() -> None:
         deadlines = Deadlines()
-        sweeper = asyncio.create_task(deadlines.sweep())
-        job = asyncio.create_task(run_job(deadlines, 5, 0.1))
-        while not deadlines._expired:  # the sweep cancelled it for its timeout ...
-            await asyncio.sleep(0.01)
-        job.cancel()  # ... and a shutdown cancels it too, before it ran again
+        job = asyncio.create_task(run_job(deadlines, 5, 0.0))
+        await asyncio.sleep(0)  # the job sleeps, past its deadline
+        deadlines.sweep_once()  # cancelled for its timeout ...
+        job.cancel()  # ... and by a shutdown, before it ran again
         done, _ = await asyncio.wait({job}, timeout=5)
-        sweeper.cancel()
         assert done and job.cancelled()
+        assert not deadlines._running and not deadlines._expired
 
     asyncio.run(test())
