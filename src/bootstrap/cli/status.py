@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import threading
 import time
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -235,12 +237,25 @@ def run(args: argparse.Namespace) -> int:
         if not args.watch:
             show(collect(spec, db, client), args.json)
             return 0
+        # Ctrl-C is how --watch ends. The first one lets a refresh in progress finish (a KeyboardInterrupt
+        # inside a driver call can leave closing the MongoDB client waiting on a half-read reply); a
+        # second one interrupts at once.
+        stop = threading.Event()
+
+        def ctrl_c(signum: int, frame: Any) -> None:
+            stop.set()
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+        previous = signal.signal(signal.SIGINT, ctrl_c)
         try:
-            while True:
+            while not stop.is_set():
                 show(collect(spec, db, client), args.json, clear=True)
-                time.sleep(args.interval)
-        except KeyboardInterrupt:  # Ctrl-C is how --watch ends, whether it lands in a sleep or a refresh
-            return 0
+                stop.wait(args.interval)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        return 0
 
 
 def show(status: dict[str, Any], as_json: bool, *, clear: bool = False) -> None:
