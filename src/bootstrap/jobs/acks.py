@@ -85,11 +85,8 @@ _ACKED, _YOUR_TURN = "acked", "your turn"  # what a waiting job is told: done, o
 
 
 class AckBatch:
-    def __init__(
-        self, keys: QueueKeys, batch: int, conn: Callable[[], HotConnection], records: Callable[[], Records]
-    ) -> None:
+    def __init__(self, keys: QueueKeys, conn: Callable[[], HotConnection], records: Callable[[], Records]) -> None:
         self.keys = keys
-        self.batch = batch
         self._conn = conn  # where flushes go: the broker's, made on first use
         self._job_records = records
         self._ids: list[str] = []

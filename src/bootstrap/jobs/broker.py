@@ -175,7 +175,7 @@ class StreamBroker(AsyncBroker):
         self.keys = QueueKeys(runtime.prefix, runtime.queue)
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.in_flight = InFlight()
-        self.acks = AckBatch(self.keys, runtime.batch, lambda: self.hot, lambda: self.records)
+        self.acks = AckBatch(self.keys, lambda: self.hot, lambda: self.records)
         self._hot: HotConnection | None = None  # a worker's per-job round trips (see `hotpath`)
         self._stopping = asyncio.Event()
         self._background = Background()
