@@ -2,11 +2,11 @@
 bootstrap.jobs.receiver:FastReceiver`, which the launcher passes).
 
 Taskiq's receiver resolves dependencies, builds result models, and creates several asyncio tasks per
-job; for our tasks none of that is needed. Here `concurrency` long-lived coroutines take jobs from a
-small queue fed by the broker, run each handler directly (with a timeout context rather than an extra
-task) and apply the same retry/record/log behaviour (JobsMiddleware) as under the stock receiver.
-Jobs arrive read and checked by the broker (see `intake`); a job's timeout is its task's, from the
-spec, never a label's.
+job; for our tasks none of that is needed. Here `concurrency` long-lived coroutines take jobs handed
+over by the broker's read loop (`_Intake`), run each handler directly (its timeout enforced by a
+sweep, see `deadlines`, rather than a timer or an extra task per job) and apply the same
+retry/record/log behaviour (JobsMiddleware) as under the stock receiver. Jobs arrive read and
+checked by the broker (see `intake`); a job's timeout is its task's, from the spec, never a label's.
 On shutdown it stops reading, lets running jobs finish (up to --wait-tasks-timeout) and gives jobs it
 read but never started back to the queue. Anything else falls back to the stock receiver.
 """
