@@ -43,7 +43,7 @@ async def fill(client: aioredis.Redis, keys: QueueKeys, n: int) -> None:
 
 async def drain(client: aioredis.Redis, keys: QueueKeys, n: int, how: str) -> float:
     """Jobs/s reading (and acknowledging) all `n` entries of the normal level."""
-    read = client.register_script(_READ)
+    read = client.register_script(_READ.text)
     streams = [keys.stream_at(level) for level in ("high", "normal", "low")]  # normal's turn: high first
     done, started = 0, time.perf_counter()
     while done < n:

@@ -1,9 +1,10 @@
 """One dedicated Redis connection for a worker's per-job round trips: acknowledgements and reads.
 
-redis-py's async client costs about 130-200 us of CPU per command on these machines (pool checkout,
+redis-py's async client costs about 190-210 us of CPU per command on these machines (pool checkout,
 the retry wrapper, a timer per read, response callbacks); the connection underneath it, used
-directly, about 55 us (`benchmarks/read_path.py` prints both). At concurrency 1 a worker makes one
-round trip per job (its acknowledgement), so that difference is most of a job's cost.
+directly, 70-85 us, near raw asyncio's 60 (`benchmarks/roundtrip.py` prints the three). At
+concurrency 1 a worker makes one round trip per job (its acknowledgement), so that difference is a
+large part of a job's cost.
 
 The connection itself is redis-py's, taken from the client's pool once: redis-py connects,
 authenticates, selects the database, speaks TLS and finds the Sentinel master. Commands are packed
