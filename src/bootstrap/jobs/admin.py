@@ -151,19 +151,6 @@ def failed_job(client: redis.Redis, keys: QueueKeys, job_id: str) -> dict[str, A
     return json.loads(raw) if raw else None
 
 
-def finished_job(client: redis.Redis, keys: QueueKeys, job_id: str) -> tuple[str, dict[str, Any]] | None:
-    """A finished job's record and its outcome (failed first: a failed record is the one to act on)."""
-    pipe = client.pipeline(transaction=False)
-    pipe.hget(keys.record_data(FAILED), job_id)
-    pipe.hget(keys.record_data(COMPLETED), job_id)
-    failed, completed = pipe.execute()
-    if failed:
-        return FAILED, json.loads(failed)
-    if completed:
-        return COMPLETED, json.loads(completed)
-    return None
-
-
 def retry_failed(client: redis.Redis, keys: QueueKeys, job_ids: list[str]) -> list[str]:
     """Put failed jobs back on their queue as new first attempts (same id, arguments and labels; the
     counters reset: attempt, transient retries and retry-afters, so the job has all its attempts and
