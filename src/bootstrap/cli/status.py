@@ -181,7 +181,7 @@ def render(status: dict[str, Any], now: float) -> list[str]:
             for q in status["queues"]]  # fmt: skip
     lines += table(["queue", *counts], rows, right={1, 2, 3, 4, 5})
     lines.append("")
-    rows = [[s["id"], s["when"], _last_run(s, now), _next_run(s, now)] for s in status["schedules"]]
+    rows = [[s["id"], admin.described_when(s), _last_run(s, now), _next_run(s, now)] for s in status["schedules"]]
     lines += table(["schedule", "when", "last run", "next run"], rows)
     workers = status["workers"]
     lines += ["", f"workers seen in the last {admin.WORKER_SEEN_WITHIN:g}s: {len(workers) or 'none'}"]

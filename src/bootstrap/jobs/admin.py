@@ -118,6 +118,7 @@ def schedule_states(client: redis.Redis, spec: Spec, now: float | None = None) -
                 "queue": definition.get("queue"),
                 "task": definition.get("task"),
                 "when": f"cron {definition['cron']}" if definition.get("cron") else _every(definition.get("every")),
+                "priority": fired_level(spec, definition),
                 "enabled": enabled,
                 "last_run": last_slot,
                 "next_run": _next_run(definition, last_slot, now) if fires else None,
@@ -126,6 +127,22 @@ def schedule_states(client: redis.Redis, spec: Spec, now: float | None = None) -
             }
         )
     return rows
+
+
+def fired_level(spec: Spec, definition: dict[str, Any]) -> str:
+    """The priority level a schedule's jobs go to: its own, else its task's (as the spec declares
+    it), else normal; as the scheduler decides it."""
+    if definition.get("priority"):
+        return str(definition["priority"])
+    queue = next((q for q in spec.queues if q.name == definition.get("queue")), None)
+    task = next((t for t in queue.tasks if t.name == definition.get("task")), None) if queue else None
+    return task.priority if task is not None else NORMAL
+
+
+def described_when(schedule: dict[str, Any]) -> str:
+    """A schedule row's `when`, with its priority level when that is not normal."""
+    level = schedule.get("priority", NORMAL)
+    return schedule["when"] if level == NORMAL else f"{schedule['when']}, {level} priority"
 
 
 def workers(client: redis.Redis, spec: Spec, now: float | None = None) -> list[dict[str, Any]]:

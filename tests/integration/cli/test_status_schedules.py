@@ -61,3 +61,18 @@ def test_last_run_is_a_job_that_ran_and_a_skipped_slot_is_none(project: Project)
     assert re.search(r"delta-sync-schedule\s{2,}every 2s\s{2,}\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(\d+s ago\)", text), text
     assert re.search(r"pattern-analysis-schedule\s{2,}cron 0 2 \* \* \*\s{2,}none on record\s{2,}", text), text
     assert re.search(r"staging-processor-schedule\s{2,}every 30m\s{2,}", text), text
+
+
+def test_status_says_the_priority_a_schedule_fires_at(project: Project) -> None:
+    """Declared on the schedule, or else its task's: what the scheduler uses; normal says nothing."""
+    project.edit("schedules.yaml", "    every: 45m", "    every: 45m\n    priority: high")
+    project.edit("queues.yaml", "run-delta-sync: {timeout: 10m}", "run-delta-sync: {timeout: 10m, priority: low}")
+    project.apply_and_generate()
+    data = {s["id"]: s for s in json.loads(status(project, "--json"))["schedules"]}
+    assert data["token-refresh-schedule"]["priority"] == "high"  # its own
+    assert data["delta-sync-schedule"]["priority"] == "low"  # its task's
+    assert data["staging-processor-schedule"]["priority"] == "normal"
+    text = status(project)
+    assert re.search(r"token-refresh-schedule\s+every 45m, high priority", text), text
+    assert re.search(r"delta-sync-schedule\s+every 2s, low priority", text), text
+    assert not re.search(r"staging-processor-schedule\s+every 30m, ", text), text
