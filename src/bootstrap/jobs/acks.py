@@ -6,15 +6,17 @@ records, then frees the ids of finished deduplicated jobs, then XACK and XDEL of
 in each priority level's stream, in one round trip. A crash before a flush only
 means the jobs run again (at least once), records and log lines included.
 
-A job that ran waits (`acked`) until its acknowledgement is in Redis, and the receiver takes its
-next job only then: a worker holds at most `concurrency` jobs that ran or run and are not
-acknowledged, so a crash makes at most `concurrency` jobs run twice. Waiting costs no throughput
-under load: the job whose acknowledgement finds no flush in flight sends the flush itself, from its
-own coroutine (no task switch); every acknowledgement queued while one is in flight goes out with
-the next, sent by the first of those jobs once the flight landed (one round trip for all the jobs
-that finished meanwhile). Records and the acknowledgements of rejected entries, which nobody waits
-for, go out within 20 ms (`step`, which the broker's `Background` repeats; it also sends what a
-cancelled job left queued). The round trips go over the worker's `HotConnection`.
+Under the fast receiver a finished job is queued (`finished`) and keeps its worker slot (see
+receiver) until its acknowledgement is in Redis: a worker holds at most `concurrency` jobs that ran or
+run and are not acknowledged, so a crash makes at most `concurrency` jobs run twice. Nobody waits
+per job: a worker that has nothing left to run (every slot held, or no job ready), or whose job is
+about to wait on I/O, sends what is queued in one flush (`drain`, group commit), and the slots come
+back when it lands (`on_landed`). Under the stock receiver a finished job waits instead (`acked`):
+the job whose acknowledgement finds no flush in flight sends it itself, and every acknowledgement
+queued meanwhile goes out with the next, sent by the first of those jobs once the flight landed.
+Records and the acknowledgements of rejected entries, which nobody waits for, go out within 20 ms
+(`step`, which the broker's `Background` repeats; it also sends what a cancelled job left queued).
+The round trips go over the worker's `HotConnection`.
 """
 
 from __future__ import annotations
@@ -93,6 +95,8 @@ class AckBatch:
         self._records: list[tuple[str, dict[str, Any], float, int]] = []
         self._forget: list[str] = []  # ids of finished deduplicated jobs, to take out of the id index
         self._waiters: list[asyncio.Future[str]] = []  # jobs waiting for the next flush
+        self._held = 0  # of the queued ids, how many hold a worker slot (see `finished`)
+        self.on_landed: Callable[[int], None] = lambda slots: None  # slots given back by a flush
         self._streams = keys.streams  # fixed per queue: worked out once, not per flush
         self._keys = [keys.ids, *keys.streams, *Records.key_list_of(keys)]
         self._flushing = False  # a flush is in flight, or reserved for the job told to send it
@@ -102,6 +106,38 @@ class AckBatch:
     def ack(self, entry_id: str) -> None:
         """Acknowledge an entry with a later flush, without waiting (an entry that did not run)."""
         self._ids.append(entry_id)
+
+    def finished(self, entry_id: str) -> None:
+        """A job finished (fast receiver): its acknowledgement goes with the next flush, and the slot
+        it holds is given back (`on_landed`) once that is in Redis. Nothing waits for it here."""
+        self._ids.append(entry_id)
+        self._held += 1
+
+    @property
+    def held(self) -> int:
+        """Finished jobs whose acknowledgement is queued and whose slot waits for it."""
+        return self._held
+
+    @property
+    def flushing(self) -> bool:
+        """A flush is in flight (or reserved for a job told to send it)."""
+        return self._flushing
+
+    async def drain(self, before_each: Callable[[], None]) -> None:
+        """Flush until no finished job's acknowledgement is queued (Redis away: every half second,
+        the slots stay held meanwhile). Called by a worker with nothing else to run; `before_each`
+        runs before each round trip (the receiver gives the slots freed so far to an idle worker)."""
+        self._flushing, self._since = True, time.monotonic()
+        try:
+            while self._held:
+                before_each()
+                try:
+                    await self.flush()
+                except Exception as exc:
+                    log.warning("queue %s: acknowledging failed (%s); will retry", self._queue, exc)
+                    await asyncio.sleep(0.5)
+        finally:
+            self._hand_off()
 
     async def acked(self, entry_id: str) -> None:
         """A job finished: return once its acknowledgement is in Redis. With no flush in flight this
@@ -170,6 +206,7 @@ class AckBatch:
         pending, self._records = self._records, []
         forget, self._forget = self._forget, []
         waiters, self._waiters = self._waiters, []
+        held, self._held = self._held, 0
         batches: dict[tuple[str, float, int], list[dict[str, Any]]] = {}
         for outcome, record, max_age, max_count in pending:
             batches.setdefault((outcome, max_age, max_count), []).append(record)
@@ -184,7 +221,10 @@ class AckBatch:
             await conn.script(_ACK, self._keys, args)
         except BaseException:  # cancellation at shutdown included: the final flush writes them
             self._ids[:0], self._records[:0], self._forget[:0], self._waiters[:0] = ids, pending, forget, waiters
+            self._held += held
             raise
+        if held:
+            self.on_landed(held)
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(_ACKED)
@@ -204,3 +244,5 @@ class AckBatch:
             await asyncio.sleep(0.5)
         finally:
             self._hand_off()
+            if self._held and not self._flushing:  # queued meanwhile by a worker now idle: wake one to send it
+                self.on_landed(0)

@@ -540,6 +540,12 @@ class StreamBroker(AsyncBroker):
         within CHECK_EVERY), or it was given back already."""
         return not self.pause.paused and message.entry_id in self.in_flight
 
+    def finished(self, message: StreamMessage) -> None:
+        """The receiver ran this job to its end: acknowledged with the next flush (see acks), its slot
+        held until then."""
+        self.in_flight.let_go(message.entry_id)
+        self.acks.finished(message.entry_id)
+
     def abandon(self, message: StreamMessage) -> None:
         """Stop renewing a job this worker could not finish: another worker (or this one) takes it
         over after the visibility timeout."""

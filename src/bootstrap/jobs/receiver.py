@@ -2,10 +2,13 @@
 bootstrap.jobs.receiver:FastReceiver`, which the launcher passes).
 
 Taskiq's receiver resolves dependencies, builds result models, and creates several asyncio tasks per
-job; for our tasks none of that is needed. Here `concurrency` long-lived coroutines take jobs handed
-over by the broker's read loop (`_Intake`), run each handler directly (its timeout enforced by a
-sweep, see `deadlines`, rather than a timer or an extra task per job) and apply the same
-retry/record/log behaviour (JobsMiddleware) as under the stock receiver. Jobs arrive read and
+job; for our tasks none of that is needed. Here long-lived coroutines take jobs handed over by the
+broker's read loop (`_Intake`), run each handler directly (its timeout enforced by a sweep, see
+`deadlines`, rather than a timer or an extra task per job) and apply the same retry/record/log
+behaviour (JobsMiddleware) as under the stock receiver. `concurrency` slots bound the jobs that run
+or ran and are not acknowledged yet (the crash bound, see acks); one coroutine more than slots
+lets one send acknowledgements while the others run jobs. A coroutine runs jobs back to back while
+it can and wakes another only when it is about to wait: jobs that do not wait cost no task switch. Jobs arrive read and
 checked by the broker (see `intake`); a job's timeout is its task's, from the spec, never a label's.
 On shutdown it stops reading, lets running jobs finish (up to --wait-tasks-timeout) and gives jobs it
 read but never started back to the queue. Anything else falls back to the stock receiver.
@@ -35,6 +38,8 @@ log = logging.getLogger("bootstrap.jobs.receiver")
 
 
 class FastReceiver(Receiver):
+    intake: _Intake  # set by listen
+
     def __init__(self, *args: Any, max_async_tasks: int | None = None, **kwargs: Any) -> None:
         kwargs["max_async_tasks"] = max_async_tasks
         super().__init__(*args, **kwargs)
@@ -53,12 +58,13 @@ class FastReceiver(Receiver):
         # The user's middlewares: bootstrap's own (jobs, metrics) are called directly below.
         self.hooks = Hooks(m for m in broker.middlewares if not isinstance(m, JobsMiddleware | MetricsMiddleware))
         log.info("queue %s: listening, concurrency %d", broker.runtime.queue, self.concurrency)
-        intake = _Intake(broker)
+        intake = self.intake = _Intake(broker, self.concurrency)
 
         async def work() -> None:
             while (message := await intake.take()) is not None:
+                handed = False  # the job's slot went to its acknowledgement (see acks.finished)
                 try:
-                    await self.callback(message)
+                    handed = await self._run(message)
                 except Exception:  # Redis away while retrying or recording: not acknowledged, so it runs again
                     if isinstance(message, StreamMessage):
                         broker.abandon(message)  # no longer renewed: else it would stay ours, never run again
@@ -67,8 +73,11 @@ class FastReceiver(Receiver):
                         "the visibility timeout",
                         broker.runtime.queue,
                     )
+                finally:
+                    if not handed:
+                        intake.release(1)
 
-        workers = [asyncio.create_task(work()) for _ in range(self.concurrency)]
+        workers = [asyncio.create_task(work()) for _ in range(self.concurrency + 1)]
         reader = asyncio.create_task(intake.pump(finish_event))
         sweeper = asyncio.create_task(self.deadlines.sweep())
         stop = asyncio.create_task(finish_event.wait())
@@ -95,22 +104,28 @@ class FastReceiver(Receiver):
                 raise task.exception()  # type: ignore[misc]
         return None
 
-    async def callback(self, message: bytes | AckableMessage, raise_err: bool = False) -> None:
+    async def _run(self, message: AckableMessage) -> bool:
+        """Run one job; True when it ran to its end under this receiver and its slot now waits for
+        its acknowledgement (queued, see acks.finished), False when the slot is free again."""
         if self.jobs is None or not isinstance(message, StreamMessage) or message.job is None:
-            return await super().callback(message, raise_err)
+            await super().callback(message)
+            return False
         job = message.job  # read and checked by the broker (see intake)
         task = self.broker.find_task(job.task_name)
         func = task.original_func if task is not None else None
         direct = getattr(func, "bootstrap_direct", None)
         if direct is None:
-            return await super().callback(message, raise_err)
+            await super().callback(message)
+            return False
         declared: TaskContract | None = getattr(func, "bootstrap_task", None)
         timeout = declared.timeout if declared is not None else None  # the spec's, not a label's
         broker = self.jobs.stream_broker
         if not broker.may_start(message):  # paused: given back, not run
-            return None
+            return False
         broker.started(message)
+        kick = self.intake.kick
         if self.hooks:
+            kick()  # a middleware may wait: another worker goes on meanwhile
             job = await self.hooks.pre_execute(job)
         self.jobs.started(job)
         if self.metrics is not None:
@@ -120,7 +135,7 @@ class FastReceiver(Receiver):
             self.deadlines.start(running, timeout)  # see `deadlines`: no timer per job
         started = time.perf_counter()
         try:
-            value = await broker.watchdog.track(job.task_id, job.task_name, direct(job))
+            value = await broker.watchdog.track(job.task_id, job.task_name, direct(job), kick)
         except BaseException as exc:  # the job failed (or timed out): retry or record it
             expired = running is not None and self.deadlines.finish(running)
             error: BaseException = exc
@@ -129,10 +144,12 @@ class FastReceiver(Receiver):
             elif not isinstance(exc, Exception):  # cancelled from elsewhere (a shutdown that overran)
                 raise
             took = time.perf_counter() - started
+            kick()  # a retry is a round trip to Redis
             await self.jobs.failed(job, error, took)
             if self.metrics is not None:  # after: the jobs middleware decided whether it is retried
                 self.metrics.failed(job, took)
             if self.hooks:
+                kick()
                 await self.hooks.after(job, _result(job, None, took, error), error)
         else:
             if running is not None:
@@ -151,25 +168,31 @@ class FastReceiver(Receiver):
             if self.metrics is not None:
                 self.metrics.completed(job, took)
             if self.hooks:
+                kick()
                 await self.hooks.after(job, _result(job, value, took, None), None)
-        acknowledged = message.ack()  # a StreamMessage's: a coroutine
-        if acknowledged is not None:
-            await acknowledged
-        return None
+        broker.finished(message)  # acknowledged with the next flush; the slot is held until then
+        return True
 
 
 class _Intake:
     """Jobs read and not yet started, between the broker's read loop (`pump`) and the receiver's
-    `concurrency` workers (`take`). A plain deque and one future per idle worker, woken one per job:
-    no task switch per job (an asyncio.Queue bounded at the concurrency switches to the reader for
-    every job taken). What is read stays bounded by the broker's prefetch."""
+    workers (`take`), and the worker's `concurrency` slots: a job holds one from when it is taken
+    until its acknowledgement is in Redis (see acks), so at most `concurrency` jobs run or ran
+    unacknowledged. A worker that finds no job it may start sends the queued acknowledgements itself
+    (group commit), else waits as idle. Only a coroutine about to wait wakes an idle one (`kick`),
+    once there is something to do: jobs that do not wait run back to back in one coroutine, with no
+    task switch. What is read stays bounded by the broker's prefetch."""
 
-    def __init__(self, broker: StreamBroker) -> None:
+    def __init__(self, broker: StreamBroker, concurrency: int) -> None:
         self.broker = broker
+        self.acks = broker.acks
+        self.free = concurrency  # slots not held
         self.ready: deque[AckableMessage] = deque()
         self.idle: deque[asyncio.Future[None]] = deque()
         self.space: asyncio.Future[None] | None = None  # the reader waits on it while prefetch is full
         self.closed = False
+        self._draining = False  # a worker sends acknowledgements: the slots they free are its to use
+        self.acks.on_landed = self.release
 
     async def pump(self, finish_event: asyncio.Event) -> None:
         broker = self.broker
@@ -177,11 +200,7 @@ class _Intake:
             if finish_event.is_set() or self.closed:
                 return
             self.ready.append(message)
-            while self.idle:  # wake one idle worker for it
-                idle = self.idle.popleft()
-                if not idle.done():
-                    idle.set_result(None)
-                    break
+            self.kick()
             # At most half the prefetch waits here: the broker's next read (made once this batch is
             # handed over) then has room for the other half, so reads stay batched.
             while len(self.ready) >= max(1, broker.prefetch // 2) and not self.closed:
@@ -189,18 +208,44 @@ class _Intake:
                 await self.space  # set by the next job taken
 
     async def take(self) -> AckableMessage | None:
-        """The next job to run; None once closed."""
-        while not self.ready:
+        """The next job to run, with a slot; None once closed."""
+        acks = self.acks
+        while True:
+            if self.free and self.ready:
+                self.free -= 1
+                message = self.ready.popleft()
+                space = self.space
+                if space is not None and not space.done():
+                    space.set_result(None)
+                return message
+            if acks.held and not acks.flushing:  # nothing this worker may start: acknowledge what ran
+                self._draining = True
+                try:
+                    await acks.drain(self.kick)
+                finally:
+                    self._draining = False
+                continue
             if self.closed:
                 return None
             idle = asyncio.get_running_loop().create_future()
             self.idle.append(idle)
             await idle
-        message = self.ready.popleft()
-        space = self.space
-        if space is not None and not space.done():
-            space.set_result(None)
-        return message
+
+    def kick(self) -> None:
+        """The running coroutine is about to wait: wake an idle worker if there is work for it (a job
+        and a free slot, or acknowledgements nobody is sending)."""
+        if (self.free and self.ready) or (self.acks.held and not self.acks.flushing):
+            while self.idle:
+                idle = self.idle.popleft()
+                if not idle.done():
+                    idle.set_result(None)
+                    return
+
+    def release(self, slots: int) -> None:
+        """Slots given back (a job's acknowledgement landed, or a job that was not run)."""
+        self.free += slots
+        if not self._draining:  # else the draining worker goes on with them itself
+            self.kick()
 
     def close(self) -> None:
         """No more jobs: what is read but not started stays unstarted (the broker gives it back)."""

@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Awaitable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any, TypeVar
 
 log = logging.getLogger("bootstrap.jobs.watchdog")
@@ -29,6 +29,10 @@ BLOCKED_AFTER = 1.0  # seconds without a heartbeat of the loop before it counts 
 TICK = 0.1  # seconds between heartbeats, and between the thread's looks
 
 T = TypeVar("T")
+
+
+def _nothing() -> None:
+    return None
 
 
 class LoopWatchdog:
@@ -54,9 +58,10 @@ class LoopWatchdog:
             log.warning("queue %s: the event loop was blocked for %.1fs %s", self.queue, blocked_for, blocker)
         await asyncio.sleep(TICK)
 
-    def track(self, job_id: str, task: str, job: Awaitable[T]) -> Awaitable[T]:
-        """`job`, noting that its code is what runs whenever one of its steps runs."""
-        return _Tracked(self, (job_id, task), job)
+    def track(self, job_id: str, task: str, job: Awaitable[T], on_wait: Callable[[], None] = _nothing) -> Awaitable[T]:
+        """`job`, noting that its code is what runs whenever one of its steps runs; `on_wait` is called
+        each time the job is about to wait (the receiver hands work to an idle worker then)."""
+        return _Tracked(self, (job_id, task), job, on_wait)
 
     # --- the watching thread ----------------------------------------------------------------------
 
@@ -101,8 +106,10 @@ class LoopWatchdog:
 class _Tracked:
     """An awaitable that steps `inner` itself, setting `watchdog.current` around each step."""
 
-    def __init__(self, watchdog: LoopWatchdog, job: tuple[str, str], inner: Awaitable[Any]) -> None:
-        self.watchdog, self.job, self.inner = watchdog, job, inner
+    def __init__(
+        self, watchdog: LoopWatchdog, job: tuple[str, str], inner: Awaitable[Any], on_wait: Callable[[], None]
+    ) -> None:
+        self.watchdog, self.job, self.inner, self.on_wait = watchdog, job, inner, on_wait
 
     def __await__(self) -> Generator[Any, Any, Any]:
         inner = self.inner.__await__()
@@ -116,6 +123,7 @@ class _Tracked:
                 return done.value
             finally:
                 self.watchdog.current = None
+            self.on_wait()
             try:
                 value, send = (yield signal), inner.send
             except GeneratorExit:
