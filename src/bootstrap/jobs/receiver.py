@@ -181,7 +181,9 @@ class _Intake:
     unacknowledged. A worker that finds no job it may start sends the queued acknowledgements itself
     (group commit), else waits as idle. Only a coroutine about to wait wakes an idle one (`kick`),
     once there is something to do: jobs that do not wait run back to back in one coroutine, with no
-    task switch. What is read stays bounded by the broker's prefetch."""
+    task switch. A worker so woken sends the queued acknowledgements before it starts a job: jobs
+    that wait on I/O do not keep the slots of finished jobs held while new ones start. What is read
+    stays bounded by the broker's prefetch."""
 
     def __init__(self, broker: StreamBroker, concurrency: int) -> None:
         self.broker = broker
@@ -210,7 +212,12 @@ class _Intake:
     async def take(self) -> AckableMessage | None:
         """The next job to run, with a slot; None once closed."""
         acks = self.acks
+        woken = False  # by `kick`: some coroutine is about to wait, so acknowledgements go first
         while True:
+            if woken and acks.held and not acks.flushing:
+                woken = False
+                await self._drain()
+                continue
             if self.free and self.ready:
                 self.free -= 1
                 message = self.ready.popleft()
@@ -219,17 +226,23 @@ class _Intake:
                     space.set_result(None)
                 return message
             if acks.held and not acks.flushing:  # nothing this worker may start: acknowledge what ran
-                self._draining = True
-                try:
-                    await acks.drain(self.kick)
-                finally:
-                    self._draining = False
+                await self._drain()
                 continue
             if self.closed:
                 return None
             idle = asyncio.get_running_loop().create_future()
             self.idle.append(idle)
             await idle
+            woken = True
+
+    async def _drain(self) -> None:
+        """Send the queued acknowledgements (see acks.drain); the slots they free are this worker's
+        to use, and before each further round trip an idle worker is woken for them."""
+        self._draining = True
+        try:
+            await self.acks.drain(self.kick)
+        finally:
+            self._draining = False
 
     def kick(self) -> None:
         """The running coroutine is about to wait: wake an idle worker if there is work for it (a job
