@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
 import redis
 from redis.cluster import RedisCluster
 
@@ -137,6 +138,17 @@ def make_project(
 
 
 open_project = contextlib.contextmanager(make_project)  # `with open_project(...) as project:`
+
+
+def make_project_in_env(
+    tmp_path: Path, mongo_uri: str, redis_url: str, edit: Callable[[Project], None], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Project]:
+    """make_project, with its environment set in this process too (for workers run in process: the
+    spec reads its URLs from the environment)."""
+    for project in make_project(tmp_path, mongo_uri, redis_url, edit):
+        for name, value in project.env.items():
+            monkeypatch.setenv(name, value)
+        yield project
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:

@@ -17,7 +17,7 @@ from bootstrap.jobs.contract import Runtime
 from bootstrap.jobs.receiver import FastReceiver
 from bootstrap.jobs.wiring import enqueue, make_broker, register_task
 from bootstrap.local.servers import RedisServer
-from tests.support.jobs_project import Project, add_test_queue, make_project
+from tests.support.jobs_project import Project, add_test_queue, make_project_in_env
 
 CONCURRENCY = 4  # the test queue's
 RAN: list[str] = []
@@ -60,10 +60,7 @@ def project(
     RAN.clear()
     WAITING.clear()
     WAVES[:] = [([], asyncio.Event()) for _ in range(3)]
-    for project in make_project(tmp_path, mongo_uri, redis_server.uri, with_tasks):
-        for name, value in project.env.items():  # the spec reads its URLs from the environment
-            monkeypatch.setenv(name, value)
-        yield project
+    yield from make_project_in_env(tmp_path, mongo_uri, redis_server.uri, with_tasks, monkeypatch)
 
 
 async def run_jobs(project: Project, task: str, jobs: int) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from bootstrap.jobs.contract import Runtime
 from bootstrap.jobs.receiver import FastReceiver
 from bootstrap.jobs.wiring import enqueue, make_broker, register_task
 from bootstrap.local.servers import RedisServer
-from tests.support.jobs_project import Project, add_test_queue, make_project, wait_for
+from tests.support.jobs_project import Project, add_test_queue, make_project_in_env, wait_for
 
 CALLS: list[float] = []
 REDIS_AWAY = threading.Event()
@@ -59,10 +59,7 @@ def project(
 ) -> Iterator[Project]:
     CALLS.clear()
     REDIS_AWAY.clear()
-    for project in make_project(tmp_path, mongo_uri, redis_of_its_own.uri, with_task):
-        for name, value in project.env.items():
-            monkeypatch.setenv(name, value)
-        yield project
+    yield from make_project_in_env(tmp_path, mongo_uri, redis_of_its_own.uri, with_task, monkeypatch)
 
 
 def test_a_job_whose_failure_could_not_be_handled_is_delivered_again(
