@@ -39,12 +39,15 @@ FLUSH_EVERY = 0.02  # seconds: the longest a queued record or log line waits to 
 STUCK_AFTER = 5.0  # seconds after which the acknowledging loop sends a flush reserved for a job
 
 # One Lua script over the queue's keys (one slot on Redis Cluster): records first, then HDEL of the
-# freed job ids (deduplication: a crash after it leaves the job to run again with its id free), then
-# XACK and XDEL of the finished entries in each priority level's stream, everything in chunks (Lua's
-# unpack has a stack limit).
+# freed job ids (deduplication), then XACK and XDEL of the finished entries in each priority level's
+# stream, everything in chunks (Lua's unpack has a stack limit). A freed id goes with its job's
+# entry, and leaves the index only if that entry's XACK is the first: a flush sent again after Redis
+# ran it (its reply lost to a dropped connection or a shutdown) finds the entry acknowledged, and
+# the id may belong to a job enqueued since.
 # KEYS: id index, the level streams (QueueKeys.streams order), then index and data of each outcome
-# (records.OUTCOMES order). ARGV: group, now, number of freed ids, the ids, then for each level
-# stream the number of its entry ids and the ids, then record batches (Records.segment) to the end.
+# (records.OUTCOMES order). ARGV: group, now, number of freed ids, for each its id, the number of
+# its entry's stream (0: not known) and the entry id, then for each level stream the number of its
+# entry ids and the ids, then record batches (Records.segment) to the end.
 _STREAMS = len(PRIORITIES)
 _ACK = Script(
     STORE_FUNCTION
@@ -54,7 +57,7 @@ local streams = {_STREAMS}
     + """
 local group, now = ARGV[1], ARGV[2]
 local forget = tonumber(ARGV[3])
-local acks = 4 + forget
+local acks = 4 + 3 * forget
 local at = acks
 for s = 1, streams do at = at + 1 + tonumber(ARGV[at]) end
 while at <= #ARGV do
@@ -63,8 +66,11 @@ while at <= #ARGV do
   store(KEYS[1 + streams + 2 * outcome - 1], KEYS[1 + streams + 2 * outcome], now, ARGV[at + 1], ARGV[at + 2], items)
   at = at + 4 + 2 * n
 end
-for i = 4, 3 + forget, 500 do
-  redis.call('HDEL', KEYS[1], unpack(ARGV, i, math.min(i + 499, 3 + forget)))
+for i = 4, 3 + 3 * forget, 3 do
+  local s = tonumber(ARGV[i + 1])
+  if s == 0 or redis.call('XACK', KEYS[1 + s], group, ARGV[i + 2]) == 1 then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+  end
 end
 local done = 0
 at = acks
@@ -93,7 +99,8 @@ class AckBatch:
         self._job_records = records
         self._ids: list[str] = []
         self._records: list[tuple[str, dict[str, Any], float, int]] = []
-        self._forget: list[str] = []  # ids of finished deduplicated jobs, to take out of the id index
+        # Ids of finished deduplicated jobs, to take out of the id index -> their entry ('': not known yet)
+        self._forget: dict[str, str] = {}
         self._waiters: list[asyncio.Future[str]] = []  # jobs waiting for the next flush
         self._held = 0  # of the queued ids, how many hold a worker slot (see `finished`)
         self.on_landed: Callable[[int], None] = lambda slots: None  # slots given back by a flush
@@ -103,15 +110,19 @@ class AckBatch:
         self._since = 0.0  # when the current flush began or was handed on
         self._queue = keys.queue
 
-    def ack(self, entry_id: str) -> None:
+    def ack(self, entry_id: str, job_id: str) -> None:
         """Acknowledge an entry with a later flush, without waiting (an entry that did not run)."""
         self._ids.append(entry_id)
+        if job_id in self._forget:
+            self._forget[job_id] = entry_id
 
-    def finished(self, entry_id: str) -> None:
+    def finished(self, entry_id: str, job_id: str) -> None:
         """A job finished (fast receiver): its acknowledgement goes with the next flush, and the slot
         it holds is given back (`on_landed`) once that is in Redis. Nothing waits for it here."""
         self._ids.append(entry_id)
         self._held += 1
+        if job_id in self._forget:
+            self._forget[job_id] = entry_id
 
     @property
     def held(self) -> int:
@@ -139,12 +150,14 @@ class AckBatch:
         finally:
             self._hand_off()
 
-    async def acked(self, entry_id: str) -> None:
+    async def acked(self, entry_id: str, job_id: str) -> None:
         """A job finished: return once its acknowledgement is in Redis. With no flush in flight this
         job sends it now; else it goes with the next flush, which the first job queued behind the
         one in flight sends. While Redis is away this waits, as the job's slot should."""
         waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._ids.append(entry_id)
+        if job_id in self._forget:
+            self._forget[job_id] = entry_id
         self._waiters.append(waiter)
         if self._flushing:
             try:
@@ -154,10 +167,11 @@ class AckBatch:
                 if waiter.done() and not waiter.cancelled():  # handed the turn as it was cancelled: pass it on
                     self._hand_off()
                 raise
-        await self._send()
+        await self._send(waiter)
 
-    async def _send(self) -> None:
-        """Flush until it succeeds (Redis away: every half second), then hand the next flush on."""
+    async def _send(self, own: asyncio.Future[str]) -> None:
+        """Flush until it succeeds (Redis away: every half second), then hand the next flush on (not
+        to the sender's own wait: cancelled, its job is gone)."""
         self._flushing, self._since = True, time.monotonic()
         try:
             while True:
@@ -168,6 +182,8 @@ class AckBatch:
                     log.warning("queue %s: acknowledging failed (%s); will retry", self._queue, exc)
                     await asyncio.sleep(0.5)
         finally:
+            if not own.done():
+                own.cancel()
             self._hand_off()
 
     def _hand_off(self) -> None:
@@ -192,8 +208,8 @@ class AckBatch:
 
     def forget(self, job_id: str) -> None:
         """A deduplicated job finished: its id leaves the id index with the next flush (it may be
-        enqueued again from then on)."""
-        self._forget.append(job_id)
+        enqueued again from then on), with its entry's acknowledgement (which names the entry)."""
+        self._forget.setdefault(job_id, "")
 
     async def flush(self) -> None:
         """One command for a batch: job records first, then XACK and XDEL of the finished jobs. The
@@ -204,23 +220,14 @@ class AckBatch:
         conn, records = self._conn(), self._job_records()
         ids, self._ids = self._ids, []
         pending, self._records = self._records, []
-        forget, self._forget = self._forget, []
+        forget, self._forget = self._forget, {}
         waiters, self._waiters = self._waiters, []
         held, self._held = self._held, 0
-        batches: dict[tuple[str, float, int], list[dict[str, Any]]] = {}
-        for outcome, record, max_age, max_count in pending:
-            batches.setdefault((outcome, max_age, max_count), []).append(record)
-        args: list[Any] = [GROUP, time.time(), len(forget), *forget]
-        by_stream = self.keys.by_stream(ids)  # entries named `level/id` go to their level's stream
-        for stream in self._streams:
-            entry_ids = by_stream.get(stream, [])
-            args += [len(entry_ids), *entry_ids]
-        for (outcome, max_age, max_count), batch in batches.items():
-            args += records.segment(outcome, batch, max_age, max_count)
         try:
-            await conn.script(_ACK, self._keys, args)
+            await conn.script(_ACK, self._keys, self._arguments(ids, pending, forget, records))
         except BaseException:  # cancellation at shutdown included: the final flush writes them
-            self._ids[:0], self._records[:0], self._forget[:0], self._waiters[:0] = ids, pending, forget, waiters
+            self._ids[:0], self._records[:0], self._waiters[:0] = ids, pending, waiters
+            self._forget = {**forget, **self._forget}
             self._held += held
             raise
         if held:
@@ -228,6 +235,29 @@ class AckBatch:
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(_ACKED)
+
+    def _arguments(
+        self,
+        ids: list[str],
+        pending: list[tuple[str, dict[str, Any], float, int]],
+        forget: dict[str, str],
+        records: Records,
+    ) -> list[Any]:
+        """The acknowledging script's ARGV for one batch (see _ACK)."""
+        args: list[Any] = [GROUP, time.time(), len(forget)]
+        for job_id, ref in forget.items():
+            stream, entry_id = self.keys.locate(ref) if ref else ("", "")
+            args += [job_id, self._streams.index(stream) + 1 if ref else 0, entry_id]
+        by_stream = self.keys.by_stream(ids)  # entries named `level/id` go to their level's stream
+        for stream in self._streams:
+            entry_ids = by_stream.get(stream, [])
+            args += [len(entry_ids), *entry_ids]
+        batches: dict[tuple[str, float, int], list[dict[str, Any]]] = {}
+        for outcome, record, max_age, max_count in pending:
+            batches.setdefault((outcome, max_age, max_count), []).append(record)
+        for (outcome, max_age, max_count), batch in batches.items():
+            args += records.segment(outcome, batch, max_age, max_count)
+        return args
 
     async def step(self) -> None:
         """One round of the acknowledging loop: every 20 ms, flush what nobody is sending (or what a

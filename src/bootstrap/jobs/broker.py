@@ -507,7 +507,7 @@ class StreamBroker(AsyncBroker):
         )
         self.in_flight.let_go(entry_id)
         self.record(FAILED, rejected.record, self.runtime.failed_max_age, self.runtime.failed_max_count)
-        self.acks.ack(entry_id)
+        self.acks.ack(entry_id, rejected.job_id)
 
     def stop_listening(self) -> None:
         """Make `listen` return after its current read (at most about a second)."""
@@ -518,7 +518,7 @@ class StreamBroker(AsyncBroker):
     def _ackable(self, ident: str, data: bytes, job: TaskiqMessage, deliveries: int) -> StreamMessage:
         async def ack() -> None:
             self.in_flight.let_go(ident)
-            await self.acks.acked(ident)  # the job keeps its slot until then: see acks
+            await self.acks.acked(ident, job.task_id)  # the job keeps its slot until then: see acks
 
         return StreamMessage(data=data, ack=ack, entry_id=ident, job=job, deliveries=deliveries)
 
@@ -544,7 +544,7 @@ class StreamBroker(AsyncBroker):
         """The receiver ran this job to its end: acknowledged with the next flush (see acks), its slot
         held until then."""
         self.in_flight.let_go(message.entry_id)
-        self.acks.finished(message.entry_id)
+        self.acks.finished(message.entry_id, message.job.task_id if message.job is not None else "")
 
     def abandon(self, message: StreamMessage) -> None:
         """Stop renewing a job this worker could not finish: another worker (or this one) takes it

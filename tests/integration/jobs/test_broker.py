@@ -314,7 +314,7 @@ def test_worker_shutdown_ends_even_when_cancelled_mid_flush(redis_server: RedisS
             broker.is_worker_process = True
             await broker.startup()
             for i in range(3):
-                broker.acks.ack(f"{n}-{i}")
+                broker.acks.ack(f"{n}-{i}", "")
                 broker.record(COMPLETED, {"id": f"{n}-{i}", "task": "t"}, 3600, 100)
             await asyncio.sleep(random.uniform(0, 0.03))  # land anywhere in the 20 ms flush cycle
             started = time.monotonic()

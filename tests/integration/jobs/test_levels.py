@@ -59,11 +59,11 @@ def test_one_flush_acknowledges_every_level_frees_the_ids_and_writes_the_records
         freed = [f"id-{i}" for i in range(1200)]
         await client.hset(keys.ids, mapping={**dict.fromkeys(freed, 1), "kept": 1})
         for ref in refs[:-1]:
-            broker.acks.ack(ref)
+            broker.acks.ack(ref, "")
         for freed_id in freed:
             broker.acks.forget(freed_id)
         broker.record(COMPLETED, {"id": "done-1", "task": "t"}, 3600, 100)
-        waiting = asyncio.ensure_future(broker.acks.acked(refs[-1]))  # a job waiting for its ack
+        waiting = asyncio.ensure_future(broker.acks.acked(refs[-1], ""))  # a job waiting for its ack
         await asyncio.sleep(0)
         await broker.acks.flush()
         await asyncio.wait_for(waiting, 5)
