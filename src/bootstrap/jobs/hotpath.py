@@ -13,8 +13,11 @@ to the connection's stream; the reply is read by its parser.
 One command at a time (a lock; callers rarely contend). A command that takes longer than the
 timeout (a Redis or network that went silent) closes the connection, which fails the command with
 a ConnectionError; any connection error drops the connection, and the next command takes a fresh
-one from the pool (after a Sentinel failover: the new master's). On a Redis Cluster (where a queue's
-keys live on one node that can move) every command goes through the client as before.
+one from the pool. A reply saying the server is no longer the master (READONLY, also inside a
+script's error; UNBLOCKED, a blocked read ended by the switch; MASTERDOWN) is a ConnectionError too,
+as redis-py's Sentinel connection makes it: the connection is dropped and the next one is the new
+master's, and callers retry it as they retry any lost connection. On a Redis Cluster (where a
+queue's keys live on one node that can move) every command goes through the client as before.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import MasterDownError, NoScriptError, ReadOnlyError, ResponseError
 
 from bootstrap.connect import redis as redis_connect
 
@@ -43,6 +46,17 @@ class Script:
     def __init__(self, text: str) -> None:
         self.text = text
         self.sha = hashlib.sha1(text.encode()).hexdigest()
+
+
+def not_master(error: ResponseError) -> bool:
+    """`error` says the server is no longer the master. redis-py strips READONLY from its own
+    ReadOnlyError's text; Redis 6 words a write refused inside a script `ERR Error running script
+    ...: -READONLY ...` (Redis 7: READONLY); Redis ends a blocked command with UNBLOCKED when its role
+    changes, then closes the connection."""
+    if isinstance(error, ReadOnlyError | MasterDownError):
+        return True
+    text = str(error)
+    return text.startswith("UNBLOCKED") or "-READONLY " in text
 
 
 class HotConnection:
@@ -72,8 +86,9 @@ class HotConnection:
             finally:
                 self._deadline = 0.0
         if isinstance(reply, ResponseError):
-            if str(reply).startswith("READONLY"):  # a replica now (Sentinel failover): the next takes the master
+            if not_master(reply):  # a replica now (a failover): the next command takes the master
                 await self._drop()
+                raise RedisConnectionError(f"Redis is no longer the master: {reply}") from reply
             raise reply
         return reply
 
@@ -108,8 +123,10 @@ class HotConnection:
     async def _drop(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
+            # Closed without waiting for the close (nowait): nothing here yields, so a cancellation
+            # repeated meanwhile cannot keep the connection from going back to the pool.
             with contextlib.suppress(Exception):
-                await conn.disconnect()
+                await conn.disconnect(nowait=True)
             with contextlib.suppress(Exception):
                 await self.client.connection_pool.release(conn)
 
