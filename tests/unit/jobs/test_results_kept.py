@@ -75,3 +75,14 @@ def test_a_cap_out_of_range_is_refused_with_its_position(tmp_path: Path) -> None
     line = (config / "queues.yaml").read_text().splitlines().index("  results: {max_bytes: 0}") + 1
     assert str(finding).startswith(f"{config / 'queues.yaml'}:{line}:")
     assert "defaults.results.max_bytes" in str(finding)
+
+
+def test_a_number_or_bool_over_a_small_cap_is_not_kept() -> None:
+    # The fast path for plain values must not skip the cap: 6 bytes of JSON over a cap of 5.
+    assert kept(123456, 5)["result_bytes"] == 6
+    assert kept(12345, 5) == {"result": 12345}
+    assert kept(-(2**63), 19)["result_bytes"] == 20  # the longest 64-bit int
+    assert kept(-(2**63), 20) == {"result": -(2**63)}
+    assert kept(False, 4)["result_bytes"] == 5
+    assert kept(True, 4) == {"result": True}
+    assert kept(None, 1) == {"result": None}  # nothing returned: never an error
