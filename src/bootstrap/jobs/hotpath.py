@@ -10,14 +10,15 @@ The connection itself is redis-py's, taken from the client's pool once: redis-py
 authenticates, selects the database, speaks TLS and finds the Sentinel master. Commands are packed
 by hiredis (in C: 6 times faster than redis-py's packing of an acknowledgement) and written straight
 to the connection's stream; the reply is read by its parser.
-One command at a time (a lock; callers rarely contend). A command that takes longer than the
-timeout (a Redis or network that went silent) closes the connection, which fails the command with
-a ConnectionError; any connection error drops the connection, and the next command takes a fresh
-one from the pool. A reply saying the server is no longer the master (READONLY, also inside a
-script's error; UNBLOCKED, a blocked read ended by the switch; MASTERDOWN) is a ConnectionError too,
-as redis-py's Sentinel connection makes it: the connection is dropped and the next one is the new
-master's, and callers retry it as they retry any lost connection. On a Redis Cluster (where a
-queue's keys live on one node that can move) every command goes through the client as before.
+One command at a time (a lock; callers rarely contend). A command that takes longer than the timeout
+(a Redis or network that went silent) closes the connection, which fails the command with a
+ConnectionError saying no reply came in time; any connection error drops the connection, and the
+next command takes a fresh one from the pool. A reply saying the server is no longer the master
+(READONLY, also inside a script's error; UNBLOCKED, a blocked read ended by the switch; MASTERDOWN)
+is a ConnectionError too, as redis-py's Sentinel connection makes it: the connection is dropped and
+the next one is the new master's, and callers retry it as they retry any lost connection. On a Redis
+Cluster (where a queue's keys live on one node that can move) every command goes through the client
+as before.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class HotConnection:
         self._conn: AbstractConnection | None = None
         self._lock = asyncio.Lock()
         self._deadline = 0.0  # when the command in flight has taken too long; 0: none in flight
+        self._stalled = False  # the command in flight took too long: its connection was closed
         self._ticker: asyncio.TimerHandle | None = None
 
     async def call(self, *args: Any, block: float = 0.0) -> Any:
@@ -77,11 +79,16 @@ class HotConnection:
             conn = self._conn if self._conn is not None else await self._take()
             if self.timeout is not None:
                 self._deadline = time.monotonic() + self.timeout + block
+            self._stalled = False
             try:
                 conn._writer.write(hiredis.pack_command(args))  # type: ignore[union-attr]
                 reply = await conn._parser.read_response()  # type: ignore[attr-defined]
-            except BaseException:  # the reply may still come: the connection is out of step, drop it
+            except BaseException as exc:  # the reply may still come: the connection is out of step, drop it
                 await self._drop()
+                if self._stalled and isinstance(exc, Exception):  # said as what it was, not "closed by server"
+                    raise RedisConnectionError(
+                        f"no reply from Redis within {(self.timeout or 0.0) + block:g}s; connection closed"
+                    ) from exc
                 raise
             finally:
                 self._deadline = 0.0
@@ -117,6 +124,7 @@ class HotConnection:
             self._ticker = None
             return
         if self._deadline and time.monotonic() > self._deadline and conn._writer is not None:
+            self._stalled = True
             conn._writer.transport.abort()
         self._ticker = asyncio.get_running_loop().call_later(TICK, self._tick)
 
