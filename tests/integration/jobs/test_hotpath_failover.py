@@ -9,14 +9,19 @@ instead ended the worker's read loop, and a kept connection kept writing to the 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from taskiq import TaskiqMessage
 
+from bootstrap.jobs.broker import StreamBroker, StreamMessage
 from bootstrap.jobs.hotpath import HotConnection, Script
+from bootstrap.jobs.runtime import QueueRuntime
 from bootstrap.local.servers import RedisServer
 
 WRITE = Script("return redis.call('SET', KEYS[1], ARGV[1])")
@@ -66,3 +71,62 @@ def test_a_demoted_master_fails_commands_with_a_connection_error_and_is_let_go(
             await admin.aclose()
 
     asyncio.run(test())
+
+
+def test_a_worker_reads_on_through_its_redis_being_demoted_and_promoted_again(
+    pair: tuple[RedisServer, RedisServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The read loop used to end (its worker with it) on the UNBLOCKED and READONLY replies."""
+    first, other = pair
+    broker = StreamBroker(
+        QueueRuntime(
+            prefix="demoted",
+            queue="q",
+            redis_url=first.uri,
+            visibility_timeout=30,
+            concurrency=1,
+            completed_max_age=3600,
+            completed_max_count=100,
+            failed_max_age=3600,
+            failed_max_count=100,
+        )
+    )
+    broker.register_task(_noop, task_name="t")
+
+    async def test() -> None:
+        admin = aioredis.Redis.from_url(first.uri)
+        await broker.startup()
+        messages = broker.listen()
+        reading = asyncio.ensure_future(anext(messages))
+        try:
+            while not any(c.get("cmd") == "xreadgroup" for c in await admin.client_list()):
+                await asyncio.sleep(0.01)  # the read blocks in Redis
+            with caplog.at_level(logging.WARNING, "bootstrap.jobs.broker"):
+                await admin.execute_command("REPLICAOF", "127.0.0.1", other.port)
+                deadline = time.monotonic() + 10
+                while "read only replica" not in caplog.text:  # UNBLOCKED, then READONLY: said, retried
+                    assert not reading.done(), reading.exception()
+                    assert time.monotonic() < deadline, caplog.text
+                    await asyncio.sleep(0.05)
+            assert "UNBLOCKED" in caplog.text
+            await admin.execute_command("REPLICAOF", "NO", "ONE")  # the replica's (empty) data: group made again
+            await admin.xadd(broker.keys.stream, {"data": job("after")})
+            message = await asyncio.wait_for(reading, 15)
+            assert isinstance(message, StreamMessage) and message.job is not None
+            assert message.job.task_id == "after"
+        finally:
+            reading.cancel()
+            broker.stop_listening()
+            await messages.aclose()
+            await broker.shutdown()
+            await admin.aclose()
+
+    asyncio.run(test())
+
+
+async def _noop() -> None:
+    """The one task the broker serves."""
+
+
+def job(job_id: str) -> bytes:
+    return TaskiqMessage(task_id=job_id, task_name="t", labels={}, args=[], kwargs={}).model_dump_json().encode()
