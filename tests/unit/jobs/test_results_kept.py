@@ -86,3 +86,13 @@ def test_a_number_or_bool_over_a_small_cap_is_not_kept() -> None:
     assert kept(False, 4)["result_bytes"] == 5
     assert kept(True, 4) == {"result": True}
     assert kept(None, 1) == {"result": None}  # nothing returned: never an error
+
+
+def test_a_str_beyond_the_basic_plane_is_measured_as_its_json_is() -> None:
+    # Each emoji is one character and 12 bytes of JSON (a \ud83d\ude00 surrogate pair): the fast
+    # path's bound of 6 bytes a character kept strings twice the cap.
+    value = "\U0001f600" * 10
+    assert len(json.dumps(value)) == 122
+    assert kept(value, 122) == {"result": value}
+    assert kept(value, 121)["result_bytes"] == 122
+    assert kept(value, 64)["result_bytes"] == 122
