@@ -13,12 +13,13 @@ to the connection's stream; the reply is read by its parser.
 One command at a time (a lock; callers rarely contend). A command that takes longer than the timeout
 (a Redis or network that went silent) closes the connection, which fails the command with a
 ConnectionError saying no reply came in time; any connection error drops the connection, and the
-next command takes a fresh one from the pool. A reply saying the server is no longer the master
-(READONLY, also inside a script's error; UNBLOCKED, a blocked read ended by the switch; MASTERDOWN)
-is a ConnectionError too, as redis-py's Sentinel connection makes it: the connection is dropped and
-the next one is the new master's, and callers retry it as they retry any lost connection. On a Redis
-Cluster (where a queue's keys live on one node that can move) every command goes through the client
-as before.
+next command takes a fresh one from the pool, as it does when Redis closed the connection while it
+was idle (its `timeout`, a restart, a managed service's idle limit) rather than fail on it. A reply
+saying the server is no longer the master (READONLY, also inside a script's error; UNBLOCKED, a
+blocked read ended by the switch; MASTERDOWN) is a ConnectionError too, as redis-py's Sentinel
+connection makes it: the connection is dropped and the next one is the new master's, and callers
+retry it as they retry any lost connection. On a Redis Cluster (where a queue's keys live on one
+node that can move) every command goes through the client as before.
 """
 
 from __future__ import annotations
@@ -60,6 +61,12 @@ def not_master(error: ResponseError) -> bool:
     return text.startswith("UNBLOCKED") or "-READONLY " in text
 
 
+def _gone(conn: AbstractConnection) -> bool:
+    """Redis closed `conn` (its idle `timeout`, a restart, CLIENT KILL) or it broke, while idle."""
+    reader = conn._reader
+    return reader is None or reader.at_eof() or reader.exception() is not None
+
+
 class HotConnection:
     def __init__(self, client: aioredis.Redis, timeout: float | None) -> None:
         self.client = client
@@ -76,7 +83,10 @@ class HotConnection:
         if not self._direct:
             return await self.client.execute_command(*args)  # type: ignore[no-untyped-call]
         async with self._lock:
-            conn = self._conn if self._conn is not None else await self._take()
+            conn = self._conn
+            if conn is None or _gone(conn):  # closed by Redis while idle: a fresh one, not a failed command
+                await self._drop()
+                conn = await self._take()
             if self.timeout is not None:
                 self._deadline = time.monotonic() + self.timeout + block
             self._stalled = False

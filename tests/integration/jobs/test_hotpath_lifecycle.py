@@ -1,8 +1,9 @@
-"""The worker's dedicated connection (`hotpath`) when the command in flight is cancelled, on a real
-Redis: the connection (its reply still to come) is never used again, the next command reads its own
-reply, and the connection goes back to redis-py's pool even when the cancellation is repeated while
-it is being dropped (a leaked one is never given out again: with a bounded pool, commands then fail
-for good)."""
+"""The worker's dedicated connection (`hotpath`) on a real Redis, across its connection's life: when
+the command in flight is cancelled, the connection (its reply still to come) is never used again,
+the next command reads its own reply, and the connection goes back to redis-py's pool even when the
+cancellation is repeated while it is being dropped (a leaked one is never given out again: with a
+bounded pool, commands then fail for good); a connection Redis closed while idle is replaced before
+the next command instead of failing it."""
 
 from __future__ import annotations
 
@@ -46,5 +47,33 @@ def test_a_cancelled_command_leaves_no_reply_for_the_next_and_no_connection_out_
             await other.delete(key, f"{key}:list")
             await client.aclose()
             await other.aclose()
+
+    asyncio.run(test())
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced_before_the_next_command(
+    redis_server: RedisServer,
+) -> None:
+    """An idle connection closed by Redis (its `timeout`, a restart, CLIENT KILL, a managed service's
+    idle limit) used to fail the next command (the first acknowledgement after a quiet spell: a
+    warning and a retry half a second later)."""
+
+    async def test() -> None:
+        client = aioredis.Redis.from_url(redis_server.uri)
+        admin = aioredis.Redis.from_url(redis_server.uri)
+        hot = HotConnection(client, timeout=5.0)
+        try:
+            own = await hot.call("CLIENT", "ID")
+            await admin.execute_command("CLIENT", "KILL", "ID", own)
+            conn = hot._conn
+            assert conn is not None and conn._reader is not None
+            while not conn._reader.at_eof():  # the close has reached this side
+                await asyncio.sleep(0.001)
+            assert await hot.call("PING") in (b"PONG", "PONG")
+            assert await hot.call("CLIENT", "ID") != own
+        finally:
+            await hot.close()
+            await client.aclose()
+            await admin.aclose()
 
     asyncio.run(test())
