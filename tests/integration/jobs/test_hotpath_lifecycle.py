@@ -3,7 +3,8 @@ the command in flight is cancelled, the connection (its reply still to come) is 
 the next command reads its own reply, and the connection goes back to redis-py's pool even when the
 cancellation is repeated while it is being dropped (a leaked one is never given out again: with a
 bounded pool, commands then fail for good); a connection Redis closed while idle is replaced before
-the next command instead of failing it."""
+the next command instead of failing it; a reply split across many reads is read whole, and the next
+command's after it."""
 
 from __future__ import annotations
 
@@ -75,5 +76,22 @@ def test_a_connection_the_server_closed_while_idle_is_replaced_before_the_next_c
             await hot.close()
             await client.aclose()
             await admin.aclose()
+
+    asyncio.run(test())
+
+
+def test_a_reply_split_across_many_reads_is_read_whole(redis_server: RedisServer) -> None:
+    async def test() -> None:
+        client = aioredis.Redis.from_url(redis_server.uri)
+        hot = HotConnection(client, timeout=5.0)
+        key, value = "review-hotpath-big", bytes(range(256)) * 8192  # 2 MiB: many reads of the socket
+        try:
+            assert await hot.call("SET", key, value) in (b"OK", "OK")
+            got, echoed = await asyncio.gather(hot.call("GET", key), hot.call("ECHO", "after"))
+            assert got == value and echoed == b"after"
+        finally:
+            await hot.call("DEL", key)
+            await hot.close()
+            await client.aclose()
 
     asyncio.run(test())
