@@ -18,8 +18,10 @@ was idle (its `timeout`, a restart, a managed service's idle limit) rather than 
 saying the server is no longer the master (READONLY, also inside a script's error; UNBLOCKED, a
 blocked read ended by the switch; MASTERDOWN) is a ConnectionError too, as redis-py's Sentinel
 connection makes it: the connection is dropped and the next one is the new master's, and callers
-retry it as they retry any lost connection. On a Redis Cluster (where a queue's keys live on one
-node that can move) every command goes through the client as before.
+retry it as they retry any lost connection. So is a blocked command Redis ended otherwise
+(UNBLOCKED: on Redis 7 its stream deleted or renamed), which is to be sent again. On a Redis Cluster
+(where a queue's keys live on one node that can move) every command goes through the client as
+before.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def not_master(error: ResponseError) -> bool:
     if isinstance(error, ReadOnlyError | MasterDownError):
         return True
     text = str(error)
-    return text.startswith("UNBLOCKED") or "-READONLY " in text
+    return "-READONLY " in text or (text.startswith("UNBLOCKED") and "instance state changed" in text)
 
 
 def _gone(conn: AbstractConnection) -> bool:
@@ -106,6 +108,8 @@ class HotConnection:
             if not_master(reply):  # a replica now (a failover): the next command takes the master
                 await self._drop()
                 raise RedisConnectionError(f"Redis is no longer the master: {reply}") from reply
+            if str(reply).startswith("UNBLOCKED"):  # its key deleted or renamed (Redis 7), CLIENT UNBLOCK: again
+                raise RedisConnectionError(f"Redis ended the blocked command: {reply}") from reply
             raise reply
         return reply
 
