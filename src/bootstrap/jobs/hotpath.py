@@ -63,12 +63,6 @@ def not_master(error: ResponseError) -> bool:
     return "-READONLY " in text or (text.startswith("UNBLOCKED") and "instance state changed" in text)
 
 
-def _gone(conn: AbstractConnection) -> bool:
-    """Redis closed `conn` (its idle `timeout`, a restart, CLIENT KILL) or it broke, while idle."""
-    reader = conn._reader
-    return reader is None or reader.at_eof() or reader.exception() is not None
-
-
 class HotConnection:
     def __init__(self, client: aioredis.Redis, timeout: float | None) -> None:
         self.client = client
@@ -86,7 +80,10 @@ class HotConnection:
             return await self.client.execute_command(*args)  # type: ignore[no-untyped-call]
         async with self._lock:
             conn = self._conn
-            if conn is None or _gone(conn):  # closed by Redis while idle: a fresh one, not a failed command
+            reader = conn._reader if conn is not None else None
+            # None yet, or closed by Redis while idle (its `timeout`, a restart, CLIENT KILL) or broken:
+            # a fresh one rather than a failed command. The reader's fields, not its methods: 5x cheaper.
+            if conn is None or reader is None or reader._eof or reader._exception is not None:  # type: ignore[attr-defined]
                 await self._drop()
                 conn = await self._take()
             if self.timeout is not None:
