@@ -10,11 +10,18 @@ The connection itself is redis-py's, taken from the client's pool once: redis-py
 authenticates, selects the database, speaks TLS and finds the Sentinel master. Commands are packed
 by hiredis (in C: 6 times faster than redis-py's packing of an acknowledgement) and written straight
 to the connection's stream; the reply is read by its parser.
-One command at a time (a lock; callers rarely contend). A command that takes longer than the
-timeout (a Redis or network that went silent) closes the connection, which fails the command with
-a ConnectionError; any connection error drops the connection, and the next command takes a fresh
-one from the pool (after a Sentinel failover: the new master's). On a Redis Cluster (where a queue's
-keys live on one node that can move) every command goes through the client as before.
+One command at a time (a lock; callers rarely contend). A command that takes longer than the timeout
+(a Redis or network that went silent) closes the connection, which fails the command with a
+ConnectionError saying no reply came in time; any connection error drops the connection, and the
+next command takes a fresh one from the pool, as it does when Redis closed the connection while it
+was idle (its `timeout`, a restart, a managed service's idle limit) rather than fail on it. A reply
+saying the server is no longer the master (READONLY, also inside a script's error; UNBLOCKED, a
+blocked read ended by the switch; MASTERDOWN) is a ConnectionError too, as redis-py's Sentinel
+connection makes it: the connection is dropped and the next one is the new master's, and callers
+retry it as they retry any lost connection. So is a blocked command Redis ended otherwise
+(UNBLOCKED: on Redis 7 its stream deleted or renamed), which is to be sent again. On a Redis Cluster
+(where a queue's keys live on one node that can move) every command goes through the client as
+before.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import MasterDownError, NoScriptError, ReadOnlyError, ResponseError
 
 from bootstrap.connect import redis as redis_connect
 
@@ -45,6 +52,17 @@ class Script:
         self.sha = hashlib.sha1(text.encode()).hexdigest()
 
 
+def not_master(error: ResponseError) -> bool:
+    """`error` says the server is no longer the master. redis-py strips READONLY from its own
+    ReadOnlyError's text; Redis 6 words a write refused inside a script `ERR Error running script
+    ...: -READONLY ...` (Redis 7: READONLY); Redis ends a blocked command with UNBLOCKED when its role
+    changes, then closes the connection."""
+    if isinstance(error, ReadOnlyError | MasterDownError):
+        return True
+    text = str(error)
+    return "-READONLY " in text or (text.startswith("UNBLOCKED") and "instance state changed" in text)
+
+
 class HotConnection:
     def __init__(self, client: aioredis.Redis, timeout: float | None) -> None:
         self.client = client
@@ -53,6 +71,7 @@ class HotConnection:
         self._conn: AbstractConnection | None = None
         self._lock = asyncio.Lock()
         self._deadline = 0.0  # when the command in flight has taken too long; 0: none in flight
+        self._stalled = False  # the command in flight took too long: its connection was closed
         self._ticker: asyncio.TimerHandle | None = None
 
     async def call(self, *args: Any, block: float = 0.0) -> Any:
@@ -60,20 +79,34 @@ class HotConnection:
         if not self._direct:
             return await self.client.execute_command(*args)  # type: ignore[no-untyped-call]
         async with self._lock:
-            conn = self._conn if self._conn is not None else await self._take()
+            conn = self._conn
+            reader = conn._reader if conn is not None else None
+            # None yet, or closed by Redis while idle (its `timeout`, a restart, CLIENT KILL) or broken:
+            # a fresh one rather than a failed command. The reader's fields, not its methods: 5x cheaper.
+            if conn is None or reader is None or reader._eof or reader._exception is not None:  # type: ignore[attr-defined]
+                await self._drop()
+                conn = await self._take()
             if self.timeout is not None:
                 self._deadline = time.monotonic() + self.timeout + block
+            self._stalled = False
             try:
                 conn._writer.write(hiredis.pack_command(args))  # type: ignore[union-attr]
                 reply = await conn._parser.read_response()  # type: ignore[attr-defined]
-            except BaseException:  # the reply may still come: the connection is out of step, drop it
+            except BaseException as exc:  # the reply may still come: the connection is out of step, drop it
                 await self._drop()
+                if self._stalled and isinstance(exc, Exception):  # said as what it was, not "closed by server"
+                    raise RedisConnectionError(
+                        f"no reply from Redis within {(self.timeout or 0.0) + block:g}s; connection closed"
+                    ) from exc
                 raise
             finally:
                 self._deadline = 0.0
         if isinstance(reply, ResponseError):
-            if str(reply).startswith("READONLY"):  # a replica now (Sentinel failover): the next takes the master
+            if not_master(reply):  # a replica now (a failover): the next command takes the master
                 await self._drop()
+                raise RedisConnectionError(f"Redis is no longer the master: {reply}") from reply
+            if str(reply).startswith("UNBLOCKED"):  # its key deleted or renamed (Redis 7), CLIENT UNBLOCK: again
+                raise RedisConnectionError(f"Redis ended the blocked command: {reply}") from reply
             raise reply
         return reply
 
@@ -102,14 +135,17 @@ class HotConnection:
             self._ticker = None
             return
         if self._deadline and time.monotonic() > self._deadline and conn._writer is not None:
+            self._stalled = True
             conn._writer.transport.abort()
         self._ticker = asyncio.get_running_loop().call_later(TICK, self._tick)
 
     async def _drop(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
+            # Closed without waiting for the close (nowait): nothing here yields, so a cancellation
+            # repeated meanwhile cannot keep the connection from going back to the pool.
             with contextlib.suppress(Exception):
-                await conn.disconnect()
+                await conn.disconnect(nowait=True)
             with contextlib.suppress(Exception):
                 await self.client.connection_pool.release(conn)
 

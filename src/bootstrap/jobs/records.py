@@ -67,10 +67,36 @@ class Records:
         return args
 
 
+# Datetimes and dataclasses go to `default` (str) as json.dumps sent them, not orjson's own forms.
+_ORJSON = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+SHOWN = 200  # characters of a field that cannot be JSON kept as its text
+
+
 def encode(record: dict[str, Any]) -> bytes:
     """A record as JSON: orjson (several times faster than json.dumps; this runs for every job), or
-    json where orjson cannot (an integer beyond 64 bits). Values JSON has no type for become text."""
+    json where orjson cannot (an integer beyond 64 bits). Values JSON has no type for become text,
+    as json.dumps(default=str) wrote them (orjson writes NaN and Infinity as null, and an Enum as its
+    value). Never raises: it runs in the acknowledging flush, which a failure here would fail; a
+    field neither can write (a key JSON cannot name, a value that contains itself) is kept as text."""
     try:
-        return orjson.dumps(record, default=str, option=orjson.OPT_NON_STR_KEYS)
+        return orjson.dumps(record, default=str, option=_ORJSON)
     except TypeError:
+        pass
+    try:
         return json.dumps(record, default=str).encode()
+    except (TypeError, ValueError, RecursionError):
+        return json.dumps({key: _writable(value) for key, value in record.items()}, default=str).encode()
+
+
+def _writable(value: Any) -> Any:
+    """`value` if json can write it, else a short text saying what it was."""
+    try:
+        json.dumps(value, default=str)
+        return value
+    except (TypeError, ValueError, RecursionError) as exc:
+        try:
+            shown = repr(value)
+        except RecursionError:
+            shown = f"a {type(value).__name__} nested too deeply"
+        shown = shown if len(shown) <= SHOWN else shown[: SHOWN - 3] + "..."
+        return f"not JSON ({type(exc).__name__}: {exc}): {shown}"

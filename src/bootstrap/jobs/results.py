@@ -56,14 +56,15 @@ def too_large(size: int, max_bytes: int) -> str:
 
 
 def _plainly_kept(value: Any, max_bytes: int) -> bool:
-    """None, a bool, a 64-bit int or a short str: JSON as it is and under the cap (a str's JSON is
-    at most 6 bytes a character, plus its quotes), no encoding needed to tell."""
+    """None (always kept: nothing returned is no error), a bool or a 64-bit int under a cap of at
+    least 20 bytes (the longest such int's JSON), or a short str: JSON as it is and under the cap
+    (a str's JSON is at most 12 bytes a character, a surrogate pair's escapes, plus its quotes), no
+    encoding needed to tell."""
     kind = type(value)
     return (
         value is None
-        or kind is bool
-        or (kind is int and -(2**63) <= value < 2**63)
-        or (kind is str and 6 * len(value) + 2 <= max_bytes)
+        or (max_bytes >= 20 and (kind is bool or (kind is int and -(2**63) <= value < 2**63)))
+        or (kind is str and 12 * len(value) + 2 <= max_bytes)
     )
 
 

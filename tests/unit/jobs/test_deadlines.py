@@ -52,3 +52,43 @@ def test_a_shutdown_cancelling_a_timed_out_job_stays_a_cancellation() -> None:
         assert not deadlines._running and not deadlines._expired
 
     asyncio.run(test())
+
+
+def test_the_sweep_never_cancels_the_next_job_of_a_coroutine_whose_job_finished_in_time() -> None:
+    async def test() -> None:
+        deadlines = Deadlines()
+        sweeper = asyncio.create_task(deadlines.sweep())
+        first = await run_job(deadlines, 0.0, 0.05)  # in time; the same coroutine moves on ...
+        second = await asyncio.sleep(0.05 + 3 * SWEEP, "untimed job done")  # ... past the first's deadline
+        sweeper.cancel()
+        assert first == ("done", False)
+        assert second == "untimed job done"
+
+    asyncio.run(test())
+
+
+def test_a_job_that_cleans_up_after_its_cancellation_still_times_out() -> None:
+    async def job(deadlines: Deadlines) -> str:
+        task = asyncio.current_task()
+        assert task is not None
+        deadlines.start(task, 0.0)
+        try:
+            try:
+                await asyncio.sleep(5)
+            finally:
+                await asyncio.sleep(0.01)  # cleanup that awaits, then the cancellation goes on
+        except asyncio.CancelledError:
+            if deadlines.finish(task) and not task.cancelling():
+                return "timed out"
+            raise
+        return "done"
+
+    async def test() -> None:
+        deadlines = Deadlines()
+        running = asyncio.create_task(job(deadlines))
+        await asyncio.sleep(0)
+        deadlines.sweep_once()
+        assert await asyncio.wait_for(running, 5) == "timed out"
+        assert not running.cancelling()  # our cancellation withdrawn: a later await is not cancelled
+
+    asyncio.run(test())

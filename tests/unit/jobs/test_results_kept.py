@@ -75,3 +75,24 @@ def test_a_cap_out_of_range_is_refused_with_its_position(tmp_path: Path) -> None
     line = (config / "queues.yaml").read_text().splitlines().index("  results: {max_bytes: 0}") + 1
     assert str(finding).startswith(f"{config / 'queues.yaml'}:{line}:")
     assert "defaults.results.max_bytes" in str(finding)
+
+
+def test_a_number_or_bool_over_a_small_cap_is_not_kept() -> None:
+    # The fast path for plain values must not skip the cap: 6 bytes of JSON over a cap of 5.
+    assert kept(123456, 5)["result_bytes"] == 6
+    assert kept(12345, 5) == {"result": 12345}
+    assert kept(-(2**63), 19)["result_bytes"] == 20  # the longest 64-bit int
+    assert kept(-(2**63), 20) == {"result": -(2**63)}
+    assert kept(False, 4)["result_bytes"] == 5
+    assert kept(True, 4) == {"result": True}
+    assert kept(None, 1) == {"result": None}  # nothing returned: never an error
+
+
+def test_a_str_beyond_the_basic_plane_is_measured_as_its_json_is() -> None:
+    # Each emoji is one character and 12 bytes of JSON (a \ud83d\ude00 surrogate pair): the fast
+    # path's bound of 6 bytes a character kept strings twice the cap.
+    value = "\U0001f600" * 10
+    assert len(json.dumps(value)) == 122
+    assert kept(value, 122) == {"result": value}
+    assert kept(value, 121)["result_bytes"] == 122
+    assert kept(value, 64)["result_bytes"] == 122
