@@ -15,7 +15,9 @@ acknowledged. The worker is started through bootstrap.local.processes (it dies w
 log lines go to a file (as under a process manager), and its memory is the RSS of all its processes,
 summed (peak: VmHWM summed). CPU us/job is the worker's user + system CPU time from the first
 delivery to the last acknowledgement, per job: on a loaded machine (where the rates are set by
-the scheduler as much as by the code) it is the steadier measure of what a job costs.
+the scheduler as much as by the code) it is the steadier measure of what a job costs. Redis us/job
+is the Redis server's CPU time over the same span, per job (for plain taskiq: over the worker's whole
+run): what one job costs the Redis that every worker of a deployment shares.
 """
 
 from __future__ import annotations
@@ -125,21 +127,25 @@ def last_delivered(client: redis.Redis, stream: str) -> Any:
     return groups[0]["last-delivered-id"] if groups else b"0-0"
 
 
+def redis_pid(client: redis.Redis) -> int:
+    return int(client.info("server")["process_id"])
+
+
 def first_delivery_and_drain(
     client: redis.Redis, stream: str, group: str, pid: int, before: Any, timeout: float = 300
-) -> tuple[float, float, float]:
+) -> tuple[float, float, float, float]:
     """(when the group first handed a job out, when the stream was empty: all acknowledged and
-    deleted, the worker's CPU seconds in between). `before`: the group's last-delivered id before
+    deleted, the worker's and Redis's CPU seconds in between). `before`: the group's last-delivered id before
     the worker started (an earlier round leaves it past 0-0). Polled every 2 ms until the first
     delivery, then every 5 ms: the poller shares the machine with the worker and must not slow it
     down."""
     deadline = time.monotonic() + timeout
-    first, cpu = None, 0.0
+    first, cpu, server, redis_cpu = None, 0.0, redis_pid(client), 0.0
     while time.monotonic() < deadline:
         if first is None and last_delivered(client, stream) != before:
-            first, cpu = time.monotonic(), cpu_seconds(pid)
+            first, cpu, redis_cpu = time.monotonic(), cpu_seconds(pid), cpu_seconds(server)
         if first is not None and client.xlen(stream) == 0:
-            return first, time.monotonic(), cpu_seconds(pid) - cpu
+            return first, time.monotonic(), cpu_seconds(pid) - cpu, cpu_seconds(server) - redis_cpu
         time.sleep(0.002 if first is None else 0.005)
     raise RuntimeError(f"{stream} not drained in {timeout}s ({client.xlen(stream)} left)")
 
@@ -228,7 +234,7 @@ def run_bootstrap(
     worker.start()
     try:
         assert worker.pid is not None
-        first, last, cpu = first_delivery_and_drain(client, keys.stream, "workers", worker.pid, before)
+        first, last, cpu, redis_cpu = first_delivery_and_drain(client, keys.stream, "workers", worker.pid, before)
         rss, peak = memory_mib(worker.pid)
         # Honest numbers: every job ran (none dropped or failed) and was logged; the records prove it.
         deadline = time.monotonic() + 10
@@ -248,7 +254,8 @@ def run_bootstrap(
     logged = sum(1 for line in log_path.read_text(errors="replace").splitlines() if "job completed:" in line)
     if log_level.upper() in ("DEBUG", "INFO"):
         assert logged == n, f"{logged} 'job completed' lines for {n} jobs"
-    return {"enqueue": enqueue_rate, "process": n / (last - first), "cpu": cpu * 1e6 / n, "rss": rss, "peak": peak}
+    return {"enqueue": enqueue_rate, "process": n / (last - first), "cpu": cpu * 1e6 / n, "rss": rss, "peak": peak,
+            "redis": redis_cpu * 1e6 / n}
 
 
 def run_bullmq(redis_url: str, n: int, concurrency: int) -> Result:
@@ -259,25 +266,29 @@ def run_bullmq(redis_url: str, n: int, concurrency: int) -> Result:
                               text=True, check=True)  # fmt: skip
     enqueue_rate = json.loads(produced.stdout)["enqueue"]
     out = Path(tempfile.mkstemp(prefix="bullmq-", suffix=".json")[1])
+    with redis.Redis.from_url(redis_url) as client:
+        server = redis_pid(client)
     worker = Child("bullmq worker", ["node", "throughput.js", "work", *common, str(out)], cwd=BULLMQ)
     worker.start()
     try:
         assert worker.pid is not None
         deadline = time.monotonic() + 300
-        cpu = None
+        cpu = redis_cpu = None
         while not out.read_text().startswith("{") and time.monotonic() < deadline:
             if worker.poll() is not None:
                 raise RuntimeError(f"the BullMQ worker exited with {worker.returncode}")
             if cpu is None and out.read_text() == "started":  # written when it ran its first job
-                cpu = cpu_seconds(worker.pid)
+                cpu, redis_cpu = cpu_seconds(worker.pid), cpu_seconds(server)
             time.sleep(0.002 if cpu is None else 0.005)
         rss, peak = memory_mib(worker.pid)
         used = cpu_seconds(worker.pid) - (cpu or 0.0)
+        redis_used = cpu_seconds(server) - (redis_cpu or 0.0)
         result = json.loads(out.read_text())
     finally:
         worker.stop(15)
         out.unlink(missing_ok=True)
-    return {"enqueue": enqueue_rate, "process": result["process"], "cpu": used * 1e6 / n, "rss": rss, "peak": peak}
+    return {"enqueue": enqueue_rate, "process": result["process"], "cpu": used * 1e6 / n, "rss": rss, "peak": peak,
+            "redis": redis_used * 1e6 / n}
 
 
 BASELINE_APP = textwrap.dedent("""
@@ -316,6 +327,8 @@ def run_taskiq(tmp: Path, redis_url: str, n: int, concurrency: int) -> Result:
     enqueue_rate = float(out.stdout.strip())
     command = [sys.executable, "-m", "taskiq", "worker", "baseline_app:broker", "--workers", "1",
                "--max-async-tasks", str(concurrency), "--log-level", "WARNING"]  # fmt: skip
+    server = redis_pid(client)
+    redis_cpu = cpu_seconds(server)
     worker = Child("taskiq worker", command, env=env, cwd=app, log_path=app / "worker.log")
     worker.start()
     try:
@@ -336,12 +349,13 @@ def run_taskiq(tmp: Path, redis_url: str, n: int, concurrency: int) -> Result:
         assert worker.pid is not None
         rss, peak = memory_mib(worker.pid)
         cpu = cpu_seconds(worker.pid)  # start-up included
+        redis_cpu = cpu_seconds(server) - redis_cpu
     finally:
         worker.stop(15)
         client.delete(queue)
         client.close()
     return {"enqueue": enqueue_rate, "process": n / (last - (first or last)), "cpu": cpu * 1e6 / n, "rss": rss,
-            "peak": peak}  # fmt: skip
+            "peak": peak, "redis": redis_cpu * 1e6 / n}  # fmt: skip
 
 
 def main() -> None:
@@ -372,7 +386,7 @@ def main() -> None:
     try:
         print(f"jobs benchmark: N = {args.n} no-op jobs, one worker, logging {args.log_level}; {redis_server.uri}")
         print(f"{'system':<24}{'conc.':>6}{'round':>6}{'enqueue/s':>11}{'process/s':>11}{'CPU us/job':>11}"
-              f"{'RSS MiB':>9}{'peak MiB':>9}")  # fmt: skip
+              f"{'Redis us/job':>13}{'RSS MiB':>9}{'peak MiB':>9}")  # fmt: skip
         for concurrency in concurrencies:
             gen = make_project(tmp / f"c{concurrency}", mongo.uri + f"bench{concurrency}", redis_server.uri,
                                add_bench_queue(concurrency))  # fmt: skip
@@ -394,7 +408,7 @@ def main() -> None:
                             result = run_taskiq(tmp, redis_server.uri, args.n, concurrency)
                         results.setdefault((name, concurrency), []).append(result)
                         print(f"{name:<24}{concurrency:>6}{round_ + 1:>6}{result['enqueue']:>11.0f}"
-                              f"{result['process']:>11.0f}{result['cpu']:>11.0f}{result['rss']:>9.1f}"
+                              f"{result['process']:>11.0f}{result['cpu']:>11.0f}{result['redis']:>13.0f}{result['rss']:>9.1f}"
                               f"{result['peak']:>9.1f}", flush=True)  # fmt: skip
             finally:
                 gen.close()
@@ -402,7 +416,9 @@ def main() -> None:
         for concurrency in concurrencies:
             ours = statistics.median(r["process"] for r in results[("bootstrap", concurrency)])
             ours_cpu = statistics.median(r["cpu"] for r in results[("bootstrap", concurrency)])
-            line = f"concurrency {concurrency}: bootstrap {ours:.0f} jobs/s (median), {ours_cpu:.0f} us CPU/job"
+            ours_redis = statistics.median(r["redis"] for r in results[("bootstrap", concurrency)])
+            line = (f"concurrency {concurrency}: bootstrap {ours:.0f} jobs/s (median), {ours_cpu:.0f} us CPU/job, "
+                    f"Redis {ours_redis:.0f} us/job")  # fmt: skip
             for other in systems[1:]:
                 theirs = statistics.median(r["process"] for r in results[(other, concurrency)])
                 ratios = [o["process"] / t["process"] for o, t in zip(results[("bootstrap", concurrency)],
@@ -410,7 +426,9 @@ def main() -> None:
                 target = " (target 2x: met)" if other == "BullMQ 5" and ours >= 2 * theirs else (
                     " (target 2x: NOT met)" if other == "BullMQ 5" else "")
                 theirs_cpu = statistics.median(r["cpu"] for r in results[(other, concurrency)])
-                line += (f"; {other} {theirs:.0f} jobs/s, {theirs_cpu:.0f} us CPU/job; rate ratio {ours / theirs:.2f}"
+                theirs_redis = statistics.median(r["redis"] for r in results[(other, concurrency)])
+                line += (f"; {other} {theirs:.0f} jobs/s, {theirs_cpu:.0f} us CPU/job, Redis {theirs_redis:.0f} us/job;"
+                         f" rate ratio {ours / theirs:.2f}"
                          f"{target} [per round {min(ratios):.2f}-{max(ratios):.2f}], CPU per job ratio "
                          f"{theirs_cpu / ours_cpu:.2f}")  # fmt: skip
             print(line)
