@@ -164,6 +164,8 @@ def _fields(flat: list[Any] | dict[Any, Any]) -> dict[Any, Any]:
     client parsed them already: a mapping.)"""
     if isinstance(flat, dict):
         return flat
+    if len(flat) == 2:  # the one field a job entry has (`data`): no slicing and zipping
+        return {flat[0]: flat[1]}
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 

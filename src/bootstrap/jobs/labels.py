@@ -101,6 +101,9 @@ def transient_retries_or_none(labels: Mapping[str, Any]) -> int:
 def attempt_or_first(labels: Mapping[str, Any]) -> int:
     """The attempt, for logs and records of a job that was not checked (taskiq's own receiver):
     a malformed value counts as the first attempt."""
+    value = labels.get(ATTEMPT)
+    if type(value) is int and 1 <= value <= MAX_ATTEMPT:  # as `checked` leaves it: several times per job
+        return value
     try:
         return attempt(labels)
     except LabelError:
@@ -159,6 +162,8 @@ def dedupe(labels: Mapping[str, Any]) -> bool:
 
 def dedupe_or_false(labels: Mapping[str, Any]) -> bool:
     """Whether a finished job was deduplicated (a malformed label: it was not, as it was never sent)."""
+    if DEDUPE not in labels:  # most jobs: once per job
+        return False
     try:
         return dedupe(labels)
     except LabelError:
