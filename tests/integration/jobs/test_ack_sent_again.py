@@ -16,9 +16,9 @@ from taskiq import TaskiqMessage
 from bootstrap.jobs import labels
 from bootstrap.jobs.broker import StreamBroker
 from bootstrap.jobs.records import COMPLETED
-from bootstrap.jobs.runtime import QueueRuntime
 from bootstrap.local.servers import RedisServer
 from tests.integration.jobs.test_broker import next_message
+from tests.support.runtimes import in_process_runtime
 
 DEDUPED = labels.placement({labels.DEDUPE: True})
 
@@ -31,18 +31,7 @@ def job(job_id: str) -> bytes:
 def test_an_acknowledgement_sent_again_never_frees_the_id_of_a_job_enqueued_since(
     redis_server: RedisServer, key_prefix: str
 ) -> None:
-    runtime = QueueRuntime(
-        prefix=key_prefix,
-        queue="q",
-        redis_url=redis_server.uri,
-        visibility_timeout=30,
-        concurrency=1,
-        completed_max_age=3600,
-        completed_max_count=100,
-        failed_max_age=3600,
-        failed_max_count=100,
-    )
-    broker = StreamBroker(runtime)
+    broker = StreamBroker(in_process_runtime(redis_server.uri, key_prefix))
     broker.register_task(lambda: None, task_name="t")
     watcher = sync_redis.Redis.from_url(redis_server.uri)
 

@@ -25,6 +25,7 @@ from bootstrap.jobs.runtime import QueueRuntime
 from bootstrap.jobs.upkeep import Promoter, Reclaimer, Renewer
 from bootstrap.layout.keys import GROUP, QueueKeys, as_text, workers_key
 from bootstrap.local.servers import RedisServer
+from tests.support.runtimes import in_process_runtime
 
 QUEUE = "q"
 
@@ -32,18 +33,10 @@ QUEUE = "q"
 def make_runtime(
     redis_server: RedisServer, key_prefix: str, visibility_timeout: float = 30, max_deliveries: int = 3
 ) -> QueueRuntime:
-    return QueueRuntime(
-        prefix=key_prefix,
-        queue=QUEUE,
-        redis_url=redis_server.uri,
-        visibility_timeout=visibility_timeout,
-        concurrency=2,
-        completed_max_age=3600,
-        completed_max_count=100,
-        failed_max_age=3600,
-        failed_max_count=100,
+    return in_process_runtime(
+        redis_server.uri, key_prefix, QUEUE, visibility_timeout=visibility_timeout, concurrency=2,
         max_deliveries=max_deliveries,
-    )
+    )  # fmt: skip
 
 
 async def _noop() -> None:

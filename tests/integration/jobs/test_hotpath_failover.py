@@ -11,10 +11,12 @@ ConnectionError too: the read loop reads again (and makes the group again) inste
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -23,9 +25,9 @@ from taskiq import TaskiqMessage
 
 from bootstrap.jobs.broker import StreamBroker, StreamMessage
 from bootstrap.jobs.hotpath import HotConnection, Script
-from bootstrap.jobs.runtime import QueueRuntime
 from bootstrap.local.servers import RedisServer
 from tests.support.redis_topologies import redis7_server
+from tests.support.runtimes import in_process_runtime
 
 REDIS7 = redis7_server()
 WRITE = Script("return redis.call('SET', KEYS[1], ARGV[1])")
@@ -85,13 +87,7 @@ def test_a_worker_reads_on_through_its_redis_being_demoted_and_promoted_again(
     broker = demoted_broker(first.uri)
 
     async def test() -> None:
-        admin = aioredis.Redis.from_url(first.uri)
-        await broker.startup()
-        messages = broker.listen()
-        reading = asyncio.ensure_future(anext(messages))
-        try:
-            while not any(c.get("cmd") == "xreadgroup" for c in await admin.client_list()):
-                await asyncio.sleep(0.01)  # the read blocks in Redis
+        async with blocked_read(broker, first.uri) as (admin, reading):
             with caplog.at_level(logging.WARNING, "bootstrap.jobs.broker"):
                 await admin.execute_command("REPLICAOF", "127.0.0.1", other.port)
                 deadline = time.monotonic() + 10
@@ -105,14 +101,27 @@ def test_a_worker_reads_on_through_its_redis_being_demoted_and_promoted_again(
             message = await asyncio.wait_for(reading, 15)
             assert isinstance(message, StreamMessage) and message.job is not None
             assert message.job.task_id == "after"
-        finally:
-            reading.cancel()
-            broker.stop_listening()
-            await messages.aclose()
-            await broker.shutdown()
-            await admin.aclose()
 
     asyncio.run(test())
+
+
+@contextlib.asynccontextmanager
+async def blocked_read(broker: StreamBroker, url: str) -> AsyncIterator[tuple[aioredis.Redis, asyncio.Future[Any]]]:
+    """(an admin connection, the broker's read loop's next message), once that read blocks in Redis."""
+    admin = aioredis.Redis.from_url(url)
+    await broker.startup()
+    messages = broker.listen()
+    reading = asyncio.ensure_future(anext(messages))
+    try:
+        while not any(c.get("cmd") == "xreadgroup" for c in await admin.client_list()):
+            await asyncio.sleep(0.01)  # the read blocks in Redis
+        yield admin, reading
+    finally:
+        reading.cancel()
+        broker.stop_listening()
+        await messages.aclose()
+        await broker.shutdown()
+        await admin.aclose()
 
 
 async def _noop() -> None:
@@ -120,19 +129,7 @@ async def _noop() -> None:
 
 
 def demoted_broker(url: str) -> StreamBroker:
-    broker = StreamBroker(
-        QueueRuntime(
-            prefix="demoted",
-            queue="q",
-            redis_url=url,
-            visibility_timeout=30,
-            concurrency=1,
-            completed_max_age=3600,
-            completed_max_count=100,
-            failed_max_age=3600,
-            failed_max_count=100,
-        )
-    )
+    broker = StreamBroker(in_process_runtime(url, "demoted"))
     broker.register_task(_noop, task_name="t")
     return broker
 
@@ -184,13 +181,7 @@ def test_a_worker_reads_on_when_its_stream_is_deleted_during_a_blocked_read(
     broker = demoted_broker(server.uri)
 
     async def test() -> None:
-        admin = aioredis.Redis.from_url(server.uri)
-        await broker.startup()
-        messages = broker.listen()
-        reading = asyncio.ensure_future(anext(messages))
-        try:
-            while not any(c.get("cmd") == "xreadgroup" for c in await admin.client_list()):
-                await asyncio.sleep(0.01)  # the read blocks in Redis
+        async with blocked_read(broker, server.uri) as (admin, reading):
             with caplog.at_level(logging.WARNING, "bootstrap.jobs.broker"):
                 await admin.delete(*broker.keys.streams)
                 await admin.xadd(broker.keys.stream, {"data": job("after")})  # a new stream, no group
@@ -198,12 +189,6 @@ def test_a_worker_reads_on_when_its_stream_is_deleted_during_a_blocked_read(
             assert isinstance(message, StreamMessage) and message.job is not None
             assert message.job.task_id == "after"
             assert "UNBLOCKED" in caplog.text
-        finally:
-            reading.cancel()
-            broker.stop_listening()
-            await messages.aclose()
-            await broker.shutdown()
-            await admin.aclose()
 
     try:
         asyncio.run(test())

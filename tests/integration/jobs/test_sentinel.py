@@ -21,6 +21,7 @@ from bootstrap.jobs.runtime import QueueRuntime
 from bootstrap.layout.keys import QueueKeys
 from bootstrap.spec.model import ConnectRetry
 from tests.support.redis_topologies import SentinelSet
+from tests.support.runtimes import in_process_runtime
 
 BEFORE_FAILOVER = 200  # enqueues acknowledged before the failover is started
 AFTER_FAILOVER = 200  # and acknowledged by the new master before the test stops
@@ -35,16 +36,9 @@ def sentinels(tmp_path: Path) -> Iterator[SentinelSet]:
 
 
 def runtime(sentinels: SentinelSet, prefix: str, wait: int) -> QueueRuntime:
-    return QueueRuntime(
-        prefix=prefix,
-        queue="q",
-        redis_url=sentinels.uri,
-        visibility_timeout=30,
-        concurrency=1,
-        completed_max_age=3600,
-        completed_max_count=100,
-        failed_max_age=3600,
-        failed_max_count=100,
+    return in_process_runtime(
+        sentinels.uri,
+        prefix,
         connect_timeout=1.0,
         socket_timeout=1.0,
         connect_retry=ConnectRetry(retries=3, delay=0.2, max_delay=1.0),
