@@ -142,6 +142,7 @@ class AckBatch:
         try:
             while self._held:
                 before_each()
+                self._since = time.monotonic()  # each round is progress: the loop in `step` leaves it be
                 try:
                     await self.flush()
                 except Exception as exc:

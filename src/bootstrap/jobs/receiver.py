@@ -8,8 +8,9 @@ broker's read loop (`_Intake`), run each handler directly (its timeout enforced 
 behaviour (JobsMiddleware) as under the stock receiver. `concurrency` slots bound the jobs that run
 or ran and are not acknowledged yet (the crash bound, see acks); one coroutine more than slots
 lets one send acknowledgements while the others run jobs. A coroutine runs jobs back to back while
-it can and wakes another only when it is about to wait: jobs that do not wait cost no task switch. Jobs arrive read and
-checked by the broker (see `intake`); a job's timeout is its task's, from the spec, never a label's.
+it can and wakes another only when it is about to wait: jobs that do not wait cost no task switch.
+Jobs arrive read and checked by the broker (see `intake`); a job's timeout is its task's, from the
+spec, never a label's.
 On shutdown it stops reading, lets running jobs finish (up to --wait-tasks-timeout) and gives jobs it
 read but never started back to the queue. Anything else falls back to the stock receiver.
 """
