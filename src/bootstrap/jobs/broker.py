@@ -150,13 +150,30 @@ class Sent:
     existing: tuple[str, ...] = ()
 
 
+class Delivery:
+    """A delivered job as the fast receiver takes it (see `deliveries`): its stream entry id, its data,
+    the job as read and checked (see `intake`), and how many times it has been delivered. A plain
+    object: a pydantic message per job costs more than the rest of its hand-over."""
+
+    __slots__ = ("data", "deliveries", "entry_id", "job")
+
+    def __init__(self, entry_id: str, data: bytes, job: TaskiqMessage, deliveries: int) -> None:
+        self.entry_id = entry_id
+        self.data = data
+        self.job: TaskiqMessage | None = job
+        self.deliveries = deliveries
+
+
 class StreamMessage(AckableMessage):
-    """A delivered job: its stream entry id, the job as read and checked (see `intake`), and how many
-    times it has been delivered."""
+    """A delivered job as taskiq's receiver takes it (see `listen`): a `Delivery` with the
+    acknowledgement taskiq calls."""
 
     entry_id: str = ""
     job: TaskiqMessage | None = None
     deliveries: int = 1
+
+
+Delivered = Delivery | StreamMessage  # what the receiver tells the broker about
 
 
 def _fields(flat: list[Any] | dict[Any, Any]) -> dict[Any, Any]:
@@ -377,6 +394,11 @@ class StreamBroker(AsyncBroker):
         return room if most is None else min(room, most)
 
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+        """Jobs to run, each once per delivery, as taskiq's receiver takes them (see `deliveries`)."""
+        async for delivery in self.deliveries():
+            yield self.ackable(delivery)
+
+    async def deliveries(self) -> AsyncGenerator[Delivery, None]:
         """Jobs to run, each once per delivery. Entries that cannot run (see `intake`) are moved to
         the failed store with the reason, and logged, instead."""
         conn = self.connections.reader()
@@ -394,7 +416,7 @@ class StreamBroker(AsyncBroker):
 
     async def _listen(
         self, conn: aioredis.Redis, hot: HotConnection, reclaimer: Reclaimer, order: ReadOrder
-    ) -> AsyncGenerator[AckableMessage, None]:
+    ) -> AsyncGenerator[Delivery, None]:
         while not self._stopping.is_set():
             if self.pause.paused:  # see `pause`: no reads, no takeovers until resumed
                 await asyncio.sleep(0.05)
@@ -438,7 +460,7 @@ class StreamBroker(AsyncBroker):
                 if isinstance(job, intake.Rejected):
                     self.reject(ident, job)
                 else:
-                    yield self._ackable(ident, fields[b"data"], job, deliveries)
+                    yield Delivery(ident, fields[b"data"], job, deliveries)
 
     async def _read(
         self, hot: HotConnection, order: ReadOrder, room: Callable[[], int], limited: bool = False
@@ -517,12 +539,16 @@ class StreamBroker(AsyncBroker):
 
     # --- acknowledging ----------------------------------------------------------------------------
 
-    def _ackable(self, ident: str, data: bytes, job: TaskiqMessage, deliveries: int) -> StreamMessage:
+    def ackable(self, delivery: Delivery) -> StreamMessage:
+        """A delivery as taskiq's receiver takes it: with the acknowledgement it awaits once the job
+        finished (the job keeps its slot until the acknowledgement is in Redis: see acks)."""
+        ident, job = delivery.entry_id, delivery.job
+
         async def ack() -> None:
             self.in_flight.let_go(ident)
-            await self.acks.acked(ident, job.task_id)  # the job keeps its slot until then: see acks
+            await self.acks.acked(ident, job.task_id if job is not None else "")
 
-        return StreamMessage(data=data, ack=ack, entry_id=ident, job=job, deliveries=deliveries)
+        return StreamMessage(data=delivery.data, ack=ack, entry_id=ident, job=job, deliveries=delivery.deliveries)
 
     def record(self, outcome: str, record: dict[str, Any], max_age: float, max_count: int) -> None:
         """Queue the record of a finished job; it is written with the next batch of acknowledgements,
@@ -533,22 +559,22 @@ class StreamBroker(AsyncBroker):
 
     # --- what the receiver tells the broker -------------------------------------------------------
 
-    def started(self, message: StreamMessage) -> None:
+    def started(self, message: Delivered) -> None:
         """The receiver began running this job (it is no longer just prefetched)."""
         self.in_flight.start(message.entry_id)
 
-    def may_start(self, message: StreamMessage) -> bool:
+    def may_start(self, message: Delivered) -> bool:
         """False for a job the receiver must not run: the queue is paused (the job is given back
         within CHECK_EVERY), or it was given back already."""
         return not self.pause.paused and message.entry_id in self.in_flight
 
-    def finished(self, message: StreamMessage) -> None:
+    def finished(self, message: Delivered) -> None:
         """The receiver ran this job to its end: acknowledged with the next flush (see acks), its slot
         held until then."""
         self.in_flight.let_go(message.entry_id)
         self.acks.finished(message.entry_id, message.job.task_id if message.job is not None else "")
 
-    def abandon(self, message: StreamMessage) -> None:
+    def abandon(self, message: Delivered) -> None:
         """Stop renewing a job this worker could not finish: another worker (or this one) takes it
         over after the visibility timeout."""
         self.in_flight.let_go(message.entry_id)

@@ -24,11 +24,11 @@ import time
 from collections import deque
 from typing import Any
 
-from taskiq import AckableMessage, TaskiqMessage, TaskiqResult
+from taskiq import TaskiqMessage, TaskiqResult
 from taskiq.receiver import Receiver
 
 from bootstrap.errors import JobTimedOut
-from bootstrap.jobs.broker import SHUTDOWN_STEP, StreamBroker, StreamMessage, bounded
+from bootstrap.jobs.broker import SHUTDOWN_STEP, Delivery, StreamBroker, bounded
 from bootstrap.jobs.contract import TaskContract
 from bootstrap.jobs.deadlines import Deadlines
 from bootstrap.jobs.metrics_middleware import MetricsMiddleware
@@ -67,8 +67,7 @@ class FastReceiver(Receiver):
                 try:
                     handed = await self._run(message)
                 except Exception:  # Redis away while retrying or recording: not acknowledged, so it runs again
-                    if isinstance(message, StreamMessage):
-                        broker.abandon(message)  # no longer renewed: else it would stay ours, never run again
+                    broker.abandon(message)  # no longer renewed: else it would stay ours, never run again
                     log.exception(
                         "queue %s: could not finish handling a job; it will be delivered again after "
                         "the visibility timeout",
@@ -105,22 +104,19 @@ class FastReceiver(Receiver):
                 raise task.exception()  # type: ignore[misc]
         return None
 
-    async def _run(self, message: AckableMessage) -> bool:
+    async def _run(self, message: Delivery) -> bool:
         """Run one job; True when it ran to its end under this receiver and its slot now waits for
         its acknowledgement (queued, see acks.finished), False when the slot is free again."""
-        if self.jobs is None or not isinstance(message, StreamMessage) or message.job is None:
-            await super().callback(message)
-            return False
+        broker = self.intake.broker
         job = message.job  # read and checked by the broker (see intake)
-        task = self.broker.find_task(job.task_name)
+        task = broker.find_task(job.task_name) if job is not None else None
         func = task.original_func if task is not None else None
         direct = getattr(func, "bootstrap_direct", None)
-        if direct is None:
-            await super().callback(message)
+        if job is None or direct is None or self.jobs is None:  # not one of ours: taskiq's way
+            await super().callback(broker.ackable(message))
             return False
         declared: TaskContract | None = getattr(func, "bootstrap_task", None)
         timeout = declared.timeout if declared is not None else None  # the spec's, not a label's
-        broker = self.jobs.stream_broker
         if not broker.may_start(message):  # paused: given back, not run
             return False
         broker.started(message)
@@ -190,7 +186,7 @@ class _Intake:
         self.broker = broker
         self.acks = broker.acks
         self.free = concurrency  # slots not held
-        self.ready: deque[AckableMessage] = deque()
+        self.ready: deque[Delivery] = deque()
         self.idle: deque[asyncio.Future[None]] = deque()
         self.space: asyncio.Future[None] | None = None  # the reader waits on it while prefetch is full
         self.closed = False
@@ -198,19 +194,19 @@ class _Intake:
         self.acks.on_landed = self.release
 
     async def pump(self, finish_event: asyncio.Event) -> None:
-        broker = self.broker
-        async for message in broker.listen():
+        # At most half the prefetch waits here: the broker's next read (made once this batch is
+        # handed over) then has room for the other half, so reads stay batched.
+        most = max(1, self.broker.prefetch // 2)
+        async for message in self.broker.deliveries():
             if finish_event.is_set() or self.closed:
                 return
             self.ready.append(message)
             self.kick()
-            # At most half the prefetch waits here: the broker's next read (made once this batch is
-            # handed over) then has room for the other half, so reads stay batched.
-            while len(self.ready) >= max(1, broker.prefetch // 2) and not self.closed:
+            while len(self.ready) >= most and not self.closed:
                 self.space = asyncio.get_running_loop().create_future()
                 await self.space  # set by the next job taken
 
-    async def take(self) -> AckableMessage | None:
+    async def take(self) -> Delivery | None:
         """The next job to run, with a slot; None once closed."""
         acks = self.acks
         woken = False  # by `kick`: some coroutine is about to wait, so acknowledgements go first
