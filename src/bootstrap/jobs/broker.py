@@ -42,6 +42,7 @@ from bootstrap.jobs.acks import AckBatch
 from bootstrap.jobs.connections import QueueConnections
 from bootstrap.jobs.hotpath import HotConnection, Script
 from bootstrap.jobs.inflight import InFlight
+from bootstrap.jobs.message import JobMessage
 from bootstrap.jobs.pause import CHECK_EVERY, PauseWatch
 from bootstrap.jobs.priority import ReadOrder
 from bootstrap.jobs.ratelimit import RateLimiter
@@ -157,10 +158,10 @@ class Delivery:
 
     __slots__ = ("data", "deliveries", "entry_id", "job")
 
-    def __init__(self, entry_id: str, data: bytes, job: TaskiqMessage, deliveries: int) -> None:
+    def __init__(self, entry_id: str, data: bytes, job: JobMessage, deliveries: int) -> None:
         self.entry_id = entry_id
         self.data = data
-        self.job: TaskiqMessage | None = job
+        self.job: JobMessage | None = job
         self.deliveries = deliveries
 
 
@@ -548,7 +549,8 @@ class StreamBroker(AsyncBroker):
             self.in_flight.let_go(ident)
             await self.acks.acked(ident, job.task_id if job is not None else "")
 
-        return StreamMessage(data=delivery.data, ack=ack, entry_id=ident, job=job, deliveries=delivery.deliveries)
+        model = job.to_taskiq() if job is not None else None
+        return StreamMessage(data=delivery.data, ack=ack, entry_id=ident, job=model, deliveries=delivery.deliveries)
 
     def record(self, outcome: str, record: dict[str, Any], max_age: float, max_count: int) -> None:
         """Queue the record of a finished job; it is written with the next batch of acknowledgements,

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from taskiq import TaskiqMessage
 
 from bootstrap.jobs import labels
+from bootstrap.jobs.message import JobMessage, parse
 from bootstrap.layout.keys import as_text
 
 RAW_KEPT = 4000  # characters of an unreadable entry kept in its record
@@ -43,7 +43,7 @@ def accept(
     deliveries: int,
     max_deliveries: int,
     serves: Callable[[str], bool],
-) -> TaskiqMessage | Rejected:
+) -> JobMessage | Rejected:
     """The job in a stream entry, with its labels checked; or why it cannot run."""
     data = (fields or {}).get(b"data", (fields or {}).get("data"))
     if data is None:
@@ -54,8 +54,7 @@ def accept(
         reason = f"delivered {deliveries - 1} times without finishing: its worker died each time"
         return _rejected(entry_id, raw, _salvage(raw), reason, deliveries)
     try:
-        message = TaskiqMessage.model_validate_json(raw)
-        message.parse_labels()
+        message = parse(raw)
     except (ValidationError, ValueError, TypeError) as exc:
         return _rejected(entry_id, raw, _salvage(raw), f"not a job message ({_first_error(exc)})")
     if not serves(message.task_name):

@@ -17,12 +17,13 @@ from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
 from bootstrap.connect import redis as redis_connect
 from bootstrap.jobs import labels
 from bootstrap.jobs.broker import StreamBroker
+from bootstrap.jobs.message import Message
 
 if TYPE_CHECKING:
     from bootstrap.jobs.metrics import JobMetrics, MetricsServer, TaskSeries
 
 
-def _retry_labels(message: TaskiqMessage) -> tuple[Any, Any, Any]:
+def _retry_labels(message: Message) -> tuple[Any, Any, Any]:
     return (
         message.labels.get(labels.ATTEMPT),
         message.labels.get(labels.TRANSIENT),
@@ -90,17 +91,17 @@ class MetricsMiddleware(TaskiqMiddleware):
             series = self._tasks[task] = self.jobs.task(self.queue, task)
         return series
 
-    def started(self, message: TaskiqMessage) -> None:
+    def started(self, message: Message) -> None:
         self._before[message.task_id] = _retry_labels(message)
         self._series(message.task_name).started += 1
 
-    def completed(self, message: TaskiqMessage, duration: float) -> None:
+    def completed(self, message: Message, duration: float) -> None:
         self._before.pop(message.task_id, None)
         series = self._series(message.task_name)
         series.completed += 1
         series.took_completed.observe(duration)
 
-    def failed(self, message: TaskiqMessage, duration: float) -> None:
+    def failed(self, message: Message, duration: float) -> None:
         """After the jobs middleware handled the failure: retried if it changed the retry labels."""
         before = self._before.pop(message.task_id, None)
         series = self._series(message.task_name)

@@ -21,6 +21,7 @@ from bootstrap.jobs import labels, results, transient
 from bootstrap.jobs.broker import StreamBroker
 from bootstrap.jobs.contract import QueueContract
 from bootstrap.jobs.labels import ATTEMPT, RETRY, RETRY_AFTERS
+from bootstrap.jobs.message import Message, of
 from bootstrap.jobs.records import COMPLETED, FAILED
 from bootstrap.layout import schedules as stored
 from bootstrap.layout.schedules import retry_from_json
@@ -31,7 +32,7 @@ __all__ = ["ATTEMPT", "RETRY", "JobsMiddleware", "attempt_of", "retry_delay"]  #
 log = logging.getLogger("bootstrap.jobs")
 
 
-def attempt_of(message: TaskiqMessage) -> int:
+def attempt_of(message: Message) -> int:
     """The attempt a job is on (a malformed label counts as the first: see `labels`)."""
     return labels.attempt_or_first(message.labels)
 
@@ -57,7 +58,7 @@ class JobsMiddleware(TaskiqMiddleware):
         self.stream_broker = broker
         self.queue = queue
 
-    async def policy(self, message: TaskiqMessage) -> RetryPolicy | None:
+    async def policy(self, message: Message) -> RetryPolicy | None:
         """The retry policy the spec gives this job (None: a failed job is not retried)."""
         try:
             declared = self.queue.task(message.task_name).retry
@@ -91,7 +92,7 @@ class JobsMiddleware(TaskiqMiddleware):
     # The start and completion lines go through `logs.job_info` (buffered, written before the job's
     # acknowledgement): the ordinary logging call costs as much as the rest of a no-op job.
 
-    def started(self, message: TaskiqMessage) -> None:
+    def started(self, message: Message) -> None:
         queue, attempt = self.stream_broker.runtime.queue, attempt_of(message)
         line = f"job started: queue={queue} task={message.task_name} id={message.task_id} attempt={attempt}"
         if not logs.job_info(log, line, message.task_id):
@@ -99,7 +100,7 @@ class JobsMiddleware(TaskiqMiddleware):
                 "job started: queue=%s task=%s id=%s attempt=%d", queue, message.task_name, message.task_id, attempt
             )
 
-    def completed(self, message: TaskiqMessage, duration: float, result: Any = None) -> None:
+    def completed(self, message: Message, duration: float, result: Any = None) -> None:
         """The job returned `result`: kept with its completed record (see `results.kept`)."""
         runtime = self.stream_broker.runtime
         line = f"job completed: queue={runtime.queue} task={message.task_name} id={message.task_id} in {duration:.3f}s"
@@ -115,7 +116,7 @@ class JobsMiddleware(TaskiqMiddleware):
         record.update(results.kept(result, runtime.result_max_bytes, message.task_id))
         self.stream_broker.record(COMPLETED, record, runtime.completed_max_age, runtime.completed_max_count)
 
-    async def failed(self, message: TaskiqMessage, exception: BaseException, duration: float) -> None:
+    async def failed(self, message: Message, exception: BaseException, duration: float) -> None:
         runtime = self.stream_broker.runtime
         attempt = attempt_of(message)
         if isinstance(exception, RetryAfter) and await self._retry_after(message, exception):
@@ -125,7 +126,7 @@ class JobsMiddleware(TaskiqMiddleware):
             # The failure says nothing about the job: retry it apart from its own policy.
             delay = transient.delay(spent + 1)
             message.labels[labels.TRANSIENT] = spent + 1
-            await self.stream_broker.delay(self.stream_broker.formatter.dumps(message).message, delay)
+            await self.stream_broker.delay(self.stream_broker.formatter.dumps(of(message)).message, delay)
             log.warning(
                 "job failed on a transient error: queue=%s task=%s id=%s attempt %d: %s; retrying in %gs "
                 "(transient retry %d of %d, apart from the task's retry policy)",
@@ -143,7 +144,7 @@ class JobsMiddleware(TaskiqMiddleware):
         if policy is not None and attempt < policy.attempts:
             delay = retry_delay(policy, attempt)
             message.labels[labels.ATTEMPT] = attempt + 1
-            await self.stream_broker.delay(self.stream_broker.formatter.dumps(message).message, delay)
+            await self.stream_broker.delay(self.stream_broker.formatter.dumps(of(message)).message, delay)
             log.warning(
                 "job failed: queue=%s task=%s id=%s attempt %d of %d: %s; retrying in %.2fs",
                 runtime.queue,
@@ -173,7 +174,7 @@ class JobsMiddleware(TaskiqMiddleware):
         )
         self.stream_broker.record(FAILED, record, runtime.failed_max_age, runtime.failed_max_count)
 
-    async def _retry_after(self, message: TaskiqMessage, exception: RetryAfter) -> bool:
+    async def _retry_after(self, message: Message, exception: RetryAfter) -> bool:
         """Put the job back for after the time it asked for, its attempt unchanged; False when it
         asked too many times in a row (it then fails as any other error would)."""
         try:
@@ -183,7 +184,7 @@ class JobsMiddleware(TaskiqMiddleware):
         if asked >= RetryAfter.MAX_RETRY_AFTER:
             return False
         message.labels[RETRY_AFTERS] = asked + 1
-        await self.stream_broker.delay(self.stream_broker.formatter.dumps(message).message, exception.seconds)
+        await self.stream_broker.delay(self.stream_broker.formatter.dumps(of(message)).message, exception.seconds)
         log.info(
             "job asked to run again later: queue=%s task=%s id=%s attempt %d: %s (no attempt spent)",
             self.stream_broker.runtime.queue,
@@ -212,7 +213,7 @@ def _error(exception: BaseException) -> str:
     return f"{type(exception).__name__}: {exception}"
 
 
-def _record(message: TaskiqMessage, duration: float) -> dict[str, Any]:
+def _record(message: Message, duration: float) -> dict[str, Any]:
     return {
         "id": message.task_id,
         "task": message.task_name,

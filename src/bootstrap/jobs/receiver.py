@@ -24,13 +24,14 @@ import time
 from collections import deque
 from typing import Any
 
-from taskiq import TaskiqMessage, TaskiqResult
+from taskiq import TaskiqResult
 from taskiq.receiver import Receiver
 
 from bootstrap.errors import JobTimedOut
 from bootstrap.jobs.broker import SHUTDOWN_STEP, Delivery, StreamBroker, bounded
 from bootstrap.jobs.contract import TaskContract
 from bootstrap.jobs.deadlines import Deadlines
+from bootstrap.jobs.message import Message, of
 from bootstrap.jobs.metrics_middleware import MetricsMiddleware
 from bootstrap.jobs.middleware import JobsMiddleware
 from bootstrap.jobs.user_middlewares import Hooks
@@ -108,7 +109,7 @@ class FastReceiver(Receiver):
         """Run one job; True when it ran to its end under this receiver and its slot now waits for
         its acknowledgement (queued, see acks.finished), False when the slot is free again."""
         broker = self.intake.broker
-        job = message.job  # read and checked by the broker (see intake)
+        job: Message | None = message.job  # read and checked by the broker (see intake)
         task = broker.find_task(job.task_name) if job is not None else None
         func = task.original_func if task is not None else None
         direct = getattr(func, "bootstrap_direct", None)
@@ -123,7 +124,7 @@ class FastReceiver(Receiver):
         kick = self.intake.kick
         if self.hooks:
             kick()  # a middleware may wait: another worker goes on meanwhile
-            job = await self.hooks.pre_execute(job)
+            job = await self.hooks.pre_execute(of(job))  # taskiq's model, as middlewares expect
         self.jobs.started(job)
         if self.metrics is not None:
             self.metrics.started(job)
@@ -147,7 +148,7 @@ class FastReceiver(Receiver):
                 self.metrics.failed(job, took)
             if self.hooks:
                 kick()
-                await self.hooks.after(job, _result(job, None, took, error), error)
+                await self.hooks.after(of(job), _result(job, None, took, error), error)
         else:
             if running is not None:
                 self.deadlines.finish(running)  # a handler that swallowed our cancellation completed all the same
@@ -166,7 +167,7 @@ class FastReceiver(Receiver):
                 self.metrics.completed(job, took)
             if self.hooks:
                 kick()
-                await self.hooks.after(job, _result(job, value, took, None), None)
+                await self.hooks.after(of(job), _result(job, value, took, None), None)
         broker.finished(message)  # acknowledged with the next flush; the slot is held until then
         return True
 
@@ -269,7 +270,7 @@ class _Intake:
             self.space.set_result(None)
 
 
-def _result(job: TaskiqMessage, value: Any, took: float, error: BaseException | None) -> TaskiqResult[Any]:
+def _result(job: Message, value: Any, took: float, error: BaseException | None) -> TaskiqResult[Any]:
     """The job's outcome as taskiq's middlewares expect it."""
     return TaskiqResult(is_err=error is not None, log=None, return_value=value, execution_time=took,
                         labels=job.labels, error=error)  # fmt: skip

@@ -25,6 +25,7 @@ from bootstrap.jobs import labels
 from bootstrap.jobs.broker import StreamBroker
 from bootstrap.jobs.contract import Runtime, TaskContract
 from bootstrap.jobs.handlers import Handler, Job, call_handler, import_handler, log_job
+from bootstrap.jobs.message import Message
 from bootstrap.jobs.metrics_middleware import MetricsMiddleware
 from bootstrap.jobs.metrics_port import base_port, worker_port
 from bootstrap.jobs.middleware import RETRY, JobsMiddleware, attempt_of
@@ -209,7 +210,7 @@ def register_task(broker: StreamBroker, runtime: Runtime, queue: str, task: str)
     handler = HandlerRef(declared.handler)  # imported by this queue's workers only
     task_label_values = task_labels(declared)
 
-    async def direct(message: TaskiqMessage) -> Any:
+    async def direct(message: Message) -> Any:
         """The job without Taskiq's dependency injection (the fast receiver calls this)."""
         job = Job(
             id=message.task_id,

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from taskiq import TaskiqMessage
 
 from bootstrap.jobs import labels
 from bootstrap.jobs.intake import RAW_KEPT, Rejected, accept
+from bootstrap.jobs.message import JobMessage
 
 
 def data(**overrides: Any) -> dict[bytes, bytes]:
@@ -20,13 +20,13 @@ def data(**overrides: Any) -> dict[bytes, bytes]:
     return {b"data": json.dumps(message).encode()}
 
 
-def check(fields: dict[Any, Any] | None, deliveries: int = 1, max_deliveries: int = 3) -> TaskiqMessage | Rejected:
+def check(fields: dict[Any, Any] | None, deliveries: int = 1, max_deliveries: int = 3) -> JobMessage | Rejected:
     return accept("1-0", fields, deliveries, max_deliveries, lambda name: name == "t")
 
 
 def test_a_good_job_is_accepted_with_its_attempt_as_an_int() -> None:
     job = check(data(labels={"attempt": "3", "schedule_id": "s", "retry": "anything"}))
-    assert isinstance(job, TaskiqMessage)
+    assert isinstance(job, JobMessage)
     assert job.labels == {"attempt": 3, "schedule_id": "s", "retry": "anything"}  # retry: kept, never used
     assert check(data()).labels["attempt"] == 1  # type: ignore[union-attr]
 
@@ -76,7 +76,7 @@ def test_what_can_be_read_of_a_rejected_job_is_kept_and_unreadable_data_is_kept_
 
 
 def test_a_job_delivered_more_than_max_deliveries_is_rejected() -> None:
-    assert isinstance(check(data(), deliveries=3, max_deliveries=3), TaskiqMessage)
+    assert isinstance(check(data(), deliveries=3, max_deliveries=3), JobMessage)
     rejected = check(data(labels={"attempt": 2}), deliveries=4, max_deliveries=3)
     assert isinstance(rejected, Rejected)
     assert rejected.reason == "delivered 3 times without finishing: its worker died each time"
