@@ -65,10 +65,19 @@ def _shape(handler: Handler) -> tuple[bool, bool, bool, bool]:
     return "job" in parameters, "db" in parameters, "models" in parameters, inspect.iscoroutinefunction(handler)
 
 
-async def call_handler(handler: Handler, job: Job, kwargs: dict[str, Any], db: Any = None) -> Any:
-    wants_job, wants_db, wants_models, is_async = _shape(handler)
+def wants_job(handler: Handler) -> bool:
+    """Whether `handler` takes `job` (else none is made for it: the per-job path skips it)."""
+    return _shape(handler)[0]
+
+
+async def call_handler(
+    handler: Handler, job: Job | None, kwargs: dict[str, Any], db: Any = None, job_id: str = ""
+) -> Any:
+    """Call `handler` with the job's arguments and what it asks for (`job`: None when it does not
+    take one, see `wants_job`)."""
+    takes_job, wants_db, wants_models, is_async = _shape(handler)
     extra: dict[str, Any] = {}
-    if wants_job:
+    if takes_job:
         extra["job"] = job
     if wants_db:
         extra["db"] = db
@@ -78,7 +87,7 @@ async def call_handler(handler: Handler, job: Job, kwargs: dict[str, Any], db: A
         extra["models"] = AsyncModels(db)
     if is_async:
         return await handler(**extra, **kwargs)
-    return await in_thread(functools.partial(handler, **extra, **kwargs), f"job-{job.id}")
+    return await in_thread(functools.partial(handler, **extra, **kwargs), f"job-{job.id if job else job_id}")
 
 
 def in_thread(call: Callable[[], Any], name: str) -> Awaitable[Any]:

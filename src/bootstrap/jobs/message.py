@@ -2,10 +2,11 @@
 
 The worker's fast path (see `intake`, `receiver`) reads one message per job. Validating it into
 taskiq's `TaskiqMessage` (a pydantic model) cost about a tenth of a no-op job's CPU, so a message of
-the usual shape (the fields of the right JSON types), parsed by the same JSON parser, becomes a plain `JobMessage` instead. Anything
-else goes through `TaskiqMessage` validation as before: the same messages are accepted, with the
-same values, and the rest rejected with pydantic's reason. `to_taskiq` gives the taskiq model where
-taskiq's own code needs one (user middlewares, the stock receiver, a retry's serialisation).
+the usual shape (the fields of the right JSON types, parsed by pydantic's own JSON parser) becomes a
+plain `JobMessage` instead. Anything else goes through `TaskiqMessage` validation as before: the
+same messages are accepted, with the same values, and the rest rejected with pydantic's reason.
+`to_taskiq` gives the taskiq model where taskiq's own code needs one (user middlewares, the stock
+receiver, a retry's serialisation).
 
 Pure: no I/O.
 """

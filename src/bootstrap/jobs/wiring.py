@@ -24,7 +24,7 @@ from bootstrap.errors import BootstrapError
 from bootstrap.jobs import labels
 from bootstrap.jobs.broker import StreamBroker
 from bootstrap.jobs.contract import Runtime, TaskContract
-from bootstrap.jobs.handlers import Handler, Job, call_handler, import_handler, log_job
+from bootstrap.jobs.handlers import Handler, Job, call_handler, import_handler, log_job, wants_job
 from bootstrap.jobs.message import Message
 from bootstrap.jobs.metrics_middleware import MetricsMiddleware
 from bootstrap.jobs.metrics_port import base_port, worker_port
@@ -212,14 +212,10 @@ def register_task(broker: StreamBroker, runtime: Runtime, queue: str, task: str)
 
     async def direct(message: Message) -> Any:
         """The job without Taskiq's dependency injection (the fast receiver calls this)."""
-        job = Job(
-            id=message.task_id,
-            queue=queue,
-            task=task,
-            attempt=attempt_of(message),
-            labels=message.labels,
-        )
-        return await call_handler(handler.get(), job, message.kwargs, db=getattr(broker.state, "mongo_db", None))
+        call = handler.get()
+        job = Job(message.task_id, queue, task, attempt_of(message), message.labels) if wants_job(call) else None
+        return await call_handler(call, job, message.kwargs, db=getattr(broker.state, "mongo_db", None),
+                                  job_id=message.task_id)  # fmt: skip
 
     async def run(context: Annotated[Context, TaskiqDepends()], **kwargs: Any) -> Any:
         return await direct(context.message)

@@ -77,6 +77,8 @@ class QueueKeys:
 
     def by_stream(self, refs: list[str]) -> dict[str, list[str]]:
         """Entry references grouped by the stream they are in: stream -> entry ids."""
+        if not any("/" in ref for ref in refs):  # all on the normal level (the common case): as they are
+            return {self.stream: list(refs)} if refs else {}
         grouped: dict[str, list[str]] = {}
         for ref in refs:
             stream, entry_id = self.locate(ref)
