@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bootstrap.jobs.handlers import Job, call_handler, import_handler, in_thread
+from bootstrap.jobs.handlers import Job, call_handler, import_handler, in_thread, wants_job
 from bootstrap.jobs.watchdog import LoopWatchdog
 
 JOB = Job(id="j-1", queue="q", task="t", attempt=1, labels={})
@@ -123,3 +123,22 @@ def test_handlers_must_be_functions_and_a_plain_one_cannot_ask_for_the_async_db(
 
 def plain_with_db(db: Any) -> None:
     """Not a valid handler: a plain function cannot use the async database."""
+
+
+def test_a_handler_that_takes_no_job_gets_none_made_and_its_thread_is_named_after_the_job() -> None:
+    names: list[str] = []
+
+    def plain(x: int) -> int:
+        names.append(threading.current_thread().name)
+        return x * 2
+
+    async def takes_job(job: Job, x: int) -> tuple[str, int]:
+        return job.id, job.attempt + x
+
+    async def main() -> None:
+        assert not wants_job(plain) and wants_job(takes_job)
+        assert await call_handler(plain, None, {"x": 2}, job_id="j-9") == 4
+        assert await call_handler(takes_job, JOB, {"x": 2}) == ("j-1", 3)
+
+    asyncio.run(main())
+    assert names == ["job-j-9"]
