@@ -11,6 +11,10 @@ before its acknowledgement: a crash can lose only lines of jobs that are deliver
 again). Every other record is written at once, after the buffered lines (order kept). The fast path
 is taken only while bootstrap's own handler is the only one the record would reach; otherwise (a
 test capturing logs, an application that configured logging itself) the ordinary `log.info` runs.
+Which way a logger's lines go is looked up once per `flush` (the walk up the logger tree costs
+about as much as the line), and at once when the root logger's handlers change or the job's logger
+has handlers or filters of its own; other changes while a worker runs (a handler on a logger in
+between, "bootstrap", or a filter on bootstrap's handler) take its lines from the next flush on.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ class LineWriter(logging.Handler):
         self.setFormatter(JsonFormatter() if self.json else TextFormatter())
         self.stream = stream if stream is not None else sys.stderr
         self._lines: list[str] = []
+        self._heads: dict[tuple[str, str], str] = {}  # (level, logger) -> the text line's part after the time
         self._second = -1  # the second `_stamp` was formatted for
         self._stamp = ""
         self._pid = os.getpid()
@@ -108,7 +113,10 @@ class LineWriter(logging.Handler):
                     f'{json.dumps(name)}, "message": {json.dumps(message)}, "pid": {self._pid}}}\n'
                 )
             else:
-                line = f"{self._stamp} {level:<7} {name}: {message}\n"
+                head = self._heads.get((level, name))
+                if head is None:
+                    head = self._heads[level, name] = f" {level:<7} {name}: "
+                line = f"{self._stamp}{head}{message}\n"
             self._lines.append(line)
             if len(self._lines) >= MAX_BUFFERED:
                 self._write()
@@ -120,6 +128,7 @@ class LineWriter(logging.Handler):
 
 
 _writer: LineWriter | None = None
+_routes: dict[str, LineWriter] = {}  # logger name -> our handler, where `_fast_writer` found it, until the next flush
 
 
 def _fast_writer(logger: logging.Logger) -> LineWriter | None:
@@ -147,17 +156,25 @@ def job_info(logger: logging.Logger, message: str, outside: str) -> bool:
     recognises (a URL, or `name=` in `outside`); the rest of `message` is bootstrap's own words."""
     if not logger.isEnabledFor(logging.INFO):
         return True  # nothing to log, as log.info would have decided
-    writer = _fast_writer(logger)
-    if writer is None:
-        return False
+    name, handlers = logger.name, logging.root.handlers
+    # Looked up again at once when the root's handlers changed (a test capturing logs adds one) or
+    # the logger has handlers or filters of its own.
+    writer = _routes.get(name)
+    if writer is None or len(handlers) != 1 or handlers[0] is not _writer or logger.handlers or logger.filters:
+        writer = _fast_writer(logger)
+        if writer is None:  # not remembered: the ordinary path costs more than the look-up anyway
+            _routes.pop(name, None)
+            return False
+        _routes[name] = writer
     if "://" in message or "=" in outside:
         message = mask(message)
-    writer.line("INFO", logger.name, message)
+    writer.line("INFO", name, message)
     return True
 
 
 def flush() -> None:
-    """Write the buffered per-job lines now."""
+    """Write the buffered per-job lines now (and look up again where each logger's lines go)."""
+    _routes.clear()
     if _writer is not None:
         _writer.flush()
 

@@ -95,6 +95,28 @@ def test_fast_path_is_not_taken_when_another_handler_or_a_filter_would_see_the_r
     assert logs.job_info(log, "job started: id=1", "1")
 
 
+def test_where_lines_go_is_looked_up_again_at_each_flush_and_at_once_for_the_root(stream: io.StringIO) -> None:
+    log = install(stream)
+    assert logs.job_info(log, "job started: id=1", "1")  # the fast path, now remembered
+    between, seen = logging.getLogger("bootstrap"), logging.NullHandler()
+    between.addHandler(seen)
+    root = logging.getLogger()
+    try:
+        assert logs.job_info(log, "job started: id=2", "2")  # a logger in between: from the next flush
+        logs.flush()
+        assert not logs.job_info(log, "job started: id=3", "3")
+    finally:
+        between.removeHandler(seen)
+    logs.flush()
+    assert logs.job_info(log, "job started: id=4", "4")
+    root.addHandler(seen)  # what a test capturing logs does: seen at once
+    try:
+        assert not logs.job_info(log, "job started: id=5", "5")
+    finally:
+        root.removeHandler(seen)
+    assert logs.job_info(log, "job started: id=6", "6")
+
+
 def test_a_full_buffer_is_written_without_waiting(stream: io.StringIO) -> None:
     log = install(stream)
     for n in range(logs.MAX_BUFFERED):
