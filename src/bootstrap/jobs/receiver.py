@@ -121,7 +121,7 @@ class FastReceiver(Receiver):
         if not broker.may_start(message):  # paused: given back, not run
             return False
         broker.started(message)
-        kick = self.intake.kick
+        kick, watchdog = self.intake.kick, broker.watchdog
         if self.hooks:
             kick()  # a middleware may wait: another worker goes on meanwhile
             job = await self.hooks.pre_execute(of(job))  # taskiq's model, as middlewares expect
@@ -133,7 +133,10 @@ class FastReceiver(Receiver):
             self.deadlines.start(running, timeout)  # see `deadlines`: no timer per job
         started = time.perf_counter()
         try:
-            value = await broker.watchdog.track(job.task_id, job.task_name, direct(job), kick)
+            run = direct(job)
+            done, value = watchdog.first_step(job.task_id, job.task_name, run)
+            if not done:  # it waits: the rest is tracked the same way, another worker goes on meanwhile
+                value = await watchdog.resume(job.task_id, job.task_name, run, value, kick)
         except BaseException as exc:  # the job failed (or timed out): retry or record it
             expired = running is not None and self.deadlines.finish(running)
             error: BaseException = exc

@@ -8,8 +8,9 @@ but the operator should hear of it: the fix is in the handler (await, or make it
 which runs in a thread).
 
 How: a coroutine on the loop notes a heartbeat every TICK; a daemon thread compares it with the
-clock. Jobs run through `track`, which notes which job's code is executing at each step of its
-coroutine, so the thread can name the job (and, from the loop thread's current frame, the line).
+clock. Jobs run through `first_step` and `resume`, which note which job's code is executing at each
+step of its coroutine, so the thread can name the job (and, from the loop thread's current frame,
+the line).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
 log = logging.getLogger("bootstrap.jobs.watchdog")
@@ -58,10 +59,26 @@ class LoopWatchdog:
             log.warning("queue %s: the event loop was blocked for %.1fs %s", self.queue, blocked_for, blocker)
         await asyncio.sleep(TICK)
 
-    def track(self, job_id: str, task: str, job: Awaitable[T], on_wait: Callable[[], None] = _nothing) -> Awaitable[T]:
-        """`job`, noting that its code is what runs whenever one of its steps runs; `on_wait` is called
-        each time the job is about to wait (the receiver hands work to an idle worker then)."""
-        return _Tracked(self, (job_id, task), job, on_wait)
+    def first_step(self, job_id: str, task: str, job: Coroutine[Any, Any, T]) -> tuple[bool, Any]:
+        """Run `job` up to its first wait, noting that its code is what runs: (True, its value) when
+        it finished without waiting, (False, what it waits on) else, for `resume`. Most jobs of a
+        busy worker never wait: they cost no wrapper. What the job raises is raised."""
+        self.current = (job_id, task)
+        try:
+            signal = job.send(None)
+        except StopIteration as done:
+            return True, done.value
+        finally:
+            self.current = None
+        return False, signal
+
+    def resume(
+        self, job_id: str, task: str, job: Coroutine[Any, Any, T], waits_on: Any, on_wait: Callable[[], None] = _nothing
+    ) -> Awaitable[T]:
+        """The rest of a job whose `first_step` is waiting on `waits_on`, noting that its code is what
+        runs whenever one of its steps runs; `on_wait` is called each time the job is about to wait
+        (the receiver hands work to an idle worker then)."""
+        return _Tracked(self, (job_id, task), job, on_wait, (waits_on,))
 
     # --- the watching thread ----------------------------------------------------------------------
 
@@ -107,14 +124,29 @@ class _Tracked:
     """An awaitable that steps `inner` itself, setting `watchdog.current` around each step."""
 
     def __init__(
-        self, watchdog: LoopWatchdog, job: tuple[str, str], inner: Awaitable[Any], on_wait: Callable[[], None]
+        self,
+        watchdog: LoopWatchdog,
+        job: tuple[str, str],
+        inner: Awaitable[Any],
+        on_wait: Callable[[], None],
+        waiting: tuple[Any, ...] = (),
     ) -> None:
         self.watchdog, self.job, self.inner, self.on_wait = watchdog, job, inner, on_wait
+        self.waiting = waiting  # (what it waits on,) when its first step ran already (see `first_step`)
 
     def __await__(self) -> Generator[Any, Any, Any]:
         inner = self.inner.__await__()
         send: Any = inner.send
         value: Any = None
+        if self.waiting:  # started by `first_step`: pass its wait on first
+            self.on_wait()
+            try:
+                value, send = (yield self.waiting[0]), inner.send
+            except GeneratorExit:
+                inner.close()
+                raise
+            except BaseException as exc:
+                value, send = exc, inner.throw
         while True:
             self.watchdog.current = self.job
             try:

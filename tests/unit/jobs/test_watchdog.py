@@ -7,6 +7,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -15,6 +16,20 @@ from bootstrap.jobs.handlers import Job, call_handler, import_handler, in_thread
 from bootstrap.jobs.watchdog import LoopWatchdog
 
 JOB = Job(id="j-1", queue="q", task="t", attempt=1, labels={})
+
+
+async def run(
+    watchdog: LoopWatchdog,
+    job_id: str,
+    task: str,
+    job: Coroutine[Any, Any, Any],
+    on_wait: Callable[[], None] = lambda: None,
+) -> Any:
+    """A job run as the receiver runs it: its first step at once, the rest (if it waits) tracked."""
+    done, value = watchdog.first_step(job_id, task, job)
+    if not done:
+        value = await watchdog.resume(job_id, task, job, value, on_wait)
+    return value
 
 
 def test_tracking_names_the_job_whose_code_runs_and_passes_everything_through() -> None:
@@ -30,10 +45,12 @@ def test_tracking_names_the_job_whose_code_runs_and_passes_everything_through() 
         return "result"
 
     async def main() -> None:
-        assert await watchdog.track("a", "t", job(False)) == "result"
+        waits: list[int] = []
+        assert await run(watchdog, "a", "t", job(False), lambda: waits.append(1)) == "result"
+        assert waits == [1]  # told once: the job waited once
         assert watchdog.current is None  # nobody's code runs between steps
         with pytest.raises(ValueError, match="boom"):
-            await watchdog.track("b", "t", job(True))
+            await run(watchdog, "b", "t", job(True))
         # A cancellation (a timeout) reaches the job inside, and ends it.
         cancelled = []
 
@@ -46,11 +63,27 @@ def test_tracking_names_the_job_whose_code_runs_and_passes_everything_through() 
 
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0.05):
-                await watchdog.track("c", "t", waits())
+                await run(watchdog, "c", "t", waits())
         assert cancelled == [("c", "t")]
 
     asyncio.run(main())
     assert seen == [("a", "t"), ("a", "t"), ("b", "t"), ("b", "t")]
+
+
+def test_a_job_that_never_waits_finishes_in_its_first_step_and_what_it_raises_is_raised() -> None:
+    watchdog = LoopWatchdog("q")
+
+    async def at_once(fail: bool) -> str:
+        assert watchdog.current == ("d", "t")
+        if fail:
+            raise KeyError("k")
+        return "done"
+
+    assert watchdog.first_step("d", "t", at_once(False)) == (True, "done")
+    assert watchdog.current is None
+    with pytest.raises(KeyError):
+        watchdog.first_step("d", "t", at_once(True))
+    assert watchdog.current is None
 
 
 def test_a_blocked_loop_is_reported_with_the_job_and_line_then_when_it_ends(caplog: pytest.LogCaptureFixture) -> None:
@@ -63,7 +96,7 @@ def test_a_blocked_loop_is_reported_with_the_job_and_line_then_when_it_ends(capl
         watchdog.start()
         beating = asyncio.create_task(_beat(watchdog))
         await asyncio.sleep(0.2)
-        await watchdog.track("j-9", "slow-task", blocking())
+        await run(watchdog, "j-9", "slow-task", blocking())
         await asyncio.sleep(0.3)
         beating.cancel()
         watchdog.stop()
