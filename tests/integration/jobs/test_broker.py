@@ -401,3 +401,26 @@ def test_a_job_delivered_more_than_max_deliveries_goes_to_the_failed_store(
         await broker.shutdown()
 
     asyncio.run(with_redis(redis_server, test))
+
+
+def test_a_flush_of_many_records_writes_them_all_and_trims_index_and_data_alike(
+    redis_server: RedisServer, key_prefix: str
+) -> None:
+    """Records go to Redis 500 to a call: a flush of 1,201 crosses that, with and without trimming."""
+
+    async def test(client: aioredis.Redis) -> None:
+        broker = StreamBroker(make_runtime(redis_server, key_prefix))
+        await broker.startup()
+        keys = QueueKeys(key_prefix, QUEUE)
+        for outcome, kept in ((COMPLETED, 5000), (FAILED, 1000)):
+            for i in range(1201):
+                broker.record(outcome, {"id": f"r-{i}", "task": "t"}, 3600, kept)
+            await broker.acks.flush()
+            index = {as_text(m) for m in await client.zrange(keys.records(outcome), 0, -1)}
+            data = {as_text(k) for k in await client.hkeys(keys.record_data(outcome))}
+            assert index == data and len(index) == min(1201, kept), (outcome, len(index), len(data))
+            stored = await client.hget(keys.record_data(outcome), next(iter(index)))
+            assert stored is not None and json.loads(stored)["task"] == "t"
+        await broker.shutdown()
+
+    asyncio.run(with_redis(redis_server, test))
