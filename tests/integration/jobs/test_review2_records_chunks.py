@@ -14,10 +14,13 @@ import redis.asyncio as aioredis
 from bootstrap.jobs.records import STORE_FUNCTION
 from bootstrap.local.servers import RedisServer
 
-SCRIPT = STORE_FUNCTION + """
+SCRIPT = (
+    STORE_FUNCTION
+    + """
 local items = {unpack(ARGV, 4, #ARGV)}
 return store(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], items)
 """
+)
 
 
 async def _store(uri: str, count: int, max_count: int, existing: int = 0) -> tuple[int, int, int, set[str]]:
