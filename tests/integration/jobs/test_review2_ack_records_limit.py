@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -32,7 +33,7 @@ async def _flush_records(uri: str, count: int) -> int:
         f"{base}:failed:data",
     ]
     now = time.time()
-    args: list[object] = ["group", now, 0, *([0] * _STREAMS), 2, now - 3600, 1_000_000, count]
+    args: list[Any] = ["group", now, 0, *([0] * _STREAMS), 2, now - 3600, 1_000_000, count]
     for i in range(count):
         args += [f"id-{i}", "{}"]
     try:

@@ -165,7 +165,7 @@ def run_worker(
 
 
 def test_handlers_get_their_arguments_and_job_as_before(project: Project) -> None:
-    jobs = [
+    jobs: list[tuple[str, dict[str, Any], str]] = [
         ("r2-echo", {"a": 1, "b": [1, 2.5, None], "c": {"d": "e"}}, "echo-1"),
         ("r2-no-job", {"x": "y"}, "nojob-1"),
         ("r2-sync-no-job", {"z": 3}, "syncnojob-1"),

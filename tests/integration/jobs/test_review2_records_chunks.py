@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -24,7 +25,7 @@ return store(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], items)
 
 
 async def _store(uri: str, count: int, max_count: int, existing: int = 0) -> tuple[int, int, int, set[str]]:
-    client = aioredis.from_url(uri)
+    client: Any = aioredis.from_url(uri)
     base = f"review2:{uuid.uuid4().hex}"
     index, data = f"{base}:completed", f"{base}:completed:data"
     try:
@@ -66,7 +67,7 @@ def test_count_limit_keeps_the_newest(redis_server: RedisServer, count: int) -> 
 
 def test_record_values_match_their_ids(redis_server: RedisServer) -> None:
     async def run() -> None:
-        client = aioredis.from_url(redis_server.uri)
+        client: Any = aioredis.from_url(redis_server.uri)
         base = f"review2:{uuid.uuid4().hex}"
         index, data = f"{base}:completed", f"{base}:completed:data"
         try:
