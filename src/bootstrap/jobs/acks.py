@@ -62,8 +62,8 @@ local at = acks
 for s = 1, streams do at = at + 1 + tonumber(ARGV[at]) end
 while at <= #ARGV do
   local outcome, n = tonumber(ARGV[at]), tonumber(ARGV[at + 3])
-  local items = {unpack(ARGV, at + 4, at + 3 + 2 * n)}
-  store(KEYS[1 + streams + 2 * outcome - 1], KEYS[1 + streams + 2 * outcome], now, ARGV[at + 1], ARGV[at + 2], items)
+  store(KEYS[1 + streams + 2 * outcome - 1], KEYS[1 + streams + 2 * outcome], now, ARGV[at + 1], ARGV[at + 2],
+        ARGV, at + 4, at + 3 + 2 * n)
   at = at + 4 + 2 * n
 end
 for i = 4, 3 + 3 * forget, 3 do

@@ -21,15 +21,17 @@ from bootstrap.layout.keys import QueueKeys
 COMPLETED, FAILED = "completed", "failed"
 OUTCOMES = (COMPLETED, FAILED)  # their order in the acknowledging script's KEYS
 
-# Lua: write records into (index, data) and trim both limits. `items` holds id, record, id, record...
-# (one HSET and one ZADD per 500 records: a call from Lua costs Redis more than the write itself)
+# Lua: write records into (index, data) and trim both limits. `items[first..last]` holds id, record,
+# id, record... (the script's ARGV, read in place: Lua's unpack takes some 8000 values at most, so
+# never the whole batch at once). One HSET and one ZADD per 500 records: a call from Lua costs Redis
+# more than the write itself.
 STORE_FUNCTION = """
-local function store(index, data, now, oldest, max_count, items)
-  for i = 1, #items, 1000 do
-    local last = math.min(i + 999, #items)
-    redis.call('HSET', data, unpack(items, i, last))
+local function store(index, data, now, oldest, max_count, items, first, last)
+  for i = first, last, 1000 do
+    local upto = math.min(i + 999, last)
+    redis.call('HSET', data, unpack(items, i, upto))
     local scored = {}
-    for j = i, last, 2 do
+    for j = i, upto, 2 do
       scored[#scored + 1] = now
       scored[#scored + 1] = items[j]
     end

@@ -1,5 +1,5 @@
-"""Review: the acknowledging script's record store (records.STORE_FUNCTION) writes one HSET and one
-ZADD per 500 records. Checked against a real Redis at the chunk boundaries: every record written, in
+"""The acknowledging script's record store (records.STORE_FUNCTION) writes one HSET and one ZADD
+per 500 records. Checked against a real Redis at the chunk boundaries: every record written, in
 both the index and the data, and the count limit trimmed right."""
 
 from __future__ import annotations
@@ -18,15 +18,14 @@ from bootstrap.local.servers import RedisServer
 SCRIPT = (
     STORE_FUNCTION
     + """
-local items = {unpack(ARGV, 4, #ARGV)}
-return store(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], items)
+return store(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV, 4, #ARGV)
 """
 )
 
 
 async def _store(uri: str, count: int, max_count: int, existing: int = 0) -> tuple[int, int, int, set[str]]:
     client: Any = aioredis.from_url(uri)
-    base = f"review2:{uuid.uuid4().hex}"
+    base = f"records:{uuid.uuid4().hex}"
     index, data = f"{base}:completed", f"{base}:completed:data"
     try:
         now = time.time()
@@ -68,7 +67,7 @@ def test_count_limit_keeps_the_newest(redis_server: RedisServer, count: int) -> 
 def test_record_values_match_their_ids(redis_server: RedisServer) -> None:
     async def run() -> None:
         client: Any = aioredis.from_url(redis_server.uri)
-        base = f"review2:{uuid.uuid4().hex}"
+        base = f"records:{uuid.uuid4().hex}"
         index, data = f"{base}:completed", f"{base}:completed:data"
         try:
             items: list[str] = []

@@ -1,6 +1,7 @@
-"""Review of this session's per-job path (JobMessage, no Job for handlers that do not take one,
-first_step/resume, user middlewares given taskiq's model), in process against a real Redis: what a
-handler, a user middleware and a retry see is what they saw before."""
+"""The fast receiver's per-job path (JobMessage, no Job for handlers that do not take one,
+first_step/resume, user middlewares given taskiq's model), in process against a real Redis: handlers get
+their arguments and job, a user middleware sees and changes the message, a retry carries the next
+attempt, a timeout fires as JobTimedOut, and a task bootstrap did not generate runs taskiq's way."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from tests.support.jobs_project import Project, add_test_queue, make_project_in_
 QUEUE = "test-jobs"
 HANDLED: list[tuple[Any, ...]] = []
 SEEN: list[tuple[Any, ...]] = []
-H = "tests.integration.jobs.test_review2_fast_path"
+H = "tests.integration.jobs.test_fast_path_semantics"
 
 TASKS = f"""
       r2-echo: {{handler: "{H}:echo"}}

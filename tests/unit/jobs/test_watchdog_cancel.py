@@ -1,4 +1,4 @@
-"""Review: cancellation of a job run by watchdog.first_step + resume, at its first wait (the one
+"""Cancellation of a job run by watchdog.first_step + resume, at its first wait (the one
 first_step hands to resume) and at a later one: the job sees the CancelledError where it waits,
 its code is named while it handles it, and a cancellation it does not handle ends the task as
 cancelled (a shutdown's)."""
