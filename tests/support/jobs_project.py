@@ -198,6 +198,13 @@ def add_test_queue(project: Project) -> None:
     path.write_text(path.read_text().rstrip("\n") + "\n" + TEST_QUEUE)
 
 
+def add_test_tasks(project: Project, tasks: str) -> None:
+    """The test queue (see `add_test_queue`) with `tasks` (YAML lines under its `tasks:`) added."""
+    add_test_queue(project)
+    path = project.config / "queues.yaml"
+    path.write_text(path.read_text().rstrip("\n") + tasks)
+
+
 @dataclass(frozen=True)
 class Fire:
     task_id: str

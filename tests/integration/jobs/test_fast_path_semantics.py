@@ -20,7 +20,7 @@ from bootstrap.jobs.contract import Runtime
 from bootstrap.jobs.receiver import FastReceiver
 from bootstrap.jobs.wiring import enqueue, make_broker, register_task
 from bootstrap.local.servers import RedisServer
-from tests.support.jobs_project import Project, add_test_queue, make_project_in_env
+from tests.support.jobs_project import Project, add_test_tasks, make_project_in_env
 
 QUEUE = "test-jobs"
 HANDLED: list[tuple[Any, ...]] = []
@@ -106,9 +106,7 @@ class Spy(TaskiqMiddleware):
 
 
 def with_tasks(project: Project) -> None:
-    add_test_queue(project)
-    path = project.config / "queues.yaml"
-    path.write_text(path.read_text().rstrip("\n") + TASKS)
+    add_test_tasks(project, TASKS)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from bootstrap.jobs.contract import Runtime
 from bootstrap.jobs.receiver import FastReceiver
 from bootstrap.jobs.wiring import enqueue, make_broker, register_task
 from bootstrap.local.servers import RedisServer
-from tests.support.jobs_project import Project, add_test_queue, make_project_in_env, wait_for
+from tests.support.jobs_project import Project, add_test_tasks, make_project_in_env, wait_for
 
 CALLS: list[float] = []
 REDIS_AWAY = threading.Event()
@@ -39,10 +39,8 @@ async def fail_while_redis_is_away(**kwargs: Any) -> None:
 
 
 def with_task(project: Project) -> None:
-    add_test_queue(project)
+    add_test_tasks(project, TASK)
     project.edit("queues.yaml", "    visibility_timeout: 2s", "    visibility_timeout: 1s")
-    path = project.config / "queues.yaml"
-    path.write_text(path.read_text().rstrip("\n") + TASK)
 
 
 @pytest.fixture
