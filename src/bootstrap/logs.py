@@ -135,7 +135,7 @@ def _fast_writer(logger: logging.Logger) -> LineWriter | None:
     """Our handler, if a record of `logger` would reach it and nothing else (no other handler, no
     filter on the way); else None."""
     writer = _writer
-    if writer is None or writer.filters:
+    if writer is None or writer.filters or writer.level > logging.INFO:  # a level set on the handler itself
         return None
     current: logging.Logger | None = logger
     while current is not None:

@@ -117,6 +117,16 @@ def test_where_lines_go_is_looked_up_again_at_each_flush_and_at_once_for_the_roo
     assert logs.job_info(log, "job started: id=6", "6")
 
 
+def test_a_level_set_on_bootstraps_handler_keeps_job_lines_out(stream: io.StringIO) -> None:
+    log = install(stream)
+    assert logs._writer is not None
+    logs._writer.setLevel(logging.WARNING)
+    assert not logs.job_info(log, "job started: id=1", "1")  # the ordinary path, which the level stops
+    log.info("job started: id=1")
+    logs.flush()
+    assert stream.getvalue() == ""
+
+
 def test_a_full_buffer_is_written_without_waiting(stream: io.StringIO) -> None:
     log = install(stream)
     for n in range(logs.MAX_BUFFERED):
