@@ -118,6 +118,7 @@ class AckBatch:
         self.unconfirmed = UNCONFIRMED  # most finished jobs whose flush is written and not yet confirmed
         self._unconfirmed = 0  # finished jobs in the flushes in flight
         self._in_flight: deque[asyncio.Future[Any]] = deque()  # the replies of flushes written, in order
+        self._landing: asyncio.Future[None] | None = None  # set when the next reply comes (see _next_landing)
         self._streams = keys.streams  # fixed per queue: worked out once, not per flush
         self._keys = [keys.ids, *keys.streams, *Records.key_list_of(keys)]
         self._flushing = False  # a flush is in flight, or reserved for the job told to send it
@@ -161,7 +162,7 @@ class AckBatch:
                 self._since = time.monotonic()  # each round is progress: the loop in `step` leaves it be
                 try:
                     while self._in_flight and self._unconfirmed + self._held > self.unconfirmed:
-                        await asyncio.wait([self._in_flight[0]])
+                        await self._next_landing()
                     reply = await self.send()
                     if reply is not None and not self._conn().pipelined:  # a cluster: slots come back when it lands
                         await asyncio.shield(reply)
@@ -285,6 +286,9 @@ class AckBatch:
         if reply in self._in_flight:
             self._in_flight.remove(reply)
         self._unconfirmed -= unconfirmed
+        landing, self._landing = self._landing, None
+        if landing is not None and not landing.done():
+            landing.set_result(None)
         error = reply.exception() if not reply.cancelled() else asyncio.CancelledError()
         if error is None:
             for waiter in batch[3]:
@@ -308,7 +312,14 @@ class AckBatch:
     async def settle(self) -> None:
         """Wait until every flush written has landed or failed (a shutdown, before its last flush)."""
         while self._in_flight:
-            await asyncio.wait([self._in_flight[0]])
+            await self._next_landing()
+
+    async def _next_landing(self) -> None:
+        """Wait until the next flush in flight lands or fails (one future for every waiter: cheaper
+        than asyncio.wait, which the worker would pay per job at concurrency 1)."""
+        if self._landing is None:
+            self._landing = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._landing)  # a waiter cancelled leaves it to the others
 
     def _arguments(
         self,
