@@ -237,7 +237,7 @@ class AckBatch:
         """One command for a batch: job records first, then XACK and XDEL of the finished jobs. The
         log lines of those jobs are written before it. Returns once it landed in Redis; raises if it
         failed (the batch is queued again)."""
-        for _ in range(2):
+        for last in (False, True):
             reply = await self.send(awaited=True)
             if reply is None:
                 return
@@ -245,7 +245,8 @@ class AckBatch:
                 await asyncio.shield(reply)  # cancelled while waiting: the reply still decides (see `_landed`)
                 return
             except NoScriptError:  # Redis did not know the script (a restart, SCRIPT FLUSH): sent with its text
-                continue
+                if last:
+                    raise
 
     async def send(self, awaited: bool = False) -> asyncio.Future[Any] | None:
         """Write the queued batch (see `flush`) now, and give its slots back; the future returned
