@@ -7,23 +7,16 @@ in each priority level's stream, in one round trip. A crash before a flush only
 means the jobs run again (at least once), records and log lines included.
 
 Under the fast receiver a finished job is queued (`finished`) and keeps its worker slot (see
-receiver) until its acknowledgement is written to Redis's connection: a worker holds at most
-`concurrency` jobs that run or ran and whose acknowledgement is not sent. What the worker wrote
-reaches Redis even when its process dies right after (the operating system sends it), so a worker
-process that dies makes at most `concurrency` jobs run twice. Nobody waits per job: a worker that
-has nothing left to run (every slot held, or no job ready), or whose job is about to wait on I/O,
-writes what is queued in one flush (`drain`, group commit), and the slots come back at once
-(`release_slots`). The flushes are pipelined: the worker goes on without waiting for Redis's reply,
-and at most `unconfirmed` jobs' acknowledgements (at least 4, see receiver) are written and not
-confirmed at a time; a flush that fails (the connection lost) goes back to the queue and is sent
-again. Those are the jobs a failure of the worker's machine or network (not just its process) can
-make run twice on top. On a Redis Cluster commands are not pipelined, and a slot comes back when its
-acknowledgement is in Redis. Under the stock receiver a finished job waits instead (`acked`): the
-job whose acknowledgement finds no flush in flight sends it itself, and every acknowledgement
+receiver) until its acknowledgement is in Redis: a worker holds at most `concurrency` jobs that ran or
+run and are not acknowledged, so a crash makes at most `concurrency` jobs run twice. Nobody waits
+per job: a worker that has nothing left to run (every slot held, or no job ready), or whose job is
+about to wait on I/O, sends what is queued in one flush (`drain`, group commit), and the slots come
+back when it lands (`on_landed`). Under the stock receiver a finished job waits instead (`acked`):
+the job whose acknowledgement finds no flush in flight sends it itself, and every acknowledgement
 queued meanwhile goes out with the next, sent by the first of those jobs once the flight landed.
 Records and the acknowledgements of rejected entries, which nobody waits for, go out within 20 ms
-(`step`, which the broker's `Background` repeats; it also sends what a cancelled job left queued,
-and what a failed flush gave back). The round trips go over the worker's `HotConnection`.
+(`step`, which the broker's `Background` repeats; it also sends what a cancelled job left queued).
+The round trips go over the worker's `HotConnection`.
 """
 
 from __future__ import annotations
@@ -31,11 +24,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
-
-from redis.exceptions import NoScriptError
 
 from bootstrap import logs
 from bootstrap.jobs.hotpath import HotConnection, Script
@@ -46,7 +36,6 @@ from bootstrap.layout.keys import GROUP, PRIORITIES, QueueKeys
 log = logging.getLogger("bootstrap.jobs.broker")
 
 FLUSH_EVERY = 0.02  # seconds: the longest a queued record or log line waits to be written
-UNCONFIRMED = 4  # jobs whose acknowledgement may be written and not yet confirmed, at least (see receiver)
 STUCK_AFTER = 5.0  # seconds after which the acknowledging loop sends a flush reserved for a job
 
 # One Lua script over the queue's keys (one slot on Redis Cluster): records first, then HDEL of the
@@ -114,11 +103,7 @@ class AckBatch:
         self._forget: dict[str, str] = {}
         self._waiters: list[asyncio.Future[str]] = []  # jobs waiting for the next flush
         self._held = 0  # of the queued ids, how many hold a worker slot (see `finished`)
-        self.release_slots: Callable[[int], None] = lambda slots: None  # slots given back by a flush
-        self.unconfirmed = UNCONFIRMED  # most finished jobs whose flush is written and not yet confirmed
-        self._unconfirmed = 0  # finished jobs in the flushes in flight
-        self._in_flight: deque[asyncio.Future[Any]] = deque()  # the replies of flushes written, in order
-        self._landing: asyncio.Future[None] | None = None  # set when the next reply comes (see _next_landing)
+        self.on_landed: Callable[[int], None] = lambda slots: None  # slots given back by a flush
         self._streams = keys.streams  # fixed per queue: worked out once, not per flush
         self._keys = [keys.ids, *keys.streams, *Records.key_list_of(keys)]
         self._flushing = False  # a flush is in flight, or reserved for the job told to send it
@@ -133,7 +118,7 @@ class AckBatch:
 
     def finished(self, entry_id: str, job_id: str) -> None:
         """A job finished (fast receiver): its acknowledgement goes with the next flush, and the slot
-        it holds is given back (`release_slots`) once that is written. Nothing waits for it here."""
+        it holds is given back (`on_landed`) once that is in Redis. Nothing waits for it here."""
         self._ids.append(entry_id)
         self._held += 1
         if job_id in self._forget:
@@ -150,22 +135,16 @@ class AckBatch:
         return self._flushing
 
     async def drain(self, before_each: Callable[[], None]) -> None:
-        """Write flushes until no finished job's acknowledgement is queued; the slots come back as
-        each is written, without waiting for Redis's reply (at most `unconfirmed` jobs in flight: else
-        this waits for the oldest). Redis away: every half second, the slots stay held meanwhile.
-        Called by a worker with nothing else to run; `before_each` runs before each round (the
-        receiver gives the slots freed so far to an idle worker)."""
+        """Flush until no finished job's acknowledgement is queued (Redis away: every half second,
+        the slots stay held meanwhile). Called by a worker with nothing else to run; `before_each`
+        runs before each round trip (the receiver gives the slots freed so far to an idle worker)."""
         self._flushing, self._since = True, time.monotonic()
         try:
             while self._held:
                 before_each()
                 self._since = time.monotonic()  # each round is progress: the loop in `step` leaves it be
                 try:
-                    while self._in_flight and self._unconfirmed + self._held > self.unconfirmed:
-                        await self._next_landing()
-                    reply = await self.send()
-                    if reply is not None and not self._conn().pipelined:  # a cluster: slots come back when it lands
-                        await asyncio.shield(reply)
+                    await self.flush()
                 except Exception as exc:
                     log.warning("queue %s: acknowledging failed (%s); will retry", self._queue, exc)
                     await asyncio.sleep(0.5)
@@ -235,92 +214,28 @@ class AckBatch:
 
     async def flush(self) -> None:
         """One command for a batch: job records first, then XACK and XDEL of the finished jobs. The
-        log lines of those jobs are written before it. Returns once it landed in Redis; raises if it
-        failed (the batch is queued again)."""
-        for last in (False, True):
-            reply = await self.send(awaited=True)
-            if reply is None:
-                return
-            try:
-                await asyncio.shield(reply)  # cancelled while waiting: the reply still decides (see `_landed`)
-                return
-            except NoScriptError:  # Redis did not know the script (a restart, SCRIPT FLUSH): sent with its text
-                if last:
-                    raise
-
-    async def send(self, awaited: bool = False) -> asyncio.Future[Any] | None:
-        """Write the queued batch (see `flush`) now, and give its slots back; the future returned
-        says whether it landed (None: nothing was queued). A batch that could not be written, or
-        whose flush failed, is queued again (slots still held if it was not written). `awaited`: the
-        caller waits for the reply and says a failure itself."""
+        log lines of those jobs are written before it."""
         logs.flush()
         if not self.pending:
-            return None
+            return
         conn, records = self._conn(), self._job_records()
         ids, self._ids = self._ids, []
         pending, self._records = self._records, []
         forget, self._forget = self._forget, {}
         waiters, self._waiters = self._waiters, []
         held, self._held = self._held, 0
-        batch = (ids, pending, forget, waiters)
         try:
-            reply = await conn.send_script(_ACK, self._keys, self._arguments(ids, pending, forget, records))
-        except BaseException:  # not written (Redis away; cancelled at shutdown): the next flush takes it
-            self._requeue(batch)
+            await conn.script(_ACK, self._keys, self._arguments(ids, pending, forget, records))
+        except BaseException:  # cancellation at shutdown included: the final flush writes them
+            self._ids[:0], self._records[:0], self._waiters[:0] = ids, pending, waiters
+            self._forget = {**forget, **self._forget}
             self._held += held
             raise
-        self._in_flight.append(reply)
-        if conn.pipelined:
-            self._unconfirmed += held
-            reply.add_done_callback(lambda done: self._landed(done, batch, held, 0, awaited))
-            if held:
-                self.release_slots(held)
-        else:
-            reply.add_done_callback(lambda done: self._landed(done, batch, 0, held, True))
-        return reply
-
-    def _landed(
-        self, reply: asyncio.Future[Any], batch: tuple[Any, ...], unconfirmed: int, slots: int, awaited: bool
-    ) -> None:
-        """A flush's reply came: its waiters are told, or (it failed) its batch is queued again.
-        `slots`: held until now (not pipelined), given back if it landed, held on if not."""
-        if reply in self._in_flight:
-            self._in_flight.remove(reply)
-        self._unconfirmed -= unconfirmed
-        landing, self._landing = self._landing, None
-        if landing is not None and not landing.done():
-            landing.set_result(None)
-        error = reply.exception() if not reply.cancelled() else asyncio.CancelledError()
-        if error is None:
-            for waiter in batch[3]:
-                if not waiter.done():
-                    waiter.set_result(_ACKED)
-            if slots:
-                self.release_slots(slots)
-            return
-        self._requeue(batch)
-        self._held += slots
-        if isinstance(error, NoScriptError):  # not known to Redis (yet, or since a restart): sent whole next
-            self._conn().forgot(_ACK)
-        elif not awaited:  # nobody waits for this one: said here (the next flush, or `step`, sends it again)
-            log.warning("queue %s: acknowledging failed (%s); will retry", self._queue, error)
-
-    def _requeue(self, batch: tuple[Any, ...]) -> None:
-        ids, pending, forget, waiters = batch
-        self._ids[:0], self._records[:0], self._waiters[:0] = ids, pending, waiters
-        self._forget = {**forget, **self._forget}
-
-    async def settle(self) -> None:
-        """Wait until every flush written has landed or failed (a shutdown, before its last flush)."""
-        while self._in_flight:
-            await self._next_landing()
-
-    async def _next_landing(self) -> None:
-        """Wait until the next flush in flight lands or fails (one future for every waiter: cheaper
-        than asyncio.wait, which the worker would pay per job at concurrency 1)."""
-        if self._landing is None:
-            self._landing = asyncio.get_running_loop().create_future()
-        await asyncio.shield(self._landing)  # a waiter cancelled leaves it to the others
+        if held:
+            self.on_landed(held)
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(_ACKED)
 
     def _arguments(
         self,
@@ -361,4 +276,4 @@ class AckBatch:
         finally:
             self._hand_off()
             if self._held and not self._flushing:  # queued meanwhile by a worker now idle: wake one to send it
-                self.release_slots(0)
+                self.on_landed(0)

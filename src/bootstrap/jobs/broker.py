@@ -286,7 +286,6 @@ class StreamBroker(AsyncBroker):
         if self._heartbeat is not None:  # a worker: say goodbye so status stops listing it
             await bounded(self._heartbeat.remove(), SHUTDOWN_STEP, "removing the heartbeat")
             self._heartbeat = None
-        await bounded(self.acks.settle(), SHUTDOWN_STEP, "the acknowledgements in flight")
         if self.acks.pending:
             await bounded(self.acks.flush(), SHUTDOWN_STEP, "the last acknowledgements")
         if self._hot is not None:
@@ -543,8 +542,7 @@ class StreamBroker(AsyncBroker):
 
     def ackable(self, delivery: Delivery) -> StreamMessage:
         """A delivery as taskiq's receiver takes it: with the acknowledgement it awaits once the job
-        finished (under this receiver the job keeps its slot until the acknowledgement is in Redis:
-        see acks)."""
+        finished (the job keeps its slot until the acknowledgement is in Redis: see acks)."""
         ident, job = delivery.entry_id, delivery.job
 
         async def ack() -> None:

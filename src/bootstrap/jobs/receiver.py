@@ -6,7 +6,7 @@ job; for our tasks none of that is needed. Here long-lived coroutines take jobs 
 broker's read loop (`_Intake`), run each handler directly (its timeout enforced by a sweep, see
 `deadlines`, rather than a timer or an extra task per job) and apply the same retry/record/log
 behaviour (JobsMiddleware) as under the stock receiver. `concurrency` slots bound the jobs that run
-or ran and whose acknowledgement is not sent yet (the crash bound, see acks); one coroutine more than slots
+or ran and are not acknowledged yet (the crash bound, see acks); one coroutine more than slots
 lets one send acknowledgements while the others run jobs. A coroutine runs jobs back to back while
 it can and wakes another only when it is about to wait: jobs that do not wait cost no task switch.
 Jobs arrive read and checked by the broker (see `intake`); a job's timeout is its task's, from the
@@ -28,7 +28,6 @@ from taskiq import TaskiqResult
 from taskiq.receiver import Receiver
 
 from bootstrap.errors import JobTimedOut
-from bootstrap.jobs.acks import UNCONFIRMED
 from bootstrap.jobs.broker import SHUTDOWN_STEP, Delivery, StreamBroker, bounded
 from bootstrap.jobs.contract import TaskContract
 from bootstrap.jobs.deadlines import Deadlines
@@ -179,13 +178,13 @@ class FastReceiver(Receiver):
 class _Intake:
     """Jobs read and not yet started, between the broker's read loop (`pump`) and the receiver's
     workers (`take`), and the worker's `concurrency` slots: a job holds one from when it is taken
-    until its acknowledgement is written to Redis (see acks), so at most `concurrency` jobs run or
-    ran with their acknowledgement unsent. A worker that finds no job it may start sends the queued
-    acknowledgements itself (group commit), else waits as idle. Only a coroutine about to wait wakes
-    an idle one (`kick`), once there is something to do: jobs that do not wait run back to back in
-    one coroutine, with no task switch. A worker so woken sends the queued acknowledgements before it
-    starts a job: jobs that wait on I/O do not keep the slots of finished jobs held while new ones
-    start. What is read stays bounded by the broker's prefetch."""
+    until its acknowledgement is in Redis (see acks), so at most `concurrency` jobs run or ran
+    unacknowledged. A worker that finds no job it may start sends the queued acknowledgements itself
+    (group commit), else waits as idle. Only a coroutine about to wait wakes an idle one (`kick`),
+    once there is something to do: jobs that do not wait run back to back in one coroutine, with no
+    task switch. A worker so woken sends the queued acknowledgements before it starts a job: jobs
+    that wait on I/O do not keep the slots of finished jobs held while new ones start. What is read
+    stays bounded by the broker's prefetch."""
 
     def __init__(self, broker: StreamBroker, concurrency: int) -> None:
         self.broker = broker
@@ -196,10 +195,7 @@ class _Intake:
         self.space: asyncio.Future[None] | None = None  # the reader waits on it while prefetch is full
         self.closed = False
         self._draining = False  # a worker sends acknowledgements: the slots they free are its to use
-        self.acks.release_slots = self.release
-        # Acknowledgements written and not yet confirmed: enough that a worker at concurrency 1 does
-        # not wait for each reply (4 round trips' worth), `concurrency` when more.
-        self.acks.unconfirmed = max(concurrency, UNCONFIRMED)
+        self.acks.on_landed = self.release
 
     async def pump(self, finish_event: asyncio.Event) -> None:
         # At most half the prefetch waits here: the broker's next read (made once this batch is
@@ -260,7 +256,7 @@ class _Intake:
                     return
 
     def release(self, slots: int) -> None:
-        """Slots given back (a job's acknowledgement written, or a job that was not run)."""
+        """Slots given back (a job's acknowledgement landed, or a job that was not run)."""
         self.free += slots
         if not self._draining:  # else the draining worker goes on with them itself
             self.kick()

@@ -1,5 +1,5 @@
-"""An acknowledgement that reached Redis but whose reply did not come back (its connection closed
-for a stall after Redis ran it, or lost) is sent again, whole. Its XACK
+"""An acknowledgement that reached Redis but whose reply did not come back (the flush cancelled at
+shutdown, or its connection closed for a stall after Redis ran it) is sent again, whole. Its XACK
 and XDEL are harmless twice; its HDEL of a finished deduplicated job's id must not be: a producer may
 have enqueued that id again in between (the id was free), and freeing the new job's id while it
 waits would let a third enqueue of the id in: two jobs with one deduplicated id. The id leaves the
@@ -11,7 +11,6 @@ import asyncio
 import time
 
 import redis as sync_redis
-from redis.exceptions import ConnectionError as RedisConnectionError
 from taskiq import TaskiqMessage
 
 from bootstrap.jobs import labels
@@ -52,15 +51,13 @@ def test_an_acknowledgement_sent_again_never_frees_the_id_of_a_job_enqueued_sinc
             broker.finished(message)
             flush = asyncio.ensure_future(broker.acks.flush())
             await asyncio.sleep(0)  # one step of the flush: written, waiting for the reply ...
-            assert broker.hot.in_flight == 1
+            assert broker.hot._deadline != 0.0
             deadline = time.monotonic() + 10
             while watcher.hexists(broker.keys.ids, "d-1"):  # ... and Redis ran it (the loop held: no reply read)
                 assert time.monotonic() < deadline
-            conn = broker.hot._conn
-            assert conn is not None and conn._writer is not None
-            conn._writer.transport.abort()  # lost before its reply is read (as a stalled connection is closed)
+            flush.cancel()  # e.g. shutdown; its reply is never read
             await asyncio.wait({flush}, timeout=5)
-            assert isinstance(flush.exception(), RedisConnectionError)
+            assert flush.cancelled()
             assert (await broker.send([("d-1", job("d-1"))], DEDUPED)).added == 1  # the id was free
             await broker.acks.flush()  # the cancelled flush, sent again
             assert watcher.hexists(broker.keys.ids, "d-1"), "the waiting job's id was freed"
