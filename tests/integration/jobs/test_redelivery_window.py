@@ -21,26 +21,23 @@ from tests.support.jobs_project import Project, make_project, redis_client, wait
 CONCURRENCY = 10
 JOBS = 1500
 
-QUEUE = f"""
-  window:
+
+def window_queue(name: str, concurrency: int, suffix: str) -> str:
+    """A queue of jobs that note each run; `suffix` keeps its task names apart (they are global)."""
+    return f"""
+  {name}:
     visibility_timeout: 2s
-    concurrency: {CONCURRENCY}
+    concurrency: {concurrency}
     retention:
       completed: {{max_age: 1h, max_count: 10}}
       failed: {{max_age: 1h, max_count: 10}}
     tasks:
-      note-run: {{handler: "handlers_for_tests:note_run"}}
-      note-run-at-once: {{handler: "handlers_for_tests:note_run_at_once"}}
-  window-one:
-    visibility_timeout: 2s
-    concurrency: 1
-    retention:
-      completed: {{max_age: 1h, max_count: 10}}
-      failed: {{max_age: 1h, max_count: 10}}
-    tasks:
-      note-run-one: {{handler: "handlers_for_tests:note_run"}}
-      note-run-at-once-one: {{handler: "handlers_for_tests:note_run_at_once"}}
+      note-run{suffix}: {{handler: "handlers_for_tests:note_run"}}
+      note-run-at-once{suffix}: {{handler: "handlers_for_tests:note_run_at_once"}}
 """
+
+
+QUEUE = window_queue("window", CONCURRENCY, "") + window_queue("window-one", 1, "-one")
 
 
 def add_window_queue(project: Project) -> None:
