@@ -70,9 +70,11 @@ async def sequential(host: str, port: int, keys: QueueKeys, n: int, log_path: Pa
     with log_path.open("w") as log:
         while done < n:
             read = await call("XREADGROUP", "GROUP", GROUP, "floor", "COUNT", BATCH, "STREAMS", keys.stream, ">")
+            if not read:
+                raise RuntimeError(f"the stream ran dry after {done} of {n} jobs")
             if not first:
                 first, cpu = time.perf_counter(), time.process_time()
-            for entry_id, fields in read[0][1] if read else ():
+            for entry_id, fields in read[0][1]:
                 job = orjson.loads(fields[fields.index(b"data") + 1])
                 task, job_id = job["task_name"], job["task_id"]
                 clock = time.strftime("%H:%M:%S")
