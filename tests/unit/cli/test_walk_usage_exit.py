@@ -1,0 +1,21 @@
+"""Found walking through the README as a new user: a usage error exits 2 (argparse), which is also
+`plan --detailed-exitcode`'s "changes" code."""
+
+from __future__ import annotations
+
+import pytest
+
+from bootstrap.cli.main import main
+from tests.conftest import SHIPPED_CONFIG
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="`plan --detailed-exitcode` with a mistyped flag exits 2 (argparse's usage error), the code that "
+    "means 'changes present': a CI script reads a typo as a pending change instead of an error (1)",
+)
+def test_a_usage_error_of_a_detailed_plan_is_not_read_as_changes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["plan", "--detailed-exitcode", "--config", str(SHIPPED_CONFIG), "--no-such-flag"])
+    assert "unrecognized arguments: --no-such-flag" in capsys.readouterr().err
+    assert exited.value.code == 1
