@@ -86,7 +86,13 @@ class ContractError(BootstrapError, ValueError):
 
 
 class Unavailable(BootstrapError):
-    """A server could not be reached (or refused us) within the connect-retry policy."""
+    """A server could not be reached (or refused us) within the connect-retry policy. `refused`: it
+    answered and refused the credentials (a wrong user or password, or a user without the right to
+    run a command), which neither a retry nor a restart of the server mends."""
+
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
 
 
 class MongoUnavailable(Unavailable):

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     when = f", to run in {delay:g}s" if delay > 0 else ""
     console.out(
-        f"enqueued {sent.count} job(s) on {args.queue}{when}: {sent.first}" + (" ..." if args.count > 1 else "")
+        f"enqueued {sent.count} job(s) on {args.queue}{when}: {sent.first}" + (" ..." if sent.count > 1 else "")
     )
     if sent.existing:
         console.out(f"{len(sent.existing)} id(s) already waiting, delayed or running, not enqueued again")

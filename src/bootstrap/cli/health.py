@@ -27,7 +27,7 @@ from bootstrap.connect.redis import UNKNOWN_POLICY, eviction_policy
 from bootstrap.connect.redis import connect as connect_redis
 from bootstrap.engine.ops import Blocked, Operation, Options
 from bootstrap.engine.redis.operations import PolicyUnknown, SetEvictionPolicy
-from bootstrap.errors import BootstrapError
+from bootstrap.errors import BootstrapError, Unavailable
 from bootstrap.redact import mask
 from bootstrap.spec.model import ConnectRetry, Spec
 
@@ -93,8 +93,7 @@ def _mongo(spec: Spec, timeout: float) -> Iterator[tuple[Database[Any] | None, C
     try:
         client = connect(settings, short_lived=True)
     except BootstrapError as exc:
-        yield None, Check("mongodb", False, f"MongoDB {shown} does not answer: {exc}",
-                          "start MongoDB, or point MONGODB_URI at one that runs")  # fmt: skip
+        yield None, _unavailable("mongodb", "MongoDB", shown, "MONGODB_URI", exc)
         return
     took = _ms(started)
     try:
@@ -116,14 +115,22 @@ def _redis(spec: Spec, timeout: float) -> Iterator[tuple[redis.Redis | None, Che
     try:
         client = connect_redis(settings)
     except BootstrapError as exc:
-        yield None, Check("redis", False, f"Redis {shown} does not answer: {exc}",
-                          "start Redis, or point REDIS_URL at one that runs")  # fmt: skip
+        yield None, _unavailable("redis", "Redis", shown, "REDIS_URL", exc)
         return
     took = _ms(started)
     try:
         yield client, Check("redis", True, f"Redis {shown} answers ({took})")
     finally:
         client.close()
+
+
+def _unavailable(name: str, server: str, shown: str, variable: str, exc: BootstrapError) -> Check:
+    """The check of a server that could not be used: not answering, or refusing the credentials."""
+    if isinstance(exc, Unavailable) and exc.refused:
+        return Check(name, False, f"{server} {shown} refuses the credentials: {exc}",
+                     f"put the right user and password in {variable}")  # fmt: skip
+    return Check(name, False, f"{server} {shown} does not answer: {exc}",
+                 f"start {server}, or point {variable} at one that runs")  # fmt: skip
 
 
 def eviction(spec: Spec, client: redis.Redis) -> Check:

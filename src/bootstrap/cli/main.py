@@ -13,6 +13,7 @@ job commands need: about a quarter of a second per run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
@@ -172,9 +173,25 @@ def entry() -> NoReturn:
     both streams flushed here, and if any non-daemon thread is still running, or a stream cannot be
     flushed, the exit is the usual one instead."""
     code, command = _dispatch(None)
+    try:
+        sys.stdout.flush()  # what is still buffered: its reader may have left meanwhile
+    except BrokenPipeError:
+        code = _reader_gone()
     if command is not None and COMMANDS[command].ends_at_once:
         _exit_at_once(code)
     sys.exit(code)
+
+
+def _reader_gone() -> int:
+    """Standard output's reader left before the output ended (`bootstrap jobs failed | head -1`):
+    not an error of ours. The rest of the output goes nowhere (else the interpreter's last flush
+    reports the broken pipe again), and the exit code is the one a shell gives a program that
+    SIGPIPE ended, as `yes | head` does."""
+    with contextlib.suppress(OSError, ValueError):  # no descriptor (a test's captured stream)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return 141  # 128 + SIGPIPE
 
 
 def _exit_at_once(code: int) -> None:
@@ -192,7 +209,14 @@ def _exit_at_once(code: int) -> None:
 
 def _dispatch(argv: Sequence[str] | None) -> tuple[int, str | None]:
     """The exit code, and the command that ran (None when there was none to run)."""
-    args = parser().parse_args(argv)
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exc:
+        # A usage error exits 2, which `plan --detailed-exitcode` says for "changes": there a typo
+        # would read as a pending change to a CI script, so it is the plan's error code, 1.
+        if exc.code == 2 and "--detailed-exitcode" in (sys.argv[1:] if argv is None else argv):
+            raise SystemExit(1) from None
+        raise
     if args.log_format:
         os.environ["BOOTSTRAP_LOG_FORMAT"] = args.log_format  # child processes (up) inherit it
     logs.setup()
@@ -211,6 +235,8 @@ def _dispatch(argv: Sequence[str] | None) -> tuple[int, str | None]:
     except KeyboardInterrupt:
         console.err("interrupted")
         return 130, command
+    except BrokenPipeError:
+        return _reader_gone(), command
     except Exception as exc:
         driver = _driver_error(exc)
         if driver is not None:  # an operational problem (permissions, failover), not a bug of ours

@@ -161,10 +161,15 @@ def make_async_client(settings: MongoSettings) -> AsyncMongoClient[dict[str, Any
         raise BootstrapError(f"invalid MongoDB settings: {mask(str(exc))}") from None
 
 
+def refused(exc: BaseException) -> bool:
+    """MongoDB answered and refused the credentials."""
+    return isinstance(exc, OperationFailure) and exc.code in (18, 13, 8000)  # auth failed, unauthorized, Atlas auth
+
+
 def transient(exc: BaseException) -> bool:
     """Worth another attempt: the server is unreachable, not refusing us (bad auth stays bad)."""
     if isinstance(exc, OperationFailure):
-        return exc.code not in (18, 13, 8000)  # auth failed, unauthorized, Atlas auth
+        return not refused(exc)
     return isinstance(exc, PyMongoError)
 
 
@@ -198,7 +203,7 @@ def connect(
         retry.call(target(settings), lambda: client.admin.command("ping"))
     except PyMongoError as exc:
         client.close()
-        raise MongoUnavailable(retry.gave_up(target(settings), exc)) from None
+        raise MongoUnavailable(retry.gave_up(target(settings), exc), refused=refused(exc)) from None
     _connected(settings, client.admin.command("buildInfo"), client.topology_description.topology_type_name)
     return client
 
@@ -210,7 +215,7 @@ async def connect_async(settings: MongoSettings) -> AsyncMongoClient[dict[str, A
         await retry.call_async(target(settings), lambda: client.admin.command("ping"))
     except PyMongoError as exc:
         await client.close()
-        raise MongoUnavailable(retry.gave_up(target(settings), exc)) from None
+        raise MongoUnavailable(retry.gave_up(target(settings), exc), refused=refused(exc)) from None
     info = await client.admin.command("buildInfo")
     _connected(settings, info, client.topology_description.topology_type_name)
     return client

@@ -133,9 +133,14 @@ def is_cluster(client: Any) -> bool:
     return isinstance(client, redis.cluster.RedisCluster | aiocluster.RedisCluster)
 
 
+def refused(exc: BaseException) -> bool:
+    """Redis answered and refused the credentials."""
+    return isinstance(exc, redis.AuthenticationError | redis.exceptions.AuthorizationError)
+
+
 def transient(exc: BaseException) -> bool:
     """Worth another attempt: unreachable or timed out, not refused (bad password stays bad)."""
-    if isinstance(exc, redis.AuthenticationError | redis.exceptions.AuthorizationError):
+    if refused(exc):
         return False
     return isinstance(exc, redis.ConnectionError | redis.TimeoutError | OSError)
 
@@ -163,7 +168,7 @@ def connect(settings: RedisTarget) -> redis.Redis:
         client.close()
         if isinstance(exc, RedisUnavailable):
             raise
-        raise RedisUnavailable(retry.gave_up(target(settings), exc)) from None
+        raise RedisUnavailable(retry.gave_up(target(settings), exc), refused=refused(exc)) from None
     info = client.info("server")
     log.info("connected to Redis %s at %s (PING -> PONG)", info.get("redis_version", "?"), mask(settings.url))
     return client
@@ -179,7 +184,7 @@ async def connect_async(settings: RedisTarget, client: aioredis.Redis | None = N
         await client.aclose()
         if isinstance(exc, RedisUnavailable):
             raise
-        raise RedisUnavailable(retry.gave_up(target(settings), exc)) from None
+        raise RedisUnavailable(retry.gave_up(target(settings), exc), refused=refused(exc)) from None
     return client
 
 

@@ -153,7 +153,7 @@ def task_labels(task: TaskContract) -> dict[str, Any]:
 @dataclass(frozen=True)
 class Enqueued:
     count: int  # jobs added
-    first: str  # the first job's id
+    first: str  # the first added job's id (the first job's, when none was added)
     last: str
     existing: tuple[str, ...] = ()  # ids not added: a job with that id is waiting, delayed or running
 
@@ -188,7 +188,10 @@ async def enqueue(
     except labels.LabelError as exc:
         raise BootstrapError(str(exc)) from None
     base = job_id or uuid.uuid4().hex
-    ids = [base if count == 1 else f"{base}-{n}" for n in (0, count - 1)]
+
+    def name(n: int) -> str:
+        return base if count == 1 else f"{base}-{n}"
+
     # One message serialised, the others made from it by putting their id in (the same JSON).
     marker = f"job-id-{uuid.uuid4().hex}"
     template = TaskiqMessage(task_id=marker, task_name=task, labels=job_labels, args=[], kwargs=kwargs)
@@ -196,12 +199,15 @@ async def enqueue(
     broker = StreamBroker(queue_runtime(runtime, queue))
     await broker.startup()
     try:
-        names = (base if count == 1 else f"{base}-{n}" for n in range(count))
-        jobs = ((name, head + json.dumps(name).encode() + tail) for name in names)
+        jobs = ((job, head + json.dumps(job).encode() + tail) for job in map(name, range(count)))
         sent = await broker.send(jobs, placement)
-        return Enqueued(sent.added, ids[0], ids[-1], sent.existing)
     finally:
         await broker.shutdown()
+    # Named by the ids it added: with some ids deduplicated, the batch's first may not be one of them.
+    skipped = set(sent.existing)
+    first = next((name(n) for n in range(count) if name(n) not in skipped), name(0))
+    last = next((name(n) for n in reversed(range(count)) if name(n) not in skipped), name(count - 1))
+    return Enqueued(sent.added, first, last, sent.existing)
 
 
 def register_task(broker: StreamBroker, runtime: Runtime, queue: str, task: str) -> AsyncTaskiqDecoratedTask[Any, Any]:

@@ -12,11 +12,6 @@ from bootstrap.local.servers import RedisServer
 from tests.conftest import Result, copy_config
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a Redis that refuses the password is reported as 'does not answer' with the fix 'start Redis, "
-    "or point REDIS_URL at one that runs': Redis runs; the password in REDIS_URL is what is wrong",
-)
 def test_a_wrong_redis_password_is_named_with_its_fix(
     tmp_path: Path,
     mongo_uri: str,

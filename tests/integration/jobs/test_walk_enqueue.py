@@ -19,11 +19,6 @@ def project(tmp_path: Path, mongo_uri: str, redis_server: RedisServer) -> Iterat
     yield from make_project(tmp_path, mongo_uri, redis_server.uri)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="--delay refuses a plain number of seconds ('30', '0') although its own error message says "
-    "'expected e.g. 30s, 15m, 2h, 90d or seconds' and the README's durations take plain seconds",
-)
 def test_delay_takes_a_plain_number_of_seconds(project: Project, capsys: pytest.CaptureFixture[str]) -> None:
     sent_at = time.time()
     assert project.bootstrap("enqueue", QUEUE, TASK, "--delay", "30") == 0, capsys.readouterr().err
@@ -33,11 +28,6 @@ def test_delay_takes_a_plain_number_of_seconds(project: Project, capsys: pytest.
     assert abs(due - (sent_at + 30)) < 5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with --id and --count, when some ids are already queued, enqueue names the first id of the "
-    "batch (ID-0, which was NOT enqueued again) as the job it enqueued",
-)
 def test_a_partly_deduplicated_count_names_a_job_it_enqueued(
     project: Project, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -13,11 +13,6 @@ from bootstrap.cli.main import main
 from tests.conftest import SHIPPED_CONFIG
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a reader that closed stdout early (`| head -1`) is reported as 'internal error: BrokenPipeError' "
-    "(a bug of bootstrap by the README's definition), exit 1",
-)
 def test_a_closed_stdout_is_not_an_internal_error(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

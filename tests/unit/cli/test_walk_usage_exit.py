@@ -9,11 +9,6 @@ from bootstrap.cli.main import main
 from tests.conftest import SHIPPED_CONFIG
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`plan --detailed-exitcode` with a mistyped flag exits 2 (argparse's usage error), the code that "
-    "means 'changes present': a CI script reads a typo as a pending change instead of an error (1)",
-)
 def test_a_usage_error_of_a_detailed_plan_is_not_read_as_changes(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["plan", "--detailed-exitcode", "--config", str(SHIPPED_CONFIG), "--no-such-flag"])
