@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import math
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +21,8 @@ from bootstrap.jobs.contract import Runtime
 from bootstrap.jobs.wiring import enqueue
 from bootstrap.layout.keys import PRIORITIES
 from bootstrap.spec.durations import parse_duration
+
+_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="job id (default: random); a job with this id already waiting, delayed or running is not enqueued again",
     )
     when = parser.add_mutually_exclusive_group()
-    when.add_argument("--delay", metavar="DURATION", help="run after this long (30s, 15m, 2h)")
+    when.add_argument("--delay", metavar="DURATION", help="run after this long (30s, 15m, 2h, or seconds)")
     when.add_argument("--at", metavar="ISO-8601", help="run at this time (2026-12-01T09:00:00Z; no zone: UTC)")
     parser.add_argument("--priority", choices=PRIORITIES, help="the job's priority (default: the task's)")
 
@@ -78,8 +81,8 @@ def run(args: argparse.Namespace) -> int:
 def _delay(delay: str | None, at: str | None) -> float:
     """Seconds to wait from `--delay` or `--at` (a time in the past: at once)."""
     if delay is not None:
-        try:
-            return parse_duration(delay)
+        try:  # a plain number is seconds, as in the spec (where YAML reads it as a number)
+            return parse_duration(float(delay) if _SECONDS.fullmatch(delay.strip()) else delay)
         except ValueError as exc:
             raise BootstrapError(f"--delay: {exc}") from None
     if at is None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 _PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d|w)")
-_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")  # a plain number of seconds, as text (`--delay 30`)
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -18,8 +17,6 @@ def parse_duration(value: int | float | str) -> float:
             raise ValueError(f"{value} is negative")
         return float(value)
     text = value.strip()
-    if _SECONDS.fullmatch(text):
-        return float(text)
     pos, total = 0, 0.0
     for match in _PART.finditer(text):
         if match.start() != pos:

@@ -62,7 +62,10 @@ def config_files(config_dir: Path, shown: _Shown | None = None) -> tuple[list[Co
     findings: list[Finding] = []
     files: list[ConfigFile] = []
     if not config_dir.is_dir():
-        why = _unreadable(config_dir) or "config folder not found"
+        why = _unreadable(config_dir) or (
+            f"config folder not found (looked for {config_dir.absolute()}: run from the project's "
+            "folder, or pass --config DIR or set BOOTSTRAP_CONFIG)"
+        )
         raise ConfigError([Finding(shown(config_dir), 0, 0, "", why)])
     try:
         entries = _entries(config_dir)

@@ -107,3 +107,14 @@ def test_validate_reports_them_as_findings_not_internal_errors(
     err = capsys.readouterr().err
     assert "internal error" not in err, err
     assert "looped.yaml: cannot read" in err and "gone.yaml: cannot read" in err, err
+
+
+def test_no_config_folder_says_where_it_looked_and_how_to_point_at_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # outside the project, as a new user in the wrong folder
+    monkeypatch.delenv("BOOTSTRAP_CONFIG", raising=False)
+    assert main(["validate"]) == 1
+    err = capsys.readouterr().err
+    assert f"config folder not found (looked for {tmp_path / 'config'}" in err
+    assert "--config DIR" in err and "BOOTSTRAP_CONFIG" in err
