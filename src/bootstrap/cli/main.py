@@ -17,6 +17,7 @@ import contextlib
 import importlib
 import logging
 import os
+import select
 import sys
 import threading
 import traceback
@@ -182,6 +183,16 @@ def entry() -> NoReturn:
     sys.exit(code)
 
 
+def _stdout_gone() -> bool:
+    """Standard output is a pipe or socket whose reader closed it."""
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poll.poll(0))
+    except (OSError, ValueError, AttributeError):  # no descriptor (a test's captured stream), no poll
+        return False
+
+
 def _reader_gone() -> int:
     """Standard output's reader left before the output ended (`bootstrap jobs failed | head -1`):
     not an error of ours. The rest of the output goes nowhere (else the interpreter's last flush
@@ -235,9 +246,9 @@ def _dispatch(argv: Sequence[str] | None) -> tuple[int, str | None]:
     except KeyboardInterrupt:
         console.err("interrupted")
         return 130, command
-    except BrokenPipeError:
-        return _reader_gone(), command
     except Exception as exc:
+        if isinstance(exc, BrokenPipeError) and _stdout_gone():  # not another pipe or socket of ours
+            return _reader_gone(), command
         driver = _driver_error(exc)
         if driver is not None:  # an operational problem (permissions, failover), not a bug of ours
             console.err(f"error: {driver}: {exc}")
