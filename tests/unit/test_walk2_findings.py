@@ -3,6 +3,7 @@ code, marked xfail(strict) until it is fixed."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,16 @@ def test_changed_interval_is_shown_as_a_duration() -> None:
     after = stored.definition(Schedule("token-refresh-schedule", "token-refresh", "refresh-tokens", every=3600.0))
     (line,) = PutSchedule("token-refresh-schedule", after, before).describe()
     assert "every 45m -> 1h" in line, line
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a collection named `systems` is refused as 'starts with system, which MongoDB reserves'; "
+    "MongoDB reserves the `system.` prefix only (and names here cannot hold a dot)",
+)
+def test_a_collection_may_be_called_systems(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(SHIPPED, config)
+    audit = config / "collections" / "auditlogs.yaml"
+    audit.write_text(audit.read_text().replace("name: auditlogs\n", "name: systems\n"))
+    load_spec(config, {})
