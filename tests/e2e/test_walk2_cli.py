@@ -1,0 +1,34 @@
+"""What a new user ran into following the README (walk 2), as whole `bootstrap` processes: each test
+shows one discrepancy in the code, marked xfail(strict) until it is fixed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SHIPPED_CONFIG, subprocess_env
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BOOTSTRAP_LOG_LEVEL=verbose (not DEBUG|INFO|WARNING|ERROR) ends every command in "
+    "logging's ValueError traceback; the README: a configuration error never shows a traceback",
+)
+def test_unknown_log_level_is_one_line_without_traceback(tmp_path: Path) -> None:
+    env = subprocess_env(BOOTSTRAP_LOG_LEVEL="verbose")
+    env.pop("MONGODB_URI", None)
+    env.pop("REDIS_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "bootstrap", "validate", "--config", str(SHIPPED_CONFIG)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done
+    assert "Traceback" not in done.stderr, done.stderr
+    assert "BOOTSTRAP_LOG_LEVEL" in done.stderr, done.stderr
