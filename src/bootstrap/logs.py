@@ -179,17 +179,39 @@ def flush() -> None:
         _writer.flush()
 
 
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")  # as said in messages; logging's aliases work too
+
+
+def _level_known(level: str) -> bool:
+    return level.upper() in logging.getLevelNamesMapping()
+
+
+def problem() -> str | None:
+    """What is wrong with BOOTSTRAP_LOG_LEVEL or BOOTSTRAP_LOG_FORMAT, if anything (the CLI refuses
+    to run on it; a worker or the scheduler logs it and uses the default, see `setup`)."""
+    level = os.environ.get("BOOTSTRAP_LOG_LEVEL")
+    if level and not _level_known(level):
+        return f"BOOTSTRAP_LOG_LEVEL={level!r} is not a log level (one of {', '.join(LEVELS)})"
+    fmt = os.environ.get("BOOTSTRAP_LOG_FORMAT")
+    if fmt and fmt.lower() not in FORMATS:
+        return f"BOOTSTRAP_LOG_FORMAT={fmt!r} is not a log format (one of {', '.join(FORMATS)})"
+    return None
+
+
 def setup(level: str | None = None, fmt: str | None = None) -> None:
     global _writer
     chosen = (fmt or os.environ.get("BOOTSTRAP_LOG_FORMAT") or "text").lower()
     flush()  # lines buffered by a previous setup are not lost
-    _writer = LineWriter(chosen)
+    _writer = LineWriter(chosen if chosen in FORMATS else "text")
     root = logging.getLogger()
     root.handlers[:] = [_writer]
-    root.setLevel((level or os.environ.get("BOOTSTRAP_LOG_LEVEL") or "INFO").upper())
+    wanted = (level or os.environ.get("BOOTSTRAP_LOG_LEVEL") or "INFO").upper()
+    root.setLevel(wanted if _level_known(wanted) else "INFO")
     # The drivers' own debug chatter is not for operators; their warnings are.
     for noisy in ("pymongo", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if level is None and fmt is None and (wrong := problem()) is not None:
+        logging.getLogger("bootstrap.logs").warning("%s; using the default", wrong)
 
 
 atexit.register(flush)

@@ -132,3 +132,30 @@ def test_a_full_buffer_is_written_without_waiting(stream: io.StringIO) -> None:
     for n in range(logs.MAX_BUFFERED):
         logs.job_info(log, f"job started: id={n}", str(n))
     assert len(stream.getvalue().splitlines()) == logs.MAX_BUFFERED
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("BOOTSTRAP_LOG_LEVEL", "verbose", "BOOTSTRAP_LOG_LEVEL='verbose' is not a log level"),
+        ("BOOTSTRAP_LOG_FORMAT", "xml", "BOOTSTRAP_LOG_FORMAT='xml' is not a log format (one of text, json)"),
+    ],
+)
+def test_a_worker_with_an_unknown_log_setting_logs_it_and_uses_the_default(
+    stream: io.StringIO, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    variable: str, value: str, said: str,
+) -> None:  # fmt: skip
+    """The CLI refuses to run on it (tests/e2e); a worker or the scheduler (which call `setup()` with
+    no arguments) must not die of it: INFO, text, and a warning naming the variable."""
+    monkeypatch.setenv(variable, value)
+    assert logs.problem() is not None and said in logs.problem()  # type: ignore[operator]
+    logs.setup()
+    assert logging.getLogger().level == logging.INFO
+    assert logs._writer is not None and not logs._writer.json
+    assert said in capsys.readouterr().err
+
+
+def test_logging_s_own_level_aliases_are_levels(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOOTSTRAP_LOG_LEVEL", "warn")
+    monkeypatch.delenv("BOOTSTRAP_LOG_FORMAT", raising=False)
+    assert logs.problem() is None

@@ -230,6 +230,9 @@ def _dispatch(argv: Sequence[str] | None) -> tuple[int, str | None]:
         raise
     if args.log_format:
         os.environ["BOOTSTRAP_LOG_FORMAT"] = args.log_format  # child processes (up) inherit it
+    if (wrong := logs.problem()) is not None:  # a setting that would be ignored, said before anything runs
+        console.err(f"error: {wrong}")
+        return 1, None
     logs.setup()
     command: str = args.command
     try:
