@@ -11,13 +11,14 @@ import sys
 
 from bootstrap import console
 from bootstrap.cli.common import spec_from
+from bootstrap.cli.options import port_number
 from bootstrap.dashboard.auth import masked
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1; any other requires a token)")  # fmt: skip
-    parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    parser.add_argument("--port", type=port_number, default=8765, help="port (default 8765; 0 picks a free one)")
 
 
 async def serve(args: argparse.Namespace) -> int:

@@ -27,6 +27,17 @@ def add_config_option(parser: argparse.ArgumentParser, *, nested: bool = False) 
     )
 
 
+def port_number(text: str) -> int:
+    """A TCP port (argparse type): 0-65535, 0 meaning a free one; anything else is a usage error."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (0-65535)")
+    return port
+
+
 def add_plan_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-rebuild",
