@@ -56,11 +56,6 @@ def test_changed_interval_is_shown_as_a_duration() -> None:
     assert "every 45m -> 1h" in line, line
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a collection named `systems` is refused as 'starts with system, which MongoDB reserves'; "
-    "MongoDB reserves the `system.` prefix only (and names here cannot hold a dot)",
-)
 def test_a_collection_may_be_called_systems(tmp_path: Path) -> None:
     config = tmp_path / "config"
     shutil.copytree(SHIPPED, config)
@@ -87,11 +82,6 @@ def test_editor_leftovers_in_collections_are_skipped(tmp_path: Path, leftover: s
     load_spec(config, {})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BOOTSTRAP_DASHBOARD_TOKEN=x is taken as is: a one-character token then guards a dashboard "
-    "on 0.0.0.0 that can retry and purge jobs (generated tokens have 32 characters)",
-)
 def test_a_guessable_dashboard_token_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BOOTSTRAP_DASHBOARD_TOKEN", "x")
     with pytest.raises(BootstrapError):

@@ -21,9 +21,12 @@ import os
 import secrets
 from dataclasses import dataclass, field
 
+from bootstrap.errors import BootstrapError
+
 TOKEN_ENV = "BOOTSTRAP_DASHBOARD_TOKEN"
 COOKIE = "bootstrap_dashboard"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+MIN_TOKEN = 16  # characters of a token chosen in BOOTSTRAP_DASHBOARD_TOKEN
 
 
 def needs_token(host: str) -> bool:
@@ -49,7 +52,18 @@ def loopback_host(host_header: str | None) -> bool:
 
 
 def new_token() -> str:
-    return os.environ.get(TOKEN_ENV) or secrets.token_urlsafe(24)
+    """BOOTSTRAP_DASHBOARD_TOKEN, or a new random one. A chosen token must not be guessable: the
+    dashboard it guards can retry and purge jobs from any machine that reaches it."""
+    chosen = os.environ.get(TOKEN_ENV)
+    if not chosen:
+        return secrets.token_urlsafe(24)  # 32 characters
+    if len(chosen) < MIN_TOKEN:
+        raise BootstrapError(
+            f"{TOKEN_ENV} has {len(chosen)} character(s); a dashboard other machines can reach needs at "
+            f"least {MIN_TOKEN} (unset it for a random one, or make one with "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(24))'`)"
+        )
+    return chosen
 
 
 def masked(token: str) -> str:

@@ -111,9 +111,8 @@ def _holds_python(folder: Path) -> bool:
 
 
 def collection_name_problem(name: str) -> str | None:
-    """MongoDB reserves `system.*`; our own bookkeeping uses the `bootstrap_` prefix."""
-    if name.startswith("system"):
-        return f"'{name}' starts with 'system', which MongoDB reserves"
+    """Our own bookkeeping uses the `bootstrap_` prefix. (MongoDB reserves `system.`, which a name here
+    cannot start with: it holds no dot; `systems` or `system_audit` are ordinary names.)"""
     if name.startswith("bootstrap_"):
         return f"'{name}' starts with 'bootstrap_', which this tool reserves for its own records"
     return None
