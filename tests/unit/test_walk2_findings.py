@@ -64,13 +64,7 @@ def test_a_collection_may_be_called_systems(tmp_path: Path) -> None:
     load_spec(config, {})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an editor's leftovers beside a collection file (emacs' `users.yaml~` backup, its "
-    "`.#users.yaml` lock link to nothing) make validate, apply and `up`'s reload refuse the whole "
-    "config; vim's `.users.yaml.swp` is already skipped",
-)
-@pytest.mark.parametrize("leftover", ["users.yaml~", ".#users.yaml"])
+@pytest.mark.parametrize("leftover", ["users.yaml~", ".#users.yaml", "#users.yaml#"])
 def test_editor_leftovers_in_collections_are_skipped(tmp_path: Path, leftover: str) -> None:
     config = tmp_path / "config"
     shutil.copytree(SHIPPED, config)

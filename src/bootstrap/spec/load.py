@@ -56,6 +56,13 @@ class ConfigFile:
     shown: str  # as in messages
 
 
+def _skipped(name: str) -> bool:
+    """Hidden files and what editors leave beside the file being edited: vim's `.x.yaml.swp`, emacs'
+    `.#x.yaml` lock (a link to nothing), `#x.yaml#` autosave and `x.yaml~` backup. Refusing them
+    would refuse the whole config (and `up`'s reload) while a file is open in an editor."""
+    return name.startswith(".") or name.endswith("~") or (name.startswith("#") and name.endswith("#"))
+
+
 def config_files(config_dir: Path, shown: _Shown | None = None) -> tuple[list[ConfigFile], list[Finding]]:
     """The files to load, each with its kind, and findings for anything unexpected in the folder."""
     shown = shown or _Shown()
@@ -77,7 +84,7 @@ def config_files(config_dir: Path, shown: _Shown | None = None) -> tuple[list[Co
     for entry in entries:
         path = Path(entry.path)
         at = here / entry.name  # shown as the entry itself, not where a symbolic link leads
-        if entry.name.startswith(".") or entry.name.lower() in ("readme.md", "readme"):
+        if _skipped(entry.name) or entry.name.lower() in ("readme.md", "readme"):
             continue
         if entry.name == COLLECTIONS and _is_dir(entry):
             try:
@@ -87,12 +94,14 @@ def config_files(config_dir: Path, shown: _Shown | None = None) -> tuple[list[Co
                 continue
             for coll in collection_entries:
                 coll_path = Path(coll.path)
+                if _skipped(coll.name):
+                    continue
                 if coll_path.suffix in YAML_SUFFIXES and _is_file(coll):
                     resolved = None if coll.is_symlink() else folder / coll.name
                     files.append(ConfigFile(coll_path, "collection", shown(coll_path, resolved)))
                 elif coll_path.suffix in YAML_SUFFIXES and (problem := _unreadable(coll_path)):
                     findings.append(Finding(shown(coll_path, folder / coll.name), 0, 0, "", problem))
-                elif not coll.name.startswith("."):
+                else:
                     findings.append(
                         Finding(
                             shown(coll_path, folder / coll.name),
