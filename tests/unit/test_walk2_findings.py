@@ -44,11 +44,6 @@ def test_key_after_a_list_item_names_no_yaml_token() -> None:
     assert "'?'" not in finding.message, finding.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a changed `every` is shown in float seconds (every 2700.0 -> 3600.0) while the create "
-    "line shows it as written (every 45m)",
-)
 def test_changed_interval_is_shown_as_a_duration() -> None:
     before = stored.definition(Schedule("token-refresh-schedule", "token-refresh", "refresh-tokens", every=2700.0))
     after = stored.definition(Schedule("token-refresh-schedule", "token-refresh", "refresh-tokens", every=3600.0))

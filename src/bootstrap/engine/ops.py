@@ -7,11 +7,22 @@ counts in. The same list is rendered by `plan` and executed by `apply`. A Backen
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 Report = Callable[[str], None]  # where progress lines go (the console, or a list in tests)
+
+
+def shown(value: Any) -> str:
+    """An option's value in a plan line, the same way everywhere: `unset`, `true`/`false`, JSON for
+    a mapping or a list, else as text."""
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else str(value)
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,7 @@ def test_apply_creates_queues_and_schedules_then_converges(
 
     edit(config_dir, "schedules.yaml", "every: 15m", "every: 10m")
     result = cli("plan", "--config", str(config_dir), "--detailed-exitcode")
-    assert result.code == 2 and "~ change schedule delta-sync-schedule: every 900.0 -> 600.0" in result.out
+    assert result.code == 2 and "~ change schedule delta-sync-schedule: every 15m -> 10m" in result.out
 
     edit(
         config_dir,

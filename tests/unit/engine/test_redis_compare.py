@@ -114,7 +114,7 @@ def test_changed_schedule_is_put_with_what_changed() -> None:
     ops = compare(SPEC, live(schedules={**STORED, "sync-often": before}))
     assert ops == (PutSchedule("sync-often", stored.definition(EVERY), before),)
     assert ops[0].kind == "change" and ops[0].symbol == "~"
-    assert ops[0].describe() == ["change schedule sync-often: every 120.0 -> 60.0"]
+    assert ops[0].describe() == ["change schedule sync-often: every 2m -> 1m"]
 
 
 def test_undeclared_schedules_are_deleted_in_id_order() -> None:

@@ -27,6 +27,7 @@ from bootstrap.engine.mongo.operations import (
     UpdateValidator,
 )
 from bootstrap.engine.mongo.validator import collection_validator
+from bootstrap.engine.ops import shown
 from bootstrap.spec.build import default_index_name
 from bootstrap.spec.model import Collection, FieldType, Index, ShardKey, Spec, thaw
 
@@ -242,7 +243,7 @@ def _rebuild_reason(before: IndexModel, after: IndexModel, renamed_from: str | N
         changed.append("ttl added" if ttl_after is not None else "ttl removed")
     if not changed:
         return None
-    return ", ".join(f"{k} {_show(before.options.get(k))} -> {_show(after.options.get(k))}"
+    return ", ".join(f"{k} {shown(before.options.get(k))} -> {shown(after.options.get(k))}"
                      if k in MANAGED_OPTIONS else k for k in changed)
 
 
@@ -251,10 +252,6 @@ def _same_option(option: str, live: Any, declared: Any) -> bool:
         # The server fills in every collation default: compare only what the spec declares.
         return all(live.get(k) == v for k, v in declared.items())
     return bool(live == declared)
-
-
-def _show(value: Any) -> str:
-    return "unset" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _plain(value: Any) -> Any:

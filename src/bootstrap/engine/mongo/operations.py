@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bootstrap.engine.ops import Blocked, Operation, Plan
+from bootstrap.engine.ops import Blocked, Operation, Plan, shown
 from bootstrap.spec.durations import format_duration
 
 __all__ = ["Blocked", "ChangeIndex", "CreateCollection", "CreateIndexes", "DropIndex", "IndexModel",
@@ -131,7 +131,7 @@ class ChangeIndex(Operation):
             if option == "expireAfterSeconds":
                 parts.append(f"ttl {format_duration(before)} -> {format_duration(after)}")
             else:
-                parts.append(f"{option} {before} -> {after}")
+                parts.append(f"{option} {shown(before)} -> {shown(after)}")
         return [f"change index {self.name}: {', '.join(parts)} (collMod, no rebuild)"]
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bootstrap.engine.ops import Operation
+from bootstrap.engine.ops import Operation, shown
 from bootstrap.spec.durations import format_duration
 
 
@@ -146,7 +145,7 @@ class PutSchedule(Operation):
         if self.before is None:
             return [f"create schedule {self.collection}: {describe_schedule(self.definition)}"]
         changed = [
-            f"{k} {_show(self.before.get(k))} -> {_show(self.definition.get(k))}"
+            f"{k} {_show(k, self.before.get(k))} -> {_show(k, self.definition.get(k))}"
             for k in sorted(set(self.before) | set(self.definition))
             if self.before.get(k) != self.definition.get(k)
         ]
@@ -180,5 +179,8 @@ def describe_schedule(definition: Mapping[str, Any]) -> str:
     return f"{definition.get('queue')}/{definition.get('task')} {when}"
 
 
-def _show(value: Any) -> str:
-    return json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else str(value)
+def _show(key: str, value: Any) -> str:
+    """A definition's value as written in the spec: an interval as a duration (every 45m -> 1h)."""
+    if key == "every" and isinstance(value, int | float) and not isinstance(value, bool):
+        return format_duration(value)
+    return shown(value)
