@@ -19,11 +19,6 @@ from bootstrap.spec.yamlload import load_document
 SHIPPED = Path(__file__).resolve().parents[2] / "config"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a Redis URL whose database is not a number (redis://host:6379/msedb, the MongoDB habit) "
-    "passes validate and silently uses database 0",
-)
 def test_redis_url_with_a_database_name_is_a_finding() -> None:
     with pytest.raises(ConfigError) as caught:
         load_spec(SHIPPED, {"REDIS_URL": "redis://127.0.0.1:6379/msedb"})

@@ -109,6 +109,15 @@ def _check_settings(spec: Spec, report: Reporter, file: str) -> None:
     except ValueError as exc:  # the parser's message may quote part of a password: then it is not shown
         detail = "expected redis://[[user]:password@]host[:port][/db]" if "@" in redis.url else str(exc)
         report(file, ("redis", "url"), f"invalid Redis URL ({detail})")
+    else:
+        database = parts.path.strip("/")
+        if database and not database.isdigit():  # redis-py would quietly use database 0
+            report(
+                file,
+                ("redis", "url"),
+                f"a Redis database is a number (redis://host:6379/0), not '{database}': Redis databases "
+                "have no names; keep projects apart with key_prefix",
+            )
     templates = (("mongodb", "uri", mongo.uri_template), ("redis", "url", redis.url_template))
     for section, key, template in templates:
         if has_password(template):
