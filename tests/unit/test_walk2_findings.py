@@ -25,11 +25,6 @@ def test_redis_url_with_a_database_name_is_a_finding() -> None:
     assert any(f.path == "redis.url" for f in caught.value.findings), [str(f) for f in caught.value.findings]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a key after a list item under `fields:` is reported as \"unexpected '?'\": PyYAML's key "
-    "token, a character that is nowhere in the file",
-)
 def test_key_after_a_list_item_names_no_yaml_token() -> None:
     text = "fields:\n  - email: string\n  microsoftId: string\n"
     doc, findings = load_document(text, "users.yaml", {})

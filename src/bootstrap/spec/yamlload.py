@@ -362,6 +362,7 @@ _TOKEN_WORDS = {
     "'<scalar>'": "text",
     "'-'": "list item '-'",
     "'<block sequence start>'": "list item '-'",
+    "'?'": "'key: value'",  # PyYAML's token for a key
 }
 
 
@@ -396,6 +397,11 @@ def _syntax_finding(file: str, text: str, exc: yaml.MarkedYAMLError) -> Finding:
         found = problem.removeprefix("expected <block end>, but found ")
         if found in ("'}'", "']'"):
             problem = f"unexpected {found} (no open bracket for it to close)"
+        elif found == "'?'" and "block collection" in context:  # PyYAML's key token: a key among list items
+            problem = (
+                "unexpected 'key: value' among a list's items: indent it under an item, or start it with "
+                "'- ' to make it an item of its own"
+            )
         else:
             found = _TOKEN_WORDS.get(found, found)
             problem = f"unexpected {found}: this line's indentation does not match the lines above it"
