@@ -87,6 +87,12 @@ def _check_settings(spec: Spec, report: Reporter, file: str) -> None:
             ("mongodb", "pool", "min_size"),
             f"min_size {mongo.pool_min} is larger than max_size {mongo.pool_max}",
         )
+    # The schemas let a URI start with `${` (editors check the file as written); once interpolated it
+    # must be a URI.
+    if not mongo.uri.startswith(("mongodb://", "mongodb+srv://")):
+        report(file, ("mongodb", "uri"), "expected a MongoDB connection string starting with mongodb:// or mongodb+srv://")
+    if not redis.url.startswith(("redis://", "rediss://")):
+        report(file, ("redis", "url"), "expected a Redis URL starting with redis:// or rediss://")
     if mongo.uri.startswith("mongodb://") and not plain_mongodb_uri(mongo.uri):
         try:
             from pymongo.uri_parser import parse_uri

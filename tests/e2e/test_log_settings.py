@@ -1,13 +1,11 @@
-"""What a new user ran into following the README (walk 2), as whole `bootstrap` processes: each test
-shows one discrepancy in the code, marked xfail(strict) until it is fixed."""
+"""An unknown BOOTSTRAP_LOG_LEVEL, as a whole `bootstrap` process: one line naming the variable,
+exit 1, no traceback (it was logging's ValueError traceback)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 from tests.conftest import SHIPPED_CONFIG, subprocess_env
 
