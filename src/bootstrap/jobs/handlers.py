@@ -164,10 +164,16 @@ def check_handler_imports() -> None:
 
 
 def _raised_at(exc: BaseException) -> str:
-    """Where in the handler's code an import failed: its innermost frame outside the import system."""
+    """Where in the handler's code an import failed: its innermost frame outside the import system
+    and this module; nothing when there is none (the module itself is not found)."""
+    import os
     import traceback
 
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<frozen")]
+    system = (os.path.dirname(importlib.__file__) + os.sep, __file__)
+    frames = [
+        f for f in traceback.extract_tb(exc.__traceback__)
+        if not f.filename.startswith("<frozen") and not f.filename.startswith(system)
+    ]  # fmt: skip
     return f" (at {_shown(frames[-1].filename)}:{frames[-1].lineno})" if frames else ""
 
 
