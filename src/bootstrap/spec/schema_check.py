@@ -107,6 +107,8 @@ def _message(error: ValidationError, schema: dict[str, Any]) -> str:
         names = [str(name) for name in (value if isinstance(value, list) else [value])]
         wanted = " or ".join(_YAML_WORDS.get(name, name) for name in names)
         hint = BOOL_HINT if isinstance(instance, bool) and "string" in names else _quoteddid_you_mean(instance, names)
+        if instance is None:  # `key:` with nothing after it, or a ${VAR} that is set but empty
+            return f"expected {_article(wanted)}, got nothing (an empty value)"
         return f"expected {_article(wanted)}, got {_json_type(instance)} {_show(instance)}{hint}"
     if kind == "pattern":
         return f"{_show(instance)} is not valid (expected {_expected(schema)})"

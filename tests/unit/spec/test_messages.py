@@ -52,3 +52,18 @@ def test_long_values_are_shortened(tmp_path: Path) -> None:
     (finding,) = caught.value.findings
     assert finding.message.endswith("... is too large (expected at most 10000000)")
     assert len(finding.message) < 120
+
+
+@pytest.mark.parametrize(
+    ("written", "env"),
+    [("  key_prefix:\n", {}), ("  key_prefix: ${P-msedb}\n", {"P": ""})],  # nothing written; set but empty
+)
+def test_an_empty_value_is_said_as_such(tmp_path: Path, written: str, env: dict[str, str]) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(SHIPPED, config)
+    settings = config / "bootstrap.yaml"
+    settings.write_text(settings.read_text().replace("  key_prefix: msedb\n", written))
+    with pytest.raises(ConfigError) as caught:
+        load_spec(config, env)
+    (finding,) = caught.value.findings
+    assert finding.message == "expected a string, got nothing (an empty value)", finding.message  # not "null None"
