@@ -248,6 +248,7 @@ def test_duplicate_data_under_new_unique_index_names_collection_index_and_key(sp
         apply(spec, db)
     message = str(caught.value)
     assert "users" in message and "email_1" in message and "same@example.com" in message
+    assert 'share the key {"email": "same@example.com"}' in message and '_id {"$oid": "' in message, message
     assert "completed before the failure" in message
     record = db[APPLIES].find_one({"outcome": "failed"})
     assert record is not None and record["operations"]

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bson import json_util
 from pymongo.database import Database
 from pymongo.errors import (
     AutoReconnect,
@@ -206,10 +207,11 @@ def _explain(db: Database[Any], op: Operation, exc: OperationFailure) -> str:
 
 
 def _duplicates_message(collection: str, index: str, sample: dict[str, Any]) -> str:
+    # MongoDB Extended JSON (relaxed), as mongosh and mongoexport write values: not Python's reprs
+    key, ids = json_util.dumps(sample["key"]), ", ".join(json_util.dumps(i) for i in sample["ids"])
     return (
-        f"{collection}: unique index {index} cannot be built: documents share the key {sample['key']} "
-        f"({sample['count']} documents, e.g. _id {', '.join(map(str, sample['ids']))}). Remove the "
-        "duplicates, then apply again."
+        f"{collection}: unique index {index} cannot be built: documents share the key {key} "
+        f"({sample['count']} documents, e.g. _id {ids}). Remove the duplicates, then apply again."
     )
 
 
