@@ -177,7 +177,8 @@ def entry() -> NoReturn:
     try:
         sys.stdout.flush()  # what is still buffered: its reader may have left meanwhile
     except BrokenPipeError:
-        code = _reader_gone()
+        gone = _reader_gone()
+        code = code or gone  # a command that failed keeps its own code (its error went to stderr)
     if command is not None and COMMANDS[command].ends_at_once:
         _exit_at_once(code)
     sys.exit(code)
