@@ -20,6 +20,7 @@ from pymongo.database import Database
 from bootstrap.cli.options import add_config_option as add_config_option
 from bootstrap.cli.options import add_plan_options as add_plan_options
 from bootstrap.cli.options import default_config_dir as default_config_dir
+from bootstrap.connect import retry
 from bootstrap.connect.mongo import connect
 from bootstrap.connect.redis import connect as connect_redis
 from bootstrap.engine.ops import Options
@@ -54,6 +55,7 @@ def use_servers_of_up(config_dir: Path) -> None:
     folder holding `config_dir`), use the servers it started, and say so in one line. Set in this
     process's environment, where the spec's `${MONGODB_URI:-...}` and the job layer's URL templates
     are resolved from."""
+    retry.HINTS.clear()  # this command's own (tests run several commands in one process)
     want_mongo = not os.environ.get("MONGODB_URI")
     want_redis = not (os.environ.get("REDIS_URL") or os.environ.get("REDIS_HOST"))
     if not (want_mongo or want_redis):
@@ -63,7 +65,13 @@ def use_servers_of_up(config_dir: Path) -> None:
     except (OSError, RuntimeError):  # a config folder that cannot be resolved: load_spec reports it
         return
     up = running_up(root)
-    if up is None:
+    if up is None:  # the config's defaults: said with the first failed attempt, if one fails
+        for wanted, kind, variable in ((want_mongo, "MongoDB", "MONGODB_URI"), (want_redis, "Redis", "REDIS_URL")):
+            if wanted:
+                retry.HINTS[kind] = (
+                    f"no `bootstrap up` runs for this project and {variable} is not set: "
+                    f"start `bootstrap up`, or set {variable}"
+                )
         return
     used = []
     if want_mongo and up.mongodb_uri:

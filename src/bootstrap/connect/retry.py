@@ -19,6 +19,11 @@ from bootstrap.spec.model import ConnectRetry
 
 T = TypeVar("T")
 
+# What to add to a failed attempt's line, per server kind: set by the CLI when nothing tells it
+# where the servers are (no `bootstrap up`, no variable), so a user waiting on the retries is told
+# how to give it one.
+HINTS: dict[str, str] = {}
+
 
 @dataclass(frozen=True)
 class Target:
@@ -46,13 +51,14 @@ def _settings(target: Target) -> dict[str, Any]:
         exc = state.outcome.exception() if state.outcome else None
         delay = state.next_action.sleep if state.next_action else 0.0
         target.log.warning(
-            "%s %s not reachable (retry %d of %d in %.1fs): %s",
+            "%s %s not reachable (retry %d of %d in %.1fs): %s%s",
             target.kind,
             target.shown,
             state.attempt_number,
             policy.retries,
             delay,
             target.reason(exc) if exc else "unknown error",
+            f" ({HINTS[target.kind]})" if target.kind in HINTS and state.attempt_number == 1 else "",
         )
 
     return {
@@ -85,7 +91,8 @@ def gave_up(target: Target, exc: BaseException) -> str:
     """The message when connecting failed for good: refused (not worth retrying) or unreachable."""
     if not target.transient(exc):
         return f"{target.kind} at {target.shown} refused the connection: {target.reason(exc)}"
+    hint = f" ({HINTS[target.kind]})" if target.kind in HINTS else ""
     return (
         f"cannot reach {target.kind} at {target.shown} after {target.policy.attempts} attempt(s) "
-        f"({target.policy.retries} retries): {target.reason(exc)}"
+        f"({target.policy.retries} retries): {target.reason(exc)}{hint}"
     )

@@ -141,3 +141,20 @@ def test_a_plain_function_returning_a_coroutine_is_awaited() -> None:
         return pong()
 
     assert asyncio.run(retry.call_async(_target(ConnectRetry(retries=0)), ping)) == "PONG"
+
+
+def test_a_hint_goes_with_the_first_failed_attempt_and_the_final_message(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI's hint when nothing says where the servers are (see cli.common.use_servers_of_up)."""
+    monkeypatch.setitem(retry.HINTS, "Test", "start `bootstrap up`")
+
+    def attempt() -> None:
+        raise ConnectionError("refused")
+
+    target = _target(ConnectRetry(retries=2, delay=0.001, max_delay=0.002))
+    with caplog.at_level(logging.WARNING, "tests.retry"), pytest.raises(ConnectionError) as info:
+        retry.call(target, attempt)
+    first, second = (r.getMessage() for r in caplog.records)
+    assert first.endswith("refused (start `bootstrap up`)") and second.endswith(": refused")
+    assert retry.gave_up(target, info.value).endswith("(2 retries): refused (start `bootstrap up`)")
