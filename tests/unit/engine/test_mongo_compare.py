@@ -182,3 +182,13 @@ def test_drops_then_in_place_changes_then_one_create_batch_per_collection() -> N
     assert summary(plan) == "Plan: 1 to create, 1 to change in place, 0 to rebuild, 1 to drop."
     # apply reports the same numbers once it has run exactly these operations
     assert applied_summary(plan.changes) == "Applied: 1 created, 1 changed in place, 0 rebuilt, 1 dropped."
+
+
+def test_option_values_read_the_same_in_every_plan_line() -> None:
+    """`hidden false -> true` as `unique unset -> true` reads in a rebuild's reason (not Python's
+    False/True/None)."""
+    line = ChangeIndex("users", "email_1", (("hidden", False, True),)).describe()
+    assert line == ["change index email_1: hidden false -> true (collMod, no rebuild)"]
+    assert ChangeIndex("users", "email_1", (("hidden", None, True),)).describe()[0].startswith(
+        "change index email_1: hidden unset -> true"
+    )
