@@ -45,34 +45,32 @@ def plan_options(args: argparse.Namespace) -> Options:
 
 
 def spec_from(args: argparse.Namespace) -> Spec:
-    if getattr(args, "command", None) in CONNECTING:
-        use_servers_of_up(args.config)
-    return load_spec(args.config)
+    retry.HINTS.clear()  # this command's own (tests run several commands in one process)
+    if getattr(args, "command", None) not in CONNECTING:
+        return load_spec(args.config)
+    up_runs = use_servers_of_up(args.config)
+    spec = load_spec(args.config)
+    if not up_runs:
+        hint_defaults(spec)
+    return spec
 
 
-def use_servers_of_up(config_dir: Path) -> None:
+def use_servers_of_up(config_dir: Path) -> bool:
     """When MONGODB_URI or REDIS_URL is not set and a `bootstrap up` runs for this project (the
     folder holding `config_dir`), use the servers it started, and say so in one line. Set in this
     process's environment, where the spec's `${MONGODB_URI:-...}` and the job layer's URL templates
-    are resolved from."""
-    retry.HINTS.clear()  # this command's own (tests run several commands in one process)
+    are resolved from. True when such an `up` runs."""
     want_mongo = not os.environ.get("MONGODB_URI")
     want_redis = not (os.environ.get("REDIS_URL") or os.environ.get("REDIS_HOST"))
     if not (want_mongo or want_redis):
-        return
+        return False
     try:
         root = config_dir.resolve().parent
     except (OSError, RuntimeError):  # a config folder that cannot be resolved: load_spec reports it
-        return
+        return False
     up = running_up(root)
-    if up is None:  # the config's defaults: said with the first failed attempt, if one fails
-        for wanted, kind, variable in ((want_mongo, "MongoDB", "MONGODB_URI"), (want_redis, "Redis", "REDIS_URL")):
-            if wanted:
-                retry.HINTS[kind] = (
-                    f"no `bootstrap up` runs for this project and {variable} is not set: "
-                    f"start `bootstrap up`, or set {variable}"
-                )
-        return
+    if up is None:
+        return False
     used = []
     if want_mongo and up.mongodb_uri:
         os.environ["MONGODB_URI"] = up.mongodb_uri
@@ -82,6 +80,22 @@ def use_servers_of_up(config_dir: Path) -> None:
         used.append(f"Redis {mask(up.redis_url)}")
     if used:
         log.info("using the servers of `bootstrap up` (pid %d): %s", up.pid, ", ".join(used))
+    return True
+
+
+def hint_defaults(spec: Spec) -> None:
+    """With no `bootstrap up` running, a config that reads MONGODB_URI / REDIS_URL (as the shipped one
+    does) and the variable not set: a failed connection says how to give one (see connect.retry)."""
+    for kind, template, names in (
+        ("MongoDB", spec.mongodb.uri_template, ("MONGODB_URI",)),
+        ("Redis", spec.redis.url_template, ("REDIS_URL", "REDIS_HOST")),
+    ):
+        read = [name for name in names if "${" + name in template]
+        if read and not any(os.environ.get(name) for name in names):
+            retry.HINTS[kind] = (
+                f"no `bootstrap up` runs for this project and {read[0]} is not set: "
+                f"start `bootstrap up`, or set {read[0]}"
+            )
 
 
 @contextmanager

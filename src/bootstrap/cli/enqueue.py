@@ -9,7 +9,6 @@ import argparse
 import asyncio
 import json
 import math
-import re
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -21,8 +20,6 @@ from bootstrap.jobs.contract import Runtime
 from bootstrap.jobs.wiring import enqueue
 from bootstrap.layout.keys import PRIORITIES
 from bootstrap.spec.durations import parse_duration
-
-_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,7 +79,7 @@ def _delay(delay: str | None, at: str | None) -> float:
     """Seconds to wait from `--delay` or `--at` (a time in the past: at once)."""
     if delay is not None:
         try:  # a plain number is seconds, as in the spec (where YAML reads it as a number)
-            return parse_duration(float(delay) if _SECONDS.fullmatch(delay.strip()) else delay)
+            return parse_duration(_seconds(delay) if _seconds(delay) is not None else delay)
         except ValueError as exc:
             raise BootstrapError(f"--delay: {exc}") from None
     if at is None:
@@ -94,6 +91,15 @@ def _delay(delay: str | None, at: str | None) -> float:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, when.timestamp() - time.time())
+
+
+def _seconds(text: str) -> float | None:
+    """`text` as a finite number of seconds (30, 1.5, .5, 1e3), or None when it is no number."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) else None
 
 
 def _not_json(constant: str) -> Any:

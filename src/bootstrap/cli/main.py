@@ -184,6 +184,11 @@ def entry() -> NoReturn:
     sys.exit(code)
 
 
+def _names_detailed_exitcode(arg: str) -> bool:
+    """`--detailed-exitcode` or an abbreviation argparse takes for it (`--detailed`, `--d`)."""
+    return arg.startswith("--d") and "--detailed-exitcode".startswith(arg.split("=")[0])
+
+
 def _stdout_gone() -> bool:
     """Standard output is a pipe or socket whose reader closed it."""
     try:
@@ -226,7 +231,8 @@ def _dispatch(argv: Sequence[str] | None) -> tuple[int, str | None]:
     except SystemExit as exc:
         # A usage error exits 2, which `plan --detailed-exitcode` says for "changes": there a typo
         # would read as a pending change to a CI script, so it is the plan's error code, 1.
-        if exc.code == 2 and "--detailed-exitcode" in (sys.argv[1:] if argv is None else argv):
+        given = sys.argv[1:] if argv is None else argv
+        if exc.code == 2 and any(_names_detailed_exitcode(arg) for arg in given):
             raise SystemExit(1) from None
         raise
     if args.log_format:

@@ -22,7 +22,8 @@ def shown(value: Any) -> str:
         return "unset"
     if isinstance(value, bool):
         return str(value).lower()
-    return json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else str(value)
+    # default=str: a live option may hold a date or an ObjectId (a partialFilterExpression)
+    return json.dumps(value, sort_keys=True, default=str) if isinstance(value, dict | list) else str(value)
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ from bootstrap.local.upstate import (
 )
 from bootstrap.redact import mask
 from bootstrap.spec.checks import handler_problems
-from bootstrap.spec.load import display_path, load_spec
+from bootstrap.spec.load import display_path, load_spec, skipped
 from bootstrap.spec.model import Spec
 
 if TYPE_CHECKING:
@@ -397,6 +397,8 @@ def config_fingerprint(config_dir: Path) -> tuple[tuple[str, int, int], ...]:
             seen.append((str(folder), -1, -1))
             continue
         for entry in entries:
+            if skipped(entry.name):  # what the loader skips (editors' leftovers) is no change
+                continue
             try:
                 info = entry.stat()
                 if entry.is_dir():

@@ -118,11 +118,14 @@ def _check_settings(spec: Spec, report: Reporter, file: str) -> None:
     else:
         database = parts.path.strip("/")
         if database and not database.isdigit():  # redis-py would quietly use database 0
+            # Not quoted when the URL holds credentials: a '/' in a password moves the split.
+            what = "the URL's path" if "@" in redis.url else f"'{database}'"
             report(
                 file,
                 ("redis", "url"),
-                f"a Redis database is a number (redis://host:6379/0), not '{database}': Redis databases "
-                "have no names; keep projects apart with key_prefix",
+                f"a Redis database is a number (redis://host:6379/0), not {what}: Redis databases "
+                "have no names; keep projects apart with key_prefix (a '/' in a password must be "
+                "written %2F)",
             )
     templates = (("mongodb", "uri", mongo.uri_template), ("redis", "url", redis.url_template))
     for section, key, template in templates:

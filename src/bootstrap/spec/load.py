@@ -56,7 +56,7 @@ class ConfigFile:
     shown: str  # as in messages
 
 
-def _skipped(name: str) -> bool:
+def skipped(name: str) -> bool:
     """Hidden files and what editors leave beside the file being edited: vim's `.x.yaml.swp`, emacs'
     `.#x.yaml` lock (a link to nothing), `#x.yaml#` autosave and `x.yaml~` backup. Refusing them
     would refuse the whole config (and `up`'s reload) while a file is open in an editor."""
@@ -84,7 +84,7 @@ def config_files(config_dir: Path, shown: _Shown | None = None) -> tuple[list[Co
     for entry in entries:
         path = Path(entry.path)
         at = here / entry.name  # shown as the entry itself, not where a symbolic link leads
-        if _skipped(entry.name) or entry.name.lower() in ("readme.md", "readme"):
+        if skipped(entry.name) or entry.name.lower() in ("readme.md", "readme"):
             continue
         if entry.name == COLLECTIONS and _is_dir(entry):
             try:
@@ -94,7 +94,7 @@ def config_files(config_dir: Path, shown: _Shown | None = None) -> tuple[list[Co
                 continue
             for coll in collection_entries:
                 coll_path = Path(coll.path)
-                if _skipped(coll.name):
+                if skipped(coll.name):
                     continue
                 if coll_path.suffix in YAML_SUFFIXES and _is_file(coll):
                     resolved = None if coll.is_symlink() else folder / coll.name

@@ -100,13 +100,19 @@ def test_configured_servers_win(
 def test_with_no_up_and_no_variable_a_failed_connection_says_how_to_give_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bootstrap.connect import retry
+    import argparse
+    import shutil
 
-    monkeypatch.setattr(retry, "HINTS", {"MongoDB": "left by an earlier command"})
+    from bootstrap.cli.common import spec_from
+    from bootstrap.connect import retry
+    from tests.conftest import SHIPPED_CONFIG
+
+    config = Path(shutil.copytree(SHIPPED_CONFIG, tmp_path / "config"))  # no `bootstrap up` runs there
+    monkeypatch.setattr(retry, "HINTS", {"Redis": "left by an earlier command"})
     for name in ("MONGODB_URI", "REDIS_URL", "REDIS_HOST"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("REDIS_URL", "redis://cache.internal:6379/0")
-    use_servers_of_up(tmp_path / "config")  # no `bootstrap up` runs there
+    spec_from(argparse.Namespace(command="status", config=config))
     assert retry.HINTS == {
         "MongoDB": "no `bootstrap up` runs for this project and MONGODB_URI is not set: start `bootstrap up`, "
         "or set MONGODB_URI"

@@ -1,4 +1,6 @@
-"""rev4: adversarial review of the fixes of f928ff1..a157712 (each test shows one problem)."""
+"""What a review of the new-user fixes found (each was a bug): a password quoted in the Redis database
+finding, plan on a live option holding a date, an abbreviated --detailed-exitcode, a connect hint for a
+variable the config does not read, `up` reloading on editors' leftovers."""
 
 from __future__ import annotations
 
@@ -15,11 +17,6 @@ from bootstrap.spec.load import load_spec
 from tests.conftest import SHIPPED_CONFIG
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="checks.py quotes the Redis URL's path as a database name: with an "
-    "unescaped '/' in the password, the path holds the rest of the password",
-)
 def test_a_redis_database_finding_does_not_quote_a_password() -> None:
     # A password starting with digits and holding a '/': urlsplit reads ':2024' as host:port, the
     # rest as the path (the earlier ValueError branch guards "@", the new database branch does not).
@@ -29,11 +26,6 @@ def test_a_redis_database_finding_does_not_quote_a_password() -> None:
     assert not any("s3cret" in line for line in shown), shown
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/ops.shown json.dumps a live index option holding BSON values "
-    "(datetime, ObjectId, Decimal128): plan crashes with TypeError where it printed str() before",
-)
 def test_a_rebuild_reason_shows_a_live_partial_filter_with_a_date() -> None:
     from bootstrap.engine.mongo.compare import _rebuild_reason
     from bootstrap.engine.mongo.operations import IndexModel
@@ -45,11 +37,6 @@ def test_a_rebuild_reason_shows_a_live_partial_filter_with_a_date() -> None:
     assert reason is not None and reason.startswith("partialFilterExpression ")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli/main._dispatch looks for the literal '--detailed-exitcode'; argparse "
-    "also takes its abbreviation (allow_abbrev), whose usage error still exits 2 = 'changes'",
-)
 def test_a_usage_error_of_an_abbreviated_detailed_plan_is_not_read_as_changes(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -59,11 +46,6 @@ def test_a_usage_error_of_an_abbreviated_detailed_plan_is_not_read_as_changes(
     assert exited.value.code == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli/common.use_servers_of_up hints 'set MONGODB_URI' whenever the "
-    "variable is unset, also for a config whose uri does not read it (setting it changes nothing)",
-)
 def test_no_variable_hint_for_a_config_that_does_not_read_the_variable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -84,11 +66,6 @@ def test_no_variable_hint_for_a_config_that_does_not_read_the_variable(
     assert "MONGODB_URI" not in retry.HINTS.get("MongoDB", ""), retry.HINTS
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spec/load._skipped ignores editors' leftovers, but local/up.config_fingerprint "
-    "still counts them: each vim swap write or emacs autosave makes `up` re-validate and re-apply",
-)
 def test_an_editors_leftover_does_not_change_ups_config_fingerprint(tmp_path: Path) -> None:
     from bootstrap.local.up import config_fingerprint
 
