@@ -79,7 +79,8 @@ def _delay(delay: str | None, at: str | None) -> float:
     """Seconds to wait from `--delay` or `--at` (a time in the past: at once)."""
     if delay is not None:
         try:  # a plain number is seconds, as in the spec (where YAML reads it as a number)
-            return parse_duration(_seconds(delay) if _seconds(delay) is not None else delay)
+            seconds = _seconds(delay)
+            return parse_duration(delay if seconds is None else seconds)
         except ValueError as exc:
             raise BootstrapError(f"--delay: {exc}") from None
     if at is None:
