@@ -37,18 +37,22 @@ local function store(index, data, now, oldest, max_count, items, first, last)
     end
     redis.call('ZADD', index, unpack(scored))
   end
-  local old = redis.call('ZRANGEBYSCORE', index, '-inf', '(' .. oldest)
-  local excess = redis.call('ZCARD', index) - #old - tonumber(max_count)
-  if excess > 0 then
-    local oldest_ids = redis.call('ZRANGE', index, #old, #old + excess - 1)
-    for _, id in ipairs(oldest_ids) do table.insert(old, id) end
+  -- Both limits drop the oldest first: count what goes (ZCOUNT and ZCARD return numbers, no
+  -- lists), then pop that many; at steady state one record per call, in two calls.
+  local drop = redis.call('ZCARD', index) - tonumber(max_count)
+  local aged = redis.call('ZCOUNT', index, '-inf', '(' .. oldest)
+  if aged > drop then drop = aged end
+  local dropped = 0
+  while drop > 0 do
+    local popped = redis.call('ZPOPMIN', index, math.min(drop, 500))
+    if #popped == 0 then break end  -- never loop in Redis, whatever the arguments
+    local ids = {}
+    for j = 1, #popped, 2 do ids[#ids + 1] = popped[j] end
+    redis.call('HDEL', data, unpack(ids))
+    drop = drop - #ids
+    dropped = dropped + #ids
   end
-  for i = 1, #old, 500 do
-    local chunk = {unpack(old, i, math.min(i + 499, #old))}
-    redis.call('ZREM', index, unpack(chunk))
-    redis.call('HDEL', data, unpack(chunk))
-  end
-  return #old
+  return dropped
 end
 """
 

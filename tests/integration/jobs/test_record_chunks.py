@@ -1,6 +1,7 @@
 """The acknowledging script's record store (records.STORE_FUNCTION) writes one HSET and one ZADD
-per 500 records. Checked against a real Redis at the chunk boundaries: every record written, in
-both the index and the data, and the count limit trimmed right."""
+per 500 records, and drops what either limit (age, count) no longer keeps, 500 to a call. Checked
+against a real Redis at the chunk boundaries: every record written, in both the index and the data,
+and both limits trimmed right."""
 
 from __future__ import annotations
 
@@ -23,7 +24,10 @@ return store(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV, 4, #ARGV)
 )
 
 
-async def _store(uri: str, count: int, max_count: int, existing: int = 0) -> tuple[int, int, int, set[str]]:
+async def _store(
+    uri: str, count: int, max_count: int, existing: int = 0, max_age: float = 3600
+) -> tuple[int, int, int, set[str]]:
+    """Write `count` new records after `existing` older ones (`old-i`, finished 10 + i seconds ago)."""
     client: Any = aioredis.from_url(uri)
     base = f"records:{uuid.uuid4().hex}"
     index, data = f"{base}:completed", f"{base}:completed:data"
@@ -36,7 +40,7 @@ async def _store(uri: str, count: int, max_count: int, existing: int = 0) -> tup
         items: list[str] = []
         for i in range(count):
             items += [f"id-{i}", f'{{"n": {i}}}']
-        removed = await client.eval(SCRIPT, 2, index, data, now, now - 3600, max_count, *items)
+        removed = await client.eval(SCRIPT, 2, index, data, now, now - max_age, max_count, *items)
         members = {m.decode() for m in await client.zrange(index, 0, -1)}
         return int(removed), await client.zcard(index), await client.hlen(data), members
     finally:
@@ -62,6 +66,36 @@ def test_count_limit_keeps_the_newest(redis_server: RedisServer, count: int) -> 
         assert new <= members  # the new ones all kept (newest)
     else:
         assert members <= new  # the older ones went first
+
+
+@pytest.mark.parametrize("existing", [1, 499, 500, 501, 1200])
+def test_age_limit_drops_every_record_older_than_it(redis_server: RedisServer, existing: int) -> None:
+    # max_age 5 s: every existing record (10 s old and more) goes, in chunks of 500; the new ones stay
+    removed, indexed, stored, members = asyncio.run(_store(redis_server.uri, 3, 100_000, existing, max_age=5))
+    assert removed == existing
+    assert indexed == stored == 3 and members == {"id-0", "id-1", "id-2"}
+
+
+def test_age_limit_keeps_what_is_younger(redis_server: RedisServer) -> None:
+    # existing records are 10..19 s old: max_age 14.5 s keeps old-0..old-4, drops old-5..old-9
+    removed, indexed, stored, members = asyncio.run(_store(redis_server.uri, 2, 100_000, 10, max_age=14.5))
+    assert removed == 5
+    assert indexed == stored == 7
+    assert members == {"id-0", "id-1", *(f"old-{i}" for i in range(5))}
+
+
+@pytest.mark.parametrize(("max_age", "max_count", "removed"), [(14.5, 100, 5), (14.5, 3, 9), (1000, 3, 9)])
+def test_the_stricter_limit_wins(redis_server: RedisServer, max_age: float, max_count: int, removed: int) -> None:
+    # 10 existing (10..19 s old) + 2 new: whichever limit keeps fewer decides, oldest dropped first
+    dropped, indexed, stored, members = asyncio.run(_store(redis_server.uri, 2, max_count, 10, max_age=max_age))
+    assert dropped == removed
+    assert indexed == stored == 12 - removed
+    assert {"id-0", "id-1"} <= members
+
+
+def test_a_count_limit_of_zero_keeps_nothing(redis_server: RedisServer) -> None:
+    removed, indexed, stored, _ = asyncio.run(_store(redis_server.uri, 3, 0, existing=2))
+    assert (removed, indexed, stored) == (5, 0, 0)
 
 
 def test_record_values_match_their_ids(redis_server: RedisServer) -> None:
