@@ -1,6 +1,6 @@
 """What a backend developer meets sending jobs from Python (README "Sending jobs": ids that
-deduplicate, results, job arguments), on a real Redis and a real worker process. Each test here
-shows a discrepancy found while building on the generated package; marked xfail until fixed."""
+deduplicate, results, job arguments, `schedule_by_time`), on a real Redis and a real worker process:
+discrepancies found while building on the generated package, fixed."""
 
 from __future__ import annotations
 
@@ -67,11 +67,6 @@ def sender_with_middleware(
     yield from _project(tmp_path, mongo_uri, redis_server.uri, monkeypatch, middleware=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a deduplicated id enqueued again after its job finished: wait_result() of the new job "
-    "returns the previous run's record at once instead of waiting for the new run",
-)
 def test_wait_result_of_an_id_enqueued_again_waits_for_the_new_run(project: Project) -> None:
     project.start_worker(QUEUE)
     runtime = Runtime.from_spec(project.spec())
@@ -101,11 +96,6 @@ def test_wait_result_of_an_id_enqueued_again_waits_for_the_new_run(project: Proj
     asyncio.run(test())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kiq(x=float('nan')) is sent and the handler receives None; `enqueue --kwargs` and "
-    "wiring.enqueue refuse NaN/Infinity as not JSON",
-)
 def test_kiq_refuses_nan_and_infinity_arguments(project: Project) -> None:
     runtime = Runtime.from_spec(project.spec())
 
@@ -125,11 +115,6 @@ def test_kiq_refuses_nan_and_infinity_arguments(project: Project) -> None:
     assert client.xlen(project.queue_keys(QUEUE).stream) == 0  # nothing sent
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="schedule_by_time(DelayedJobs(broker), ...) writes the job without running the user "
-    "middlewares' pre_send/post_send, which README says processes that send jobs run",
-)
 def test_schedule_by_time_runs_the_user_middlewares_send_hooks(sender_with_middleware: Project) -> None:
     project = sender_with_middleware
     runtime = Runtime.from_spec(project.spec())

@@ -42,7 +42,7 @@ from bootstrap.jobs.acks import AckBatch
 from bootstrap.jobs.connections import QueueConnections
 from bootstrap.jobs.hotpath import HotConnection, Script
 from bootstrap.jobs.inflight import InFlight
-from bootstrap.jobs.message import JobMessage
+from bootstrap.jobs.message import JobFormatter, JobMessage
 from bootstrap.jobs.pause import CHECK_EVERY, PauseWatch
 from bootstrap.jobs.priority import ReadOrder
 from bootstrap.jobs.ratelimit import RateLimiter
@@ -118,15 +118,23 @@ return #ARGV
 
 
 # Enqueue jobs with a placement, in order: a job whose id is to be deduplicated is added only if its id
-# is not in the id index (HSETNX adds it there in the same step); a delayed one goes to the delayed set,
-# any other to its priority level's stream. KEYS: id index, delayed set, the streams highest priority
-# first. ARGV: now, then per job: id to deduplicate ('' for none), due time, stream number, data.
+# is not in the id index (HSETNX adds it there in the same step), and then the records of the id's
+# earlier job go (a new job by that id: its result is awaited, not the old one's); a delayed one goes
+# to the delayed set, any other to its priority level's stream. KEYS: id index, delayed set, the
+# streams highest priority first, then index and data of each outcome (records.OUTCOMES order).
+# ARGV: now, then per job: id to deduplicate ('' for none), due time, stream number, data.
 # Returns {jobs added, ids already there}.
 _ENQUEUE = """
 local now, added, existing = tonumber(ARGV[1]), 0, {}
+local records = #KEYS - 4
 for i = 2, #ARGV, 4 do
   local id = ARGV[i]
   if id == '' or redis.call('HSETNX', KEYS[1], id, ARGV[1]) == 1 then
+    if id ~= '' then
+      for r = records + 1, #KEYS, 2 do
+        if redis.call('ZREM', KEYS[r], id) == 1 then redis.call('HDEL', KEYS[r + 1], id) end
+      end
+    end
     local due = tonumber(ARGV[i + 1])
     if due > now then
       redis.call('ZADD', KEYS[2], due, ARGV[i + 3])
@@ -190,6 +198,7 @@ def _fields(flat: list[Any] | dict[Any, Any]) -> dict[Any, Any]:
 class StreamBroker(AsyncBroker):
     def __init__(self, runtime: QueueRuntime) -> None:
         super().__init__()
+        self.formatter = JobFormatter()  # refuses NaN and Infinity in job arguments (see `message`)
         self.runtime = runtime
         self.connections = QueueConnections(runtime)
         self.keys = QueueKeys(runtime.prefix, runtime.queue)
@@ -334,7 +343,7 @@ class StreamBroker(AsyncBroker):
         if placement.plain:
             return Sent(await self.kick_data((data for _, data in jobs), chunk))
         script = self.redis.register_script(_ENQUEUE)
-        keys = [self.keys.ids, self.keys.delayed, *self.keys.streams]
+        keys = [self.keys.ids, self.keys.delayed, *self.keys.streams, *Records.key_list_of(self.keys)]
         level = PRIORITIES.index(placement.priority) + 1
         remaining, added, existing = iter(jobs), 0, []
         while batch := list(itertools.islice(remaining, chunk)):

@@ -6,7 +6,8 @@ declared in `schedules.yaml`, so a cron or interval given here is refused.
 
     await task.kicker().schedule_by_time(DelayedJobs(BROKERS["delta-sync"]), when, mailboxId="m-1")
 
-A time without a zone is UTC (as `enqueue --at`); a time in the past runs at once.
+A time without a zone is UTC (as `enqueue --at`); a time in the past runs at once. The broker's
+middlewares' `pre_send` and `post_send` run around it, as around `kiq`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import uuid
 from dataclasses import replace
 from datetime import UTC
 
-from taskiq import ScheduledTask, ScheduleSource, TaskiqMessage
+from taskiq import ScheduledTask, ScheduleSource, TaskiqMessage, TaskiqMiddleware
+from taskiq.utils import maybe_awaitable
 
 from bootstrap.errors import BootstrapError
 from bootstrap.jobs import labels
@@ -44,9 +46,17 @@ class DelayedJobs(ScheduleSource):
             args=schedule.args,
             kwargs=schedule.kwargs,
         )
+        # The user middlewares' send hooks, as taskiq's `kiq` runs them around a send.
+        middlewares = self.broker.middlewares
+        for middleware in middlewares:
+            if type(middleware).pre_send is not TaskiqMiddleware.pre_send:
+                message = await maybe_awaitable(middleware.pre_send(message))
         try:
-            placement = labels.placement(schedule.labels)
+            placement = labels.placement(message.labels)
         except labels.LabelError as exc:
             raise BootstrapError(f"job {message.task_id} ({message.task_name}) not sent: {exc}") from None
         placement = replace(placement, delay=max(0.0, when.timestamp() - time.time()))
-        await self.broker.send([(message.task_id, message.model_dump_json().encode())], placement)
+        await self.broker.send([(message.task_id, self.broker.formatter.dumps(message).message)], placement)
+        for middleware in reversed(middlewares):
+            if type(middleware).post_send is not TaskiqMiddleware.post_send:
+                await maybe_awaitable(middleware.post_send(message))

@@ -8,16 +8,24 @@ same messages are accepted, with the same values, and the rest rejected with pyd
 `to_taskiq` gives the taskiq model where taskiq's own code needs one (user middlewares, the stock
 receiver, a retry's serialisation).
 
+Writing: `JobFormatter`, the brokers' formatter, is taskiq's JSON one that first refuses arguments
+JSON has no number for (NaN, Infinity): pydantic would write them as null, and the handler would get
+None for them (`json_arguments`, which `wiring.enqueue` uses too).
+
 Pure: no I/O.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any, Protocol
 
 from pydantic_core import from_json
-from taskiq import TaskiqMessage
+from taskiq import BrokerMessage, TaskiqMessage
+from taskiq.formatters.json_formatter import JSONFormatter
 from taskiq.labels import parse_label
+
+from bootstrap.errors import BootstrapError
 
 
 class Message(Protocol):
@@ -115,3 +123,22 @@ def _plain(raw: bytes) -> _Fields | None:
     if types is not None and (type(types) is not dict or any(type(t) is not int for t in types.values())):
         return None
     return task_id, task_name, labels, args, kwargs, types
+
+
+def json_arguments(args: list[Any], kwargs: dict[str, Any]) -> None:
+    """Refuse job arguments with NaN or Infinity (BootstrapError): JSON has no number for them, and
+    the handler would get None. Values of other types are pydantic's to write (a datetime as its ISO
+    text), so they pass here."""
+    try:
+        json.dumps([args, kwargs], allow_nan=False, default=lambda value: None)
+    except ValueError as exc:
+        raise BootstrapError(f"job arguments must be JSON ({exc}: NaN and Infinity are not JSON numbers)") from None
+
+
+class JobFormatter(JSONFormatter):
+    """taskiq's JSON formatter, refusing arguments with NaN or Infinity (see `json_arguments`); taskiq's
+    `kiq` raises SendTaskError with this as its cause, and nothing is sent."""
+
+    def dumps(self, message: TaskiqMessage) -> BrokerMessage:
+        json_arguments(message.args, message.kwargs)
+        return super().dumps(message)

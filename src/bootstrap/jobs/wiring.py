@@ -25,7 +25,7 @@ from bootstrap.jobs import labels
 from bootstrap.jobs.broker import StreamBroker
 from bootstrap.jobs.contract import Runtime, TaskContract
 from bootstrap.jobs.handlers import Handler, Job, call_handler, import_handler, log_job, wants_job
-from bootstrap.jobs.message import Message
+from bootstrap.jobs.message import Message, json_arguments
 from bootstrap.jobs.metrics_middleware import MetricsMiddleware
 from bootstrap.jobs.metrics_port import base_port, worker_port
 from bootstrap.jobs.middleware import RETRY, JobsMiddleware, attempt_of
@@ -174,10 +174,7 @@ async def enqueue(
     null, so they are refused. The jobs run after `delay` seconds, at `priority` (default: the task's).
     With `job_id` the ids are deduplicated: one already waiting, delayed or running is not added again
     (`Enqueued.existing`)."""
-    try:
-        json.dumps(kwargs, allow_nan=False)
-    except ValueError as exc:
-        raise BootstrapError(f"job arguments must be JSON ({exc}: NaN and Infinity are not JSON numbers)") from None
+    json_arguments([], kwargs)
     job_labels = task_labels(runtime.queue(queue).task(task))
     if priority is not None:
         job_labels[labels.PRIORITY] = priority
