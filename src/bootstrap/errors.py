@@ -103,6 +103,15 @@ class RedisUnavailable(Unavailable):
     pass
 
 
+class PartlySent(BootstrapError):
+    """A send of many jobs (in batches) failed part-way: `added` jobs were enqueued before the error
+    and stay queued. Sending them all again would enqueue those twice (unless their ids deduplicate)."""
+
+    def __init__(self, added: int, cause: BaseException) -> None:
+        super().__init__(f"{cause} ({added} job(s) were enqueued before this error and stay queued)")
+        self.added, self.cause = added, cause
+
+
 class PlanBlocked(BootstrapError):
     """The plan holds blocked operations: apply refuses to start, nothing is changed."""
 

@@ -36,7 +36,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AckableMessage, AsyncBroker, BrokerMessage, TaskiqMessage
 
 from bootstrap.connect import redis as redis_connect
-from bootstrap.errors import BootstrapError, NotReplicated
+from bootstrap.errors import BootstrapError, NotReplicated, PartlySent
 from bootstrap.jobs import intake, labels
 from bootstrap.jobs.acks import AckBatch
 from bootstrap.jobs.connections import QueueConnections
@@ -347,20 +347,32 @@ class StreamBroker(AsyncBroker):
         level = PRIORITIES.index(placement.priority) + 1
         remaining, added, existing = iter(jobs), 0, []
         while batch := list(itertools.islice(remaining, chunk)):
-            now = time.time()
-            due = now + placement.delay if placement.delay > 0 else 0
-            args: list[Any] = [now]
-            for job_id, data in batch:
-                args += [job_id if placement.dedupe else "", due, level, data]
-            if not self.runtime.wait_replicas:
-                count, seen = await script(keys=keys, args=args)
-            else:
-                pipe = self.redis.pipeline(transaction=False)
-                await script(keys=keys, args=args, client=pipe)
-                count, seen = (await self._replicated(pipe, f"batch of {len(batch)} jobs"))[0]
+            try:
+                count, seen = await self._send_batch(script, keys, batch, placement, level)
+            except Exception as exc:
+                if added:  # the batches before stay queued: say how many
+                    raise PartlySent(added, exc) from exc
+                raise
             added += int(count)
             existing += [as_text(job_id) for job_id in seen]
         return Sent(added, tuple(existing))
+
+    async def _send_batch(
+        self, script: Any, keys: list[str], batch: list[tuple[str, bytes]], placement: labels.Placement, level: int
+    ) -> tuple[int, list[Any]]:
+        """One batch of `send`: (jobs added, ids already there)."""
+        now = time.time()
+        due = now + placement.delay if placement.delay > 0 else 0
+        args: list[Any] = [now]
+        for job_id, data in batch:
+            args += [job_id if placement.dedupe else "", due, level, data]
+        if not self.runtime.wait_replicas:
+            count, seen = await script(keys=keys, args=args)
+        else:
+            pipe = self.redis.pipeline(transaction=False)
+            await script(keys=keys, args=args, client=pipe)
+            count, seen = (await self._replicated(pipe, f"batch of {len(batch)} jobs"))[0]
+        return int(count), list(seen)
 
     async def kick_many(self, messages: Iterable[BrokerMessage], chunk: int = 1000) -> int:
         """Enqueue many jobs with pipelined XADDs: see `kick_data`."""
@@ -373,12 +385,17 @@ class StreamBroker(AsyncBroker):
         add = self.redis.register_script(_ADD_MANY)
         remaining, count = iter(datas), 0
         while batch := list(itertools.islice(remaining, chunk)):
-            if not self.runtime.wait_replicas:
-                count += int(await add(keys=[self.keys.stream], args=batch))
-                continue
-            pipe = self.redis.pipeline(transaction=False)
-            await add(keys=[self.keys.stream], args=batch, client=pipe)
-            count += int((await self._replicated(pipe, f"batch of {len(batch)} jobs"))[0])
+            try:
+                if not self.runtime.wait_replicas:
+                    count += int(await add(keys=[self.keys.stream], args=batch))
+                    continue
+                pipe = self.redis.pipeline(transaction=False)
+                await add(keys=[self.keys.stream], args=batch, client=pipe)
+                count += int((await self._replicated(pipe, f"batch of {len(batch)} jobs"))[0])
+            except Exception as exc:
+                if count:  # the batches before stay queued: say how many
+                    raise PartlySent(count, exc) from exc
+                raise
         return count
 
     async def delay(self, data: bytes, seconds: float) -> None:

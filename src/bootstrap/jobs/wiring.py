@@ -20,7 +20,7 @@ from taskiq import Context, TaskiqDepends, TaskiqEvents, TaskiqMessage, TaskiqSt
 from taskiq.decor import AsyncTaskiqDecoratedTask
 
 from bootstrap import logs
-from bootstrap.errors import BootstrapError
+from bootstrap.errors import BootstrapError, PartlySent
 from bootstrap.jobs import labels
 from bootstrap.jobs.broker import StreamBroker
 from bootstrap.jobs.contract import Runtime, TaskContract
@@ -197,7 +197,14 @@ async def enqueue(
     await broker.startup()
     try:
         jobs = ((job, head + json.dumps(job).encode() + tail) for job in map(name, range(count)))
-        sent = await broker.send(jobs, placement)
+        try:
+            sent = await broker.send(jobs, placement)
+        except PartlySent as exc:
+            again = "again adds only the rest: their ids deduplicate" if job_id else "again enqueues them again"
+            raise BootstrapError(
+                f"enqueueing {count} job(s) on {queue} failed part-way: {exc.cause}\n{exc.added} of them were "
+                f"enqueued before the error and stay queued (sending all {count} {again})"
+            ) from None
     finally:
         await broker.shutdown()
     # Named by the ids it added: with some ids deduplicated, the batch's first may not be one of them.
