@@ -103,6 +103,11 @@ class RedisUnavailable(Unavailable):
     pass
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`docker stop`, a cancelled CI job), raised as an interrupt in a `bootstrap` command so
+    that the same clean-up runs as for Ctrl-C: locks released, an apply's record written."""
+
+
 class PartlySent(BootstrapError):
     """A send of many jobs (in batches) failed part-way: `added` jobs were enqueued before the error
     and stay queued. Sending them all again would enqueue those twice (unless their ids deduplicate)."""

@@ -18,6 +18,7 @@ import importlib
 import logging
 import os
 import select
+import signal
 import sys
 import threading
 import traceback
@@ -28,7 +29,7 @@ from typing import Any, NoReturn
 
 from bootstrap import __version__, console, logs
 from bootstrap.cli.options import add_config_option
-from bootstrap.errors import BootstrapError, ConfigError
+from bootstrap.errors import BootstrapError, ConfigError, Terminated
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,10 @@ def entry() -> NoReturn:
     sys.exit(code)
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def _names_detailed_exitcode(arg: str) -> bool:
     """`--detailed-exitcode` or an abbreviation argparse takes for it (`--detailed`, `--d`)."""
     return arg.startswith("--d") and "--detailed-exitcode".startswith(arg.split("=")[0])
@@ -242,6 +247,7 @@ def _dispatch(argv: Sequence[str] | None) -> tuple[int, str | None]:
         return 1, None
     logs.setup()
     command: str = args.command
+    signal.signal(signal.SIGTERM, _terminated)  # a command that serves until stopped (up) sets its own
     try:
         code: int = command_module(command).run(args)
         return code, command
@@ -253,6 +259,9 @@ def _dispatch(argv: Sequence[str] | None) -> tuple[int, str | None]:
     except BootstrapError as exc:
         console.err(f"error: {exc}")
         return 1, command
+    except Terminated:
+        console.err("terminated")
+        return 128 + signal.SIGTERM, command
     except KeyboardInterrupt:
         console.err("interrupted")
         return 130, command

@@ -23,7 +23,7 @@ from bootstrap.engine.mongo import plan as mongo
 from bootstrap.engine.ops import Backend, Operation, Options, Plan, Report
 from bootstrap.engine.redis import plan as redis_side
 from bootstrap.engine.render import done_lines
-from bootstrap.errors import ApplyFailed, OperationFailed, PlanBlocked, PrimaryChanged
+from bootstrap.errors import ApplyFailed, OperationFailed, PlanBlocked, PrimaryChanged, Terminated
 from bootstrap.spec.model import Spec
 
 LOCK = "apply"
@@ -137,6 +137,11 @@ def execute(
                 raise
         except OperationFailed as exc:
             _failed(spec, db, started, done, remaining, str(exc), exc.operation)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (cli.main): what was done is recorded
+            how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
+            during = f"; at: {remaining[0].describe()[0]} (it may or may not have taken effect)" if remaining else ""
+            _record(spec, db, started, done, remaining, "interrupted", how + during)
+            raise
     _record(spec, db, started, done, [], "success")
     return done
 
