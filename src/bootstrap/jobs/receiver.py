@@ -27,7 +27,7 @@ from typing import Any
 from taskiq import TaskiqResult
 from taskiq.receiver import Receiver
 
-from bootstrap.errors import JobTimedOut
+from bootstrap.errors import BootstrapError, JobTimedOut
 from bootstrap.jobs.broker import SHUTDOWN_STEP, Delivery, StreamBroker, bounded
 from bootstrap.jobs.contract import TaskContract
 from bootstrap.jobs.deadlines import Deadlines
@@ -55,8 +55,8 @@ class FastReceiver(Receiver):
         broker = self.broker
         if self.jobs is None or not isinstance(broker, StreamBroker):
             return await super().listen(finish_event)
-        if self.run_startup:
-            await broker.startup()
+        if self.run_startup and not await _started(broker, finish_event):
+            return None
         # The user's middlewares: bootstrap's own (jobs, metrics) are called directly below.
         self.hooks = Hooks(m for m in broker.middlewares if not isinstance(m, JobsMiddleware | MetricsMiddleware))
         log.info("queue %s: listening, concurrency %d", broker.runtime.queue, self.concurrency)
@@ -271,6 +271,29 @@ class _Intake:
         self.idle.clear()
         if self.space is not None and not self.space.done():
             self.space.set_result(None)
+
+
+async def _started(broker: StreamBroker, finish_event: asyncio.Event) -> bool:
+    """Start the broker; False when a stop (SIGTERM, Ctrl-C: taskiq sets `finish_event`) came first:
+    its connect retries, Redis being away, may last minutes. A start-up error of ours (a server that
+    refuses the credentials, or stayed away through every retry) ends the process with its one line
+    (exit 1), not a traceback: its supervisor restarts it, or gives up and says so."""
+    queue = broker.runtime.queue
+    startup = asyncio.ensure_future(broker.startup())
+    stop = asyncio.ensure_future(finish_event.wait())
+    await asyncio.wait({startup, stop}, return_when=asyncio.FIRST_COMPLETED)
+    stop.cancel()
+    if not startup.done():
+        startup.cancel()
+        await asyncio.wait({startup})
+        log.info("queue %s: stopped while starting", queue)
+        return False
+    try:
+        startup.result()
+    except BootstrapError as exc:
+        log.error("queue %s: could not start: %s", queue, exc)
+        raise SystemExit(1) from None
+    return True
 
 
 def _result(job: Message, value: Any, took: float, error: BaseException | None) -> TaskiqResult[Any]:

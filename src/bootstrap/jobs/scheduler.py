@@ -43,6 +43,7 @@ import redis.exceptions
 from taskiq import ScheduledTask, ScheduleSource, TaskiqMessage, TaskiqScheduler
 
 from bootstrap import logs
+from bootstrap.errors import BootstrapError
 from bootstrap.jobs.broker import StreamBroker
 from bootstrap.jobs.labels import PRIORITY
 from bootstrap.jobs.metrics_port import base_port
@@ -202,11 +203,27 @@ class SlotScheduler(TaskiqScheduler):
         # Taskiq's scheduler only stops cleanly on Ctrl-C (the main task is cancelled); treat
         # SIGTERM the same way so orchestrators stop it gracefully and it exits 0.
         main_task = asyncio.current_task()
-        if main_task is not None:
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
-        for broker in self.brokers.values():
-            broker.is_scheduler_process = True
-            await broker.startup()
+        terminated = False
+
+        def terminate() -> None:
+            nonlocal terminated
+            terminated = True
+            if main_task is not None:
+                main_task.cancel()
+
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminate)
+        try:
+            for broker in self.brokers.values():
+                broker.is_scheduler_process = True
+                await broker.startup()
+        except asyncio.CancelledError:  # SIGTERM in the connect retries (Redis away): a clean stop
+            if not terminated:
+                raise
+            log.info("scheduler stopped while starting")
+            raise SystemExit(0) from None
+        except BootstrapError as exc:  # one line, not a traceback (refused credentials, Redis away for good)
+            log.error("scheduler: could not start: %s", exc)
+            raise SystemExit(1) from None
         self._claim = self.broker.redis.register_script(_CLAIM)  # type: ignore[attr-defined]
         log.info("scheduler started for queues %s", ", ".join(self.brokers))
         port = base_port(self.metrics_port)

@@ -12,11 +12,6 @@ from bootstrap.local.servers import RedisServer
 from tests.support.jobs_project import open_project, wait_for
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a worker or scheduler whose Redis refuses the credentials dies with a Python traceback "
-    "(taskiq's start-up) around the clear RedisUnavailable message; the launcher repeats it 5 times",
-)
 @pytest.mark.parametrize("process", ["worker", "scheduler"])
 def test_a_process_whose_redis_refuses_the_password_exits_with_one_clear_line(
     tmp_path: Path, mongo_uri: str, process: str

@@ -16,11 +16,6 @@ from bootstrap.local.servers import RedisServer, free_port
 from tests.support.jobs_project import open_project, wait_for
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="in its start-up connect retries a worker ignores SIGTERM until the retries run out (minutes), "
-    "and the scheduler exits 1 with an asyncio CancelledError traceback",
-)
 @pytest.mark.parametrize("process", ["worker", "scheduler"])
 def test_sigterm_during_the_start_up_connect_retries_stops_it_at_once_and_cleanly(
     tmp_path: Path, mongo_uri: str, redis_server: RedisServer, process: str
