@@ -35,7 +35,7 @@ from bootstrap.connect.redis import connect as connect_redis
 from bootstrap.engine.apply import apply as apply_all
 from bootstrap.engine.ops import Options
 from bootstrap.engine.render import applied_summary
-from bootstrap.errors import AlreadyRunning, ConfigError
+from bootstrap.errors import AlreadyRunning, BootstrapError, ConfigError, ServerError
 from bootstrap.files import write_atomic
 from bootstrap.jobs import admin
 from bootstrap.jobs.contract import Runtime
@@ -73,6 +73,7 @@ log = logging.getLogger("bootstrap.local.up")
 
 PRIVATE_UMASK = 0o077  # files 0600, folders 0700: for `up` and every process it starts
 SUMMARY_EVERY = 10.0  # seconds between job summaries (printed only when something changed)
+SERVER_RESTARTS, SERVER_WINDOW = 3, 60.0  # a local server that dies more often than this is given up on
 RESTARTS = RestartPolicy(max_restarts=5, window=60.0)  # a worker or the scheduler that keeps dying
 
 
@@ -157,6 +158,7 @@ class Stack:
         self.started = time.strftime("%Y-%m-%d %H:%M:%S")
         self.exported: dict[str, str] = {}  # URIs of the servers started here, as children get them
         self.wiring: str | None = None  # the wiring hash the running workers were started with
+        self.server_deaths: dict[str, list[float]] = {}  # server name -> when it exited lately
 
     # --- servers --------------------------------------------------------------------------------
 
@@ -288,6 +290,36 @@ class Stack:
         for server in reversed(self.servers):
             server.stop()
         self.servers.clear()
+
+    def watch_servers(self) -> None:
+        """A local server that exited under us (the OOM killer, a stray kill) is said and started
+        again on its port and data (Redis replays its append-only file): workers and scheduler
+        reconnect on their own. One that cannot start again, or dies more than SERVER_RESTARTS
+        times in SERVER_WINDOW seconds, is given up on with its log's last lines, and `up` stops
+        (nothing can run without it)."""
+        for server in self.servers:
+            child = server.child
+            code = child.poll() if child is not None else None
+            if code is None:
+                continue
+            now = time.monotonic()
+            deaths = self.server_deaths.setdefault(server.name, [])
+            deaths[:] = [t for t in deaths if now - t < SERVER_WINDOW] + [now]
+            where = display_path(server.log_path)
+            console.err(f"the local {server.name} (port {server.port}) exited with code {code}; see {where}")
+            if len(deaths) > SERVER_RESTARTS:
+                raise BootstrapError(
+                    f"the local {server.name} exited {len(deaths)} times in {SERVER_WINDOW:g}s: given up. "
+                    f"The end of its log:\n{child.log_tail(4) if child is not None else ''}"
+                )
+            server.child = None
+            try:
+                server.start()
+            except ServerError as exc:
+                raise BootstrapError(f"the local {server.name} could not start again: {exc}") from None
+            console.err(f"the local {server.name} is running again on port {server.port}")
+            self.record_processes()
+            self.write_state()
 
     # --- the spec ---------------------------------------------------------------------------------
 
@@ -555,6 +587,7 @@ def _run(stack: Stack) -> int:
             while not stops.requested:
                 # One look at a time: the supervisor is replaced when the workers restart on new wiring.
                 stack.note_exits(stack.supervisor.watch())
+                stack.watch_servers()
                 spec = reporter.spec = watch.look()
                 reporter.maybe_print()
                 time.sleep(0.2)
