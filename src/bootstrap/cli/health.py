@@ -129,6 +129,10 @@ def _unavailable(name: str, server: str, shown: str, variable: str, exc: Bootstr
     if isinstance(exc, Unavailable) and exc.refused:
         return Check(name, False, f"{server} {shown} refuses the credentials: {exc}",
                      f"put the right user and password in {variable}")  # fmt: skip
+    if "MISCONF" in str(exc):  # Redis runs, but cannot save its data: it refuses writes until it can
+        return Check(name, False, f"{server} {shown} answers but cannot save its data: {exc}",
+                     "free disk space where Redis keeps its data, or make that folder writable (its log "
+                     "says which); it takes writes again once a save succeeds")  # fmt: skip
     return Check(name, False, f"{server} {shown} does not answer: {exc}",
                  f"start {server}, or point {variable} at one that runs")  # fmt: skip
 
