@@ -470,6 +470,7 @@ class StreamBroker(AsyncBroker):
                         await conn.xread(dict.fromkeys(self.keys.streams, "$"), count=1, block=500)
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("queue %s: Redis read failed (%s); retrying in 1s", self.runtime.queue, exc)
+                reclaimer.outage()  # no takeover until the owners of running jobs renewed them
                 await asyncio.sleep(1)
                 continue
             except ResponseError as exc:

@@ -47,16 +47,29 @@ log = logging.getLogger("bootstrap.jobs.broker")
 HEARTBEAT_EVERY = 5.0  # seconds between a worker's "alive" notes
 DEAD_AFTER = 2 * HEARTBEAT_EVERY  # seconds without a heartbeat or a read after which a worker is dead
 SWEEP_EVERY = 5.0  # seconds between two looks for dead consumers
+RENEW_RETRY = 0.25  # seconds between renewals while Redis fails them (see Reclaimer)
+
+
+def renew_every(visibility_timeout: float) -> float:
+    """Seconds between renewals of the jobs a worker holds: three per visibility timeout."""
+    return max(0.5, visibility_timeout / 3)
 
 
 class Reclaimer:
-    """Takes over jobs idle longer than the visibility timeout, at most every quarter of it."""
+    """Takes over jobs idle longer than the visibility timeout, at most every quarter of it.
+
+    After Redis was away (`outage`), not before their owners had the time to renew them: an outage
+    longer than the visibility timeout leaves every running job idle past it, and a worker that
+    took them over as Redis came back would run them while their owners still do. Owners retry
+    their renewal every RENEW_RETRY seconds while Redis is away, so one renewal period and a second
+    after Redis answers again, a job still idle has an owner that is really gone."""
 
     def __init__(self, keys: QueueKeys, consumer: str, visibility_timeout: float, in_flight: InFlight) -> None:
         self.keys = keys
         self.consumer = consumer
         self.in_flight = in_flight
         self.every = max(1.0, visibility_timeout / 4)
+        self.grace = renew_every(visibility_timeout) + 1.0
         self._idle_ms = int(visibility_timeout * 1000)
         self._next = 0.0  # the first read of a worker reclaims at once
 
@@ -66,6 +79,10 @@ class Reclaimer:
             return False
         self._next = time.monotonic() + self.every
         return True
+
+    def outage(self) -> None:
+        """Redis failed this worker's read: take nothing over until the owners could renew (above)."""
+        self._next = max(self._next, time.monotonic() + self.grace)
 
     async def reclaim(self, conn: aioredis.Redis, room: Callable[[], int]) -> list[tuple[Any, Any, int]]:
         """Jobs pending longer than the visibility timeout, taken over, from every priority level's
@@ -132,24 +149,34 @@ class Renewer:
         self.keys = keys
         self.consumer = consumer
         self.in_flight = in_flight
-        self.every = max(0.5, visibility_timeout / 3)
+        self.every = renew_every(visibility_timeout)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._failing = False  # the last renewal failed (Redis away): said once, retried every RENEW_RETRY
 
-    def renew(self) -> None:
+    def renew(self) -> bool:
+        """Renew the jobs held; False when Redis failed it."""
         ids = self.in_flight.held()
         if not ids:
-            return
+            return True
         try:
             for stream, entry_ids in self.keys.by_stream(ids).items():  # one stream per priority level
                 claimed: list[Any] = list(entry_ids)
                 self.client.xclaim(stream, GROUP, self.consumer, min_idle_time=0, message_ids=claimed, justid=True)
-        except Exception as exc:  # Redis away: the next round tries again, well within the timeout
-            log.warning("queue %s: could not renew running jobs (%s)", self.keys.queue, exc)
+        except Exception as exc:  # Redis away: tried again soon, so the renewal lands as it comes back
+            if not self._failing:
+                log.warning("queue %s: could not renew running jobs (%s); retrying", self.keys.queue, exc)
+            self._failing = True
+            return False
+        if self._failing:
+            log.info("queue %s: running jobs renewed again", self.keys.queue)
+            self._failing = False
+        return True
 
     def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            self.renew()
+        wait = self.every
+        while not self._stop.wait(wait):
+            wait = self.every if self.renew() else RENEW_RETRY
 
     def start(self) -> None:
         self._stop.clear()
