@@ -5,14 +5,17 @@ discrepancies found while building on the generated package, fixed."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from taskiq import TaskiqMessage, TaskiqMiddleware
+from taskiq import AsyncTaskiqDecoratedTask, TaskiqMessage, TaskiqMiddleware
 from taskiq.exceptions import SendTaskError, TaskiqResultTimeoutError
 
+from bootstrap.jobs.broker import StreamBroker
 from bootstrap.jobs.contract import Runtime
 from bootstrap.jobs.delayed import DelayedJobs
 from bootstrap.jobs.wiring import make_broker, register_task
@@ -67,20 +70,29 @@ def sender_with_middleware(
     yield from _project(tmp_path, mongo_uri, redis_server.uri, monkeypatch, middleware=True)
 
 
+@asynccontextmanager
+async def _sender(runtime: Runtime) -> AsyncIterator[tuple[StreamBroker, AsyncTaskiqDecoratedTask[Any, Any]]]:
+    """A started broker of QUEUE in this process, and its give-back task (as an app sends jobs)."""
+    broker = make_broker(runtime, QUEUE)
+    give_back = register_task(broker, runtime, QUEUE, "give-back")
+    await broker.startup()
+    try:
+        yield broker, give_back
+    finally:
+        await broker.shutdown()
+
+
 def test_wait_result_of_an_id_enqueued_again_waits_for_the_new_run(project: Project) -> None:
     project.start_worker(QUEUE)
     runtime = Runtime.from_spec(project.spec())
 
     async def test() -> None:
-        broker = make_broker(runtime, QUEUE)
-        give_back = register_task(broker, runtime, QUEUE, "give-back")
-        await broker.startup()
-        try:
+        async with _sender(runtime) as (_broker, give_back):
             first = await give_back.kicker().with_task_id("sync-m-1").with_labels(dedupe=True).kiq(run=1)
             done = await first.wait_result(check_interval=0.05, timeout=30)
             assert done.return_value == {"job": "sync-m-1", "kwargs": {"run": 1}}
-            # README: "the same id can be enqueued again once its job finished (its new record
-            # replaces the old one)". Pause the queue so that the new run cannot have finished yet.
+            # README: "the same id can be enqueued again once its job finished: that is a new job".
+            # Pause the queue so that the new run cannot have finished yet.
             assert project.bootstrap("jobs", "pause", QUEUE) == 0
             await asyncio.sleep(1.5)  # workers stop taking jobs within a second
             again = await give_back.kicker().with_task_id("sync-m-1").with_labels(dedupe=True).kiq(run=2)
@@ -90,8 +102,6 @@ def test_wait_result_of_an_id_enqueued_again_waits_for_the_new_run(project: Proj
             assert project.bootstrap("jobs", "resume", QUEUE) == 0
             new = await again.wait_result(check_interval=0.05, timeout=30)
             assert new.return_value == {"job": "sync-m-1", "kwargs": {"run": 2}}
-        finally:
-            await broker.shutdown()
 
     asyncio.run(test())
 
@@ -100,15 +110,10 @@ def test_kiq_refuses_nan_and_infinity_arguments(project: Project) -> None:
     runtime = Runtime.from_spec(project.spec())
 
     async def test() -> None:
-        broker = make_broker(runtime, QUEUE)
-        give_back = register_task(broker, runtime, QUEUE, "give-back")
-        await broker.startup()
-        try:
+        async with _sender(runtime) as (_broker, give_back):
             for value in (float("nan"), float("inf")):
                 with pytest.raises(SendTaskError):
                     await give_back.kiq(threshold=value)
-        finally:
-            await broker.shutdown()
 
     asyncio.run(test())
     client = redis_client(project)
@@ -121,16 +126,11 @@ def test_schedule_by_time_runs_the_user_middlewares_send_hooks(sender_with_middl
     SENT.clear()
 
     async def test() -> None:
-        broker = make_broker(runtime, QUEUE)
-        give_back = register_task(broker, runtime, QUEUE, "give-back")
-        await broker.startup()
-        try:
+        async with _sender(runtime) as (broker, give_back):
             sent = await give_back.kicker().with_task_id("by-kiq").with_labels(delay=60).kiq()
             assert ("pre_send", sent.task_id) in SENT and ("post_send", sent.task_id) in SENT  # kiq(): both
             when = datetime.now(UTC) + timedelta(seconds=60)
             await give_back.kicker().with_task_id("by-time").schedule_by_time(DelayedJobs(broker), when)
-        finally:
-            await broker.shutdown()
 
     asyncio.run(test())
     assert redis_client(project).zcard(project.queue_keys(QUEUE).delayed) == 2  # both were sent
