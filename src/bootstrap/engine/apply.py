@@ -119,10 +119,10 @@ def execute(
                     if lock_lost.is_set():
                         raise OperationFailed("stopped: the apply lock was lost (lease expired)", op)
                     side.backend.execute(op, report)
+                    done.append(op)  # before its lines: an interrupt while they print records it as done
+                    remaining.remove(op)
                     for line in done_lines(op):
                         report(line)
-                    done.append(op)
-                    remaining.remove(op)
             break
         except PrimaryChanged as exc:
             if replan is None or replans >= MAX_REPLANS:

@@ -279,7 +279,17 @@ async def _started(broker: StreamBroker, finish_event: asyncio.Event) -> bool:
     refuses the credentials, or stayed away through every retry) ends the process with its one line
     (exit 1), not a traceback: its supervisor restarts it, or gives up and says so."""
     queue = broker.runtime.queue
-    startup = asyncio.ensure_future(broker.startup())
+
+    async def start() -> SystemExit | None:
+        # A handler or middleware that cannot be used ends the worker (SystemExit, see wiring): raised
+        # from this task it would reach the event loop, which prints a traceback; the caller raises it.
+        try:
+            await broker.startup()
+        except SystemExit as exc:
+            return exc
+        return None
+
+    startup = asyncio.ensure_future(start())
     stop = asyncio.ensure_future(finish_event.wait())
     await asyncio.wait({startup, stop}, return_when=asyncio.FIRST_COMPLETED)
     stop.cancel()
@@ -289,10 +299,12 @@ async def _started(broker: StreamBroker, finish_event: asyncio.Event) -> bool:
         log.info("queue %s: stopped while starting", queue)
         return False
     try:
-        startup.result()
+        ended = startup.result()
     except BootstrapError as exc:
         log.error("queue %s: could not start: %s", queue, exc)
         raise SystemExit(1) from None
+    if ended is not None:
+        raise ended
     return True
 
 

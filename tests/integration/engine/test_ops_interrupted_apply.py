@@ -48,9 +48,10 @@ def test_an_apply_stopped_mid_way_records_what_it_did_and_releases_the_lock(
         assert db[LOCKS].count_documents({}) == 0, "the lease was left behind: the next apply waits for it"
         records = list(db[APPLIES].find())
         assert len(records) == 1, "the operations this apply did are recorded nowhere"
-        assert records[0]["outcome"] == "interrupted" and records[0]["operations"] and records[0]["notDone"]
+        assert records[0]["outcome"] == "interrupted" and records[0]["operations"]
         assert records[0]["error"].startswith("interrupted (Ctrl-C)" if stop == signal.SIGINT else "terminated")
-        assert "may or may not have taken effect" in records[0]["error"]
+        if records[0]["notDone"]:  # else the signal came after the last operation (a busy machine)
+            assert "may or may not have taken effect" in records[0]["error"]
     finally:
         client.close()
 
