@@ -13,9 +13,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 import redis.asyncio as aioredis
 
+from bootstrap.jobs import upkeep
 from bootstrap.jobs.inflight import InFlight
 from bootstrap.jobs.upkeep import Reclaimer, Renewer
 from bootstrap.layout.keys import GROUP, QueueKeys, as_text
@@ -77,8 +79,12 @@ def test_a_worker_back_from_an_outage_leaves_running_jobs_to_their_owner(tmp_pat
     assert taken == [] and holder == "owner"
 
 
-def test_without_the_grace_the_job_is_taken_from_its_live_owner(tmp_path: Path) -> None:
-    """The scenario is sharp: a reclaimer not told of the outage takes the job at once (it then
-    runs in both workers)."""
+def test_without_the_grace_the_job_is_taken_from_its_live_owner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scenario is sharp: a reclaimer not told of the outage (as before this fix) takes the job
+    from its live owner, whose renewal comes later (held back here by the visibility timeout, so
+    that a busy machine cannot let it win), and the job runs in both workers."""
+    monkeypatch.setattr(upkeep, "RENEW_RETRY", VISIBILITY)
     taken, _ = _outage_then_look(tmp_path, told=False)
     assert len(taken) == 1
