@@ -131,8 +131,9 @@ def json_arguments(args: list[Any], kwargs: dict[str, Any]) -> None:
     text), so they pass here."""
     try:
         json.dumps([args, kwargs], allow_nan=False, default=lambda value: None)
-    except ValueError as exc:
-        raise BootstrapError(f"job arguments must be JSON ({exc}: NaN and Infinity are not JSON numbers)") from None
+    except (ValueError, RecursionError) as exc:
+        if "Out of range float" in str(exc):  # else (a value that contains itself) pydantic says why
+            raise BootstrapError(f"job arguments must be JSON ({exc}: NaN and Infinity are not JSON numbers)") from None
 
 
 class JobFormatter(JSONFormatter):

@@ -4,6 +4,7 @@ would take it: the same messages accepted, with the same values; the rest refuse
 from __future__ import annotations
 
 import json
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -12,7 +13,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from taskiq import TaskiqMessage
 
-from bootstrap.jobs.message import JobMessage, of, parse
+from bootstrap.errors import BootstrapError
+from bootstrap.jobs.message import JobMessage, json_arguments, of, parse
 
 # JSON values of every type, for the fields and their contents.
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=5))
@@ -98,3 +100,20 @@ def test_labels_are_parsed_by_their_declared_type_and_the_taskiq_model_carries_t
         good["kwargs"],
     )
     assert of(model) is model
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"x": float("nan")}, {"x": float("inf")}, {"deep": [{"y": -float("inf")}]}],
+    ids=["nan", "infinity", "nested"],
+)
+def test_json_arguments_refuses_nan_and_infinity(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(BootstrapError, match="NaN and Infinity are not JSON numbers"):
+        json_arguments([], kwargs)
+
+
+def test_json_arguments_leaves_other_values_to_pydantic() -> None:
+    looped: list[Any] = []
+    looped.append(looped)
+    json_arguments([datetime(2026, 1, 1, tzinfo=UTC), {1, 2}], {"when": date(2026, 1, 1), "n": 1.5})
+    json_arguments([looped], {})  # not ours to word: pydantic refuses it with its own reason
