@@ -121,13 +121,21 @@ def latest_slot(definition: dict[str, Any], now: float, anchor: float | None = N
     return on_time if on_time <= now else previous_slot(definition, now, anchor)
 
 
+def _first_seen(definition: dict[str, Any], now: float) -> float:
+    """The first slot of an unaligned `every` schedule seen at `now`: the whole second of that tick
+    (for a period of a second or more). A scheduler ticks once a second, just after each whole
+    second, so the later slots then fall just before a tick; `now` itself would put each just after
+    one, wherever the tick's jitter landed, and the schedule would fire a second late every time."""
+    return float(math.floor(now)) if float(definition["every"]) >= 1 else now
+
+
 def due_slots(definition: dict[str, Any], last: float | None, now: float) -> list[float]:
     """Slots after `last` up to `now`, oldest first. With no `last` (a schedule seen for the first
-    time) only the latest slot, or for an unaligned `every` schedule `now` itself (it fires when
-    first seen). After a stretch longer than CATCH_UP_LIMIT slots, only the most recent
+    time) only the latest slot, or for an unaligned `every` schedule the tick's own second (it fires
+    when first seen, see `_first_seen`). After a stretch longer than CATCH_UP_LIMIT slots, only the most recent
     CATCH_UP_LIMIT of them (the older ones are passed over)."""
     if last is None:
-        return [now] if unaligned(definition) else [latest_slot(definition, now)]
+        return [_first_seen(definition, now)] if unaligned(definition) else [latest_slot(definition, now)]
     slots: list[float] = []
     slot = next_slot(definition, last, last)
     while slot <= now and len(slots) < CATCH_UP_LIMIT:

@@ -231,9 +231,18 @@ UNALIGNED = {"every": 900.0, "align": False}
 
 def test_an_unaligned_schedule_seen_for_the_first_time_is_due_now() -> None:
     now = ts(2026, 11, 28, 21, 31, 47) + 0.25
-    assert due_slots(UNALIGNED, None, now) == [now]
+    assert due_slots(UNALIGNED, None, now) == [ts(2026, 11, 28, 21, 31, 47)]  # the tick's second
+    assert due_slots({"every": 0.5, "align": False}, None, now) == [now]  # under a second: now itself
     assert due_slots({"every": 900.0, "align": True}, None, now) == [ts(2026, 11, 28, 21, 30)]
     assert due_slots({"every": 900.0}, None, now) == [ts(2026, 11, 28, 21, 30)]  # stored before `align`: aligned
+
+
+def test_an_unaligned_schedule_fires_on_time_whatever_the_ticks_jitter() -> None:
+    # Found by the operator walk: first seen by a tick 4 ms after a whole second, its slots fell 4 ms
+    # after the whole second, and a later tick 1 ms after it fired each one a second late.
+    second = ts(2026, 11, 28, 21, 31, 47)
+    (first,) = due_slots(UNALIGNED, None, second + 0.004)
+    assert due_slots(UNALIGNED, first, second + 900 + 0.001) == [second + 900]
 
 
 def test_unaligned_slots_follow_the_last_slot_handled() -> None:
