@@ -2,10 +2,11 @@
 
 Checks, in order: MongoDB answers; Redis answers; Redis evicts nothing (its maxmemory-policy is the
 declared one); every declared schedule is stored in Redis; every queue has a live worker running
-the spec's wiring; nothing drifted (the engine's plan is empty). Each failed check is named with
-its fix. Checks that need a server that does not answer are not run (the server's check says why).
-One attempt per server, each bounded by --timeout: a health check must answer quickly, so no
-taskiq, aiohttp or pydantic is imported, and no connection is retried.
+the spec's wiring; with schedules declared, a live scheduler runs it too; nothing drifted (the
+engine's plan is empty). Each failed check is named with its fix. Checks that need a server that
+does not answer are not run (the server's check says why). One attempt per server, each bounded by
+--timeout: a health check must answer quickly, so no taskiq, aiohttp or pydantic is imported, and
+no connection is retried.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 @dataclass(frozen=True)
 class Check:
-    name: str  # mongodb, redis, eviction, schedules, workers, drift
+    name: str  # mongodb, redis, eviction, schedules, workers, scheduler, drift
     ok: bool
     detail: str  # what was found
     fix: str | None = None  # what to do about it (failed checks)
@@ -76,6 +77,7 @@ def run_checks(spec: Spec, timeout: float) -> Iterator[Check]:
             yield eviction(spec, client)
             yield schedules(spec, client)
             yield workers(spec, client)
+            yield scheduler(spec, client)
         if client is not None and db is not None:
             yield drift(spec, db, client)
 
@@ -172,11 +174,7 @@ def workers(spec: Spec, client: redis.Redis, wiring: Callable[[Spec], str] | Non
     wiring generated from this spec."""
     from bootstrap.jobs import admin
 
-    if wiring is None:
-        from bootstrap.codegen.render import wiring_hash
-
-        wiring = wiring_hash
-    expected = wiring(spec)
+    expected = (wiring or _wiring_hash)(spec)
     live = admin.workers(client, spec)
     trouble: list[str] = []
     fixes: list[str] = []
@@ -197,6 +195,38 @@ def workers(spec: Spec, client: redis.Redis, wiring: Callable[[Spec], str] | Non
     if trouble:
         return Check("workers", False, "; ".join(trouble), "; ".join(fixes))
     return Check("workers", True, f"every queue ({len(spec.queues)}) has a live worker on wiring {expected}")
+
+
+def scheduler(spec: Spec, client: redis.Redis, wiring: Callable[[Spec], str] | None = None) -> Check:
+    """With schedules declared, a live scheduler (a heartbeat seen lately) runs the wiring generated
+    from this spec: else no schedule fires, or one on a queue added since does not."""
+    from bootstrap.jobs import admin
+
+    if not spec.schedules:
+        return Check("scheduler", True, "no schedules declared: none needed")
+    expected = (wiring or _wiring_hash)(spec)
+    live = admin.schedulers(client, spec)
+    current = [s for s in live if s.get("wiring") == expected]
+    if current:
+        return Check("scheduler", True, f"{len(current)} live scheduler(s) on wiring {expected}")
+    command = f"taskiq scheduler {spec.codegen.package}.scheduler:scheduler {spec.codegen.package}.tasks"
+    if live:
+        other = ", ".join(sorted({str(s.get("wiring")) for s in live}))
+        return Check("scheduler", False, f"{len(live)} scheduler(s) run wiring {other}, not the spec's {expected}",
+                     "run `bootstrap generate` if the package is stale, then restart the scheduler")  # fmt: skip
+    return Check(
+        "scheduler",
+        False,
+        f"no live scheduler (none seen in the last {admin.WORKER_SEEN_WITHIN:g}s): the {len(spec.schedules)} "
+        "declared schedule(s) do not fire",
+        f"start the scheduler (`{command}` in the generated folder, or `bootstrap up`)",
+    )
+
+
+def _wiring_hash(spec: Spec) -> str:
+    from bootstrap.codegen.render import wiring_hash  # jinja2: loaded only when a check needs it
+
+    return wiring_hash(spec)
 
 
 def drift(spec: Spec, db: Database[Any], client: redis.Redis) -> Check:

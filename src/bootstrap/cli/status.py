@@ -75,6 +75,7 @@ def collect(spec: Spec, db: Database[Any], client: redis.Redis) -> dict[str, Any
         "queues": [vars(q) for q in admin.queue_stats(client, spec)],
         "schedules": schedules(client, spec),
         "workers": admin.workers(client, spec),
+        "schedulers": admin.schedulers(client, spec),
         "wiring": wiring_hash(spec),
         "up": up_status(spec),
     }
@@ -96,16 +97,23 @@ def up_status(spec: Spec) -> dict[str, Any] | None:
 
 
 def problems(status: dict[str, Any]) -> list[str]:
-    """What needs attention besides drift: workers on other wiring than the spec's, workers that keep
-    crashing under `bootstrap up`, jobs waiting on a queue no live worker takes jobs from."""
+    """What needs attention besides drift: workers or schedulers on other wiring than the spec's,
+    schedules with no live scheduler to fire them, workers that keep crashing under `bootstrap up`,
+    jobs waiting on a queue no live worker takes jobs from."""
     found = []
     expected = status.get("wiring")
-    stale = [w for w in status["workers"] if w.get("wiring") and expected and w["wiring"] != expected]
-    if stale:
-        running = ", ".join(sorted({w["wiring"] for w in stale}))
+    for kind in ("workers", "schedulers"):
+        stale = [p for p in status.get(kind, []) if p.get("wiring") and expected and p["wiring"] != expected]
+        if stale:
+            running = ", ".join(sorted({p["wiring"] for p in stale}))
+            found.append(
+                f"{len(stale)} {kind[:-1]}(s) run other wiring ({running}) than the spec's ({expected}): run "
+                "`bootstrap generate` if the package is stale, then restart them (`bootstrap up` restarts its own)"
+            )
+    if status["schedules"] and not status.get("schedulers"):
         found.append(
-            f"{len(stale)} worker(s) run other wiring ({running}) than the spec's ({expected}): run "
-            "`bootstrap generate` if the package is stale, then restart them (`bootstrap up` restarts its own)"
+            f"no live scheduler: the {len(status['schedules'])} schedule(s) do not fire (start the scheduler, "
+            "see `bootstrap health`)"
         )
     up: dict[str, Any] = status.get("up") or {}
     for child in up.get("children", []):
@@ -187,13 +195,22 @@ def render(status: dict[str, Any], now: float) -> list[str]:
     lines += ["", f"workers seen in the last {admin.WORKER_SEEN_WITHIN:g}s: {len(workers) or 'none'}"]
     rows = []
     for w in workers:
-        wiring = w.get("wiring") or "?"
-        if w.get("wiring") and status.get("wiring") and w["wiring"] != status["wiring"]:
-            wiring += " (not the spec's)"
         rows.append([w["queue"], w["name"], f"running {w.get('running', 0)}", f"up {console.span(now - w['started'])}",
-                     f"wiring {wiring}"])  # fmt: skip
+                     f"wiring {_wiring(w, status)}"])  # fmt: skip
     lines += ["  " + line for line in table(["queue", "worker", "jobs", "since", "wiring"], rows)[1:]]
+    schedulers = status.get("schedulers", [])
+    lines += [f"schedulers seen in the last {admin.WORKER_SEEN_WITHIN:g}s: {len(schedulers) or 'none'}"]
+    rows = [[s["name"], f"up {console.span(now - s['started'])}", f"wiring {_wiring(s, status)}"] for s in schedulers]
+    lines += ["  " + line for line in table(["scheduler", "since", "wiring"], rows)[1:]]
     return lines
+
+
+def _wiring(process: dict[str, Any], status: dict[str, Any]) -> str:
+    """The wiring a worker or scheduler runs, marked when it is not the spec's."""
+    wiring = process.get("wiring") or "?"
+    if process.get("wiring") and status.get("wiring") and process["wiring"] != status["wiring"]:
+        wiring += " (not the spec's)"
+    return wiring
 
 
 def table(header: list[str], rows: list[list[str]], right: set[int] | frozenset[int] = frozenset()) -> list[str]:

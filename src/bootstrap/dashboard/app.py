@@ -258,8 +258,11 @@ class Dashboard:
         spec = self.sources.spec()
         now = time.time()
         views = await asyncio.to_thread(data.schedules, self.sources.redis, spec, now)
+        schedulers = await asyncio.to_thread(admin.schedulers, self.sources.redis, spec, now)
+        expected = await asyncio.to_thread(data.expected_wiring, spec)
         chart = charts.timeline_svg([(v.id, v.slots) for v in views], now)
         return self.page(request, "schedules.html", title="Schedules", schedules=views, timeline=chart,
+                         schedulers=schedulers, wiring=expected, seen_within=admin.WORKER_SEEN_WITHIN,
                          refresh=REFRESH_SECONDS)  # fmt: skip
 
     async def collections(self, request: web.Request) -> web.Response:

@@ -16,12 +16,22 @@ from bootstrap.jobs.labels import ATTEMPT, RETRY_AFTERS, TRANSIENT
 from bootstrap.jobs.records import COMPLETED, FAILED
 from bootstrap.jobs.slots import latest_slot, next_slot, problem, unaligned
 from bootstrap.layout import schedules as stored
-from bootstrap.layout.keys import GROUP, NORMAL, PRIORITIES, QueueKeys, ScheduleKeys, as_text, marker_key, workers_key
+from bootstrap.layout.keys import (
+    GROUP,
+    NORMAL,
+    PRIORITIES,
+    QueueKeys,
+    ScheduleKeys,
+    as_text,
+    marker_key,
+    schedulers_key,
+    workers_key,
+)
 from bootstrap.layout.marker import read_marker
 from bootstrap.spec.durations import format_duration
 from bootstrap.spec.model import Spec
 
-WORKER_SEEN_WITHIN = 30.0  # seconds: a worker whose last heartbeat is older counts as gone
+WORKER_SEEN_WITHIN = 30.0  # seconds: a worker (or scheduler) whose last heartbeat is older counts as gone
 RESET = (ATTEMPT, TRANSIENT, RETRY_AFTERS)  # the counters a retried failed job starts afresh
 
 
@@ -68,9 +78,7 @@ def queues_stats(client: redis.Redis, prefix: str, queues: Iterable[str]) -> lis
             waiting, running = waiting + max(0, length - pending), running + pending
         delayed, completed, failed, paused = mine[2 * levels :]
         stats.append(
-            QueueStats(
-                k.queue, waiting, running, _int(delayed), _int(completed), _int(failed), paused=_int(paused) > 0
-            )
+            QueueStats(k.queue, waiting, running, _int(delayed), _int(completed), _int(failed), paused=_int(paused) > 0)
         )
     return stats
 
@@ -146,14 +154,24 @@ def described_when(schedule: dict[str, Any]) -> str:
 
 
 def workers(client: redis.Redis, spec: Spec, now: float | None = None) -> list[dict[str, Any]]:
-    """Workers whose heartbeat is recent, newest first."""
+    """Workers whose heartbeat is recent, by queue and name."""
+    return sorted(_seen(client, workers_key(spec.redis.key_prefix), now), key=lambda b: (b["queue"], b["name"]))
+
+
+def schedulers(client: redis.Redis, spec: Spec, now: float | None = None) -> list[dict[str, Any]]:
+    """Schedulers whose heartbeat is recent (seen as workers are, see WORKER_SEEN_WITHIN), by name."""
+    return sorted(_seen(client, schedulers_key(spec.redis.key_prefix), now), key=lambda b: b["name"])
+
+
+def _seen(client: redis.Redis, key: str, now: float | None) -> list[dict[str, Any]]:
+    """The heartbeats in the hash `key` seen within WORKER_SEEN_WITHIN, each with its `name`."""
     now = time.time() if now is None else now
     seen = []
-    for name, raw in client.hgetall(workers_key(spec.redis.key_prefix)).items():
+    for name, raw in client.hgetall(key).items():
         beat = json.loads(raw)
         if now - float(beat.get("seen", 0)) <= WORKER_SEEN_WITHIN:
             seen.append({"name": as_text(name), **beat})
-    return sorted(seen, key=lambda b: (b["queue"], b["name"]))
+    return seen
 
 
 def failed_jobs(client: redis.Redis, keys: QueueKeys, limit: int = 50) -> list[dict[str, Any]]:

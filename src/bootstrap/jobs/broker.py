@@ -48,7 +48,7 @@ from bootstrap.jobs.priority import ReadOrder
 from bootstrap.jobs.ratelimit import RateLimiter
 from bootstrap.jobs.records import FAILED, Records
 from bootstrap.jobs.runtime import QueueRuntime
-from bootstrap.jobs.upkeep import Background, Heartbeat, Janitor, Promoter, Reclaimer, Renewer
+from bootstrap.jobs.upkeep import Background, Heartbeat, Janitor, Promoter, Reclaimer, Renewer, worker_heartbeat
 from bootstrap.jobs.watchdog import LoopWatchdog
 from bootstrap.layout.keys import GROUP, PRIORITIES, QueueKeys, as_text, entry_ref
 
@@ -243,7 +243,7 @@ class StreamBroker(AsyncBroker):
         await self._create_group()
         if self.is_worker_process:
             client, runtime = self.redis, self.runtime
-            self._heartbeat = Heartbeat(client, self.keys, self.consumer, self.in_flight)
+            self._heartbeat = worker_heartbeat(client, self.keys, self.consumer, self.in_flight)
             # Renewal and the watchdog run in threads of their own: a blocked event loop stops neither.
             self._renewer = Renewer(
                 redis_connect.sync_client(runtime), self.keys, self.consumer, runtime.visibility_timeout, self.in_flight

@@ -31,9 +31,12 @@ exception was never retrieved"; a failing tick (Redis away) is logged once, and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import signal
+import socket
 import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -44,13 +47,14 @@ from taskiq import ScheduledTask, ScheduleSource, TaskiqMessage, TaskiqScheduler
 
 from bootstrap import logs
 from bootstrap.errors import BootstrapError
-from bootstrap.jobs.broker import StreamBroker
+from bootstrap.jobs.broker import SHUTDOWN_STEP, StreamBroker, bounded
 from bootstrap.jobs.labels import PRIORITY
 from bootstrap.jobs.metrics_port import base_port
 from bootstrap.jobs.middleware import RETRY
 from bootstrap.jobs.slots import due_slots, problem, unaligned
+from bootstrap.jobs.upkeep import Heartbeat, running_wiring
 from bootstrap.layout import schedules as stored
-from bootstrap.layout.keys import NORMAL, as_text, marker_key
+from bootstrap.layout.keys import NORMAL, as_text, marker_key, schedulers_key
 from bootstrap.layout.marker import LOST_DATA
 from bootstrap.redact import mask
 from bootstrap.spec.model import Schedule
@@ -194,6 +198,8 @@ class SlotScheduler(TaskiqScheduler):
         self.metrics_port = first.runtime.metrics_port  # as declared; the environment may override it
         self.metrics_server: MetricsServer | None = None
         self.metrics: ScheduleMetrics | None = None  # None: metrics off
+        self.heartbeat: Heartbeat | None = None  # for `status` and `health`: a scheduler is alive
+        self._beating: asyncio.Task[None] | None = None
 
     async def startup(self) -> None:
         logs.setup()
@@ -233,8 +239,29 @@ class SlotScheduler(TaskiqScheduler):
             self.metrics_server = MetricsServer()
             self.metrics = ScheduleMetrics(self.metrics_server.registry)
             self.metrics_server.start(port, "scheduler")
+        await self._start_heartbeat()  # last: a start-up that fails has no shutdown to remove it
+
+    async def _start_heartbeat(self) -> None:
+        """Beat every few seconds until shutdown, so `health` and `status` see a scheduler runs (and on
+        which wiring); the notes of schedulers that died without a goodbye are removed first."""
+        first = next(iter(self.brokers.values()))
+        fields = {"queues": list(self.brokers), "wiring": running_wiring(first.keys)}
+        beat = self.heartbeat = Heartbeat(
+            first.redis, schedulers_key(first.keys.prefix), f"{socket.gethostname()}:{os.getpid()}", fields
+        )
+        with contextlib.suppress(Exception):  # Redis away: the beats say so once it answers
+            await beat.prune()
+
+        async def beating() -> None:
+            while True:
+                await beat.step()
+
+        self._beating = asyncio.create_task(beating())
 
     async def shutdown(self) -> None:
+        if self._beating is not None and self.heartbeat is not None:  # say goodbye: status stops listing it
+            self._beating.cancel()
+            await bounded(self.heartbeat.remove(), SHUTDOWN_STEP, "removing the heartbeat")
         for broker in self.brokers.values():
             await broker.shutdown()
         if self.metrics_server is not None:

@@ -192,41 +192,60 @@ class Renewer:
 
 
 class Heartbeat:
-    """Tells `bootstrap status` this worker is alive, and which wiring it runs, every few seconds;
-    removed on shutdown."""
+    """Tells `bootstrap status` and `health` this process (a worker, or a scheduler) is alive, and
+    which wiring it runs, every few seconds: JSON under `name` in the hash `key`, with `fields`,
+    what `live()` says now, when it started and when it was last seen; removed on shutdown."""
 
     every = HEARTBEAT_EVERY
 
-    def __init__(self, client: aioredis.Redis, keys: QueueKeys, consumer: str, in_flight: InFlight) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        key: str,
+        name: str,
+        fields: dict[str, Any],
+        live: Callable[[], dict[str, Any]] = dict,
+    ) -> None:
         self.client = client
-        self.key = workers_key(keys.prefix)
-        self.queue = keys.queue
-        self.consumer = consumer
-        self.in_flight = in_flight
-        self.started = time.time()
-        self.wiring = running_wiring(keys)  # read at start-up, right after the package was imported
+        self.key = key
+        self.name = name
+        self.fields = {**fields, "host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}
+        self.live = live
 
     async def beat(self) -> None:
-        beat = {
-            "queue": self.queue,
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "started": self.started,
-            "seen": time.time(),
-            "running": self.in_flight.running,
-            "wiring": self.wiring,
-        }
-        await self.client.hset(self.key, self.consumer, json.dumps(beat))
+        beat = {**self.fields, **self.live(), "seen": time.time()}
+        await self.client.hset(self.key, self.name, json.dumps(beat))
 
     async def step(self) -> None:
-        with contextlib.suppress(Exception):  # Redis away: status shows the worker as not seen lately
+        with contextlib.suppress(Exception):  # Redis away: status shows the process as not seen lately
             await self.beat()
         await asyncio.sleep(self.every)
 
     async def remove(self) -> None:
-        """Say goodbye so status stops listing this worker."""
+        """Say goodbye so status stops listing this process."""
         with contextlib.suppress(Exception):
-            await self.client.hdel(self.key, self.consumer)
+            await self.client.hdel(self.key, self.name)
+
+    async def prune(self) -> None:
+        """Remove the notes of processes silent for DEAD_AFTER (they died without a goodbye). For
+        schedulers: a worker's note goes with its consumer (see Janitor)."""
+        now, gone = time.time(), []
+        for name, raw in (await self.client.hgetall(self.key)).items():
+            try:
+                seen = float(json.loads(raw).get("seen", 0))
+            except (ValueError, TypeError, AttributeError):
+                seen = 0.0
+            if now - seen > DEAD_AFTER:
+                gone.append(name)
+        if gone:
+            await self.client.hdel(self.key, *gone)
+
+
+def worker_heartbeat(client: aioredis.Redis, keys: QueueKeys, consumer: str, in_flight: InFlight) -> Heartbeat:
+    """A worker's heartbeat: its queue, the jobs it runs, its wiring (read now, at start-up, right
+    after the package was imported)."""
+    fields = {"queue": keys.queue, "wiring": running_wiring(keys)}
+    return Heartbeat(client, workers_key(keys.prefix), consumer, fields, lambda: {"running": in_flight.running})
 
 
 def running_wiring(keys: QueueKeys) -> str | None:

@@ -156,6 +156,11 @@ def workers_key(prefix: str) -> str:
     return f"{prefix}:workers"
 
 
+def schedulers_key(prefix: str) -> str:
+    """Hash: scheduler name -> JSON heartbeat {queues, wiring, host, pid, started, seen}."""
+    return f"{prefix}:schedulers"
+
+
 def as_text(value: Any) -> str:
     """A Redis reply (bytes unless the client decodes) as text."""
     return value.decode() if isinstance(value, bytes) else str(value)

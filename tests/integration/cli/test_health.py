@@ -56,6 +56,13 @@ def failed(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {check["name"]: check for check in report["checks"] if not check["ok"]}
 
 
+def taken(project: Project, kind: str) -> subprocess.Popen[str]:
+    """The project's running worker or scheduler, no longer the project's to stop (the test does)."""
+    process = next(p for p in project.processes if kind in " ".join(map(str, p.args)) and p.poll() is None)
+    project.processes.remove(process)
+    return process
+
+
 def healthy(project: Project) -> dict[str, Any] | None:
     code, report, _ = health(project)
     return report if code == 0 else None
@@ -65,8 +72,8 @@ def healthy(project: Project) -> dict[str, Any] | None:
 def project(
     tmp_path_factory: pytest.TempPathFactory, mongo_server: MongoServer, redis_server: RedisServer
 ) -> Iterator[Project]:
-    """One queue, one schedule, one worker running: a healthy stack, shared by the tests below (each
-    puts back what it breaks)."""
+    """One queue, one schedule, its worker and the scheduler running: a healthy stack, shared by the
+    tests below (each puts back what it breaks)."""
 
     def edit(project: Project) -> None:
         (project.config / "queues.yaml").write_text(ONE_QUEUE)
@@ -75,6 +82,7 @@ def project(
     mongo_uri = f"{mongo_server.uri}h_{uuid.uuid4().hex[:12]}"
     for made in make_project(tmp_path_factory.mktemp("health"), mongo_uri, redis_server.uri, edit):
         made.start_worker("delta-sync")
+        made.start_scheduler()
         wait_for(lambda: healthy(made), 60, "the stack to be healthy", interval=0.5)  # noqa: B023
         yield made
 
@@ -85,14 +93,16 @@ def test_a_healthy_stack_exits_0_quickly_without_loading_the_job_stack(project: 
     took = time.perf_counter() - started
     assert code == 0, report
     assert report["healthy"] is True
-    assert [c["name"] for c in report["checks"]] == ["mongodb", "redis", "eviction", "schedules", "workers", "drift"]
+    assert [c["name"] for c in report["checks"]] == [
+        "mongodb", "redis", "eviction", "schedules", "workers", "scheduler", "drift"
+    ]  # fmt: skip
     assert all(c["ok"] and c["fix"] is None for c in report["checks"])
     assert loaded == []
     assert took < 10  # one attempt per server, no retries (a loaded machine: a generous bound)
 
 
 def test_a_stopped_worker_is_named_with_the_fix(project: Project) -> None:
-    worker = project.processes[0]
+    worker = taken(project, "worker")
     worker.send_signal(signal.SIGTERM)  # a clean stop removes its heartbeat at once
     assert worker.wait(30) == 0
     try:
@@ -110,9 +120,54 @@ def test_a_stopped_worker_is_named_with_the_fix(project: Project) -> None:
         assert "FAIL  workers" in text.stdout and "fix: start the workers" in text.stdout
         assert text.stdout.rstrip().endswith("unhealthy: workers")
     finally:
-        project.processes.clear()
         project.start_worker("delta-sync")
         wait_for(lambda: healthy(project), 60, "the stack to be healthy again", interval=0.5)
+
+
+def test_a_stopped_scheduler_is_named_with_the_fix_and_a_stale_one_too(project: Project) -> None:
+    scheduler = taken(project, "scheduler")
+    scheduler.send_signal(signal.SIGTERM)  # a clean stop removes its heartbeat at once
+    assert scheduler.wait(30) == 0
+    client = redis_client(project)
+    key = f"{project.key_prefix}:schedulers"
+    try:
+        assert client.hlen(key) == 0
+        code, report, _ = health(project)
+        assert code == 1
+        assert set(failed(report)) == {"scheduler"}
+        check = failed(report)["scheduler"]
+        assert "no live scheduler" in check["detail"] and "1 declared schedule(s) do not fire" in check["detail"]
+        assert f"taskiq scheduler {project.package}.scheduler:scheduler" in check["fix"]
+
+        # One that died without a goodbye (SIGKILL, a lost host) counts once its last beat is old ...
+        beat = {"queues": ["delta-sync"], "wiring": "0ld", "host": "gone", "pid": 1, "started": time.time() - 600}
+        client.hset(key, "gone:1", json.dumps({**beat, "seen": time.time() - 3600}))
+        assert "no live scheduler" in failed(health(project)[1])["scheduler"]["detail"]
+        # ... and one alive on another wiring is named with that wiring.
+        client.hset(key, "old:2", json.dumps({**beat, "seen": time.time()}))
+        check = failed(health(project)[1])["scheduler"]
+        assert "1 scheduler(s) run wiring 0ld, not the spec's" in check["detail"]
+        assert "bootstrap generate" in check["fix"] and "restart the scheduler" in check["fix"]
+        client.hdel(key, "old:2")
+    finally:
+        project.start_scheduler()
+        wait_for(lambda: healthy(project), 60, "the stack to be healthy again", interval=0.5)
+    assert not client.hexists(key, "gone:1")  # a starting scheduler removes the notes of dead ones
+    client.close()
+
+
+def test_a_spec_without_schedules_needs_no_scheduler(project: Project) -> None:
+    from dataclasses import replace
+
+    from bootstrap.cli.health import scheduler
+
+    client = redis_client(project)
+    try:
+        check = scheduler(replace(project.spec(), schedules=()), client, lambda spec: "any")
+        assert check.ok and check.detail == "no schedules declared: none needed"
+        assert not scheduler(project.spec(), client, lambda spec: "other").ok  # the live one runs the spec's
+    finally:
+        client.close()
 
 
 def test_a_schedule_missing_from_redis_is_named_with_the_fix(project: Project) -> None:

@@ -40,25 +40,34 @@ def fail_jobs(project: Project, *ids: str) -> None:
     client.close()
 
 
-def test_status_shows_collections_queues_schedules_and_workers(project: Project) -> None:
+def test_status_shows_collections_queues_schedules_workers_and_schedulers(project: Project) -> None:
     project.start_worker("delta-sync")
     assert project.bootstrap("enqueue", "delta-sync", "run-delta-sync", "--id", "s-1") == 0
     client = redis_client(project)
     wait_for(lambda: client.hexists(project.queue_keys("delta-sync").record_data("completed"), "s-1"), 30, "job")
     wait_for(lambda: client.hlen(f"{project.key_prefix}:workers") >= 1, 15, "a worker heartbeat")
-    client.close()
     result = run(project, "status")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "everything matches the spec" in out
+    assert "MongoDB and Redis match the spec, but the jobs need attention:" in out
+    assert "! no live scheduler: the 5 schedule(s) do not fire" in out  # the shipped config's five
     assert "emailevents" in out and "4/4" in out
     assert "last apply:" in out and "the current spec" in out
     assert "delta-sync-schedule" in out and "every 15m" in out
     assert "workers seen in the last 30s: 1" in out and "delta-sync" in out
+    assert "schedulers seen in the last 30s: none" in out
     data = json.loads(run(project, "status", "--json").stdout)
     queue = next(q for q in data["queues"] if q["queue"] == "delta-sync")
     assert queue["completed"] == 1 and queue["waiting"] == 0 and data["in_sync"] is True
     assert {c["name"] for c in data["collections"]} >= {"users", "emailevents"}
+
+    project.start_scheduler()
+    wait_for(lambda: client.hlen(f"{project.key_prefix}:schedulers") >= 1, 30, "a scheduler heartbeat")
+    client.close()
+    out = run(project, "status").stdout
+    assert "schedulers seen in the last 30s: 1" in out and "no live scheduler" not in out
+    data = json.loads(run(project, "status", "--json").stdout)
+    assert [s["wiring"] for s in data["schedulers"]] == [data["wiring"]]
 
 
 def test_status_reports_drift(project: Project) -> None:

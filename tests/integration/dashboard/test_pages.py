@@ -5,6 +5,7 @@ need the page's CSRF token (purge a confirmation too); a token is required off l
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import socket
 import time
@@ -78,6 +79,12 @@ def test_every_page_renders_what_is_live(stack: tuple[Spec, Sources]) -> None:
             assert f'data-schedule="{schedule.id}"' in html
         every_15m = re.search(r'data-schedule="delta-sync-schedule" data-count="(\d+)"', html)
         assert every_15m and int(every_15m.group(1)) == 96
+        assert "No live scheduler (none seen within 30s): the schedules do not fire." in html
+        beat = {"queues": ["delta-sync"], "wiring": "0ld", "host": "h", "pid": 7, "started": time.time() - 90}
+        sources.redis.hset(f"{spec.redis.key_prefix}:schedulers", "h:7", json.dumps({**beat, "seen": time.time()}))
+        html = await (await client.get("/schedules")).text()
+        shown = html.split('<p id="schedulers">', 1)[1].split("</p>", 1)[0]
+        assert "h:7 · up 1m30s · wiring 0ld" in shown and "(not the spec's " in shown
 
         html = await (await client.get("/collections")).text()
         for collection in spec.collections:

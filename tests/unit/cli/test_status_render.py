@@ -8,6 +8,7 @@ from typing import Any
 from bootstrap.cli.status import render, table
 
 NOW = 1_800_000_000.0
+QUEUE = "a-queue-with-a-very-long-name-too"
 
 
 def status(schedules: list[dict[str, Any]]) -> dict[str, Any]:
@@ -127,3 +128,22 @@ def test_a_paused_queue_is_marked_and_named_as_needing_attention() -> None:
         "(`bootstrap jobs resume a-queue-with-a-very-long-name-too`)" in text
     )
     assert "no live worker" not in text  # paused on purpose: not a missing worker
+
+
+def test_schedules_with_no_live_scheduler_or_one_on_other_wiring_are_flagged() -> None:
+    data = {**status([schedule()]), "wiring": "new0", "schedulers": [], "workers": [worker(QUEUE, "new0")]}
+    lines = render(data, NOW)
+    assert lines[1] == "MongoDB and Redis match the spec, but the jobs need attention:"
+    assert lines[2] == (
+        "  ! no live scheduler: the 1 schedule(s) do not fire (start the scheduler, see `bootstrap health`)"
+    )
+    assert "schedulers seen in the last 30s: none" in lines
+    data["schedulers"] = [{"name": "host-1:42", "started": NOW - 120, "wiring": "old0", "queues": ["q"]}]
+    lines = render(data, NOW)
+    assert "1 scheduler(s) run other wiring (old0) than the spec's (new0)" in lines[2]
+    assert cells(lines[lines.index("schedulers seen in the last 30s: 1") + 1]) == [
+        "host-1:42", "up 2m00s", "wiring old0 (not the spec's)"
+    ]  # fmt: skip
+    data["schedulers"][0]["wiring"] = "new0"
+    assert render(data, NOW)[1] == "everything matches the spec"
+    assert render({**data, "schedules": [], "schedulers": []}, NOW)[1] == "everything matches the spec"
