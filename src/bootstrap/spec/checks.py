@@ -853,7 +853,25 @@ def handler_problems(spec: Spec) -> list[tuple[Queue, Task, str]]:
     process, no cost."""
     declared = [(queue, task) for queue in spec.queues for task in queue.tasks if task.handler]
     found = import_problems(spec, sorted({task.handler for _, task in declared if task.handler}))
-    return [(queue, task, problem) for queue, task in declared if (problem := found.get(task.handler or ""))]
+    return [
+        (queue, task, _before_generate(spec, problem))
+        for queue, task in declared
+        if (problem := found.get(task.handler or ""))
+    ]
+
+
+def _before_generate(spec: Spec, problem: str) -> str:
+    """`problem`, with the way out when it is the generated package that is missing: a handler that
+    uses the generated models cannot import before `bootstrap generate` wrote them."""
+    package = spec.codegen.package
+    if f"ModuleNotFoundError: No module named '{package}'" in problem or (
+        f"ModuleNotFoundError: No module named '{package}." in problem
+    ):
+        return (
+            f"{problem}; {package} is the package `bootstrap generate` writes (to {spec.codegen.output}): "
+            "run it, then validate again"
+        )
+    return problem
 
 
 MIDDLEWARE = "middleware "  # asks the checking process about a middleware, not a handler

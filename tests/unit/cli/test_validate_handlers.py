@@ -139,3 +139,20 @@ def test_no_handler_declared_no_process(
     monkeypatch.setattr(subprocess, "run", refuse)
     code, err = validate(project, capsys)
     assert code == 0, err
+
+
+def test_a_handler_that_uses_the_generated_package_before_it_is_generated_says_to_generate(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The next phase's handlers import the generated models: validate, before the first generate,
+    names the way out instead of only "No module named msedb_jobs"."""
+    (project / "uses_models.py").write_text("from msedb_jobs.models import User\n\n\nasync def run(**kw):\n    pass\n")
+    declare(project, **{"t-models": "uses_models:run"})
+    code, err = validate(project, capsys)
+    assert code == 1
+    assert "No module named 'msedb_jobs'" in err
+    assert "msedb_jobs is the package `bootstrap generate` writes (to " in err and "run it, then validate again" in err
+
+    assert main(["generate", "--config", str(project / "config")]) == 0
+    code, err = validate(project, capsys)
+    assert code == 0, err
