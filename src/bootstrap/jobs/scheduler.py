@@ -222,7 +222,8 @@ class SlotScheduler(TaskiqScheduler):
             for broker in self.brokers.values():
                 broker.is_scheduler_process = True
                 await broker.startup()
-        except asyncio.CancelledError:  # SIGTERM in the connect retries (Redis away): a clean stop
+            await self._start_heartbeat()
+        except asyncio.CancelledError:  # SIGTERM in the connect retries (Redis away) or after: a clean stop
             if not terminated:
                 raise
             log.info("scheduler stopped while starting")
@@ -239,7 +240,6 @@ class SlotScheduler(TaskiqScheduler):
             self.metrics_server = MetricsServer()
             self.metrics = ScheduleMetrics(self.metrics_server.registry)
             self.metrics_server.start(port, "scheduler")
-        await self._start_heartbeat()  # last: a start-up that fails has no shutdown to remove it
 
     async def _start_heartbeat(self) -> None:
         """Beat every few seconds until shutdown, so `health` and `status` see a scheduler runs (and on
