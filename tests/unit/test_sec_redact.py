@@ -24,8 +24,11 @@ URIS = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="mask() only knows options named exactly password/token/...: "
-                   "tlsCertificateKeyFilePassword and AWS_SESSION_TOKEN are printed in clear")
+@pytest.mark.xfail(
+    strict=True,
+    reason="mask() only knows options named exactly password/token/...: "
+    "tlsCertificateKeyFilePassword and AWS_SESSION_TOKEN are printed in clear",
+)
 @pytest.mark.parametrize("uri", URIS, ids=["tlsCertificateKeyFilePassword", "AWS_SESSION_TOKEN"])
 def test_secret_uri_options_are_masked(uri: str) -> None:
     shown = mask(f"MongoDB {uri} not reachable (retry 1 of 10 in 0.7s)")
