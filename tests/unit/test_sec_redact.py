@@ -35,3 +35,12 @@ def test_secret_uri_options_are_masked(uri: str) -> None:
     assert "S3cret" not in shown and "AwsSecretKey99" not in shown  # the userinfo is masked today
     assert "KeyFilePw77" not in shown
     assert "SessionTok77" not in shown
+
+
+# A Redis URL with no host (redis-py then connects to localhost) passes `validate`, and its
+# password is printed in clear: `mask` only ends a userinfo at `@` followed by a host name.
+# Seen: `REDIS_URL='redis://:SecretPw9@/0' bootstrap plan` -> `Redis redis://:SecretPw9@/0 not reachable`.
+@pytest.mark.xfail(strict=True, reason="mask() needs a host after '@': a host-less Redis URL keeps its password")
+@pytest.mark.parametrize("url", ["redis://:SecretPw9@/0", "redis://:SecretPw9@:6379/0"], ids=["no-host", "port-only"])
+def test_a_redis_url_without_host_is_masked(url: str) -> None:
+    assert "SecretPw9" not in mask(f"Redis {url} not reachable (retry 1 of 10 in 0.6s)")
