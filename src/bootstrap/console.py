@@ -8,7 +8,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from bootstrap.redact import mask
+from bootstrap.redact import mask, mask_data
 
 
 def out(text: str = "", *, stream: TextIO | None = None) -> None:
@@ -18,14 +18,15 @@ def out(text: str = "", *, stream: TextIO | None = None) -> None:
 
 def err(text: str) -> None:
     """A line about a problem (stderr); a JSON object when logs are JSON, so stderr stays parseable."""
+    text = mask(text)  # before JSON escapes a newline that ends a URL into `\n`
     if os.environ.get("BOOTSTRAP_LOG_FORMAT", "").lower() == "json":
         text = json.dumps({"time": datetime.now(UTC).isoformat(timespec="milliseconds"), "level": "ERROR",
                            "logger": "bootstrap", "message": text})
-    print(mask(text), file=sys.stderr, flush=True)
+    print(text, file=sys.stderr, flush=True)
 
 
 def out_json(data: Any) -> None:
-    out(json.dumps(data, indent=2, sort_keys=False, default=str))
+    out(json.dumps(mask_data(data), indent=2, sort_keys=False, default=str))
 
 
 def ask(question: str) -> bool:

@@ -51,12 +51,13 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": mask(record.getMessage()),
             "pid": record.process,
         }
         if record.exc_info:
-            entry["traceback"] = self.formatException(record.exc_info)
-        return mask(json.dumps(entry, default=str))
+            entry["traceback"] = mask(self.formatException(record.exc_info))
+        # Masked before json.dumps, which turns the newline that may end a URL into `\n`.
+        return json.dumps(entry, default=str)
 
 
 class LineWriter(logging.Handler):

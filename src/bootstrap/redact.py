@@ -10,13 +10,17 @@ never shows a password.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 _SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")
 # What may stand just before a URL that starts here (so `ab://` inside a password is not a new URL).
 _URL_START_AFTER = frozenset(" \t\r\n'\"`<>()[]{},;=|-")
-# `@` then a host (name, IPv4 or [IPv6]) and an optional port, then the end of the authority.
-_HOST = re.compile(r"@(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%-]+)(:[0-9]+)?(?=[/?#,\s'\"<>()\[\]{};|]|$)")
-_QUERY_SECRET = re.compile(r"(?i)\b(password|passwd|pass|pwd|secret|token)=([^&\s'\"]+)")
+# `@` then a host (name, IPv4 or [IPv6], or none: redis-py then connects to localhost) and an
+# optional port, then the end of the authority.
+_HOST = re.compile(r"@(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%-]+)?(:[0-9]+)?(?=[/?#,\s'\"<>()\[\]{};|]|$)")
+# Options whose name ends in a secret's word, with `=` or (inside another option's value, as
+# authMechanismProperties=AWS_SESSION_TOKEN:...) `:`: password=, tlsCertificateKeyFilePassword=, ...
+_QUERY_SECRET = re.compile(r"(?i)\b([a-z_]*(?:password|passwd|pass|pwd|secret|token))([=:])([^&,\s'\"]+)")
 
 
 def _url_starts(text: str) -> list[re.Match[str]]:
@@ -63,7 +67,19 @@ def _last_host_at(segment: str) -> int | None:
 
 def mask(text: str) -> str:
     """`text` with the password of every URL in it, and `password=...` options, replaced by ****."""
-    return _QUERY_SECRET.sub(lambda m: f"{m.group(1)}=****", _mask_urls(text))
+    return _QUERY_SECRET.sub(lambda m: f"{m.group(1)}{m.group(2)}****", _mask_urls(text))
+
+
+def mask_data(data: Any) -> Any:
+    """`data` (JSON-like: dicts, lists, strings) with every string masked, before it is written as
+    JSON: escaped, a newline that ends a URL is `\\n`, which `mask` does not see as its end."""
+    if isinstance(data, str):
+        return mask(data)
+    if isinstance(data, dict):
+        return {key: mask_data(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [mask_data(value) for value in data]
+    return data
 
 
 def has_password(url: str) -> bool:

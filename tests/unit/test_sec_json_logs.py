@@ -55,10 +55,20 @@ def test_text_logs_mask_it(stream: io.StringIO) -> None:
     assert SECRET not in emit(stream, "text")
 
 
-@pytest.mark.xfail(
-    strict=True, reason="JSON formatter masks after json.dumps: `@host\\n` is not seen as the end of a URL"
-)
 def test_json_logs_mask_a_url_that_ends_a_line(stream: io.StringIO) -> None:
     printed = emit(stream, "json")
     assert "****" in printed
     assert SECRET not in printed
+
+
+def test_console_json_lines_mask_a_url_that_ends_a_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bootstrap import console
+
+    monkeypatch.setenv("BOOTSTRAP_LOG_FORMAT", "json")
+    console.err(f"cannot reach redis://:{SECRET}@redis:6379\nsecond line")
+    console.out_json({"checks": [{"detail": f"Redis redis://:{SECRET}@redis:6379\ndoes not answer"}]})
+    printed = capsys.readouterr()
+    assert SECRET not in printed.err and "****" in printed.err
+    assert SECRET not in printed.out and "****" in printed.out

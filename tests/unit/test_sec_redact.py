@@ -29,11 +29,6 @@ URIS = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mask() only knows options named exactly password/token/...: "
-    "tlsCertificateKeyFilePassword and AWS_SESSION_TOKEN are printed in clear",
-)
 @pytest.mark.parametrize("uri", URIS, ids=["tlsCertificateKeyFilePassword", "AWS_SESSION_TOKEN"])
 def test_secret_uri_options_are_masked(uri: str) -> None:
     shown = mask(f"MongoDB {uri} not reachable (retry 1 of 10 in 0.7s)")
@@ -45,7 +40,6 @@ def test_secret_uri_options_are_masked(uri: str) -> None:
 # A Redis URL with no host (redis-py then connects to localhost) passes `validate`, and its
 # password is printed in clear: `mask` only ends a userinfo at `@` followed by a host name.
 # Seen: `REDIS_URL='redis://:SecretPw9@/0' bootstrap plan` -> `Redis redis://:SecretPw9@/0 not reachable`.
-@pytest.mark.xfail(strict=True, reason="mask() needs a host after '@': a host-less Redis URL keeps its password")
 @pytest.mark.parametrize("url", ["redis://:SecretPw9@/0", "redis://:SecretPw9@:6379/0"], ids=["no-host", "port-only"])
 def test_a_redis_url_without_host_is_masked(url: str) -> None:
     assert "SecretPw9" not in mask(f"Redis {url} not reachable (retry 1 of 10 in 0.6s)")
@@ -59,7 +53,6 @@ SHIPPED_URL = "url: ${REDIS_URL:-redis://${REDIS_HOST:-127.0.0.1}:${REDIS_PORT:-
 SHIPPED_URI = "uri: ${MONGODB_URI:-mongodb://127.0.0.1:27017/msedb}"
 
 
-@pytest.mark.xfail(strict=True, reason="has_password() shares mask()'s gaps: the password reaches generated code")
 @pytest.mark.parametrize(
     ("old", "new"),
     [
