@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import AskError, ClusterDownError, ResponseError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AckableMessage, AsyncBroker, BrokerMessage, TaskiqMessage
 
@@ -467,8 +467,13 @@ class StreamBroker(AsyncBroker):
                 if permits is not None and self._limiter is not None:
                     await self._limiter.refund(permits, len(entries))
                     if not entries:  # wait for a new job on any level without holding permits (nor taking it)
-                        await conn.xread(dict.fromkeys(self.keys.streams, "$"), count=1, block=500)
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                        streams = self.keys.streams
+                        await hot.call("XREAD", "COUNT", 1, "BLOCK", 500, "STREAMS", *streams, *["$"] * len(streams),
+                                       block=0.5, key=streams[0])  # fmt: skip
+            # A cluster with a slot whose master is down answers CLUSTERDOWN on every node until a
+            # replica took over or the master is back; TRYAGAIN, MOVED or ASK while a slot moves (sent to
+            # a named node, see hotpath): wait as for an outage.
+            except (RedisConnectionError, RedisTimeoutError, OSError, ClusterDownError, TryAgainError, AskError) as exc:
                 log.warning("queue %s: Redis read failed (%s); retrying in 1s", self.runtime.queue, exc)
                 reclaimer.outage()  # no takeover until the owners of running jobs renewed them
                 await asyncio.sleep(1)
@@ -532,7 +537,9 @@ class StreamBroker(AsyncBroker):
         command: list[Any] = ["XREADGROUP", "GROUP", GROUP, self.consumer, "COUNT", room()]
         if block is not None:
             command += ["BLOCK", block]
-        fetched: Any = await hot.call(*command, "STREAMS", *streams, *[">"] * len(streams), block=(block or 0) / 1000)
+        fetched: Any = await hot.call(
+            *command, "STREAMS", *streams, *[">"] * len(streams), block=(block or 0) / 1000, key=streams[0]
+        )
         if isinstance(fetched, dict):  # RESP3: stream -> entries
             fetched = list(fetched.items())
         busy = [(stream, batch) for stream, batch in fetched or () if batch]

@@ -36,7 +36,7 @@ import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import MasterDownError, NoScriptError, ReadOnlyError, ResponseError
+from redis.exceptions import MasterDownError, NoScriptError, ReadOnlyError, RedisClusterException, ResponseError
 
 from bootstrap.connect import redis as redis_connect
 
@@ -74,10 +74,11 @@ class HotConnection:
         self._stalled = False  # the command in flight took too long: its connection was closed
         self._ticker: asyncio.TimerHandle | None = None
 
-    async def call(self, *args: Any, block: float = 0.0) -> Any:
-        """Run one command; `block`: seconds it may block in Redis (XREADGROUP BLOCK)."""
+    async def call(self, *args: Any, block: float = 0.0, key: str | None = None) -> Any:
+        """Run one command; `block`: seconds it may block in Redis (XREADGROUP BLOCK); `key`: one of
+        its keys, named for a cluster (see `_on_cluster`)."""
         if not self._direct:
-            return await self.client.execute_command(*args)  # type: ignore[no-untyped-call]
+            return await self._on_cluster(args, key)
         async with self._lock:
             conn = self._conn
             reader = conn._reader if conn is not None else None
@@ -109,6 +110,19 @@ class HotConnection:
                 raise RedisConnectionError(f"Redis ended the blocked command: {reply}") from reply
             raise reply
         return reply
+
+    async def _on_cluster(self, args: tuple[Any, ...], key: str | None) -> Any:
+        """The command through the cluster client, sent to the master of `key`'s slot when it is
+        named: for a command whose keys move with its arguments (XREADGROUP, XREAD), redis-py would
+        else ask a node for them (COMMAND GETKEYS), the node it first connected to, and keep asking
+        that one after it failed over and died."""
+        node = None
+        if key is not None:
+            with contextlib.suppress(RedisClusterException):  # slot not known (yet) or without a master
+                node = self.client.get_node_from_key(key)  # type: ignore[attr-defined]
+        if node is None:
+            return await self.client.execute_command(*args)  # type: ignore[no-untyped-call]
+        return await self.client.execute_command(*args, target_nodes=node)  # type: ignore[no-untyped-call]
 
     async def script(self, script: Script, keys: list[Any], args: list[Any], block: float = 0.0) -> Any:
         try:

@@ -69,7 +69,7 @@ def _runtime(cluster: RedisCluster, queue: str) -> QueueRuntime:
     )  # fmt: skip
 
 
-@pytest.mark.xfail(strict=True, reason="ClusterDownError is a ResponseError: the worker's read loop re-raises it")
+
 def test_reading_goes_on_while_another_master_is_down(cluster: RedisCluster) -> None:
     _, owner, other = cluster.nodes  # the URL names the first; the queue lives on the second
     queue = _queue_on(owner)
@@ -104,7 +104,6 @@ def test_reading_goes_on_while_another_master_is_down(cluster: RedisCluster) -> 
     assert error is None, f"the read loop ended: {error!r}"
 
 
-@pytest.mark.xfail(strict=True, reason="after the URL's node is lost, the cluster client keeps going back to it")
 def test_reading_goes_on_once_the_url_node_failed_over(replicated: RedisCluster) -> None:
     url_node, owner, _ = replicated.nodes
     queue = _queue_on(owner)
