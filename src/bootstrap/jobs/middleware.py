@@ -25,6 +25,7 @@ from bootstrap.jobs.message import Message, of
 from bootstrap.jobs.records import COMPLETED, FAILED
 from bootstrap.layout import schedules as stored
 from bootstrap.layout.schedules import retry_from_json
+from bootstrap.redact import mask
 from bootstrap.spec.model import RetryPolicy
 
 __all__ = ["ATTEMPT", "RETRY", "JobsMiddleware", "attempt_of", "retry_delay"]  # ATTEMPT, RETRY: re-exported
@@ -165,9 +166,9 @@ class JobsMiddleware(TaskiqMiddleware):
             _error(exception),
         )
         record = _record(message, duration)
-        record.update(
-            error=_error(exception),
-            traceback="".join(traceback.format_exception(exception)),
+        record.update(  # masked as printed: the record lives in Redis (and its backups) for the retention
+            error=mask(_error(exception)),
+            traceback=mask("".join(traceback.format_exception(exception))),
             attempts=attempt,
             max_attempts=policy.attempts if policy else 1,
             transient_retries=spent,

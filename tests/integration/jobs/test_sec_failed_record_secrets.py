@@ -36,7 +36,6 @@ def project(tmp_path: Path, mongo_uri: str, redis_server: RedisServer) -> Iterat
     yield from make_project(tmp_path, mongo_uri, redis_server.uri, edit)
 
 
-@pytest.mark.xfail(strict=True, reason="failed records store the handler's error and traceback unmasked in Redis")
 def test_a_failed_record_keeps_no_password(project: Project, capsys: pytest.CaptureFixture[str]) -> None:
     assert project.bootstrap("enqueue", "test-jobs", "leak", "--id", "leak-1") == 0
     project.start_worker("test-jobs")
