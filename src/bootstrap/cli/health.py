@@ -24,7 +24,7 @@ from pymongo.database import Database
 from bootstrap import console
 from bootstrap.cli.common import spec_from
 from bootstrap.connect.mongo import connect
-from bootstrap.connect.redis import UNKNOWN_POLICY, eviction_policy
+from bootstrap.connect.redis import UNKNOWN_POLICY, eviction_policies
 from bootstrap.connect.redis import connect as connect_redis
 from bootstrap.engine.ops import Blocked, Operation, Options
 from bootstrap.engine.redis.operations import PolicyUnknown, SetEvictionPolicy
@@ -140,18 +140,23 @@ def _unavailable(name: str, server: str, shown: str, variable: str, exc: Bootstr
 
 
 def eviction(spec: Spec, client: redis.Redis) -> Check:
+    """The maxmemory-policy of the server, or of every primary of a cluster (one that evicts loses
+    the queues it holds)."""
     wanted = spec.redis.maxmemory_policy
-    policy = eviction_policy(client)
-    if policy == UNKNOWN_POLICY:  # CONFIG disabled (managed Redis): nothing to read, nothing to blame
+    policies = eviction_policies(client)
+    wrong = {where: policy for where, policy in policies.items() if policy not in (wanted, UNKNOWN_POLICY)}
+    if wrong:
+        found = ", ".join(policy if where == "server" else f"{policy} on {where}" for where, policy in wrong.items())
+        return Check(
+            "eviction",
+            False,
+            f"Redis runs with maxmemory-policy {found}: queued jobs can be evicted (expected {wanted})",
+            f"run `bootstrap apply --fix-redis`, or start redis-server with --maxmemory-policy {wanted}",
+        )
+    if all(policy == UNKNOWN_POLICY for policy in policies.values()):  # CONFIG disabled (managed Redis)
         return Check("eviction", True, f"maxmemory-policy cannot be read (CONFIG is disabled); it must be {wanted}")
-    if policy == wanted:
-        return Check("eviction", True, f"maxmemory-policy {policy}")
-    return Check(
-        "eviction",
-        False,
-        f"Redis runs with maxmemory-policy {policy}: queued jobs can be evicted (expected {wanted})",
-        f"run `bootstrap apply --fix-redis`, or start redis-server with --maxmemory-policy {wanted}",
-    )
+    where = "" if list(policies) == ["server"] else f" on all {len(policies)} primaries"
+    return Check("eviction", True, f"maxmemory-policy {wanted}{where}")
 
 
 def schedules(spec: Spec, client: redis.Redis) -> Check:

@@ -15,7 +15,6 @@ from tests.conftest import Result, copy_config
 from tests.support.redis_topologies import RedisCluster
 
 
-@pytest.mark.xfail(strict=True, reason="health reads maxmemory-policy of the URL's node only, not of every master")
 def test_health_fails_when_any_cluster_master_evicts(
     tmp_path: Path,
     mongo_uri: str,
