@@ -190,7 +190,7 @@ def retry_failed(client: redis.Redis, keys: QueueKeys, job_ids: list[str]) -> li
     """Put failed jobs back on their queue as new first attempts (same id, arguments and labels; the
     counters reset: attempt, transient retries and retry-afters, so the job has all its attempts and
     all its RetryAfter requests again) and take them out of the failed store, atomically per job.
-    Returns the ids re-enqueued."""
+    Returns the ids re-enqueued: not those no longer in the store (another retry took them)."""
     from taskiq import TaskiqMessage  # here: `status` and `health` must not load taskiq
 
     done = []
@@ -208,15 +208,27 @@ def retry_failed(client: redis.Redis, keys: QueueKeys, job_ids: list[str]) -> li
         )
         level = str(message.labels.get(labels.PRIORITY, NORMAL))
         level = level if level in PRIORITIES else NORMAL  # back onto its own level
-        pipe = client.pipeline(transaction=True)
-        if labels.dedupe_or_false(message.labels):  # its id is taken again while it waits and runs
-            pipe.hset(keys.ids, job_id, time.time())
-        pipe.xadd(keys.stream_at(level), {"data": message.model_dump_json().encode()})
-        pipe.zrem(keys.records(FAILED), job_id)
-        pipe.hdel(keys.record_data(FAILED), job_id)
-        pipe.execute()
-        done.append(job_id)
+        dedupe = "1" if labels.dedupe_or_false(message.labels) else ""  # its id is taken again while it waits
+        taken = client.eval(
+            _RETRY, 4, keys.record_data(FAILED), keys.records(FAILED), keys.stream_at(level), keys.ids,
+            job_id, message.model_dump_json().encode(), dedupe, time.time(),
+        )  # fmt: skip
+        if taken:
+            done.append(job_id)
     return done
+
+
+# Take a failed job out of the failed store and put it back on its queue, in one step, only if it is
+# still there: of two retries at once (a form sent twice, the dashboard and `jobs retry` together),
+# one enqueues it. KEYS (the queue's slot): failed data, failed index, the level's stream, id index.
+# ARGV: job id, message, '1' when its id deduplicates, now.
+_RETRY = """
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+if ARGV[3] == '1' then redis.call('HSET', KEYS[4], ARGV[1], ARGV[4]) end
+redis.call('XADD', KEYS[3], '*', 'data', ARGV[2])
+return 1
+"""
 
 
 def all_failed_ids(client: redis.Redis, keys: QueueKeys) -> list[str]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import threading
 
-import pytest
 import redis
 
 from bootstrap.jobs import admin
@@ -23,7 +22,6 @@ from bootstrap.local.servers import RedisServer
 JOBS = 200
 
 
-@pytest.mark.xfail(strict=True, reason="retry_failed reads then writes without WATCH: concurrent retries enqueue twice")
 def test_concurrent_retries_enqueue_each_failed_job_once(redis_server: RedisServer, key_prefix: str) -> None:
     keys = QueueKeys(key_prefix, "delta-sync")
     client = redis.Redis.from_url(redis_server.uri)
