@@ -4,25 +4,40 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from bootstrap.redact import mask, mask_data
 
+# Control characters but newline and tab: a value from outside printed as it is (a job id from
+# Redis) could drive the terminal (clear a line, retitle the window).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _shown(text: str) -> str:
+    """`text` masked, its control characters (see _CONTROL) written as escapes (`\\x1b`)."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], mask(text))
+
 
 def out(text: str = "", *, stream: TextIO | None = None) -> None:
     """A line for the user (stdout): results, plans, reports. Credentials are masked here too."""
-    print(mask(text), file=stream or sys.stdout, flush=True)
+    print(_shown(text), file=stream or sys.stdout, flush=True)
 
 
 def err(text: str) -> None:
     """A line about a problem (stderr); a JSON object when logs are JSON, so stderr stays parseable."""
-    text = mask(text)  # before JSON escapes a newline that ends a URL into `\n`
+    text = _shown(text)  # masked before JSON escapes a newline that ends a URL into `\n`
     if os.environ.get("BOOTSTRAP_LOG_FORMAT", "").lower() == "json":
         text = json.dumps({"time": datetime.now(UTC).isoformat(timespec="milliseconds"), "level": "ERROR",
                            "logger": "bootstrap", "message": text})
     print(text, file=sys.stderr, flush=True)
+
+
+def clear_screen() -> None:
+    """Clear the terminal (`status --watch` between refreshes): the one escape sequence printed."""
+    print("\033[2J\033[H", end="", flush=True)
 
 
 def out_json(data: Any) -> None:

@@ -20,6 +20,7 @@ between, "bootstrap", or a filter on bootstrap's handler) take its lines from th
 from __future__ import annotations
 
 import atexit
+import copy
 import json
 import logging
 import os
@@ -40,7 +41,20 @@ class TextFormatter(logging.Formatter):
         super().__init__(TEXT_FORMAT, TEXT_DATE)
 
     def format(self, record: logging.LogRecord) -> str:
+        args = record.args
+        if isinstance(args, tuple) and not all(type(a) is not str or a.isprintable() for a in args):
+            record = copy.copy(record)  # the record other handlers see keeps its values
+            record.args = tuple(printable(a) if type(a) is str else a for a in args)
         return mask(super().format(record))
+
+
+def printable(text: str) -> str:
+    """`text` with its control characters (newline, ESC, ...) written as escapes (`\\n`, `\\x1b`): a
+    value from outside (a job id, a request path) logged as an argument can neither start a log line
+    of its own nor drive the reader's terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -167,6 +181,8 @@ def job_info(logger: logging.Logger, message: str, outside: str) -> bool:
             _routes.pop(name, None)
             return False
         _routes[name] = writer
+    if not outside.isprintable():  # a job id with a newline or ESC: see `printable`
+        message = message.replace(outside, printable(outside))
     if "://" in message or "=" in outside:
         message = mask(message)
     writer.line("INFO", name, message)

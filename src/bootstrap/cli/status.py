@@ -280,6 +280,6 @@ def show(status: dict[str, Any], as_json: bool, *, clear: bool = False) -> None:
         console.out_json({**status, "problems": problems(status)})
         return
     if clear:
-        console.out("\033[2J\033[H")  # clear the screen between refreshes
+        console.clear_screen()
     for line in render(status, time.time()):
         console.out(line)

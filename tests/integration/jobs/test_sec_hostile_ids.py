@@ -28,9 +28,6 @@ def project(tmp_path: Path, mongo_uri: str, redis_server: RedisServer) -> Iterat
     yield from make_project(tmp_path, mongo_uri, redis_server.uri)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="job ids reach text logs and the terminal unescaped (log forging, ESC sequences)"
-)
 def test_a_hostile_job_id_forges_no_log_line_and_no_terminal_escape(
     project: Project, capsys: pytest.CaptureFixture[str]
 ) -> None:
