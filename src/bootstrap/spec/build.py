@@ -71,8 +71,12 @@ def _seconds(raw: dict[str, Any], key: str, default: float) -> float:
 
 
 def database_from_uri(uri: str) -> str:
-    """The database named in a MongoDB URI's path, or ''."""
-    return urlsplit(uri).path.lstrip("/").split("?")[0]
+    """The database named in a MongoDB URI's path, or '' (also for a URI that does not parse: the
+    checks report it)."""
+    try:
+        return urlsplit(uri).path.lstrip("/").split("?")[0]
+    except ValueError:  # an unclosed [IPv6 address
+        return ""
 
 
 def mongo_settings(raw: dict[str, Any], project: str, template: str | None = None) -> MongoSettings:

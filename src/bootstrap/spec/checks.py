@@ -93,13 +93,18 @@ def _check_settings(spec: Spec, report: Reporter, file: str) -> None:
         report(file, ("mongodb", "uri"), "expected a MongoDB connection string starting with mongodb:// or mongodb+srv://")
     if not redis.url.startswith(("redis://", "rediss://")):
         report(file, ("redis", "url"), "expected a Redis URL starting with redis:// or rediss://")
-    if mongo.uri.startswith("mongodb://") and not plain_mongodb_uri(mongo.uri):
-        try:
-            from pymongo.uri_parser import parse_uri
+    try:
+        urlsplit(mongo.uri)
+    except ValueError as exc:  # an unclosed [IPv6 address; the message quotes no part of the URI
+        report(file, ("mongodb", "uri"), f"invalid MongoDB URI ({exc})")
+    else:
+        if mongo.uri.startswith("mongodb://") and not plain_mongodb_uri(mongo.uri):
+            try:
+                from pymongo.uri_parser import parse_uri
 
-            parse_uri(mongo.uri)
-        except Exception as exc:  # pymongo raises several types; the message is what matters
-            report(file, ("mongodb", "uri"), f"invalid MongoDB URI: {_without_secrets(str(exc), mongo.uri)}")
+                parse_uri(mongo.uri)
+            except Exception as exc:  # pymongo raises several types; the message is what matters
+                report(file, ("mongodb", "uri"), f"invalid MongoDB URI: {_without_secrets(str(exc), mongo.uri)}")
     for key, seconds in (
         ("server_selection", mongo.server_selection_timeout),
         ("connect", mongo.connect_timeout),
@@ -116,6 +121,7 @@ def _check_settings(spec: Spec, report: Reporter, file: str) -> None:
         detail = "expected redis://[[user]:password@]host[:port][/db]" if "@" in redis.url else str(exc)
         report(file, ("redis", "url"), f"invalid Redis URL ({detail})")
     else:
+        _redis_options(report, file, redis.url)
         database = parts.path.strip("/")
         if database and not database.isdigit():  # redis-py would quietly use database 0
             # Not quoted when the URL holds credentials: a '/' in a password moves the split.
@@ -142,6 +148,19 @@ def _check_settings(spec: Spec, report: Reporter, file: str) -> None:
     _check_redis_mode(spec, report, file)
     for section, policy in (("mongodb", mongo.connect_retry), ("redis", redis.connect_retry)):
         _check_retry(report, file, (section, "connect_retry"), policy)
+
+
+def _redis_options(report: Reporter, file: str, url: str) -> None:
+    """The URL's query options, read as redis-py will read them (`?socket_timeout=abc` would else
+    stop every command that connects)."""
+    if "?" not in url:
+        return
+    from redis.connection import parse_url
+
+    try:
+        parse_url(url)  # type: ignore[no-untyped-call]
+    except ValueError as exc:
+        report(file, ("redis", "url"), f"invalid Redis URL: {_without_secrets(str(exc), url)}")
 
 
 def _check_redis_mode(spec: Spec, report: Reporter, file: str) -> None:
@@ -222,7 +241,10 @@ def plain_mongodb_uri(uri: str) -> bool:
 
 def _without_secrets(message: str, uri: str) -> str:
     """A driver's message about `uri`, with its password masked, however the driver quoted it."""
-    password = (urlsplit(uri).password or "") if "@" in uri else ""
+    try:
+        password = (urlsplit(uri).password or "") if "@" in uri else ""
+    except ValueError:  # does not parse (an unclosed [IPv6 address): the mask alone
+        password = ""
     message = mask(message)
     return message.replace(password, "****") if len(password) >= 3 else message
 

@@ -138,8 +138,8 @@ class _Builder:
         kind = type(node)
         if kind is ScalarNode:
             text = node.value
-            if node.tag == _STR and "$" not in text:
-                return text  # most values: plain text, nothing to interpolate or convert
+            if node.tag == _STR and "$" not in text:  # most values: plain text, nothing to interpolate or convert
+                return text if text.isascii() or self._utf8(node, path, text) else None
             return self.scalar(node, path)  # type: ignore[arg-type]
         if kind is MappingNode:
             return self.mapping(node, path, depth)  # type: ignore[arg-type]
@@ -188,7 +188,26 @@ class _Builder:
         if type(node) is not ScalarNode:
             self.fail(node, path, "mapping keys must be plain strings, not lists or mappings")
             return None
-        return str(node.value)
+        return str(node.value) if self._utf8(node, path, str(node.value)) else None
+
+    def _utf8(self, node: Node, path: PathKey, text: str) -> bool:
+        """Whether `text` can be written as UTF-8 (what MongoDB, Redis and the generated Python files
+        hold); a lone surrogate (`"\\ud800"` in double quotes) cannot, and is a finding here rather
+        than a failure of `generate` or `apply` later."""
+        if text.isascii():
+            return True
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = text[exc.start : exc.end].encode("unicode_escape").decode()
+            self.fail(
+                node,
+                path,
+                f"{bad} is a lone surrogate, which UTF-8 cannot hold (MongoDB, Redis and the generated files "
+                "store UTF-8): write the character it stands for, or a pair",
+            )
+            return False
+        return True
 
     def merged_pairs(self, merges: list[Node], path: PathKey, seen: set[int]) -> list[tuple[Node, Node]]:
         """The key and value nodes `<<` brings in, in order of precedence. A source already merged is
@@ -228,7 +247,7 @@ class _Builder:
                 # An unquoted `${PORT:-6379}` becomes the number 6379, as if written literally.
                 tag = self._resolve(text)
         if tag in (_STR, _TIMESTAMP):
-            return text  # dates stay text; the schema says what it expects
+            return text if self._utf8(node, path, text) else None  # dates stay text; the schema says what it expects
         known = _SCALARS.get((tag, text), _MISSING)
         if known is not _MISSING:
             return known
