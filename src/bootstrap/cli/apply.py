@@ -6,6 +6,7 @@ import argparse
 
 from bootstrap import console
 from bootstrap.cli.common import add_plan_options, database, plan_options, redis_client, spec_from
+from bootstrap.connect.redis import shown
 from bootstrap.engine.apply import apply
 from bootstrap.engine.render import applied_summary
 from bootstrap.redact import mask
@@ -27,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     with database(spec) as db, redis_client(spec) as client:
         console.out(
             f"applying {args.config} to MongoDB {mask(spec.mongodb.uri)} (database {db.name}) "
-            f"and Redis {mask(spec.redis.url)}"
+            f"and Redis {shown(spec.redis)}"
         )
         done = apply(spec, db, client, plan_options(args), console.out)
     if done:

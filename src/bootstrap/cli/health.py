@@ -26,6 +26,7 @@ from bootstrap.cli.common import spec_from
 from bootstrap.connect.mongo import connect
 from bootstrap.connect.redis import UNKNOWN_POLICY, eviction_policies
 from bootstrap.connect.redis import connect as connect_redis
+from bootstrap.connect.redis import shown as redis_shown
 from bootstrap.engine.ops import Blocked, Operation, Options
 from bootstrap.engine.redis.operations import PolicyUnknown, SetEvictionPolicy
 from bootstrap.errors import BootstrapError, Unavailable
@@ -112,12 +113,17 @@ def _redis(spec: Spec, timeout: float) -> Iterator[tuple[redis.Redis | None, Che
         connect_timeout=min(spec.redis.connect_timeout, timeout),
         socket_timeout=min(spec.redis.socket_timeout, timeout),
     )
-    shown = mask(spec.redis.url)
+    shown = redis_shown(spec.redis)
     started = time.perf_counter()
     try:
         client = connect_redis(settings)
     except BootstrapError as exc:
-        yield None, _unavailable("redis", "Redis", shown, "REDIS_URL", exc)
+        check = _unavailable("redis", "Redis", shown, "REDIS_URL", exc)
+        if spec.redis.mode == "sentinel" and not check.detail.startswith(f"Redis {shown} refuses"):
+            sentinels, master = spec.redis.sentinel_hosts, spec.redis.sentinel_master
+            fix = f"check that the sentinels ({sentinels}) run and that {master} has a master (failovers take seconds)"
+            check = replace(check, fix=fix)
+        yield None, check
         return
     took = _ms(started)
     try:

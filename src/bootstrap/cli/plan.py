@@ -6,6 +6,7 @@ import argparse
 
 from bootstrap import console
 from bootstrap.cli.common import add_plan_options, database, plan_options, redis_client, spec_from
+from bootstrap.connect.redis import shown
 from bootstrap.engine.apply import full_plan
 from bootstrap.engine.render import plan_json, plan_text
 from bootstrap.redact import mask
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         console.out_json(plan_json(plan))
     else:
-        target = f"MongoDB {mask(spec.mongodb.uri)} (database {plan.database}), Redis {mask(spec.redis.url)}"
+        target = f"MongoDB {mask(spec.mongodb.uri)} (database {plan.database}), Redis {shown(spec.redis)}"
         for line in plan_text(plan, target):
             console.out(line)
     if args.detailed_exitcode and (plan.changes or plan.blocked):

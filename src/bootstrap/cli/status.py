@@ -16,6 +16,7 @@ from pymongo.database import Database
 from bootstrap import console
 from bootstrap.cli.common import database, redis_client, spec_from
 from bootstrap.codegen.render import wiring_hash
+from bootstrap.connect.redis import shown
 from bootstrap.engine.apply import full_plan
 from bootstrap.engine.history import last_apply
 from bootstrap.engine.ops import Options
@@ -57,7 +58,7 @@ def collect(spec: Spec, db: Database[Any], client: redis.Redis) -> dict[str, Any
     return {
         "spec_hash": spec.hash(),
         "mongodb": {"uri": mask(spec.mongodb.uri), "database": db.name},
-        "redis": {"url": mask(spec.redis.url), "marker": admin.data_marker(client, spec)},
+        "redis": {"url": shown(spec.redis), "marker": admin.data_marker(client, spec)},
         "in_sync": not plan.changes and not plan.blocked,
         "collections": collections,
         "redis_drift": [

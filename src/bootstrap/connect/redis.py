@@ -149,13 +149,25 @@ def reason(exc: BaseException) -> str:
     return mask(str(exc))
 
 
+def shown(settings: RedisTarget) -> str:
+    """Which Redis, as said to the user: the URL, masked; in sentinel mode the master the sentinels
+    are asked for (the URL's host is not used there) and the URL's database."""
+    if settings.mode != "sentinel" or not settings.sentinel_master:
+        return mask(settings.url)
+    try:
+        database = parse_url(settings.url).get("db", 0)
+    except ValueError:  # reported by validate
+        database = 0
+    return f"master {settings.sentinel_master} of sentinels {settings.sentinel_hosts} (database {database})"
+
+
 def target(settings: RedisTarget) -> Target:
-    return Target("Redis", settings.url, settings.connect_retry, transient, reason, log)
+    return Target("Redis", shown(settings), settings.connect_retry, transient, reason, log)
 
 
 def _checked(settings: RedisTarget, pong: Any) -> None:
     if pong is not True:
-        raise RedisUnavailable(f"Redis at {mask(settings.url)} answered PING with {pong!r} instead of PONG")
+        raise RedisUnavailable(f"Redis {shown(settings)} answered PING with {pong!r} instead of PONG")
 
 
 def connect(settings: RedisTarget) -> redis.Redis:
@@ -170,7 +182,7 @@ def connect(settings: RedisTarget) -> redis.Redis:
             raise
         raise RedisUnavailable(retry.gave_up(target(settings), exc), refused=refused(exc)) from None
     info = client.info("server")
-    log.info("connected to Redis %s at %s (PING -> PONG)", info.get("redis_version", "?"), mask(settings.url))
+    log.info("connected to Redis %s at %s (PING -> PONG)", info.get("redis_version", "?"), shown(settings))
     return client
 
 

@@ -73,7 +73,7 @@ class QueueConnections:
         """PING (retried per the connect policy, RedisUnavailable when it gives up), then the
         eviction policy; `announce` (workers and schedulers) logs that the queue is ready, and
         checks the data marker."""
-        shown = mask(self.runtime.url)
+        shown = redis_connect.shown(self.runtime)
         await redis_connect.connect_async(self.runtime, self.producer)
         eviction = await redis_connect.eviction_policy_async(self.producer)
         if eviction == redis_connect.UNKNOWN_POLICY:
@@ -100,7 +100,7 @@ class QueueConnections:
             "queue %s: Redis %s lost its data (no marker written by apply at %s; restarted without "
             "persistence, flushed, or never applied): %s; run `bootstrap apply`",
             self.runtime.queue,
-            mask(self.runtime.url),
+            redis_connect.shown(self.runtime),
             key,
             GONE,
         )

@@ -27,7 +27,6 @@ def sentinels(tmp_path: Path) -> Iterator[SentinelSet]:
     found.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="sentinel mode names the URL's unused host as the Redis it talks to")
 def test_sentinel_mode_names_the_master_not_the_unused_url_host(
     tmp_path: Path,
     mongo_uri: str,
