@@ -155,7 +155,7 @@ def shown(settings: RedisTarget) -> str:
     if settings.mode != "sentinel" or not settings.sentinel_master:
         return mask(settings.url)
     try:
-        database = parse_url(settings.url).get("db", 0)
+        database = parse_url(settings.url).get("db", 0)  # type: ignore[no-untyped-call]
     except ValueError:  # reported by validate
         database = 0
     return f"master {settings.sentinel_master} of sentinels {settings.sentinel_hosts} (database {database})"
