@@ -46,8 +46,8 @@ def _mask_urls(text: str) -> str:
         if at is None:
             continue
         userinfo = segment[:at]
-        if ":" not in userinfo:
-            continue  # a user name alone is no secret
+        if not userinfo.partition(":")[2]:
+            continue  # a user name alone (or with an empty password) is no secret
         out.append(text[done:begin])
         out.append(userinfo.split(":", 1)[0] + ":****")
         done = begin + at

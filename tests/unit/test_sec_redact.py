@@ -70,3 +70,22 @@ def test_a_password_written_in_bootstrap_yaml_is_refused(tmp_path: Path, old: st
     path.write_text(text.replace(old, new))
     with pytest.raises(ConfigError):
         load_spec(config, env={})
+
+
+def test_a_password_taken_from_its_own_variable_is_not_written_in_the_file(tmp_path: Path) -> None:
+    """`redis://:${REDIS_PASSWORD}@host/0` keeps the password in the environment: validate takes it."""
+    config = tmp_path / "config"
+    shutil.copytree(CONFIG, config)
+    path = config / "bootstrap.yaml"
+    path.write_text(path.read_text().replace(SHIPPED_URL, "url: redis://:${REDIS_PASSWORD}@127.0.0.1:6379/0"))
+    spec = load_spec(config, env={"REDIS_PASSWORD": "FromEnv9", "MONGODB_URI": "mongodb://127.0.0.1/x"})
+    assert spec.redis.url == "redis://:FromEnv9@127.0.0.1:6379/0"
+    assert "FromEnv9" not in mask(f"Redis {spec.redis.url}")
+    with pytest.raises(ConfigError):  # a default holding one is written in the file
+        path.write_text(path.read_text().replace("${REDIS_PASSWORD}", "${REDIS_PASSWORD:-InFile9}"))
+        load_spec(config, env={"MONGODB_URI": "mongodb://127.0.0.1/x"})
+
+
+def test_an_empty_password_is_no_secret() -> None:
+    assert mask("redis://:@127.0.0.1:6379/0") == "redis://:@127.0.0.1:6379/0"
+    assert mask("redis://user:@h/0") == "redis://user:@h/0"

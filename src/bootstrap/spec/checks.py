@@ -135,7 +135,7 @@ def _check_settings(spec: Spec, report: Reporter, file: str) -> None:
             )
     templates = (("mongodb", "uri", mongo.uri_template), ("redis", "url", redis.url_template))
     for section, key, template in templates:
-        if has_password(template):
+        if has_password(_REFERENCE.sub("", template)):  # `redis://:${REDIS_PASSWORD}@host` writes none
             report(
                 file,
                 (section, key),
@@ -148,6 +148,10 @@ def _check_settings(spec: Spec, report: Reporter, file: str) -> None:
     _check_redis_mode(spec, report, file)
     for section, policy in (("mongodb", mongo.connect_retry), ("redis", redis.connect_retry)):
         _check_retry(report, file, (section, "connect_retry"), policy)
+
+
+# `${NAME}` without a default: a value taken from the environment, never written in the file.
+_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 
 
 def _redis_options(report: Reporter, file: str, url: str) -> None:
