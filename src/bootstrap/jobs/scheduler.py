@@ -128,7 +128,7 @@ class RedisScheduleSource(ScheduleSource):
         self.marker = marker_key(self.broker.runtime.prefix)
         self.declared = {s.id: stored.definition(s) for s in declared}
         self.definitions: dict[str, dict[str, Any]] = {}
-        self.fallback = False  # True: firing the declared schedules (Redis lost the stored ones)
+        self.fallback: frozenset[str] = frozenset()  # the declared schedules fired (Redis lost the stored ones)
         self.once = Once()
 
     async def get_schedules(self) -> list[ScheduledTask]:
@@ -136,8 +136,10 @@ class RedisScheduleSource(ScheduleSource):
             pipe = self.broker.redis.pipeline(transaction=False)
             for broker in self.brokers.values():
                 pipe.hgetall(broker.keys.schedules)
+                pipe.exists(broker.keys.marker)
             pipe.exists(self.marker)
-            *held, marker = await pipe.execute()
+            *replies, marker = await pipe.execute()
+            held, marked = replies[::2], replies[1::2]
             raw = {k: v for found in held for k, v in found.items()}
         except (redis.exceptions.RedisError, OSError) as exc:
             # Keep firing what is known: the claim script still checks Redis at every slot.
@@ -146,6 +148,25 @@ class RedisScheduleSource(ScheduleSource):
         if self.once.clear("read"):
             log.info("schedules read from Redis again")
         lost = not raw and not marker
+        # On a Redis Cluster one node may lose its data alone: its queues' markers and stored
+        # schedules are gone while the marker, on another node, is not.
+        gone = set() if lost or not marker else {
+            queue for queue, found, there in zip(self.brokers, held, marked, strict=True) if not found and not there
+        }  # fmt: skip
+        alone = {sid: d for sid, d in self.declared.items() if d.get("queue") in gone}
+        if alone:
+            self.once.log(
+                "queue lost",
+                logging.ERROR,
+                "the Redis node holding queue(s) %s lost its data (their data markers and stored schedules are "
+                "gone; run `bootstrap apply`). Meanwhile this scheduler fires their schedule(s) declared when "
+                "its wiring was generated: %s",
+                ", ".join(sorted({str(d["queue"]) for d in alone.values()})),
+                ", ".join(alone),
+                changed=True,
+            )
+        elif self.once.clear("queue lost"):
+            log.info("the queues' stored schedules are back; firing those")
         if lost and self.declared:
             self.once.log(
                 "lost",
@@ -159,8 +180,8 @@ class RedisScheduleSource(ScheduleSource):
             self.once.log("lost", logging.ERROR, "%s. No schedule fires until then", LOST_DATA)
         elif self.once.clear("lost"):
             log.info("the schedules stored by `bootstrap apply` are back; firing those")
-        self.fallback = lost
-        found = dict(self.declared) if lost else {as_text(k): stored.decode(v) for k, v in raw.items()}
+        found = dict(self.declared) if lost else {**{as_text(k): stored.decode(v) for k, v in raw.items()}, **alone}
+        self.fallback = frozenset(self.declared if lost else alone)
         definitions = {}
         for schedule_id, definition in sorted(found.items()):
             trouble = problem(definition)
@@ -276,7 +297,8 @@ class SlotScheduler(TaskiqScheduler):
             return
         once = self.source.once
         try:
-            await self.tick(schedule_id, definition, time.time(), declared=self.source.fallback)
+            declared = schedule_id in self.source.fallback
+            await self.tick(schedule_id, definition, time.time(), declared=declared)
         except (redis.exceptions.RedisError, OSError) as exc:  # one line per outage, for all schedules
             once.log("redis", logging.WARNING, "Redis failed (%s); schedules fire again once it answers",
                      mask(str(exc)))  # fmt: skip

@@ -50,6 +50,12 @@ class QueueKeys:
         return f"{self.base}:paused"
 
     @property
+    def marker(self) -> str:
+        """String: the data marker of this queue's slot, written by apply as the global one is: on a
+        Redis Cluster, a node that lost its data loses the markers of its queues only."""
+        return f"{self.base}:marker"
+
+    @property
     def rate(self) -> str:
         """Sorted set: the jobs workers took within the queue's rate-limit window (member -> time)."""
         return f"{self.base}:rate"

@@ -39,6 +39,7 @@ LRU_REASON = (
 
 MARKER = '{"at": "2026-11-29T10:00:00+00:00", "by": "host:1", "id": "abc"}'
 WRITE_MARKER = WriteMarker("marker", "t:marker")
+QUEUES = frozenset({"sync", "mail"})  # the spec's queues: each has its own data marker
 
 
 def live(
@@ -48,8 +49,9 @@ def live(
     marker: str | None = MARKER,
 ) -> RedisLive:
     return RedisLive(
-        policy, READY if streams is None else streams, STORED if schedules is None else schedules, marker
-    )
+        policy, READY if streams is None else streams, STORED if schedules is None else schedules, marker,
+        queue_markers=QUEUES,
+    )  # fmt: skip
 
 
 def test_nothing_to_do_is_empty() -> None:
@@ -70,8 +72,22 @@ def test_a_redis_that_lost_its_data_gets_queues_schedules_then_the_marker() -> N
         CreateQueue("mail", MAIL_STREAM, GROUP),
         PutSchedule("sync-often", stored.definition(EVERY), None),
         PutSchedule("mail-nightly", stored.definition(NIGHTLY), None),
-        WRITE_MARKER,
+        WriteMarker("marker", "t:marker", ("t:queue:{sync}:marker", "t:queue:{mail}:marker")),
     )
+    assert ops[-1].describe() == [
+        "write marker t:marker (workers, scheduler and status check it to tell a Redis that lost its data)",
+        "  and the data markers of 2 queue(s), one in each queue's slot",
+    ]
+
+
+def test_queues_without_their_own_marker_get_it_and_the_marker_stays() -> None:
+    """A cluster node that lost its data (its queues' markers gone, the marker on another node kept),
+    an apply of an older version (no queue markers), or a new queue: only the queues' markers."""
+    (op,) = compare(SPEC, RedisLive("noeviction", READY, STORED, MARKER, queue_markers=frozenset({"sync"})))
+    assert op == WriteMarker("marker", "t:marker", ("t:queue:{mail}:marker",), whole=False)
+    assert op.describe() == [
+        "write the data markers of 1 queue(s) (on a Redis Cluster, a node that lost its data loses its queues' markers)"
+    ]
 
 
 def test_wrong_eviction_policy_is_blocked_without_fix_redis() -> None:

@@ -17,7 +17,17 @@ from bootstrap.engine.redis.operations import (
 )
 from bootstrap.layout import schedules as stored
 from bootstrap.layout.keys import GROUP, QueueKeys, ScheduleKeys
-from tests.unit.engine.test_redis_compare import EVERY, MAIL_STREAM, MARKER, NIGHTLY, READY, SPEC, STORED, SYNC_STREAM
+from tests.unit.engine.test_redis_compare import (
+    EVERY,
+    MAIL_STREAM,
+    MARKER,
+    NIGHTLY,
+    QUEUES,
+    READY,
+    SPEC,
+    STORED,
+    SYNC_STREAM,
+)
 
 SYNC_MOVES = (("t:queue:sync:jobs", "t:queue:{sync}:jobs"), ("t:queue:sync:failed", "t:queue:{sync}:failed"))
 HELD = {"sync-often": "sync", "mail-nightly": "mail"}
@@ -39,7 +49,9 @@ def test_keys_carry_one_hash_tag_per_queue_and_schedules_live_with_their_queue()
 
 def test_old_queue_keys_move_first_and_their_stream_needs_no_new_queue() -> None:
     legacy = Legacy(moves={"sync": SYNC_MOVES}, groups={"sync": frozenset({GROUP})})
-    live = RedisLive("noeviction", {MAIL_STREAM: frozenset({GROUP})}, STORED, MARKER, HELD, legacy)
+    live = RedisLive(
+        "noeviction", {MAIL_STREAM: frozenset({GROUP})}, STORED, MARKER, HELD, legacy, queue_markers=QUEUES
+    )
     ops = compare(SPEC, live)
     assert ops == (MoveKeys("sync", SYNC_MOVES),)
     assert ops[0].describe() == [
@@ -51,13 +63,15 @@ def test_old_queue_keys_move_first_and_their_stream_needs_no_new_queue() -> None
 
 def test_an_old_stream_without_the_group_still_gets_it_after_the_move() -> None:
     legacy = Legacy(moves={"sync": SYNC_MOVES}, groups={"sync": frozenset()})
-    live = RedisLive("noeviction", {MAIL_STREAM: frozenset({GROUP})}, STORED, MARKER, HELD, legacy)
+    live = RedisLive(
+        "noeviction", {MAIL_STREAM: frozenset({GROUP})}, STORED, MARKER, HELD, legacy, queue_markers=QUEUES
+    )
     assert compare(SPEC, live) == (MoveKeys("sync", SYNC_MOVES), CreateQueue("sync", SYNC_STREAM, GROUP))
 
 
 def test_a_move_onto_a_key_that_exists_is_blocked_with_the_way_forward() -> None:
     legacy = Legacy(moves={"sync": SYNC_MOVES}, taken=frozenset({"t:queue:{sync}:jobs"}))
-    (op,) = compare(SPEC, RedisLive("noeviction", READY, STORED, MARKER, HELD, legacy))
+    (op,) = compare(SPEC, RedisLive("noeviction", READY, STORED, MARKER, HELD, legacy, queue_markers=QUEUES))
     assert isinstance(op, Blocked) and op.wanted == MoveKeys("sync", SYNC_MOVES)
     assert op.reason.startswith("t:queue:{sync}:jobs exist(s) already under the new name")
 
@@ -68,7 +82,7 @@ def test_old_schedule_hashes_move_and_are_compared_as_moved() -> None:
         schedules={"sync-often": changed, "mail-nightly": STORED["mail-nightly"], "junk": None, "gone": None},
         last_slots={"sync-often": "1700000000.0"},
     )
-    ops = compare(SPEC, RedisLive("noeviction", READY, {}, MARKER, {}, legacy))
+    ops = compare(SPEC, RedisLive("noeviction", READY, {}, MARKER, {}, legacy, queue_markers=QUEUES))
     move = MoveSchedules(
         "schedules",
         "t:schedules",
@@ -82,10 +96,17 @@ def test_old_schedule_hashes_move_and_are_compared_as_moved() -> None:
 
 def test_a_schedule_moved_to_another_queue_is_put_there_and_taken_from_the_old_one() -> None:
     moved = {**STORED["sync-often"], "queue": "mail"}  # stored with mail; the spec says sync
-    live = RedisLive("noeviction", READY, {**STORED, "sync-often": moved}, MARKER, {**HELD, "sync-often": "mail"})
+    live = RedisLive(
+        "noeviction",
+        READY,
+        {**STORED, "sync-often": moved},
+        MARKER,
+        {**HELD, "sync-often": "mail"},
+        queue_markers=QUEUES,
+    )
     assert compare(SPEC, live) == (PutSchedule("sync-often", stored.definition(EVERY), moved, "mail"),)
     # Same definition, but kept with the wrong queue (by hand): moved all the same.
-    live = RedisLive("noeviction", READY, STORED, MARKER, {**HELD, "mail-nightly": "sync"})
+    live = RedisLive("noeviction", READY, STORED, MARKER, {**HELD, "mail-nightly": "sync"}, queue_markers=QUEUES)
     wanted = PutSchedule("mail-nightly", stored.definition(NIGHTLY), STORED["mail-nightly"], "sync")
     assert compare(SPEC, live) == (wanted,)
 
@@ -93,14 +114,14 @@ def test_a_schedule_moved_to_another_queue_is_put_there_and_taken_from_the_old_o
 def test_an_undeclared_schedule_is_deleted_where_it_is_kept() -> None:
     old = {**STORED["sync-often"], "id": "old"}
     held = {**HELD, "old": "sync", "junk": "mail"}
-    live = RedisLive("noeviction", READY, {**STORED, "old": old, "junk": None}, MARKER, held)
+    live = RedisLive("noeviction", READY, {**STORED, "old": old, "junk": None}, MARKER, held, queue_markers=QUEUES)
     assert compare(SPEC, live) == (DeleteSchedule("junk", {}, "mail"), DeleteSchedule("old", old))
 
 
 def test_on_a_cluster_old_keys_are_blocked_and_the_policy_is_checked_on_every_primary() -> None:
     legacy = Legacy(moves={"sync": SYNC_MOVES}, schedules={"sync-often": STORED["sync-often"]})
     policies = {"10.0.0.1:7001": "noeviction", "10.0.0.2:7002": "allkeys-lru", "10.0.0.3:7003": "unknown"}
-    live = RedisLive("unknown", READY, STORED, MARKER, HELD, legacy, policies)
+    live = RedisLive("unknown", READY, STORED, MARKER, HELD, legacy, policies, queue_markers=QUEUES)
     ops = compare(SPEC, live)
     fix = SetEvictionPolicy("10.0.0.2:7002", "allkeys-lru", "noeviction")
     assert ops[0] == Blocked("10.0.0.2:7002", fix, ops[0].reason)  # type: ignore[attr-defined]

@@ -55,7 +55,12 @@ def compare(spec: Spec, live: RedisLive, *, fix_redis: bool = False) -> tuple[Op
 
 
 def compare_marker(spec: Spec, live: RedisLive) -> list[Operation]:
-    return [] if live.marker is not None else [WriteMarker("marker", marker_key(spec.redis.key_prefix))]
+    """The data marker, and each declared queue's own (QueueKeys.marker), where missing."""
+    missing = tuple(QueueKeys(spec.redis.key_prefix, q.name).marker for q in spec.queues
+                    if q.name not in live.queue_markers)  # fmt: skip
+    if live.marker is not None and not missing:
+        return []
+    return [WriteMarker("marker", marker_key(spec.redis.key_prefix), missing, live.marker is None)]
 
 
 def compare_policy(wanted: str, policy: str, fix_redis: bool, where: str = SERVER) -> list[Operation]:

@@ -139,7 +139,10 @@ def _delete_schedule(target: Target, op: Operation, report: Report) -> None:
 
 def _write_marker(target: Target, op: Operation, report: Report) -> None:
     assert isinstance(op, WriteMarker)
-    target.client.set(op.key, new_marker(), nx=True)  # another apply wrote it meanwhile: keep theirs
+    marker = new_marker()
+    for key in op.queue_keys:  # before the marker: it is written last, once everything else is there
+        target.client.set(key, marker, nx=True)
+    target.client.set(op.key, marker, nx=True)  # another apply wrote it meanwhile: keep theirs
 
 
 EXECUTORS: dict[type[Operation], Callable[[Target, Operation, Report], None]] = {

@@ -54,6 +54,8 @@ class RedisLive:
     legacy: Legacy = Legacy()
     # A cluster: primary ("host:port") -> its maxmemory-policy; empty on a standalone server.
     cluster_policies: Mapping[str, str] = field(default_factory=dict)
+    # The declared queues whose own data marker (QueueKeys.marker) is there.
+    queue_markers: frozenset[str] = frozenset()
 
     @property
     def cluster(self) -> bool:
@@ -78,6 +80,8 @@ def read_live_state(client: redis.Redis, key_prefix: str, queues: Iterable[str])
         for old, new in k.legacy_moves():
             pipe.exists(old)
             pipe.exists(new)
+    for k in keys:
+        pipe.exists(k.marker)
     pipe.hgetall(schedule_keys.index)
     pipe.get(marker_key(key_prefix))
     pipe.hgetall(schedule_keys.legacy_definitions)
@@ -85,7 +89,8 @@ def read_live_state(client: redis.Redis, key_prefix: str, queues: Iterable[str])
     # Errors come back in place: a missing stream answers XINFO with "no such key".
     replies = pipe.execute(raise_on_error=False)
     index, marker, legacy_definitions, legacy_last = replies[-4:]
-    for reply in replies[-4:]:
+    marked = replies[-4 - len(keys) : -4]
+    for reply in (*replies[-4:], *marked):
         if isinstance(reply, Exception):
             raise reply
     groups: dict[str, frozenset[str]] = {}
@@ -126,6 +131,7 @@ def read_live_state(client: redis.Redis, key_prefix: str, queues: Iterable[str])
         streams=groups,
         schedules=schedules,
         marker=None if marker is None else as_text(marker),
+        queue_markers=frozenset(k.queue for k, there in zip(keys, marked, strict=True) if there),
         schedule_queues=schedule_queues,
         legacy=legacy,
         cluster_policies=policies if cluster else {},

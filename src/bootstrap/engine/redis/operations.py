@@ -68,6 +68,8 @@ class WriteMarker(Operation):
     nothing."""
 
     key: str
+    queue_keys: tuple[str, ...] = ()  # the queues' own markers missing (QueueKeys.marker)
+    whole: bool = True  # the marker `key` is missing (not only queues' markers)
     symbol = "+"
 
     @property
@@ -75,7 +77,11 @@ class WriteMarker(Operation):
         return "redis data"
 
     def describe(self) -> list[str]:
-        return [f"write marker {self.key} (workers, scheduler and status check it to tell a Redis that lost its data)"]
+        queues = f"the data markers of {len(self.queue_keys)} queue(s)"
+        if not self.whole:  # only queues' markers: an older apply wrote none, or a queue is new
+            return [f"write {queues} (on a Redis Cluster, a node that lost its data loses its queues' markers)"]
+        lines = [f"write marker {self.key} (workers, scheduler and status check it to tell a Redis that lost its data)"]
+        return lines + ([f"  and {queues}, one in each queue's slot"] if self.queue_keys else [])
 
 
 @dataclass(frozen=True)
