@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.support.jobs_project import Project, open_project, redis_client, wait_for
 from tests.support.redis_topologies import RedisCluster
 
