@@ -14,7 +14,7 @@ import pytest
 
 from bootstrap.cli.main import main
 from bootstrap.local.servers import MongoServer, RedisServer
-from tests.support.redis_topologies import RedisCluster
+from tests.support.redis_topologies import RedisCluster, SentinelSet
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_CONFIG = REPO / "config"
@@ -43,6 +43,15 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClu
     cluster.start()
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture
+def sentinels(tmp_path: Path) -> Iterator[SentinelSet]:
+    """A Redis master, its replica and sentinels watching them (Redis 7 where the tests have it)."""
+    found = SentinelSet(tmp_path / "sentinel")
+    found.start()
+    yield found
+    found.stop()
 
 
 @dataclass(frozen=True)

@@ -8,22 +8,10 @@ import io
 import json
 import logging
 import re
-from collections.abc import Iterator
 
 import pytest
 
 from bootstrap import logs
-
-
-@pytest.fixture
-def stream() -> Iterator[io.StringIO]:
-    root = logging.getLogger()
-    saved, level = root.handlers[:], root.level
-    out = io.StringIO()
-    yield out
-    root.handlers[:] = saved
-    root.setLevel(level)
-    logs._writer = None
 
 
 def install(out: io.StringIO, fmt: str = "text", level: str = "INFO") -> logging.Logger:

@@ -14,24 +14,12 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator
 
 import pytest
 
 from bootstrap import logs
 
 SECRET = "S3cretPw77"
-
-
-@pytest.fixture
-def stream() -> Iterator[io.StringIO]:
-    root = logging.getLogger()
-    saved, level = root.handlers[:], root.level
-    out = io.StringIO()
-    yield out
-    root.handlers[:] = saved
-    root.setLevel(level)
-    logs._writer = None
 
 
 def emit(out: io.StringIO, fmt: str) -> str:

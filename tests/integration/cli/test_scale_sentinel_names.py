@@ -8,7 +8,7 @@ master the sentinels gave, or the service and the sentinels."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,14 +17,6 @@ from tests.conftest import Result, copy_config
 from tests.support.redis_topologies import SentinelSet
 
 UNUSED = "10.255.255.1"
-
-
-@pytest.fixture
-def sentinels(tmp_path: Path) -> Iterator[SentinelSet]:
-    found = SentinelSet(tmp_path / "sentinel")
-    found.start()
-    yield found
-    found.stop()
 
 
 def test_sentinel_mode_names_the_master_not_the_unused_url_host(

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 import redis
 from taskiq import BrokerMessage
 
@@ -25,14 +22,6 @@ from tests.support.runtimes import in_process_runtime
 
 BEFORE_FAILOVER = 200  # enqueues acknowledged before the failover is started
 AFTER_FAILOVER = 200  # and acknowledged by the new master before the test stops
-
-
-@pytest.fixture
-def sentinels(tmp_path: Path) -> Iterator[SentinelSet]:
-    found = SentinelSet(tmp_path / "sentinel")
-    found.start()
-    yield found
-    found.stop()
 
 
 def runtime(sentinels: SentinelSet, prefix: str, wait: int) -> QueueRuntime:
