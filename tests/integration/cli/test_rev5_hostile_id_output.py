@@ -27,7 +27,9 @@ def project(tmp_path: Path, mongo_uri: str, redis_server: RedisServer) -> Iterat
     yield from make_project(tmp_path, mongo_uri, redis_server.uri)
 
 
-@pytest.mark.xfail(strict=True, reason="console.out keeps the newline of a job id: `enqueue`/`jobs show` print a forged line")
+@pytest.mark.xfail(
+    strict=True, reason="console.out keeps a job id's newline: enqueue and jobs show print a forged line"
+)
 def test_a_job_id_with_a_newline_forges_no_printed_line(project: Project, capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()
     assert project.bootstrap("enqueue", "delta-sync", "run-delta-sync", "--id", HOSTILE) == 0

@@ -21,7 +21,9 @@ CONFIG = Path(__file__).resolve().parents[3] / "config"
 
 
 @pytest.mark.xfail(strict=True, reason="a '[' in the MongoDB password is reported as 'Invalid IPv6 URL'")
-@pytest.mark.parametrize("uri", ["mongodb://app:pa[ss9@db.internal:27017/msedb", "mongodb://app:pa]ss9@db.internal/msedb"])
+@pytest.mark.parametrize(
+    "uri", ["mongodb://app:pa[ss9@db.internal:27017/msedb", "mongodb://app:pa]ss9@db.internal/msedb"]
+)
 def test_a_bracket_in_the_password_is_said_to_need_escaping(tmp_path: Path, uri: str) -> None:
     config = tmp_path / "config"
     shutil.copytree(CONFIG, config)
