@@ -18,9 +18,13 @@ _URL_START_AFTER = frozenset(" \t\r\n'\"`<>()[]{},;=|-")
 # `@` then a host (name, IPv4 or [IPv6], or none: redis-py then connects to localhost) and an
 # optional port, then the end of the authority.
 _HOST = re.compile(r"@(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%-]+)?(:[0-9]+)?(?=[/?#,\s'\"<>()\[\]{};|]|$)")
-# Options whose name ends in a secret's word, with `=` or (inside another option's value, as
-# authMechanismProperties=AWS_SESSION_TOKEN:...) `:`: password=, tlsCertificateKeyFilePassword=, ...
-_QUERY_SECRET = re.compile(r"(?i)\b([a-z_]*(?:password|passwd|pass|pwd|secret|token))([=:])([^&,\s'\"]+)")
+# Options that carry a secret, by name: `password=...` and its kin, pymongo's client certificate key
+# password, and MONGODB-AWS's session token (`authMechanismProperties=AWS_SESSION_TOKEN:...`, whose
+# value ends at the next property's `,`).
+_QUERY_SECRET = re.compile(
+    r"(?i)\b(password|passwd|pass|pwd|secret|token|tlsCertificateKeyFilePassword)(=)([^&\s'\"]+)"
+)
+_SESSION_TOKEN = re.compile(r"(?i)\b(AWS_SESSION_TOKEN)(:)([^&,\s'\"]+)")
 
 
 def _url_starts(text: str) -> list[re.Match[str]]:
@@ -67,7 +71,12 @@ def _last_host_at(segment: str) -> int | None:
 
 def mask(text: str) -> str:
     """`text` with the password of every URL in it, and `password=...` options, replaced by ****."""
-    return _QUERY_SECRET.sub(lambda m: f"{m.group(1)}{m.group(2)}****", _mask_urls(text))
+    masked = _QUERY_SECRET.sub(_hidden, _mask_urls(text))
+    return _SESSION_TOKEN.sub(_hidden, masked) if "AWS_SESSION_TOKEN" in masked.upper() else masked
+
+
+def _hidden(match: re.Match[str]) -> str:
+    return f"{match.group(1)}{match.group(2)}****"
 
 
 def mask_data(data: Any) -> Any:
