@@ -44,7 +44,8 @@ class TextFormatter(logging.Formatter):
         args = record.args
         if isinstance(args, tuple) and not all(type(a) is not str or a.isprintable() for a in args):
             record = copy.copy(record)  # the record other handlers see keeps its values
-            record.args = tuple(printable(a) if type(a) is str else a for a in args)
+            # masked first: escaped, the newline that ends a URL is `\n`, which the mask does not see as its end
+            record.args = tuple(printable(mask(a)) if type(a) is str else a for a in args)
         return mask(super().format(record))
 
 
@@ -181,10 +182,10 @@ def job_info(logger: logging.Logger, message: str, outside: str) -> bool:
             _routes.pop(name, None)
             return False
         _routes[name] = writer
-    if not outside.isprintable():  # a job id with a newline or ESC: see `printable`
-        message = message.replace(outside, printable(outside))
     if "://" in message or "=" in outside:
         message = mask(message)
+    if not outside.isprintable():  # a job id with a newline or ESC (see `printable`); after the mask, as above
+        message = printable(message)
     writer.line("INFO", name, message)
     return True
 
