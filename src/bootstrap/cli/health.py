@@ -20,6 +20,7 @@ from typing import Any
 
 import redis
 from pymongo.database import Database
+from pymongo.errors import PyMongoError
 
 from bootstrap import console
 from bootstrap.cli.common import spec_from
@@ -75,12 +76,22 @@ def run_checks(spec: Spec, timeout: float) -> Iterator[Check]:
         yield mongo_check
         yield redis_check
         if client is not None:
-            yield eviction(spec, client)
-            yield schedules(spec, client)
-            yield workers(spec, client)
-            yield scheduler(spec, client)
+            yield _guarded("eviction", lambda: eviction(spec, client))
+            yield _guarded("schedules", lambda: schedules(spec, client))
+            yield _guarded("workers", lambda: workers(spec, client))
+            yield _guarded("scheduler", lambda: scheduler(spec, client))
         if client is not None and db is not None:
-            yield drift(spec, db, client)
+            yield _guarded("drift", lambda: drift(spec, db, client))
+
+
+def _guarded(name: str, check: Callable[[], Check]) -> Check:
+    """The check, or its failure when a server failed under it (a Redis Cluster master that does not
+    answer while the others do): every check is still reported."""
+    try:
+        return check()
+    except (redis.RedisError, PyMongoError, OSError) as exc:
+        return Check(name, False, f"could not be checked: {mask(str(exc))}",
+                     "make every server answer (on a Redis Cluster, every master), then check again")  # fmt: skip
 
 
 @contextmanager

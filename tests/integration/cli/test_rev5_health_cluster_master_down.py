@@ -21,7 +21,6 @@ from tests.integration.jobs.test_scale_cluster_down import cluster  # noqa: F401
 from tests.support.redis_topologies import RedisCluster
 
 
-@pytest.mark.xfail(strict=True, reason="health with a cluster master down crashes before any check is printed")
 def test_health_reports_a_lost_cluster_master_as_a_failed_check(
     tmp_path: Path,
     mongo_uri: str,
