@@ -155,16 +155,18 @@ _REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 
 
 def _redis_options(report: Reporter, file: str, url: str) -> None:
-    """The URL's query options, read as redis-py will read them (`?socket_timeout=abc` would else
-    stop every command that connects)."""
+    """The URL's query options, read as redis-py will read them, and given to a connection as it will
+    be (made, not connected): a bad value (`?socket_timeout=abc`), an unknown name (`?socket_timout=5`)
+    or protocol would else stop every command that connects."""
     if "?" not in url:
         return
-    from redis.connection import parse_url
+    from redis import ConnectionPool, RedisError
 
     try:
-        parse_url(url)  # type: ignore[no-untyped-call]
-    except ValueError as exc:
-        report(file, ("redis", "url"), f"invalid Redis URL: {_without_secrets(str(exc), url)}")
+        ConnectionPool.from_url(url).make_connection()
+    except (ValueError, TypeError, RedisError) as exc:
+        said = str(exc).replace("AbstractConnection.__init__() got an unexpected keyword argument", "unknown option")
+        report(file, ("redis", "url"), f"invalid Redis URL: {_without_secrets(said, url)}")
 
 
 def _check_redis_mode(spec: Spec, report: Reporter, file: str) -> None:

@@ -18,10 +18,24 @@ CONFIG = Path(__file__).resolve().parents[3] / "config"
 GOOD = {"MONGODB_URI": "mongodb://127.0.0.1:27017/msedb", "REDIS_URL": "redis://127.0.0.1:6379/0"}
 
 
-@pytest.mark.xfail(strict=True, reason="an unknown Redis URL option passes validate; every command then crashes")
 def test_an_unknown_redis_url_option_is_a_finding(tmp_path: Path) -> None:
     config = tmp_path / "config"
     shutil.copytree(CONFIG, config)
     with pytest.raises(ConfigError) as caught:
         load_spec(config, env={**GOOD, "REDIS_URL": "redis://127.0.0.1:6379/0?socket_timout=5"})
-    assert "socket_timout" in str(caught.value)
+    [finding] = caught.value.findings
+    assert finding.message == "invalid Redis URL: unknown option 'socket_timout'", finding
+
+
+@pytest.mark.parametrize(
+    ("query", "said"),
+    [("protocol=9", "invalid Redis URL: protocol must be either 2 or 3"),
+     ("socket_timeout=abc", "invalid Redis URL: Invalid value for 'socket_timeout' in connection URL.")],
+)  # fmt: skip
+def test_a_bad_option_value_is_a_finding_and_good_options_pass(tmp_path: Path, query: str, said: str) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(CONFIG, config)
+    with pytest.raises(ConfigError) as caught:
+        load_spec(config, env={**GOOD, "REDIS_URL": f"redis://:Pw9@127.0.0.1:6379/0?{query}"})
+    assert [f.message for f in caught.value.findings] == [said]
+    load_spec(config, env={**GOOD, "REDIS_URL": "redis://:Pw9@127.0.0.1:6379/0?socket_timeout=5&health_check_interval=2"})
