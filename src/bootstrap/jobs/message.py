@@ -136,10 +136,19 @@ def json_arguments(args: list[Any], kwargs: dict[str, Any]) -> None:
             raise BootstrapError(f"job arguments must be JSON ({exc}: NaN and Infinity are not JSON numbers)") from None
 
 
+def printable_id(job_id: str) -> None:
+    """Refuse a job id with a control character (BootstrapError): a newline or an escape sequence in
+    it would forge lines or drive the terminal wherever the id is printed (`jobs show`, logs)."""
+    if not job_id.isprintable():
+        raise BootstrapError(f"a job id is printable text, without newline, tab or control characters: {job_id!r}")
+
+
 class JobFormatter(JSONFormatter):
-    """taskiq's JSON formatter, refusing arguments with NaN or Infinity (see `json_arguments`); taskiq's
-    `kiq` raises SendTaskError with this as its cause, and nothing is sent."""
+    """taskiq's JSON formatter, refusing arguments with NaN or Infinity (see `json_arguments`) and
+    job ids with control characters (see `printable_id`); taskiq's `kiq` raises SendTaskError with
+    this as its cause, and nothing is sent."""
 
     def dumps(self, message: TaskiqMessage) -> BrokerMessage:
         json_arguments(message.args, message.kwargs)
+        printable_id(message.task_id)
         return super().dumps(message)

@@ -25,7 +25,7 @@ from bootstrap.jobs import labels
 from bootstrap.jobs.broker import StreamBroker
 from bootstrap.jobs.contract import Runtime, TaskContract
 from bootstrap.jobs.handlers import Handler, Job, call_handler, import_handler, log_job, wants_job
-from bootstrap.jobs.message import Message, json_arguments
+from bootstrap.jobs.message import Message, json_arguments, printable_id
 from bootstrap.jobs.metrics_middleware import MetricsMiddleware
 from bootstrap.jobs.metrics_port import base_port, worker_port
 from bootstrap.jobs.middleware import RETRY, JobsMiddleware, attempt_of
@@ -175,6 +175,8 @@ async def enqueue(
     With `job_id` the ids are deduplicated: one already waiting, delayed or running is not added again
     (`Enqueued.existing`)."""
     json_arguments([], kwargs)
+    if job_id is not None:
+        printable_id(job_id)
     job_labels = task_labels(runtime.queue(queue).task(task))
     if priority is not None:
         job_labels[labels.PRIORITY] = priority

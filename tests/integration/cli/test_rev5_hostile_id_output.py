@@ -27,13 +27,43 @@ def project(tmp_path: Path, mongo_uri: str, redis_server: RedisServer) -> Iterat
     yield from make_project(tmp_path, mongo_uri, redis_server.uri)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="console.out keeps a job id's newline: enqueue and jobs show print a forged line"
-)
-def test_a_job_id_with_a_newline_forges_no_printed_line(project: Project, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_job_id_with_a_newline_is_refused_and_forges_no_printed_line(
+    project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
     capsys.readouterr()
-    assert project.bootstrap("enqueue", "delta-sync", "run-delta-sync", "--id", HOSTILE) == 0
-    assert project.bootstrap("jobs", "show", "delta-sync", HOSTILE) == 0
+    assert project.bootstrap("enqueue", "delta-sync", "run-delta-sync", "--id", HOSTILE) == 1
     printed = capsys.readouterr()
+    assert "a job id is printable text, without newline, tab or control characters: 's-1\\nok" in printed.err
     lines = (printed.out + printed.err).splitlines()
     assert not [line for line in lines if line.startswith("ok    FORGED LINE")], lines
+    assert project.bootstrap("jobs", "show", "delta-sync", "s-1") == 1  # nothing was enqueued
+
+
+def test_a_job_id_with_a_control_character_is_refused_from_python(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from taskiq.exceptions import SendTaskError
+
+    from bootstrap.jobs.broker import StreamBroker
+    from bootstrap.jobs.contract import Runtime
+    from bootstrap.jobs.runtime import queue_runtime
+
+    for name, value in project.env.items():  # the project's Redis, as its processes see it
+        monkeypatch.setenv(name, value)
+
+    async def send() -> BaseException | None:
+        broker = StreamBroker(queue_runtime(Runtime.from_spec(project.spec()), "delta-sync"))
+        await broker.startup()
+        try:
+            task = broker.register_task(lambda: None, task_name="run-delta-sync")
+            await task.kicker().with_task_id("x\x1b[2Ky").kiq()
+        except SendTaskError as exc:
+            return exc.__cause__
+        finally:
+            await broker.shutdown()
+        return None
+
+    cause = asyncio.run(send())
+    assert cause is not None and "a job id is printable text" in str(cause)
