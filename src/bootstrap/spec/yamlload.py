@@ -139,7 +139,7 @@ class _Builder:
         if kind is ScalarNode:
             text = node.value
             if node.tag == _STR and "$" not in text:  # most values: plain text, nothing to interpolate or convert
-                return text if text.isascii() or self._utf8(node, path, text) else None
+                return text if text.isascii() else self._utf8(node, path, text)
             return self.scalar(node, path)  # type: ignore[arg-type]
         if kind is MappingNode:
             return self.mapping(node, path, depth)  # type: ignore[arg-type]
@@ -188,14 +188,31 @@ class _Builder:
         if type(node) is not ScalarNode:
             self.fail(node, path, "mapping keys must be plain strings, not lists or mappings")
             return None
-        return str(node.value) if self._utf8(node, path, str(node.value)) else None
+        text = str(node.value)
+        return text if text.isascii() else self._utf8(node, path, text)
 
-    def _utf8(self, node: Node, path: PathKey, text: str) -> bool:
-        """Whether `text` can be written as UTF-8 (what MongoDB, Redis and the generated Python files
-        hold); a lone surrogate (`"\\ud800"` in double quotes) cannot, and is a finding here rather
-        than a failure of `generate` or `apply` later."""
-        if text.isascii():
-            return True
+    def _utf8(self, node: Node, path: PathKey, text: str) -> str | None:
+        """`text` as UTF-8 can hold it (what MongoDB, Redis and the generated Python files hold): a
+        surrogate pair (`"\\ud83d\\ude00"`, JSON's way to write an emoji) is the character it stands
+        for; a lone surrogate is a finding here (None) rather than a failure of `generate` or `apply`."""
+        try:
+            text.encode("utf-8")
+            return text
+        except UnicodeEncodeError:
+            pass
+        try:  # pairs joined into their characters
+            joined = text.encode("utf-16", "surrogatepass").decode("utf-16")
+            joined.encode("utf-8")
+            return joined
+        except UnicodeError:
+            lone = next(c for c in text if "\ud800" <= c <= "\udfff")
+            self.fail(
+                node,
+                path,
+                f"{lone.encode('unicode_escape').decode()} is a lone surrogate (half of a pair), which UTF-8 "
+                "cannot hold (MongoDB, Redis and the generated files store UTF-8): write the character itself",
+            )
+            return None
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as exc:
@@ -247,7 +264,8 @@ class _Builder:
                 # An unquoted `${PORT:-6379}` becomes the number 6379, as if written literally.
                 tag = self._resolve(text)
         if tag in (_STR, _TIMESTAMP):
-            return text if self._utf8(node, path, text) else None  # dates stay text; the schema says what it expects
+            # dates stay text; the schema says what it expects
+            return text if text.isascii() else self._utf8(node, path, text)
         known = _SCALARS.get((tag, text), _MISSING)
         if known is not _MISSING:
             return known

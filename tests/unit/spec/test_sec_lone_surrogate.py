@@ -44,4 +44,4 @@ def test_the_lone_surrogate_is_named_at_its_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_spec(config, env=ENV)
     [finding] = caught.value.findings
-    assert finding.line == line and "\\ud800 is a lone surrogate" in finding.message, finding
+    assert finding.line == line and "\\ud800 is a lone surrogate (half of a pair)" in finding.message, finding
