@@ -95,8 +95,9 @@ def _check_settings(spec: Spec, report: Reporter, file: str) -> None:
         report(file, ("redis", "url"), "expected a Redis URL starting with redis:// or rediss://")
     try:
         urlsplit(mongo.uri)
-    except ValueError as exc:  # an unclosed [IPv6 address; the message quotes no part of the URI
-        report(file, ("mongodb", "uri"), f"invalid MongoDB URI ({exc})")
+    except ValueError:  # a `[` or `]` that opens or closes no IPv6 address (in the password, often)
+        report(file, ("mongodb", "uri"), "invalid MongoDB URI: a '[' or ']' outside an IPv6 address (`[::1]`); "
+               "in the user name or password, escape it (urllib.parse.quote_plus: %5B, %5D)")  # fmt: skip
     else:
         if mongo.uri.startswith("mongodb://") and not plain_mongodb_uri(mongo.uri):
             try:
