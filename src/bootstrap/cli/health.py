@@ -224,8 +224,10 @@ def scheduler(spec: Spec, client: redis.Redis, wiring: Callable[[Spec], str] | N
     from this spec: else no schedule fires, or one on a queue added since does not."""
     from bootstrap.jobs import admin
 
-    if not spec.schedules:
-        return Check("scheduler", True, "no schedules declared: none needed")
+    enabled = [s for s in spec.schedules if s.enabled]
+    if not enabled:
+        said = "declared" if not spec.schedules else "enabled"
+        return Check("scheduler", True, f"no schedules {said}: none needed")
     expected = (wiring or _wiring_hash)(spec)
     live = admin.schedulers(client, spec)
     current = [s for s in live if s.get("wiring") == expected]
@@ -239,8 +241,8 @@ def scheduler(spec: Spec, client: redis.Redis, wiring: Callable[[Spec], str] | N
     return Check(
         "scheduler",
         False,
-        f"no live scheduler (none seen in the last {admin.WORKER_SEEN_WITHIN:g}s): the {len(spec.schedules)} "
-        "declared schedule(s) do not fire",
+        f"no live scheduler (none seen in the last {admin.WORKER_SEEN_WITHIN:g}s): the {len(enabled)} "
+        "enabled schedule(s) do not fire",
         f"start the scheduler (`{command}` in the generated folder, or `bootstrap up`)",
     )
 

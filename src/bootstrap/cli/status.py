@@ -58,7 +58,8 @@ def collect(spec: Spec, db: Database[Any], client: redis.Redis) -> dict[str, Any
     return {
         "spec_hash": spec.hash(),
         "mongodb": {"uri": mask(spec.mongodb.uri), "database": db.name},
-        "redis": {"url": shown(spec.redis), "marker": admin.data_marker(client, spec)},
+        # `url` as configured (masked); `shown` as said to the user (in sentinel mode: the master and sentinels)
+        "redis": {"url": mask(spec.redis.url), "shown": shown(spec.redis), "marker": admin.data_marker(client, spec)},
         "in_sync": not plan.changes and not plan.blocked,
         "collections": collections,
         "redis_drift": [
@@ -111,9 +112,10 @@ def problems(status: dict[str, Any]) -> list[str]:
                 f"{len(stale)} {kind[:-1]}(s) run other wiring ({running}) than the spec's ({expected}): run "
                 "`bootstrap generate` if the package is stale, then restart them (`bootstrap up` restarts its own)"
             )
-    if status["schedules"] and not status.get("schedulers"):
+    enabled = [s for s in status["schedules"] if s.get("enabled", True)]
+    if enabled and not status.get("schedulers"):
         found.append(
-            f"no live scheduler: the {len(status['schedules'])} schedule(s) do not fire (start the scheduler, "
+            f"no live scheduler: the {len(enabled)} enabled schedule(s) do not fire (start the scheduler, "
             "see `bootstrap health`)"
         )
     up: dict[str, Any] = status.get("up") or {}
@@ -156,7 +158,7 @@ def schedules(client: redis.Redis, spec: Spec) -> list[dict[str, Any]]:
 def render(status: dict[str, Any], now: float) -> list[str]:
     lines = [
         f"MongoDB {status['mongodb']['uri']} (database {status['mongodb']['database']}), "
-        f"Redis {status['redis']['url']}, spec {status['spec_hash']}",
+        f"Redis {status['redis'].get('shown') or status['redis']['url']}, spec {status['spec_hash']}",
     ]
     attention = problems(status)
     if status["redis"]["marker"] is None:

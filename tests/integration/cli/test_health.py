@@ -136,7 +136,7 @@ def test_a_stopped_scheduler_is_named_with_the_fix_and_a_stale_one_too(project: 
         assert code == 1
         assert set(failed(report)) == {"scheduler"}
         check = failed(report)["scheduler"]
-        assert "no live scheduler" in check["detail"] and "1 declared schedule(s) do not fire" in check["detail"]
+        assert "no live scheduler" in check["detail"] and "1 enabled schedule(s) do not fire" in check["detail"]
         assert f"taskiq scheduler {project.package}.scheduler:scheduler" in check["fix"]
 
         # One that died without a goodbye (SIGKILL, a lost host) counts once its last beat is old ...

@@ -50,7 +50,7 @@ def test_status_shows_collections_queues_schedules_workers_and_schedulers(projec
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "MongoDB and Redis match the spec, but the jobs need attention:" in out
-    assert "! no live scheduler: the 5 schedule(s) do not fire" in out  # the shipped config's five
+    assert "! no live scheduler: the 5 enabled schedule(s) do not fire" in out  # the shipped config's five
     assert "emailevents" in out and "4/4" in out
     assert "last apply:" in out and "the current spec" in out
     assert "delta-sync-schedule" in out and "every 15m" in out

@@ -6,19 +6,15 @@ unhealthy stack for schedules that are off on purpose. Only enabled schedules ne
 
 from __future__ import annotations
 
-import pytest
-
 from bootstrap.cli.status import problems
 from tests.unit.cli.test_status_render import schedule, status
 
 
-@pytest.mark.xfail(strict=True, reason="disabled schedules count as schedules that need a live scheduler")
 def test_disabled_schedules_need_no_scheduler() -> None:
     data = {**status([schedule(enabled=False)]), "wiring": "w0", "schedulers": []}
     assert not [p for p in problems(data) if "scheduler" in p], problems(data)
 
 
-@pytest.mark.xfail(strict=True, reason="health's scheduler check fails for schedules that are all disabled")
 def test_health_needs_no_scheduler_for_disabled_schedules(tmp_path, redis_server, key_prefix) -> None:  # type: ignore[no-untyped-def]
     import shutil
     from dataclasses import replace

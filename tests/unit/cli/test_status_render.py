@@ -135,7 +135,7 @@ def test_schedules_with_no_live_scheduler_or_one_on_other_wiring_are_flagged() -
     lines = render(data, NOW)
     assert lines[1] == "MongoDB and Redis match the spec, but the jobs need attention:"
     assert lines[2] == (
-        "  ! no live scheduler: the 1 schedule(s) do not fire (start the scheduler, see `bootstrap health`)"
+        "  ! no live scheduler: the 1 enabled schedule(s) do not fire (start the scheduler, see `bootstrap health`)"
     )
     assert "schedulers seen in the last 30s: none" in lines
     data["schedulers"] = [{"name": "host-1:42", "started": NOW - 120, "wiring": "old0", "queues": ["q"]}]

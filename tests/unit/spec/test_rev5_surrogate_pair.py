@@ -8,8 +8,6 @@ write the character it stands for, or a pair` (seen) -- the user wrote a pair.""
 
 from __future__ import annotations
 
-import pytest
-
 from bootstrap.spec.yamlload import load_document
 
 
