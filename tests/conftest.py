@@ -85,11 +85,12 @@ def key_prefix() -> str:
     return f"t-{uuid.uuid4().hex[:10]}"
 
 
-def copy_config(target: Path, key_prefix: str) -> Path:
-    """The shipped config copied to `target`, its Redis keys under `key_prefix`."""
+def copy_config(target: Path, key_prefix: str, redis: str = "") -> Path:
+    """The shipped config copied to `target`, its Redis keys under `key_prefix`; `redis`: lines added
+    to its `redis:` section (`  mode: cluster\n`)."""
     shutil.copytree(SHIPPED_CONFIG, target)
     settings = target / "bootstrap.yaml"
-    settings.write_text(settings.read_text().replace("key_prefix: msedb", f"key_prefix: {key_prefix}"))
+    settings.write_text(settings.read_text().replace("key_prefix: msedb\n", f"key_prefix: {key_prefix}\n{redis}"))
     return target
 
 

@@ -31,11 +31,7 @@ def test_health_reports_a_lost_cluster_master_as_a_failed_check(
 ) -> None:
     monkeypatch.setenv("MONGODB_URI", mongo_uri)
     monkeypatch.setenv("REDIS_URL", cluster.uri)
-    config = copy_config(tmp_path / "project" / "config", key_prefix)
-    settings = config / "bootstrap.yaml"
-    settings.write_text(
-        settings.read_text().replace(f"key_prefix: {key_prefix}\n", f"key_prefix: {key_prefix}\n  mode: cluster\n")
-    )
+    config = copy_config(tmp_path / "project" / "config", key_prefix, redis="  mode: cluster\n")
     assert cli("apply", "--config", str(config)).code == 0
     cluster.nodes[-1].kill()  # not the node the URL names
     time.sleep(1)

@@ -25,11 +25,7 @@ def test_health_fails_when_any_cluster_master_evicts(
 ) -> None:
     monkeypatch.setenv("MONGODB_URI", mongo_uri)
     monkeypatch.setenv("REDIS_URL", redis_cluster.uri)
-    config = copy_config(tmp_path / "project" / "config", key_prefix)
-    settings = config / "bootstrap.yaml"
-    settings.write_text(
-        settings.read_text().replace(f"key_prefix: {key_prefix}\n", f"key_prefix: {key_prefix}\n  mode: cluster\n")
-    )
+    config = copy_config(tmp_path / "project" / "config", key_prefix, redis="  mode: cluster\n")
     other = redis.Redis(port=redis_cluster.nodes[-1].port)  # not the node the URL names
     other.config_set("maxmemory-policy", "allkeys-lru")
     try:

@@ -29,12 +29,8 @@ def test_sentinel_mode_names_the_master_not_the_unused_url_host(
 ) -> None:
     monkeypatch.setenv("MONGODB_URI", mongo_uri)
     monkeypatch.setenv("REDIS_URL", f"redis://{UNUSED}:1/0")
-    config = copy_config(tmp_path / "project" / "config", key_prefix)
-    settings = config / "bootstrap.yaml"
     block = f'  mode: sentinel\n  sentinel: {{master: {sentinels.service}, hosts: "{sentinels.hosts}"}}\n'
-    settings.write_text(
-        settings.read_text().replace(f"key_prefix: {key_prefix}\n", f"key_prefix: {key_prefix}\n{block}")
-    )
+    config = copy_config(tmp_path / "project" / "config", key_prefix, redis=block)
     plan = cli("plan", "--config", str(config))
     assert plan.code == 0, plan.err
     health = cli("health", "--json", "--config", str(config))
