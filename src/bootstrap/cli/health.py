@@ -170,10 +170,14 @@ def eviction(spec: Spec, client: redis.Redis) -> Check:
             f"Redis runs with maxmemory-policy {found}: queued jobs can be evicted (expected {wanted})",
             f"run `bootstrap apply --fix-redis`, or start redis-server with --maxmemory-policy {wanted}",
         )
-    if all(policy == UNKNOWN_POLICY for policy in policies.values()):  # CONFIG disabled (managed Redis)
+    unread = [where for where, policy in policies.items() if policy == UNKNOWN_POLICY]
+    if len(unread) == len(policies):  # CONFIG disabled (managed Redis)
         return Check("eviction", True, f"maxmemory-policy cannot be read (CONFIG is disabled); it must be {wanted}")
-    where = "" if list(policies) == ["server"] else f" on all {len(policies)} primaries"
-    return Check("eviction", True, f"maxmemory-policy {wanted}{where}")
+    if list(policies) == ["server"]:
+        return Check("eviction", True, f"maxmemory-policy {wanted}")
+    read = len(policies) - len(unread)
+    cannot = f"; cannot be read on {', '.join(unread)} (CONFIG disabled), where it must be {wanted}" if unread else ""
+    return Check("eviction", True, f"maxmemory-policy {wanted} on {read} of {len(policies)} primaries{cannot}")
 
 
 def schedules(spec: Spec, client: redis.Redis) -> Check:
