@@ -30,7 +30,6 @@ def _handler_in_project_folder(project: Project) -> None:
     )
 
 
-@pytest.mark.xfail(strict=True, reason="the generated launcher does not put the project folder on its workers' path")
 def test_launcher_started_as_the_readme_says_imports_handlers_from_the_project_folder(
     tmp_path: Path, mongo_uri: str, redis_server: RedisServer
 ) -> None:

@@ -9,6 +9,7 @@ collection) is adding an entry here and a template.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,14 @@ def package(spec: Spec) -> Inputs:
 
 
 def contract(spec: Spec) -> Inputs:
-    return {"contract": Runtime.from_spec(spec).to_literal()}
+    return {"contract": Runtime.from_spec(spec).to_literal(), "project_dir": project_dir(spec)}
+
+
+def project_dir(spec: Spec) -> str:
+    """The project folder (the one holding config/) relative to the generated package, in POSIX
+    form: handler and middleware import paths are relative to it (`bootstrap validate` imports them
+    from there), so a worker imports them from there too, however it was started."""
+    return Path(os.path.relpath(spec.root.resolve(), (spec.codegen.output / spec.codegen.package).resolve())).as_posix()
 
 
 def queue_names(spec: Spec) -> Inputs:

@@ -13,8 +13,9 @@ environment when a process starts. Pure data: no taskiq, no I/O.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
 
 from bootstrap.errors import ContractError
@@ -107,6 +108,9 @@ class Runtime:
     queues: tuple[QueueContract, ...]
     schedules: tuple[Schedule, ...] = ()
     metrics_port: int = 0  # the scheduler's metrics port; workers' follow it (jobs.metrics); 0: off
+    # Where handler and middleware import paths start (the project folder): set by the generated
+    # package from its own location, not part of the contract.
+    project_dir: str | None = field(default=None, compare=False)
 
     def queue(self, name: str) -> QueueContract:
         for queue in self.queues:
@@ -228,12 +232,14 @@ class Runtime:
         }
 
     @classmethod
-    def from_literal(cls, data: object) -> Runtime:
-        """The inverse of `to_literal`; raises ContractError on anything else."""
+    def from_literal(cls, data: object, project_dir: str | None = None) -> Runtime:
+        """The inverse of `to_literal`; raises ContractError on anything else. `project_dir`: see
+        the field."""
         try:
-            return cls._read(data)
+            runtime = cls._read(data)
         except ContractError as exc:
             raise ContractError(f"{exc} (this bootstrap cannot read it: run `bootstrap generate`)") from None
+        return runtime if project_dir is None else replace(runtime, project_dir=os.path.normpath(project_dir))
 
     @classmethod
     def _read(cls, data: object) -> Runtime:

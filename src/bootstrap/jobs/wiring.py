@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import sys
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -80,6 +82,7 @@ def make_broker(runtime: Runtime, queue: str) -> StreamBroker:
         from bootstrap.connect.mongo import connect_async
 
         logs.setup()
+        project_importable(runtime)
         import_queue_handlers(broker)
         add_user_middlewares(broker, queue, declared.middlewares, worker=True)
         settings = mongo_settings(runtime)
@@ -96,6 +99,7 @@ def make_broker(runtime: Runtime, queue: str) -> StreamBroker:
         """A process that sends jobs (not the scheduler, which enqueues in Lua) runs the user
         middlewares' send hooks."""
         if not broker.is_scheduler_process:
+            project_importable(runtime)
             add_user_middlewares(broker, queue, declared.middlewares, worker=False)
 
     broker.add_event_handler(TaskiqEvents.WORKER_STARTUP, worker_startup)
@@ -103,6 +107,15 @@ def make_broker(runtime: Runtime, queue: str) -> StreamBroker:
         broker.add_event_handler(TaskiqEvents.CLIENT_STARTUP, client_startup)
     broker.add_event_handler(TaskiqEvents.WORKER_SHUTDOWN, close_mongo)
     return broker
+
+
+def project_importable(runtime: Runtime) -> None:
+    """Put the project folder on the import path (where PYTHONPATH would put it, as `bootstrap
+    validate` imports handlers), so handler and middleware import paths resolve from there however
+    the process was started (`cd generated && python -m PACKAGE.worker`, `taskiq worker ...`)."""
+    folder = runtime.project_dir
+    if folder and os.path.isdir(folder) and folder not in sys.path:
+        sys.path.insert(1 if sys.path else 0, folder)
 
 
 class HandlerRef:
