@@ -1,0 +1,90 @@
+"""An application that sends jobs and awaits results from many coroutines at once (a web app under a
+burst of requests), in one process, through the generated wiring (`kiq()`, `wait_result()`).
+
+Found while writing an app on the generated package: the producer's Redis client is redis-py's
+default pool (at most 100 connections, and `MaxConnectionsError: Too many connections` at once
+beyond that, no waiting), so the 101st concurrent `kiq()` raises taskiq's `SendTaskError` ("Cannot
+send task to the queue") and the job is not sent; the 101st concurrent `wait_result()` raises
+`ResultIsReadyError` although the job ran."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import pytest
+from taskiq.exceptions import TaskiqResultTimeoutError
+
+from bootstrap.jobs.contract import Runtime
+from bootstrap.jobs.wiring import make_broker, register_task
+from bootstrap.local.servers import RedisServer
+from bootstrap.spec.load import load_spec
+from tests.conftest import SHIPPED_CONFIG
+
+QUEUE, TASK = "delta-sync", "run-delta-sync"
+SENDERS = 150  # more than redis-py's default pool of 100 connections
+
+
+def _runtime(tmp_path: Path, redis_url: str, key_prefix: str, monkeypatch: pytest.MonkeyPatch) -> Runtime:
+    """The shipped spec's runtime on this Redis (connection URLs are resolved from the environment)."""
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:1/unused")  # a sender never connects to MongoDB
+    config = tmp_path / "config"
+    shutil.copytree(SHIPPED_CONFIG, config)
+    settings = config / "bootstrap.yaml"
+    settings.write_text(settings.read_text().replace("key_prefix: msedb\n", f"key_prefix: {key_prefix}\n"))
+    return Runtime.from_spec(load_spec(config))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the producer's redis-py pool refuses more than 100 connections at once (MaxConnectionsError): "
+    "the 101st concurrent kiq() from one process raises SendTaskError and the job is not sent",
+)
+def test_many_concurrent_kiq_from_one_process_are_all_sent(
+    tmp_path: Path, redis_server: RedisServer, key_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = _runtime(tmp_path, redis_server.uri, key_prefix, monkeypatch)
+
+    async def test() -> list[BaseException]:
+        broker = make_broker(runtime, QUEUE)
+        task = register_task(broker, runtime, QUEUE, TASK)
+        await broker.startup()
+        try:
+            sent = await asyncio.gather(*(task.kiq(mailboxId=f"m-{i}") for i in range(SENDERS)), return_exceptions=True)
+        finally:
+            await broker.shutdown()
+        return [item for item in sent if isinstance(item, BaseException)]
+
+    failed = asyncio.run(test())
+    causes = {repr(error.__cause__) for error in failed}
+    assert not failed, f"{len(failed)} of {SENDERS} concurrent kiq() failed: {causes}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the result backend shares the producer's 100-connection pool: beyond 100 concurrent "
+    "wait_result() calls, the others end at once with ResultIsReadyError (caused by MaxConnectionsError)",
+)
+def test_many_concurrent_wait_result_wait_instead_of_failing(
+    tmp_path: Path, redis_server: RedisServer, key_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = _runtime(tmp_path, redis_server.uri, key_prefix, monkeypatch)
+
+    async def test() -> list[BaseException]:
+        broker = make_broker(runtime, QUEUE)
+        task = register_task(broker, runtime, QUEUE, TASK)
+        await broker.startup()
+        try:
+            sent = [await task.kiq(mailboxId=f"m-{i}") for i in range(SENDERS)]  # one at a time: all sent
+            # No worker runs: every wait should end with taskiq's timeout, none with another error.
+            waits = (job.wait_result(check_interval=0.05, timeout=1) for job in sent)
+            ended = await asyncio.gather(*waits, return_exceptions=True)
+        finally:
+            await broker.shutdown()
+        return [item for item in ended if not isinstance(item, TaskiqResultTimeoutError)]
+
+    other = asyncio.run(test())
+    shown = {f"{type(error).__name__} <- {error.__cause__!r}" for error in other}
+    assert not other, f"{len(other)} of {SENDERS} concurrent wait_result() did not wait: {shown}"
