@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")
+_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
 # What may stand just before a URL that starts here (so `ab://` inside a password is not a new URL).
 _URL_START_AFTER = frozenset(" \t\r\n'\"`<>()[]{},;=|-")
 # `@` then a host (name, IPv4 or [IPv6], or none: redis-py then connects to localhost) and an
@@ -27,8 +27,22 @@ _QUERY_SECRET = re.compile(
 _SESSION_TOKEN = re.compile(r"(?i)\b(AWS_SESSION_TOKEN)(:)([^&,\s'\"]+)")
 
 
-def _url_starts(text: str) -> list[re.Match[str]]:
-    return [m for m in _SCHEME.finditer(text) if m.start() == 0 or text[m.start() - 1] in _URL_START_AFTER]
+def _url_starts(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each `scheme://` that begins a URL. Found from each `://` back to the start
+    of its scheme: a regular expression tried at every position would be quadratic in a long run of
+    letters (a failed job's error can hold megabytes of them)."""
+    found: list[tuple[int, int]] = []
+    colon = text.find("://")
+    while colon != -1:
+        start = colon
+        while start > 0 and text[start - 1] in _SCHEME_CHARS:
+            start -= 1
+        while start < colon and not ("a" <= text[start].lower() <= "z"):  # a scheme begins with a letter
+            start += 1
+        if start < colon and (start == 0 or text[start - 1] in _URL_START_AFTER):
+            found.append((start, colon + 3))
+        colon = text.find("://", colon + 3)
+    return found
 
 
 def _mask_urls(text: str) -> str:
@@ -37,14 +51,11 @@ def _mask_urls(text: str) -> str:
         return text
     out: list[str] = []
     done = 0
-    for i, match in enumerate(starts):
-        begin = match.end()
-        end = len(text)
-        newline = text.find("\n", begin)
+    for i, (_, begin) in enumerate(starts):
+        end = starts[i + 1][0] if i + 1 < len(starts) else len(text)
+        newline = text.find("\n", begin, end)  # searched up to the next URL only: linear in the text
         if newline != -1:
             end = newline
-        if i + 1 < len(starts):
-            end = min(end, starts[i + 1].start())
         segment = text[begin:end]
         at = _last_host_at(segment)
         if at is None:

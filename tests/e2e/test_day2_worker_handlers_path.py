@@ -14,8 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from bootstrap.local.processes import Child
 from bootstrap.local.servers import RedisServer
 from tests.conftest import subprocess_env
