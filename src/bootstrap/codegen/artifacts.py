@@ -66,6 +66,7 @@ ARTIFACTS: tuple[Artifact, ...] = (
     Artifact("scheduler.py", "scheduler.py.j2", nothing),
     Artifact("worker.py", "worker.py.j2", package),
     Artifact("models.py", "models.py.j2", models_inputs, wiring=False),  # the application's models
+    Artifact("py.typed", "py.typed.j2", nothing, wiring=False),  # PEP 561: mypy checks code that imports it
 )
 
 WIRING_FILES = tuple(artifact.name for artifact in ARTIFACTS if artifact.wiring)

@@ -48,13 +48,21 @@ def import_handler(path: str) -> Handler:
     handler = getattr(importlib.import_module(module_name), name)
     if not callable(handler) or inspect.isgeneratorfunction(handler) or inspect.isasyncgenfunction(handler):
         raise TypeError(f"handler {path} must be a function (async, or plain: a plain one runs in a thread)")
-    asks = [name for name in ("db", "models") if name in inspect.signature(handler).parameters]
-    if not inspect.iscoroutinefunction(handler) and asks:
-        raise TypeError(
-            f"handler {path} is a plain function and asks for {' and '.join(asks)}, which are async "
-            "(the worker's MongoDB database): make it an async function"
-        )
+    problem = _plain_asking_async(path, handler)
+    if problem is not None:
+        raise TypeError(problem)
     return handler  # type: ignore[no-any-return]
+
+
+def _plain_asking_async(path: str, handler: Handler) -> str | None:
+    """Why a plain function cannot be the handler at `path`: it asks for what only async code can use."""
+    asks = [name for name in ("db", "models") if name in inspect.signature(handler).parameters]
+    if inspect.iscoroutinefunction(handler) or not asks:
+        return None
+    return (
+        f"handler {path} is a plain function and asks for {' and '.join(asks)}, which are async "
+        "(the worker's MongoDB database): make it an async function"
+    )
 
 
 @functools.cache
@@ -139,7 +147,7 @@ def handler_problem(path: str) -> str | None:
         return f"{path} is a generator function; a handler is a function (async def or def) that returns"
     if not (inspect.iscoroutinefunction(handler) or inspect.isfunction(handler)):
         return f"{path} is a {type(handler).__name__}, not a function (async def or def)"
-    return None
+    return _plain_asking_async(path, handler)
 
 
 def check_handler_imports() -> None:

@@ -23,9 +23,6 @@ def plain_with_models(models, mailboxId):
 """
 
 
-@pytest.mark.xfail(
-    strict=True, reason="validate does not check what import_handler refuses: a plain def asking for db/models"
-)
 def test_a_plain_handler_asking_for_models_is_a_finding(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

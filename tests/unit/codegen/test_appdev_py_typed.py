@@ -18,7 +18,6 @@ from bootstrap.cli.main import main
 CONFIG = Path(__file__).resolve().parents[3] / "config"
 
 
-@pytest.mark.xfail(strict=True, reason="bootstrap generate writes no py.typed marker in the generated package")
 def test_generate_marks_the_package_as_typed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:27017/msedb")
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
