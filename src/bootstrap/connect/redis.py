@@ -30,6 +30,7 @@ from bootstrap.spec.model import ConnectRetry
 log = logging.getLogger("bootstrap.redis")
 
 UNKNOWN_POLICY = "unknown"
+MAX_CONNECTIONS = 100  # per async client (redis-py's default), waited for when all are in use
 STANDALONE, CLUSTER, SENTINEL = "standalone", "cluster", "sentinel"
 
 # redis-py leaves these untyped: typed as Any once here, not at every call.
@@ -114,6 +115,17 @@ def sync_client(settings: RedisTarget) -> redis.Redis:
     return redis.Redis.from_url(settings.url, **options)
 
 
+class _WaitingSentinelPool(aiosentinel.SentinelConnectionPool, aioredis.BlockingConnectionPool):
+    """The master's connections, found through the sentinels, and waited for when all are in use."""
+
+
+def _waiting(settings: RedisTarget) -> dict[str, Any]:
+    """A pool that makes a command wait for a free connection rather than fail at once: redis-py's
+    default refuses the 101st concurrent command (MaxConnectionsError), so a burst of sends or result
+    waits in one process (a web app) lost jobs. Waits up to a connect and a command's time."""
+    return {"max_connections": MAX_CONNECTIONS, "timeout": settings.connect_timeout + settings.socket_timeout}
+
+
 def async_client(settings: RedisTarget, *, blocking: bool = False) -> aioredis.Redis:
     """An async client (no I/O yet); `blocking` for a worker's read connection."""
     options = _options(settings, blocking=blocking)
@@ -123,9 +135,15 @@ def async_client(settings: RedisTarget, *, blocking: bool = False) -> aioredis.R
         sentinel = _AsyncSentinel(
             sentinel_addresses(settings.sentinel_hosts), sentinel_kwargs=_sentinel_options(settings)
         )
-        master = sentinel.master_for(settings.sentinel_master, **_sentinel_kwargs(settings, blocking=blocking))
+        master = sentinel.master_for(
+            settings.sentinel_master,
+            connection_pool_class=_WaitingSentinelPool,
+            **_sentinel_kwargs(settings, blocking=blocking),
+            **_waiting(settings),
+        )
         return cast(aioredis.Redis, master)
-    return aioredis.Redis.from_url(settings.url, **options)
+    pool = aioredis.BlockingConnectionPool.from_url(settings.url, **options, **_waiting(settings))
+    return aioredis.Redis.from_pool(pool)
 
 
 def is_cluster(client: Any) -> bool:

@@ -37,11 +37,6 @@ def _runtime(tmp_path: Path, redis_url: str, key_prefix: str, monkeypatch: pytes
     return Runtime.from_spec(load_spec(config))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the producer's redis-py pool refuses more than 100 connections at once (MaxConnectionsError): "
-    "the 101st concurrent kiq() from one process raises SendTaskError and the job is not sent",
-)
 def test_many_concurrent_kiq_from_one_process_are_all_sent(
     tmp_path: Path, redis_server: RedisServer, key_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -62,11 +57,6 @@ def test_many_concurrent_kiq_from_one_process_are_all_sent(
     assert not failed, f"{len(failed)} of {SENDERS} concurrent kiq() failed: {causes}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the result backend shares the producer's 100-connection pool: beyond 100 concurrent "
-    "wait_result() calls, the others end at once with ResultIsReadyError (caused by MaxConnectionsError)",
-)
 def test_many_concurrent_wait_result_wait_instead_of_failing(
     tmp_path: Path, redis_server: RedisServer, key_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
