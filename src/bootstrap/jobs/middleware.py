@@ -157,18 +157,19 @@ class JobsMiddleware(TaskiqMiddleware):
                 delay,
             )
             return
+        error = _error(exception)
         log.error(
             "job failed for good: queue=%s task=%s id=%s after %d attempt(s): %s",
             runtime.queue,
             message.task_name,
             message.task_id,
             attempt,
-            _error(exception),
+            error,
         )
         record = _record(message, duration)
-        record.update(  # masked as printed: the record lives in Redis (and its backups) for the retention
-            error=mask(_error(exception)),
-            traceback=mask("".join(traceback.format_exception(exception))),
+        record.update(  # the record lives in Redis (and its backups) for the retention
+            error=error,  # masked as printed: see _error
+            traceback=_traceback(exception),
             attempts=attempt,
             max_attempts=policy.attempts if policy else 1,
             transient_retries=spent,
@@ -210,8 +211,28 @@ class JobsMiddleware(TaskiqMiddleware):
         await self.failed(message, exception, result.execution_time)
 
 
+ERROR_KEPT = 8 * 1024  # characters of a failed job's error kept in its record and log lines
+TRACEBACK_KEPT = 32 * 1024  # and of its traceback: its head (the frames) and its tail (the error)
+
+
 def _error(exception: BaseException) -> str:
-    return f"{type(exception).__name__}: {exception}"
+    """The error as logged and recorded: masked, then cut to ERROR_KEPT characters (a driver error can
+    quote a whole document: megabytes, in Redis for the retention and in every log line). Masked
+    first: a URL cut before its `@host` would no longer be recognised as one."""
+    return _cut(mask(f"{type(exception).__name__}: {exception}"), ERROR_KEPT, keep_tail=False)
+
+
+def _traceback(exception: BaseException) -> str:
+    return _cut(mask("".join(traceback.format_exception(exception))), TRACEBACK_KEPT, keep_tail=True)
+
+
+def _cut(text: str, most: int, *, keep_tail: bool) -> str:
+    if len(text) <= most:
+        return text
+    cut = len(text) - most
+    if not keep_tail:
+        return f"{text[:most]} [... {cut:,} more characters not kept]"
+    return f"{text[: most // 2]}\n[... {cut:,} characters not kept ...]\n{text[-most // 2 :]}"
 
 
 def _record(message: Message, duration: float) -> dict[str, Any]:

@@ -49,11 +49,6 @@ def project(
     yield from make_project_in_env(tmp_path, mongo_uri, redis_server.uri, edit, monkeypatch)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a failed job's error and traceback are stored (and masked, on the event loop) whole: "
-    "no size bound, unlike results",
-)
 def test_a_huge_error_message_is_stored_bounded(project: Project) -> None:
     project.start_worker(QUEUE)
     runtime = Runtime.from_spec(project.spec())
