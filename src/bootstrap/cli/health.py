@@ -265,7 +265,9 @@ def drift(spec: Spec, db: Database[Any], client: redis.Redis) -> Check:
     plan = full_plan(spec, db, client, Options())
     ops = [op for op in plan.operations if op.is_drift and not _about_eviction(op)]
     if not ops:
-        return Check("drift", True, "MongoDB and Redis match the spec")
+        kept = [op for op in plan.operations if op.kind == "kept"]
+        also = f" ({len(kept)} undeclared index(es) kept, as plan keeps them)" if kept else ""
+        return Check("drift", True, f"MongoDB and Redis match the spec{also}")
     shown = [f"{op.symbol} {op.group}: {line}" for op in ops[:5] for line in op.describe()[:1]]
     more = f" (and {len(ops) - 5} more)" if len(ops) > 5 else ""
     return Check(

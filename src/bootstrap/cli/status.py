@@ -38,7 +38,9 @@ def collect(spec: Spec, db: Database[Any], client: redis.Redis) -> dict[str, Any
     plan = full_plan(spec, db, client, Options())
     drift: dict[str, list[str]] = {}
     for op in plan.operations:
-        if op.is_drift:  # not notes about the server (`shard:` off a mongos: `plan` says it)
+        # Not notes about the server (`shard:` off a mongos: `plan` says it); an undeclared index kept
+        # is shown (it is no change: in_sync stays true).
+        if op.is_drift or op.kind == "kept":
             drift.setdefault(op.group, []).extend(f"{op.symbol} {line}" for line in op.describe()[:1])
     live_names = set(db.list_collection_names(filter={"name": {"$in": [c.name for c in spec.collections]}}))
     collections = []

@@ -20,9 +20,6 @@ from bootstrap.spec.load import load_spec
 from tests.conftest import Result
 
 
-@pytest.mark.xfail(
-    strict=True, reason="health fails drift for an undeclared index that plan keeps (exit 0, no changes)"
-)
 def test_health_drift_agrees_with_plan_about_a_kept_undeclared_index(
     config_dir: Path, mongo_uri: str, cli: Callable[..., Result]
 ) -> None:

@@ -171,6 +171,7 @@ class KeepIndex(Operation):
     symbol = "?"
     kind = "kept"
     is_change = False
+    is_drift = False  # the operator's to keep (plan changes nothing): health stays green, and names it
 
     def describe(self) -> list[str]:
         return [f"keep undeclared index {self.index.describe()} (drop it with --prune)"]
