@@ -37,9 +37,6 @@ def _last_slot(project: Project) -> str | None:
         client.close()
 
 
-@pytest.mark.xfail(
-    strict=True, reason="a changed cron is measured from the old cron's last slot: the edit fires a 'missed' job"
-)
 def test_changing_a_cron_while_the_scheduler_runs_fires_nothing_at_once(
     tmp_path: Path, mongo_uri: str, redis_server: RedisServer
 ) -> None:

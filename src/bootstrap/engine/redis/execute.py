@@ -6,6 +6,7 @@ cluster; the schedule index is written on its own, after the definition it point
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -118,6 +119,8 @@ def _put_schedule(target: Target, op: Operation, report: Report) -> None:
     if not op.definition.get("enabled", True):
         # A schedule enabled again later starts afresh: its disabled time is not "missed".
         pipe.hdel(queue.last_slot, schedule_id)
+    elif op.retimed:  # see PutSchedule.retimed: slots of the new timing count from now
+        pipe.hset(queue.last_slot, schedule_id, repr(time.time()))
     elif last is not None:
         pipe.hset(queue.last_slot, schedule_id, last)
     pipe.execute()

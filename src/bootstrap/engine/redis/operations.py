@@ -147,6 +147,15 @@ class PutSchedule(Operation):
     def symbol(self) -> str:  # type: ignore[override]
         return "+" if self.before is None else "~"
 
+    @property
+    def retimed(self) -> bool:
+        """Its slots move (a new cron, time zone or aligned period): the new timing counts from the
+        apply, so its slots before then are not taken as missed (run at once by `misfire: run_once`).
+        An unaligned `every` keeps its last slot: its next ones follow that one (see jobs.slots)."""
+        if self.before is None or (self.definition.get("every") and self.definition.get("align", True) is False):
+            return False
+        return any(self.before.get(k) != self.definition.get(k) for k in _TIMING)
+
     def describe(self) -> list[str]:
         if self.before is None:
             return [f"create schedule {self.collection}: {describe_schedule(self.definition)}"]
@@ -155,7 +164,11 @@ class PutSchedule(Operation):
             for k in sorted(set(self.before) | set(self.definition))
             if self.before.get(k) != self.definition.get(k)
         ]
-        return [f"change schedule {self.collection}: {', '.join(changed)}"]
+        counted = " (its slots count from the apply: none before it is run as missed)" if self.retimed else ""
+        return [f"change schedule {self.collection}: {', '.join(changed)}{counted}"]
+
+
+_TIMING = ("cron", "every", "align", "timezone")  # what decides a schedule's slots
 
 
 @dataclass(frozen=True)
