@@ -81,6 +81,7 @@ def collect(spec: Spec, db: Database[Any], client: redis.Redis) -> dict[str, Any
         "workers": admin.workers(client, spec),
         "schedulers": admin.schedulers(client, spec),
         "wiring": wiring_hash(spec),
+        "worker_wiring": wiring_hash(spec, workers=True),  # what workers' heartbeats carry (no schedules)
         "up": up_status(spec),
     }
 
@@ -105,8 +106,8 @@ def problems(status: dict[str, Any]) -> list[str]:
     schedules with no live scheduler to fire them, workers that keep crashing under `bootstrap up`,
     jobs waiting on a queue no live worker takes jobs from."""
     found = []
-    expected = status.get("wiring")
     for kind in ("workers", "schedulers"):
+        expected = _expected(kind, status)
         stale = [p for p in status.get(kind, []) if p.get("wiring") and expected and p["wiring"] != expected]
         if stale:
             running = ", ".join(sorted({p["wiring"] for p in stale}))
@@ -201,21 +202,29 @@ def render(status: dict[str, Any], now: float) -> list[str]:
     rows = []
     for w in workers:
         rows.append([w["queue"], w["name"], f"running {w.get('running', 0)}", f"up {console.span(now - w['started'])}",
-                     f"wiring {_wiring(w, status)}"])  # fmt: skip
+                     f"wiring {_wiring(w, status, 'workers')}"])  # fmt: skip
     lines += ["  " + line for line in table(["queue", "worker", "jobs", "since", "wiring"], rows)[1:]]
     schedulers = status.get("schedulers", [])
     lines += [f"schedulers seen in the last {admin.WORKER_SEEN_WITHIN:g}s: {len(schedulers) or 'none'}"]
-    rows = [[s["name"], f"up {console.span(now - s['started'])}", f"wiring {_wiring(s, status)}"] for s in schedulers]
+    rows = [
+        [s["name"], f"up {console.span(now - s['started'])}", f"wiring {_wiring(s, status, 'schedulers')}"]
+        for s in schedulers
+    ]
     lines += ["  " + line for line in table(["scheduler", "since", "wiring"], rows)[1:]]
     return lines
 
 
-def _wiring(process: dict[str, Any], status: dict[str, Any]) -> str:
+def _wiring(process: dict[str, Any], status: dict[str, Any], kind: str) -> str:
     """The wiring a worker or scheduler runs, marked when it is not the spec's."""
-    wiring = process.get("wiring") or "?"
-    if process.get("wiring") and status.get("wiring") and process["wiring"] != status["wiring"]:
+    wiring, expected = process.get("wiring") or "?", _expected(kind, status)
+    if process.get("wiring") and expected and process["wiring"] != expected:
         wiring += " (not the spec's)"
     return wiring
+
+
+def _expected(kind: str, status: dict[str, Any]) -> str | None:
+    """The spec's wiring hash as `kind` (workers, schedulers) carry it: workers, of the files they run."""
+    return status.get("worker_wiring") if kind == "workers" else status.get("wiring")
 
 
 def table(header: list[str], rows: list[list[str]], right: set[int] | frozenset[int] = frozenset()) -> list[str]:

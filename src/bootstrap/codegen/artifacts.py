@@ -29,6 +29,9 @@ class Artifact:
     template: str  # under templates/
     inputs: Callable[[Spec], Inputs]
     wiring: bool = True  # part of the job wiring, whose hash workers and status compare
+    # Run by workers: their heartbeat's hash covers these files only, so a change that only the
+    # scheduler runs (a schedule's cron) does not make every worker stale.
+    workers: bool = True
 
 
 def package(spec: Spec) -> Inputs:
@@ -36,7 +39,13 @@ def package(spec: Spec) -> Inputs:
 
 
 def contract(spec: Spec) -> Inputs:
-    return {"contract": Runtime.from_spec(spec).to_literal(), "project_dir": project_dir(spec)}
+    literal = Runtime.from_spec(spec).to_literal()
+    del literal["schedules"]  # in schedules.py: only the scheduler runs them
+    return {"contract": literal, "project_dir": project_dir(spec)}
+
+
+def declared_schedules(spec: Spec) -> Inputs:
+    return {"schedules": Runtime.from_spec(spec).to_literal()["schedules"]}
 
 
 def project_dir(spec: Spec) -> str:
@@ -63,19 +72,23 @@ ARTIFACTS: tuple[Artifact, ...] = (
     Artifact("spec.py", "spec.py.j2", contract),
     Artifact("brokers.py", "brokers.py.j2", queue_names),
     Artifact("tasks.py", "tasks.py.j2", queue_tasks),
-    Artifact("scheduler.py", "scheduler.py.j2", nothing),
+    Artifact("schedules.py", "schedules.py.j2", declared_schedules, workers=False),
+    Artifact("scheduler.py", "scheduler.py.j2", nothing, workers=False),
     Artifact("worker.py", "worker.py.j2", package),
     Artifact("models.py", "models.py.j2", models_inputs, wiring=False),  # the application's models
     Artifact("py.typed", "py.typed.j2", nothing, wiring=False),  # PEP 561: mypy checks code that imports it
 )
 
 WIRING_FILES = tuple(artifact.name for artifact in ARTIFACTS if artifact.wiring)
+WORKER_FILES = tuple(artifact.name for artifact in ARTIFACTS if artifact.wiring and artifact.workers)
 
 
-def package_wiring_hash(package_dir: Path) -> str | None:
+def package_wiring_hash(package_dir: Path, *, workers: bool = False) -> str | None:
     """The wiring hash of the generated package on disk (`codegen.render.wiring_hash(spec)` of the
-    spec it was generated from), without Jinja2; None when a file is missing or unreadable."""
+    spec it was generated from; `workers`: of the files workers run), without Jinja2; None when a
+    file is missing or unreadable."""
+    names = WORKER_FILES if workers else WIRING_FILES
     try:
-        return files_hash({name: (package_dir / name).read_text(encoding="utf-8") for name in WIRING_FILES})
+        return files_hash({name: (package_dir / name).read_text(encoding="utf-8") for name in names})
     except (OSError, UnicodeDecodeError):
         return None

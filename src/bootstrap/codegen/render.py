@@ -82,7 +82,9 @@ def render(spec: Spec) -> dict[str, str]:
     return {artifact.name: render_artifact(artifact, spec) for artifact in ARTIFACTS}
 
 
-def wiring_hash(spec: Spec) -> str:
+def wiring_hash(spec: Spec, *, workers: bool = False) -> str:
     """The hash of the generated job wiring for `spec`: equal to `files_hash` of the wiring files
-    on disk exactly when `generate --check` finds them up to date."""
-    return files_hash({a.name: render_artifact(a, spec) for a in ARTIFACTS if a.wiring})  # models not rendered
+    on disk exactly when `generate --check` finds them up to date. `workers`: of the files workers
+    run (see Artifact.workers), which their heartbeats carry."""
+    wanted = [a for a in ARTIFACTS if a.wiring and (a.workers or not workers)]  # models not rendered
+    return files_hash({a.name: render_artifact(a, spec) for a in wanted})

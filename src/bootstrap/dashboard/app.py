@@ -200,7 +200,7 @@ class Dashboard:
     async def queues(self, request: web.Request) -> web.Response:
         spec = self.sources.spec()
         views = await asyncio.to_thread(data.queues, self.sources.redis, spec)
-        expected = await asyncio.to_thread(data.expected_wiring, spec)
+        expected = await asyncio.to_thread(data.expected_wiring, spec, True)
         return self.page(
             request, "queues.html", title="Queues", queues=views, wiring=expected, refresh=REFRESH_SECONDS,
             chart=charts.throughput_svg, seen_within=admin.WORKER_SEEN_WITHIN,

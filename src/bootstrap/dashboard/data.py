@@ -106,16 +106,18 @@ def queues(client: redis.Redis, spec: Spec, now: float | None = None) -> list[Qu
     return views
 
 
-_WIRING: dict[str, str] = {}  # spec hash -> wiring hash (rendering the templates takes a while)
+_WIRING: dict[tuple[str, bool], str] = {}  # (spec hash, workers) -> wiring hash (rendering takes a while)
 
 
-def expected_wiring(spec: Spec) -> str:
-    """The wiring hash of the spec's generated package (what workers should run)."""
-    if spec.hash() not in _WIRING:
+def expected_wiring(spec: Spec, workers: bool = False) -> str:
+    """The wiring hash of the spec's generated package: what schedulers should run, or (`workers`)
+    what workers' heartbeats should carry (the files they run)."""
+    key = (spec.hash(), workers)
+    if key not in _WIRING:
         from bootstrap.codegen.render import wiring_hash  # jinja2: only when a page needs it
 
-        _WIRING[spec.hash()] = wiring_hash(spec)
-    return _WIRING[spec.hash()]
+        _WIRING[key] = wiring_hash(spec, workers=workers)
+    return _WIRING[key]
 
 
 # --- failed jobs --------------------------------------------------------------------------------

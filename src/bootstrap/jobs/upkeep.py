@@ -244,21 +244,21 @@ class Heartbeat:
 def worker_heartbeat(client: aioredis.Redis, keys: QueueKeys, consumer: str, in_flight: InFlight) -> Heartbeat:
     """A worker's heartbeat: its queue, the jobs it runs, its wiring (read now, at start-up, right
     after the package was imported)."""
-    fields = {"queue": keys.queue, "wiring": running_wiring(keys)}
+    fields = {"queue": keys.queue, "wiring": running_wiring(keys, workers=True)}
     return Heartbeat(client, workers_key(keys.prefix), consumer, fields, lambda: {"running": in_flight.running})
 
 
-def running_wiring(keys: QueueKeys) -> str | None:
+def running_wiring(keys: QueueKeys, *, workers: bool = False) -> str | None:
     """The wiring hash of the generated package this process runs (`codegen.render.wiring_hash` of
-    the spec it was generated from): the package whose `brokers` module holds this queue's broker.
-    None when there is none (a broker made by hand)."""
+    the spec it was generated from; `workers`: of the files workers run): the package whose
+    `brokers` module holds this queue's broker. None when there is none (a broker made by hand)."""
     from bootstrap.codegen.artifacts import package_wiring_hash
 
     for name, module in list(sys.modules.items()):
         brokers = getattr(module, "BROKERS", None) if name.endswith(".brokers") else None
         if isinstance(brokers, dict) and any(getattr(b, "keys", None) == keys for b in brokers.values()):
             file = getattr(module, "__file__", None)
-            return package_wiring_hash(Path(file).parent) if file else None
+            return package_wiring_hash(Path(file).parent, workers=workers) if file else None
     return None
 
 

@@ -11,7 +11,6 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 import redis
 from pymongo import MongoClient
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-import pytest
-
 from bootstrap.cli.health import workers
 from bootstrap.local.servers import MongoServer, RedisServer
 from tests.support.jobs_project import Project, open_project, redis_client, wait_for
@@ -40,7 +38,6 @@ def _workers_ok(project: Project) -> bool:
         client.close()
 
 
-@pytest.mark.xfail(strict=True, reason="a schedule-only change makes health call every worker stale")
 def test_a_schedule_only_change_leaves_the_workers_healthy(
     tmp_path: Path, mongo_server: MongoServer, redis_server: RedisServer
 ) -> None:

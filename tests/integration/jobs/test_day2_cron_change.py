@@ -15,8 +15,6 @@ import signal
 import time
 from pathlib import Path
 
-import pytest
-
 from bootstrap.local.servers import RedisServer
 from tests.support.jobs_project import Project, fires, open_project, redis_client, wait_for
 from tests.support.redis_keys import stored_last_slots

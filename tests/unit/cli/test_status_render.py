@@ -91,7 +91,7 @@ def worker(queue: str, wiring: str | None) -> dict[str, Any]:
 
 
 def test_workers_on_other_wiring_than_the_specs_are_flagged() -> None:
-    data = {**status([]), "wiring": "new0", "workers": [worker("a-queue-with-a-very-long-name-too", "old0")]}
+    data = {**status([]), "worker_wiring": "new0", "workers": [worker("a-queue-with-a-very-long-name-too", "old0")]}
     lines = render(data, NOW)
     assert lines[1] == "MongoDB and Redis match the spec, but the jobs need attention:"
     assert "1 worker(s) run other wiring (old0) than the spec's (new0)" in lines[2]
@@ -147,3 +147,18 @@ def test_schedules_with_no_live_scheduler_or_one_on_other_wiring_are_flagged() -
     data["schedulers"][0]["wiring"] = "new0"
     assert render(data, NOW)[1] == "everything matches the spec"
     assert render({**data, "schedules": [], "schedulers": []}, NOW)[1] == "everything matches the spec"
+
+
+def test_a_schedule_only_change_flags_the_scheduler_not_the_workers() -> None:
+    # Workers carry the hash of the files they run (no schedules.py): a cron edit changes only the
+    # full wiring, which the scheduler runs.
+    data = {
+        **status([]),
+        "wiring": "full1",
+        "worker_wiring": "work0",
+        "workers": [worker("a-queue-with-a-very-long-name-too", "work0")],
+        "schedulers": [{"name": "host:1", "started": NOW - 60, "wiring": "full0"}],
+    }
+    text = "\n".join(render(data, NOW))
+    assert "worker(s) run other wiring" not in text
+    assert "1 scheduler(s) run other wiring (full0) than the spec's (full1)" in text

@@ -19,7 +19,7 @@ from bootstrap.spec.model import Spec
 
 CONFIG = Path(__file__).resolve().parents[3] / "config"
 ENV = {"MONGODB_URI": "mongodb://127.0.0.1:27017/msedb", "REDIS_URL": "redis://127.0.0.1:6379/0"}
-WIRING = {"__init__.py", "spec.py", "brokers.py", "tasks.py", "scheduler.py", "worker.py"}
+WIRING = {"__init__.py", "spec.py", "schedules.py", "brokers.py", "tasks.py", "scheduler.py", "worker.py"}
 FILES = {*WIRING, "models.py", "py.typed"}  # the application's models and the PEP 561 marker: not wiring
 
 
@@ -79,7 +79,8 @@ def config(tmp_path: Path) -> Path:
 CASES: list[tuple[Callable[[Path], None], set[str]]] = [
     (add_collection, {"models.py"}),
     (change_indexes, set()),
-    (change_schedule, {"spec.py"}),  # the declared schedules: the scheduler's fallback when Redis lost its data
+    # The declared schedules (the scheduler's fallback when Redis lost its data): not a file workers run.
+    (change_schedule, {"schedules.py"}),
     (change_concurrency, {"spec.py"}),
     (add_task, {"spec.py", "tasks.py"}),
     (add_queue, {"spec.py", "brokers.py", "tasks.py"}),
