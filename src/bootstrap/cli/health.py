@@ -31,6 +31,7 @@ from bootstrap.connect.redis import shown as redis_shown
 from bootstrap.engine.ops import Blocked, Operation, Options
 from bootstrap.engine.redis.operations import PolicyUnknown, SetEvictionPolicy
 from bootstrap.errors import BootstrapError, Unavailable
+from bootstrap.layout.marker import elsewhere
 from bootstrap.redact import mask
 from bootstrap.spec.model import ConnectRetry, Spec
 
@@ -75,13 +76,33 @@ def run_checks(spec: Spec, timeout: float) -> Iterator[Check]:
     with _mongo(spec, timeout) as (db, mongo_check), _redis(spec, timeout) as (client, redis_check):
         yield mongo_check
         yield redis_check
+        hint = _prefix_hint(spec, client) if client is not None else None
         if client is not None:
             yield _guarded("eviction", lambda: eviction(spec, client))
-            yield _guarded("schedules", lambda: schedules(spec, client))
-            yield _guarded("workers", lambda: workers(spec, client))
-            yield _guarded("scheduler", lambda: scheduler(spec, client))
+            yield _hinted(_guarded("schedules", lambda: schedules(spec, client)), hint)
+            yield _hinted(_guarded("workers", lambda: workers(spec, client)), hint)
+            yield _hinted(_guarded("scheduler", lambda: scheduler(spec, client)), hint)
         if client is not None and db is not None:
-            yield _guarded("drift", lambda: drift(spec, db, client))
+            yield _hinted(_guarded("drift", lambda: drift(spec, db, client)), hint)
+
+
+def _prefix_hint(spec: Spec, client: redis.Redis) -> str | None:
+    """Where this spec's marker is missing but the database holds another key prefix's data (see
+    `admin.other_prefixes`): what to check before following the other checks' fixes (start workers,
+    apply), which would start a second, empty deployment."""
+    from bootstrap.jobs import admin
+
+    try:
+        if admin.data_marker(client, spec) is not None:
+            return None
+        others = admin.other_prefixes(client, spec)
+    except (redis.RedisError, OSError):  # the checks say it
+        return None
+    return elsewhere(spec.redis.key_prefix, others) if others else None
+
+
+def _hinted(check: Check, hint: str | None) -> Check:
+    return replace(check, fix=hint) if hint is not None and not check.ok else check
 
 
 def _guarded(name: str, check: Callable[[], Check]) -> Check:

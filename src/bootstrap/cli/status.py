@@ -22,7 +22,7 @@ from bootstrap.engine.history import last_apply
 from bootstrap.engine.ops import Options
 from bootstrap.jobs import admin
 from bootstrap.jobs.schedule_runs import last_runs
-from bootstrap.layout.marker import LOST_DATA
+from bootstrap.layout.marker import LOST_DATA, elsewhere
 from bootstrap.local.upstate import GAVE_UP, RESTARTING, running_up
 from bootstrap.redact import mask
 from bootstrap.spec.model import Spec
@@ -36,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def collect(spec: Spec, db: Database[Any], client: redis.Redis) -> dict[str, Any]:
     plan = full_plan(spec, db, client, Options())
+    marker = admin.data_marker(client, spec)
+    others = admin.other_prefixes(client, spec) if marker is None else []  # another key prefix's data here?
     drift: dict[str, list[str]] = {}
     for op in plan.operations:
         # Not notes about the server (`shard:` off a mongos: `plan` says it); an undeclared index kept
@@ -61,7 +63,8 @@ def collect(spec: Spec, db: Database[Any], client: redis.Redis) -> dict[str, Any
         "spec_hash": spec.hash(),
         "mongodb": {"uri": mask(spec.mongodb.uri), "database": db.name},
         # `url` as configured (masked); `shown` as said to the user (in sentinel mode: the master and sentinels)
-        "redis": {"url": mask(spec.redis.url), "shown": shown(spec.redis), "marker": admin.data_marker(client, spec)},
+        "redis": {"url": mask(spec.redis.url), "shown": shown(spec.redis), "marker": marker, "others": others,
+                  "key_prefix": spec.redis.key_prefix},
         "in_sync": not plan.changes and not plan.blocked,
         "collections": collections,
         "redis_drift": [
@@ -165,7 +168,8 @@ def render(status: dict[str, Any], now: float) -> list[str]:
     ]
     attention = problems(status)
     if status["redis"]["marker"] is None:
-        lines.append(LOST_DATA)
+        others = status["redis"].get("others")
+        lines.append(elsewhere(str(status["redis"].get("key_prefix")), others) if others else LOST_DATA)
     if not status["in_sync"]:
         lines.append("DRIFT: run `bootstrap plan` for details")
     elif attention:

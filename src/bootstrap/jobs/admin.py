@@ -11,6 +11,7 @@ from typing import Any
 
 import redis
 
+from bootstrap.connect.redis import is_cluster
 from bootstrap.jobs import labels
 from bootstrap.jobs.labels import ATTEMPT, RETRY_AFTERS, TRANSIENT
 from bootstrap.jobs.records import COMPLETED, FAILED
@@ -86,6 +87,30 @@ def queues_stats(client: redis.Redis, prefix: str, queues: Iterable[str]) -> lis
 def data_marker(client: redis.Redis, spec: Spec) -> dict[str, Any] | None:
     """The marker apply wrote (layout.marker); None: Redis lost its data, or apply never ran."""
     return read_marker(client.get(marker_key(spec.redis.key_prefix)))
+
+
+OTHERS_SCANNED = 20  # SCAN rounds of 1,000 keys: a look around, not a walk of a huge keyspace
+
+
+def other_prefixes(client: redis.Redis, spec: Spec) -> list[str]:
+    """Key prefixes of other deployments whose markers this database holds (`P:marker`), found by a
+    bounded SCAN: where this spec's marker is missing, a changed `key_prefix` looks the same as lost
+    data, and `apply` would then start a second, empty deployment beside the first. Not looked for
+    on a Redis Cluster (a scan per node)."""
+    if is_cluster(client):
+        return []
+    found: set[str] = set()
+    cursor: Any = 0
+    for _ in range(OTHERS_SCANNED):
+        cursor, keys = client.scan(cursor, match="*:marker", count=1000)
+        for key in keys:
+            name = as_text(key).removesuffix(":marker")
+            if ":queue:{" not in name:  # a queue's data marker names its deployment's too
+                found.add(name)
+        if not cursor or cursor == b"0":
+            break
+    found.discard(spec.redis.key_prefix)
+    return sorted(found)
 
 
 def stored_schedules(client: redis.Redis, spec: Spec) -> tuple[dict[Any, Any], dict[Any, Any]]:

@@ -21,6 +21,16 @@ LOST_DATA = (
 )
 
 
+def elsewhere(prefix: str, others: list[str]) -> str:
+    """What to say instead of LOST_DATA where this database holds other deployments' markers: most
+    likely `key_prefix` (or the URL's database) changed, and the data is there under another one."""
+    return (
+        f"no marker under key prefix '{prefix}', but this Redis database holds the data of key prefix(es) "
+        f"{', '.join(repr(o) for o in others[:5])}: check `redis.key_prefix` and the database in `redis.url` "
+        "before `bootstrap apply`, which would start a new, empty deployment beside that one"
+    )
+
+
 def new_marker() -> str:
     """The marker's value: which apply wrote it, when, and from where (JSON)."""
     return json.dumps(

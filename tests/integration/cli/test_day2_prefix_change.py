@@ -17,9 +17,6 @@ from bootstrap.local.servers import RedisServer
 from tests.conftest import Result
 
 
-@pytest.mark.xfail(
-    strict=True, reason="status says Redis lost its data when key_prefix changed: the old keys are there"
-)
 def test_status_does_not_say_data_lost_when_only_the_prefix_changed(
     config_dir: Path, key_prefix: str, redis_server: RedisServer, cli: Callable[..., Result]
 ) -> None:
@@ -34,4 +31,24 @@ def test_status_does_not_say_data_lost_when_only_the_prefix_changed(
     settings.write_text(settings.read_text().replace(f"key_prefix: {key_prefix}\n", f"key_prefix: {key_prefix}-typo\n"))
 
     result = cli("status", "--config", str(config_dir))
-    assert "lost its data" not in result.out, result.out
+    assert "Redis lost its data (no marker" not in result.out, result.out
+    assert f"no marker under key prefix '{key_prefix}-typo', but this Redis database holds" in result.out
+    assert repr(key_prefix) in result.out and "check `redis.key_prefix`" in result.out
+
+    health = cli("health", "--config", str(config_dir))
+    assert health.code == 1
+    assert "start the workers" not in health.out, health.out  # that would start a second, empty deployment
+    assert f"fix: no marker under key prefix '{key_prefix}-typo'" in health.out, health.out
+
+
+def test_status_still_says_data_lost_on_an_empty_database(
+    config_dir: Path, tmp_path: Path, cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    empty = RedisServer(tmp_path / "empty-redis")  # the shared one holds other tests' deployments
+    empty.start()
+    try:
+        monkeypatch.setenv("REDIS_URL", empty.uri)
+        result = cli("status", "--config", str(config_dir))  # no marker, and no other prefix here
+    finally:
+        empty.stop()
+    assert "Redis lost its data (no marker" in result.out, result.out
