@@ -26,6 +26,7 @@ from pymongo.results import UpdateResult
 
 from bootstrap.errors import InvalidDocument
 from bootstrap.models.document import Document
+from bootstrap.models.encodable import bson_problems
 from bootstrap.models.kinds import now
 from bootstrap.models.paths import PathError, Slot, resolve
 
@@ -78,6 +79,7 @@ class _Core(Generic[D]):
             raise TypeError(f"{model.__name__} is not a collection's model (no __collection__)")
         self.model = model
         self.name = model.__collection__
+        self.raw: Any  # the driver's collection, set by each kind (sync, async)
         self.timestamps = model.__timestamps__
 
     # --- writes ---------------------------------------------------------------------------------
@@ -101,7 +103,14 @@ class _Core(Generic[D]):
                 if name not in given:  # set on insert unless the application set it
                     model.__dict__[name] = moment
                     given.add(name)
-        return model, model.to_document()
+        return model, self.encodable(model.to_document())
+
+    def encodable(self, document: dict[str, Any]) -> dict[str, Any]:
+        """`document`, once it is known BSON can hold all of it (see models.encodable)."""
+        problems = bson_problems(document, self.raw.codec_options)
+        if problems:
+            raise InvalidDocument(self.model.__name__, problems)
+        return document
 
     def for_replace(self, document: D) -> dict[str, Any]:
         missing = document.missing()
@@ -110,7 +119,7 @@ class _Core(Generic[D]):
             raise InvalidDocument(self.model.__name__, problems)
         if self.timestamps:
             document.updatedAt = now()  # type: ignore[attr-defined]
-        return document.to_document()
+        return self.encodable(document.to_document())
 
     def slot(self, path: str) -> Slot:
         try:
@@ -141,6 +150,7 @@ class _Core(Generic[D]):
                 problems.append((path, "is required: it cannot be removed"))
         if problems:
             raise InvalidDocument(self.model.__name__, problems)
+        self.encodable(sets)
         if not sets and not removed:
             raise InvalidDocument(self.model.__name__, [("", "nothing to update (give set or unset)")])
         moment = now()

@@ -7,10 +7,12 @@ from typing import Any
 
 from bootstrap.engine.ops import Blocked, Plan
 from bootstrap.engine.redis.compare import compare
+from bootstrap.engine.redis.leftovers import Leftovers
 from bootstrap.engine.redis.live import UNKNOWN_POLICY, RedisLive
 from bootstrap.engine.redis.operations import (
     CreateQueue,
     DeleteSchedule,
+    JobsLeftBehind,
     PolicyUnknown,
     PutSchedule,
     SetEvictionPolicy,
@@ -47,10 +49,11 @@ def live(
     streams: dict[str, frozenset[str]] | None = None,
     schedules: dict[str, Any] | None = None,
     marker: str | None = MARKER,
+    leftovers: Leftovers | None = None,
 ) -> RedisLive:
     return RedisLive(
         policy, READY if streams is None else streams, STORED if schedules is None else schedules, marker,
-        queue_markers=QUEUES,
+        queue_markers=QUEUES, leftovers=leftovers or Leftovers(),
     )  # fmt: skip
 
 
@@ -161,3 +164,18 @@ def test_order_is_policy_then_queues_then_schedules_and_counts_match_apply() -> 
     plan = Plan("t", ops)
     assert summary(plan) == "Plan: 4 to create, 1 to change in place, 0 to rebuild, 1 to drop."
     assert applied_summary(plan.changes) == "Applied: 4 created, 1 changed in place, 0 rebuilt, 1 dropped."
+
+
+def test_jobs_the_spec_no_longer_runs_are_notes_never_changes() -> None:
+    left = Leftovers(queues={"old": (2, 1, 4)}, tasks={"sync": {"run-old-sync": 3}})
+    ops = compare(SPEC, live(schedules=STORED, leftovers=left))
+    notes = [op for op in ops if isinstance(op, JobsLeftBehind)]
+    assert [(op.collection, op.symbol, op.is_change, op.is_drift) for op in notes] == [
+        ("old", "?", False, False),
+        ("sync", "?", False, False),
+    ]
+    assert "queue old is no longer declared, but its keys hold 2 waiting (or running), 1 delayed and 4 failed" in (
+        notes[0].describe()[0]
+    )
+    assert notes[1].describe()[0].startswith("3 job(s) waiting or delayed for task(s) run-old-sync, which queue sync")
+    assert not Plan("db", ops).changes  # apply runs nothing for them

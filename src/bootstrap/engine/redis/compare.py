@@ -14,10 +14,12 @@ from collections.abc import Set as AbstractSet
 from typing import Any
 
 from bootstrap.engine.ops import Blocked, Operation
+from bootstrap.engine.redis.leftovers import SAMPLED
 from bootstrap.engine.redis.live import UNKNOWN_POLICY, RedisLive
 from bootstrap.engine.redis.operations import (
     CreateQueue,
     DeleteSchedule,
+    JobsLeftBehind,
     MoveKeys,
     MoveSchedules,
     PolicyUnknown,
@@ -51,7 +53,27 @@ def compare(spec: Spec, live: RedisLive, *, fix_redis: bool = False) -> tuple[Op
         *compare_queues(spec, live, moving=_moving_streams(moves)),
         *compare_schedules(spec, live, legacy=any(isinstance(op, MoveSchedules) for op in moves)),
         *compare_marker(spec, live),
+        *compare_leftovers(live),
     )  # fmt: skip
+
+
+def compare_leftovers(live: RedisLive) -> list[Operation]:
+    """Notes on jobs the spec no longer runs (see engine.redis.leftovers): apply leaves them be."""
+    notes: list[Operation] = []
+    for queue, (waiting, delayed, failed) in live.leftovers.queues.items():
+        notes.append(JobsLeftBehind(queue, (
+            f"queue {queue} is no longer declared, but its keys hold {waiting} waiting (or running), {delayed} "
+            f"delayed and {failed} failed job(s): apply leaves them as they are, and no worker runs them; declare "
+            "the queue again to run them (and to see them with `bootstrap jobs`)"
+        )))  # fmt: skip
+    for queue, tasks in live.leftovers.tasks.items():
+        count, names = sum(tasks.values()), ", ".join(tasks)
+        notes.append(JobsLeftBehind(queue, (
+            f"{count} job(s) waiting or delayed for task(s) {names}, which queue {queue} no longer declares (among "
+            f"its oldest {SAMPLED} per level): workers of the new wiring set them aside in the failed store as "
+            "'unknown task'; keep the old name until they ran, or let the old workers finish them first"
+        )))  # fmt: skip
+    return notes
 
 
 def compare_marker(spec: Spec, live: RedisLive) -> list[Operation]:

@@ -15,6 +15,7 @@ from typing import Any
 import redis
 
 from bootstrap.connect.redis import UNKNOWN_POLICY, eviction_policies, is_cluster
+from bootstrap.engine.redis.leftovers import Leftovers
 from bootstrap.layout import schedules as stored
 from bootstrap.layout.keys import QueueKeys, ScheduleKeys, as_text, marker_key
 
@@ -56,6 +57,8 @@ class RedisLive:
     cluster_policies: Mapping[str, str] = field(default_factory=dict)
     # The declared queues whose own data marker (QueueKeys.marker) is there.
     queue_markers: frozenset[str] = frozenset()
+    # Jobs the spec no longer runs (see leftovers): for plan to warn about, never touched.
+    leftovers: Leftovers = field(default_factory=Leftovers)
 
     @property
     def cluster(self) -> bool:

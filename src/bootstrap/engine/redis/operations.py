@@ -45,6 +45,24 @@ class PolicyUnknown(Operation):
 
 
 @dataclass(frozen=True)
+class JobsLeftBehind(Operation):
+    """Jobs the spec no longer runs (see engine.redis.leftovers): said, never touched."""
+
+    detail: str
+    symbol = "?"
+    kind = "note"
+    is_change = False
+    is_drift = False  # the spec and Redis agree; these jobs are the operator's to run or remove
+
+    @property
+    def group(self) -> str:
+        return f"queue {self.collection}"
+
+    def describe(self) -> list[str]:
+        return [self.detail]
+
+
+@dataclass(frozen=True)
 class CreateQueue(Operation):
     """The queue's stream and its consumer group, reading from the start so that jobs enqueued
     before the first worker started are delivered."""

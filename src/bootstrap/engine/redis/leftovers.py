@@ -1,0 +1,109 @@
+"""Jobs the spec no longer runs, read for `plan` to warn about: a queue no longer declared whose
+keys still hold jobs, and jobs waiting (or delayed) for a task their queue no longer declares (a
+rename). Nothing is deleted: apply never touches them; `plan` says they are there before the workers
+of the new wiring set them aside as "unknown task".
+
+Both looks are bounded, as `plan`, `status` and `health` run them: a SCAN of at most SCANNED rounds
+for the keys of undeclared queues (not on a Redis Cluster, which would need a scan per node), and the
+oldest SAMPLED jobs of each level and of the delayed set for the task names.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from bootstrap.connect.redis import is_cluster
+from bootstrap.layout.keys import QueueKeys, as_text
+from bootstrap.spec.model import Spec
+
+SCANNED = 20  # SCAN rounds of 1,000 keys
+SAMPLED = 100  # jobs looked at per stream and in the delayed set
+
+
+@dataclass(frozen=True)
+class Leftovers:
+    # Undeclared queue -> (waiting, delayed, failed) jobs its keys hold.
+    queues: Mapping[str, tuple[int, int, int]] = field(default_factory=dict)
+    # Declared queue -> task it no longer declares -> jobs of it among those sampled.
+    tasks: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+
+
+def read_leftovers(client: redis.Redis, spec: Spec) -> Leftovers:
+    prefix = spec.redis.key_prefix
+    declared = {queue.name: {task.name for task in queue.tasks} for queue in spec.queues}
+    undeclared = sorted(_queues_in(client, prefix) - set(declared))
+    pipe = client.pipeline(transaction=False)
+    for name in undeclared:
+        keys = QueueKeys(prefix, name)
+        for stream in keys.streams:
+            pipe.xlen(stream)
+        pipe.zcard(keys.delayed)
+        pipe.hlen(keys.record_data("failed"))
+    for name in declared:
+        keys = QueueKeys(prefix, name)
+        for stream in keys.streams:
+            pipe.xrange(stream, count=SAMPLED)
+        pipe.zrange(keys.delayed, 0, SAMPLED - 1)
+    replies = iter(pipe.execute(raise_on_error=False))
+    levels = len(QueueKeys(prefix, "q").streams)
+    queues: dict[str, tuple[int, int, int]] = {}
+    for name in undeclared:
+        waiting = sum(_number(next(replies)) for _ in range(levels))
+        delayed, failed = _number(next(replies)), _number(next(replies))
+        if waiting or delayed or failed:
+            queues[name] = (waiting, delayed, failed)
+    tasks: dict[str, dict[str, int]] = {}
+    for name, known in declared.items():
+        found: Counter[str] = Counter()
+        for _ in range(levels):
+            entries = next(replies)
+            for _, fields in entries if isinstance(entries, list) else ():
+                found[_task_of(fields.get(b"data", fields.get("data")))] += 1
+        delayed_jobs = next(replies)
+        for data in delayed_jobs if isinstance(delayed_jobs, list) else ():
+            found[_task_of(data)] += 1
+        unknown = {task: count for task, count in found.items() if task and task not in known}
+        if unknown:
+            tasks[name] = dict(sorted(unknown.items()))
+    return Leftovers(queues, tasks)
+
+
+def _queues_in(client: redis.Redis, prefix: str) -> set[str]:
+    """Queue names that keys under `prefix` belong to, from a bounded SCAN."""
+    if is_cluster(client):
+        return set()
+    head = f"{prefix}:queue:{{"
+    names: set[str] = set()
+    cursor: Any = 0
+    for _ in range(SCANNED):
+        cursor, keys = client.scan(cursor, match=f"{_escaped(head)}*", count=1000)
+        for key in keys:
+            name, close, _ = as_text(key)[len(head) :].partition("}")
+            if close:
+                names.add(name)
+        if not cursor or cursor in (b"0", "0"):
+            break
+    return names
+
+
+def _escaped(text: str) -> str:
+    """`text` as a literal in a SCAN MATCH pattern."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
+
+
+def _task_of(data: Any) -> str:
+    try:
+        message = json.loads(data) if data is not None else None
+    except (ValueError, TypeError):
+        return ""
+    return str(message.get("task_name") or "") if isinstance(message, dict) else ""
+
+
+def _number(reply: Any) -> int:
+    return reply if isinstance(reply, int) else 0
