@@ -73,7 +73,7 @@ def test_workers_report_their_wiring_and_status_flags_old_wiring(project: Projec
     client = redis_client(project)
     key = f"{project.key_prefix}:workers"
     beats = wait_for(lambda: [json.loads(v) for v in client.hgetall(key).values()], 60, "a heartbeat")
-    assert beats[0]["wiring"] == wiring_hash(project.spec())
+    assert beats[0]["wiring"] == wiring_hash(project.spec(), workers=True)  # the files workers run
     assert not any("other wiring" in line for line in _problems(project))
 
     # A new task changes the wiring; the running worker still runs the old one.
@@ -87,8 +87,9 @@ def test_workers_report_their_wiring_and_status_flags_old_wiring(project: Projec
             env={**os.environ, **project.env}, capture_output=True, text=True, timeout=120,
         ).stdout
     )  # fmt: skip
-    assert data["wiring"] == wiring_hash(project.spec()) and any("other wiring" in p for p in data["problems"])
-    assert any(f"run other wiring ({beats[0]['wiring']}) than the spec's ({wiring_hash(project.spec())})" in line
+    expected = wiring_hash(project.spec(), workers=True)
+    assert data["worker_wiring"] == expected and any("other wiring" in p for p in data["problems"])
+    assert any(f"run other wiring ({beats[0]['wiring']}) than the spec's ({expected})" in line
                for line in found), found  # fmt: skip
     client.close()
 

@@ -26,7 +26,9 @@ def project(tmp_path: Path, mongo_uri: str, redis_server: RedisServer) -> Iterat
 def test_generated_code_compiles_and_passes_ruff_and_mypy_strict(project: Project) -> None:
     package = project.root / "generated" / project.package
     names = sorted(p.name for p in package.glob("*.py"))
-    assert names == ["__init__.py", "brokers.py", "models.py", "scheduler.py", "spec.py", "tasks.py", "worker.py"]
+    assert names == [
+        "__init__.py", "brokers.py", "models.py", "scheduler.py", "schedules.py", "spec.py", "tasks.py", "worker.py"
+    ]  # fmt: skip
     header = (package / "brokers.py").read_text().splitlines()[0]
     brokers = next(a for a in ARTIFACTS if a.name == "brokers.py")
     expected = inputs_hash(brokers, brokers.inputs(project.spec()))

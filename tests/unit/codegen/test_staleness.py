@@ -151,3 +151,13 @@ def test_check_compares_content_and_names_the_stale_files(config: Path) -> None:
     (package / "old.py").write_text("")
     drift = write.check(load(config))
     assert (drift.stale, drift.missing, drift.extra) == (("spec.py",), ("tasks.py",), ("old.py",))
+
+
+def test_the_workers_hash_leaves_out_what_only_the_scheduler_runs(config: Path) -> None:
+    before = load(config)
+    change_schedule(config)
+    after = load(config)
+    assert wiring_hash(after) != wiring_hash(before)  # the scheduler's wiring changed
+    assert wiring_hash(after, workers=True) == wiring_hash(before, workers=True)  # no worker is stale
+    change_concurrency(config)
+    assert wiring_hash(load(config), workers=True) != wiring_hash(after, workers=True)
