@@ -36,6 +36,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AckableMessage, AsyncBroker, BrokerMessage, TaskiqMessage
 
 from bootstrap.connect import redis as redis_connect
+from bootstrap.connect import retry
 from bootstrap.errors import BootstrapError, NotReplicated, PartlySent
 from bootstrap.jobs import intake, labels
 from bootstrap.jobs.acks import AckBatch
@@ -307,11 +308,17 @@ class StreamBroker(AsyncBroker):
 
     async def kick(self, message: BrokerMessage) -> None:
         """Send one job (taskiq's `kiq`). Its labels `delay`, `priority` and `dedupe` say when, on
-        which level and whether its id is deduplicated (see `labels.placement`)."""
+        which level and whether its id is deduplicated (see `labels.placement`). While Redis cannot
+        be reached (a restart, a failover) the send is tried again per `redis.connect_retry`, as
+        connecting is, rather than fail at once; a reply lost with the connection can so make a job
+        without an id that deduplicates go in twice (at least once)."""
         try:
             placement = labels.placement(message.labels)
         except labels.LabelError as exc:
             raise BootstrapError(f"job {message.task_id} ({message.task_name}) not sent: {exc}") from None
+        await retry.call_async(redis_connect.target(self.runtime), lambda: self._kick(message, placement))
+
+    async def _kick(self, message: BrokerMessage, placement: labels.Placement) -> None:
         if not placement.plain:
             await self.send([(message.task_id, message.message)], placement)
             return

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,36 @@ def test_many_concurrent_wait_result_wait_instead_of_failing(
     other = asyncio.run(test())
     shown = {f"{type(error).__name__} <- {error.__cause__!r}" for error in other}
     assert not other, f"{len(other)} of {SENDERS} concurrent wait_result() did not wait: {shown}"
+
+
+def test_kiq_waits_for_a_redis_that_restarts_instead_of_failing_at_once(
+    tmp_path: Path, key_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by the app walk: with Redis restarting, every kiq() failed at once (SendTaskError). A
+    # send is now tried again per redis.connect_retry, as connecting is (BullMQ queues it meanwhile).
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    runtime = _runtime(tmp_path, server.uri, key_prefix, monkeypatch)
+
+    async def test() -> tuple[float, int]:
+        broker = make_broker(runtime, QUEUE)
+        task = register_task(broker, runtime, QUEUE, TASK)
+        await broker.startup()
+        try:
+            await task.kiq(mailboxId="before")
+            server.stop()  # a restart: down now, back on the same port in a second
+            back = asyncio.get_running_loop().run_in_executor(None, lambda: (time.sleep(1.0), server.start()))
+            started = time.monotonic()
+            await task.kiq(mailboxId="during")
+            took = time.monotonic() - started
+            await back
+            return took, int(await broker.redis.xlen(broker.keys.stream))
+        finally:
+            await broker.shutdown()
+
+    try:
+        took, waiting = asyncio.run(test())
+    finally:
+        server.stop()
+    assert took >= 0.5, "sent while Redis was down?"
+    assert waiting == 2  # the job sent before the restart (append-only file) and the one sent during it
