@@ -79,7 +79,7 @@ class _Core(Generic[D]):
             raise TypeError(f"{model.__name__} is not a collection's model (no __collection__)")
         self.model = model
         self.name = model.__collection__
-        self.raw: Any  # the driver's collection, set by each kind (sync, async)
+        self.codec: CodecOptions[Any] = CodecOptions()  # the collection's, set by each kind (sync, async)
         self.timestamps = model.__timestamps__
 
     # --- writes ---------------------------------------------------------------------------------
@@ -107,7 +107,7 @@ class _Core(Generic[D]):
 
     def encodable(self, document: dict[str, Any]) -> dict[str, Any]:
         """`document`, once it is known BSON can hold all of it (see models.encodable)."""
-        problems = bson_problems(document, self.raw.codec_options)
+        problems = bson_problems(document, self.codec)
         if problems:
             raise InvalidDocument(self.model.__name__, problems)
         return document
@@ -297,6 +297,7 @@ class ModelCollection(_Core[D]):
         self.raw: Collection[dict[str, Any]] = db.get_collection(
             self.name, codec_options=codec_options(db.codec_options)
         )
+        self.codec = self.raw.codec_options
 
     def insert_one(self, document: D | Mapping[str, Any]) -> D:
         model, raw = self.for_insert(document, now())
@@ -361,6 +362,7 @@ class AsyncModelCollection(_Core[D]):
         self.raw: AsyncCollection[dict[str, Any]] = db.get_collection(
             self.name, codec_options=codec_options(db.codec_options)
         )
+        self.codec = self.raw.codec_options
 
     async def insert_one(self, document: D | Mapping[str, Any]) -> D:
         model, raw = self.for_insert(document, now())

@@ -18,8 +18,19 @@ from tests.conftest import Result
 
 
 def test_status_does_not_say_data_lost_when_only_the_prefix_changed(
-    config_dir: Path, key_prefix: str, redis_server: RedisServer, cli: Callable[..., Result]
+    config_dir: Path, key_prefix: str, tmp_path: Path, cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A Redis of its own: the shared one holds other tests' deployments, which the message names too.
+    redis_server = RedisServer(tmp_path / "own-redis")
+    redis_server.start()
+    monkeypatch.setenv("REDIS_URL", redis_server.uri)
+    try:
+        _prefix_changed(config_dir, key_prefix, redis_server, cli)
+    finally:
+        redis_server.stop()
+
+
+def _prefix_changed(config_dir: Path, key_prefix: str, redis_server: RedisServer, cli: Callable[..., Result]) -> None:
     assert cli("apply", "--config", str(config_dir)).code == 0
     assert cli("enqueue", "delta-sync", "run-delta-sync", "--config", str(config_dir)).code == 0
     client = redis.Redis.from_url(redis_server.uri)
