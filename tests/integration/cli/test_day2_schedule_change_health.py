@@ -15,19 +15,8 @@ from pathlib import Path
 
 from bootstrap.cli.health import workers
 from bootstrap.local.servers import MongoServer, RedisServer
+from tests.integration.cli.test_health import ONE_QUEUE, ONE_SCHEDULE
 from tests.support.jobs_project import Project, open_project, redis_client, wait_for
-
-ONE_QUEUE = """defaults:
-  concurrency: 2
-  shutdown_timeout: 5s
-queues:
-  delta-sync:
-    tasks:
-      run-delta-sync: {timeout: 1m}
-"""
-ONE_SCHEDULE = """schedules:
-  delta-sync-schedule: {queue: delta-sync, task: run-delta-sync, every: 15m}
-"""
 
 
 def _workers_ok(project: Project) -> bool:

@@ -10,13 +10,18 @@ send task to the queue") and the job is not sent; the 101st concurrent `wait_res
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from taskiq.decor import AsyncTaskiqDecoratedTask
 from taskiq.exceptions import TaskiqResultTimeoutError
 
+from bootstrap.jobs.broker import StreamBroker
 from bootstrap.jobs.contract import Runtime
 from bootstrap.jobs.wiring import make_broker, register_task
 from bootstrap.local.servers import RedisServer
@@ -38,19 +43,26 @@ def _runtime(tmp_path: Path, redis_url: str, key_prefix: str, monkeypatch: pytes
     return Runtime.from_spec(load_spec(config))
 
 
+@contextlib.asynccontextmanager
+async def _sender(runtime: Runtime) -> AsyncIterator[tuple[StreamBroker, AsyncTaskiqDecoratedTask[Any, Any]]]:
+    """The queue's broker, started as an application's, and its task."""
+    broker = make_broker(runtime, QUEUE)
+    task = register_task(broker, runtime, QUEUE, TASK)
+    await broker.startup()
+    try:
+        yield broker, task
+    finally:
+        await broker.shutdown()
+
+
 def test_many_concurrent_kiq_from_one_process_are_all_sent(
     tmp_path: Path, redis_server: RedisServer, key_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runtime = _runtime(tmp_path, redis_server.uri, key_prefix, monkeypatch)
 
     async def test() -> list[BaseException]:
-        broker = make_broker(runtime, QUEUE)
-        task = register_task(broker, runtime, QUEUE, TASK)
-        await broker.startup()
-        try:
+        async with _sender(runtime) as (_, task):
             sent = await asyncio.gather(*(task.kiq(mailboxId=f"m-{i}") for i in range(SENDERS)), return_exceptions=True)
-        finally:
-            await broker.shutdown()
         return [item for item in sent if isinstance(item, BaseException)]
 
     failed = asyncio.run(test())
@@ -64,16 +76,11 @@ def test_many_concurrent_wait_result_wait_instead_of_failing(
     runtime = _runtime(tmp_path, redis_server.uri, key_prefix, monkeypatch)
 
     async def test() -> list[BaseException]:
-        broker = make_broker(runtime, QUEUE)
-        task = register_task(broker, runtime, QUEUE, TASK)
-        await broker.startup()
-        try:
+        async with _sender(runtime) as (_, task):
             sent = [await task.kiq(mailboxId=f"m-{i}") for i in range(SENDERS)]  # one at a time: all sent
             # No worker runs: every wait should end with taskiq's timeout, none with another error.
             waits = (job.wait_result(check_interval=0.05, timeout=1) for job in sent)
             ended = await asyncio.gather(*waits, return_exceptions=True)
-        finally:
-            await broker.shutdown()
         return [item for item in ended if not isinstance(item, TaskiqResultTimeoutError)]
 
     other = asyncio.run(test())
@@ -91,10 +98,7 @@ def test_kiq_waits_for_a_redis_that_restarts_instead_of_failing_at_once(
     runtime = _runtime(tmp_path, server.uri, key_prefix, monkeypatch)
 
     async def test() -> tuple[float, int]:
-        broker = make_broker(runtime, QUEUE)
-        task = register_task(broker, runtime, QUEUE, TASK)
-        await broker.startup()
-        try:
+        async with _sender(runtime) as (broker, task):
             await task.kiq(mailboxId="before")
             server.stop()  # a restart: down now, back on the same port in a second
             back = asyncio.get_running_loop().run_in_executor(None, lambda: (time.sleep(1.0), server.start()))
@@ -103,8 +107,6 @@ def test_kiq_waits_for_a_redis_that_restarts_instead_of_failing_at_once(
             took = time.monotonic() - started
             await back
             return took, int(await broker.redis.xlen(broker.keys.stream))
-        finally:
-            await broker.shutdown()
 
     try:
         took, waiting = asyncio.run(test())
