@@ -58,7 +58,9 @@ class RedisTarget(Protocol):
     def sentinel_hosts(self) -> str: ...
 
 
-def _options(settings: RedisTarget, *, blocking: bool) -> dict[str, Any]:
+def _options(settings: RedisTarget, *, blocking: bool, resend: bool = True) -> dict[str, Any]:
+    """`resend`: a command whose reply timed out is sent again (the CLI's reads); not for the
+    clients that send jobs, where the first one may have run (a job would go in twice)."""
     options: dict[str, Any] = {
         "socket_connect_timeout": settings.connect_timeout,
         # Workers block on XREADGROUP: no socket timeout, or a long wait would look like a failure.
@@ -67,7 +69,7 @@ def _options(settings: RedisTarget, *, blocking: bool) -> dict[str, Any]:
         "socket_keepalive": True,
     }
     if settings.mode != CLUSTER:  # the async cluster client rejects it (it retries on its own)
-        options["retry_on_timeout"] = not blocking
+        options["retry_on_timeout"] = resend and not blocking
     return options
 
 
@@ -81,13 +83,13 @@ def sentinel_addresses(hosts: str) -> list[tuple[str, int]]:
     return pairs
 
 
-def _sentinel_kwargs(settings: RedisTarget, *, blocking: bool) -> dict[str, Any]:
+def _sentinel_kwargs(settings: RedisTarget, *, blocking: bool, resend: bool = True) -> dict[str, Any]:
     """What the master's connections need: the URL's credentials and database, and our options."""
     url: dict[str, Any] = _parse_url(settings.url)
     kwargs: dict[str, Any] = {key: url[key] for key in ("username", "password", "db") if key in url}
     if url.get("connection_class") is not None and "SSL" in url["connection_class"].__name__:
         kwargs["ssl"] = True
-    return {**kwargs, **_options(settings, blocking=blocking)}
+    return {**kwargs, **_options(settings, blocking=blocking, resend=resend)}
 
 
 def _sentinel_options(settings: RedisTarget) -> dict[str, Any]:
@@ -127,8 +129,9 @@ def _waiting(settings: RedisTarget) -> dict[str, Any]:
 
 
 def async_client(settings: RedisTarget, *, blocking: bool = False) -> aioredis.Redis:
-    """An async client (no I/O yet); `blocking` for a worker's read connection."""
-    options = _options(settings, blocking=blocking)
+    """An async client (no I/O yet); `blocking` for a worker's read connection. It sends jobs: a
+    command whose reply timed out is not sent again (see `_options`)."""
+    options = _options(settings, blocking=blocking, resend=False)
     if settings.mode == CLUSTER:
         return cast(aioredis.Redis, aiocluster.RedisCluster.from_url(settings.url, **options))
     if settings.mode == SENTINEL:
@@ -138,7 +141,7 @@ def async_client(settings: RedisTarget, *, blocking: bool = False) -> aioredis.R
         master = sentinel.master_for(
             settings.sentinel_master,
             connection_pool_class=_WaitingSentinelPool,
-            **_sentinel_kwargs(settings, blocking=blocking),
+            **_sentinel_kwargs(settings, blocking=blocking, resend=False),
             **_waiting(settings),
         )
         return cast(aioredis.Redis, master)

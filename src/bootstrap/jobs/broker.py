@@ -26,7 +26,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -316,9 +316,11 @@ class StreamBroker(AsyncBroker):
             placement = labels.placement(message.labels)
         except labels.LabelError as exc:
             raise BootstrapError(f"job {message.task_id} ({message.task_name}) not sent: {exc}") from None
-        await retry.call_async(redis_connect.target(self.runtime), lambda: self._kick(message, placement))
+        target = replace(redis_connect.target(self.runtime), transient=_not_sent)
+        await retry.call_async(target, lambda: self._kick(message, placement))
 
     async def _kick(self, message: BrokerMessage, placement: labels.Placement) -> None:
+        """One attempt of `kick`."""
         if not placement.plain:
             await self.send([(message.task_id, message.message)], placement)
             return
@@ -634,3 +636,10 @@ class StreamBroker(AsyncBroker):
         if released:
             log.info("queue %s: gave back %d job(s) not started before shutdown", self.runtime.queue, released)
         return released
+
+
+def _not_sent(exc: BaseException) -> bool:
+    """A send worth another attempt: the connection failed (Redis restarting, failing over, or no
+    free connection in time), not refused. A read that timed out is not: the command may have run
+    (a WAIT longer than the socket timeout did), and another attempt would add the job again."""
+    return isinstance(exc, RedisConnectionError) and redis_connect.transient(exc)

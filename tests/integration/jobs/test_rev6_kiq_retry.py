@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import pytest
 import redis
 from taskiq import BrokerMessage
 
@@ -16,12 +15,6 @@ from bootstrap.spec.model import ConnectRetry
 from tests.support.runtimes import in_process_runtime
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kiq() with redis.wait: a WAIT longer than the socket timeout (no replica confirms) times out "
-    "after the XADD went in; the TimeoutError is retried as transient and XADDs the job again: one kiq() "
-    "puts it in retries+1 times (no server was unreachable)",
-)
 def test_a_kiq_whose_wait_times_out_on_the_socket_is_not_added_again(redis_server) -> None:  # type: ignore[no-untyped-def]
     prefix = f"rev6kiq{uuid.uuid4().hex[:8]}"
     runtime = in_process_runtime(
