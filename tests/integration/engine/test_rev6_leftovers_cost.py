@@ -8,7 +8,6 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 import redis
 
 from bootstrap.layout.keys import QueueKeys
@@ -17,12 +16,6 @@ from tests.conftest import Result
 JOB_BYTES = 200_000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="read_leftovers XRANGEs 100 whole entries per level (and ZRANGEs 100 delayed): with 300 "
-    "waiting jobs of 200 KB, one `plan`/`health` makes Redis send ~60 MB (300 MB with 1 MB jobs: "
-    "seconds per health check over a network, past `health --timeout 5`), though no task was renamed",
-)
 def test_plan_does_not_download_the_backlog(
     config_dir: Path, cli: Callable[..., Result], redis_server, key_prefix: str  # type: ignore[no-untyped-def]
 ) -> None:

@@ -30,11 +30,6 @@ def no_scan_url(redis_server, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         admin.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="plan/apply read the leftovers with an unguarded SCAN: a Redis user without SCAN gets "
-    "NOPERM and apply fails, though nothing it applies needs SCAN (it worked before today)",
-)
 def test_apply_works_for_a_redis_user_without_scan(
     config_dir: Path, no_scan_url: str, cli: Callable[..., Result]
 ) -> None:
@@ -43,11 +38,6 @@ def test_apply_works_for_a_redis_user_without_scan(
     assert "'scan' command" not in result.out + result.err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="status (marker missing) looks for other key prefixes with an unguarded SCAN: NOPERM makes "
-    "status fail instead of saying the marker is missing (health guards the same look)",
-)
 def test_status_works_for_a_redis_user_without_scan(
     config_dir: Path, no_scan_url: str, cli: Callable[..., Result]
 ) -> None:
