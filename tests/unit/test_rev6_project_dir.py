@@ -5,8 +5,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
-
 from bootstrap.codegen.render import render, wiring_hash
 from bootstrap.spec.load import load_spec
 from tests.conftest import SHIPPED_CONFIG
@@ -23,15 +21,15 @@ def _project(root: Path, name: str) -> Path:
     return config
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with codegen.output outside the project (allow_outside_project), spec.py holds "
-    "'../../<project folder name>': the same config checked out under another folder name (CI, a "
-    "colleague, a container) renders another spec.py, so `generate --check` calls it stale and status/"
-    "health there call every worker and scheduler 'not the spec's' wiring",
-)
 def test_the_wiring_does_not_depend_on_the_project_folder_name(tmp_path: Path) -> None:
     one = load_spec(_project(tmp_path / "a", "msedb"), ENV)
     two = load_spec(_project(tmp_path / "b", "msedb-ci-checkout"), ENV)
     assert render(one)["spec.py"] == render(two)["spec.py"]
     assert wiring_hash(one, workers=True) == wiring_hash(two, workers=True)
+
+
+def test_a_package_outside_the_project_imports_handlers_from_pythonpath(tmp_path: Path) -> None:
+    text = render(load_spec(_project(tmp_path, "msedb"), ENV))["spec.py"]
+    assert "project_dir" not in text and "import os" not in text
+    assert 'RUNTIME = Runtime.from_literal({**CONTRACT, "schedules": SCHEDULES})' in text
+    compile(text, "spec.py", "exec")

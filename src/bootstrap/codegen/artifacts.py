@@ -48,11 +48,16 @@ def declared_schedules(spec: Spec) -> Inputs:
     return {"schedules": Runtime.from_spec(spec).to_literal()["schedules"]}
 
 
-def project_dir(spec: Spec) -> str:
+def project_dir(spec: Spec) -> str | None:
     """The project folder (the one holding config/) relative to the generated package, in POSIX
     form: handler and middleware import paths are relative to it (`bootstrap validate` imports them
-    from there), so a worker imports them from there too, however it was started."""
-    return Path(os.path.relpath(spec.root.resolve(), (spec.codegen.output / spec.codegen.package).resolve())).as_posix()
+    from there), so a worker imports them from there too, however it was started. None for a
+    package generated outside the project (`allow_outside_project`): the way back would name the
+    project folder, and the same config checked out elsewhere would render another package."""
+    root, package = spec.root.resolve(), (spec.codegen.output / spec.codegen.package).resolve()
+    if not package.is_relative_to(root):
+        return None
+    return Path(os.path.relpath(root, package)).as_posix()
 
 
 def queue_names(spec: Spec) -> Inputs:
