@@ -128,10 +128,10 @@ def _waiting(settings: RedisTarget) -> dict[str, Any]:
     return {"max_connections": MAX_CONNECTIONS, "timeout": settings.connect_timeout + settings.socket_timeout}
 
 
-def async_client(settings: RedisTarget, *, blocking: bool = False) -> aioredis.Redis:
-    """An async client (no I/O yet); `blocking` for a worker's read connection. It sends jobs: a
-    command whose reply timed out is not sent again (see `_options`)."""
-    options = _options(settings, blocking=blocking, resend=False)
+def async_client(settings: RedisTarget, *, blocking: bool = False, resend: bool = True) -> aioredis.Redis:
+    """An async client (no I/O yet); `blocking` for a worker's read connection; `resend=False` for
+    the one that sends jobs (see `_options`)."""
+    options = _options(settings, blocking=blocking, resend=resend)
     if settings.mode == CLUSTER:
         return cast(aioredis.Redis, aiocluster.RedisCluster.from_url(settings.url, **options))
     if settings.mode == SENTINEL:
@@ -141,7 +141,7 @@ def async_client(settings: RedisTarget, *, blocking: bool = False) -> aioredis.R
         master = sentinel.master_for(
             settings.sentinel_master,
             connection_pool_class=_WaitingSentinelPool,
-            **_sentinel_kwargs(settings, blocking=blocking, resend=False),
+            **_sentinel_kwargs(settings, blocking=blocking, resend=resend),
             **_waiting(settings),
         )
         return cast(aioredis.Redis, master)

@@ -325,9 +325,9 @@ class StreamBroker(AsyncBroker):
             await self.send([(message.task_id, message.message)], placement)
             return
         if not self.runtime.wait_replicas:
-            await self.redis.xadd(self.keys.stream, {"data": message.message})
+            await self.connections.sender.xadd(self.keys.stream, {"data": message.message})
             return
-        pipe = self.redis.pipeline(transaction=False)  # one connection: WAIT covers its writes
+        pipe = self.connections.sender.pipeline(transaction=False)  # one connection: WAIT covers its writes
         pipe.xadd(self.keys.stream, {"data": message.message})
         await self._replicated(pipe, "job")
 
@@ -351,7 +351,7 @@ class StreamBroker(AsyncBroker):
         `Sent.existing`). With `redis.wait` each chunk is confirmed by the replicas."""
         if placement.plain:
             return Sent(await self.kick_data((data for _, data in jobs), chunk))
-        script = self.redis.register_script(_ENQUEUE)
+        script = self.connections.sender.register_script(_ENQUEUE)
         keys = [self.keys.ids, self.keys.delayed, *self.keys.streams, *Records.key_list_of(self.keys)]
         level = PRIORITIES.index(placement.priority) + 1
         remaining, added, existing = iter(jobs), 0, []
@@ -378,7 +378,7 @@ class StreamBroker(AsyncBroker):
         if not self.runtime.wait_replicas:
             count, seen = await script(keys=keys, args=args)
         else:
-            pipe = self.redis.pipeline(transaction=False)
+            pipe = self.connections.sender.pipeline(transaction=False)
             await script(keys=keys, args=args, client=pipe)
             count, seen = (await self._replicated(pipe, f"batch of {len(batch)} jobs"))[0]
         return int(count), list(seen)
@@ -391,14 +391,14 @@ class StreamBroker(AsyncBroker):
         """Enqueue many serialised jobs: one round trip (one Lua call: far cheaper for the client
         than pipelined XADDs) per `chunk` jobs, taken from `datas` (an iterator is fine) a chunk at a
         time, so memory is bounded by the chunk."""
-        add = self.redis.register_script(_ADD_MANY)
+        add = self.connections.sender.register_script(_ADD_MANY)
         remaining, count = iter(datas), 0
         while batch := list(itertools.islice(remaining, chunk)):
             try:
                 if not self.runtime.wait_replicas:
                     count += int(await add(keys=[self.keys.stream], args=batch))
                     continue
-                pipe = self.redis.pipeline(transaction=False)
+                pipe = self.connections.sender.pipeline(transaction=False)
                 await add(keys=[self.keys.stream], args=batch, client=pipe)
                 count += int((await self._replicated(pipe, f"batch of {len(batch)} jobs"))[0])
             except Exception as exc:

@@ -50,12 +50,21 @@ class QueueConnections:
         self.runtime = runtime
         self._producer: aioredis.Redis | None = None
         self._reader: aioredis.Redis | None = None
+        self._sender: aioredis.Redis | None = None
 
     @property
     def producer(self) -> aioredis.Redis:
         if self._producer is None:
             self._producer = redis_connect.async_client(self.runtime)
         return self._producer
+
+    @property
+    def sender(self) -> aioredis.Redis:
+        """The client jobs are sent with: a command whose reply timed out is not sent again (it may
+        have run: the job would go in twice), where the producer's idempotent commands are."""
+        if self._sender is None:
+            self._sender = redis_connect.async_client(self.runtime, resend=False)
+        return self._sender
 
     def reader(self) -> aioredis.Redis:
         if self._reader is None:
@@ -125,8 +134,8 @@ class QueueConnections:
             )
 
     async def close(self) -> None:
-        for conn in (self._reader, self._producer):
+        for conn in (self._reader, self._producer, self._sender):
             if conn is not None:
                 with contextlib.suppress(Exception):
                     await conn.aclose()
-        self._reader = self._producer = None
+        self._reader = self._producer = self._sender = None
