@@ -7,7 +7,9 @@ supervisor, which then stops its children in order. Its output is appended to a 
 inherited; its stdin is closed. It dies with its parent: on Linux the kernel sends it SIGTERM when
 the parent dies (prctl PR_SET_PDEATHSIG), elsewhere a small watcher (`parentwatch.py`) runs the
 command and stops its group when the parent is gone. So a SIGKILLed supervisor leaves no worker
-taking jobs.
+taking jobs. A child given `kill_after` (the local servers) always runs under the watcher, which
+follows the SIGTERM with SIGKILL if the child is still there that many seconds later: the kernel
+sends one signal, and a server that hangs in its shutdown would outlive its parent for good.
 
 Stopping is graceful first: SIGTERM to the group, up to a timeout for it to exit, then SIGKILL.
 
@@ -37,6 +39,7 @@ log = logging.getLogger("bootstrap.local.processes")
 
 PARENT_WATCH = Path(__file__).with_name("parentwatch.py")
 KILL_WAIT = 10.0  # seconds to wait for a SIGKILLed process to be reaped before giving up on it
+WATCH_GRACE = 30.0  # the watcher's seconds from SIGTERM to SIGKILL once the parent is gone (no kill_after)
 
 _PR_SET_PDEATHSIG = 1
 
@@ -166,7 +169,8 @@ class Child:
     (None: inherit stdout/stderr), its restart policy (None: an exit is reported, not restarted).
     With `die_with_parent` (the default) it is stopped when this process dies: by prctl where it is
     started from the main thread, by the watcher from any other (Linux ties PR_SET_PDEATHSIG to the
-    thread that forked, so a child started from a short-lived thread would die with that thread)."""
+    thread that forked, so a child started from a short-lived thread would die with that thread).
+    With `kill_after` too, the watcher runs it wherever it is started (see the module's docstring)."""
 
     def __init__(
         self,
@@ -178,6 +182,7 @@ class Child:
         log_path: Path | None = None,
         restart: RestartPolicy | None = None,
         die_with_parent: bool = True,
+        kill_after: float | None = None,
     ) -> None:
         self.name = name
         self.command = list(command)
@@ -186,6 +191,7 @@ class Child:
         self.log_path = log_path
         self.restart = restart
         self.die_with_parent = die_with_parent
+        self.kill_after = kill_after
         self.process: subprocess.Popen[bytes] | None = None
         self.restarts: list[float] = []  # when it was restarted (monotonic clock)
         self.gave_up = False
@@ -212,10 +218,12 @@ class Child:
         if self.running:
             raise RuntimeError(f"{self.name} is already running (pid {self.pid})")
         command, preexec = self.command, None
-        if self.die_with_parent and _prctl is not None and threading.current_thread() is threading.main_thread():
+        main = threading.current_thread() is threading.main_thread()
+        if self.die_with_parent and self.kill_after is None and _prctl is not None and main:
             preexec = _die_with_parent(os.getpid())
         elif self.die_with_parent:
-            command = [sys.executable, "-I", str(PARENT_WATCH), str(os.getpid()), "--", *command]
+            grace = self.kill_after if self.kill_after is not None else WATCH_GRACE
+            command = [sys.executable, "-I", str(PARENT_WATCH), str(os.getpid()), f"{grace:g}", "--", *command]
         out: int | None = None
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)

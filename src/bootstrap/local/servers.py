@@ -34,6 +34,7 @@ from bootstrap.local.processes import Child
 
 CREDENTIALS_FILE = "credentials.json"
 MONGO_USER = "bootstrap"
+KILL_AFTER = 30.0  # seconds from SIGTERM to SIGKILL for a server whose parent (up, a test) died hard
 
 
 def free_port() -> int:
@@ -138,7 +139,9 @@ class LocalServer:
         """Start it and wait until its port accepts connections; a clear error with the end of its
         log if it exits first, or if it does not accept within `timeout` seconds."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        child = Child(self.name, self.command(), cwd=self.data_dir, log_path=self.log_path)
+        # kill_after: a server whose parent died hard gets SIGTERM, then SIGKILL if its shutdown hangs
+        # (SecantusDB was seen to), rather than holding its port and data for good.
+        child = Child(self.name, self.command(), cwd=self.data_dir, log_path=self.log_path, kill_after=KILL_AFTER)
         child.start()
         self.child = child
         deadline = time.monotonic() + timeout

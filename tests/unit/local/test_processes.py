@@ -295,6 +295,43 @@ def test_children_die_with_their_parent(mode: str) -> None:
         parent.stdout.close()
 
 
+STUBBORN_PARENT = """
+import signal, sys, time
+from bootstrap.local import processes
+kill_after = float(sys.argv[1]) if sys.argv[1] != "none" else None
+# A child that catches SIGTERM and goes on, as a server hanging in its shutdown does.
+child = processes.Child("stubborn", [sys.executable, "-c",
+    "import signal, time; signal.signal(signal.SIGTERM, lambda *a: None); print('ready', flush=True); time.sleep(60)"],
+    log_path=__import__("pathlib").Path(sys.argv[2]), kill_after=kill_after)
+child.start()
+print(child.pid, flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("kill_after", ["none", "1"])
+def test_a_child_that_ignores_sigterm_is_killed_after_kill_after_once_its_parent_died(
+    kill_after: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "stubborn.log"
+    parent = subprocess.Popen(python(STUBBORN_PARENT, kill_after, str(log)), stdout=subprocess.PIPE, text=True,
+                              start_new_session=True)  # fmt: skip
+    assert parent.stdout is not None
+    group = int(parent.stdout.readline())
+    try:
+        wait_until(lambda: log.exists() and "ready" in log.read_text(), 10, "the child's SIGTERM handler")
+        parent.kill()  # SIGKILL: the parent cleans up nothing
+        parent.wait(10)
+        if kill_after == "none":
+            time.sleep(2.5)
+            assert group_alive(group)  # the control: SIGTERM alone leaves it running
+        else:
+            wait_until(lambda: not group_alive(group), 5, "the watcher to SIGKILL the stubborn child")
+    finally:
+        processes.signal_group(group, signal.SIGKILL)
+        parent.stdout.close()
+
+
 def test_the_parent_watch_fallback_passes_exit_codes_and_signals_through(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
