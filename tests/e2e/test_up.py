@@ -373,6 +373,27 @@ def test_a_second_shell_finds_up_a_bad_handler_stops_its_queue_only_and_a_saved_
             time.sleep(1)
         final = bootstrap(project, "status").stdout
         assert "everything matches the spec" in final, final
+
+        # A schedule-only change restarts the scheduler alone: the workers run none of its files.
+        def pids() -> dict[str, int]:
+            return {e["name"]: e["pid"] for e in json.loads((project / ".bootstrap" / "processes.json").read_text())}
+
+        before, printed = pids(), len(up.text)
+        schedules = config / "schedules.yaml"
+        schedules.write_text(schedules.read_text().replace('cron: "0 2 * * *"', 'cron: "0 3 * * *"', 1))
+        up.wait_for(re.compile(r"restarting the scheduler \(the workers' wiring is unchanged\)"), 90)
+        up.wait_for(re.compile(r"\nscheduler running on wiring"), 60)
+        assert "restarting the workers" not in up.text[printed:], up.text[printed:]
+        after = pids()
+        assert after["scheduler"] != before["scheduler"]
+        assert {n: p for n, p in after.items() if n.startswith("worker ")} == {
+            n: p for n, p in before.items() if n.startswith("worker ")
+        }
+        deadline = time.monotonic() + 90
+        while not settled() and time.monotonic() < deadline:
+            time.sleep(1)
+        final = bootstrap(project, "status").stdout
+        assert "everything matches the spec" in final, final  # the scheduler runs the new wiring
         out = interrupt(up)
         assert up.process.returncode == 0, out
     assert not state.exists()

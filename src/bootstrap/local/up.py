@@ -7,7 +7,8 @@ ones stay in Redis), then the servers.
 
 While it runs it tells the project's other commands its servers and its children's state
 (`.bootstrap/up.json`, `local.upstate`), and follows the project (`Watch`): a saved config is
-applied, and workers are restarted when the generated wiring on disk changes.
+applied, and workers are restarted when the generated wiring on disk changes (the scheduler alone when
+only the schedules did: the workers do not run those files).
 
 `.bootstrap/` is private: the folder 0700, what `up` and its children write in it 0600 (`up` runs
 with umask 077, which its children inherit; the generated package is still written with the umask
@@ -157,7 +158,8 @@ class Stack:
         self.user_umask = 0o022  # the umask `up` was started with (set by run), for the generated package
         self.started = time.strftime("%Y-%m-%d %H:%M:%S")
         self.exported: dict[str, str] = {}  # URIs of the servers started here, as children get them
-        self.wiring: str | None = None  # the wiring hash the running workers were started with
+        self.wiring: str | None = None  # the wiring hash the running children were started with
+        self.workers_wiring: str | None = None  # the same, of the files workers run (not the schedules)
         self.server_deaths: dict[str, list[float]] = {}  # server name -> when it exited lately
 
     # --- servers --------------------------------------------------------------------------------
@@ -352,7 +354,7 @@ class Stack:
         which then stops them in order), restarted when they die (at most 5 times a minute)."""
         runtime, package = Runtime.from_spec(spec), spec.codegen.package
         env = child_env(codegen.package_dir(spec), spec.root)
-        self.wiring = package_wiring_hash(codegen.package_dir(spec))
+        self.wiring, self.workers_wiring = running_wiring(spec)
         for queue in spec.queues:
             # Restarted by our supervisor, not inside taskiq: a worker that keeps dying (a handler
             # that does not import, say) is then seen, reported and, past 5 a minute, given up on.
@@ -401,9 +403,28 @@ class Stack:
         self.start_children(spec)
         console.out(f"workers and scheduler running on wiring {self.wiring}")
 
+    def restart_scheduler(self, spec: Spec, reason: str) -> None:
+        """Only the schedules changed (the workers run none of their files): stop the scheduler (a
+        fire in progress finishes) and start it on the new wiring; the workers go on."""
+        console.out(f"{reason}: restarting the scheduler (the workers' wiring is unchanged)")
+        for child in self.supervisor.children:
+            if child.name == "scheduler":
+                child.stop(_stop_timeout(spec))
+                child.start()
+        self.wiring, self.workers_wiring = running_wiring(spec)
+        self.record_processes()
+        self.write_state()
+        console.out(f"scheduler running on wiring {self.wiring}")
+
     def stop_children(self, timeout: float) -> None:
         self.supervisor.stop_all(timeout)
         console.out("workers and scheduler stopped")
+
+
+def running_wiring(spec: Spec) -> tuple[str | None, str | None]:
+    """The wiring hashes of the generated package on disk: all of it, and the files workers run."""
+    package = codegen.package_dir(spec)
+    return package_wiring_hash(package), package_wiring_hash(package, workers=True)
 
 
 def _what_stops(name: str) -> str:
@@ -472,9 +493,13 @@ class Watch:
                 return self.spec
             self.seen, self.changed = fingerprint, None
             self.reload()
-        wiring = package_wiring_hash(codegen.package_dir(self.spec))
+        wiring, workers = running_wiring(self.spec)
         if wiring is not None and wiring != self.stack.wiring:
-            self.stack.restart_children(self.spec, f"the generated wiring changed ({self.stack.wiring} -> {wiring})")
+            reason = f"the generated wiring changed ({self.stack.wiring} -> {wiring})"
+            if workers is not None and workers == self.stack.workers_wiring:
+                self.stack.restart_scheduler(self.spec, reason)
+            else:
+                self.stack.restart_children(self.spec, reason)
             self.next = time.monotonic() + self.EVERY
         return self.spec
 
