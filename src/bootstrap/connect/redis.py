@@ -10,8 +10,11 @@ commands, and every multi-key command the tool sends stays within one slot (see 
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
-from typing import Any, Protocol, cast
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar, cast
 
 import redis
 import redis.asyncio as aioredis
@@ -121,6 +124,47 @@ class _WaitingSentinelPool(aiosentinel.SentinelConnectionPool, aioredis.Blocking
     """The master's connections, found through the sentinels, and waited for when all are in use."""
 
 
+_T = TypeVar("_T")
+_HOLDING = contextvars.ContextVar("bootstrap_cluster_slot", default=False)  # this task holds a slot
+
+
+class _WaitingCluster(aiocluster.RedisCluster):
+    """A cluster client whose commands and pipelines wait for one of `max_connections` slots: redis-py's
+    async cluster client has no blocking pool, and refuses the 101st concurrent command on a node
+    (MaxConnectionsError). A slot is counted for the whole client, so no node is ever asked for more
+    connections than that. A pipeline that retries a redirected command through `execute_command`
+    already holds its slot (`_HOLDING`), so it does not wait for a second one."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._slots = asyncio.Semaphore(kwargs.get("max_connections", MAX_CONNECTIONS))
+
+    async def in_slot(self, call: Callable[[], Awaitable[_T]]) -> _T:
+        if _HOLDING.get():
+            return await call()
+        async with self._slots:
+            token = _HOLDING.set(True)
+            try:
+                return await call()
+            finally:
+                _HOLDING.reset(token)
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        return await self.in_slot(lambda: super(_WaitingCluster, self).execute_command(*args, **kwargs))
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> aiocluster.ClusterPipeline:
+        if shard_hint:
+            return super().pipeline(transaction, shard_hint)  # redis-py's error
+        return _WaitingClusterPipeline(self, transaction)  # type: ignore[abstract]  # as redis-py makes its own
+
+
+class _WaitingClusterPipeline(aiocluster.ClusterPipeline):
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
+        client = cast(_WaitingCluster, self.cluster_client)
+        run = super().execute
+        return await client.in_slot(lambda: run(raise_on_error, allow_redirections))
+
+
 def _waiting(settings: RedisTarget) -> dict[str, Any]:
     """A pool that makes a command wait for a free connection rather than fail at once: redis-py's
     default refuses the 101st concurrent command (MaxConnectionsError), so a burst of sends or result
@@ -133,7 +177,7 @@ def async_client(settings: RedisTarget, *, blocking: bool = False, resend: bool 
     the one that sends jobs (see `_options`)."""
     options = _options(settings, blocking=blocking, resend=resend)
     if settings.mode == CLUSTER:
-        return cast(aioredis.Redis, aiocluster.RedisCluster.from_url(settings.url, **options))
+        return cast(aioredis.Redis, _WaitingCluster.from_url(settings.url, **options))
     if settings.mode == SENTINEL:
         sentinel = _AsyncSentinel(
             sentinel_addresses(settings.sentinel_hosts), sentinel_kwargs=_sentinel_options(settings)
