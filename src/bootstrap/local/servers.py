@@ -133,6 +133,8 @@ class LocalServer:
 
     @property
     def pid(self) -> int | None:
+        """Its process group: the watcher that runs it (see `start`), and the server. Signal the
+        group (os.killpg) to reach the server itself."""
         return self.child.pid if self.child is not None else None
 
     def start(self, timeout: float = 30.0) -> None:

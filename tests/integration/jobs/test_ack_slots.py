@@ -43,7 +43,7 @@ def test_a_slot_comes_back_only_once_its_acknowledgement_is_in_redis(own_redis: 
         try:
             acks.ack("0-0", "")
             await acks.flush()  # connected, the script known
-            os.kill(own_redis.pid, signal.SIGSTOP)
+            os.killpg(own_redis.pid, signal.SIGSTOP)  # its group: the server runs under a watcher
             try:
                 acks.finished("0-1", "")
                 acks.record(COMPLETED, {"id": "job-1", "task": "t", "result": "x" * 10_000}, 3600, 100)
@@ -51,7 +51,7 @@ def test_a_slot_comes_back_only_once_its_acknowledgement_is_in_redis(own_redis: 
                 await asyncio.sleep(0.5)  # written long since; Redis cannot answer
                 assert not drain.done() and released == [], "a slot came back before Redis had its acknowledgement"
             finally:
-                os.kill(own_redis.pid, signal.SIGCONT)
+                os.killpg(own_redis.pid, signal.SIGCONT)
             await asyncio.wait_for(drain, 10)
             assert released == [1]
             assert watcher.hkeys(data) == [b"job-1"]
