@@ -39,6 +39,7 @@ def plan_options(args: argparse.Namespace) -> Options:
     return Options(
         allow_rebuild=args.allow_rebuild,
         prune=args.prune,
+        allow_expire=args.allow_expire,
         fix_redis=args.fix_redis,
         lock_timeout=getattr(args, "lock_timeout", 600.0),
     )

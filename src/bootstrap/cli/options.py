@@ -46,5 +46,10 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--prune", action="store_true", help="drop indexes that exist but are not declared")
     parser.add_argument(
+        "--allow-expire",
+        action="store_true",
+        help="let a new or shorter TTL delete the existing documents already past it (otherwise blocked)",
+    )
+    parser.add_argument(
         "--fix-redis", action="store_true", help="set Redis's maxmemory-policy to the declared one (otherwise blocked)"
     )

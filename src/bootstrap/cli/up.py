@@ -20,5 +20,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    options = Options(allow_rebuild=args.allow_rebuild, prune=args.prune, fix_redis=args.fix_redis)
+    options = Options(allow_rebuild=args.allow_rebuild, prune=args.prune, allow_expire=args.allow_expire,
+                      fix_redis=args.fix_redis)  # fmt: skip
     return up.run(args.config, args.embedded, options)

@@ -93,10 +93,12 @@ class Plan:
 
 @dataclass(frozen=True)
 class Options:
-    """What a plan may include: rebuilds, prunes, the Redis eviction fix; how long apply waits for the lock."""
+    """What a plan may include: rebuilds, prunes, TTLs that delete existing documents, the Redis
+    eviction fix; how long apply waits for the lock."""
 
     allow_rebuild: bool = False
     prune: bool = False
+    allow_expire: bool = False
     fix_redis: bool = False
     lock_timeout: float = 600.0
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable, Iterator
-from itertools import takewhile
 from pathlib import Path
 from typing import Any
 
@@ -40,47 +39,43 @@ def section(plan: str, collection: str) -> str:
     return "\n".join(out)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "apply --allow-rebuild drops a collection's rebuilt indexes one by one and checks a unique "
-    "replacement for duplicates only when its own turn comes: a later rebuild refused over duplicates "
-    "leaves the earlier one dropped and never recreated (its CreateIndexes never runs), here the only "
-    "unique index on users.email, and the error lists that rebuild as completed"))
 def test_migrate_a_refused_unique_rebuild_keeps_the_other_unique_indexes(
     config_dir: Path, cli: Callable[..., Result], seed_db: Database[Any]
 ) -> None:
     # The seed's users: a unique email index under its own name (a rename: rebuild), and a plain
-    # microsoftId index the spec declares unique, over two users sharing a microsoftId.
+    # microsoftId index the spec declares unique, over two users sharing a microsoftId. Apply used to
+    # drop the email index, then refuse the microsoftId one, leaving users.email without a unique index.
     seed_db.users.insert_many([{"email": "a@x.io", "microsoftId": "m1"}, {"email": "b@x.io", "microsoftId": "m1"}])
     seed_db.users.create_index("email", name="user_email_unique", unique=True)
     seed_db.users.create_index("microsoftId")
 
+    planned = cli("plan", "--config", str(config_dir), "--allow-rebuild")
+    assert planned.code == 0, planned.err
+    users = section(planned.out, "users")
+    assert "! blocked: users: unique index microsoftId_1 cannot be built: documents share the key" in users, users
+    assert '{"microsoftId": "m1"} (2 documents' in users, users
+
     result = cli("apply", "--config", str(config_dir), "--allow-rebuild")
     assert result.code == 1
-    assert "microsoftId_1 cannot be built" in result.err and "microsoftId_1 was not dropped" in result.err
-
+    assert "microsoftId_1 cannot be built" in result.err and "Remove the duplicates" in result.err
     unique_on_email = [ix["name"] for ix in seed_db.users.list_indexes()
                        if dict(ix["key"]) == {"email": 1} and ix.get("unique")]
-    assert unique_on_email, "users.email lost its unique index: duplicates can now be inserted"
+    assert unique_on_email == ["user_email_unique"], "users.email lost its unique index"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine.mongo.execute.duplicate_sample groups by `$field`, which puts a document missing the field "
-    "and one holding null in different groups, while a unique index stores both as null: the check "
-    "before a rebuild finds no duplicate, drops the old index, and the unique build then fails "
-    "(E11000 dup key: { email: null }), leaving the collection with neither index"))
 def test_migrate_unique_rebuild_over_a_missing_and_a_null_value_drops_nothing(
     config_dir: Path, cli: Callable[..., Result], seed_db: Database[Any]
 ) -> None:
-    # The seed indexed users.email without `unique`; one user has no email, another a null one.
+    # The seed indexed users.email without `unique`; one user has no email, another a null one: a
+    # unique index stores both as null (the check used to group them apart, drop the old index and
+    # fail the build on E11000).
     seed_db.users.insert_many([{"displayName": "no email"}, {"displayName": "null email", "email": None}])
     seed_db.users.create_index("email")
 
     result = cli("apply", "--config", str(config_dir), "--allow-rebuild")
     assert result.code == 1
     assert [ix["name"] for ix in seed_db.users.list_indexes() if dict(ix["key"]) == {"email": 1}] == ["email_1"]
-    assert "was not dropped" in result.err
-
-
+    assert 'unique index email_1 cannot be built: documents share the key {"email": null} (2 documents' in result.err
 @pytest.mark.xfail(strict=True, reason=(
     "a declared collection that exists as a time-series collection is planned like a plain one "
     "(`~ change validator`, TTL index on the time field); MongoDB refuses validators on time-series "
@@ -110,14 +105,11 @@ def test_migrate_plan_says_a_ttl_index_cannot_go_on_a_capped_collection(
     assert "capped" in section(result.out, "notifications")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a shorter TTL (or a new TTL index) deletes every document already past it at the TTL monitor's "
-    "next pass, without a flag, and the plan says only `ttl 180d -> 90d (collMod, no rebuild)`: it "
-    "counts the documents a new validator would refuse but not the documents a TTL change deletes"))
-def test_migrate_plan_counts_the_documents_a_shorter_ttl_deletes(
+def test_migrate_a_shorter_ttl_that_deletes_documents_is_blocked_and_counted(
     config_dir: Path, cli: Callable[..., Result], seed_db: Database[Any]
 ) -> None:
-    # The seed kept email events 180 days; the spec keeps them 90 (emailevents.yaml: ttl 90d).
+    # The seed kept email events 180 days; the spec keeps them 90 (emailevents.yaml: ttl 90d). The
+    # plan used to say only `ttl 180d -> 90d`, and apply deleted the older events without a flag.
     now = dt.datetime.now(dt.UTC)
     seed_db.emailevents.insert_many([{"messageId": f"old-{n}", "timestamp": now - dt.timedelta(days=120)}
                                      for n in range(2)] + [{"messageId": "new", "timestamp": now}])
@@ -125,13 +117,33 @@ def test_migrate_plan_counts_the_documents_a_shorter_ttl_deletes(
 
     result = cli("plan", "--config", str(config_dir))
     assert result.code == 0, result.err
-    lines = section(result.out, "emailevents").splitlines()
-    at = next(n for n, line in enumerate(lines) if "change index timestamp_1: ttl 180d -> 90d" in line)
-    details = takewhile(lambda line: line.startswith("    "), lines[at + 1:])  # the operation's own lines
-    said = "\n".join([lines[at], *details])
-    assert "2 " in said and ("delete" in said or "expire" in said), said
+    events = section(result.out, "emailevents")
+    assert ("! blocked: index timestamp_1 (ttl 90d) deletes 2 existing document(s) older than 90d within a "
+            "minute; run with --allow-expire") in events, events
+    refused = cli("apply", "--config", str(config_dir))
+    assert refused.code == 1 and "--allow-expire" in refused.err, refused.err
+    ttl = next(ix for ix in seed_db.emailevents.list_indexes() if ix["name"] == "timestamp_1")
+    assert ttl["expireAfterSeconds"] == 180 * 86400  # nothing changed
+
+    allowed = cli("plan", "--config", str(config_dir), "--allow-expire")
+    events = section(allowed.out, "emailevents")
+    assert "~ change index timestamp_1: ttl 180d -> 90d" in events
+    assert "! index timestamp_1 (ttl 90d) deletes 2 existing document(s) older than 90d" in events, events
+    applied = cli("apply", "--config", str(config_dir), "--allow-expire")
+    assert applied.code == 0, applied.err
+    ttl = next(ix for ix in seed_db.emailevents.list_indexes() if ix["name"] == "timestamp_1")
+    assert ttl["expireAfterSeconds"] == 90 * 86400
 
 
+def test_a_new_ttl_index_over_old_documents_is_blocked_too(
+    config_dir: Path, cli: Callable[..., Result], seed_db: Database[Any]
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    seed_db.emailevents.insert_many([{"messageId": "old", "timestamp": now - dt.timedelta(days=400)},
+                                     {"messageId": "no date", "timestamp": "2020-01-01"}])  # a string never expires
+    result = cli("plan", "--config", str(config_dir))
+    events = section(result.out, "emailevents")
+    assert "! blocked: index timestamp_1 (ttl 90d) deletes 1 existing document(s)" in events, events
 def test_migrate_bullmq_keys_beside_the_queues_are_never_touched(
     config_dir: Path, cli: Callable[..., Result], redis_server: RedisServer, seed_db: Database[Any]
 ) -> None:

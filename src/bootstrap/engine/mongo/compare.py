@@ -206,7 +206,7 @@ def _compare_indexes(collection: str, wanted: list[IndexModel], live: LiveCollec
             in_place = tuple((k, before.options.get(k, _absent(k)), index.options.get(k, _absent(k)))
                              for k in IN_PLACE if before.options.get(k) != index.options.get(k))
             if in_place:
-                changes.append(ChangeIndex(collection, index.name, in_place))
+                changes.append(ChangeIndex(collection, index.name, in_place, index))
             continue
         rebuild = RebuildIndex(collection, current.name, before, index, reason)
         if allow_rebuild:

@@ -23,12 +23,12 @@ from pymongo.errors import (
 )
 
 from bootstrap.connect.mongo import reason
+from bootstrap.engine.mongo.live import duplicate_sample
 from bootstrap.engine.mongo.operations import (
     ChangeIndex,
     CreateCollection,
     CreateIndexes,
     DropIndex,
-    IndexModel,
     Operation,
     RebuildIndex,
     ShardCollection,
@@ -108,10 +108,10 @@ def _drop(db: Database[Any], op: Operation, report: Report) -> None:
     if isinstance(op, RebuildIndex) and op.after.options.get("unique"):
         # Never drop an index whose unique replacement cannot be built: the data would be left
         # with neither.
-        sample = duplicate_sample(db, op.collection, op.after)
+        sample = duplicate_sample(db, op.collection, op.after.keys, op.after.options)
         if sample is not None:
             raise DuplicatesFound(
-                _duplicates_message(op.collection, op.after.name, sample) + f" Index {name} was not dropped."
+                duplicates_message(op.collection, op.after.name, sample) + f" Index {name} was not dropped."
             )
     try:
         db.command("dropIndexes", op.collection, index=name)
@@ -200,13 +200,13 @@ def _explain(db: Database[Any], op: Operation, exc: OperationFailure) -> str:
     if exc.code == DUPLICATE_KEY and isinstance(op, CreateIndexes):
         for index in op.indexes:
             if index.options.get("unique"):
-                sample = duplicate_sample(db, op.collection, index)
+                sample = duplicate_sample(db, op.collection, index.keys, index.options)
                 if sample is not None:
-                    return _duplicates_message(op.collection, index.name, sample) + _lost(op)
+                    return duplicates_message(op.collection, index.name, sample) + _lost(op)
     return f"{head} (code {exc.code}): {message}{_lost(op)}"
 
 
-def _duplicates_message(collection: str, index: str, sample: dict[str, Any]) -> str:
+def duplicates_message(collection: str, index: str, sample: dict[str, Any]) -> str:
     # MongoDB Extended JSON (relaxed), as mongosh and mongoexport write values: not Python's reprs
     key, ids = json_util.dumps(sample["key"]), ", ".join(json_util.dumps(i) for i in sample["ids"])
     return (
@@ -220,21 +220,3 @@ def _lost(op: Operation) -> str:
     if isinstance(op, CreateIndexes) and op.rebuilt:
         return f" Dropped for a rebuild and not recreated: {', '.join(op.rebuilt)}; apply again once fixed."
     return ""
-
-
-def duplicate_sample(db: Database[Any], collection: str, index: IndexModel) -> dict[str, Any] | None:
-    """One key value shared by several documents, if any (what a unique index build trips on)."""
-    group_id = {name.replace(".", "_"): f"${name}" for name, _ in index.keys}
-    pipeline: list[dict[str, Any]] = []
-    if "partialFilterExpression" in index.options:
-        pipeline.append({"$match": index.options["partialFilterExpression"]})
-    if index.options.get("sparse"):
-        pipeline.append({"$match": {"$or": [{name: {"$exists": True}} for name, _ in index.keys]}})
-    pipeline += [
-        {"$group": {"_id": group_id, "count": {"$sum": 1}, "ids": {"$push": "$_id"}}},
-        {"$match": {"count": {"$gt": 1}}},
-        {"$limit": 1},
-    ]
-    for row in db[collection].aggregate(pipeline, allowDiskUse=True):
-        return {"key": row["_id"], "count": row["count"], "ids": row["ids"][:3]}
-    return None

@@ -9,6 +9,7 @@ ints (1.0 -> 1).
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -134,3 +135,37 @@ def count_failing(db: Database[Any], collection: str, validator: Mapping[str, An
     count = db[collection].count_documents(failing)
     ids = tuple(str(doc["_id"]) for doc in db[collection].find(failing, {"_id": 1}).limit(samples)) if count else ()
     return count, ids
+
+
+def duplicate_sample(db: Database[Any], collection: str, keys: tuple[tuple[str, int | str], ...],
+                     options: Mapping[str, Any]) -> dict[str, Any] | None:
+    """One key value shared by several documents, if any: what a unique index build trips on. As the
+    index sees them: a missing field and null are the same key (both index as null); a sparse index
+    skips documents missing every key field, a partial one those outside its filter."""
+    group_id = {f"k{n}": {"$ifNull": [f"${name}", None]} for n, (name, _) in enumerate(keys)}
+    pipeline: list[dict[str, Any]] = []
+    if "partialFilterExpression" in options:
+        pipeline.append({"$match": options["partialFilterExpression"]})
+    if options.get("sparse"):
+        pipeline.append({"$match": {"$or": [{name: {"$exists": True}} for name, _ in keys]}})
+    pipeline += [
+        {"$group": {"_id": group_id, "count": {"$sum": 1}, "ids": {"$push": "$_id"}}},
+        {"$match": {"count": {"$gt": 1}}},
+        {"$limit": 1},
+    ]
+    for row in db[collection].aggregate(pipeline, allowDiskUse=True):
+        key = {name: row["_id"][f"k{n}"] for n, (name, _) in enumerate(keys)}
+        return {"key": key, "count": row["count"], "ids": row["ids"][:3]}
+    return None
+
+
+def count_expiring(db: Database[Any], collection: str, field: str, seconds: int,
+                   options: Mapping[str, Any]) -> int:
+    """How many documents a TTL index of `seconds` on `field` deletes at its monitor's next pass:
+    those whose date is older (a value that is no date never expires; a partial index only sees
+    the documents its filter matches)."""
+    cutoff = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=seconds)
+    query: dict[str, Any] = {field: {"$lt": cutoff}}
+    if "partialFilterExpression" in options:
+        query = {"$and": [query, dict(options["partialFilterExpression"])]}
+    return db[collection].count_documents(query)

@@ -10,8 +10,8 @@ from typing import Any
 from bootstrap.engine.ops import Blocked, Operation, Plan, shown
 from bootstrap.spec.durations import format_duration
 
-__all__ = ["Blocked", "ChangeIndex", "CreateCollection", "CreateIndexes", "DropIndex", "IndexModel",
-           "KeepIndex", "Operation", "Plan", "RebuildIndex", "ShardCollection", "ShardingUnavailable",
+__all__ = ["Blocked", "ChangeIndex", "CreateCollection", "CreateIndexes", "DropIndex", "ExpiresDocuments",
+           "IndexModel", "KeepIndex", "Operation", "Plan", "RebuildIndex", "ShardCollection", "ShardingUnavailable",
            "UndeclaredShardKey", "UpdateValidator"]
 
 
@@ -122,6 +122,8 @@ class ChangeIndex(Operation):
 
     name: str
     changes: tuple[tuple[str, Any, Any], ...]  # (option, before, after)
+    # As declared: its TTL field, for what a shorter TTL deletes (not part of what the change is).
+    index: IndexModel | None = field(default=None, compare=False)
     symbol = "~"
     kind = "change"
 
@@ -175,6 +177,28 @@ class KeepIndex(Operation):
 
     def describe(self) -> list[str]:
         return [f"keep undeclared index {self.index.describe()} (drop it with --prune)"]
+
+
+@dataclass(frozen=True)
+class ExpiresDocuments(Operation):
+    """A new or shorter TTL that deletes existing documents at once (the TTL monitor's next pass,
+    within a minute): allowed by --allow-expire, and said with how many."""
+
+    index: str
+    seconds: int
+    documents: int
+    symbol = "!"
+    kind = "note"
+    is_change = False
+    is_drift = False  # the change it follows is the drift
+
+    def describe(self) -> list[str]:
+        ttl = format_duration(self.seconds)
+        return [f"index {self.index} (ttl {ttl}) deletes {self.documents} existing document(s) older than {ttl} "
+                "within a minute (--allow-expire)"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), "index": self.index, "documents": self.documents}
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ after checking that the replica set still has the primary the plan read from).""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -12,12 +13,21 @@ from pymongo.errors import PyMongoError
 
 from bootstrap.connect.mongo import on_primary, reason
 from bootstrap.engine.mongo.compare import compare
-from bootstrap.engine.mongo.execute import execute
-from bootstrap.engine.mongo.live import count_failing, read_live_state
-from bootstrap.engine.mongo.operations import UpdateValidator
+from bootstrap.engine.mongo.execute import duplicates_message, execute
+from bootstrap.engine.mongo.live import count_expiring, count_failing, duplicate_sample, read_live_state
+from bootstrap.engine.mongo.operations import (
+    Blocked,
+    ChangeIndex,
+    CreateIndexes,
+    ExpiresDocuments,
+    IndexModel,
+    RebuildIndex,
+    UpdateValidator,
+)
 from bootstrap.engine.mongo.server import REPLICA_SET, ServerRole, read_role
 from bootstrap.engine.ops import Backend, Operation, Options, Plan, Report
 from bootstrap.errors import OperationFailed, PrimaryChanged
+from bootstrap.spec.durations import format_duration
 from bootstrap.spec.model import Spec
 
 
@@ -50,16 +60,71 @@ def make_plan(spec: Spec, db: Database[Any], options: Options, watch: PrimaryWat
     if watch is not None:
         watch.planned = live.server
     plan = compare(spec, live, allow_rebuild=options.allow_rebuild, prune=options.prune)
-    return Plan(plan.database, tuple(_with_impact(db, op) for op in plan.operations))
+    existing = {name for name, coll in live.collections.items() if not coll.is_view}
+    operations: list[Operation] = []
+    for op in plan.operations:
+        operations += _with_impact(db, op, options, existing)
+    return Plan(plan.database, tuple(operations))
 
 
-def _with_impact(db: Database[Any], op: Operation) -> Operation:
-    """A validator change, with how many existing documents the new validator would refuse
-    (outside the pure compare: it reads the data)."""
-    if not isinstance(op, UpdateValidator) or op.level == "off":
-        return op
-    failing, ids = count_failing(db, op.collection, op.validator)
-    return replace(op, failing=failing, failing_ids=ids)
+def _with_impact(db: Database[Any], op: Operation, options: Options, existing: set[str]) -> list[Operation]:
+    """What an operation does to the documents already there, read from the data (outside the pure
+    compare): how many a new validator would refuse; a unique index the data cannot take (blocked:
+    apply starts nothing, so no index is dropped for a rebuild that cannot finish); documents a new
+    or shorter TTL deletes at once (blocked without --allow-expire, else said with their count)."""
+    if isinstance(op, UpdateValidator) and op.level != "off":
+        failing, ids = count_failing(db, op.collection, op.validator)
+        return [replace(op, failing=failing, failing_ids=ids)]
+    if op.collection not in existing:
+        return [op]  # created by this plan: empty
+    if isinstance(op, Blocked) and isinstance(op.wanted, RebuildIndex) and op.wanted.after.options.get("unique"):
+        duplicates = _duplicates(db, op.collection, op.wanted.after)
+        return [replace(op, reason=f"{op.reason}; and first: {duplicates}")] if duplicates else [op]
+    if isinstance(op, CreateIndexes):
+        for index in op.indexes:
+            duplicates = _duplicates(db, op.collection, index) if index.options.get("unique") else None
+            if duplicates:
+                return [Blocked(op.collection, op, duplicates)]
+    expiring = _expiring(db, op)
+    if not expiring:
+        return [op]
+    if not options.allow_expire:
+        said = "; ".join(f"index {x.index} (ttl {format_duration(x.seconds)}) deletes {x.documents} existing "
+                         f"document(s) older than {format_duration(x.seconds)} within a minute" for x in expiring)
+        return [Blocked(op.collection, op, f"{said}; run with --allow-expire")]
+    return [op, *expiring]
+
+
+def _duplicates(db: Database[Any], collection: str, index: IndexModel) -> str | None:
+    sample = duplicate_sample(db, collection, index.keys, index.options)
+    return duplicates_message(collection, index.name, sample) if sample is not None else None
+
+
+def _expiring(db: Database[Any], op: Operation) -> list[ExpiresDocuments]:
+    """The TTLs `op` sets or shortens, each with the existing documents it deletes (none: left out)."""
+    ttls: list[tuple[str, str, int, Mapping[str, Any]]] = []  # (index, field, seconds, options)
+    if isinstance(op, ChangeIndex):
+        for option, before, after in op.changes:
+            shorter = option == "expireAfterSeconds" and after is not None and (before is None or after < before)
+            field = _ttl_field(op.index.keys) if op.index is not None else None
+            if shorter and op.index is not None and field is not None:
+                ttls.append((op.name, field, int(after), op.index.options))
+    elif isinstance(op, CreateIndexes):
+        for index in op.indexes:
+            seconds, field = index.options.get("expireAfterSeconds"), _ttl_field(index.keys)
+            if seconds is not None and field is not None:
+                ttls.append((index.name, field, int(seconds), index.options))
+    found = []
+    for name, field, seconds, index_options in ttls:
+        documents = count_expiring(db, op.collection, field, seconds, index_options)
+        if documents:
+            found.append(ExpiresDocuments(op.collection, name, seconds, documents))
+    return found
+
+
+def _ttl_field(keys: tuple[tuple[str, int | str], ...]) -> str | None:
+    """The date field of a TTL index (MongoDB allows TTL on single-field indexes only)."""
+    return keys[0][0] if len(keys) == 1 else None
 
 
 def backend(spec: Spec, db: Database[Any], watch: PrimaryWatch | None = None) -> Backend:
