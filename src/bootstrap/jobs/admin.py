@@ -103,7 +103,8 @@ def other_prefixes(client: redis.Redis, spec: Spec) -> list[str]:
     cursor: Any = 0
     for _ in range(OTHERS_SCANNED):
         try:
-            cursor, keys = client.scan(cursor, match="*:marker", count=1000)
+            # Strings only: ours are; BullMQ 5's `<prefix>:<queue>:marker` keys are sorted sets.
+            cursor, keys = client.scan(cursor, match="*:marker", count=1000, _type="string")
         except redis.ResponseError:  # an ACL without SCAN: nothing to say, rather than fail status
             return []
         for key in keys:

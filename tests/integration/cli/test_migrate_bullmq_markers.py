@@ -8,18 +8,12 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 import redis
 
 from bootstrap.local.servers import RedisServer
 from tests.conftest import Result
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "jobs.admin.other_prefixes takes any key matching *:marker for another bootstrap deployment's data "
-    "marker, so BullMQ 5's `bull:<queue>:marker` sorted sets make status and health say the database "
-    "holds the data of key prefix 'bull:delta-sync' and to check redis.key_prefix before `bootstrap "
-    "apply`, instead of telling a Redis never applied to to run `bootstrap apply`"))
 def test_migrate_bullmq_marker_keys_are_not_another_deployment(
     config_dir: Path, cli: Callable[..., Result], redis_server: RedisServer
 ) -> None:
