@@ -76,11 +76,6 @@ def test_migrate_unique_rebuild_over_a_missing_and_a_null_value_drops_nothing(
     assert result.code == 1
     assert [ix["name"] for ix in seed_db.users.list_indexes() if dict(ix["key"]) == {"email": 1}] == ["email_1"]
     assert 'unique index email_1 cannot be built: documents share the key {"email": null} (2 documents' in result.err
-@pytest.mark.xfail(strict=True, reason=(
-    "a declared collection that exists as a time-series collection is planned like a plain one "
-    "(`~ change validator`, TTL index on the time field); MongoDB refuses validators on time-series "
-    "collections ('timeseries' is not allowed with 'validator'), so apply fails part-way on mongod "
-    "(SecantusDB accepts it); views are blocked with a way forward, time-series are not"))
 def test_migrate_plan_says_a_declared_collection_is_time_series(
     config_dir: Path, cli: Callable[..., Result], seed_db: Database[Any]
 ) -> None:
@@ -92,10 +87,6 @@ def test_migrate_plan_says_a_declared_collection_is_time_series(
     assert "change validator of notifications" not in notifications
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a declared collection that exists as a capped collection gets `+ create index createdAt_1 ttl 30d` "
-    "like any other; MongoDB cannot create a TTL index on a capped collection, so apply fails part-way "
-    "on mongod (SecantusDB builds it); the plan does not say the collection is capped"))
 def test_migrate_plan_says_a_ttl_index_cannot_go_on_a_capped_collection(
     config_dir: Path, cli: Callable[..., Result], seed_db: Database[Any]
 ) -> None:

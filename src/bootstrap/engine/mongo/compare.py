@@ -90,6 +90,11 @@ def compare_collection(coll: Collection, live: LiveCollection | None, allow_rebu
         return [Blocked(coll.name, CreateCollection(coll.name, validator, coll.validation_level,
                                                     coll.validation_action),
                         f"'{coll.name}' exists as a view; drop or rename it by hand")]
+    if live.is_timeseries:  # MongoDB refuses a validator on it ("'timeseries' is not allowed with 'validator'")
+        return [Blocked(coll.name, CreateCollection(coll.name, validator, coll.validation_level,
+                                                    coll.validation_action),
+                        f"'{coll.name}' exists as a time-series collection, which takes no validator; leave it "
+                        "out of the spec, or move its documents to a plain collection by hand")]
     ops = []
     live_validator = _plain(live.validator)
     if (live_validator != validator or live.validation_level != coll.validation_level
@@ -98,12 +103,25 @@ def compare_collection(coll: Collection, live: LiveCollection | None, allow_rebu
         differences = () if live_validator == validator else tuple(validator_differences(live_validator, validator))
         ops.append(UpdateValidator(coll.name, validator, coll.validation_level, coll.validation_action,
                                    live.validation_level, live.validation_action, differences))
-    ops += _compare_indexes(coll.name, wanted, live, allow_rebuild, prune, quorum)
+    indexes = _compare_indexes(coll.name, wanted, live, allow_rebuild, prune, quorum)
+    ops += [_no_ttl_if_capped(op, live) for op in indexes]
     if mongos and coll.shard is not None:
         ops = _place_shard(coll, coll.shard, live.shard, ops, database)
     elif live.shard is not None:
         ops.append(UndeclaredShardKey(coll.name, live.shard.keys))
     return ops
+
+
+def _no_ttl_if_capped(op: Operation, live: LiveCollection) -> Operation:
+    """MongoDB builds no TTL index on a capped collection (it deletes the oldest documents itself):
+    blocked with the reason rather than failing part-way through apply."""
+    if not live.capped or not isinstance(op, CreateIndexes):
+        return op
+    ttl = [ix.name for ix in op.indexes if "expireAfterSeconds" in ix.options]
+    if not ttl:
+        return op
+    return Blocked(op.collection, op, f"'{op.collection}' is a capped collection, which takes no TTL index "
+                   f"({', '.join(ttl)}); declare no ttl for it, or move its documents to a plain collection")
 
 
 def shard_index(coll: Collection) -> IndexModel | None:

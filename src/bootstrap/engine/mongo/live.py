@@ -50,6 +50,8 @@ class LiveCollection:
     indexes: tuple[LiveIndex, ...] = ()
     is_view: bool = False
     shard: LiveShard | None = None  # None: not sharded (or not on a mongos)
+    is_timeseries: bool = False  # MongoDB allows no validator on it
+    capped: bool = False  # MongoDB allows no TTL index on it
 
     def index(self, name: str) -> LiveIndex | None:
         return next((ix for ix in self.indexes if ix.name == name), None)
@@ -109,6 +111,8 @@ def read_live_state(db: Database[Any], names: Iterable[str]) -> LiveState:
             indexes=indexes,
             is_view=is_view,
             shard=shards.get(info["name"]),
+            is_timeseries=info.get("type") == "timeseries" or "timeseries" in options,
+            capped=bool(options.get("capped")),
         )
     return LiveState(database=db.name, collections=collections, server=server)
 
