@@ -3,7 +3,7 @@ buffered, so the dying worker's "job started" line for it is lost with the proce
 says); the supervisor says "worker Q exited with code 1; restarting it", and the worker that takes
 the job over says "took over 1 job(s) whose worker stopped responding", naming no job. Found by the
 on-call drill: with the shipped `visibility_timeout: 5m` and `max_deliveries: 3`, the job that crashes
-the worker is named only some 10 minutes later, when it reaches the failed store; until then no log
+the worker is named only some 15 minutes later, when it reaches the failed store; until then no log
 line, `status` or `jobs` command names it (there is no list of the running jobs). The takeover line
 should name the jobs it took over (ids, and how often each was delivered)."""
 
