@@ -1,0 +1,51 @@
+"""On call: Redis reaches `maxmemory` (noeviction, as `apply` requires). Redis still answers PING, but
+refuses every write: enqueues, acknowledgements, scheduler fires and heartbeats. Found by the on-call
+drill: `health` said `redis ok` and, 30 s later, "no live worker ... fix: start the workers" and "no
+live scheduler ... fix: start the scheduler" while all of them ran; `status` said nothing of memory
+either. The redis check should name the real cause and its fix."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import redis
+
+from bootstrap.local.servers import RedisServer
+from tests.conftest import Result, copy_config
+
+
+def _full(server: RedisServer) -> None:
+    """Redis at its maxmemory: used memory above the limit, nothing evictable (noeviction)."""
+    client = redis.Redis.from_url(server.uri)
+    try:
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", 1)  # below what an empty server uses
+        with pytest.raises(redis.exceptions.ResponseError, match="maxmemory"):
+            client.set("probe", "x")
+    finally:
+        client.close()
+
+
+@pytest.mark.xfail(strict=True, reason="health checks Redis with PING only: a Redis at maxmemory passes")
+def test_health_names_a_redis_that_is_full(
+    tmp_path: Path, mongo_uri: str, key_prefix: str, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., Result]
+) -> None:
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        monkeypatch.setenv("MONGODB_URI", mongo_uri)
+        monkeypatch.setenv("REDIS_URL", server.uri)
+        config = copy_config(tmp_path / "project" / "config", key_prefix)
+        assert cli("apply", "--config", str(config)).code == 0
+        _full(server)
+        result = cli("health", "--json", "--config", str(config))
+    finally:
+        server.stop()
+    assert result.code == 1
+    [found] = [c for c in json.loads(result.out)["checks"] if c["name"] == "redis"]
+    assert not found["ok"], found
+    assert "maxmemory" in found["detail"], found
+    assert "start the workers" not in result.out, result.out
