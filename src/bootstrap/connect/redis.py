@@ -22,7 +22,9 @@ import redis.asyncio.cluster as aiocluster
 import redis.asyncio.sentinel as aiosentinel
 import redis.cluster
 import redis.sentinel
+from redis.backoff import NoBackoff
 from redis.connection import parse_url
+from redis.retry import Retry
 
 from bootstrap.connect import retry
 from bootstrap.connect.retry import Target
@@ -61,9 +63,11 @@ class RedisTarget(Protocol):
     def sentinel_hosts(self) -> str: ...
 
 
-def _options(settings: RedisTarget, *, blocking: bool, resend: bool = True) -> dict[str, Any]:
+def _options(settings: RedisTarget, *, blocking: bool, resend: bool = True, once: bool = False) -> dict[str, Any]:
     """`resend`: a command whose reply timed out is sent again (the CLI's reads); not for the
-    clients that send jobs, where the first one may have run (a job would go in twice)."""
+    clients that send jobs, where the first one may have run (a job would go in twice). `once`:
+    each command is tried once (redis-py otherwise tries 3 more times on a timeout or a lost
+    connection: `health` against a hung Redis took 4x its --timeout)."""
     options: dict[str, Any] = {
         "socket_connect_timeout": settings.connect_timeout,
         # Workers block on XREADGROUP: no socket timeout, or a long wait would look like a failure.
@@ -72,7 +76,9 @@ def _options(settings: RedisTarget, *, blocking: bool, resend: bool = True) -> d
         "socket_keepalive": True,
     }
     if settings.mode != CLUSTER:  # the async cluster client rejects it (it retries on its own)
-        options["retry_on_timeout"] = resend and not blocking
+        options["retry_on_timeout"] = resend and not blocking and not once
+        if once:
+            options["retry"] = Retry(NoBackoff(), 0)
     return options
 
 
@@ -86,13 +92,15 @@ def sentinel_addresses(hosts: str) -> list[tuple[str, int]]:
     return pairs
 
 
-def _sentinel_kwargs(settings: RedisTarget, *, blocking: bool, resend: bool = True) -> dict[str, Any]:
+def _sentinel_kwargs(
+    settings: RedisTarget, *, blocking: bool, resend: bool = True, once: bool = False
+) -> dict[str, Any]:
     """What the master's connections need: the URL's credentials and database, and our options."""
     url: dict[str, Any] = _parse_url(settings.url)
     kwargs: dict[str, Any] = {key: url[key] for key in ("username", "password", "db") if key in url}
     if url.get("connection_class") is not None and "SSL" in url["connection_class"].__name__:
         kwargs["ssl"] = True
-    return {**kwargs, **_options(settings, blocking=blocking, resend=resend)}
+    return {**kwargs, **_options(settings, blocking=blocking, resend=resend, once=once)}
 
 
 def _sentinel_options(settings: RedisTarget) -> dict[str, Any]:
@@ -106,16 +114,16 @@ def _sentinel_options(settings: RedisTarget) -> dict[str, Any]:
     }
 
 
-def sync_client(settings: RedisTarget) -> redis.Redis:
-    """A client (no I/O yet) for the CLI: fails fast."""
-    options = _options(settings, blocking=False)
+def sync_client(settings: RedisTarget, *, once: bool = False) -> redis.Redis:
+    """A client (no I/O yet) for the CLI: fails fast; `once`: see `_options`."""
+    options = _options(settings, blocking=False, once=once)
     if settings.mode == CLUSTER:
         return cast(redis.Redis, redis.cluster.RedisCluster.from_url(settings.url, **options))
     if settings.mode == SENTINEL:
         sentinel = _Sentinel(
             sentinel_addresses(settings.sentinel_hosts), sentinel_kwargs=_sentinel_options(settings)
         )
-        master = sentinel.master_for(settings.sentinel_master, **_sentinel_kwargs(settings, blocking=False))
+        master = sentinel.master_for(settings.sentinel_master, **_sentinel_kwargs(settings, blocking=False, once=once))
         return cast(redis.Redis, master)
     return redis.Redis.from_url(settings.url, **options)
 
@@ -235,9 +243,10 @@ def _checked(settings: RedisTarget, pong: Any) -> None:
         raise RedisUnavailable(f"Redis {shown(settings)} answered PING with {pong!r} instead of PONG")
 
 
-def connect(settings: RedisTarget) -> redis.Redis:
-    """A client whose server answered PING with PONG, after retrying per `settings.connect_retry`."""
-    client = sync_client(settings)
+def connect(settings: RedisTarget, *, once: bool = False) -> redis.Redis:
+    """A client whose server answered PING with PONG, after retrying per `settings.connect_retry`;
+    `once`: each of its commands is tried once (see `_options`)."""
+    client = sync_client(settings, once=once)
     try:
         pong = retry.call(target(settings), client.ping)
         _checked(settings, pong)

@@ -29,7 +29,6 @@ def _full(server: RedisServer) -> None:
         client.close()
 
 
-@pytest.mark.xfail(strict=True, reason="health checks Redis with PING only: a Redis at maxmemory passes")
 def test_health_names_a_redis_that_is_full(
     tmp_path: Path, mongo_uri: str, key_prefix: str, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., Result]
 ) -> None:
@@ -48,4 +47,6 @@ def test_health_names_a_redis_that_is_full(
     [found] = [c for c in json.loads(result.out)["checks"] if c["name"] == "redis"]
     assert not found["ok"], found
     assert "maxmemory" in found["detail"], found
-    assert "start the workers" not in result.out, result.out
+    checks = {c["name"]: c for c in json.loads(result.out)["checks"]}
+    for name in ("workers", "scheduler"):  # their heartbeats are refused: the fix is Redis's, not theirs
+        assert checks[name]["ok"] or "Redis is full" in checks[name]["fix"], checks[name]

@@ -42,14 +42,14 @@ def test_a_scrape_answers_quickly_when_redis_hangs(tmp_path: Path, mongo_uri: st
             port = _worker_on_a_free_port(project)
             wait_for(lambda: _listening(port), 60, "the worker's metrics")
             assert server.pid is not None
-            os.kill(server.pid, signal.SIGSTOP)
+            os.killpg(server.pid, signal.SIGSTOP)  # its group: the server runs under a watcher
             try:
                 time.sleep(2.5)  # past the depths' 2 s cache: the next scrape reads Redis
                 started = time.monotonic()
                 text = _scrape(port)
                 took = time.monotonic() - started
             finally:
-                os.kill(server.pid, signal.SIGCONT)
+                os.killpg(server.pid, signal.SIGCONT)
     finally:
         server.stop()
     assert "bootstrap_queue_read_ok 0.0" in text
