@@ -40,6 +40,7 @@ from redis.exceptions import ResponseError
 
 from bootstrap.jobs.inflight import InFlight
 from bootstrap.layout.keys import GROUP, NORMAL, PRIORITIES, QueueKeys, as_text, entry_ref, workers_key
+from bootstrap.redact import mask
 
 # The broker's logger: these lines read as they did when the broker did this itself.
 log = logging.getLogger("bootstrap.jobs.broker")
@@ -211,14 +212,26 @@ class Heartbeat:
         self.name = name
         self.fields = {**fields, "host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}
         self.live = live
+        self.failing = False  # the last beat failed (said once, until one passes)
 
     async def beat(self) -> None:
         beat = {**self.fields, **self.live(), "seen": time.time()}
         await self.client.hset(self.key, self.name, json.dumps(beat))
 
     async def step(self) -> None:
-        with contextlib.suppress(Exception):  # Redis away: status shows the process as not seen lately
+        # A failed beat is said once per outage: Redis away is logged elsewhere too, but one that
+        # answers and refuses writes (full, read-only) is not, while status soon calls this dead.
+        try:
             await self.beat()
+        except Exception as exc:
+            if not self.failing:
+                log.warning("%s: heartbeat failed (%s); `bootstrap status` and `health` will not see this "
+                            "process until one passes", self.name, mask(str(exc)) or type(exc).__name__)  # fmt: skip
+            self.failing = True
+        else:
+            if self.failing:
+                log.info("%s: heartbeats pass again", self.name)
+            self.failing = False
         await asyncio.sleep(self.every)
 
     async def remove(self) -> None:
