@@ -298,7 +298,7 @@ class SlotScheduler(TaskiqScheduler):
         once = self.source.once
         try:
             declared = schedule_id in self.source.fallback
-            await self.tick(schedule_id, definition, time.time(), declared=declared)
+            wrote = await self.tick(schedule_id, definition, time.time(), declared=declared)
         except (redis.exceptions.RedisError, OSError) as exc:  # one line per outage, for all schedules
             once.log("redis", logging.WARNING, "Redis failed (%s); schedules fire again once it answers",
                      mask(str(exc)))  # fmt: skip
@@ -307,13 +307,15 @@ class SlotScheduler(TaskiqScheduler):
             once.log(f"tick:{schedule_id}", logging.ERROR, "schedule %s: tick failed (%r); will retry",
                      schedule_id, exc, exc_info=True)  # fmt: skip
             return
-        if once.clear("redis"):
+        # Only a tick that wrote clears an outage: one that only read (no slot due) also passes on a
+        # Redis that refuses writes (full, read-only), and the log would flap every second.
+        if wrote and once.clear("redis"):
             log.info("Redis answers again; schedules fire")
         once.clear(f"tick:{schedule_id}")
 
-    async def tick(self, schedule_id: str, definition: dict[str, Any], now: float, *, declared: bool = False) -> None:
+    async def tick(self, schedule_id: str, definition: dict[str, Any], now: float, *, declared: bool = False) -> bool:
         """Claim (and fire) the due slots of one schedule; `declared`: the definition is a declared
-        one, Redis having lost the stored ones."""
+        one, Redis having lost the stored ones. True when it wrote (claimed a slot)."""
         broker = self.brokers.get(definition["queue"])
         if broker is None:
             self.source.once.log(
@@ -324,7 +326,7 @@ class SlotScheduler(TaskiqScheduler):
                 definition["queue"],
                 changed=True,
             )
-            return
+            return False
         if self.metrics is not None:
             self.metrics.seen(schedule_id)
         keys = broker.keys
@@ -366,6 +368,7 @@ class SlotScheduler(TaskiqScheduler):
                     _when(slot),
                     definition.get("misfire", "skip"),
                 )
+        return bool(slots)
 
     def _message(
         self, broker: StreamBroker, schedule_id: str, definition: dict[str, Any], slot: float
