@@ -265,9 +265,13 @@ def workers(spec: Spec, client: redis.Redis, wiring: Callable[[Spec], str] | Non
     for queue in spec.queues:
         mine = [w for w in live if w["queue"] == queue.name]
         current = [w for w in mine if w.get("wiring") == expected]
-        if current:
+        if any(not w.get("blocked") for w in current):
             continue
-        if mine:
+        if current:  # alive, beating from its watchdog's thread: a handler blocks the event loop
+            trouble.append(f"queue {queue.name}: the event loop of its worker(s) is blocked {current[0]['blocked']}")
+            fix = ("a handler blocks the event loop (a blocking call in an async def): await instead, or make it a "
+                   "plain def (it then runs in a thread); the worker's log names the line")
+        elif mine:
             other = ", ".join(sorted({str(w.get("wiring")) for w in mine}))
             trouble.append(f"queue {queue.name}: {len(mine)} worker(s) run wiring {other}, not the spec's {expected}")
             fix = "run `bootstrap generate` if the package is stale, then restart the workers"

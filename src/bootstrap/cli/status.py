@@ -109,6 +109,10 @@ def problems(status: dict[str, Any]) -> list[str]:
     schedules with no live scheduler to fire them, workers that keep crashing under `bootstrap up`,
     jobs waiting on a queue no live worker takes jobs from."""
     found = []
+    for worker in status.get("workers", []):
+        if worker.get("blocked"):
+            found.append(f"worker {worker['name']} of queue {worker['queue']}: its event loop is blocked "
+                         f"{worker['blocked']} (see its log; a handler blocks it)")  # fmt: skip
     for kind in ("workers", "schedulers"):
         expected = _expected(kind, status)
         stale = [p for p in status.get(kind, []) if p.get("wiring") and expected and p["wiring"] != expected]

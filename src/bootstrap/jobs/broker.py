@@ -250,6 +250,9 @@ class StreamBroker(AsyncBroker):
                 redis_connect.sync_client(runtime), self.keys, self.consumer, runtime.visibility_timeout, self.in_flight
             )
             self._renewer.start()
+            heartbeat, renewer = self._heartbeat, self._renewer
+            self.watchdog.on_blocked = lambda blocker: heartbeat.beat_blocked(renewer.client, blocker)
+            self.watchdog.tell_every = heartbeat.every
             self.watchdog.start()
             queue = runtime.queue
             if await self.pause.check(client):  # before the first read: a paused queue starts paused

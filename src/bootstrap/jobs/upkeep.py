@@ -218,6 +218,13 @@ class Heartbeat:
         beat = {**self.fields, **self.live(), "seen": time.time()}
         await self.client.hset(self.key, self.name, json.dumps(beat))
 
+    def beat_blocked(self, client: redis.Redis, blocked: str) -> None:
+        """A beat from another thread while the event loop is blocked (see watchdog): the process
+        lives, and `status` and `health` say what blocks it rather than calling it dead."""
+        beat = {**self.fields, **self.live(), "seen": time.time(), "blocked": blocked}
+        with contextlib.suppress(Exception):  # Redis away: the loop's beats say so once it runs again
+            client.hset(self.key, self.name, json.dumps(beat))
+
     async def step(self) -> None:
         # A failed beat is said once per outage: Redis away is logged elsewhere too, but one that
         # answers and refuses writes (full, read-only) is not, while status soon calls this dead.

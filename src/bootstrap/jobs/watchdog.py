@@ -40,6 +40,10 @@ class LoopWatchdog:
     def __init__(self, queue: str, blocked_after: float = BLOCKED_AFTER) -> None:
         self.queue = queue
         self.blocked_after = blocked_after
+        # Called from the watching thread while the loop stays blocked, every `tell_every` seconds,
+        # with what blocks it: the worker's heartbeat, which the loop cannot send meanwhile.
+        self.on_blocked: Callable[[str], None] | None = None
+        self.tell_every = 5.0
         self.current: tuple[str, str] | None = None  # (job id, task) whose code runs on the loop now
         self._beat = time.monotonic()
         self._blocked_by: str | None = None  # set by the thread once it reported a block
@@ -96,8 +100,14 @@ class LoopWatchdog:
             self._thread = None
 
     def _watch(self) -> None:
+        told = 0.0
         while not self._stop.wait(TICK):
-            blocked_for = time.monotonic() - self._beat
+            now = time.monotonic()
+            blocked_for = now - self._beat
+            blocker, tell = self._blocked_by, self.on_blocked
+            if blocker is not None and tell is not None and now - told >= self.tell_every:  # blocked: beat for it
+                told = now
+                tell(f"{blocker}, for {blocked_for:.0f}s")
             if blocked_for > self.blocked_after and self._blocked_by is None:
                 self._blocked_by = self._culprit()
                 log.warning(

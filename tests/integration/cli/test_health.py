@@ -124,6 +124,28 @@ def test_a_stopped_worker_is_named_with_the_fix(project: Project) -> None:
         wait_for(lambda: healthy(project), 60, "the stack to be healthy again", interval=0.5)
 
 
+def test_a_worker_whose_event_loop_is_blocked_is_named_as_blocked_not_missing(project: Project) -> None:
+    # A handler blocking the loop: the worker's watchdog thread beats for it, saying what blocks it
+    # (tests/integration/jobs/test_oncall_blocked_heartbeat.py); here such a beat is written by hand.
+    client = redis_client(project)
+    key = f"{project.key_prefix}:workers"
+    [(name, raw)] = client.hgetall(key).items()
+    worker = taken(project, "worker")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0
+    blocked = "by job j-1 (task t) at app.py:3 in run, for 12s"
+    client.hset(key, "blocked:1", json.dumps({**json.loads(raw), "seen": time.time(), "blocked": blocked}))
+    try:
+        check = failed(health(project)[1])["workers"]
+        assert f"queue delta-sync: the event loop of its worker(s) is blocked {blocked}" in check["detail"]
+        assert "start the workers" not in check["fix"] and "blocks the event loop" in check["fix"], check
+    finally:
+        client.hdel(key, "blocked:1", name)
+        client.close()
+        project.start_worker("delta-sync")
+        wait_for(lambda: healthy(project), 60, "the stack to be healthy again", interval=0.5)
+
+
 def test_a_stopped_scheduler_is_named_with_the_fix_and_a_stale_one_too(project: Project) -> None:
     scheduler = taken(project, "scheduler")
     scheduler.send_signal(signal.SIGTERM)  # a clean stop removes its heartbeat at once

@@ -43,9 +43,6 @@ def _heartbeat_age(project: Project, queue: str) -> float:
     return time.time() - max(float(b["seen"]) for b in beats if b["queue"] == queue)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="a worker's heartbeat is sent from its event loop: a blocked loop looks like a dead worker"
-)
 def test_a_worker_whose_loop_is_blocked_still_beats(project: Project) -> None:
     project.start_worker("test-jobs")
     wait_for(lambda: "listening" in project.log("worker"), 60, "the worker")
@@ -54,3 +51,10 @@ def test_a_worker_whose_loop_is_blocked_still_beats(project: Project) -> None:
     time.sleep(12)  # the loop is blocked; the process lives and renews its lease
     # HEARTBEAT_EVERY is 5 s: a live worker's newest heartbeat is never much older than that.
     assert _heartbeat_age(project, "test-jobs") < 8
+    # ... and says what blocks it, which status and health show instead of "no live worker"
+    client = redis_client(project)
+    try:
+        [beat] = [json.loads(raw) for raw in client.hvals(workers_key(project.key_prefix))]
+    finally:
+        client.close()
+    assert "by job b-1 (task block-loop)" in beat["blocked"], beat
