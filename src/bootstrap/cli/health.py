@@ -21,12 +21,11 @@ from typing import Any
 import redis
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
-from redis.cluster import RedisCluster
 
 from bootstrap import console
 from bootstrap.cli.common import spec_from
 from bootstrap.connect.mongo import connect
-from bootstrap.connect.redis import UNKNOWN_POLICY, eviction_policies, is_cluster
+from bootstrap.connect.redis import UNKNOWN_POLICY, eviction_policies, memory_full
 from bootstrap.connect.redis import connect as connect_redis
 from bootstrap.connect.redis import shown as redis_shown
 from bootstrap.engine.ops import Blocked, Operation, Options
@@ -162,7 +161,7 @@ def _redis(spec: Spec, timeout: float) -> Iterator[tuple[redis.Redis | None, Che
         return
     took = _ms(started)
     try:
-        full = _guarded_memory(client)
+        full = memory_full(client)
         if full is not None:
             yield client, Check("redis", False, f"Redis {shown} answers ({took}) but is full: {full}; it refuses "
                                 "writes: sends, acknowledgements, records and heartbeats", FULL_FIX)  # fmt: skip
@@ -176,29 +175,6 @@ FULL_FIX = ("give Redis memory (CONFIG SET maxmemory, or a larger instance), or 
             "QUEUE` empties a failed-job store); do not restart the workers: their acknowledgements go through once "
             "writes pass")
 FULL_HINT = "Redis is full (see the redis check): it refuses heartbeats and records too; give it memory first"
-
-
-def _guarded_memory(client: redis.Redis) -> str | None:
-    """Why Redis refuses writes for memory (used memory at `maxmemory`, with nothing it may evict),
-    of the server or of any primary of a cluster; None when it does not, or cannot tell (an ACL
-    without INFO)."""
-    try:
-        if is_cluster(client):
-            nodes = client.info("memory", target_nodes=RedisCluster.PRIMARIES)
-            infos = list(nodes.values()) if isinstance(nodes, dict) else []
-        else:
-            infos = [client.info("memory")]
-    except (redis.RedisError, OSError):
-        return None
-    for info in infos:
-        if not isinstance(info, dict):
-            continue
-        limit, used = int(info.get("maxmemory", 0) or 0), int(info.get("used_memory", 0) or 0)
-        counted = used - int(info.get("mem_not_counted_for_evict", 0) or 0)
-        if limit and counted >= limit and str(info.get("maxmemory_policy", "noeviction")) == "noeviction":
-            return (f"used memory {info.get('used_memory_human', used)} of maxmemory "
-                    f"{info.get('maxmemory_human', limit)} (noeviction)")
-    return None
 
 
 def _unavailable(name: str, server: str, shown: str, variable: str, exc: BootstrapError) -> Check:

@@ -16,7 +16,7 @@ from pymongo.database import Database
 from bootstrap import console
 from bootstrap.cli.common import database, redis_client, spec_from
 from bootstrap.codegen.render import wiring_hash
-from bootstrap.connect.redis import shown
+from bootstrap.connect.redis import memory_full, shown
 from bootstrap.engine.apply import full_plan
 from bootstrap.engine.history import last_apply
 from bootstrap.engine.ops import Options
@@ -64,7 +64,7 @@ def collect(spec: Spec, db: Database[Any], client: redis.Redis) -> dict[str, Any
         "mongodb": {"uri": mask(spec.mongodb.uri), "database": db.name},
         # `url` as configured (masked); `shown` as said to the user (in sentinel mode: the master and sentinels)
         "redis": {"url": mask(spec.redis.url), "shown": shown(spec.redis), "marker": marker, "others": others,
-                  "key_prefix": spec.redis.key_prefix},
+                  "key_prefix": spec.redis.key_prefix, "full": memory_full(client)},
         "in_sync": not plan.changes and not plan.blocked,
         "collections": collections,
         "redis_drift": [
@@ -109,6 +109,10 @@ def problems(status: dict[str, Any]) -> list[str]:
     schedules with no live scheduler to fire them, workers that keep crashing under `bootstrap up`,
     jobs waiting on a queue no live worker takes jobs from."""
     found = []
+    full = status["redis"].get("full")
+    if full:
+        found.append(f"Redis is full: {full}; it refuses writes (sends, acknowledgements, records, heartbeats): "
+                     "give it memory (see `bootstrap health`)")  # fmt: skip
     for worker in status.get("workers", []):
         if worker.get("blocked"):
             found.append(f"worker {worker['name']} of queue {worker['queue']}: its event loop is blocked "

@@ -318,3 +318,26 @@ async def eviction_policy_async(client: aioredis.Redis) -> str:
         return UNKNOWN_POLICY
     wrong = sorted(found - {"noeviction"})
     return wrong[0] if wrong else "noeviction"
+
+
+def memory_full(client: redis.Redis) -> str | None:
+    """Why Redis refuses writes for memory (used memory at `maxmemory`, with nothing it may evict),
+    of the server or of any primary of a cluster; None when it does not, or cannot tell (an ACL
+    without INFO)."""
+    try:
+        if is_cluster(client):
+            nodes = client.info("memory", target_nodes=redis.cluster.RedisCluster.PRIMARIES)
+            infos = list(nodes.values()) if isinstance(nodes, dict) else []
+        else:
+            infos = [client.info("memory")]
+    except (redis.RedisError, OSError):
+        return None
+    for info in infos:
+        if not isinstance(info, dict):
+            continue
+        limit, used = int(info.get("maxmemory", 0) or 0), int(info.get("used_memory", 0) or 0)
+        counted = used - int(info.get("mem_not_counted_for_evict", 0) or 0)
+        if limit and counted >= limit and str(info.get("maxmemory_policy", "noeviction")) == "noeviction":
+            return (f"used memory {info.get('used_memory_human', used)} of maxmemory "
+                    f"{info.get('maxmemory_human', limit)} (noeviction)")
+    return None

@@ -52,7 +52,6 @@ def test_health_names_a_redis_that_is_full(
         assert checks[name]["ok"] or "Redis is full" in checks[name]["fix"], checks[name]
 
 
-@pytest.mark.xfail(strict=True, reason="status says nothing of a Redis at maxmemory")
 def test_status_names_a_redis_that_is_full(
     tmp_path: Path, mongo_uri: str, key_prefix: str, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., Result]
 ) -> None:
