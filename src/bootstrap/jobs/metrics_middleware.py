@@ -10,6 +10,7 @@ hooks do.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
@@ -29,6 +30,9 @@ def _retry_labels(message: Message) -> tuple[Any, Any, Any]:
         message.labels.get(labels.TRANSIENT),
         message.labels.get(labels.RETRY_AFTERS),  # a RetryAfter: again later, no attempt spent
     )
+
+
+SCRAPE_WAIT = 2.0  # seconds a scrape's Redis read may take (connect, then each command)
 
 
 class MetricsMiddleware(TaskiqMiddleware):
@@ -72,7 +76,12 @@ class MetricsMiddleware(TaskiqMiddleware):
 
         server, _ = self._metrics()
         runtime = self.stream_broker.runtime
-        self._client = redis_connect.sync_client(runtime)  # the HTTP thread's own: scrapes are rare
+        # The HTTP thread's own client (scrapes are rare), one try of at most SCRAPE_WAIT per command:
+        # a hung Redis must not hold a scrape past Prometheus's default scrape_timeout (10 s), which
+        # would show the worker as down instead of `bootstrap_queue_read_ok 0`.
+        waits = replace(runtime, connect_timeout=min(runtime.connect_timeout, SCRAPE_WAIT),
+                        socket_timeout=min(runtime.socket_timeout, SCRAPE_WAIT))  # fmt: skip
+        self._client = redis_connect.sync_client(waits, once=True)
         server.registry.register(QueueDepths(redis_depths(self._client, runtime.prefix, [self.queue])))
         server.start(self.port, f"worker {self.queue}")
 
