@@ -52,18 +52,18 @@ def accept(
     raw = data if isinstance(data, bytes) else str(data).encode()
     if deliveries > max_deliveries:
         reason = f"delivered {deliveries - 1} times without finishing: its worker died each time"
-        return _rejected(entry_id, raw, _salvage(raw), reason, deliveries)
+        return _rejected(entry_id, raw, salvage(raw), reason, deliveries)
     try:
         message = parse(raw)
     except (ValidationError, ValueError, TypeError) as exc:
-        return _rejected(entry_id, raw, _salvage(raw), f"not a job message ({_first_error(exc)})")
+        return _rejected(entry_id, raw, salvage(raw), f"not a job message ({_first_error(exc)})")
     if not serves(message.task_name):
         reason = f"unknown task '{message.task_name[:100]}': this queue's workers do not serve it"
-        return _rejected(entry_id, raw, _salvage(raw), reason)
+        return _rejected(entry_id, raw, salvage(raw), reason)
     try:
         message.labels = labels.checked(message.labels)
     except labels.LabelError as exc:
-        return _rejected(entry_id, raw, _salvage(raw), str(exc))
+        return _rejected(entry_id, raw, salvage(raw), str(exc))
     return message
 
 
@@ -75,7 +75,7 @@ def _first_error(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"[:200]
 
 
-def _salvage(raw: bytes) -> dict[str, Any]:
+def salvage(raw: bytes) -> dict[str, Any]:
     """What can be read of a message that failed a check: the fields that have the right type."""
     try:
         data = json.loads(raw)

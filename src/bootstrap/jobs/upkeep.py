@@ -39,6 +39,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from bootstrap.jobs.inflight import InFlight
+from bootstrap.jobs.intake import salvage
 from bootstrap.layout.keys import GROUP, NORMAL, PRIORITIES, QueueKeys, as_text, entry_ref, workers_key
 from bootstrap.redact import mask
 
@@ -118,8 +119,14 @@ class Reclaimer:
                     break
         if not claimed:
             return []
-        log.warning("queue %s: took over %d job(s) whose worker stopped responding", self.keys.queue, len(claimed))
         counts = await self._deliveries(conn, claimed)
+        # Named: a job that kills its worker loses its own "started" line with the worker's buffer,
+        # so this line is the first to name it (long before it reaches the failed store).
+        named = ", ".join(f"{_job_name(fields, entry_id)} (delivery {n})"
+                          for (_, entry_id, fields), n in list(zip(claimed, counts, strict=True))[:NAMED])  # fmt: skip
+        more = f" and {len(claimed) - NAMED} more" if len(claimed) > NAMED else ""
+        log.warning("queue %s: took over %d job(s) whose worker stopped responding: %s%s", self.keys.queue,
+                    len(claimed), named, more)  # fmt: skip
         found = zip(claimed, counts, strict=True)
         return [(entry_ref(level, entry_id), fields, n) for (level, entry_id, fields), n in found]
 
@@ -132,6 +139,19 @@ class Reclaimer:
         for pending in await pipe.execute():
             counts.append(int(pending[0]["times_delivered"]) if pending else 1)
         return counts
+
+
+NAMED = 10  # jobs a takeover line names
+
+
+def _job_name(fields: Any, entry_id: str) -> str:
+    """'job ID (task T)' from a stream entry's message, as far as it reads; else its entry id."""
+    data = fields.get(b"data", fields.get("data")) if isinstance(fields, dict) else None
+    known = salvage(data if isinstance(data, bytes) else str(data or "").encode())
+    if not known.get("task_id"):
+        return f"entry {entry_id}"
+    task = f" (task {known['task_name']})" if known.get("task_name") else ""
+    return f"job {known['task_id']}{task}"
 
 
 class Renewer:

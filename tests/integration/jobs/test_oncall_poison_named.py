@@ -23,7 +23,6 @@ def project(tmp_path: Path, mongo_uri: str, redis_server: RedisServer) -> Iterat
     yield from make_project(tmp_path, mongo_uri, redis_server.uri, add_test_queue)
 
 
-@pytest.mark.xfail(strict=True, reason="the takeover line counts the jobs it took over but names none")
 def test_the_job_that_killed_a_worker_is_named_when_it_is_taken_over(project: Project) -> None:
     first = project.start_worker("test-jobs", "first")
     wait_for(lambda: "listening" in project.log("first"), 60, "the first worker")
