@@ -104,10 +104,10 @@ def _show(client: Any, keys: QueueKeys, args: argparse.Namespace) -> int:
             console.out(f"result: {json.dumps(record.get('result'))}")
         return 0
     if job.state == "failed":
-        console.out(
-            f"{title}, failed {_when(record)} after "
-            f"{record.get('attempts', '?')} of {record.get('max_attempts', '?')} attempt(s)"
-        )
+        tried = f"{record.get('attempts', '?')} of {record['max_attempts']}" if "max_attempts" in record else (
+            f"{record.get('attempts', '?')}")  # set aside by a worker (rejected): no retry policy was read
+        delivered = f", delivered {record['deliveries']} times" if int(record.get("deliveries", 1) or 1) > 1 else ""
+        console.out(f"{title}, failed {_when(record)} after {tried} attempt(s){delivered}")
         console.out(f"arguments: {arguments}")
         console.out(f"error: {record.get('error')}")
         console.out(str(record.get("traceback", "")).rstrip())

@@ -42,7 +42,7 @@ class DriverEvents(monitoring.ServerHeartbeatListener, monitoring.ConnectionPool
         address = f"{event.connection_id[0]}:{event.connection_id[1]}"
         if address in self.failing:
             self.failing.discard(address)
-            log.warning("MongoDB server %s is reachable again", address)
+            log.info("MongoDB server %s is reachable again", address)
 
     def failed(self, event: monitoring.ServerHeartbeatFailedEvent) -> None:
         if type(event.reply).__name__ == "_OperationCancelled":

@@ -570,10 +570,12 @@ class StreamBroker(AsyncBroker):
     def reject(self, entry_id: str, rejected: intake.Rejected) -> None:
         """Set an entry that cannot run aside: a record in the failed store (with the reason), then
         acknowledged, in the next flush; logged now."""
+        ran = int(rejected.record.get("deliveries", 1)) > 1  # its workers died running it (the reason says so)
         log.error(
-            "queue %s: job %s moved to the failed store without running: %s",
+            "queue %s: job %s moved to the failed store%s: %s",
             self.runtime.queue,
             rejected.job_id,
+            "" if ran else " without running",
             rejected.reason,
         )
         self.in_flight.let_go(entry_id)

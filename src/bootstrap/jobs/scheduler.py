@@ -334,6 +334,7 @@ class SlotScheduler(TaskiqScheduler):
         last = float(raw_last) if raw_last is not None else None
         slots = due_slots(definition, last, now)
         missed = [s for s in slots if now - s > MISFIRE_GRACE]
+        skipped: list[float] = []
         for slot in slots:
             late = now - slot > MISFIRE_GRACE
             if last is None:
@@ -362,12 +363,17 @@ class SlotScheduler(TaskiqScheduler):
             if outcome == 1:
                 log.info("schedule %s fired for %s (%.2fs late)", schedule_id, _when(slot), now - slot)
             elif outcome == 2 and last is not None:
-                log.warning(
-                    "schedule %s: slot %s was missed while no scheduler ran; skipped (misfire: %s)",
-                    schedule_id,
-                    _when(slot),
-                    definition.get("misfire", "skip"),
-                )
+                skipped.append(slot)
+        if skipped:  # one line for the stretch: a frequent schedule after an outage has many
+            span = _when(skipped[0]) if len(skipped) == 1 else f"{_when(skipped[0])} to {_when(skipped[-1])}"
+            log.warning(
+                "schedule %s: %d slot(s) (%s) were not fired in time (no scheduler ran, or Redis refused the "
+                "fires); skipped (misfire: %s)",
+                schedule_id,
+                len(skipped),
+                span,
+                definition.get("misfire", "skip"),
+            )
         return bool(slots)
 
     def _message(

@@ -70,7 +70,7 @@ def test_a_job_that_kills_its_worker_goes_to_the_failed_store_after_max_deliveri
     wait_for(lambda: "after" in completed(project), 60, "the next job")
     assert client.llen("test:killer:poison") == 3
     client.close()
-    assert "job poison moved to the failed store without running: delivered 3 times" in project.log("worker")
+    assert "job poison moved to the failed store: delivered 3 times" in project.log("worker")  # it ran, 3 times
 
 
 def test_junk_entries_are_kept_in_the_failed_store_with_the_reason(project: Project) -> None:
