@@ -70,7 +70,7 @@ def _time(when: object) -> str:
     return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _show(client: Any, keys: QueueKeys, args: argparse.Namespace) -> int:
+def _show(client: Any, keys: QueueKeys, args: argparse.Namespace, spec: Spec) -> int:
     if args.scan < 1:
         raise BootstrapError(f"--scan must be at least 1 (got {args.scan})")
     found = lookup.find_job(client, keys, args.id, args.scan)
@@ -113,6 +113,12 @@ def _show(client: Any, keys: QueueKeys, args: argparse.Namespace) -> int:
         console.out(str(record.get("traceback", "")).rstrip())
         return 0
     attempt = record["labels"].get("attempt", 1)
+    holder = ""
+    running = job.state not in (lookup.DELAYED, lookup.WAITING)
+    if running and job.consumer not in {w["name"] for w in admin.workers(client, spec)}:
+        holder = (f"; no live worker is consumer {job.consumer} (none seen in the last "
+                  f"{admin.WORKER_SEEN_WITHIN:g}s): it died or hangs, and another worker takes the job over "
+                  "once it was held for the queue's visibility_timeout")  # fmt: skip
     if job.state == lookup.DELAYED:
         console.out(
             f"{title}, delayed until {_time(job.due)} ({lookup.describe_wait(job)}), then waiting on the "
@@ -123,7 +129,7 @@ def _show(client: Any, keys: QueueKeys, args: argparse.Namespace) -> int:
     else:
         console.out(
             f"{title}, running: held by consumer {job.consumer} for {job.held_for:.1f}s "
-            f"(delivered {job.deliveries} time(s), {job.level} level); attempt {attempt}"
+            f"(delivered {job.deliveries} time(s), {job.level} level); attempt {attempt}{holder}"
         )
     console.out(f"arguments: {arguments}")
     return 0
@@ -162,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
                 )
             return 0
         if args.action == "show":
-            return _show(client, keys, args)
+            return _show(client, keys, args, spec)
         if args.action == "retry":
             if bool(args.ids) == bool(args.all):
                 raise BootstrapError("name the jobs to retry, or give --all (not both)")

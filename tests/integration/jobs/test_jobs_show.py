@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bootstrap.local.servers import RedisServer
-from tests.support.jobs_project import Project, make_project, wait_for
+from tests.support.jobs_project import Project, make_project, redis_client, wait_for
 
 QUEUE = "delta-sync"
 TASKS = """run-delta-sync: {timeout: 10m}
@@ -93,6 +93,16 @@ def test_a_running_job_names_its_worker_and_a_retry_waiting_is_delayed(
     code, out, _ = show(project, capsys, "busy")
     assert code == 0
     assert f"running: held by consumer {found['consumer']} for " in out and "(delivered 1 time(s), normal level)" in out
+    assert "no live worker is consumer" not in out  # its worker beats
+    # A holder that no longer beats (SIGKILLed, hung) is said to be gone, with when the job moves on.
+    worker.kill()
+    worker.wait(10)
+    client = redis_client(project)
+    client.delete(f"{project.key_prefix}:workers")  # its last beat, as if older than 30 s
+    client.close()
+    code, out, _ = show(project, capsys, "busy")
+    assert f"no live worker is consumer {found['consumer']}" in out and "visibility_timeout" in out, out
+    worker = project.start_worker(QUEUE)
 
     # Its first attempt failed: the retry waits in the delayed set for an hour, as attempt 2.
     found = wait_for(lambda: (f := shown_json(project, capsys, "doomed"))["state"] == "delayed" and f, 60, "a retry")
