@@ -36,6 +36,25 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.stop()
 
 
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis of this test's own, which it may freeze (SIGSTOP its group), fill or stop."""
+    server = RedisServer(tmp_path / "own-redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_redis_config(
+    tmp_path: Path, mongo_uri: str, own_redis: RedisServer, key_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """A copy of the shipped config on `own_redis` and this test's database."""
+    monkeypatch.setenv("MONGODB_URI", mongo_uri)
+    monkeypatch.setenv("REDIS_URL", own_redis.uri)
+    return copy_config(tmp_path / "project" / "config", key_prefix)
+
+
 @pytest.fixture(scope="session")
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
     """A 3-master Redis Cluster (started only for tests that ask for it: about 2 s)."""

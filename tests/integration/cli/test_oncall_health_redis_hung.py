@@ -15,31 +15,21 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from bootstrap.local.servers import RedisServer
-from tests.conftest import Result, copy_config
+from tests.conftest import Result
 
 
 def test_health_gives_a_hung_redis_at_most_its_timeout(
-    tmp_path: Path, mongo_uri: str, key_prefix: str, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., Result]
+    own_redis: RedisServer, own_redis_config: Path, cli: Callable[..., Result]
 ) -> None:
-    server = RedisServer(tmp_path / "redis")
-    server.start()
+    assert own_redis.pid is not None
+    os.killpg(own_redis.pid, signal.SIGSTOP)  # its group: the server runs under a watcher
     try:
-        monkeypatch.setenv("MONGODB_URI", mongo_uri)
-        monkeypatch.setenv("REDIS_URL", server.uri)
-        config = copy_config(tmp_path / "project" / "config", key_prefix)
-        assert server.pid is not None
-        os.killpg(server.pid, signal.SIGSTOP)  # its group: the server runs under a watcher
-        try:
-            started = time.monotonic()
-            result = cli("health", "--json", "--timeout", "2", "--config", str(config))
-            took = time.monotonic() - started
-        finally:
-            os.killpg(server.pid, signal.SIGCONT)
+        started = time.monotonic()
+        result = cli("health", "--json", "--timeout", "2", "--config", str(own_redis_config))
+        took = time.monotonic() - started
     finally:
-        server.stop()
+        os.killpg(own_redis.pid, signal.SIGCONT)
     [redis_check] = [c for c in json.loads(result.out)["checks"] if c["name"] == "redis"]
     assert not redis_check["ok"], redis_check
     assert took < 3.0, f"health --timeout 2 took {took:.1f}s against a hung Redis"

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from bootstrap.local.servers import RedisServer
-from tests.conftest import Result, copy_config
+from tests.conftest import Result
 
 
 def _full(server: RedisServer) -> None:
@@ -30,19 +30,11 @@ def _full(server: RedisServer) -> None:
 
 
 def test_health_names_a_redis_that_is_full(
-    tmp_path: Path, mongo_uri: str, key_prefix: str, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., Result]
+    own_redis: RedisServer, own_redis_config: Path, cli: Callable[..., Result]
 ) -> None:
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    try:
-        monkeypatch.setenv("MONGODB_URI", mongo_uri)
-        monkeypatch.setenv("REDIS_URL", server.uri)
-        config = copy_config(tmp_path / "project" / "config", key_prefix)
-        assert cli("apply", "--config", str(config)).code == 0
-        _full(server)
-        result = cli("health", "--json", "--config", str(config))
-    finally:
-        server.stop()
+    assert cli("apply", "--config", str(own_redis_config)).code == 0
+    _full(own_redis)
+    result = cli("health", "--json", "--config", str(own_redis_config))
     assert result.code == 1
     [found] = [c for c in json.loads(result.out)["checks"] if c["name"] == "redis"]
     assert not found["ok"], found
@@ -53,17 +45,9 @@ def test_health_names_a_redis_that_is_full(
 
 
 def test_status_names_a_redis_that_is_full(
-    tmp_path: Path, mongo_uri: str, key_prefix: str, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., Result]
+    own_redis: RedisServer, own_redis_config: Path, cli: Callable[..., Result]
 ) -> None:
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    try:
-        monkeypatch.setenv("MONGODB_URI", mongo_uri)
-        monkeypatch.setenv("REDIS_URL", server.uri)
-        config = copy_config(tmp_path / "project" / "config", key_prefix)
-        assert cli("apply", "--config", str(config)).code == 0
-        _full(server)
-        result = cli("status", "--config", str(config))
-    finally:
-        server.stop()
+    assert cli("apply", "--config", str(own_redis_config)).code == 0
+    _full(own_redis)
+    result = cli("status", "--config", str(own_redis_config))
     assert "maxmemory" in result.out.replace("maxmemory-policy", ""), result.out

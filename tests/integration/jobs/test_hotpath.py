@@ -8,8 +8,6 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -17,14 +15,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from bootstrap.jobs.hotpath import HotConnection, Script
 from bootstrap.local.servers import RedisServer
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis")  # this test freezes it
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_a_silent_redis_fails_the_command_after_the_timeout_and_the_next_reconnects(own_redis: RedisServer) -> None:
