@@ -306,7 +306,7 @@ def drift(spec: Spec, db: Database[Any], client: redis.Redis) -> Check:
     rather than the spec (`shard:` off a mongos)."""
     from bootstrap.engine.apply import full_plan
 
-    plan = full_plan(spec, db, client, Options())
+    plan = full_plan(spec, db, client, Options(impact=False))
     ops = [op for op in plan.operations if op.is_drift and not _about_eviction(op)]
     if not ops:
         kept = [op for op in plan.operations if op.kind == "kept"]

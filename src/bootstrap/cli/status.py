@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def collect(spec: Spec, db: Database[Any], client: redis.Redis) -> dict[str, Any]:
-    plan = full_plan(spec, db, client, Options())
+    plan = full_plan(spec, db, client, Options(impact=False))
     marker = admin.data_marker(client, spec)
     others = admin.other_prefixes(client, spec) if marker is None else []  # another key prefix's data here?
     drift: dict[str, list[str]] = {}

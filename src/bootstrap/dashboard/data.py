@@ -343,7 +343,7 @@ def storage_stats(db: Database[Any], name: str) -> tuple[dict[str, Any], bool]:
 
 
 def collections(spec: Spec, db: Database[Any], client: redis.Redis | None) -> CollectionsPage:
-    plan = full_plan(spec, db, client, Options())
+    plan = full_plan(spec, db, client, Options(impact=False))
     drift = drift_by_group(plan.operations)
     live_names = set(db.list_collection_names(filter={"name": {"$in": [c.name for c in spec.collections]}}))
     missing: set[str] = set()

@@ -99,6 +99,10 @@ class Options:
     allow_rebuild: bool = False
     prune: bool = False
     allow_expire: bool = False
+    # Read the documents a change touches (how many fail a new validator, duplicates under a unique
+    # index, documents a TTL deletes): full scans on a large collection. `status`, `health` and the
+    # dashboard only need what differs, and run often (a compose health check every few seconds).
+    impact: bool = True
     fix_redis: bool = False
     lock_timeout: float = 600.0
 
