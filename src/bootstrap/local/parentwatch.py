@@ -49,7 +49,8 @@ def main(argv: list[str]) -> int:
         elif gone_at is not None and time.monotonic() - gone_at > grace:
             os.killpg(0, signal.SIGKILL)
     if code < 0:  # killed by a signal: die of it too, so our parent sees the same
-        signal.signal(-code, signal.SIG_DFL)
+        if -code not in (signal.SIGKILL, signal.SIGSTOP):  # those two cannot be handled, so need no reset
+            signal.signal(-code, signal.SIG_DFL)
         os.kill(os.getpid(), -code)
     return code
 

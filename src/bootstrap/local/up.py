@@ -410,6 +410,7 @@ class Stack:
         for child in self.supervisor.children:
             if child.name == "scheduler":
                 child.stop(_stop_timeout(spec))
+                child.gave_up, child.restarts = False, []  # a fresh start, as restart_children's
                 child.start()
         self.wiring, self.workers_wiring = running_wiring(spec)
         self.record_processes()

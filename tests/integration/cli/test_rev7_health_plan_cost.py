@@ -32,7 +32,6 @@ def seed_db(mongo_uri: str) -> Iterator[Database[Any]]:
     client.close()
 
 
-@pytest.mark.xfail(strict=True, reason="health's drift check scans the data for a pending unique index, unbounded")
 def test_health_with_a_pending_unique_index_on_a_big_collection_answers_within_its_timeout(
     config_dir: Path, cli: Callable[..., Result], seed_db: Database[Any]
 ) -> None:

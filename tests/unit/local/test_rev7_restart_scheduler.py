@@ -8,8 +8,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pytest
-
 from bootstrap.local.processes import Child, RestartPolicy
 from bootstrap.local.up import Stack
 from bootstrap.local.upstate import GAVE_UP, UpState, state_path
@@ -17,7 +15,6 @@ from bootstrap.spec.load import load_spec
 from tests.conftest import copy_config
 
 
-@pytest.mark.xfail(strict=True, reason="restart_scheduler keeps gave_up: shown 'gave up' while running")
 def test_a_given_up_scheduler_restarted_for_a_schedule_change_is_not_shown_given_up(tmp_path: Path) -> None:
     config = copy_config(tmp_path / "project" / "config", "t-rev7")
     spec = load_spec(config, env={})

@@ -11,8 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from bootstrap.local.processes import Child
 
 
@@ -29,7 +27,6 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-@pytest.mark.xfail(strict=True, reason="parentwatch cannot mirror SIGKILL: signal.signal(SIGKILL) raises, exit 1")
 def test_a_server_killed_alone_by_sigkill_is_mirrored_as_sigkill(tmp_path: Path) -> None:
     log = tmp_path / "server.log"
     child = Child("server", [sys.executable, "-c", "import time; time.sleep(30)"], log_path=log, kill_after=5)
