@@ -24,6 +24,7 @@ import redis.cluster
 import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.connection import parse_url
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 from bootstrap.connect import retry
@@ -77,8 +78,8 @@ def _options(settings: RedisTarget, *, blocking: bool, resend: bool = True, once
     }
     if settings.mode != CLUSTER:  # the async cluster client rejects it (it retries on its own)
         options["retry_on_timeout"] = resend and not blocking and not once
-        if once:
-            options["retry"] = Retry(NoBackoff(), 0)
+    if once:  # a cluster client's own retries (and re-initialisations) too
+        options["retry"] = Retry(NoBackoff(), 0)
     return options
 
 
@@ -246,12 +247,16 @@ def _checked(settings: RedisTarget, pong: Any) -> None:
 def connect(settings: RedisTarget, *, once: bool = False) -> redis.Redis:
     """A client whose server answered PING with PONG, after retrying per `settings.connect_retry`;
     `once`: each of its commands is tried once (see `_options`)."""
-    client = sync_client(settings, once=once)
+    client: redis.Redis | None = None
     try:
+        # A cluster client connects in its constructor: a startup node that does not answer raises
+        # RedisClusterException (no RedisError) from here.
+        client = sync_client(settings, once=once)
         pong = retry.call(target(settings), client.ping)
         _checked(settings, pong)
-    except (redis.RedisError, RedisUnavailable) as exc:
-        client.close()
+    except (redis.RedisError, RedisClusterException, RedisUnavailable) as exc:
+        if client is not None:
+            client.close()
         if isinstance(exc, RedisUnavailable):
             raise
         raise RedisUnavailable(retry.gave_up(target(settings), exc), refused=refused(exc)) from None

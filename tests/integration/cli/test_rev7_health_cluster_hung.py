@@ -51,7 +51,6 @@ def _health_with_a_stopped_node(
         os.killpg(pid, signal.SIGCONT)
 
 
-@pytest.mark.xfail(strict=True, reason="once=True sets no retry limit for a cluster client: far past --timeout")
 def test_health_gives_a_cluster_with_a_hung_master_about_its_timeout(
     cluster: RedisCluster, tmp_path: Path, mongo_uri: str, key_prefix: str, monkeypatch: pytest.MonkeyPatch,
     cli: Callable[..., Result],
@@ -61,7 +60,6 @@ def test_health_gives_a_cluster_with_a_hung_master_about_its_timeout(
     assert took < 5.0, f"health --timeout 0.5 took {took:.1f}s with one cluster master hung"
 
 
-@pytest.mark.xfail(strict=True, reason="RedisClusterException from the cluster client's constructor: internal error")
 def test_health_reports_a_hung_cluster_startup_node_as_a_failed_check(
     cluster: RedisCluster, tmp_path: Path, mongo_uri: str, key_prefix: str, monkeypatch: pytest.MonkeyPatch,
     cli: Callable[..., Result],
