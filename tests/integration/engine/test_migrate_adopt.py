@@ -87,15 +87,6 @@ def test_migrate_plan_says_a_declared_collection_is_time_series(
     assert "change validator of notifications" not in notifications
 
 
-def test_migrate_plan_says_a_ttl_index_cannot_go_on_a_capped_collection(
-    config_dir: Path, cli: Callable[..., Result], seed_db: Database[Any]
-) -> None:
-    seed_db.create_collection("notifications", capped=True, size=1 << 20)  # notifications.yaml: ttl 30d
-    result = cli("plan", "--config", str(config_dir))
-    assert result.code == 0, result.err
-    assert "capped" in section(result.out, "notifications")
-
-
 def test_migrate_a_shorter_ttl_that_deletes_documents_is_blocked_and_counted(
     config_dir: Path, cli: Callable[..., Result], seed_db: Database[Any]
 ) -> None:

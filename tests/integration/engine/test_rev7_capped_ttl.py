@@ -25,7 +25,6 @@ def seed_db(mongo_uri: str) -> Iterator[Database[Any]]:
     client.close()
 
 
-@pytest.mark.xfail(strict=True, reason="TTL on a capped collection is blocked, though MongoDB 7.1+ builds it")
 def test_a_ttl_index_on_a_capped_collection_is_applied_where_the_server_builds_it(
     config_dir: Path, cli: Callable[..., Result], seed_db: Database[Any]
 ) -> None:

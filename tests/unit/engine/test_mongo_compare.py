@@ -19,6 +19,7 @@ from bootstrap.engine.mongo.operations import (
     RebuildIndex,
     UpdateValidator,
 )
+from bootstrap.engine.mongo.server import ServerRole, role_from_hello
 from bootstrap.engine.mongo.validator import collection_validator
 from bootstrap.engine.render import applied_summary, counts, summary
 from bootstrap.spec.model import Collection, Field, FieldType, Index
@@ -192,3 +193,14 @@ def test_option_values_read_the_same_in_every_plan_line() -> None:
     assert ChangeIndex("users", "email_1", (("hidden", None, True),)).describe()[0].startswith(
         "change index email_1: hidden unset -> true"
     )
+
+
+def test_a_ttl_index_on_a_capped_collection_is_blocked_before_mongodb_7_1_only() -> None:
+    capped = replace(live_users(MATCHING_INDEXES[0]).collections["users"], capped=True)
+    for wire_version, blocked in ((21, True), (22, False), (None, False)):  # 7.0, 7.1, unknown
+        live = LiveState("t", {"users": capped}, ServerRole(wire_version=wire_version))
+        [op] = compare(SPEC, live).operations
+        assert isinstance(op, Blocked) == blocked, (wire_version, op)
+        if blocked:
+            assert "capped collection, which takes no TTL index before MongoDB 7.1 (seenAt_1)" in op.reason
+    assert role_from_hello({"ok": 1, "maxWireVersion": 25}).wire_version == 25

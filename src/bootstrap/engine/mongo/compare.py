@@ -63,7 +63,8 @@ def compare(spec: Spec, live: LiveState, *, allow_rebuild: bool = False, prune: 
     mongos = live.server.is_mongos
     for coll in spec.collections:
         operations += compare_collection(coll, live.collections.get(coll.name), allow_rebuild, prune,
-                                         quorum=quorum, mongos=mongos, database=live.database)
+                                         quorum=quorum, mongos=mongos, database=live.database,
+                                         capped_ttl=live.server.ttl_on_capped)
     sharded = tuple(c.name for c in spec.collections if c.shard is not None)
     if sharded and not mongos:  # one line for the plan, so the same config runs on a laptop
         operations.append(ShardingUnavailable("", sharded, live.server.describe()))
@@ -72,7 +73,7 @@ def compare(spec: Spec, live: LiveState, *, allow_rebuild: bool = False, prune: 
 
 def compare_collection(coll: Collection, live: LiveCollection | None, allow_rebuild: bool,
                        prune: bool, *, quorum: str | int | None = None, mongos: bool = False,
-                       database: str = "") -> list[Operation]:
+                       database: str = "", capped_ttl: bool = True) -> list[Operation]:
     validator = collection_validator(coll)
     wanted = [index_model(ix) for ix in coll.indexes]
     support = shard_index(coll)
@@ -104,7 +105,7 @@ def compare_collection(coll: Collection, live: LiveCollection | None, allow_rebu
         ops.append(UpdateValidator(coll.name, validator, coll.validation_level, coll.validation_action,
                                    live.validation_level, live.validation_action, differences))
     indexes = _compare_indexes(coll.name, wanted, live, allow_rebuild, prune, quorum)
-    ops += [_no_ttl_if_capped(op, live) for op in indexes]
+    ops += indexes if capped_ttl else [_no_ttl_if_capped(op, live) for op in indexes]
     if mongos and coll.shard is not None:
         ops = _place_shard(coll, coll.shard, live.shard, ops, database)
     elif live.shard is not None:
@@ -113,15 +114,16 @@ def compare_collection(coll: Collection, live: LiveCollection | None, allow_rebu
 
 
 def _no_ttl_if_capped(op: Operation, live: LiveCollection) -> Operation:
-    """MongoDB builds no TTL index on a capped collection (it deletes the oldest documents itself):
-    blocked with the reason rather than failing part-way through apply."""
+    """Before MongoDB 7.1 no TTL index is built on a capped collection (it deletes the oldest
+    documents itself): blocked with the reason rather than failing part-way through apply."""
     if not live.capped or not isinstance(op, CreateIndexes):
         return op
     ttl = [ix.name for ix in op.indexes if "expireAfterSeconds" in ix.options]
     if not ttl:
         return op
-    return Blocked(op.collection, op, f"'{op.collection}' is a capped collection, which takes no TTL index "
-                   f"({', '.join(ttl)}); declare no ttl for it, or move its documents to a plain collection")
+    return Blocked(op.collection, op, f"'{op.collection}' is a capped collection, which takes no TTL index before "
+                   f"MongoDB 7.1 ({', '.join(ttl)}); declare no ttl for it, upgrade the server, or move its "
+                   "documents to a plain collection")
 
 
 def shard_index(coll: Collection) -> IndexModel | None:

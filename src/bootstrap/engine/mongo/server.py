@@ -17,6 +17,7 @@ from pymongo.database import Database
 STANDALONE = "standalone"
 REPLICA_SET = "replica set"
 MONGOS = "mongos"
+CAPPED_TTL_WIRE_VERSION = 22  # MongoDB 7.1
 
 
 @dataclass(frozen=True)
@@ -25,10 +26,16 @@ class ServerRole:
     set_name: str | None = None
     primary: str | None = None  # host:port, as the set names it
     election_id: str | None = None  # changes with every election won
+    wire_version: int | None = None  # hello's maxWireVersion: what the server can do (22: MongoDB 7.1)
 
     @property
     def is_mongos(self) -> bool:
         return self.kind == MONGOS
+
+    @property
+    def ttl_on_capped(self) -> bool:
+        """A TTL index on a capped collection: MongoDB 7.1 (wire version 22) and later build one."""
+        return self.wire_version is None or self.wire_version >= CAPPED_TTL_WIRE_VERSION
 
     @property
     def takes_commit_quorum(self) -> bool:
@@ -48,8 +55,10 @@ class ServerRole:
 def role_from_hello(hello: Mapping[str, Any]) -> ServerRole:
     """The role a `hello` reply describes (MongoDB's documented fields: msg, setName, primary,
     electionId)."""
+    wire = hello.get("maxWireVersion")
+    wire_version = int(wire) if isinstance(wire, int | float) else None
     if hello.get("msg") == "isdbgrid":
-        return ServerRole(MONGOS)
+        return ServerRole(MONGOS, wire_version=wire_version)
     if hello.get("setName"):
         election = hello.get("electionId")
         return ServerRole(
@@ -57,8 +66,9 @@ def role_from_hello(hello: Mapping[str, Any]) -> ServerRole:
             set_name=str(hello["setName"]),
             primary=None if hello.get("primary") is None else str(hello["primary"]),
             election_id=None if election is None else str(election),
+            wire_version=wire_version,
         )
-    return ServerRole(STANDALONE)
+    return ServerRole(STANDALONE, wire_version=wire_version)
 
 
 def read_role(db: Database[Any]) -> ServerRole:
