@@ -331,6 +331,26 @@ def test_a_rebuild_to_unique_over_duplicates_keeps_the_old_index(config_dir: Pat
     assert "userId_1" in db["mailboxes"].index_information()  # still there, not unique
 
 
+def test_a_rebuild_whose_build_fails_anyway_puts_the_old_index_back(
+    config_dir: Path, db: Database[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Duplicates the checks do not see (written between the plan and the build, say): createIndexes
+    # fails after the rebuild dropped the old index, which is then built again as it was.
+    apply(load_spec(config_dir), db)
+    edit(
+        config_dir, "collections/mailboxes.yaml", "  - keys: {userId: 1}\n", "  - keys: {userId: 1}\n    unique: true\n"
+    )
+    db["mailboxes"].insert_many([{"userId": ObjectId(OID), "email": "a@x"}, {"userId": ObjectId(OID), "email": "b@x"}])
+    from bootstrap.engine.mongo import execute, plan
+
+    monkeypatch.setattr(plan, "duplicate_sample", lambda *args: None)
+    monkeypatch.setattr(execute, "duplicate_sample", lambda *args: None)
+    with pytest.raises(ApplyFailed, match="built again as they were: userId_1"):
+        apply(load_spec(config_dir), db, allow_rebuild=True)
+    info = db["mailboxes"].index_information()
+    assert "userId_1" in info and not info["userId_1"].get("unique")  # back, as it was
+
+
 def test_apply_reports_the_numbers_plan_showed(config_dir: Path, db: Database[Any]) -> None:
     """Counted alike: a createIndexes of four indexes is four created, as the plan said."""
     spec = load_spec(config_dir)

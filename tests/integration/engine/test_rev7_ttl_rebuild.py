@@ -28,7 +28,6 @@ def seed_db(mongo_uri: str) -> Iterator[Database[Any]]:
     client.close()
 
 
-@pytest.mark.xfail(strict=True, reason="a same-TTL rebuild is counted as a new TTL: blocked without --allow-expire")
 def test_renaming_a_ttl_index_with_the_same_ttl_is_not_blocked_for_expiry(
     config_dir: Path, cli: Callable[..., Result], seed_db: Database[Any]
 ) -> None:

@@ -33,7 +33,6 @@ def _declare(config_dir: Path, field: str, index: str) -> None:
     users.write_text(text + index)
 
 
-@pytest.mark.xfail(strict=True, reason="duplicate_sample groups whole arrays; a unique index compares elements")
 def test_unique_rebuild_over_arrays_sharing_an_element_is_blocked_and_drops_nothing(
     config_dir: Path, cli: Callable[..., Result], seed_db: Database[Any]
 ) -> None:
@@ -48,7 +47,6 @@ def test_unique_rebuild_over_arrays_sharing_an_element_is_blocked_and_drops_noth
     assert "aliases_1 cannot be built" in planned.out, planned.out
 
 
-@pytest.mark.xfail(strict=True, reason="duplicate_sample ignores the index's collation")
 def test_unique_rebuild_with_a_case_insensitive_collation_over_case_duplicates_drops_nothing(
     config_dir: Path, cli: Callable[..., Result], seed_db: Database[Any]
 ) -> None:

@@ -208,6 +208,7 @@ def _compare_indexes(collection: str, wanted: list[IndexModel], live: LiveCollec
     changes: list[Operation] = []
     creates: list[IndexModel] = []
     rebuilt: list[str] = []
+    previous: list[tuple[str, IndexModel]] = []
     claimed: set[str] = set()  # live index names accounted for by a declared index
     for index in wanted:
         current = live.index(index.name)
@@ -233,6 +234,7 @@ def _compare_indexes(collection: str, wanted: list[IndexModel], live: LiveCollec
             drops.append(rebuild)
             creates.append(index)
             rebuilt.append(index.name)
+            previous.append((index.name, before))
         else:
             drops.append(Blocked(collection, rebuild, f"index {current.name} must be rebuilt "
                                  "(dropped and created again); run with --allow-rebuild"))
@@ -242,7 +244,8 @@ def _compare_indexes(collection: str, wanted: list[IndexModel], live: LiveCollec
             drops.append(DropIndex(collection, model) if prune else KeepIndex(collection, model))
     ops = drops + changes
     if creates:
-        ops.append(CreateIndexes(collection, tuple(creates), tuple(rebuilt), commit_quorum=quorum))
+        ops.append(CreateIndexes(collection, tuple(creates), tuple(rebuilt), commit_quorum=quorum,
+                                 previous=tuple(previous)))
     return ops
 
 

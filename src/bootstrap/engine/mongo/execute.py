@@ -63,9 +63,10 @@ def execute(db: Database[Any], op: Operation, report: Report) -> None:
         raise PrimaryChanged(f"{op.collection}: {op.describe()[0]} was interrupted: the primary stepped "
                              f"down or became unreachable ({reason(exc)})", op) from None
     except OperationFailure as exc:
-        raise OperationFailed(_explain(db, op, exc), op) from None
+        raise OperationFailed(_explain(db, op, exc) + _put_back(db, op), op) from None
     except PyMongoError as exc:
-        raise OperationFailed(f"{op.collection}: {op.describe()[0]} failed: {mask(str(exc))}", op) from None
+        raise OperationFailed(f"{op.collection}: {op.describe()[0]} failed: {mask(str(exc))}{_put_back(db, op)}",
+                              op) from None
 
 
 def _create_collection(db: Database[Any], op: Operation, report: Report) -> None:
@@ -202,8 +203,8 @@ def _explain(db: Database[Any], op: Operation, exc: OperationFailure) -> str:
             if index.options.get("unique"):
                 sample = duplicate_sample(db, op.collection, index.keys, index.options)
                 if sample is not None:
-                    return duplicates_message(op.collection, index.name, sample) + _lost(op)
-    return f"{head} (code {exc.code}): {message}{_lost(op)}"
+                    return duplicates_message(op.collection, index.name, sample)
+    return f"{head} (code {exc.code}): {message}"
 
 
 def duplicates_message(collection: str, index: str, sample: dict[str, Any]) -> str:
@@ -215,8 +216,17 @@ def duplicates_message(collection: str, index: str, sample: dict[str, Any]) -> s
     )
 
 
-def _lost(op: Operation) -> str:
-    """createIndexes is all or nothing: say which dropped (rebuilt) indexes are now missing."""
-    if isinstance(op, CreateIndexes) and op.rebuilt:
-        return f" Dropped for a rebuild and not recreated: {', '.join(op.rebuilt)}; apply again once fixed."
-    return ""
+def _put_back(db: Database[Any], op: Operation) -> str:
+    """A createIndexes that failed after its rebuilds dropped the old indexes (it is all or nothing):
+    build those again as they were, so no collection is left without an index it had (a unique one
+    above all); what happened, for the error message."""
+    if not isinstance(op, CreateIndexes) or not op.previous:
+        return ""
+    old = [model for _, model in op.previous]
+    names = ", ".join(model.name for model in old)
+    try:
+        db.command("createIndexes", op.collection, indexes=[model.document() for model in old])
+    except PyMongoError as exc:
+        return (f" Dropped for a rebuild and not recreated: {names} (building them again as they were failed "
+                f"too: {mask(str(exc))}); apply again once fixed.")
+    return f" The index(es) dropped for the rebuild were built again as they were: {names}."

@@ -141,26 +141,45 @@ def count_failing(db: Database[Any], collection: str, validator: Mapping[str, An
     return count, ids
 
 
+EMPTY_ARRAY = {"__emptyArray__": True}  # how an empty array is grouped: its own key, as the index has it
+
+
 def duplicate_sample(db: Database[Any], collection: str, keys: tuple[tuple[str, int | str], ...],
                      options: Mapping[str, Any]) -> dict[str, Any] | None:
     """One key value shared by several documents, if any: what a unique index build trips on. As the
-    index sees them: a missing field and null are the same key (both index as null); a sparse index
-    skips documents missing every key field, a partial one those outside its filter."""
-    group_id = {f"k{n}": {"$ifNull": [f"${name}", None]} for n, (name, _) in enumerate(keys)}
+    index sees them: each element of an array is a key of its own (one document repeating a value
+    is no duplicate), a missing field and null are the same key, an empty array is one key, strings
+    compare under the index's collation; a sparse index skips documents missing every key field, a
+    partial one those outside its filter."""
     pipeline: list[dict[str, Any]] = []
     if "partialFilterExpression" in options:
         pipeline.append({"$match": options["partialFilterExpression"]})
     if options.get("sparse"):
         pipeline.append({"$match": {"$or": [{name: {"$exists": True}} for name, _ in keys]}})
+    values = {f"k{n}": _key_value(f"${name}") for n, (name, _) in enumerate(keys)}
+    pipeline.append({"$project": values})
+    pipeline += [{"$unwind": {"path": f"$k{n}", "preserveNullAndEmptyArrays": True}} for n in range(len(keys))]
+    group_id = {f"k{n}": {"$ifNull": [f"$k{n}", None]} for n in range(len(keys))}
     pipeline += [
-        {"$group": {"_id": group_id, "count": {"$sum": 1}, "ids": {"$push": "$_id"}}},
+        {"$group": {"_id": group_id, "ids": {"$addToSet": "$_id"}}},
+        {"$project": {"ids": 1, "count": {"$size": "$ids"}}},
         {"$match": {"count": {"$gt": 1}}},
         {"$limit": 1},
     ]
-    for row in db[collection].aggregate(pipeline, allowDiskUse=True):
-        key = {name: row["_id"][f"k{n}"] for n, (name, _) in enumerate(keys)}
-        return {"key": key, "count": row["count"], "ids": row["ids"][:3]}
+    collation = dict(options["collation"]) if options.get("collation") else None
+    for row in db[collection].aggregate(pipeline, allowDiskUse=True, collation=collation):
+        key = {name: _shown_key(row["_id"].get(f"k{n}")) for n, (name, _) in enumerate(keys)}
+        return {"key": key, "count": row["count"], "ids": sorted(row["ids"], key=str)[:3]}
     return None
+
+
+def _key_value(path: str) -> dict[str, Any]:
+    """A key field's value, an empty array made a key of its own (unwinding would drop it)."""
+    return {"$cond": [{"$eq": [path, []]}, {"$literal": EMPTY_ARRAY}, path]}
+
+
+def _shown_key(value: Any) -> Any:
+    return [] if value == EMPTY_ARRAY else value
 
 
 def count_expiring(db: Database[Any], collection: str, field: str, seconds: int,

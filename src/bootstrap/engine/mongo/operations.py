@@ -105,6 +105,9 @@ class CreateIndexes(Operation):
 
     indexes: tuple[IndexModel, ...]
     rebuilt: tuple[str, ...] = ()  # names also shown as rebuilds
+    # The live indexes those rebuilds drop, by the rebuilt index's name: put back if the build fails
+    # (no collection is left without the index it had), and what a TTL deleted before.
+    previous: tuple[tuple[str, IndexModel], ...] = field(default=(), compare=False)
     # Sent as createIndexes' commitQuorum (replica sets and mongos); None: not sent (standalone).
     commit_quorum: str | int | None = None
     symbol = "+"

@@ -112,8 +112,12 @@ def _expiring(db: Database[Any], op: Operation) -> list[ExpiresDocuments]:
             if shorter and op.index is not None and field is not None:
                 ttls.append((op.name, field, int(after), op.index.options))
     elif isinstance(op, CreateIndexes):
+        previous = dict(op.previous)
         for index in op.indexes:
             seconds, field = index.options.get("expireAfterSeconds"), _ttl_field(index.keys)
+            before = previous[index.name].options.get("expireAfterSeconds") if index.name in previous else None
+            if before is not None and seconds is not None and int(before) <= int(seconds):
+                continue  # a rebuild keeping (or lengthening) a TTL: the live index deletes those already
             if seconds is not None and field is not None:
                 ttls.append((index.name, field, int(seconds), index.options))
     found = []
