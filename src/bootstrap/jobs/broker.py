@@ -29,6 +29,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+import redis
 import redis.asyncio as aioredis
 from redis.exceptions import AskError, ClusterDownError, ResponseError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -211,6 +212,7 @@ class StreamBroker(AsyncBroker):
         self._background = Background()
         self._heartbeat: Heartbeat | None = None
         self._renewer: Renewer | None = None
+        self._blocked_beats: redis.Redis | None = None  # the watchdog's, for beats while the loop is blocked
         self.watchdog = LoopWatchdog(runtime.queue)
         self._job_records: Records | None = None
         self.pause = PauseWatch(self.keys)
@@ -250,8 +252,10 @@ class StreamBroker(AsyncBroker):
                 redis_connect.sync_client(runtime), self.keys, self.consumer, runtime.visibility_timeout, self.in_flight
             )
             self._renewer.start()
-            heartbeat, renewer = self._heartbeat, self._renewer
-            self.watchdog.on_blocked = lambda blocker: heartbeat.beat_blocked(renewer.client, blocker)
+            # Its own client, one try per command: a hung Redis must not hold the watchdog's thread.
+            heartbeat, beats = self._heartbeat, redis_connect.sync_client(runtime, once=True)
+            self._blocked_beats = beats
+            self.watchdog.on_blocked = lambda blocker: heartbeat.beat_blocked(beats, blocker)
             self.watchdog.tell_every = heartbeat.every
             self.watchdog.start()
             queue = runtime.queue
@@ -292,6 +296,9 @@ class StreamBroker(AsyncBroker):
         went away cannot hold up a worker's exit), and none relies on cancellation."""
         await self._background.stop()
         self.watchdog.stop()
+        if self._blocked_beats is not None:
+            self._blocked_beats.close()
+            self._blocked_beats = None
         if self._renewer is not None:
             self._renewer.stop()
             self._renewer.client.close()
