@@ -221,6 +221,7 @@ class SlotScheduler(TaskiqScheduler):
         self.metrics: ScheduleMetrics | None = None  # None: metrics off
         self.heartbeat: Heartbeat | None = None  # for `status` and `health`: a scheduler is alive
         self._beating: asyncio.Task[None] | None = None
+        self._refusing = False  # the logged Redis failure was a refusal (it answers), not an outage
 
     async def startup(self) -> None:
         logs.setup()
@@ -300,6 +301,7 @@ class SlotScheduler(TaskiqScheduler):
             declared = schedule_id in self.source.fallback
             wrote = await self.tick(schedule_id, definition, time.time(), declared=declared)
         except (redis.exceptions.RedisError, OSError) as exc:  # one line per outage, for all schedules
+            self._refusing = isinstance(exc, redis.exceptions.ResponseError)  # answers, refuses (full, read-only)
             once.log("redis", logging.WARNING, "Redis failed (%s); schedules fire again once it answers",
                      mask(str(exc)))  # fmt: skip
             return
@@ -307,9 +309,9 @@ class SlotScheduler(TaskiqScheduler):
             once.log(f"tick:{schedule_id}", logging.ERROR, "schedule %s: tick failed (%r); will retry",
                      schedule_id, exc, exc_info=True)  # fmt: skip
             return
-        # Only a tick that wrote clears an outage: one that only read (no slot due) also passes on a
-        # Redis that refuses writes (full, read-only), and the log would flap every second.
-        if wrote and once.clear("redis"):
+        # A Redis that refused writes (full, read-only) is back only once a tick wrote: one that only
+        # read (no slot due) passes there too, and the log would flap every second.
+        if (wrote or not self._refusing) and once.clear("redis"):
             log.info("Redis answers again; schedules fire")
         once.clear(f"tick:{schedule_id}")
 
