@@ -9,8 +9,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pymongo import MongoClient
+from pymongo.database import Database
 
 from bootstrap.cli.main import main
 from bootstrap.local.servers import MongoServer, RedisServer
@@ -111,6 +114,16 @@ def copy_config(target: Path, key_prefix: str, redis: str = "") -> Path:
     settings = target / "bootstrap.yaml"
     settings.write_text(settings.read_text().replace("key_prefix: msedb\n", f"key_prefix: {key_prefix}\n{redis}"))
     return target
+
+
+@pytest.fixture
+def seed_db(mongo_uri: str) -> Iterator[Database[Any]]:
+    """This test's database, to fill by hand as another tool (the seed's ODM) would have: dropped after."""
+    client: MongoClient[dict[str, Any]] = MongoClient(mongo_uri)
+    database = client.get_default_database()
+    yield database
+    client.drop_database(database.name)
+    client.close()
 
 
 @pytest.fixture

@@ -12,24 +12,13 @@ the server goes on scanning (one more scan per container every 30 s)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-from pymongo import MongoClient
 from pymongo.database import Database
 
 from tests.conftest import Result
-
-
-@pytest.fixture
-def seed_db(mongo_uri: str) -> Iterator[Database[Any]]:
-    client: MongoClient[dict[str, Any]] = MongoClient(mongo_uri)
-    database = client.get_default_database()
-    yield database
-    client.drop_database(database.name)
-    client.close()
 
 
 def test_health_with_a_pending_unique_index_on_a_big_collection_answers_within_its_timeout(

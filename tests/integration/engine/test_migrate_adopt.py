@@ -5,26 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 import redis
-from pymongo import MongoClient
 from pymongo.database import Database
 
 from bootstrap.local.servers import RedisServer
 from tests.conftest import Result
-
-
-@pytest.fixture
-def seed_db(mongo_uri: str) -> Iterator[Database[Any]]:
-    client: MongoClient[dict[str, Any]] = MongoClient(mongo_uri)
-    database = client.get_default_database()
-    yield database
-    client.drop_database(database.name)
-    client.close()
 
 
 def section(plan: str, collection: str) -> str:

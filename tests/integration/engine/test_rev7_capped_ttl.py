@@ -5,24 +5,13 @@ compose.yaml runs mongo:8). A valid apply is refused; it could be blocked by ser
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-from pymongo import MongoClient
 from pymongo.database import Database
 
 from tests.conftest import Result
-
-
-@pytest.fixture
-def seed_db(mongo_uri: str) -> Iterator[Database[Any]]:
-    client: MongoClient[dict[str, Any]] = MongoClient(mongo_uri)
-    database = client.get_default_database()
-    yield database
-    client.drop_database(database.name)
-    client.close()
 
 
 def test_a_ttl_index_on_a_capped_collection_is_applied_where_the_server_builds_it(

@@ -8,24 +8,13 @@ a message that blames the rebuild for deletions the live index does."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-from pymongo import MongoClient
 from pymongo.database import Database
 
 from tests.conftest import Result
-
-
-@pytest.fixture
-def seed_db(mongo_uri: str) -> Iterator[Database[Any]]:
-    client: MongoClient[dict[str, Any]] = MongoClient(mongo_uri)
-    database = client.get_default_database()
-    yield database
-    client.drop_database(database.name)
-    client.close()
 
 
 def test_renaming_a_ttl_index_with_the_same_ttl_is_not_blocked_for_expiry(

@@ -7,24 +7,13 @@ build fails on E11000: the collection is left without the index."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-from pymongo import MongoClient
 from pymongo.database import Database
 
 from tests.conftest import Result
-
-
-@pytest.fixture
-def seed_db(mongo_uri: str) -> Iterator[Database[Any]]:
-    client: MongoClient[dict[str, Any]] = MongoClient(mongo_uri)
-    database = client.get_default_database()
-    yield database
-    client.drop_database(database.name)
-    client.close()
 
 
 def _declare(config_dir: Path, field: str, index: str) -> None:
