@@ -51,7 +51,7 @@ class LiveCollection:
     is_view: bool = False
     shard: LiveShard | None = None  # None: not sharded (or not on a mongos)
     is_timeseries: bool = False  # MongoDB allows no validator on it
-    capped: bool = False  # MongoDB allows no TTL index on it
+    capped: bool = False  # MongoDB before 7.1 builds no TTL index on it
 
     def index(self, name: str) -> LiveIndex | None:
         return next((ix for ix in self.indexes if ix.name == name), None)

@@ -60,9 +60,9 @@ def make_plan(spec: Spec, db: Database[Any], options: Options, watch: PrimaryWat
     if watch is not None:
         watch.planned = live.server
     plan = compare(spec, live, allow_rebuild=options.allow_rebuild, prune=options.prune)
-    existing = {name for name, coll in live.collections.items() if not coll.is_view}
     if not options.impact:
         return plan
+    existing = {name for name, coll in live.collections.items() if not coll.is_view}
     operations: list[Operation] = []
     for op in plan.operations:
         operations += _with_impact(db, op, options, existing)
