@@ -21,6 +21,7 @@ from bootstrap.local.processes import group_alive
 from bootstrap.local.servers import RedisServer
 from tests.conftest import BOTH_MODES, RedisTarget
 from tests.support.jobs_project import Project, add_test_queue, make_project, open_project, redis_client, wait_for
+from tests.support.processes import children_of
 
 
 @pytest.fixture
@@ -165,20 +166,6 @@ def start_launcher(project: Project, *queues: str) -> subprocess.Popen[str]:
     )
     project.processes.append(launcher)
     return launcher
-
-
-def children_of(pid: int) -> list[int]:
-    """The process ids whose parent is `pid` (Linux /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if fields[1] == str(pid) and fields[0] != "Z":
-                found.append(int(entry.name))
-    return found
 
 
 def run_a_job(project: Project, queue: str, task: str, job_id: str) -> None:

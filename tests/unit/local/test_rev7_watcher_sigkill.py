@@ -12,19 +12,7 @@ import time
 from pathlib import Path
 
 from bootstrap.local.processes import Child
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            if fields[1] == str(pid):
-                found.append(int(entry.name))
-    return found
+from tests.support.processes import children_of
 
 
 def test_a_server_killed_alone_by_sigkill_is_mirrored_as_sigkill(tmp_path: Path) -> None:
@@ -33,7 +21,7 @@ def test_a_server_killed_alone_by_sigkill_is_mirrored_as_sigkill(tmp_path: Path)
     child.start()
     try:
         deadline = time.monotonic() + 10
-        while not (server := _children(child.pid or 0)) and time.monotonic() < deadline:
+        while not (server := children_of(child.pid or 0)) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert server, "the watcher's command did not start"
         os.kill(server[0], signal.SIGKILL)  # the server alone, as the OOM killer does
