@@ -20,6 +20,7 @@ from pymongo.errors import WriteError
 from bootstrap.engine import apply as applying
 from bootstrap.engine.history import APPLIES
 from bootstrap.engine.mongo.compare import index_model
+from bootstrap.engine.mongo.execute import execute
 from bootstrap.engine.mongo.live import read_live_state
 from bootstrap.engine.mongo.operations import (
     Blocked,
@@ -33,8 +34,8 @@ from bootstrap.engine.mongo.operations import (
 from bootstrap.engine.mongo.plan import make_plan
 from bootstrap.engine.mongo.validator import collection_validator
 from bootstrap.engine.ops import Options
-from bootstrap.engine.render import applied_summary, summary
-from bootstrap.errors import ApplyFailed, LockTimeout, PlanBlocked
+from bootstrap.engine.render import applied_summary, plan_text, summary
+from bootstrap.errors import ApplyFailed, LockTimeout, OperationFailed, PlanBlocked
 from bootstrap.spec.load import load_spec
 from bootstrap.spec.model import Spec
 from tests.conftest import copy_config
@@ -111,6 +112,12 @@ def edit(config_dir: Path, file: str, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
+def make_unique(config_dir: Path, also: str = "") -> None:
+    """Declare mailboxes.userId_1 unique (`also`: other option lines with it)."""
+    keys = "  - keys: {userId: 1}\n"
+    edit(config_dir, "collections/mailboxes.yaml", keys, f"{keys}    unique: true\n{also}")
+
+
 def test_cold_apply_creates_every_collection_validator_and_index(spec: Spec, db: Database[Any]) -> None:
     apply(spec, db)
     live = read_live_state(db, [c.name for c in spec.collections])
@@ -173,16 +180,30 @@ def test_changed_ttl_is_changed_in_place(config_dir: Path, db: Database[Any], co
     assert make_plan(spec, db, Options()).changes == ()
 
 
-def test_changed_unique_is_blocked_without_flag_and_rebuilt_with_it(
+def test_an_index_made_unique_is_changed_in_place_with_no_flag(
     config_dir: Path, db: Database[Any], commands: Commands
 ) -> None:
+    """MongoDB 6.0+ (SecantusDB answers as 8.x): collMod prepareUnique, then unique. The index is never
+    dropped, so the collection is never without it, and no --allow-rebuild is needed."""
     apply(load_spec(config_dir), db)
-    edit(
-        config_dir,
-        "collections/mailboxes.yaml",
-        "  - keys: {userId: 1}\n",
-        "  - keys: {userId: 1}\n    unique: true\n",
-    )
+    make_unique(config_dir)
+    spec = load_spec(config_dir)
+    shown = "\n".join(plan_text(make_plan(spec, db, Options()), "t"))
+    assert "~ change index userId_1: unique false -> true (collMod, no rebuild)" in shown, shown
+    commands.names.clear()
+    apply(spec, db)
+    assert commands.names.count("collMod") == 2 and "dropIndexes" not in commands.names
+    live = read_live_state(db, ["mailboxes"]).collections["mailboxes"]
+    assert live.index("userId_1").options.get("unique") is True  # type: ignore[union-attr]
+    assert make_plan(spec, db, Options()).changes == ()
+
+
+def test_an_index_made_not_unique_is_blocked_without_flag_and_rebuilt_with_it(
+    config_dir: Path, db: Database[Any], commands: Commands
+) -> None:
+    """collMod cannot take `unique` back: a rebuild, behind --allow-rebuild."""
+    apply(load_spec(config_dir), db)
+    edit(config_dir, "collections/users.yaml", "  - keys: {email: 1}\n    unique: true\n", "  - keys: {email: 1}\n")
     spec = load_spec(config_dir)
     plan = make_plan(spec, db, Options())
     assert any(isinstance(op, Blocked) and isinstance(op.wanted, RebuildIndex) for op in plan.operations)
@@ -190,13 +211,63 @@ def test_changed_unique_is_blocked_without_flag_and_rebuilt_with_it(
     with pytest.raises(PlanBlocked, match="allow-rebuild"):
         apply(spec, db)
     assert commands.writes() == []
-    live = read_live_state(db, ["mailboxes"]).collections["mailboxes"]
-    assert not live.index("userId_1").options.get("unique")  # type: ignore[union-attr]
-
     apply(spec, db, allow_rebuild=True)
     assert commands.names.count("dropIndexes") == 1
+    live = read_live_state(db, ["users"]).collections["users"]
+    assert not live.index("email_1").options.get("unique")  # type: ignore[union-attr]
+
+
+def test_an_index_made_unique_over_duplicates_is_blocked_and_left_as_it_was(
+    config_dir: Path, db: Database[Any], commands: Commands
+) -> None:
+    apply(load_spec(config_dir), db)
+    uid = ObjectId(OID)
+    db.mailboxes.insert_many([{"userId": uid, "email": "a@x.io"}, {"userId": uid, "email": "b@x.io"}])
+    make_unique(config_dir)
+    spec = load_spec(config_dir)
+    shown = "\n".join(plan_text(make_plan(spec, db, Options()), "t"))
+    assert "mailboxes: index userId_1 cannot be made unique: documents share the key" in shown, shown
+    commands.names.clear()
+    with pytest.raises(PlanBlocked):
+        apply(spec, db)
+    assert commands.writes() == []
     live = read_live_state(db, ["mailboxes"]).collections["mailboxes"]
-    assert live.index("userId_1").options.get("unique") is True  # type: ignore[union-attr]
+    assert live.index("userId_1").options == {}  # type: ignore[union-attr]
+
+
+def test_duplicates_written_after_the_plan_leave_the_index_as_it_was(config_dir: Path, db: Database[Any]) -> None:
+    """The conversion itself finds them (written between plan and apply): prepareUnique is taken back,
+    so the index accepts the application's writes as before, and the error names a shared key."""
+    apply(load_spec(config_dir), db)
+    make_unique(config_dir)
+    spec = load_spec(config_dir)
+    plan = make_plan(spec, db, Options())
+    uid = ObjectId(OID)
+    db.mailboxes.insert_many([{"userId": uid, "email": "a@x.io"}, {"userId": uid, "email": "b@x.io"}])
+    (change,) = [op for op in plan.operations if isinstance(op, ChangeIndex)]
+    with pytest.raises(OperationFailed) as failed:
+        execute(db, change, lambda line: None)
+    assert "index userId_1 cannot be made unique: documents share the key" in str(failed.value), failed.value
+    assert "Index userId_1 is unchanged." in str(failed.value)
+    live = db.mailboxes.index_information()["userId_1"]
+    assert not live.get("unique") and not live.get("prepareUnique"), live
+    db.mailboxes.insert_one({"userId": uid, "email": "c@x.io"})  # a third one is still taken
+
+
+def test_a_ttl_added_to_an_existing_index_is_set_in_place(
+    config_dir: Path, db: Database[Any], commands: Commands
+) -> None:
+    """MongoDB 5.1+: collMod adds expireAfterSeconds to an index; no rebuild, no flag."""
+    apply(load_spec(config_dir), db)
+    db.users.create_index("lastLoginAt", name="lastLoginAt_1")
+    edit(config_dir, "collections/users.yaml", "indexes:\n", "indexes:\n  - keys: {lastLoginAt: 1}\n    ttl: 400d\n")
+    spec = load_spec(config_dir)
+    shown = "\n".join(plan_text(make_plan(spec, db, Options()), "t"))
+    assert "~ change index lastLoginAt_1: ttl unset -> 400d (collMod, no rebuild)" in shown, shown
+    commands.names.clear()
+    apply(spec, db)
+    assert commands.names.count("collMod") == 1 and "dropIndexes" not in commands.names
+    assert db.users.index_information()["lastLoginAt_1"]["expireAfterSeconds"] == 400 * 86400
 
 
 def test_undeclared_index_is_kept_then_pruned(spec: Spec, db: Database[Any]) -> None:
@@ -320,10 +391,9 @@ def test_a_crashed_holders_lease_expires_and_a_live_one_is_waited_for(spec: Spec
 
 
 def test_a_rebuild_to_unique_over_duplicates_keeps_the_old_index(config_dir: Path, db: Database[Any]) -> None:
+    # unique and sparse at once: a rebuild (collMod makes an index unique, not sparse)
     apply(load_spec(config_dir), db)
-    edit(
-        config_dir, "collections/mailboxes.yaml", "  - keys: {userId: 1}\n", "  - keys: {userId: 1}\n    unique: true\n"
-    )
+    make_unique(config_dir, "    sparse: true\n")
     db["mailboxes"].insert_many([{"userId": ObjectId(OID), "email": "a@x"}, {"userId": ObjectId(OID), "email": "b@x"}])
     with pytest.raises(PlanBlocked, match="unique index userId_1 cannot be built") as caught:
         apply(load_spec(config_dir), db, allow_rebuild=True)
@@ -335,11 +405,10 @@ def test_a_rebuild_whose_build_fails_anyway_puts_the_old_index_back(
     config_dir: Path, db: Database[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Duplicates the checks do not see (written between the plan and the build, say): createIndexes
-    # fails after the rebuild dropped the old index, which is then built again as it was.
+    # fails after the rebuild (unique and sparse at once) dropped the old index, which is then built
+    # again as it was.
     apply(load_spec(config_dir), db)
-    edit(
-        config_dir, "collections/mailboxes.yaml", "  - keys: {userId: 1}\n", "  - keys: {userId: 1}\n    unique: true\n"
-    )
+    make_unique(config_dir, "    sparse: true\n")
     db["mailboxes"].insert_many([{"userId": ObjectId(OID), "email": "a@x"}, {"userId": ObjectId(OID), "email": "b@x"}])
     from bootstrap.engine.mongo import execute, plan
 
@@ -360,7 +429,7 @@ def test_apply_reports_the_numbers_plan_showed(config_dir: Path, db: Database[An
 
     edit(config_dir, "collections/emailevents.yaml", "ttl: 90d", "ttl: 30d")
     edit(config_dir, "collections/mailboxes.yaml", "  - keys: {userId: 1}\n",
-         "  - keys: {userId: 1}\n    unique: true\n")
+         "  - keys: {userId: 1}\n    unique: true\n    sparse: true\n")
     db["users"].drop_index("email_1")
     db["users"].drop_index("microsoftId_1")
     db["users"].create_index("displayName", name="displayName_1")

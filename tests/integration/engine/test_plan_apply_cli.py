@@ -65,7 +65,7 @@ def test_apply_reports_the_numbers_plan_showed(config_dir: Path, cli: Callable[.
     # Then one of each column, on both sides.
     edit(config_dir, "collections/emailevents.yaml", "ttl: 90d", "ttl: 30d")  # change in place
     edit(config_dir, "collections/mailboxes.yaml", "  - keys: {userId: 1}\n",
-         "  - keys: {userId: 1}\n    unique: true\n")  # rebuild
+         "  - keys: {userId: 1}\n    unique: true\n    sparse: true\n")  # rebuild
     edit(config_dir, "schedules.yaml", "every: 15m", "every: 10m")  # change (Redis)
     client: MongoClient[dict[str, Any]] = MongoClient(mongo_uri)
     db = client.get_default_database()

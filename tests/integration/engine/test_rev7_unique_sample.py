@@ -22,7 +22,7 @@ def _declare(config_dir: Path, field: str, index: str) -> None:
     users.write_text(text + index)
 
 
-def test_unique_rebuild_over_arrays_sharing_an_element_is_blocked_and_drops_nothing(
+def test_unique_over_arrays_sharing_an_element_is_blocked_and_drops_nothing(
     config_dir: Path, cli: Callable[..., Result], seed_db: Database[Any]
 ) -> None:
     _declare(config_dir, "  aliases: {type: array, items: string}\n", "  - keys: {aliases: 1}\n    unique: true\n")
@@ -33,7 +33,7 @@ def test_unique_rebuild_over_arrays_sharing_an_element_is_blocked_and_drops_noth
     applied = cli("apply", "--config", str(config_dir), "--allow-rebuild")
     kept = [ix["name"] for ix in seed_db.users.list_indexes() if dict(ix["key"]) == {"aliases": 1}]
     assert kept == ["aliases_1"], f"the old index was dropped and not rebuilt: {applied.err}"
-    assert "aliases_1 cannot be built" in planned.out, planned.out
+    assert "aliases_1 cannot be made unique" in planned.out, planned.out
 
 
 def test_unique_rebuild_with_a_case_insensitive_collation_over_case_duplicates_drops_nothing(

@@ -107,6 +107,48 @@ def test_changed_unique_is_blocked_without_allow_rebuild_and_rebuilt_with_it() -
     assert {k: v for k, v in counts(plan.operations).items() if v} == {"rebuild": 1}
 
 
+def on_server(live: LiveState, wire_version: int) -> LiveState:
+    return replace(live, server=ServerRole(wire_version=wire_version))
+
+
+def test_unique_added_is_made_unique_in_place_from_mongodb_6() -> None:
+    live = live_users(server_index("email_1", {"email": 1}), MATCHING_INDEXES[1])
+    plan = compare(SPEC, on_server(live, 17))  # 6.0; 16 (5.3) rebuilds, as above
+    assert plan.operations == (ChangeIndex("users", "email_1", (("unique", False, True),)),)
+    assert plan.changes[0].describe() == ["change index email_1: unique false -> true (collMod, no rebuild)"]
+    assert compare(SPEC, on_server(live, 16)).blocked
+
+
+def test_unique_removed_is_a_rebuild_on_every_server() -> None:
+    spec = spec_of((replace(USERS, indexes=(replace(EMAIL, unique=False), SEEN)),))
+    for wire in (13, 17, 25):
+        (op,) = compare(spec, on_server(live_users(), wire)).operations
+        assert isinstance(op, Blocked) and isinstance(op.wanted, RebuildIndex), (wire, op)
+        assert op.wanted.reason == "unique true -> unset"
+
+
+def test_unique_added_with_another_option_is_a_rebuild() -> None:
+    """collMod makes an index unique, nothing else at once: unique and sparse is a rebuild."""
+    spec = spec_of((replace(USERS, indexes=(replace(EMAIL, sparse=True), SEEN)),))
+    live = live_users(server_index("email_1", {"email": 1}), MATCHING_INDEXES[1])
+    (op,) = compare(spec, on_server(live, 25)).operations
+    assert isinstance(op, Blocked) and isinstance(op.wanted, RebuildIndex)
+    assert op.wanted.reason == "sparse unset -> true"
+
+
+def test_ttl_added_is_set_in_place_from_mongodb_5_1_and_removed_by_a_rebuild() -> None:
+    no_ttl = server_index("seenAt_1", {"seenAt": 1})
+    live = live_users(MATCHING_INDEXES[0], no_ttl)
+    plan = compare(SPEC, on_server(live, 14))
+    assert plan.operations == (ChangeIndex("users", "seenAt_1", (("expireAfterSeconds", None, 3600),)),)
+    assert plan.changes[0].describe() == ["change index seenAt_1: ttl unset -> 1h (collMod, no rebuild)"]
+    (before_5_1,) = compare(SPEC, on_server(live, 13)).operations
+    assert isinstance(before_5_1, Blocked) and before_5_1.wanted.reason == "ttl added"  # type: ignore[attr-defined]
+    no_ttl_declared = spec_of((replace(USERS, indexes=(EMAIL, replace(SEEN, ttl=None))),))
+    (removed,) = compare(no_ttl_declared, on_server(live_users(), 25)).operations
+    assert isinstance(removed, Blocked) and removed.wanted.reason == "ttl removed"  # type: ignore[attr-defined]
+
+
 def test_index_under_another_name_is_a_rebuild() -> None:
     live = live_users(server_index("by_email", {"email": 1}, unique=True), MATCHING_INDEXES[1])
     rebuild = RebuildIndex(

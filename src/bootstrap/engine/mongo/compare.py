@@ -26,12 +26,16 @@ from bootstrap.engine.mongo.operations import (
     UndeclaredShardKey,
     UpdateValidator,
 )
+from bootstrap.engine.mongo.server import ServerRole
 from bootstrap.engine.mongo.validator import collection_validator
 from bootstrap.engine.ops import shown
 from bootstrap.spec.build import default_index_name
 from bootstrap.spec.model import Collection, FieldType, Index, ShardKey, Spec, thaw
 
 IN_PLACE = ("expireAfterSeconds", "hidden")  # collMod changes these without a rebuild
+# ... and, from MongoDB 6.0, turns an index unique (never back); see ServerRole.
+IN_PLACE_FROM_6 = (*IN_PLACE, "unique")
+ANY_SERVER = ServerRole()  # version unknown: only what every server does in place
 MANAGED_OPTIONS = ("unique", "sparse", "expireAfterSeconds", "partialFilterExpression", "hidden", "collation")
 
 
@@ -64,7 +68,7 @@ def compare(spec: Spec, live: LiveState, *, allow_rebuild: bool = False, prune: 
     for coll in spec.collections:
         operations += compare_collection(coll, live.collections.get(coll.name), allow_rebuild, prune,
                                          quorum=quorum, mongos=mongos, database=live.database,
-                                         capped_ttl=live.server.ttl_on_capped)
+                                         server=live.server)
     sharded = tuple(c.name for c in spec.collections if c.shard is not None)
     if sharded and not mongos:  # one line for the plan, so the same config runs on a laptop
         operations.append(ShardingUnavailable("", sharded, live.server.describe()))
@@ -73,7 +77,7 @@ def compare(spec: Spec, live: LiveState, *, allow_rebuild: bool = False, prune: 
 
 def compare_collection(coll: Collection, live: LiveCollection | None, allow_rebuild: bool,
                        prune: bool, *, quorum: str | int | None = None, mongos: bool = False,
-                       database: str = "", capped_ttl: bool = True) -> list[Operation]:
+                       database: str = "", server: ServerRole = ANY_SERVER) -> list[Operation]:
     validator = collection_validator(coll)
     wanted = [index_model(ix) for ix in coll.indexes]
     support = shard_index(coll)
@@ -104,8 +108,8 @@ def compare_collection(coll: Collection, live: LiveCollection | None, allow_rebu
         differences = () if live_validator == validator else tuple(validator_differences(live_validator, validator))
         ops.append(UpdateValidator(coll.name, validator, coll.validation_level, coll.validation_action,
                                    live.validation_level, live.validation_action, differences))
-    indexes = _compare_indexes(coll.name, wanted, live, allow_rebuild, prune, quorum)
-    ops += indexes if capped_ttl else [_no_ttl_if_capped(op, live) for op in indexes]
+    indexes = _compare_indexes(coll.name, wanted, live, allow_rebuild, prune, quorum, server)
+    ops += indexes if server.ttl_on_capped else [_no_ttl_if_capped(op, live) for op in indexes]
     if mongos and coll.shard is not None:
         ops = _place_shard(coll, coll.shard, live.shard, ops, database)
     elif live.shard is not None:
@@ -203,7 +207,8 @@ def shard_key_change(namespace: str, live: LiveShard, shard: ShardKey) -> str:
 
 
 def _compare_indexes(collection: str, wanted: list[IndexModel], live: LiveCollection,
-                     allow_rebuild: bool, prune: bool, quorum: str | int | None) -> list[Operation]:
+                     allow_rebuild: bool, prune: bool, quorum: str | int | None,
+                     server: ServerRole) -> list[Operation]:
     drops: list[Operation] = []
     changes: list[Operation] = []
     creates: list[IndexModel] = []
@@ -222,10 +227,11 @@ def _compare_indexes(collection: str, wanted: list[IndexModel], live: LiveCollec
             continue
         claimed.add(current.name)
         before = live_model(current)
-        reason = _rebuild_reason(before, index, renamed_from)
+        reason = _rebuild_reason(before, index, renamed_from, server)
         if reason is None:
+            options = IN_PLACE_FROM_6 if server.makes_unique_in_place else IN_PLACE
             in_place = tuple((k, before.options.get(k, _absent(k)), index.options.get(k, _absent(k)))
-                             for k in IN_PLACE if before.options.get(k) != index.options.get(k))
+                             for k in options if before.options.get(k) != index.options.get(k))
             if in_place:
                 changes.append(ChangeIndex(collection, index.name, in_place, index))
             continue
@@ -250,19 +256,24 @@ def _compare_indexes(collection: str, wanted: list[IndexModel], live: LiveCollec
 
 
 def _absent(option: str) -> Any:
-    return False if option == "hidden" else None
+    return False if option in ("hidden", "unique") else None
 
 
-def _rebuild_reason(before: IndexModel, after: IndexModel, renamed_from: str | None) -> str | None:
-    """Why `before` cannot become `after` in place, or None when collMod (or nothing) will do."""
+def _rebuild_reason(before: IndexModel, after: IndexModel, renamed_from: str | None,
+                    server: ServerRole = ANY_SERVER) -> str | None:
+    """Why `before` cannot become `after` in place, or None when collMod (or nothing) will do: a
+    TTL's value or `hidden` on every server, a TTL added from MongoDB 5.1, `unique` added from 6.0.
+    Removing a TTL or `unique` takes a rebuild."""
     if renamed_from is not None:
         return f"renamed {renamed_from} -> {after.name}"
     if before.keys != after.keys:
         return "key pattern changed"
     changed = [k for k in MANAGED_OPTIONS if k not in IN_PLACE
                and not _same_option(k, before.options.get(k), after.options.get(k))]
+    if "unique" in changed and after.options.get("unique") and server.makes_unique_in_place:
+        changed.remove("unique")
     ttl_before, ttl_after = before.options.get("expireAfterSeconds"), after.options.get("expireAfterSeconds")
-    if (ttl_before is None) != (ttl_after is None):
+    if (ttl_before is None) != (ttl_after is None) and not (ttl_before is None and server.adds_ttl_in_place):
         changed.append("ttl added" if ttl_after is not None else "ttl removed")
     if not changed:
         return None

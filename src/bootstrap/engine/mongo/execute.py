@@ -46,6 +46,7 @@ NAMESPACE_EXISTS = 48
 NAMESPACE_NOT_FOUND = 26
 INDEX_NOT_FOUND = 27
 DUPLICATE_KEY = 11000
+CANNOT_CONVERT_TO_UNIQUE = 359
 
 
 def execute(db: Database[Any], op: Operation, report: Report) -> None:
@@ -96,11 +97,41 @@ def _update_validator(db: Database[Any], op: Operation, report: Report) -> None:
 
 
 def _change_index(db: Database[Any], op: Operation, report: Report) -> None:
+    """collMod: made unique first (the step that can fail over duplicates, before anything else
+    changed), then the TTL and `hidden` in one command."""
     assert isinstance(op, ChangeIndex)
-    index: dict[str, Any] = {"name": op.name}
-    for option, _before, after in op.changes:
-        index[option] = after
-    db.command("collMod", op.collection, index=index)
+    if op.makes_unique:
+        _make_unique(db, op)
+    index: dict[str, Any] = {option: after for option, _before, after in op.changes if option != "unique"}
+    if index:
+        db.command("collMod", op.collection, index={"name": op.name, **index})
+
+
+def _make_unique(db: Database[Any], op: ChangeIndex) -> None:
+    """MongoDB's two steps: `prepareUnique` (the index refuses new duplicates from here on), then
+    `unique` (it checks the keys already there). When that finds duplicates (written since the plan
+    checked), `prepareUnique` is taken back: the index is left as it was."""
+
+    def coll_mod(**options: Any) -> None:
+        db.command("collMod", op.collection, index={"name": op.name, **options})
+
+    coll_mod(prepareUnique=True)
+    try:
+        coll_mod(unique=True)
+    except OperationFailure as exc:
+        try:
+            coll_mod(prepareUnique=False)
+            undone = f" Index {op.name} is unchanged."
+        except PyMongoError as undo:
+            undone = (f" Index {op.name} still refuses new duplicates (prepareUnique; taking it back failed: "
+                      f"{reason(undo)}): run db.runCommand({{collMod: \"{op.collection}\", index: {{name: "
+                      f"\"{op.name}\", prepareUnique: false}}}}) to undo it.")
+        sample = duplicate_sample(db, op.collection, op.index.keys, op.index.options) if op.index else None
+        if exc.code == CANNOT_CONVERT_TO_UNIQUE and sample is not None:
+            raise DuplicatesFound(duplicates_message(op.collection, op.name, sample, in_place=True) + undone) from None
+        raise OperationFailed(f"{op.collection}: making index {op.name} unique failed (code {exc.code}): "
+                              f"{mask(str(exc.details.get('errmsg', exc) if exc.details else exc))}.{undone}",
+                              op) from None
 
 
 def _drop(db: Database[Any], op: Operation, report: Report) -> None:
@@ -207,11 +238,13 @@ def _explain(db: Database[Any], op: Operation, exc: OperationFailure) -> str:
     return f"{head} (code {exc.code}): {message}"
 
 
-def duplicates_message(collection: str, index: str, sample: dict[str, Any]) -> str:
+def duplicates_message(collection: str, index: str, sample: dict[str, Any], *, in_place: bool = False) -> str:
+    """Why a unique index cannot be built (or an index made unique, `in_place`), with one shared key."""
     # MongoDB Extended JSON (relaxed), as mongosh and mongoexport write values: not Python's reprs
     key, ids = json_util.dumps(sample["key"]), ", ".join(json_util.dumps(i) for i in sample["ids"])
+    what = f"index {index} cannot be made unique" if in_place else f"unique index {index} cannot be built"
     return (
-        f"{collection}: unique index {index} cannot be built: documents share the key {key} "
+        f"{collection}: {what}: documents share the key {key} "
         f"({sample['count']} documents, e.g. _id {ids}). Remove the duplicates, then apply again."
     )
 

@@ -31,6 +31,10 @@ def describe_options(options: Mapping[str, Any]) -> str:
     return " ".join(parts)
 
 
+def _ttl(seconds: float | None) -> str:
+    return "unset" if seconds is None else format_duration(seconds)
+
+
 def _compact(value: Any) -> str:
     if isinstance(value, Mapping):
         return "{" + ", ".join(f"{k}: {_compact(v)}" for k, v in value.items()) + "}"
@@ -121,20 +125,26 @@ class CreateIndexes(Operation):
 
 @dataclass(frozen=True)
 class ChangeIndex(Operation):
-    """TTL or hidden changed in place with collMod: no rebuild."""
+    """An index changed in place with collMod, no rebuild: its TTL (set or changed), `hidden`, or
+    made unique (MongoDB 6.0+)."""
 
     name: str
     changes: tuple[tuple[str, Any, Any], ...]  # (option, before, after)
-    # As declared: its TTL field, for what a shorter TTL deletes (not part of what the change is).
+    # As declared: its TTL field and options, for what a shorter TTL deletes and the duplicates a
+    # unique index cannot take (not part of what the change is).
     index: IndexModel | None = field(default=None, compare=False)
     symbol = "~"
     kind = "change"
+
+    @property
+    def makes_unique(self) -> bool:
+        return any(option == "unique" and after for option, _before, after in self.changes)
 
     def describe(self) -> list[str]:
         parts = []
         for option, before, after in self.changes:
             if option == "expireAfterSeconds":
-                parts.append(f"ttl {format_duration(before)} -> {format_duration(after)}")
+                parts.append(f"ttl {_ttl(before)} -> {_ttl(after)}")
             else:
                 parts.append(f"{option} {shown(before)} -> {shown(after)}")
         return [f"change index {self.name}: {', '.join(parts)} (collMod, no rebuild)"]

@@ -87,6 +87,10 @@ def _with_impact(db: Database[Any], op: Operation, options: Options, existing: s
             duplicates = _duplicates(db, op.collection, index) if index.options.get("unique") else None
             if duplicates:
                 return [Blocked(op.collection, op, duplicates)]
+    if isinstance(op, ChangeIndex) and op.makes_unique and op.index is not None:
+        duplicates = _duplicates(db, op.collection, op.index, in_place=True)
+        if duplicates:
+            return [Blocked(op.collection, op, duplicates)]
     expiring = _expiring(db, op)
     if not expiring:
         return [op]
@@ -97,9 +101,9 @@ def _with_impact(db: Database[Any], op: Operation, options: Options, existing: s
     return [op, *expiring]
 
 
-def _duplicates(db: Database[Any], collection: str, index: IndexModel) -> str | None:
+def _duplicates(db: Database[Any], collection: str, index: IndexModel, *, in_place: bool = False) -> str | None:
     sample = duplicate_sample(db, collection, index.keys, index.options)
-    return duplicates_message(collection, index.name, sample) if sample is not None else None
+    return duplicates_message(collection, index.name, sample, in_place=in_place) if sample is not None else None
 
 
 def _expiring(db: Database[Any], op: Operation) -> list[ExpiresDocuments]:

@@ -18,6 +18,8 @@ STANDALONE = "standalone"
 REPLICA_SET = "replica set"
 MONGOS = "mongos"
 CAPPED_TTL_WIRE_VERSION = 22  # MongoDB 7.1
+TTL_IN_PLACE_WIRE_VERSION = 14  # MongoDB 5.1: collMod adds expireAfterSeconds to an existing index
+UNIQUE_IN_PLACE_WIRE_VERSION = 17  # MongoDB 6.0: collMod prepareUnique, then unique
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,18 @@ class ServerRole:
     def ttl_on_capped(self) -> bool:
         """A TTL index on a capped collection: MongoDB 7.1 (wire version 22) and later build one."""
         return self.wire_version is None or self.wire_version >= CAPPED_TTL_WIRE_VERSION
+
+    @property
+    def adds_ttl_in_place(self) -> bool:
+        """collMod turns an existing index into a TTL index (MongoDB 5.1+): no rebuild. An unknown
+        server rebuilds, as every server can."""
+        return self.wire_version is not None and self.wire_version >= TTL_IN_PLACE_WIRE_VERSION
+
+    @property
+    def makes_unique_in_place(self) -> bool:
+        """collMod turns an existing index unique (MongoDB 6.0+, `prepareUnique` then `unique`): the
+        index stays in place throughout, and nothing changes when the data holds duplicates."""
+        return self.wire_version is not None and self.wire_version >= UNIQUE_IN_PLACE_WIRE_VERSION
 
     @property
     def takes_commit_quorum(self) -> bool:
