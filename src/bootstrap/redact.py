@@ -86,6 +86,27 @@ def mask(text: str) -> str:
     return _SESSION_TOKEN.sub(_hidden, masked) if "AWS_SESSION_TOKEN" in masked.upper() else masked
 
 
+# What a mistyped connection string may start with: a scheme missing a slash or its colon
+# (`mongodb:/`, `redis//`, `mongodb+srv//`).
+_BROKEN_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*(?::/+|/+)")
+
+
+def mask_value(value: str) -> str:
+    """A config value quoted whole in a message: `mask`, and the password of a connection string
+    whose scheme is mistyped or missing (`mongodb:/u:p@h`, `redis//:p@h`, `u:p@h`), which `mask` does
+    not take for a URL: everything from the first `:` after the user name to the last `@`."""
+    masked = mask(value)
+    at = value.rfind("@")
+    if masked != value or at == -1:
+        return masked
+    prefix = _BROKEN_SCHEME.match(value)
+    start = prefix.end() if prefix else 0
+    colon = value.find(":", start, at)
+    if colon == -1:
+        return value  # a user name alone (`a@b.io`)
+    return f"{value[: colon + 1]}****{value[at:]}"
+
+
 def _hidden(match: re.Match[str]) -> str:
     return f"{match.group(1)}{match.group(2)}****"
 

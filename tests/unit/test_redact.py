@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bootstrap.redact import has_password, mask
+from bootstrap.redact import has_password, mask, mask_value
 
 
 @pytest.mark.parametrize(
@@ -49,3 +49,20 @@ def test_no_password_character_escapes_the_mask(char: str) -> None:
     for url in (f"redis://:{secret}@127.0.0.1:6379/0", f"mongodb://app:{secret}@db.internal:27017/msedb"):
         for line in (url, f"connecting to {url} now", f"'{url}'", f'"url": "{url}"', f"x={url}; retry"):
             assert "Sx" not in mask(line), line
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("mongodb:/admin:Sup3r@db:27017/msedb", "mongodb:/admin:****@db:27017/msedb"),
+        ("mongodb+srv//admin:Sup3r@c.example.net/m", "mongodb+srv//admin:****@c.example.net/m"),
+        ("redis//:Sup3r@r:6379/0", "redis//:****@r:6379/0"),
+        ("admin:Sup3r@db:27017/msedb", "admin:****@db:27017/msedb"),  # no scheme at all
+        ("mongodb:admin:Sup:3r@db", "mongodb:****@db"),  # generous: never a piece of the password
+        ("mongodb://u:Sup3r@db/x", "mongodb://u:****@db/x"),  # a real URL: as mask() does
+        ("ann@example.com", "ann@example.com"),  # a user name alone is no secret
+        ("redis://r:6379/0", "redis://r:6379/0"),
+    ],
+)
+def test_a_config_value_hides_the_password_of_a_mistyped_connection_string(value: str, shown: str) -> None:
+    assert mask_value(value) == shown

@@ -17,7 +17,7 @@ from yaml.resolver import Resolver
 
 from bootstrap import resources
 from bootstrap.errors import Finding
-from bootstrap.redact import mask
+from bootstrap.redact import mask, mask_value
 from bootstrap.spec.names import did_you_mean
 from bootstrap.spec.yamlload import BOOL_HINT, Document, PathKey
 
@@ -153,8 +153,7 @@ def _expected(schema: dict[str, Any]) -> str:
 
 def _show(value: object) -> str:
     """A value quoted in a message: short, and with any password in a URL masked."""
-    text = repr(value) if isinstance(value, str) else str(value)
-    text = mask(text)
+    text = repr(mask_value(value)) if isinstance(value, str) else mask(str(value))
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -97,12 +97,6 @@ def test_the_default_validate_suggests_for_a_password_variable_is_accepted(
     assert again.code == 0, again.err  # an empty default is no password written in the file
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a connection string with a typo in its scheme (`mongodb:/`, `redis//`, no scheme at all) is "
-    "quoted whole, password in clear, in the config finding every command prints (validate, plan, apply, "
-    "health; text and --log-format json): the mask only knows URLs with `scheme://`",
-)
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
