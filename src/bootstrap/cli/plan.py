@@ -18,7 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--detailed-exitcode",
         action="store_true",
-        help="exit 0 when there are no changes, 2 when there are, 1 on error",
+        help="exit 0 when there are no changes, 2 when there are, 1 on error or when apply would refuse the plan "
+        "(a '!' blocked line)",
     )
 
 
@@ -32,6 +33,9 @@ def run(args: argparse.Namespace) -> int:
         target = f"MongoDB {mask(spec.mongodb.uri)} (database {plan.database}), Redis {shown(spec.redis)}"
         for line in plan_text(plan, target):
             console.out(line)
-    if args.detailed_exitcode and (plan.changes or plan.blocked):
-        return 2
-    return 0
+    if not args.detailed_exitcode:
+        return 0
+    if plan.blocked:  # apply would refuse it: a CI check must not read this as "changes to apply"
+        console.err(f"plan blocked: apply would refuse it ({len(plan.blocked)} '!' line(s)); exit 1")
+        return 1
+    return 2 if plan.changes else 0

@@ -143,11 +143,6 @@ def test_generate_check_passes_in_every_environment_for_the_same_commit(
 # --- plan on a pull request -------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="plan --detailed-exitcode exits 2 for a plan apply will refuse (only '!' blocked lines), the "
-    "same code as 'changes to apply': the PR check passes and the merge pipeline's apply fails",
-)
 def test_detailed_exitcode_fails_a_plan_that_apply_would_refuse(config_dir: Path, run: Callable[..., Result]) -> None:
     assert run("apply", "--config", str(config_dir)).code == 0
     users = config_dir / "collections" / "users.yaml"
