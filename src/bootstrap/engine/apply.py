@@ -23,6 +23,7 @@ from bootstrap.engine.mongo import plan as mongo
 from bootstrap.engine.ops import Backend, Operation, Options, Plan, Report
 from bootstrap.engine.redis import plan as redis_side
 from bootstrap.engine.render import done_lines
+from bootstrap.engine.reviewed import Reviewed
 from bootstrap.errors import ApplyFailed, OperationFailed, PlanBlocked, PrimaryChanged, Terminated
 from bootstrap.spec.model import Spec
 
@@ -77,18 +78,30 @@ def plan_checked(database: str, sides: tuple[Backend, ...], options: Options) ->
 
 
 def apply(
-    spec: Spec, db: Database[Any], client: redis.Redis | None, options: Options, report: Report
+    spec: Spec,
+    db: Database[Any],
+    client: redis.Redis | None,
+    options: Options,
+    report: Report,
+    reviewed: Reviewed | None = None,
 ) -> list[Operation]:
-    """Converge MongoDB (and Redis, unless `client` is None) to `spec`; return the operations done."""
+    """Converge MongoDB (and Redis, unless `client` is None) to `spec`; return the operations done.
+    With `reviewed`, only when the plan made under the lock is that one (else PlanChanged): a plan
+    with nothing left to do is fine, and after an election apply goes on towards the same spec."""
     sides = backends(spec, db, client)
-    if not _changes(plan_checked(db.name, sides, options)):
+    first = plan_checked(db.name, sides, options)
+    if not _changes(first):
         return []
+    if reviewed is not None:
+        reviewed.check(as_plan(db.name, first))  # before taking the lock: it may be wrong from the start
     with LeaseLock(db, LOCK) as lock:
         lock.acquire(options.lock_timeout, _waiting(report))
         # Whoever held the lock may have done (some of) our work: plan again under the lock.
         planned = plan_checked(db.name, sides, options)
         if not _changes(planned):
             return []
+        if reviewed is not None:
+            reviewed.check(as_plan(db.name, planned))
         return execute(spec, db, planned, report, lock.lost, replan=lambda: plan_checked(db.name, sides, options))
 
 

@@ -49,8 +49,8 @@ class Operation:
         raise NotImplementedError
 
     def to_json(self) -> dict[str, Any]:
-        return {"op": type(self).__name__, "target": self.group, "symbol": self.symbol,
-                "description": self.describe()}
+        return {"op": type(self).__name__, "kind": self.kind, "change": self.is_change, "target": self.group,
+                "symbol": self.symbol, "description": self.describe()}
 
 
 @dataclass(frozen=True)

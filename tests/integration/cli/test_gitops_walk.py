@@ -154,11 +154,6 @@ def test_detailed_exitcode_fails_a_plan_that_apply_would_refuse(config_dir: Path
     assert plan.code not in (0, 2), "a blocked plan reads as 'changes pending' to the CI script"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="plan --json has no format version, no spec hash and no Redis target (status --json has both): "
-    "a PR comment or a script cannot tell which spec and which deployment a posted plan is for",
-)
 def test_plan_json_says_what_it_is_a_plan_of(config_dir: Path, run: Callable[..., Result]) -> None:
     plan = run("plan", "--json", "--config", str(config_dir))
     assert plan.code == 0, plan.err
@@ -172,11 +167,6 @@ def test_plan_json_says_what_it_is_a_plan_of(config_dir: Path, run: Callable[...
 # --- apply on merge -----------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="apply plans afresh and runs whatever it finds; there is no way to pin the reviewed plan "
-    "(`apply --plan FILE`, or a fingerprint to compare): a drop that no one reviewed is executed",
-)
 def test_apply_can_be_pinned_to_the_reviewed_plan(
     config_dir: Path, mongo_uri: str, run: Callable[..., Result], tmp_path: Path
 ) -> None:

@@ -80,9 +80,9 @@ class UpdateValidator(Operation):
     before_action: str
     differences: tuple[str, ...]
     # Existing documents the new validator would refuse (counted by the plan step; None: not
-    # counted), and a few of their ids.
-    failing: int | None = None
-    failing_ids: tuple[str, ...] = ()
+    # counted), and a few of their ids: read from the data, not part of what the change is.
+    failing: int | None = field(default=None, compare=False)
+    failing_ids: tuple[str, ...] = field(default=(), compare=False)
     symbol = "~"
     kind = "change"
 

@@ -1,0 +1,136 @@
+"""A reviewed plan that apply is held to (`bootstrap plan --out FILE`, or `plan --json > FILE`, then
+`bootstrap apply --plan FILE`): apply runs only when the plan it makes under the lock, just before
+executing, has the same changes as the one reviewed, for the same spec and flags; otherwise it
+applies nothing and says what differs.
+
+The plan's fingerprint covers what each change is (its operation and the fields that define it), not
+what the plan read from the data to describe it (how many documents fail a new validator or a TTL
+deletes): those move between a review and a merge on a live collection without changing what apply
+does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bootstrap.engine.ops import Operation, Options, Plan
+from bootstrap.engine.render import plan_json
+from bootstrap.errors import BootstrapError
+
+FORMAT_VERSION = 1  # of `plan --json`: raised when a key changes meaning or goes away
+FLAGS = ("allow_rebuild", "prune", "allow_expire", "fix_redis")  # the Options a plan depends on
+SHOWN_DIFFERENCES = 10
+
+
+class PlanChanged(BootstrapError):
+    """The plan apply made is not the reviewed one: nothing was applied."""
+
+
+def fingerprint(plan: Plan) -> str:
+    """sha256 over the plan's changes, each as its operation's defining fields (see the module)."""
+    body = json.dumps([_plain(op) for op in plan.changes], sort_keys=True, default=str, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(body.encode()).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.compare}
+        return {"type": type(value).__name__, **fields}
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+def flags_of(options: Options) -> dict[str, bool]:
+    return {flag: bool(getattr(options, flag)) for flag in FLAGS}
+
+
+def plan_document(plan: Plan, spec_hash: str, options: Options, mongodb: str, redis: str) -> dict[str, Any]:
+    """`plan --json`: what the plan is of (spec, servers, flags), its fingerprint, then the plan."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "spec_hash": spec_hash,
+        "mongodb": mongodb,  # masked
+        "redis": redis,
+        "options": flags_of(options),
+        "fingerprint": fingerprint(plan),
+        **plan_json(plan),
+    }
+
+
+@dataclass(frozen=True)
+class Reviewed:
+    """What apply checks its own plan against, read from a saved `plan --json`."""
+
+    path: str
+    spec_hash: str
+    options: Mapping[str, bool]
+    fingerprint: str
+    changes: tuple[str, ...]  # each change's first plan line, to say what differs
+
+    @classmethod
+    def read(cls, path: Path) -> Reviewed:
+        try:
+            data = json.loads(path.read_text())
+        except OSError as exc:
+            raise BootstrapError(f"--plan {path}: cannot read it ({exc.strerror or exc})") from None
+        except ValueError as exc:
+            raise BootstrapError(f"--plan {path}: not JSON ({exc}); save it with `bootstrap plan --out FILE`") from None
+        if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION or "fingerprint" not in data:
+            raise BootstrapError(
+                f"--plan {path}: not a plan saved by this version of `bootstrap plan --json` (format_version "
+                f"{FORMAT_VERSION} with a fingerprint); plan again and review that"
+            )
+        return cls(str(path), str(data.get("spec_hash")), dict(data.get("options") or {}), str(data["fingerprint"]),
+                   tuple(_change_lines(data.get("operations") or [])))  # fmt: skip
+
+    def check_before(self, spec_hash: str, options: Options) -> None:
+        """Before connecting: the same spec and the same flags as the review."""
+        if spec_hash != self.spec_hash:
+            raise PlanChanged(f"nothing applied: the config changed since {self.path} was planned (spec "
+                              f"{self.spec_hash} -> {spec_hash}); plan again and review that")  # fmt: skip
+        flags = flags_of(options)
+        if flags != {flag: bool(self.options.get(flag)) for flag in FLAGS}:
+            raise PlanChanged(f"nothing applied: {self.path} was planned with {_shown_flags(self.options)}, "
+                              f"apply runs with {_shown_flags(flags)}; pass the same flags")  # fmt: skip
+
+    def check(self, plan: Plan) -> None:
+        """Raise PlanChanged unless `plan` (apply's own, under the lock) has the reviewed changes."""
+        if fingerprint(plan) == self.fingerprint:
+            return
+        now = [_first_line(op) for op in plan.changes]
+        lines = [f"  not reviewed: {line}" for line in now if line not in self.changes]
+        lines += [f"  reviewed, no longer planned: {line}" for line in self.changes if line not in now]
+        if not lines:
+            lines = ["  the same lines, with other details (keys, options, definitions)"]
+        more = f"\n  ... and {len(lines) - SHOWN_DIFFERENCES} more" if len(lines) > SHOWN_DIFFERENCES else ""
+        raise PlanChanged(
+            f"nothing applied: MongoDB or Redis changed since {self.path} was planned, so apply would not run "
+            f"the reviewed plan:\n" + "\n".join(lines[:SHOWN_DIFFERENCES]) + more + "\nplan again and review that"
+        )
+
+
+def _first_line(op: Operation) -> str:
+    lines = op.describe()
+    return f"{op.symbol} {lines[0]}" if lines else f"{op.symbol} {type(op).__name__}"
+
+
+def _change_lines(operations: list[Any]) -> list[str]:
+    out = []
+    for entry in operations:
+        if isinstance(entry, dict) and entry.get("change") and entry.get("description"):
+            out.append(f"{entry.get('symbol')} {entry['description'][0]}")
+    return out
+
+
+def _shown_flags(flags: Mapping[str, bool]) -> str:
+    given = [f"--{flag.replace('_', '-')}" for flag in FLAGS if flags.get(flag)]
+    return " ".join(given) if given else "no flags"
