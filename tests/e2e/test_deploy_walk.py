@@ -99,11 +99,6 @@ def _add_task(release: Project) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a worker of the previous release reads a job of a task only the new release knows and puts "
-    "it in the failed-job store for good ('unknown task'), although a worker that runs it is up",
-)
 def test_rolling_deploy_a_job_of_a_new_task_read_by_an_old_worker_still_runs(project: Project) -> None:
     """Release 2 adds a task to a queue. During the rollout old and new workers of the queue both
     run; a producer of release 2 sends the new task. Whatever worker reads it first, the job must

@@ -13,7 +13,7 @@ import redis
 
 from bootstrap.connect.redis import is_cluster
 from bootstrap.jobs import labels
-from bootstrap.jobs.labels import ATTEMPT, RETRY_AFTERS, TRANSIENT
+from bootstrap.jobs.labels import ATTEMPT, RETRY_AFTERS, TRANSIENT, UNSERVED_SINCE
 from bootstrap.jobs.records import COMPLETED, FAILED
 from bootstrap.jobs.slots import latest_slot, next_slot, problem, unaligned
 from bootstrap.layout import schedules as stored
@@ -33,7 +33,7 @@ from bootstrap.spec.durations import format_duration
 from bootstrap.spec.model import Spec
 
 WORKER_SEEN_WITHIN = 30.0  # seconds: a worker (or scheduler) whose last heartbeat is older counts as gone
-RESET = (ATTEMPT, TRANSIENT, RETRY_AFTERS)  # the counters a retried failed job starts afresh
+RESET = (ATTEMPT, TRANSIENT, RETRY_AFTERS, UNSERVED_SINCE)  # what a retried failed job starts afresh
 
 
 @dataclass(frozen=True)
@@ -218,7 +218,8 @@ def failed_job(client: redis.Redis, keys: QueueKeys, job_id: str) -> dict[str, A
 def retry_failed(client: redis.Redis, keys: QueueKeys, job_ids: list[str]) -> list[str]:
     """Put failed jobs back on their queue as new first attempts (same id, arguments and labels; the
     counters reset: attempt, transient retries and retry-afters, so the job has all its attempts and
-    all its RetryAfter requests again) and take them out of the failed store, atomically per job.
+    all its RetryAfter requests again, and a task no worker served has its whole wait again) and
+    take them out of the failed store, atomically per job.
     Returns the ids re-enqueued: not those no longer in the store (another retry took them)."""
     from taskiq import TaskiqMessage  # here: `status` and `health` must not load taskiq
 

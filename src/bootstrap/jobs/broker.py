@@ -31,7 +31,7 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
-from redis.exceptions import AskError, ClusterDownError, ResponseError, TryAgainError
+from redis.exceptions import AskError, ClusterDownError, RedisError, ResponseError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AckableMessage, AsyncBroker, BrokerMessage, TaskiqMessage
@@ -209,6 +209,7 @@ class StreamBroker(AsyncBroker):
         self.acks = AckBatch(self.keys, lambda: self.hot, lambda: self.records)
         self._hot: HotConnection | None = None  # a worker's per-job round trips (see `hotpath`)
         self._stopping = asyncio.Event()
+        self._unserved_said: set[str] = set()  # tasks whose jobs this worker handed back (said once each)
         self._background = Background()
         self._heartbeat: Heartbeat | None = None
         self._renewer: Renewer | None = None
@@ -511,6 +512,8 @@ class StreamBroker(AsyncBroker):
                 job = intake.accept(ident, fields, deliveries, self.runtime.max_deliveries, self._serves)
                 if isinstance(job, intake.Rejected):
                     self.reject(ident, job)
+                elif isinstance(job, intake.Unserved):
+                    await self.hand_back(ident, job)
                 else:
                     yield Delivery(ident, fields[b"data"], job, deliveries)
 
@@ -588,6 +591,30 @@ class StreamBroker(AsyncBroker):
         self.in_flight.let_go(entry_id)
         self.record(FAILED, rejected.record, self.runtime.failed_max_age, self.runtime.failed_max_count)
         self.acks.ack(entry_id, rejected.job_id)
+
+    async def hand_back(self, entry_id: str, unserved: intake.Unserved) -> None:
+        """A job of a task this worker does not serve (see `intake`): delayed UNSERVED_WAIT for the
+        worker that reads it next, with the time it was first handed back, then acknowledged (at
+        least once: a crash in between leaves the entry to be taken over, and the delayed copy, the
+        same bytes, is one member of the delayed set). Said once per task by this worker."""
+        message = unserved.message
+        message.labels[labels.UNSERVED_SINCE] = unserved.since
+        self.in_flight.let_go(entry_id)
+        try:
+            await self.delay(self.formatter.dumps(message.to_taskiq()).message, intake.UNSERVED_WAIT)
+        except (RedisError, OSError) as exc:  # left pending: taken over after the visibility timeout
+            log.warning("queue %s: handing back job %s failed (%s)", self.runtime.queue, message.task_id, exc)
+            return
+        self.acks.ack(entry_id, message.task_id)
+        if message.task_name not in self._unserved_said:
+            self._unserved_said.add(message.task_name)
+            log.warning(
+                "queue %s: job %s is of task '%s', which this worker's wiring does not declare (a rollout: "
+                "another release's workers may serve it): handed back for %gs at a time; it goes to the "
+                "failed store if no worker of the queue takes it within %g minutes",
+                self.runtime.queue, message.task_id, message.task_name[:100], intake.UNSERVED_WAIT,
+                intake.UNSERVED_FOR / 60,
+            )  # fmt: skip
 
     def stop_listening(self) -> None:
         """Make `listen` return after its current read (at most about a second)."""

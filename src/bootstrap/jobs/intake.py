@@ -1,12 +1,17 @@
 """What a worker accepts from its stream, and what it sets aside.
 
-Every entry a worker reads (fresh, or taken over from a worker that died) is either a job to run or
-a rejection: an entry with no `data` field, data that is not a job message, a task this worker does
-not serve, a malformed label (see `labels`), or a job delivered more than the queue's
+Every entry a worker reads (fresh, or taken over from a worker that died) is either a job to run, a
+job of a task this worker does not serve, or a rejection: an entry with no `data` field, data that
+is not a job message, a malformed label (see `labels`), or a job delivered more than the queue's
 `max_deliveries` times without finishing (its worker died each time: a job that kills its worker
 would otherwise be delivered forever and starve the jobs behind it). A rejection carries the reason
 and a failed-job record, which the broker writes to the queue's failed store: nothing read from a
 stream is dropped silently.
+
+A task the worker does not serve is what a rolling deploy makes: workers of two releases read one
+queue, and a job of a task only the other release declares reaches a worker of this one. Such a job
+is handed back (`Unserved`: delayed UNSERVED_WAIT, for whichever worker reads it next) until one
+that serves it takes it, and set aside as "unknown task" only when none did within UNSERVED_FOR.
 
 Pure: no I/O.
 """
@@ -14,6 +19,7 @@ Pure: no I/O.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +31,16 @@ from bootstrap.jobs.message import JobMessage, parse
 from bootstrap.layout.keys import as_text
 
 RAW_KEPT = 4000  # characters of an unreadable entry kept in its record
+UNSERVED_WAIT = 5.0  # seconds a job of a task this worker does not serve waits before it is read again
+UNSERVED_FOR = 600.0  # ... and how long it is handed back before it is set aside (a rollout's length)
+
+
+@dataclass(frozen=True)
+class Unserved:
+    """A job of a task this worker does not serve, to hand back (see the module)."""
+
+    message: JobMessage
+    since: float  # when a worker first handed it back (now, the first time)
 
 
 @dataclass(frozen=True)
@@ -43,8 +59,8 @@ def accept(
     deliveries: int,
     max_deliveries: int,
     serves: Callable[[str], bool],
-) -> JobMessage | Rejected:
-    """The job in a stream entry, with its labels checked; or why it cannot run."""
+) -> JobMessage | Unserved | Rejected:
+    """The job in a stream entry, with its labels checked; one to hand back; or why it cannot run."""
     data = (fields or {}).get(b"data", (fields or {}).get("data"))
     if data is None:
         shown = {as_text(k): as_text(v) for k, v in (fields or {}).items()}
@@ -58,7 +74,12 @@ def accept(
     except (ValidationError, ValueError, TypeError) as exc:
         return _rejected(entry_id, raw, salvage(raw), f"not a job message ({_first_error(exc)})")
     if not serves(message.task_name):
-        reason = f"unknown task '{message.task_name[:100]}': this queue's workers do not serve it"
+        now, since = time.time(), labels.unserved_since(message.labels)
+        if since is None or now - since < UNSERVED_FOR:
+            return Unserved(message, now if since is None else since)
+        reason = (f"unknown task '{message.task_name[:100]}': no worker of this queue that serves it took it "
+                  f"within {UNSERVED_FOR / 60:g} minutes (workers of this queue on other wiring handed it back "
+                  "meanwhile)")  # fmt: skip
         return _rejected(entry_id, raw, salvage(raw), reason)
     try:
         message.labels = labels.checked(message.labels)

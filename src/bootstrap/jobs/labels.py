@@ -35,6 +35,7 @@ TIMEOUT = "timeout"  # the task's timeout in seconds: informational only
 DELAY = "delay"  # seconds to wait before the job may run (read when it is sent)
 PRIORITY = "priority"  # high, normal or low
 DEDUPE = "dedupe"  # true: enqueuing this id again while it waits, is delayed or runs is a no-op
+UNSERVED_SINCE = "unserved_since"  # when a worker first handed the job back: its task is not in its wiring
 
 TRANSIENT_RETRIES = 5  # retries on transient connection errors per job, on top of its retry policy
 MAX_ATTEMPT = 100  # the schema's most attempts a retry policy may declare
@@ -168,3 +169,15 @@ def dedupe_or_false(labels: Mapping[str, Any]) -> bool:
         return dedupe(labels)
     except LabelError:
         return False
+
+
+def unserved_since(labels: Mapping[str, Any]) -> float | None:
+    """When a worker that does not serve the job's task first handed it back (see `intake`); None
+    when none did, or the label is not a time."""
+    value = labels.get(UNSERVED_SINCE)
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None

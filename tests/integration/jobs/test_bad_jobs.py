@@ -78,7 +78,7 @@ def test_junk_entries_are_kept_in_the_failed_store_with_the_reason(project: Proj
     stream = project.queue_keys("test-jobs").stream
     client.xadd(stream, {"payload": "no data field"})
     client.xadd(stream, {"data": "{not json"})
-    add_job(client, project, "ghost", "no-such-task")
+    add_job(client, project, "ghost", "no-such-task", unserved_since=1.0)  # handed back since 1970: set aside
     add_job(client, project, "zz", "mongo-job", attempt="zz")
     add_job(client, project, "fine", "mongo-job")
     project.start_worker("test-jobs")
@@ -88,14 +88,19 @@ def test_junk_entries_are_kept_in_the_failed_store_with_the_reason(project: Proj
     assert reasons[0] == "label attempt: 'zz' is not a whole number from 1 to 100"  # not a ValueError any more
     assert reasons[1].startswith("not a job message")
     assert reasons[2] == "the stream entry has no 'data' field"
-    assert reasons[3] == "unknown task 'no-such-task': this queue's workers do not serve it"
+    assert reasons[3].startswith("unknown task 'no-such-task': no worker of this queue that serves it took it")
     assert client.xlen(stream) == 0  # nothing left behind to be delivered again
-    client.close()
     assert project.log("worker").count("moved to the failed store without running") == 4
     # `bootstrap jobs` shows them like any failed job; a re-enqueued junk entry is set aside again.
     assert project.bootstrap("jobs", "failed", "test-jobs") == 0
+    assert project.bootstrap("jobs", "retry", "test-jobs", "zz") == 0  # its attempt label is reset: it runs
+    wait_for(lambda: "zz" in completed(project), 30, "the retried job to run")
+    # A retried job of a task no worker serves waits for one afresh: handed back to the delayed set.
     assert project.bootstrap("jobs", "retry", "test-jobs", "ghost") == 0
-    wait_for(lambda: "ghost" in failed(project), 30, "the junk to come back to the failed store")
+    delayed = project.queue_keys("test-jobs").delayed
+    wait_for(lambda: any('"ghost"' in member for member in client.zrange(delayed, 0, -1)), 30, "the hand-back")
+    assert "ghost" not in failed(project)
+    client.close()
 
 
 def test_the_retry_policy_comes_from_the_spec_not_from_labels(project: Project) -> None:

@@ -335,7 +335,7 @@ def test_entries_that_cannot_run_go_to_the_failed_store_with_the_reason(
         "no data": ({"payload": b"x"}, "the stream entry has no 'data' field"),
         "not json": ({"data": b"{not json"}, "not a job message (message: Invalid JSON"),
         "a list": ({"data": b"[1, 2]"}, "not a job message"),
-        "unknown task": ({"data": job("u-1", task="no-such-task")}, "unknown task 'no-such-task'"),
+        "unknown task": ({"data": job("u-1", task="no-such-task", unserved_since=1.0)}, "unknown task 'no-such-task'"),
         "bad attempt": ({"data": job("a-1", attempt="zz")}, "label attempt: 'zz' is not a whole number from 1 to 100"),
         "zero attempt": ({"data": job("a-2", attempt=0)}, "label attempt: 0 is not a whole number"),
         "bad schedule": ({"data": job("s-1", schedule_id=["x"])}, "label schedule_id: ['x'] is not a schedule id"),

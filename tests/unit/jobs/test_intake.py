@@ -4,6 +4,7 @@ with a reason and a record (pure: no server)."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bootstrap.jobs import labels
-from bootstrap.jobs.intake import RAW_KEPT, Rejected, accept
+from bootstrap.jobs.intake import RAW_KEPT, UNSERVED_FOR, Rejected, Unserved, accept
 from bootstrap.jobs.message import JobMessage
 
 
@@ -20,7 +21,9 @@ def data(**overrides: Any) -> dict[bytes, bytes]:
     return {b"data": json.dumps(message).encode()}
 
 
-def check(fields: dict[Any, Any] | None, deliveries: int = 1, max_deliveries: int = 3) -> JobMessage | Rejected:
+def check(
+    fields: dict[Any, Any] | None, deliveries: int = 1, max_deliveries: int = 3
+) -> JobMessage | Unserved | Rejected:
     return accept("1-0", fields, deliveries, max_deliveries, lambda name: name == "t")
 
 
@@ -42,7 +45,7 @@ def test_a_good_job_is_accepted_with_its_attempt_as_an_int() -> None:
         (data(kwargs=[1]), "not a job message (kwargs: Input should be"),
         (data(labels_types={"attempt": 99}, labels={"attempt": "1"}), "not a job message (ValueError: 99 is not"),
         (data(labels_types={"attempt": 2}, labels={"attempt": "zz"}), "not a job message (ValueError: invalid literal"),
-        (data(task_name="other"), "unknown task 'other': this queue's workers do not serve it"),
+        (data(task_name="other", labels={"unserved_since": 1.0}), "unknown task 'other': no worker of this queue"),
         (data(labels={"attempt": "zz"}), "label attempt: 'zz' is not a whole number from 1 to 100"),
         (data(labels={"attempt": True}), "label attempt: True is not a whole number"),
         (data(labels={"attempt": 2.5}), "label attempt: 2.5 is not a whole number"),
@@ -66,7 +69,7 @@ def test_entries_that_cannot_run_are_rejected_with_the_reason(fields: dict[Any, 
 
 
 def test_what_can_be_read_of_a_rejected_job_is_kept_and_unreadable_data_is_kept_raw() -> None:
-    rejected = check(data(task_name="other", labels={"attempt": 2}))
+    rejected = check(data(task_name="other", labels={"attempt": 2, "unserved_since": 1}))
     assert isinstance(rejected, Rejected)
     assert (rejected.job_id, rejected.record["task"], rejected.record["kwargs"]) == ("j-1", "other", {"x": 1})
     assert rejected.record["attempts"] == 2 and "data" not in rejected.record
@@ -92,3 +95,19 @@ def test_a_label_is_a_valid_attempt_or_a_label_error_never_anything_else(value: 
     else:
         assert 1 <= attempt <= labels.MAX_ATTEMPT
     assert 1 <= labels.attempt_or_first({"attempt": value}) <= labels.MAX_ATTEMPT
+
+
+def test_a_task_this_worker_does_not_serve_is_handed_back_until_none_served_it_for_a_while() -> None:
+    """A rolling deploy: the other release's workers may serve it. First read: handed back from now;
+    later reads keep that time; once UNSERVED_FOR has passed, set aside as an unknown task."""
+    before = time.time()
+    first = check(data(task_name="other"))
+    assert isinstance(first, Unserved) and before <= first.since <= time.time()
+    again = check(data(task_name="other", labels={"unserved_since": first.since - 60}))
+    assert isinstance(again, Unserved) and again.since == first.since - 60
+    as_text = check(data(task_name="other", labels={"unserved_since": str(first.since)}))  # taskiq's kicker: strings
+    assert isinstance(as_text, Unserved) and as_text.since == first.since
+    late = check(data(task_name="other", labels={"unserved_since": time.time() - UNSERVED_FOR - 1}))
+    assert isinstance(late, Rejected) and late.reason.startswith("unknown task 'other'")
+    junk = check(data(task_name="other", labels={"unserved_since": "soon"}))  # not a time: from now
+    assert isinstance(junk, Unserved) and junk.since >= before

@@ -70,8 +70,9 @@ def compare_leftovers(live: RedisLive) -> list[Operation]:
         count, names = sum(tasks.values()), ", ".join(tasks)
         notes.append(JobsLeftBehind(queue, (
             f"{count} job(s) waiting or delayed for task(s) {names}, which queue {queue} no longer declares (among "
-            f"its oldest {SAMPLED} per level): workers of the new wiring set them aside in the failed store as "
-            "'unknown task'; keep the old name until they ran, or let the old workers finish them first"
+            f"its oldest {SAMPLED} per level): workers of the new wiring hand them back for 10 minutes, then set "
+            "them aside in the failed store as 'unknown task'; keep the old name until they ran, or let the old "
+            "workers finish them first"
         )))  # fmt: skip
     return notes
 

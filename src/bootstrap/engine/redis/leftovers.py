@@ -1,7 +1,7 @@
 """Jobs the spec no longer runs, read for `plan` to warn about: a queue no longer declared whose
 keys still hold jobs, and jobs waiting (or delayed) for a task their queue no longer declares (a
 rename). Nothing is deleted: apply never touches them; `plan` says they are there before the workers
-of the new wiring set them aside as "unknown task".
+of the new wiring set them aside as "unknown task" (after handing them back for 10 minutes).
 
 Both looks are bounded, as `plan`, `status` and `health` run them: a SCAN of at most SCANNED rounds
 for the keys of undeclared queues (not on a Redis Cluster, which would need a scan per node), and the
