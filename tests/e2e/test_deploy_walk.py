@@ -297,11 +297,6 @@ def test_jobs_given_back_at_shutdown_keep_their_place_in_the_queue(
         assert order == sent, order
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="after SIGTERM a worker still starts jobs it had read ahead, as its running jobs finish, "
-    "instead of giving them back",
-)
 def test_a_worker_starts_no_new_job_after_sigterm(tmp_path: Path, mongo_uri: str, redis_server: RedisServer) -> None:
     """README: 'On SIGTERM a worker stops reading, finishes its running jobs within shutdown_timeout,
     gives back jobs it had read but not started'. A job that starts after SIGTERM may be cut by the
@@ -312,12 +307,6 @@ def test_a_worker_starts_no_new_job_after_sigterm(tmp_path: Path, mongo_uri: str
         assert after_sigterm == [], f"started by the stopped worker after SIGTERM: {after_sigterm}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a stopping worker keeps the jobs it read ahead until its running jobs finish (up to "
-    "shutdown_timeout) and gives them back only then: the other replicas cannot run them meanwhile, "
-    "and a SIGKILL at the end of a shorter grace period leaves them for the visibility timeout",
-)
 def test_a_stopping_worker_gives_back_the_jobs_it_read_ahead_at_once(
     tmp_path: Path, mongo_uri: str, redis_server: RedisServer
 ) -> None:

@@ -87,9 +87,13 @@ class FastReceiver(Receiver):
         # rather than wait_for, which can lose a cancellation on Python 3.11.
         deadline = time.monotonic() + (self.wait_tasks_timeout if self.wait_tasks_timeout is not None else math.inf)
         broker.stop_listening()
+        # No job starts from here on, and the jobs read but not started go back at once, for the
+        # queue's other workers, rather than after the running ones finished; idle workers end.
+        intake.close()
+        await bounded(broker.release_unstarted(), SHUTDOWN_STEP, "giving back unstarted jobs")
         await asyncio.wait({reader}, timeout=min(3.0, _left(deadline) or 3.0))  # a blocking read ends within 1 s
         reader.cancel()
-        intake.close()  # jobs read but not started are given back below; idle workers end
+        await bounded(broker.release_unstarted(), SHUTDOWN_STEP, "giving back unstarted jobs")  # that read's
         _, overran = await asyncio.wait(workers, timeout=_left(deadline)) if workers else (set(), set())
         for task in overran:  # not acknowledged: delivered again after the visibility timeout
             task.cancel()
@@ -99,7 +103,6 @@ class FastReceiver(Receiver):
             )
         stop.cancel()
         sweeper.cancel()
-        await bounded(broker.release_unstarted(), SHUTDOWN_STEP, "giving back unstarted jobs")
         for task in (reader, *workers):
             if task.done() and not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
