@@ -349,12 +349,6 @@ def _short_shutdown(project: Project) -> None:
     project.edit("queues.yaml", "shutdown_timeout: 10s", "shutdown_timeout: 1s")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a job still running when a worker is stopped gracefully (SIGTERM, exit 0: a deploy) counts "
-    "as a delivery; after max_deliveries (3) such stops the job goes to the failed-job store as "
-    "'delivered 3 times without finishing: its worker died each time'",
-)
 def test_graceful_stops_of_its_workers_do_not_send_a_long_job_to_the_failed_store(
     tmp_path: Path, mongo_uri: str, redis_server: RedisServer
 ) -> None:

@@ -645,7 +645,7 @@ class StreamBroker(AsyncBroker):
 
     def started(self, message: Delivered) -> None:
         """The receiver began running this job (it is no longer just prefetched)."""
-        self.in_flight.start(message.entry_id)
+        self.in_flight.start(message.entry_id, message.deliveries, message.job.task_id if message.job else "")
 
     def may_start(self, message: Delivered) -> bool:
         """False for a job the receiver must not run: the queue is paused (the job is given back
@@ -675,6 +675,21 @@ class StreamBroker(AsyncBroker):
         if released:
             log.info("queue %s: gave back %d job(s) not started before shutdown", self.runtime.queue, released)
         return released
+
+
+    async def hand_back_cut(self) -> list[str]:
+        """Jobs still running when the shutdown timeout ran out (cancelled now): delivered again
+        after the visibility timeout (a handler in a thread may run on until this process exits),
+        with this delivery not counted against `max_deliveries`: a stop is no crash, and a long job
+        cut by a few deploys is no poison job. Their job ids."""
+        running = self.in_flight.running_jobs()
+        for ref, (deliveries, _) in running.items():
+            stream, entry_id = self.keys.locate(ref)
+            # JUSTID: the count is set to RETRYCOUNT, not raised; the idle time restarts from now.
+            await self.redis.xclaim(stream, GROUP, self.consumer, 0, [entry_id],
+                                    retrycount=max(0, deliveries - 1), justid=True)  # fmt: skip
+            self.in_flight.let_go(ref)
+        return [job_id or ref for ref, (_, job_id) in running.items()]
 
 
 def _not_sent(exc: BaseException) -> bool:

@@ -15,7 +15,8 @@ from collections.abc import Iterable
 class InFlight:
     def __init__(self) -> None:
         self._held: set[str] = set()  # delivered to this worker and not acknowledged yet
-        self._started: set[str] = set()  # ... of which the receiver started running these
+        # ... of which the receiver started running these: their delivery count and job id
+        self._started: dict[str, tuple[int, str]] = {}
         self._lock = threading.Lock()
 
     def hold(self, ids: Iterable[str]) -> None:
@@ -23,16 +24,16 @@ class InFlight:
         with self._lock:
             self._held.update(ids)
 
-    def start(self, entry_id: str) -> None:
+    def start(self, entry_id: str, deliveries: int = 1, job_id: str = "") -> None:
         """The receiver began running this job: it is no longer just prefetched."""
         with self._lock:
-            self._started.add(entry_id)
+            self._started[entry_id] = (deliveries, job_id)
 
     def let_go(self, entry_id: str) -> None:
         """Acknowledged, abandoned or nothing to run: no longer held, no longer renewed."""
         with self._lock:
             self._held.discard(entry_id)
-            self._started.discard(entry_id)
+            self._started.pop(entry_id, None)
 
     def gave_back(self, ids: Iterable[str]) -> None:
         """Unstarted entries handed back to the stream (see `unstarted`)."""
@@ -52,6 +53,11 @@ class InFlight:
         """Entries read but never started: the ones to give back on shutdown."""
         with self._lock:
             return [i for i in self._held if i not in self._started]
+
+    def running_jobs(self) -> dict[str, tuple[int, str]]:
+        """Entries started and still held: entry -> (deliveries, job id)."""
+        with self._lock:
+            return {i: job for i, job in self._started.items() if i in self._held}
 
     @property
     def running(self) -> int:

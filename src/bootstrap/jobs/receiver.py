@@ -22,6 +22,7 @@ import logging
 import math
 import time
 from collections import deque
+from collections.abc import Awaitable
 from typing import Any
 
 from taskiq import TaskiqResult
@@ -98,9 +99,13 @@ class FastReceiver(Receiver):
         for task in overran:  # not acknowledged: delivered again after the visibility timeout
             task.cancel()
         if overran:
+            cut: list[str] = []
+            await bounded(_collect(broker.hand_back_cut(), cut), SHUTDOWN_STEP, "handing back the jobs cut short")
             log.warning(
-                "queue %s: %d job(s) did not finish within the shutdown timeout", broker.runtime.queue, len(overran)
-            )
+                "queue %s: %d job(s) did not finish within the shutdown timeout (%s): delivered again after "
+                "the visibility timeout, this delivery not counted against max_deliveries",
+                broker.runtime.queue, len(overran), ", ".join(cut[:10]) or "not handed back",
+            )  # fmt: skip
         stop.cancel()
         sweeper.cancel()
         for task in (reader, *workers):
@@ -320,3 +325,8 @@ def _result(job: Message, value: Any, took: float, error: BaseException | None) 
 def _left(deadline: float) -> float | None:
     """Seconds until `deadline`; None when there is none (wait as long as it takes)."""
     return None if deadline == math.inf else max(0.0, deadline - time.monotonic())
+
+
+async def _collect(step: Awaitable[list[str]], into: list[str]) -> None:
+    """`step`'s result into `into` (for `bounded`, which says only whether it finished)."""
+    into.extend(await step)
