@@ -130,11 +130,6 @@ def _long_visibility(project: Project) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a new worker with a shorter visibility_timeout takes over a job an old worker is running "
-    "and renewing (renewals come every old timeout / 3), so the job runs twice at once",
-)
 def test_rolling_deploy_a_shorter_visibility_timeout_does_not_run_a_live_job_twice(
     tmp_path: Path, mongo_uri: str, redis_server: RedisServer
 ) -> None:

@@ -247,7 +247,8 @@ class StreamBroker(AsyncBroker):
         await self._create_group()
         if self.is_worker_process:
             client, runtime = self.redis, self.runtime
-            self._heartbeat = worker_heartbeat(client, self.keys, self.consumer, self.in_flight)
+            self._heartbeat = worker_heartbeat(client, self.keys, self.consumer, self.in_flight,
+                                               self.runtime.visibility_timeout)  # fmt: skip
             # Renewal and the watchdog run in threads of their own: a blocked event loop stops neither.
             self._renewer = Renewer(
                 redis_connect.sync_client(runtime), self.keys, self.consumer, runtime.visibility_timeout, self.in_flight

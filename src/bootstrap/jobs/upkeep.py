@@ -72,7 +72,7 @@ class Reclaimer:
         self.in_flight = in_flight
         self.every = max(1.0, visibility_timeout / 4)
         self.grace = renew_every(visibility_timeout) + 1.0
-        self._idle_ms = int(visibility_timeout * 1000)
+        self.visibility_timeout = visibility_timeout
         self._next = 0.0  # the first read of a worker reclaims at once
 
     def due(self) -> bool:
@@ -93,6 +93,7 @@ class Reclaimer:
         with how many times it has now been delivered (Redis counts: XREADGROUP delivers once, each
         takeover once more). Entries this worker already holds are not delivered twice."""
         claimed: list[tuple[str, str, Any]] = []  # (level, entry id, fields)
+        idle_ms = int(await self.longest_timeout(conn) * 1000)
         for level in PRIORITIES:
             stream, start = self.keys.stream_at(level), "0-0"
             while len(claimed) < room():
@@ -101,7 +102,7 @@ class Reclaimer:
                         stream,
                         GROUP,
                         self.consumer,
-                        min_idle_time=self._idle_ms,
+                        min_idle_time=idle_ms,
                         start_id=start,
                         count=room() - len(claimed),
                     )
@@ -129,6 +130,25 @@ class Reclaimer:
                     len(claimed), named, more)  # fmt: skip
         found = zip(claimed, counts, strict=True)
         return [(entry_ref(level, entry_id), fields, n) for (level, entry_id, fields), n in found]
+
+    async def longest_timeout(self, conn: aioredis.Redis) -> float:
+        """This worker's visibility timeout, or a longer one a live worker of the queue runs with (its
+        heartbeat says): in a rollout that changes it, an owner renews every third of its own
+        timeout, so taking over after a shorter one would run jobs their owners still run."""
+        longest = self.visibility_timeout
+        try:
+            beats = await conn.hgetall(workers_key(self.keys.prefix))
+        except (redis.RedisError, OSError):
+            return longest  # the takeover itself then fails and is retried
+        now = time.time()
+        for raw in beats.values():
+            try:
+                beat = json.loads(raw)
+                if beat.get("queue") == self.keys.queue and now - float(beat.get("seen", 0)) < DEAD_AFTER:
+                    longest = max(longest, float(beat.get("visibility_timeout") or 0))
+            except (ValueError, TypeError, AttributeError):
+                continue  # not a heartbeat of ours
+        return longest
 
     async def _deliveries(self, conn: aioredis.Redis, claimed: list[tuple[str, str, Any]]) -> list[int]:
         """How many times each claimed entry has been delivered, in one round trip."""
@@ -281,10 +301,13 @@ class Heartbeat:
             await self.client.hdel(self.key, *gone)
 
 
-def worker_heartbeat(client: aioredis.Redis, keys: QueueKeys, consumer: str, in_flight: InFlight) -> Heartbeat:
+def worker_heartbeat(
+    client: aioredis.Redis, keys: QueueKeys, consumer: str, in_flight: InFlight, visibility_timeout: float
+) -> Heartbeat:
     """A worker's heartbeat: its queue, the jobs it runs, its wiring (read now, at start-up, right
-    after the package was imported)."""
-    fields = {"queue": keys.queue, "wiring": running_wiring(keys, workers=True)}
+    after the package was imported), its visibility timeout (see Reclaimer.longest_timeout)."""
+    wiring = running_wiring(keys, workers=True)
+    fields = {"queue": keys.queue, "wiring": wiring, "visibility_timeout": visibility_timeout}
     return Heartbeat(client, workers_key(keys.prefix), consumer, fields, lambda: {"running": in_flight.running})
 
 
