@@ -35,9 +35,10 @@ def test_health_checks() -> None:
         check = services[name]["healthcheck"]
         assert check["test"][0] == "CMD" and check["retries"] > 0
     assert "ping" in services["redis"]["healthcheck"]["test"]
-    for name in ("worker", "scheduler"):  # the whole stack, as `bootstrap health` sees it
+    for name in ("worker", "scheduler"):  # the container's own checks (not the scheduler's for a worker)
         check = services[name]["healthcheck"]
-        assert check["test"][:3] == ["CMD", "bootstrap", "health"] and check["retries"] > 0
+        assert check["test"][:4] == ["CMD", "bootstrap", "health", "--only"] and check["retries"] > 0
+        assert ("scheduler" in check["test"][4]) == (name == "scheduler") and "drift" not in check["test"][4]
         assert check["start_period"]
 
 

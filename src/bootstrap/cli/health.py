@@ -12,6 +12,7 @@ no connection is retried.
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,8 +39,26 @@ from bootstrap.spec.model import ConnectRetry, Spec
 ONCE = ConnectRetry(retries=0)  # one attempt: a health check reports, it does not wait for recovery
 
 
+CHECKS = ("mongodb", "redis", "eviction", "schedules", "workers", "scheduler", "drift")
+
+
+def _check_names(text: str) -> frozenset[str]:
+    names = frozenset(name.strip() for name in text.split(",") if name.strip())
+    unknown = sorted(names - set(CHECKS))
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"{', '.join(unknown) or 'nothing'}: expected some of {', '.join(CHECKS)}")
+    return names
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the checks as JSON")
+    parser.add_argument(
+        "--only",
+        type=_check_names,
+        metavar="CHECKS",
+        help=f"run only these checks (comma-separated: {','.join(CHECKS)}), e.g. a container's own: "
+        "--only mongodb,redis,workers for a worker, --only mongodb,redis,schedules,scheduler for the scheduler",
+    )
     parser.add_argument(
         "--timeout",
         type=float,
@@ -59,7 +78,7 @@ class Check:
 
 def run(args: argparse.Namespace) -> int:
     spec = spec_from(args)
-    checks = list(run_checks(spec, args.timeout))
+    checks = list(run_checks(spec, args.timeout, args.only))
     healthy = all(check.ok for check in checks)
     if args.json:
         console.out_json({"healthy": healthy, "checks": [asdict(check) for check in checks]})
@@ -72,19 +91,26 @@ def run(args: argparse.Namespace) -> int:
     return 0 if healthy else 1
 
 
-def run_checks(spec: Spec, timeout: float) -> Iterator[Check]:
+def run_checks(spec: Spec, timeout: float, only: frozenset[str] | None = None) -> Iterator[Check]:
+    """The checks, in order. `only`: those named, and the check of a server one of them needs when
+    that server does not answer (else nothing would fail)."""
+    wanted = frozenset(CHECKS) if only is None else only
     with _mongo(spec, timeout) as (db, mongo_check), _redis(spec, timeout) as (client, redis_check):
-        yield mongo_check
-        yield redis_check
+        needs_redis = bool(wanted - {"mongodb"})
+        if "mongodb" in wanted or ("drift" in wanted and db is None):
+            yield mongo_check
+        if "redis" in wanted or (needs_redis and client is None):
+            yield redis_check
         hint = _prefix_hint(spec, client) if client is not None else None
         if client is not None and not redis_check.ok:  # answers, but full
             hint = FULL_HINT
         if client is not None:
-            yield _guarded("eviction", lambda: eviction(spec, client))
-            yield _hinted(_guarded("schedules", lambda: schedules(spec, client)), hint)
-            yield _hinted(_guarded("workers", lambda: workers(spec, client)), hint)
-            yield _hinted(_guarded("scheduler", lambda: scheduler(spec, client)), hint)
-        if client is not None and db is not None:
+            if "eviction" in wanted:
+                yield _guarded("eviction", lambda: eviction(spec, client))
+            for name, check in (("schedules", schedules), ("workers", workers), ("scheduler", scheduler)):
+                if name in wanted:
+                    yield _hinted(_guarded(name, functools.partial(check, spec, client)), hint)
+        if client is not None and db is not None and "drift" in wanted:
             yield _hinted(_guarded("drift", lambda: drift(spec, db, client)), hint)
 
 
@@ -314,12 +340,26 @@ def drift(spec: Spec, db: Database[Any], client: redis.Redis) -> Check:
         return Check("drift", True, f"MongoDB and Redis match the spec{also}")
     shown = [f"{op.symbol} {op.group}: {line}" for op in ops[:5] for line in op.describe()[:1]]
     more = f" (and {len(ops) - 5} more)" if len(ops) > 5 else ""
-    return Check(
-        "drift",
-        False,
-        f"{len(ops)} difference(s) from the spec: {'; '.join(shown)}{more}",
-        "run `bootstrap plan` to see them, then `bootstrap apply`",
-    )
+    return Check("drift", False, f"{len(ops)} difference(s) from the spec: {'; '.join(shown)}{more}",
+                 _drift_fix(spec, db))  # fmt: skip
+
+
+def _drift_fix(spec: Spec, db: Database[Any]) -> str:
+    """`apply`, unless the last apply was of another spec: then this config may be the previous
+    release's (a rollout applies the next one first), and applying it would undo that."""
+    from bootstrap.engine.history import last_apply
+
+    try:
+        last = last_apply(db)
+    except PyMongoError:
+        last = None
+    if last is None or last.get("specHash") in (None, spec.hash()) or last.get("outcome") != "success":
+        return "run `bootstrap plan` to see them, then `bootstrap apply`"
+    when = last["startedAt"].strftime("%Y-%m-%d %H:%M:%S UTC") if last.get("startedAt") else "?"
+    return (f"the last apply ({when}, by {last.get('user', '?')}@{last.get('host', '?')}) was of another spec "
+            f"({last['specHash']}, this config is {spec.hash()}): if that is the next release, this process runs "
+            "the previous one and the difference goes once it is replaced (do not apply this config); else run "
+            "`bootstrap plan` to see them, then `bootstrap apply`")  # fmt: skip
 
 
 def _about_eviction(op: Operation) -> bool:

@@ -250,3 +250,24 @@ def test_servers_that_do_not_answer_are_named_and_nothing_else_is_checked(projec
     assert report["healthy"] is False
     assert [(c["name"], c["ok"]) for c in report["checks"]] == [("mongodb", False), ("redis", False)]
     assert "does not answer" in report["checks"][0]["detail"] and "MONGODB_URI" in report["checks"][0]["fix"]
+
+
+def _health_only(project: Project, only: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bootstrap", "health", "--json", "--timeout", "1", "--only", only,
+         "--config", str(project.config)],
+        capture_output=True, text=True, timeout=60, env=subprocess_env(**{**project.env, **env}),
+    )  # fmt: skip
+
+
+def test_only_runs_the_checks_named_and_a_server_they_need_that_does_not_answer(project: Project) -> None:
+    """A container's own health check (compose.yaml's): the worker's checks, not the scheduler's."""
+    done = _health_only(project, "mongodb,redis,workers")
+    assert done.returncode == 0, done.stdout
+    assert [c["name"] for c in json.loads(done.stdout)["checks"]] == ["mongodb", "redis", "workers"]
+    # Redis away: the workers check cannot run, and the failing Redis check says why (never healthy).
+    away = _health_only(project, "workers", REDIS_URL="redis://127.0.0.1:1/0")
+    assert away.returncode == 1
+    assert [(c["name"], c["ok"]) for c in json.loads(away.stdout)["checks"]] == [("redis", False)]
+    wrong = _health_only(project, "workers,nope")
+    assert wrong.returncode == 2 and "nope: expected some of mongodb, redis" in wrong.stderr
