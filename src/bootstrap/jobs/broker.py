@@ -671,6 +671,7 @@ class StreamBroker(AsyncBroker):
             return 0
         release, released = self.redis.register_script(_RELEASE), 0
         for stream, entry_ids in self.keys.by_stream(ids).items():  # back onto the level it came from
+            entry_ids.sort(key=_stream_order)  # in the order they were sent, behind the jobs sent since
             released += int(await release(keys=[stream], args=[GROUP, *entry_ids]))
         self.in_flight.gave_back(ids)
         if released:
@@ -691,6 +692,12 @@ class StreamBroker(AsyncBroker):
                                     retrycount=max(0, deliveries - 1), justid=True)  # fmt: skip
             self.in_flight.let_go(ref)
         return [job_id or ref for ref, (_, job_id) in running.items()]
+
+
+def _stream_order(entry_id: str) -> tuple[int, int]:
+    """A stream entry id ("1700000000000-3") as the stream orders it."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def _not_sent(exc: BaseException) -> bool:
