@@ -33,6 +33,8 @@ log = logging.getLogger("bootstrap.cli")
 
 # Commands that connect to MongoDB or Redis, so may use the servers of a running `bootstrap up`.
 CONNECTING = frozenset({"plan", "apply", "status", "health", "enqueue", "jobs", "dashboard"})
+# Commands that connect to nothing: a variable they do not need (a password) may be unset.
+OFFLINE = frozenset({"validate", "generate", "docs"})
 
 
 def plan_options(args: argparse.Namespace) -> Options:
@@ -48,7 +50,7 @@ def plan_options(args: argparse.Namespace) -> Options:
 def spec_from(args: argparse.Namespace) -> Spec:
     retry.HINTS.clear()  # this command's own (tests run several commands in one process)
     if getattr(args, "command", None) not in CONNECTING:
-        return load_spec(args.config)
+        return load_spec(args.config, offline=getattr(args, "command", None) in OFFLINE)
     up_runs = use_servers_of_up(args.config)
     spec = load_spec(args.config)
     if not up_runs:

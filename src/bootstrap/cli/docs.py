@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    spec = load_spec(args.config)  # no connection: docs describe the spec, not what is live
+    spec = load_spec(args.config, offline=True)  # no connection: docs describe the spec, not what is live
     target: Path = args.output or spec.root / "docs" / "collections.md"
     text = markdown(spec)
     current = target.read_text(encoding="utf-8") if target.is_file() else None

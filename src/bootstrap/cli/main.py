@@ -95,6 +95,11 @@ COMMANDS = {
         "write docs/collections.md: the collections and a Mermaid diagram of their references",
         ends_at_once=True,
     ),
+    "schemas": Command(
+        "bootstrap.cli.schemas",
+        "write the config's JSON Schemas beside the config folder, for editors (--check: exit 1 if stale)",
+        ends_at_once=True,
+    ),
 }
 
 

@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     warnings: list[Finding] = []
     try:
-        spec = load_spec(args.config, warnings=warnings, import_handlers=True)
+        spec = load_spec(args.config, warnings=warnings, import_handlers=True, offline=True)
     except ConfigError as exc:
         if not args.json:
             raise

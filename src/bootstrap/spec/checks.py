@@ -67,7 +67,8 @@ def check_spec(
     declarations are unknown (references into them are not checked)."""
     report = Reporter(docs)
     if "bootstrap" not in failed_kinds:
-        _check_settings(spec, report, settings_file)
+        settings = docs.get(settings_file)
+        _check_settings(spec, report, settings_file, settings.unset if settings is not None else set())
         _check_codegen(spec, report, settings_file)
     _check_collections(spec, report, check_refs="collection" not in failed_kinds)
     _check_queues(spec, report)
@@ -79,7 +80,7 @@ def check_spec(
 # --- bootstrap.yaml ---------------------------------------------------------------------------
 
 
-def _check_settings(spec: Spec, report: Reporter, file: str) -> None:
+def _check_settings(spec: Spec, report: Reporter, file: str, unset: AbstractSet[PathKey] = frozenset()) -> None:
     mongo, redis = spec.mongodb, spec.redis
     if mongo.pool_min > mongo.pool_max:
         report(
@@ -88,24 +89,10 @@ def _check_settings(spec: Spec, report: Reporter, file: str) -> None:
             f"min_size {mongo.pool_min} is larger than max_size {mongo.pool_max}",
         )
     # The schemas let a URI start with `${` (editors check the file as written); once interpolated it
-    # must be a URI.
-    if not mongo.uri.startswith(("mongodb://", "mongodb+srv://")):
-        report(file, ("mongodb", "uri"), "expected a MongoDB connection string starting with mongodb:// or mongodb+srv://")
-    if not redis.url.startswith(("redis://", "rediss://")):
-        report(file, ("redis", "url"), "expected a Redis URL starting with redis:// or rediss://")
-    try:
-        urlsplit(mongo.uri)
-    except ValueError:  # a `[` or `]` that opens or closes no IPv6 address (in the password, often)
-        report(file, ("mongodb", "uri"), "invalid MongoDB URI: a '[' or ']' outside an IPv6 address (`[::1]`); "
-               "in the user name or password, escape it (urllib.parse.quote_plus: %5B, %5D)")  # fmt: skip
-    else:
-        if mongo.uri.startswith("mongodb://") and not plain_mongodb_uri(mongo.uri):
-            try:
-                from pymongo.uri_parser import parse_uri
-
-                parse_uri(mongo.uri)
-            except Exception as exc:  # pymongo raises several types; the message is what matters
-                report(file, ("mongodb", "uri"), f"invalid MongoDB URI: {_without_secrets(str(exc), mongo.uri)}")
+    # must be a URI. One that kept a variable that is not set as written (`unset`: validate without
+    # the secrets, see interpolate.KeepUnset; warned about) is not checked further.
+    if ("mongodb", "uri") not in unset:
+        _check_mongodb_uri(mongo.uri, report, file)
     for key, seconds in (
         ("server_selection", mongo.server_selection_timeout),
         ("connect", mongo.connect_timeout),
@@ -113,27 +100,8 @@ def _check_settings(spec: Spec, report: Reporter, file: str) -> None:
     ):
         if seconds is not None:
             _duration_range(report, file, ("mongodb", "timeouts", key), seconds, 0.001, DAY)
-    try:
-        parts = urlsplit(redis.url)
-        _ = parts.port
-        if not parts.hostname and not parts.path:
-            raise ValueError("no host")
-    except ValueError as exc:  # the parser's message may quote part of a password: then it is not shown
-        detail = "expected redis://[[user]:password@]host[:port][/db]" if "@" in redis.url else str(exc)
-        report(file, ("redis", "url"), f"invalid Redis URL ({detail})")
-    else:
-        _redis_options(report, file, redis.url)
-        database = parts.path.strip("/")
-        if database and not database.isdigit():  # redis-py would quietly use database 0
-            # Not quoted when the URL holds credentials: a '/' in a password moves the split.
-            what = "the URL's path" if "@" in redis.url else f"'{database}'"
-            report(
-                file,
-                ("redis", "url"),
-                f"a Redis database is a number (redis://host:6379/0), not {what}: Redis databases "
-                "have no names; keep projects apart with key_prefix (a '/' in a password must be "
-                "written %2F)",
-            )
+    if ("redis", "url") not in unset:
+        _check_redis_url(redis.url, report, file)
     templates = (("mongodb", "uri", mongo.uri_template), ("redis", "url", redis.url_template))
     for section, key, template in templates:
         if has_password(_REFERENCE.sub("", template)):  # `redis://:${REDIS_PASSWORD}@host` writes none
@@ -151,8 +119,53 @@ def _check_settings(spec: Spec, report: Reporter, file: str) -> None:
         _check_retry(report, file, (section, "connect_retry"), policy)
 
 
-# `${NAME}` without a default: a value taken from the environment, never written in the file.
-_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+def _check_mongodb_uri(uri: str, report: Reporter, file: str) -> None:
+    if not uri.startswith(("mongodb://", "mongodb+srv://")):
+        report(file, ("mongodb", "uri"), "expected a MongoDB connection string starting with mongodb:// or mongodb+srv://")
+    try:
+        urlsplit(uri)
+    except ValueError:  # a `[` or `]` that opens or closes no IPv6 address (in the password, often)
+        report(file, ("mongodb", "uri"), "invalid MongoDB URI: a '[' or ']' outside an IPv6 address (`[::1]`); "
+               "in the user name or password, escape it (urllib.parse.quote_plus: %5B, %5D)")  # fmt: skip
+        return
+    if uri.startswith("mongodb://") and not plain_mongodb_uri(uri):
+        try:
+            from pymongo.uri_parser import parse_uri
+
+            parse_uri(uri)
+        except Exception as exc:  # pymongo raises several types; the message is what matters
+            report(file, ("mongodb", "uri"), f"invalid MongoDB URI: {_without_secrets(str(exc), uri)}")
+
+
+def _check_redis_url(url: str, report: Reporter, file: str) -> None:
+    if not url.startswith(("redis://", "rediss://")):
+        report(file, ("redis", "url"), "expected a Redis URL starting with redis:// or rediss://")
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+        if not parts.hostname and not parts.path:
+            raise ValueError("no host")
+    except ValueError as exc:  # the parser's message may quote part of a password: then it is not shown
+        detail = "expected redis://[[user]:password@]host[:port][/db]" if "@" in url else str(exc)
+        report(file, ("redis", "url"), f"invalid Redis URL ({detail})")
+        return
+    _redis_options(report, file, url)
+    database = parts.path.strip("/")
+    if database and not database.isdigit():  # redis-py would quietly use database 0
+        # Not quoted when the URL holds credentials: a '/' in a password moves the split.
+        what = "the URL's path" if "@" in url else f"'{database}'"
+        report(
+            file,
+            ("redis", "url"),
+            f"a Redis database is a number (redis://host:6379/0), not {what}: Redis databases "
+            "have no names; keep projects apart with key_prefix (a '/' in a password must be "
+            "written %2F)",
+        )
+
+
+# `${NAME}` with no default, an empty one or an error message: a value taken from the environment,
+# never written in the file.
+_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::?-|:?\?[^}]*)?\}")
 
 
 def _redis_options(report: Reporter, file: str, url: str) -> None:

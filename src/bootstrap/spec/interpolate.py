@@ -4,16 +4,45 @@ Supported: `${VAR}` (must be set), `${VAR:-default}` (default when unset or empt
 (default only when unset), `${VAR:?message}` (error with message when unset or empty), `$$` for a
 literal `$`. Defaults may themselves contain `${...}`; like a shell, a default or message is expanded only
 when it is used (an unused one must still be well-formed).
+
+`KeepUnset(env)` is for the commands that connect to nothing (validate, generate, docs): a variable
+that must be set and is not (a secret the CI job checking the config does not have) is kept as
+written, `${VAR}`, and named in `unset`, instead of being an error.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from bootstrap.errors import InterpolationError
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class KeepUnset(Mapping[str, str]):
+    """`env`, where a required variable that is not set is kept as written (see the module)."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.unset: list[str] = []  # names kept as written, in order, with repeats
+
+    def __getitem__(self, name: str) -> str:
+        return self.env[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.env)
+
+    def __len__(self) -> int:
+        return len(self.env)
+
+
+def _unset(env: Mapping[str, str], name: str, error: str) -> str:
+    """What a required variable that is not set becomes: kept as written under KeepUnset, else an error."""
+    if isinstance(env, KeepUnset):
+        env.unset.append(name)
+        return "${" + name + "}"
+    raise InterpolationError(error)
 
 
 def interpolate(text: str, env: Mapping[str, str]) -> str:
@@ -70,7 +99,7 @@ def _expression(text: str, pos: int, env: Mapping[str, str], used: bool) -> tupl
             if op.endswith("-"):
                 return (word if missing else value or ""), pos + 1
             if missing and used:
-                raise InterpolationError(f"environment variable {name} is not set: {word or 'required'}")
+                return _unset(env, name, f"environment variable {name} is not set: {word or 'required'}"), pos + 1
             return value or "", pos + 1
     if not text.startswith("}", pos):
         raise InterpolationError(
@@ -78,8 +107,6 @@ def _expression(text: str, pos: int, env: Mapping[str, str], used: bool) -> tupl
             "(expected '}', ':-default' or ':?message')"
         )
     if value is None and used:
-        raise InterpolationError(
-            f"environment variable {name} is not set and has no default "
-            f"(set it, or write ${{{name}:-default}})"
-        )
+        error = f"environment variable {name} is not set and has no default (set it, or write ${{{name}:-default}})"
+        return _unset(env, name, error), pos + 1
     return value or "", pos + 1

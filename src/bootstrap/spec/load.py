@@ -14,6 +14,7 @@ from typing import Any
 from bootstrap.errors import ERROR, ConfigError, Finding
 from bootstrap.spec import build, schema_check
 from bootstrap.spec.checks import Reporter, check_handlers, check_spec
+from bootstrap.spec.interpolate import KeepUnset
 from bootstrap.spec.model import Spec
 from bootstrap.spec.yamlload import Document, load_document
 
@@ -220,12 +221,17 @@ def load_spec(
     warnings: list[Finding] | None = None,
     *,
     import_handlers: bool = False,
+    offline: bool = False,
 ) -> Spec:
     """The validated Spec of `config_dir`, or ConfigError with every error found. Warnings do not
     make it invalid: they are appended to `warnings` when a list is given. With `import_handlers`
     (`bootstrap validate`) the declared job handlers are imported too, in a process of their own,
-    and each one workers could not use is a finding."""
+    and each one workers could not use is a finding. `offline` (commands that connect to nothing:
+    validate, generate, docs): a required variable that is not set is kept as written and warned
+    about (see interpolate.KeepUnset), so a CI job without the secrets checks the config."""
     env = os.environ if env is None else env
+    if offline:
+        env = KeepUnset(env)
     files, findings = config_files(config_dir)
     docs: dict[str, Document] = {}
     kinds: dict[str, str] = {}

@@ -21,8 +21,8 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from bootstrap.errors import Finding, InterpolationError
-from bootstrap.spec.interpolate import interpolate
+from bootstrap.errors import ERROR, WARNING, Finding, InterpolationError
+from bootstrap.spec.interpolate import KeepUnset, interpolate
 
 PathKey = tuple[str | int, ...]
 
@@ -50,6 +50,8 @@ class Document:
     # The text of every scalar that used ${...}, before interpolation: generated code keeps the
     # template (resolved at run time) instead of today's value, which may hold a secret.
     templates: dict[PathKey, str] = field(default_factory=dict)
+    # Values that kept a variable that is not set as written (offline commands: interpolate.KeepUnset).
+    unset: set[PathKey] = field(default_factory=set)
 
     def locate(self, path: PathKey, *, key: bool = False) -> tuple[int, int]:
         """Line and column of the value (or, with key=True, the key) at `path`, falling back to the
@@ -250,12 +252,22 @@ class _Builder:
             self.fail(node, path, _tag_message(tag))
             return None
         if "$" in text:
+            kept = len(self.env.unset) if isinstance(self.env, KeepUnset) else 0
             try:
                 self.doc.templates[path] = text
                 text = interpolate(text, self.env)
             except InterpolationError as exc:
                 self.fail(node, path, str(exc))
                 return None
+            if isinstance(self.env, KeepUnset) and len(self.env.unset) > kept:
+                self.doc.unset.add(path)
+                names = ", ".join(dict.fromkeys(self.env.unset[kept:]))
+                mark = node.start_mark
+                self.findings.append(Finding(
+                    self.doc.file, mark.line + 1, mark.column + 1, dotted(path[:6]),
+                    f"environment variable {names} is not set: checked as written (plan, apply and the workers "
+                    "need it set)", WARNING,
+                ))  # fmt: skip
             plain = not node.style  # None from PyYAML, "" from libyaml
             # Nodes do not record whether their tag was written (`!!str ${PORT}`); the text at their
             # start does.
@@ -323,7 +335,8 @@ def load_document(text: str, file: str, env: Mapping[str, str]) -> tuple[Documen
         return None, builder.findings
     except RecursionError:
         return None, [_too_deep(file, text)]
-    return (doc if not builder.findings else None), builder.findings
+    failed = any(finding.severity == ERROR for finding in builder.findings)  # warnings keep the document
+    return (None if failed else doc), builder.findings
 
 
 def _too_deep(file: str, text: str) -> Finding:
