@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 import yaml
 
 from bootstrap.jobs.records import COMPLETED, FAILED
@@ -243,30 +244,37 @@ def _note_start_task(project: Project) -> None:
     path.write_text(path.read_text().rstrip("\n") + '\n      note-start: {handler: "handlers_for_tests:note_start"}\n')
 
 
-def _stop_mid_backlog(project: Project) -> tuple[list[str], int, list[dict[str, object]]]:
+def _stop_with_backlog(project: Project, client: redis.Redis, tag: str) -> tuple[list[str], int]:
     """A worker (concurrency 4) runs four slow jobs (2 s) with twelve quick ones queued behind
-    them, and is stopped (SIGTERM) once the four started, as a rollout stops a pod; then a second
-    worker starts. Returns the quick jobs in the order they were sent, the first worker's pid and
-    every start of a quick job ({"id", "pid"}), in the order they started."""
+    them, and is stopped (SIGTERM) once the four started, as a rollout stops a pod. Returns the
+    quick jobs in the order they were sent and the stopped worker's pid."""
+    worker = project.start_worker("test-jobs", "first")
+    listening(project, "first", "test-jobs")
+    slow_ids = [f"{tag}-slow-{n}" for n in range(4)]
+    for job_id in slow_ids:
+        assert project.bootstrap("enqueue", "test-jobs", "slow-job", "--id", job_id,
+                                 "--kwargs", '{"seconds": 2}') == 0  # fmt: skip
+    sent = [f"{tag}-{n:02d}" for n in range(12)]
+    for job_id in sent:
+        assert project.bootstrap("enqueue", "test-jobs", "note-start", "--id", job_id,
+                                 "--kwargs", json.dumps({"tag": tag})) == 0  # fmt: skip
+    wait_for(lambda: all(client.llen(f"test:slow:{j}") for j in slow_ids), 15, "the slow jobs to start")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0
+    return sent, worker.pid
+
+
+def _stop_mid_backlog(project: Project) -> tuple[list[str], int, list[dict[str, object]]]:
+    """`_stop_with_backlog`, then a second worker starts. Returns the quick jobs in the order they
+    were sent, the first worker's pid and every start of a quick job ({"id", "pid"}), in the order
+    they started."""
     tag = uuid.uuid4().hex[:8]
     client = redis_client(project)
     try:
-        worker = project.start_worker("test-jobs", "first")
-        listening(project, "first", "test-jobs")
-        slow_ids = [f"{tag}-slow-{n}" for n in range(4)]
-        for job_id in slow_ids:
-            assert project.bootstrap("enqueue", "test-jobs", "slow-job", "--id", job_id,
-                                     "--kwargs", '{"seconds": 2}') == 0  # fmt: skip
-        sent = [f"{tag}-{n:02d}" for n in range(12)]
-        for job_id in sent:
-            assert project.bootstrap("enqueue", "test-jobs", "note-start", "--id", job_id,
-                                     "--kwargs", json.dumps({"tag": tag})) == 0  # fmt: skip
-        wait_for(lambda: all(client.llen(f"test:slow:{j}") for j in slow_ids), 15, "the slow jobs to start")
-        worker.send_signal(signal.SIGTERM)
-        assert worker.wait(30) == 0
+        sent, pid = _stop_with_backlog(project, client, tag)
         project.start_worker("test-jobs", "second")
         wait_for(lambda: client.llen(f"test:starts:{tag}") >= len(sent), 30, "every job to start")
-        return sent, worker.pid, [json.loads(n) for n in client.lrange(f"test:starts:{tag}", 0, -1)]
+        return sent, pid, [json.loads(n) for n in client.lrange(f"test:starts:{tag}", 0, -1)]
     finally:
         client.close()
 
@@ -279,22 +287,9 @@ def test_jobs_given_back_at_shutdown_keep_their_own_order(
     put back in its place), in their own order, not shuffled. Read off the stream itself: the start
     order of jobs run concurrently says nothing."""
     with open_project(tmp_path, mongo_uri, redis_server.uri, _note_start_task) as project:
-        tag = uuid.uuid4().hex[:8]
         client = redis_client(project)
         try:
-            worker = project.start_worker("test-jobs", "first")
-            listening(project, "first", "test-jobs")
-            slow_ids = [f"{tag}-slow-{n}" for n in range(4)]
-            for job_id in slow_ids:
-                assert project.bootstrap("enqueue", "test-jobs", "slow-job", "--id", job_id,
-                                         "--kwargs", '{"seconds": 2}') == 0  # fmt: skip
-            sent = [f"{tag}-{n:02d}" for n in range(12)]
-            for job_id in sent:
-                assert project.bootstrap("enqueue", "test-jobs", "note-start", "--id", job_id,
-                                         "--kwargs", json.dumps({"tag": tag})) == 0  # fmt: skip
-            wait_for(lambda: all(client.llen(f"test:slow:{j}") for j in slow_ids), 15, "the slow jobs to start")
-            worker.send_signal(signal.SIGTERM)
-            assert worker.wait(30) == 0
+            sent, _ = _stop_with_backlog(project, client, uuid.uuid4().hex[:8])
             stream = project.queue_keys("test-jobs").stream
             queued = [json.loads(fields["data"])["task_id"] for _, fields in client.xrange(stream)]
         finally:
