@@ -34,13 +34,6 @@ def _add_throttled_task(release: Project) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the unserved_since label stays on a job after a worker that serves its task took it: when "
-    "its retry (RetryAfter, a retry policy) is read by a worker of the other release more than 10 minutes "
-    "after the first hand-back, it goes to the failed store at once, saying no worker that serves the "
-    "task took it",
-)
 def test_a_job_a_serving_worker_ran_is_handed_back_afresh_by_the_other_release(project: Project) -> None:
     """A long rollout (or a canary): release 1's workers handed a job of release 2's new task back
     for a while (label unserved_since, here 11 minutes ago), then a release 2 worker took it; the
@@ -76,12 +69,6 @@ def _rename_a_schedule(release: Project) -> None:
     release.edit("schedules.yaml", "  pattern-analysis-schedule:\n", "  pattern-analysis-nightly:\n")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="compose's scheduler health check (--only redis,schedules,scheduler) fails on release 1's "
-    "working scheduler once release 2's apply renamed or removed a schedule: the 'schedules' check wants "
-    "release 1's ids stored, and names `bootstrap apply` (of release 1: it would undo release 2) as the fix",
-)
 def test_the_previous_releases_scheduler_stays_healthy_after_the_next_release_renamed_a_schedule(
     project: Project, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -23,7 +23,7 @@ from bootstrap.engine.mongo import plan as mongo
 from bootstrap.engine.ops import Backend, Operation, Options, Plan, Report
 from bootstrap.engine.redis import plan as redis_side
 from bootstrap.engine.render import done_lines
-from bootstrap.engine.reviewed import Reviewed
+from bootstrap.engine.reviewed import PlanChanged, Reviewed
 from bootstrap.errors import ApplyFailed, OperationFailed, PlanBlocked, PrimaryChanged, Terminated
 from bootstrap.spec.model import Spec
 
@@ -102,7 +102,14 @@ def apply(
             return []
         if reviewed is not None:
             reviewed.check(as_plan(db.name, planned))
-        return execute(spec, db, planned, report, lock.lost, replan=lambda: plan_checked(db.name, sides, options))
+
+        def replan() -> tuple[SidePlan, ...]:
+            again = plan_checked(db.name, sides, options)
+            if reviewed is not None:  # what is left of the reviewed plan, and nothing else
+                reviewed.check_within(as_plan(db.name, again))
+            return again
+
+        return execute(spec, db, planned, report, lock.lost, replan=replan)
 
 
 MAX_REPLANS = 3  # elections in a row during one apply: beyond that, stop and say so
@@ -145,8 +152,8 @@ def execute(
             report(f"{exc}: planning again ({replans}/{MAX_REPLANS})")
             try:
                 planned = replan()
-            except PlanBlocked as blocked:
-                _record(spec, db, started, done, remaining, "failed", str(blocked))
+            except (PlanBlocked, PlanChanged) as stopped:
+                _record(spec, db, started, done, remaining, "failed", str(stopped))
                 raise
         except OperationFailed as exc:
             _failed(spec, db, started, done, remaining, str(exc), exc.operation)

@@ -34,7 +34,16 @@ class PlanChanged(BootstrapError):
 
 def fingerprint(plan: Plan) -> str:
     """sha256 over the plan's changes, each as its operation's defining fields (see the module)."""
-    body = json.dumps([_plain(op) for op in plan.changes], sort_keys=True, default=str, separators=(",", ":"))
+    return _digest([_plain(op) for op in plan.changes])
+
+
+def change_fingerprint(op: Operation) -> str:
+    """One change's fingerprint: what a plan made again after an election is checked against."""
+    return _digest(_plain(op))
+
+
+def _digest(value: Any) -> str:
+    body = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(body.encode()).hexdigest()
 
 
@@ -62,8 +71,17 @@ def plan_document(plan: Plan, spec_hash: str, options: Options, mongodb: str, re
         "redis": redis,
         "options": flags_of(options),
         "fingerprint": fingerprint(plan),
-        **plan_json(plan),
+        **_with_fingerprints(plan_json(plan), plan),
     }
+
+
+def _with_fingerprints(document: dict[str, Any], plan: Plan) -> dict[str, Any]:
+    """Each change's own fingerprint in its entry of `operations` (in the plan's order)."""
+    entries = [
+        {**entry, "fingerprint": change_fingerprint(op)} if op.is_change else entry
+        for entry, op in zip(document["operations"], plan.operations, strict=True)
+    ]
+    return {**document, "operations": entries}
 
 
 @dataclass(frozen=True)
@@ -75,6 +93,7 @@ class Reviewed:
     options: Mapping[str, bool]
     fingerprint: str
     changes: tuple[str, ...]  # each change's first plan line, to say what differs
+    change_fingerprints: frozenset[str] = frozenset()  # each change's own (see `check_within`)
 
     @classmethod
     def read(cls, path: Path) -> Reviewed:
@@ -89,8 +108,10 @@ class Reviewed:
                 f"--plan {path}: not a plan saved by this version of `bootstrap plan --json` (format_version "
                 f"{FORMAT_VERSION} with a fingerprint); plan again and review that"
             )
+        operations = [entry for entry in data.get("operations") or [] if isinstance(entry, dict)]
+        each = frozenset(str(entry["fingerprint"]) for entry in operations if entry.get("fingerprint"))
         return cls(str(path), str(data.get("spec_hash")), dict(data.get("options") or {}), str(data["fingerprint"]),
-                   tuple(_change_lines(data.get("operations") or [])))  # fmt: skip
+                   tuple(_change_lines(operations)), each)  # fmt: skip
 
     def check_before(self, spec_hash: str, options: Options) -> None:
         """Before connecting: the same spec and the same flags as the review."""
@@ -116,6 +137,16 @@ class Reviewed:
             f"nothing applied: MongoDB or Redis changed since {self.path} was planned, so apply would not run "
             f"the reviewed plan:\n" + "\n".join(lines[:SHOWN_DIFFERENCES]) + more + "\nplan again and review that"
         )
+
+
+    def check_within(self, plan: Plan) -> None:
+        """A plan made again after an election (some reviewed changes done, some rolled back): each
+        of its changes must be one of the reviewed ones. Raise PlanChanged naming the others."""
+        others = [op for op in plan.changes if change_fingerprint(op) not in self.change_fingerprints]
+        if others:
+            lines = "\n".join(f"  not reviewed: {_first_line(op)}" for op in others[:SHOWN_DIFFERENCES])
+            raise PlanChanged(f"stopped: the plan made again after the election holds changes {self.path} did "
+                              f"not:\n{lines}\nplan again and review that")  # fmt: skip
 
 
 def _first_line(op: Operation) -> str:

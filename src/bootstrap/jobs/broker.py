@@ -110,6 +110,17 @@ return n
 """
 
 
+# Hand a job of a task this worker does not serve back (see intake.Unserved), in one step: into the
+# delayed set and out of the stream, or neither (so a crash leaves it in one place, never two); only
+# while the entry is still pending (else another worker took it over meanwhile).
+# KEYS: delayed set, stream; ARGV: group, entry id, due time, data. Returns 1 when handed back.
+_HAND_BACK = """
+if redis.call('XACK', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+redis.call('XDEL', KEYS[2], ARGV[2])
+return 1
+"""
+
 # Enqueue many jobs in one step, in order. KEYS: stream; ARGV: the jobs' data.
 _ADD_MANY = """
 for i = 1, #ARGV do
@@ -595,18 +606,29 @@ class StreamBroker(AsyncBroker):
 
     async def hand_back(self, entry_id: str, unserved: intake.Unserved) -> None:
         """A job of a task this worker does not serve (see `intake`): delayed UNSERVED_WAIT for the
-        worker that reads it next, with the time it was first handed back, then acknowledged (at
-        least once: a crash in between leaves the entry to be taken over, and the delayed copy, the
-        same bytes, is one member of the delayed set). Said once per task by this worker."""
+        worker that reads it next, with the time it was first handed back, and acknowledged, in one
+        step (`_HAND_BACK`): a crash leaves it either pending (taken over as any) or delayed. When
+        Redis fails, it stays pending: taken over after the visibility timeout. Said once per task."""
         message = unserved.message
         message.labels[labels.UNSERVED_SINCE] = unserved.since
+        data = self.formatter.dumps(message.to_taskiq()).message
+        stream, entry = self.keys.locate(entry_id)
         self.in_flight.let_go(entry_id)
+        script = self.redis.register_script(_HAND_BACK)
+        args: list[str | float | bytes] = [GROUP, entry, time.time() + intake.UNSERVED_WAIT, data]
         try:
-            await self.delay(self.formatter.dumps(message.to_taskiq()).message, intake.UNSERVED_WAIT)
-        except (RedisError, OSError) as exc:  # left pending: taken over after the visibility timeout
-            log.warning("queue %s: handing back job %s failed (%s)", self.runtime.queue, message.task_id, exc)
+            if not self.runtime.wait_replicas:
+                await script(keys=[self.keys.delayed, stream], args=args)
+            else:
+                pipe = self.redis.pipeline(transaction=False)
+                await script(keys=[self.keys.delayed, stream], args=args, client=pipe)
+                await self._replicated(pipe, "hand-back")
+        except NotReplicated as exc:  # stored on the primary: only a failover now could lose it
+            log.warning("queue %s: job %s: %s", self.runtime.queue, message.task_id, exc)
+        except (RedisError, OSError) as exc:
+            log.warning("queue %s: handing back job %s failed (%s); it is delivered again after the visibility "
+                        "timeout", self.runtime.queue, message.task_id, exc)  # fmt: skip
             return
-        self.acks.ack(entry_id, message.task_id)
         if message.task_name not in self._unserved_said:
             self._unserved_said.add(message.task_name)
             log.warning(

@@ -85,6 +85,8 @@ def accept(
         message.labels = labels.checked(message.labels)
     except labels.LabelError as exc:
         return _rejected(entry_id, raw, salvage(raw), str(exc))
+    # Served now: a retry of it that reaches the other release later waits for a worker afresh.
+    message.labels.pop(labels.UNSERVED_SINCE, None)
     return message
 
 

@@ -7,7 +7,7 @@ when it is used (an unused one must still be well-formed).
 
 `KeepUnset(env)` is for the commands that connect to nothing (validate, generate, docs): a variable
 that must be set and is not (a secret the CI job checking the config does not have) is kept as
-written, `${VAR}`, and named in `unset`, instead of being an error.
+written, `${VAR}`, and named in `unset`, instead of being an error, in the connection URLs only.
 """
 
 from __future__ import annotations
@@ -20,11 +20,19 @@ from bootstrap.errors import InterpolationError
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-class KeepUnset(Mapping[str, str]):
-    """`env`, where a required variable that is not set is kept as written (see the module)."""
+# Where a variable may be kept as written: the connection URLs, which generated code keeps as
+# templates (resolved by each process) and nothing else reads offline. Other values are written into
+# the generated package: a variable there must be set, or have a default.
+URL_PATHS = frozenset({("mongodb", "uri"), ("redis", "url")})
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+
+class KeepUnset(Mapping[str, str]):
+    """`env`, where a required variable that is not set is kept as written (see the module), in
+    the values at `paths` (for the others, `env` itself is used)."""
+
+    def __init__(self, env: Mapping[str, str], paths: frozenset[tuple[str, ...]] = URL_PATHS) -> None:
         self.env = env
+        self.paths = paths
         self.unset: list[str] = []  # names kept as written, in order, with repeats
 
     def __getitem__(self, name: str) -> str:

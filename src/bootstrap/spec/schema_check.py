@@ -152,9 +152,20 @@ def _expected(schema: dict[str, Any]) -> str:
 
 
 def _show(value: object) -> str:
-    """A value quoted in a message: short, and with any password in a URL masked."""
-    text = repr(mask_value(value)) if isinstance(value, str) else mask(str(value))
+    """A value quoted in a message: short, and with any password in a URL masked (in the strings
+    of a list or mapping too: `uri: [mongodb:/u:p@h]`)."""
+    text = repr(mask_value(value)) if isinstance(value, str) else mask(str(_masked(value)))
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _masked(value: object) -> object:
+    if isinstance(value, str):
+        return mask_value(value)
+    if isinstance(value, dict):
+        return {_masked(key): _masked(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_masked(item) for item in value]
+    return value
 
 
 def _article(word: str) -> str:

@@ -252,16 +252,19 @@ class _Builder:
             self.fail(node, path, _tag_message(tag))
             return None
         if "$" in text:
-            kept = len(self.env.unset) if isinstance(self.env, KeepUnset) else 0
+            env = self.env
+            if isinstance(env, KeepUnset) and path not in env.paths:
+                env = env.env  # kept only where nothing offline reads the value (see KeepUnset)
+            kept = len(env.unset) if isinstance(env, KeepUnset) else 0
             try:
                 self.doc.templates[path] = text
-                text = interpolate(text, self.env)
+                text = interpolate(text, env)
             except InterpolationError as exc:
                 self.fail(node, path, str(exc))
                 return None
-            if isinstance(self.env, KeepUnset) and len(self.env.unset) > kept:
+            if isinstance(env, KeepUnset) and len(env.unset) > kept:
                 self.doc.unset.add(path)
-                names = ", ".join(dict.fromkeys(self.env.unset[kept:]))
+                names = ", ".join(dict.fromkeys(env.unset[kept:]))
                 mark = node.start_mark
                 self.findings.append(Finding(
                     self.doc.file, mark.line + 1, mark.column + 1, dotted(path[:6]),

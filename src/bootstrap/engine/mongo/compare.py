@@ -120,9 +120,14 @@ def compare_collection(coll: Collection, live: LiveCollection | None, allow_rebu
 def _no_ttl_if_capped(op: Operation, live: LiveCollection) -> Operation:
     """Before MongoDB 7.1 no TTL index is built on a capped collection (it deletes the oldest
     documents itself): blocked with the reason rather than failing part-way through apply."""
-    if not live.capped or not isinstance(op, CreateIndexes):
+    if not live.capped:
         return op
-    ttl = [ix.name for ix in op.indexes if "expireAfterSeconds" in ix.options]
+    if isinstance(op, CreateIndexes):
+        ttl = [ix.name for ix in op.indexes if "expireAfterSeconds" in ix.options]
+    elif isinstance(op, ChangeIndex):  # a TTL added in place (collMod refuses it too)
+        ttl = [op.name] if any(k == "expireAfterSeconds" and old is None for k, old, _ in op.changes) else []
+    else:
+        return op
     if not ttl:
         return op
     return Blocked(op.collection, op, f"'{op.collection}' is a capped collection, which takes no TTL index before "
