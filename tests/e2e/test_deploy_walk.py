@@ -116,7 +116,10 @@ def test_rolling_deploy_a_job_of_a_new_task_read_by_an_old_worker_still_runs(pro
         listening(release, "new", "test-jobs")
         # A worker that knows the task runs it: handed back every 5 s, it reaches the new worker at the
         # latest once that one is first in line (a busy machine may let the old one win a few times).
-        wait_for(lambda: outcome(project, "test-jobs", job_id), 45, "the job to finish")
+        try:
+            wait_for(lambda: outcome(project, "test-jobs", job_id), 45, "the job to finish")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nold worker:\n{project.log('old')}\nnew worker:\n{release.log('new')}") from None
         assert outcome(project, "test-jobs", job_id) == COMPLETED, failed_reason(project, "test-jobs", job_id)
     finally:
         stop_releases(project, release)
