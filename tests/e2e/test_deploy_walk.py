@@ -119,7 +119,8 @@ def test_rolling_deploy_a_job_of_a_new_task_read_by_an_old_worker_still_runs(pro
         try:
             wait_for(lambda: outcome(project, "test-jobs", job_id), 45, "the job to finish")
         except AssertionError as exc:
-            raise AssertionError(f"{exc}\nold worker:\n{project.log('old')}\nnew worker:\n{release.log('new')}") from None
+            logs = f"old worker:\n{project.log('old')}\nnew worker:\n{release.log('new')}"
+            raise AssertionError(f"{exc}\n{logs}") from None
         assert outcome(project, "test-jobs", job_id) == COMPLETED, failed_reason(project, "test-jobs", job_id)
     finally:
         stop_releases(project, release)

@@ -22,12 +22,6 @@ def project(tmp_path: Path, mongo_uri: str, redis_server: RedisServer) -> Iterat
     yield from make_project(tmp_path, mongo_uri, redis_server.uri, add_test_queue)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hand_back re-serialises the job with JobFormatter, which refuses NaN arguments, outside its try: "
-    "the BootstrapError ends the worker process; the entry, still held, is given back on the way out with "
-    "its delivery count reset, so every worker of the release that reads it dies again",
-)
 def test_a_worker_survives_a_job_of_another_releases_task_with_a_nan_argument(project: Project) -> None:
     """Release 2 declares task `sync-v2`; a producer other than `kiq` (a service of another language,
     a script with json.dumps) sent it {"ratio": NaN}, which Python's and pydantic's JSON readers take

@@ -51,12 +51,6 @@ class ElectionBeforeTheBuild(mongo.PrimaryWatch):
         super().check(op)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="apply --plan: after an election between a reviewed rebuild's drop and its createIndexes, the "
-    "plan made again has CreateIndexes without `rebuilt`, another fingerprint: PlanChanged, and the unique "
-    "index stays dropped",
-)
 def test_a_reviewed_rebuild_cut_by_an_election_does_not_leave_the_index_dropped(
     config_dir: Path, seed_db: Database[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -88,11 +82,6 @@ def test_a_reviewed_rebuild_cut_by_an_election_does_not_leave_the_index_dropped(
 # --- rate limits: a job handed back takes a permit each time -------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a job handed back (a task this worker does not serve) uses up a rate-limit permit each time it "
-    "is read (every 5 s for 10 minutes), though it never runs: the queue's own jobs wait for the window",
-)
 def test_a_job_handed_back_does_not_use_up_the_rate_limit(redis_server: RedisServer, key_prefix: str) -> None:
     async def test() -> None:
         runtime = in_process_runtime(redis_server.uri, key_prefix, "q", rate_limit=RateLimit(max=1, per=60.0))
@@ -132,12 +121,6 @@ def test_a_job_handed_back_does_not_use_up_the_rate_limit(redis_server: RedisSer
         b'{"task_id":"id\\u001b[2J","task_name":"task-of-release-2","labels":{},"args":[],"kwargs":{}}',
     ],
     ids=["nan-argument", "control-character-in-id"],
-)
-@pytest.mark.xfail(
-    strict=True,
-    reason="hand_back re-serialises the job through JobFormatter.dumps, outside its try: a job of a task this "
-    "worker does not serve with NaN in its arguments or a control character in its id (sent by another "
-    "producer; the serving release runs it) raises BootstrapError out of the read loop, and the worker dies",
 )
 def test_a_job_handed_back_that_the_formatter_refuses_does_not_end_the_read_loop(
     redis_server: RedisServer, key_prefix: str, data: bytes

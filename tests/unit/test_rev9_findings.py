@@ -7,8 +7,6 @@ import argparse
 import shutil
 from pathlib import Path
 
-import pytest
-
 from bootstrap.cli import health
 from bootstrap.spec.load import load_spec
 from bootstrap.spec.yamlload import Finding
@@ -28,11 +26,6 @@ def _sentinel_config(tmp_path: Path) -> Path:
     return config
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a943aec keeps an unset variable only at mongodb.uri and redis.url (URL_PATHS), but "
-    "redis.sentinel.hosts is a template in the generated package too: validate/generate without it now fail",
-)
 def test_validate_without_the_sentinel_hosts_variable_keeps_it_as_written(tmp_path: Path) -> None:
     """A CI job or pre-commit hook without the environment's variables: `redis.sentinel.hosts` stays
     `${REDIS_SENTINELS}` in the generated package (build.redis_settings takes its template, as for the
@@ -51,11 +44,6 @@ def _help_of_health(option: str) -> str:
     return str(next(a for a in parser._actions if option in a.option_strings).help)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`bootstrap health --help` still recommends --only mongodb,redis,schedules,scheduler for the "
-    "scheduler, the check a943aec took out of compose.yaml and README because the next release's apply fails it",
-)
 def test_health_help_recommends_the_schedulers_check_compose_uses() -> None:
     text = _help_of_health("--only")
     assert "schedules,scheduler" not in text, text

@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_check_names,
         metavar="CHECKS",
         help=f"run only these checks (comma-separated: {','.join(CHECKS)}), e.g. a container's own: "
-        "--only mongodb,redis,workers for a worker, --only mongodb,redis,schedules,scheduler for the scheduler",
+        "--only mongodb,redis,workers for a worker, --only redis,scheduler for the scheduler",
     )
     parser.add_argument(
         "--timeout",

@@ -48,6 +48,11 @@ class Operation:
     def describe(self) -> list[str]:
         raise NotImplementedError
 
+    def units(self) -> tuple[Any, ...]:
+        """What this change is made of, each fingerprinted on its own (engine.reviewed): a plan made
+        again after an election may hold part of it. The operation itself, unless it says otherwise."""
+        return (self,)
+
     def to_json(self) -> dict[str, Any]:
         return {"op": type(self).__name__, "kind": self.kind, "change": self.is_change, "target": self.group,
                 "symbol": self.symbol, "description": self.describe()}

@@ -37,9 +37,10 @@ def fingerprint(plan: Plan) -> str:
     return _digest([_plain(op) for op in plan.changes])
 
 
-def change_fingerprint(op: Operation) -> str:
-    """One change's fingerprint: what a plan made again after an election is checked against."""
-    return _digest(_plain(op))
+def change_fingerprints(op: Operation) -> list[str]:
+    """One change's fingerprints, a unit each (`Operation.units`): what a plan made again after an
+    election is checked against."""
+    return [_digest(_plain(unit)) for unit in op.units()]
 
 
 def _digest(value: Any) -> str:
@@ -78,7 +79,7 @@ def plan_document(plan: Plan, spec_hash: str, options: Options, mongodb: str, re
 def _with_fingerprints(document: dict[str, Any], plan: Plan) -> dict[str, Any]:
     """Each change's own fingerprint in its entry of `operations` (in the plan's order)."""
     entries = [
-        {**entry, "fingerprint": change_fingerprint(op)} if op.is_change else entry
+        {**entry, "fingerprints": change_fingerprints(op)} if op.is_change else entry
         for entry, op in zip(document["operations"], plan.operations, strict=True)
     ]
     return {**document, "operations": entries}
@@ -93,7 +94,7 @@ class Reviewed:
     options: Mapping[str, bool]
     fingerprint: str
     changes: tuple[str, ...]  # each change's first plan line, to say what differs
-    change_fingerprints: frozenset[str] = frozenset()  # each change's own (see `check_within`)
+    change_fingerprints: frozenset[str] = frozenset()  # each change's units' (see `check_within`)
 
     @classmethod
     def read(cls, path: Path) -> Reviewed:
@@ -109,7 +110,7 @@ class Reviewed:
                 f"{FORMAT_VERSION} with a fingerprint); plan again and review that"
             )
         operations = [entry for entry in data.get("operations") or [] if isinstance(entry, dict)]
-        each = frozenset(str(entry["fingerprint"]) for entry in operations if entry.get("fingerprint"))
+        each = frozenset(str(f) for entry in operations for f in entry.get("fingerprints") or [])
         return cls(str(path), str(data.get("spec_hash")), dict(data.get("options") or {}), str(data["fingerprint"]),
                    tuple(_change_lines(operations)), each)  # fmt: skip
 
@@ -142,11 +143,11 @@ class Reviewed:
     def check_within(self, plan: Plan) -> None:
         """A plan made again after an election (some reviewed changes done, some rolled back): each
         of its changes must be one of the reviewed ones. Raise PlanChanged naming the others."""
-        others = [op for op in plan.changes if change_fingerprint(op) not in self.change_fingerprints]
+        others = [op for op in plan.changes if not self.change_fingerprints.issuperset(change_fingerprints(op))]
         if others:
             lines = "\n".join(f"  not reviewed: {_first_line(op)}" for op in others[:SHOWN_DIFFERENCES])
-            raise PlanChanged(f"stopped: the plan made again after the election holds changes {self.path} did "
-                              f"not:\n{lines}\nplan again and review that")  # fmt: skip
+            raise PlanChanged(f"the plan made again after the election holds changes {self.path} did not:\n"
+                              f"{lines}\nplan again and review that")  # fmt: skip
 
 
 def _first_line(op: Operation) -> str:

@@ -496,8 +496,15 @@ class StreamBroker(AsyncBroker):
                     # Holding permits, never block: a permit counts from when it was granted, so one
                     # held through a long wait would let jobs taken at its end exceed the limit.
                     entries = await self._read(hot, order, room, limited=permits is not None)
+                decided = []  # what each entry is (see intake), before the permits are settled
+                for entry_id, fields, deliveries in entries:
+                    ident = as_text(entry_id)
+                    job = intake.accept(ident, fields, deliveries, self.runtime.max_deliveries, self._serves)
+                    decided.append((ident, fields, deliveries, job))
                 if permits is not None and self._limiter is not None:
-                    await self._limiter.refund(permits, len(entries))
+                    # Jobs set aside or handed back do not run: their permits go back too.
+                    runs = sum(isinstance(job, JobMessage) for *_, job in decided)
+                    await self._limiter.refund(permits, runs)
                     if not entries:  # wait for a new job on any level without holding permits (nor taking it)
                         streams = self.keys.streams
                         await hot.call("XREAD", "COUNT", 1, "BLOCK", 500, "STREAMS", *streams, *["$"] * len(streams),
@@ -518,10 +525,8 @@ class StreamBroker(AsyncBroker):
                 await self._create_group()  # the stream or its group was deleted meanwhile
                 continue
             # Every job read is ours from now on: renewed while it waits here, given back on shutdown.
-            self.in_flight.hold(as_text(entry_id) for entry_id, _, _ in entries)
-            for entry_id, fields, deliveries in entries:
-                ident = as_text(entry_id)
-                job = intake.accept(ident, fields, deliveries, self.runtime.max_deliveries, self._serves)
+            self.in_flight.hold(ident for ident, *_ in decided)
+            for ident, fields, deliveries, job in decided:
                 if isinstance(job, intake.Rejected):
                     self.reject(ident, job)
                 elif isinstance(job, intake.Unserved):
@@ -611,7 +616,12 @@ class StreamBroker(AsyncBroker):
         Redis fails, it stays pending: taken over after the visibility timeout. Said once per task."""
         message = unserved.message
         message.labels[labels.UNSERVED_SINCE] = unserved.since
-        data = self.formatter.dumps(message.to_taskiq()).message
+        try:
+            data = self.formatter.dumps(message.to_taskiq()).message
+        except Exception as exc:  # refused by the formatter (a NaN argument, a control character in the id)
+            reason = f"unknown task '{message.task_name[:100]}', and it cannot be handed back: {exc}"
+            self.reject(entry_id, intake.rejected(entry_id, unserved.raw, reason))
+            return
         stream, entry = self.keys.locate(entry_id)
         self.in_flight.let_go(entry_id)
         script = self.redis.register_script(_HAND_BACK)

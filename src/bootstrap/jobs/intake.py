@@ -41,6 +41,7 @@ class Unserved:
 
     message: JobMessage
     since: float  # when a worker first handed it back (now, the first time)
+    raw: bytes = b""  # the entry's data, for the record when it cannot be handed back
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def accept(
     if not serves(message.task_name):
         now, since = time.time(), labels.unserved_since(message.labels)
         if since is None or now - since < UNSERVED_FOR:
-            return Unserved(message, now if since is None else since)
+            return Unserved(message, now if since is None else since, raw)
         reason = (f"unknown task '{message.task_name[:100]}': no worker of this queue that serves it took it "
                   f"within {UNSERVED_FOR / 60:g} minutes (workers of this queue on other wiring handed it back "
                   "meanwhile)")  # fmt: skip
@@ -134,3 +135,8 @@ def _rejected(
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
         record["data"] = text[:RAW_KEPT]
     return Rejected(reason, record)
+
+
+def rejected(entry_id: str, raw: bytes, reason: str) -> Rejected:
+    """A rejection decided after `accept` (a job that could not be handed back)."""
+    return _rejected(entry_id, raw, salvage(raw), reason)

@@ -119,6 +119,11 @@ class CreateIndexes(Operation):
     def count(self) -> int:
         return len(self.indexes) - len(self.rebuilt)
 
+    def units(self) -> tuple[Any, ...]:
+        """Each index on its own: after an election cut a rebuild between its drop and this build,
+        the plan made again builds the index as a plain create."""
+        return tuple(("create index", self.collection, index) for index in self.indexes)
+
     def describe(self) -> list[str]:
         return [f"create index {ix.describe()}" for ix in self.indexes if ix.name not in self.rebuilt]
 
