@@ -120,7 +120,14 @@ def test_rolling_deploy_a_job_of_a_new_task_read_by_an_old_worker_still_runs(pro
             wait_for(lambda: outcome(project, "test-jobs", job_id), 45, "the job to finish")
         except AssertionError as exc:
             logs = f"old worker:\n{project.log('old')}\nnew worker:\n{release.log('new')}"
-            raise AssertionError(f"{exc}\n{logs}") from None
+            client, keys = redis_client(project), project.queue_keys("test-jobs")
+            try:
+                delayed = client.zrange(keys.delayed, 0, -1, withscores=True)
+                pending = client.xpending(keys.stream, "workers")
+                state = f"now {time.time()}; delayed {delayed}; stream {client.xrange(keys.stream)}; pending {pending}"
+            finally:
+                client.close()
+            raise AssertionError(f"{exc}\n{logs}\n{state}") from None
         assert outcome(project, "test-jobs", job_id) == COMPLETED, failed_reason(project, "test-jobs", job_id)
     finally:
         stop_releases(project, release)
