@@ -22,6 +22,7 @@ import functools
 import itertools
 import logging
 import os
+import random
 import socket
 import time
 import uuid
@@ -625,7 +626,10 @@ class StreamBroker(AsyncBroker):
         stream, entry = self.keys.locate(entry_id)
         self.in_flight.let_go(entry_id)
         script = self.redis.register_script(_HAND_BACK)
-        args: list[str | float | bytes] = [GROUP, entry, time.time() + intake.UNSERVED_WAIT, data]
+        # Jittered: a worker's reads and its own hand-backs keep one rhythm, which could let it win
+        # the job back from the worker that serves it every time.
+        due = time.time() + intake.UNSERVED_WAIT * random.uniform(0.5, 1.5)
+        args: list[str | float | bytes] = [GROUP, entry, due, data]
         try:
             if not self.runtime.wait_replicas:
                 await script(keys=[self.keys.delayed, stream], args=args)
@@ -643,7 +647,7 @@ class StreamBroker(AsyncBroker):
             self._unserved_said.add(message.task_name)
             log.warning(
                 "queue %s: job %s is of task '%s', which this worker's wiring does not declare (a rollout: "
-                "another release's workers may serve it): handed back for %gs at a time; it goes to the "
+                "another release's workers may serve it): handed back for about %gs at a time; it goes to the "
                 "failed store if no worker of the queue takes it within %g minutes",
                 self.runtime.queue, message.task_id, message.task_name[:100], intake.UNSERVED_WAIT,
                 intake.UNSERVED_FOR / 60,
