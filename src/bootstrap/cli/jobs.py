@@ -12,7 +12,7 @@ from typing import Any
 from bootstrap import console
 from bootstrap.cli.common import add_config_option, redis_client, spec_from
 from bootstrap.errors import BootstrapError
-from bootstrap.jobs import admin, lookup, pause
+from bootstrap.jobs import admin, labels, lookup, pause
 from bootstrap.layout.keys import QueueKeys
 from bootstrap.spec.model import Spec
 
@@ -131,6 +131,11 @@ def _show(client: Any, keys: QueueKeys, args: argparse.Namespace, spec: Spec) ->
             f"{title}, running: held by consumer {job.consumer} for {job.held_for:.1f}s "
             f"(delivered {job.deliveries} time(s), {job.level} level); attempt {attempt}{holder}"
         )
+    since = labels.unserved_since(record.get("labels") or {})
+    if since is not None and job.state in (lookup.DELAYED, lookup.WAITING):
+        console.out(f"handed back since {_time(since)} by workers whose wiring does not declare task "
+                    f"{record['task']!r} (a rollout); set aside if none that serves it takes it within "
+                    f"{labels.UNSERVED_FOR / 60:g} minutes")  # fmt: skip
     console.out(f"arguments: {arguments}")
     return 0
 

@@ -32,7 +32,7 @@ from bootstrap.layout.keys import as_text
 
 RAW_KEPT = 4000  # characters of an unreadable entry kept in its record
 UNSERVED_WAIT = 5.0  # seconds a job of a task this worker does not serve waits before it is read again
-UNSERVED_FOR = 600.0  # ... and how long it is handed back before it is set aside (a rollout's length)
+UNSERVED_FOR = labels.UNSERVED_FOR  # how long it is handed back before it is set aside
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ DELAY = "delay"  # seconds to wait before the job may run (read when it is sent)
 PRIORITY = "priority"  # high, normal or low
 DEDUPE = "dedupe"  # true: enqueuing this id again while it waits, is delayed or runs is a no-op
 UNSERVED_SINCE = "unserved_since"  # when a worker first handed the job back: its task is not in its wiring
+UNSERVED_FOR = 600.0  # ... and how long it is handed back before it is set aside (a rollout's length)
 
 TRANSIENT_RETRIES = 5  # retries on transient connection errors per job, on top of its retry policy
 MAX_ATTEMPT = 100  # the schema's most attempts a retry policy may declare

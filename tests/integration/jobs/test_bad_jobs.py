@@ -73,6 +73,20 @@ def test_a_job_that_kills_its_worker_goes_to_the_failed_store_after_max_deliveri
     assert "job poison moved to the failed store: delivered 3 times" in project.log("worker")  # it ran, 3 times
 
 
+def test_jobs_show_says_a_job_is_handed_back(project: Project, capsys: pytest.CaptureFixture[str]) -> None:
+    """A job of a task the worker does not serve (a rollout): `jobs show` says it is handed back."""
+    client = redis_client(project)
+    add_job(client, project, "v2-job", "task-of-the-next-release")
+    project.start_worker("test-jobs")
+    delayed = project.queue_keys("test-jobs").delayed
+    wait_for(lambda: any('"v2-job"' in m for m in client.zrange(delayed, 0, -1)), 60, "the hand-back")
+    client.close()
+    capsys.readouterr()
+    assert project.bootstrap("jobs", "show", "test-jobs", "v2-job") == 0
+    out = capsys.readouterr().out
+    assert "delayed until" in out and "handed back since" in out and "task-of-the-next-release" in out, out
+
+
 def test_junk_entries_are_kept_in_the_failed_store_with_the_reason(project: Project) -> None:
     client = redis_client(project)
     stream = project.queue_keys("test-jobs").stream
