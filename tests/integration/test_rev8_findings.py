@@ -25,13 +25,10 @@ from bootstrap.layout.keys import as_text
 from bootstrap.local.servers import RedisServer
 from bootstrap.spec.load import load_spec
 from tests.integration.jobs.test_broker import job, make_broker, next_message, owners
+from tests.support.read_loop import first_delivered
 from tests.support.runtimes import in_process_runtime
 
 # --- jobs of a task the worker does not serve (broker.hand_back) ----------------------------------
-
-
-async def _noop() -> None:
-    """The one task the brokers here serve ("t")."""
 
 
 async def _delayed_copies(client: aioredis.Redis, broker: StreamBroker, job_id: str) -> int:
@@ -47,25 +44,8 @@ def test_a_hand_back_the_replicas_do_not_confirm_does_not_end_the_read_loop(
     worker of the previous release in a rollout then dies on the first job of a new task it reads,
     and again after each restart (its launcher gives up after 5 a minute, stopping every queue)."""
     runtime = in_process_runtime(redis_server.uri, key_prefix, "q", wait_replicas=1, wait_timeout=0.1)
-
-    async def test() -> None:
-        broker = StreamBroker(runtime)
-        broker.register_task(_noop, task_name="t")
-        await broker.startup()
-        client = aioredis.Redis.from_url(redis_server.uri)
-        try:
-            await client.xadd(broker.keys.stream, {"data": job("v2-job", task="task-of-release-2")})
-            await client.xadd(broker.keys.stream, {"data": job("good", task="t")})
-            messages = broker.listen()
-            message = await next_message(messages)  # the read loop goes on past the hand-back
-            assert json.loads(message.data)["task_id"] == "good"
-            broker.stop_listening()
-            await messages.aclose()
-        finally:
-            await client.aclose()
-            await broker.shutdown()
-
-    asyncio.run(test())
+    v2 = job("v2-job", task="task-of-release-2")
+    assert asyncio.run(first_delivered(runtime, redis_server.uri, v2)) == "good"  # the loop goes on past it
 
 
 def test_a_worker_that_dies_while_handing_back_leaves_one_copy_of_the_job(

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 from pymongo.database import Database
 
 from bootstrap.engine import apply as applying
@@ -20,17 +18,12 @@ from bootstrap.engine.mongo.operations import CreateIndexes, Operation
 from bootstrap.engine.ops import Options
 from bootstrap.engine.reviewed import Reviewed, plan_document
 from bootstrap.errors import BootstrapError
-from bootstrap.jobs.broker import StreamBroker
 from bootstrap.local.servers import RedisServer
 from bootstrap.spec.load import load_spec
 from bootstrap.spec.model import RateLimit
-from tests.integration.jobs.test_broker import job, next_message
+from tests.integration.jobs.test_broker import job
+from tests.support.read_loop import first_delivered
 from tests.support.runtimes import in_process_runtime
-
-
-async def _noop() -> None:
-    """The one task the brokers here serve ("t")."""
-
 
 # --- apply --plan: a reviewed rebuild interrupted by an election ---------------------------------
 
@@ -83,32 +76,10 @@ def test_a_reviewed_rebuild_cut_by_an_election_does_not_leave_the_index_dropped(
 
 
 def test_a_job_handed_back_does_not_use_up_the_rate_limit(redis_server: RedisServer, key_prefix: str) -> None:
-    async def test() -> None:
-        runtime = in_process_runtime(redis_server.uri, key_prefix, "q", rate_limit=RateLimit(max=1, per=60.0))
-        broker = StreamBroker(runtime)
-        broker.register_task(_noop, task_name="t")
-        await broker.startup()
-        client = aioredis.Redis.from_url(redis_server.uri)
-        try:
-            await client.xadd(broker.keys.stream, {"data": job("v2-job", task="task-of-release-2")})
-            await client.xadd(broker.keys.stream, {"data": job("good")})
-            messages = broker.listen()
-            started = time.monotonic()
-            try:
-                message = await asyncio.wait_for(next_message(messages), 5)
-            except TimeoutError:
-                message = None
-            took = time.monotonic() - started
-            assert message is not None and json.loads(message.data)["task_id"] == "good", (
-                f"no job delivered within {took:.1f}s: the one permit of the minute went to v2-job, handed back"
-            )
-            broker.stop_listening()
-            await messages.aclose()
-        finally:
-            await client.aclose()
-            await broker.shutdown()
-
-    asyncio.run(test())
+    runtime = in_process_runtime(redis_server.uri, key_prefix, "q", rate_limit=RateLimit(max=1, per=60.0))
+    v2 = job("v2-job", task="task-of-release-2")
+    first = asyncio.run(first_delivered(runtime, redis_server.uri, v2, timeout=5))
+    assert first == "good", "no job delivered within 5s: the one permit of the minute went to v2-job, handed back"
 
 
 # --- a job of another release's task with arguments this release's formatter refuses ------------
@@ -125,21 +96,5 @@ def test_a_job_handed_back_does_not_use_up_the_rate_limit(redis_server: RedisSer
 def test_a_job_handed_back_that_the_formatter_refuses_does_not_end_the_read_loop(
     redis_server: RedisServer, key_prefix: str, data: bytes
 ) -> None:
-    async def test() -> None:
-        broker = StreamBroker(in_process_runtime(redis_server.uri, key_prefix, "q"))
-        broker.register_task(_noop, task_name="t")
-        await broker.startup()
-        client = aioredis.Redis.from_url(redis_server.uri)
-        try:
-            await client.xadd(broker.keys.stream, {"data": data})
-            await client.xadd(broker.keys.stream, {"data": job("good")})
-            messages = broker.listen()
-            message = await next_message(messages)  # the read loop goes on past the other release's job
-            assert json.loads(message.data)["task_id"] == "good"
-            broker.stop_listening()
-            await messages.aclose()
-        finally:
-            await client.aclose()
-            await broker.shutdown()
-
-    asyncio.run(test())
+    runtime = in_process_runtime(redis_server.uri, key_prefix, "q")
+    assert asyncio.run(first_delivered(runtime, redis_server.uri, data)) == "good"  # the loop goes on past it
