@@ -18,6 +18,7 @@ from typing import Any
 from bootstrap.codegen.hashing import files_hash
 from bootstrap.codegen.models import models_inputs
 from bootstrap.jobs.contract import Runtime
+from bootstrap.spec import envvalues
 from bootstrap.spec.model import Spec
 
 Inputs = dict[str, Any]  # JSON-like: dicts, lists, str, numbers, bool, None
@@ -38,14 +39,21 @@ def package(spec: Spec) -> Inputs:
     return {"package": spec.codegen.package}
 
 
+def contract_literal(spec: Spec) -> dict[str, Any]:
+    """The runtime contract as plain data, values from `${...}` as markers: generated code holds the
+    same bytes in every environment and resolves them in its own (spec.envvalues)."""
+    literal: dict[str, Any] = envvalues.markers(Runtime.from_spec(spec).to_literal())
+    return literal
+
+
 def contract(spec: Spec) -> Inputs:
-    literal = Runtime.from_spec(spec).to_literal()
+    literal = contract_literal(spec)
     del literal["schedules"]  # in schedules.py: only the scheduler runs them
     return {"contract": literal, "project_dir": project_dir(spec)}
 
 
 def declared_schedules(spec: Spec) -> Inputs:
-    return {"schedules": Runtime.from_spec(spec).to_literal()["schedules"]}
+    return {"schedules": contract_literal(spec)["schedules"]}
 
 
 def project_dir(spec: Spec) -> str | None:

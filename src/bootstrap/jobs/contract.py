@@ -8,7 +8,8 @@ holds; `from_literal(data)` reads it back, strictly: a missing, unknown or misty
 import instead of failing later in a worker). This is the only to/from-literal pair.
 
 Connection URLs stay templates (`${REDIS_URL:-...}`) here; `jobs.runtime` resolves them from the
-environment when a process starts. Pure data: no taskiq, no I/O.
+environment when a process starts. Other values written as `${VAR}` are markers in the literal,
+resolved by `from_literal` (see spec.envvalues). Pure data: no taskiq, no I/O.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, TypeVar
 
 from bootstrap.errors import ContractError
 from bootstrap.layout.schedules import definition, retry_from_json, retry_json
+from bootstrap.spec import envvalues
 from bootstrap.spec.model import ConnectRetry, MiddlewareRef, RateLimit, RetryPolicy, Schedule, Spec, freeze, thaw
 
 _RETRY_KEYS = tuple(f.name for f in fields(RetryPolicy))  # a task's retry policy, checked strictly
@@ -133,41 +135,41 @@ class Runtime:
                 app_name=mongo.app_name,
                 pool_max=mongo.pool_max,
                 pool_min=mongo.pool_min,
-                server_selection_timeout=float(mongo.server_selection_timeout),
-                socket_timeout=None if mongo.socket_timeout is None else float(mongo.socket_timeout),
-                connect_timeout=float(mongo.connect_timeout),
+                server_selection_timeout=envvalues.keep_float(mongo.server_selection_timeout),
+                socket_timeout=None if mongo.socket_timeout is None else envvalues.keep_float(mongo.socket_timeout),
+                connect_timeout=envvalues.keep_float(mongo.connect_timeout),
                 ipv4_only=mongo.ipv4_only,
                 connect_retry=mongo.connect_retry,
             ),
             redis=RedisRuntime(
                 url=redis.url_template,
                 key_prefix=redis.key_prefix,
-                connect_timeout=float(redis.connect_timeout),
-                socket_timeout=float(redis.socket_timeout),
+                connect_timeout=envvalues.keep_float(redis.connect_timeout),
+                socket_timeout=envvalues.keep_float(redis.socket_timeout),
                 connect_retry=redis.connect_retry,
                 mode=redis.mode,
                 sentinel_master=redis.sentinel_master,
                 sentinel_hosts=redis.sentinel_hosts_template,
                 wait_replicas=redis.wait_replicas,
-                wait_timeout=float(redis.wait_timeout),
+                wait_timeout=envvalues.keep_float(redis.wait_timeout),
             ),
             queues=tuple(
                 QueueContract(
                     name=queue.name,
-                    visibility_timeout=float(queue.visibility_timeout),
+                    visibility_timeout=envvalues.keep_float(queue.visibility_timeout),
                     concurrency=queue.concurrency,
-                    shutdown_timeout=float(queue.shutdown_timeout),
+                    shutdown_timeout=envvalues.keep_float(queue.shutdown_timeout),
                     max_deliveries=queue.max_deliveries,
                     rate_limit=queue.rate_limit,
                     middlewares=queue.middlewares,
-                    completed=Retention(float(queue.completed.max_age), queue.completed.max_count),
-                    failed=Retention(float(queue.failed.max_age), queue.failed.max_count),
+                    completed=Retention(envvalues.keep_float(queue.completed.max_age), queue.completed.max_count),
+                    failed=Retention(envvalues.keep_float(queue.failed.max_age), queue.failed.max_count),
                     result_max_bytes=queue.result_max_bytes,
                     tasks=tuple(
                         TaskContract(
                             name=task.name,
                             handler=task.handler,
-                            timeout=None if task.timeout is None else float(task.timeout),
+                            timeout=None if task.timeout is None else envvalues.keep_float(task.timeout),
                             retry=task.retry,
                             priority=task.priority,
                         )
@@ -235,6 +237,7 @@ class Runtime:
     def from_literal(cls, data: object, project_dir: str | None = None) -> Runtime:
         """The inverse of `to_literal`; raises ContractError on anything else. `project_dir`: see
         the field."""
+        data = envvalues.resolve(data, os.environ)  # values from ${...}: this process's environment (envvalues)
         try:
             runtime = cls._read(data)
         except ContractError as exc:

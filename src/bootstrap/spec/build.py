@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from bootstrap.spec import envvalues
 from bootstrap.spec.durations import parse_duration
 from bootstrap.spec.model import (
     Codegen,
@@ -44,8 +45,8 @@ def retry_policy(raw: dict[str, Any] | None, base: RetryPolicy) -> RetryPolicy:
     return RetryPolicy(
         attempts=raw.get("attempts", base.attempts),
         backoff=raw.get("backoff", base.backoff),
-        delay=parse_duration(raw["delay"]) if "delay" in raw else base.delay,
-        max_delay=parse_duration(raw["max_delay"]) if "max_delay" in raw else base.max_delay,
+        delay=_duration(raw["delay"]) if "delay" in raw else base.delay,
+        max_delay=_duration(raw["max_delay"]) if "max_delay" in raw else base.max_delay,
         jitter=raw.get("jitter", base.jitter),
     )
 
@@ -57,14 +58,19 @@ def connect_retry(raw: dict[str, Any] | None) -> ConnectRetry:
     return ConnectRetry(
         retries=raw.get("retries", base.retries),
         backoff=raw.get("backoff", base.backoff),
-        delay=parse_duration(raw["delay"]) if "delay" in raw else base.delay,
-        max_delay=parse_duration(raw["max_delay"]) if "max_delay" in raw else base.max_delay,
+        delay=_duration(raw["delay"]) if "delay" in raw else base.delay,
+        max_delay=_duration(raw["max_delay"]) if "max_delay" in raw else base.max_delay,
         jitter=raw.get("jitter", base.jitter),
     )
 
 
+def _duration(raw: int | float | str) -> float:
+    """The seconds of a (schema-valid) duration; one written as `${VAR}` keeps its tag (envvalues)."""
+    return envvalues.seconds(raw, parse_duration(raw))
+
+
 def _seconds(raw: dict[str, Any], key: str, default: float) -> float:
-    return parse_duration(raw[key]) if key in raw else default
+    return _duration(raw[key]) if key in raw else default
 
 
 # --- bootstrap.yaml ---------------------------------------------------------------------------
@@ -90,7 +96,7 @@ def mongo_settings(raw: dict[str, Any], project: str, template: str | None = Non
         pool_max=pool.get("max_size", 100),
         pool_min=pool.get("min_size", 0),
         server_selection_timeout=_seconds(timeouts, "server_selection", 30.0),
-        socket_timeout=parse_duration(timeouts["socket"]) if "socket" in timeouts else None,
+        socket_timeout=_duration(timeouts["socket"]) if "socket" in timeouts else None,
         connect_timeout=_seconds(timeouts, "connect", 20.0),
         ipv4_only=raw.get("ipv4_only", False),
         connect_retry=connect_retry(raw.get("connect_retry")),
@@ -261,7 +267,7 @@ def queues(doc: Document) -> tuple[Queue, ...]:
 
 
 def _rate_limit(raw: dict[str, Any] | None) -> RateLimit | None:
-    return None if raw is None else RateLimit(max=raw["max"], per=parse_duration(raw["per"]))
+    return None if raw is None else RateLimit(max=raw["max"], per=_duration(raw["per"]))
 
 
 def _middlewares(file: str, queue: str, raw: dict[str, Any], defaults: dict[str, Any]) -> tuple[MiddlewareRef, ...]:
@@ -290,7 +296,7 @@ def _task(name: str, raw: dict[str, Any], queue: str, file: str, path: PathKey) 
         name=name,
         queue=queue,
         handler=raw.get("handler"),
-        timeout=parse_duration(raw["timeout"]) if "timeout" in raw else None,
+        timeout=_duration(raw["timeout"]) if "timeout" in raw else None,
         retry=retry_policy(raw["retry"], DEFAULT_RETRY) if "retry" in raw else None,
         description=raw.get("description"),
         origin=Origin(file, path),
@@ -309,7 +315,7 @@ def schedules(doc: Document) -> tuple[Schedule, ...]:
                 queue=raw["queue"],
                 task=raw["task"],
                 cron=raw.get("cron"),
-                every=parse_duration(raw["every"]) if "every" in raw else None,
+                every=_duration(raw["every"]) if "every" in raw else None,
                 kwargs=freeze(raw.get("kwargs", {})),
                 retry=retry_policy(raw.get("retry"), base_retry),
                 misfire=raw.get("misfire", defaults.get("misfire", "skip")),

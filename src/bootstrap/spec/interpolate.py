@@ -22,8 +22,8 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # Where a variable may be kept as written: the connection URLs and the Sentinel hosts, which
 # generated code keeps as templates (resolved by each process: spec.load._build) and nothing else
-# reads offline. Other values are written into
-# the generated package: a variable there must be set, or have a default.
+# reads offline. Other values are checked by `generate` with the value they have (generated code
+# holds their templates too: spec.envvalues), so a variable there must be set, or have a default.
 URL_PATHS = frozenset({("mongodb", "uri"), ("redis", "url"), ("redis", "sentinel", "hosts")})
 
 

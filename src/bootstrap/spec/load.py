@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bootstrap.errors import ERROR, ConfigError, Finding
-from bootstrap.spec import build, schema_check
+from bootstrap.spec import build, envvalues, schema_check
 from bootstrap.spec.checks import Reporter, check_handlers, check_spec
 from bootstrap.spec.interpolate import KeepUnset
 from bootstrap.spec.model import Spec
@@ -282,7 +282,8 @@ _PLACEHOLDER: dict[str, Any] = {
 def _build(config_dir: Path, docs: dict[str, Document], kinds: dict[str, str]) -> Spec:
     by_kind: dict[str, list[Document]] = {}
     for file, doc in docs.items():
-        by_kind.setdefault(kinds[file], []).append(doc)
+        # The job layer's values from ${...} keep their template (see envvalues), for generated code.
+        by_kind.setdefault(kinds[file], []).append(envvalues.tagged(doc, kinds[file]))
     # Placeholder settings keep the other files checkable when bootstrap.yaml itself is broken.
     settings: dict[str, Any] = by_kind["bootstrap"][0].data if "bootstrap" in by_kind else _PLACEHOLDER
     templates = by_kind["bootstrap"][0].templates if "bootstrap" in by_kind else {}

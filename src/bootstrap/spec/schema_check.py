@@ -29,15 +29,20 @@ SCHEMA_FILES = ("common", "bootstrap", "collection", "queues", "schedules")
 
 
 @cache
-def is_valid(kind: str) -> Callable[[Any], bool]:
-    """The yes/no check of a `kind` document, compiled once per process."""
+def validator_rs(kind: str) -> Any:
+    """The compiled validator of a `kind` document (jsonschema-rs), once per process."""
     import jsonschema_rs
 
     registry = jsonschema_rs.Registry(
         [(f"{name}.schema.json", resources.schema(f"{name}.schema.json")) for name in SCHEMA_FILES]
     )
-    validator = jsonschema_rs.validator_for(resources.schema(f"{kind}.schema.json"), registry=registry)
-    return validator.is_valid
+    return jsonschema_rs.validator_for(resources.schema(f"{kind}.schema.json"), registry=registry)
+
+
+def is_valid(kind: str) -> Callable[[Any], bool]:
+    """The yes/no check of a `kind` document."""
+    check: Callable[[Any], bool] = validator_rs(kind).is_valid
+    return check
 
 
 @cache

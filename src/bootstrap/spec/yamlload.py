@@ -52,6 +52,9 @@ class Document:
     templates: dict[PathKey, str] = field(default_factory=dict)
     # Values that kept a variable that is not set as written (offline commands: interpolate.KeepUnset).
     unset: set[PathKey] = field(default_factory=set)
+    # Templates written unquoted and untagged: YAML types their value after interpolation (an
+    # unquoted `${PORT:-6379}` is the number 6379), so resolving one again must too (spec.envvalues).
+    retyped: set[PathKey] = field(default_factory=set)
 
     def locate(self, path: PathKey, *, key: bool = False) -> tuple[int, int]:
         """Line and column of the value (or, with key=True, the key) at `path`, falling back to the
@@ -278,6 +281,7 @@ class _Builder:
             if plain and not explicit:
                 # An unquoted `${PORT:-6379}` becomes the number 6379, as if written literally.
                 tag = self._resolve(text)
+                self.doc.retyped.add(path)
         if tag in (_STR, _TIMESTAMP):
             # dates stay text; the schema says what it expects
             return text if text.isascii() else self._utf8(node, path, text)

@@ -7,6 +7,9 @@ expects and is marked xfail(strict) where the tool does otherwise today (see
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -107,12 +110,6 @@ def test_a_mistyped_uri_in_the_environment_never_prints_its_password(
         assert "Sup3rSecret" not in result.out + result.err, result.err  # ... without the password
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a per-environment value through ${VAR} (the only multi-environment mechanism) is baked into the "
-    "generated spec.py: the committed package matches one environment only, `generate --check` fails in "
-    "the other, and status/health there expect another wiring hash than the workers run",
-)
 def test_generate_check_passes_in_every_environment_for_the_same_commit(
     tmp_path: Path, run: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -128,6 +125,23 @@ def test_generate_check_passes_in_every_environment_for_the_same_commit(
     monkeypatch.setenv("WORKER_CONCURRENCY", "40")  # production's CI job
     check = run("generate", "--check", "--config", str(config))
     assert check.code == 0, check.err
+    # ... and production's workers run production's value, from the committed package.
+    generated = config.parent / "generated"
+    assert _worker_concurrency(generated, {"WORKER_CONCURRENCY": "40"}) == (0, "40")
+    assert _worker_concurrency(generated, {}) == (0, "10")
+    code, err = _worker_concurrency(generated, {"WORKER_CONCURRENCY": "forty"})
+    assert code == 1 and "queues.yaml defaults.concurrency: ${WORKER_CONCURRENCY:-10} is 'forty' here" in err
+
+
+def _worker_concurrency(generated: Path, env: dict[str, str]) -> tuple[int, str]:
+    """A new process's view of the first queue's concurrency, from the generated package: (exit code,
+    its output, or its last line of error)."""
+    script = "from msedb_jobs.spec import RUNTIME; print(RUNTIME.queues[0].concurrency)"
+    clean = {k: v for k, v in os.environ.items() if k != "WORKER_CONCURRENCY"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=generated, env={**clean, **env}, capture_output=True, text=True, timeout=60
+    )
+    return done.returncode, done.stdout.strip() if done.returncode == 0 else done.stderr.strip().splitlines()[-1]
 
 
 # --- plan on a pull request -------------------------------------------------------------------------
