@@ -131,6 +131,16 @@ def test_generate_check_passes_in_every_environment_for_the_same_commit(
     assert _worker_concurrency(generated, {}) == (0, "10")
     code, err = _worker_concurrency(generated, {"WORKER_CONCURRENCY": "forty"})
     assert code == 1 and "queues.yaml defaults.concurrency: ${WORKER_CONCURRENCY:-10} is 'forty' here" in err
+    # The worker command says so in one line, not a traceback.
+    clean = {k: v for k, v in os.environ.items() if k != "WORKER_CONCURRENCY"}
+    worker = subprocess.run(
+        [sys.executable, "-m", "msedb_jobs.worker"], cwd=generated, env={**clean, "WORKER_CONCURRENCY": "0"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert worker.returncode == 1 and worker.stderr == (
+        "msedb_jobs: queues.yaml defaults.concurrency: ${WORKER_CONCURRENCY:-10} is 0 here: "
+        "0 is too small (expected at least 1)\n"
+    )
 
 
 def _worker_concurrency(generated: Path, env: dict[str, str]) -> tuple[int, str]:
