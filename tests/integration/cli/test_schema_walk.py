@@ -124,6 +124,26 @@ def test_a_validator_change_says_what_changed_in_the_field(
 
 
 @pytest.mark.xfail(
+    strict=True,
+    reason="a field's description edit is planned as '~ field msalCache' (and costs a scan), like a type change",
+)
+def test_a_description_edit_is_planned_as_one(
+    config_dir: Path, cli: Callable[..., Result], seed_db: Database[Any], watching: Commands
+) -> None:
+    applied(cli, config_dir)
+    seed_db.users.insert_many([{"email": f"u{n}@x.io"} for n in range(100)])
+    edit(config_dir, "collections/users.yaml", "Serialised MSAL token cache.", "Serialized MSAL token cache.")
+    watching.seen.clear()
+    plan = cli("plan", "--config", str(config_dir))
+    lines = collection_lines(plan.out, "users")
+    field = next(line for line in lines if "field msalCache" in line)
+    # The same line a `type: string` -> `type: int` change gets; and the plan scans every user to
+    # find that "every existing document passes the new validator" (one aggregate over users).
+    assert watching.count("aggregate", "users") == 1
+    assert "description" in field, lines
+
+
+@pytest.mark.xfail(
     strict=True, reason="models accept a document lacking a required field with a default; the validator refuses it"
 )
 def test_models_check_a_required_field_with_a_default_as_the_validator_does(
@@ -381,3 +401,21 @@ def test_status_does_not_point_at_a_flag_that_cannot_unblock_the_change(
     assert refused.code == 1 and 'documents share the key {"microsoftId": null}' in refused.err
     # What status should say: the change is blocked by the data (or: see `bootstrap plan`), not a flag.
     assert "run with --allow-rebuild" not in users, users
+
+
+@pytest.mark.xfail(
+    strict=True, reason="status counts an undeclared index toward 'indexes 3/3' while a declared one is missing"
+)
+def test_status_index_count_does_not_count_undeclared_indexes(
+    config_dir: Path, cli: Callable[..., Result], seed_db: Database[Any]
+) -> None:
+    applied(cli, config_dir)
+    seed_db.users.insert_many([{"email": f"u{n}@x.io", "displayName": "same"} for n in range(3)])
+    seed_db.users.create_index("lastLoginAt")  # a DBA's, kept
+    edit(config_dir, "collections/users.yaml", "    unique: true\n    sparse: true\n",
+         "    unique: true\n    sparse: true\n  - keys: {displayName: 1}\n    unique: true\n")  # fmt: skip
+    status = cli("status", "--config", str(config_dir))
+    users = next(line for line in status.out.splitlines() if line.startswith("users "))
+    assert "+ create index displayName_1" in users
+    # 2 of the 3 declared indexes exist (plus an undeclared one): "3/3" reads as complete.
+    assert " 2/3 " in users, users
