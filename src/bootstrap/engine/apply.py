@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -89,7 +89,8 @@ def apply(
     With `reviewed`, only when the plan made under the lock is that one (else PlanChanged): a plan
     with nothing left to do is fine, and after an election apply goes on towards the same spec."""
     sides = backends(spec, db, client)
-    first = plan_checked(db.name, sides, options)
+    # Without reading the documents (full scans on a big collection): the plan under the lock does.
+    first = plan_checked(db.name, sides, replace(options, impact=False))
     if not _changes(first):
         return []
     if reviewed is not None:
@@ -159,7 +160,7 @@ def execute(
             _failed(spec, db, started, done, remaining, str(exc), exc.operation)
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (cli.main): what was done is recorded
             how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
-            during = f"; at: {remaining[0].describe()[0]} (it may or may not have taken effect)" if remaining else ""
+            during = f"; at: {remaining[0].headline()} (it may or may not have taken effect)" if remaining else ""
             _record(spec, db, started, done, remaining, "interrupted", how + during)
             raise
     _record(spec, db, started, done, [], "success")

@@ -48,6 +48,11 @@ class Operation:
     def describe(self) -> list[str]:
         raise NotImplementedError
 
+    def headline(self) -> str:
+        """One line naming the operation, for errors and records (`describe` may give none)."""
+        lines = self.describe()
+        return lines[0] if lines else f"{self.kind} {self.group}"
+
     def units(self) -> tuple[Any, ...]:
         """What this change is made of, each fingerprinted on its own (engine.reviewed): a plan made
         again after an election may hold part of it. The operation itself, unless it says otherwise."""

@@ -232,10 +232,6 @@ def test_making_an_index_unique_waits_for_the_duplicates_and_then_keeps_the_inde
     assert seed_db.users.index_information()["email_1"].get("unique") is True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="only the first unique index of a batch is checked: the second one's duplicates surface one apply later",
-)
 def test_a_blocked_plan_names_every_new_unique_index_with_duplicates(
     config_dir: Path, cli: Callable[..., Result], seed_db: Database[Any]
 ) -> None:
@@ -256,10 +252,6 @@ def test_a_blocked_plan_names_every_new_unique_index_with_duplicates(
     assert "msalCache_1 cannot be built" in reasons, reasons
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with --allow-rebuild the '!' line about microsoftId_1 shows 'create index displayName_1' under it",
-)
 def test_a_blocked_line_shows_the_index_it_is_about(
     config_dir: Path, cli: Callable[..., Result], seed_db: Database[Any]
 ) -> None:
@@ -278,10 +270,6 @@ def test_a_blocked_line_shows_the_index_it_is_about(
     assert "microsoftId_1" in lines[blocked + 1], lines
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="--prune drops the replaced unique index before building the new one; when the build fails neither is left",
-)
 def test_a_failed_build_does_not_leave_the_collection_without_its_unique_index(
     config_dir: Path, cli: Callable[..., Result], seed_db: Database[Any], mongo_uri: str, watching: Commands
 ) -> None:
@@ -317,10 +305,6 @@ def test_a_failed_build_does_not_leave_the_collection_without_its_unique_index(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SIGTERM while a rebuilt index builds: 'internal error: IndexError', exit 1, no 'interrupted' record",
-)
 def test_an_apply_terminated_during_a_rebuild_is_recorded_as_interrupted(
     config_dir: Path, cli: Callable[..., Result], seed_db: Database[Any], watching: Commands
 ) -> None:
@@ -347,10 +331,6 @@ def test_an_apply_terminated_during_a_rebuild_is_recorded_as_interrupted(
 # --- what the data costs ----------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="apply scans the collection for duplicates twice (before the lock and under it): twice plan's cost",
-)
 def test_apply_reads_the_data_no_more_often_than_plan(
     config_dir: Path, cli: Callable[..., Result], seed_db: Database[Any], watching: Commands
 ) -> None:
@@ -474,10 +454,6 @@ def test_a_reviewed_ttl_change_does_not_delete_more_than_the_review_said(
 # --- status and health --------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="status says 'run with --allow-rebuild' for a rebuild that duplicates block; apply --allow-rebuild refuses",
-)
 def test_status_does_not_point_at_a_flag_that_cannot_unblock_the_change(
     config_dir: Path, cli: Callable[..., Result], seed_db: Database[Any]
 ) -> None:
@@ -493,9 +469,6 @@ def test_status_does_not_point_at_a_flag_that_cannot_unblock_the_change(
     assert "run with --allow-rebuild" not in users, users
 
 
-@pytest.mark.xfail(
-    strict=True, reason="status counts an undeclared index toward 'indexes 3/3' while a declared one is missing"
-)
 def test_status_index_count_does_not_count_undeclared_indexes(
     config_dir: Path, cli: Callable[..., Result], seed_db: Database[Any]
 ) -> None:

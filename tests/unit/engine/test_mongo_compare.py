@@ -40,6 +40,11 @@ VALIDATOR = collection_validator(USERS)
 EMAIL_MODEL = IndexModel("email_1", (("email", 1),), {"unique": True})
 SEEN_MODEL = IndexModel("seenAt_1", (("seenAt", 1),), {"expireAfterSeconds": 3600})
 REBUILD_HINT = "must be rebuilt (dropped and created again); run with --allow-rebuild"
+# A unique index may be refused by duplicates, which only `plan` reads.
+UNIQUE_REBUILD_HINT = (
+    "must be rebuilt (dropped and created again); check it with `bootstrap plan --allow-rebuild` (it reads the "
+    "data for duplicates), then apply with --allow-rebuild"
+)
 
 
 def server_index(name: str, key: dict[str, Any], **options: Any) -> LiveIndex:
@@ -98,7 +103,7 @@ def test_changed_unique_is_blocked_without_allow_rebuild_and_rebuilt_with_it() -
     rebuild = RebuildIndex("users", "email_1", before, EMAIL_MODEL, "unique unset -> true")
 
     blocked = compare(SPEC, live)
-    assert blocked.operations == (Blocked("users", rebuild, f"index email_1 {REBUILD_HINT}"),)
+    assert blocked.operations == (Blocked("users", rebuild, f"index email_1 {UNIQUE_REBUILD_HINT}"),)
     assert blocked.changes == () and len(blocked.blocked) == 1
 
     plan = compare(SPEC, live, allow_rebuild=True)
@@ -155,7 +160,7 @@ def test_index_under_another_name_is_a_rebuild() -> None:
         "users", "by_email", IndexModel("by_email", (("email", 1),), {"unique": True}), EMAIL_MODEL,
         "renamed by_email -> email_1",
     )
-    assert compare(SPEC, live).operations == (Blocked("users", rebuild, f"index by_email {REBUILD_HINT}"),)
+    assert compare(SPEC, live).operations == (Blocked("users", rebuild, f"index by_email {UNIQUE_REBUILD_HINT}"),)
     assert compare(SPEC, live, allow_rebuild=True).operations == (
         rebuild,
         CreateIndexes("users", (EMAIL_MODEL,), rebuilt=("email_1",)),
@@ -214,13 +219,15 @@ def test_undeclared_collections_are_never_looked_at() -> None:
     assert compare(SPEC, live, prune=True).operations == ()
 
 
-def test_drops_then_in_place_changes_then_one_create_batch_per_collection() -> None:
+def test_in_place_changes_then_one_create_batch_per_collection_then_pruned_drops() -> None:
+    """An undeclared index is dropped after the new ones are built: it serves queries (and keeps its
+    uniqueness) until they exist, and stays if their build fails."""
     live = live_users(server_index("seenAt_1", {"seenAt": 1}, expireAfterSeconds=60), server_index("old_1", {"old": 1}))
     plan = compare(SPEC, live, prune=True)
     assert plan.operations == (
-        DropIndex("users", IndexModel("old_1", (("old", 1),), {})),
         ChangeIndex("users", "seenAt_1", (("expireAfterSeconds", 60, 3600),)),
         CreateIndexes("users", (EMAIL_MODEL,)),
+        DropIndex("users", IndexModel("old_1", (("old", 1),), {})),
     )
     assert summary(plan) == "Plan: 1 to create, 1 to change in place, 0 to rebuild, 1 to drop."
     # apply reports the same numbers once it has run exactly these operations

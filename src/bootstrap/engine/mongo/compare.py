@@ -247,17 +247,25 @@ def _compare_indexes(collection: str, wanted: list[IndexModel], live: LiveCollec
             rebuilt.append(index.name)
             previous.append((index.name, before))
         else:
+            # Unique: duplicates may refuse the new index, which `plan --allow-rebuild` reads (status does not).
+            then = ("check it with `bootstrap plan --allow-rebuild` (it reads the data for duplicates), then apply "
+                    "with --allow-rebuild") if index.options.get("unique") else "run with --allow-rebuild"
             drops.append(Blocked(collection, rebuild, f"index {current.name} must be rebuilt "
-                                 "(dropped and created again); run with --allow-rebuild"))
+                                 f"(dropped and created again); {then}"))
+    # Undeclared indexes go last: a pruned index serves the queries (and keeps the uniqueness) it
+    # did until the indexes replacing it are built, and stays when their build fails. No declared
+    # index shares its name or key pattern (those are claimed above, as renames), so nothing needs
+    # it gone first.
+    undeclared: list[Operation] = []
     for current in live.indexes:
         if current.name not in claimed:
             model = live_model(current)
-            drops.append(DropIndex(collection, model) if prune else KeepIndex(collection, model))
+            undeclared.append(DropIndex(collection, model) if prune else KeepIndex(collection, model))
     ops = drops + changes
     if creates:
         ops.append(CreateIndexes(collection, tuple(creates), tuple(rebuilt), commit_quorum=quorum,
                                  previous=tuple(previous)))
-    return ops
+    return ops + undeclared
 
 
 def _absent(option: str) -> Any:

@@ -60,13 +60,13 @@ def execute(db: Database[Any], op: Operation, report: Report) -> None:
         raise OperationFailed(str(exc), op) from None
     except AutoReconnect as exc:  # NotPrimaryError included: the primary stepped down or went away
         if isinstance(exc, NetworkTimeout | ServerSelectionTimeoutError):  # slow or no server: a failure
-            raise OperationFailed(f"{op.collection}: {op.describe()[0]} failed: {reason(exc)}", op) from None
-        raise PrimaryChanged(f"{op.collection}: {op.describe()[0]} was interrupted: the primary stepped "
+            raise OperationFailed(f"{op.collection}: {op.headline()} failed: {reason(exc)}", op) from None
+        raise PrimaryChanged(f"{op.collection}: {op.headline()} was interrupted: the primary stepped "
                              f"down or became unreachable ({reason(exc)})", op) from None
     except OperationFailure as exc:
         raise OperationFailed(_explain(db, op, exc) + _put_back(db, op), op) from None
     except PyMongoError as exc:
-        raise OperationFailed(f"{op.collection}: {op.describe()[0]} failed: {mask(str(exc))}{_put_back(db, op)}",
+        raise OperationFailed(f"{op.collection}: {op.headline()} failed: {mask(str(exc))}{_put_back(db, op)}",
                               op) from None
 
 
@@ -228,7 +228,7 @@ EXECUTORS: dict[type[Operation], Callable[[Database[Any], Operation, Report], No
 
 def _explain(db: Database[Any], op: Operation, exc: OperationFailure) -> str:
     message = mask(str(exc.details.get("errmsg", exc) if exc.details else exc))
-    head = f"{op.collection}: {op.describe()[0] if op.describe() else type(op).__name__} failed"
+    head = f"{op.collection}: {op.headline()} failed"
     if exc.code == DUPLICATE_KEY and isinstance(op, CreateIndexes):
         for index in op.indexes:
             if index.options.get("unique"):

@@ -127,6 +127,10 @@ class CreateIndexes(Operation):
     def describe(self) -> list[str]:
         return [f"create index {ix.describe()}" for ix in self.indexes if ix.name not in self.rebuilt]
 
+    def headline(self) -> str:
+        created = self.describe()
+        return created[0] if created else f"build index {', '.join(self.rebuilt)} again (rebuild)"
+
 
 @dataclass(frozen=True)
 class ChangeIndex(Operation):

@@ -63,13 +63,17 @@ def make_plan(spec: Spec, db: Database[Any], options: Options, watch: PrimaryWat
     if not options.impact:
         return plan
     existing = {name for name, coll in live.collections.items() if not coll.is_view}
+    rebuilds = {(op.collection, op.name): op for op in plan.operations if isinstance(op, RebuildIndex)}
     operations: list[Operation] = []
     for op in plan.operations:
-        operations += _with_impact(db, op, options, existing)
-    return Plan(plan.database, tuple(operations))
+        operations += _with_impact(db, op, options, existing, rebuilds)
+    # A rebuild whose new index the data refuses is shown once, blocked, and not counted as a rebuild.
+    refused = {id(op.wanted) for op in operations if isinstance(op, Blocked) and isinstance(op.wanted, RebuildIndex)}
+    return Plan(plan.database, tuple(op for op in operations if id(op) not in refused))
 
 
-def _with_impact(db: Database[Any], op: Operation, options: Options, existing: set[str]) -> list[Operation]:
+def _with_impact(db: Database[Any], op: Operation, options: Options, existing: set[str],
+                 rebuilds: Mapping[tuple[str, str], RebuildIndex]) -> list[Operation]:
     """What an operation does to the documents already there, read from the data (outside the pure
     compare): how many a new validator would refuse; a unique index the data cannot take (blocked:
     apply starts nothing, so no index is dropped for a rebuild that cannot finish); documents a new
@@ -83,10 +87,14 @@ def _with_impact(db: Database[Any], op: Operation, options: Options, existing: s
         duplicates = _duplicates(db, op.collection, op.wanted.after)
         return [replace(op, reason=f"{op.reason}; and first: {duplicates}")] if duplicates else [op]
     if isinstance(op, CreateIndexes):
-        for index in op.indexes:
-            duplicates = _duplicates(db, op.collection, index) if index.options.get("unique") else None
-            if duplicates:
-                return [Blocked(op.collection, op, duplicates)]
+        blocked = _refused_indexes(db, op, rebuilds)
+        if blocked:
+            # The indexes the data takes stay in the plan (apply refuses the whole plan anyway).
+            names = {ix.name for ix in op.indexes if _refused(ix, blocked)}
+            kept = tuple(ix for ix in op.indexes if ix.name not in names)
+            rest = replace(op, indexes=kept, rebuilt=tuple(n for n in op.rebuilt if n not in names),
+                           previous=tuple(p for p in op.previous if p[0] not in names))
+            return [*blocked, rest] if kept else list(blocked)
     if isinstance(op, ChangeIndex) and op.makes_unique and op.index is not None:
         duplicates = _duplicates(db, op.collection, op.index, in_place=True)
         if duplicates:
@@ -99,6 +107,30 @@ def _with_impact(db: Database[Any], op: Operation, options: Options, existing: s
                          f"document(s) older than {format_duration(x.seconds)} within a minute" for x in expiring)
         return [Blocked(op.collection, op, f"{said}; run with --allow-expire")]
     return [op, *expiring]
+
+
+def _refused_indexes(db: Database[Any], op: CreateIndexes,
+                     rebuilds: Mapping[tuple[str, str], RebuildIndex]) -> list[Blocked]:
+    """Each unique index of `op` that the data's duplicates refuse, blocked on its own (every one
+    named at once, not one per review), a rebuilt one as its rebuild."""
+    blocked = []
+    for index in op.indexes:
+        duplicates = _duplicates(db, op.collection, index) if index.options.get("unique") else None
+        if duplicates:
+            rebuild = rebuilds.get((op.collection, index.name)) if index.name in op.rebuilt else None
+            wanted = rebuild or replace(op, indexes=(index,), rebuilt=(), previous=())
+            blocked.append(Blocked(op.collection, wanted, duplicates))
+    return blocked
+
+
+def _refused(index: IndexModel, blocked: list[Blocked]) -> bool:
+    for op in blocked:
+        wanted = op.wanted
+        if isinstance(wanted, RebuildIndex) and wanted.name == index.name:
+            return True
+        if isinstance(wanted, CreateIndexes) and any(ix.name == index.name for ix in wanted.indexes):
+            return True
+    return False
 
 
 def _duplicates(db: Database[Any], collection: str, index: IndexModel, *, in_place: bool = False) -> str | None:
@@ -145,7 +177,7 @@ def backend(spec: Spec, db: Database[Any], watch: PrimaryWatch | None = None) ->
             watch.check(op)
         except PyMongoError as exc:  # no answer from any primary: stop here, recorded like any failure
             raise OperationFailed(f"{op.collection}: could not ask which member is primary before "
-                                  f"{op.describe()[0]}: {reason(exc)}", op) from None
+                                  f"{op.headline()}: {reason(exc)}", op) from None
         execute(db, op, report)
 
     return Backend(plan=lambda options: make_plan(spec, db, options, watch).operations, execute=run)

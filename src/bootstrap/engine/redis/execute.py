@@ -46,7 +46,7 @@ def execute(target: Target, op: Operation, report: Report) -> None:
     try:
         executor(target, op, report)
     except redis.RedisError as exc:
-        raise OperationFailed(f"{op.group}: {op.describe()[0]} failed: {mask(str(exc))}", op) from None
+        raise OperationFailed(f"{op.group}: {op.headline()} failed: {mask(str(exc))}", op) from None
 
 
 def _set_eviction_policy(target: Target, op: Operation, report: Report) -> None:
