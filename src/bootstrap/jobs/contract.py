@@ -423,6 +423,8 @@ class _Fields:
 
     def integer(self, key: str) -> int:
         value = self.data[key]
+        if isinstance(value, float) and value.is_integer():  # 10.0: JSON Schema's integer, as validate took it
+            return int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise self._fail(key, "an integer")
         return value

@@ -18,6 +18,7 @@ from bootstrap.errors import ERROR, WARNING, Finding
 from bootstrap.redact import has_password, mask
 from bootstrap.spec.build import DEFAULT_RETRY, retry_policy
 from bootstrap.spec.durations import parse_duration
+from bootstrap.spec.limits import duration_limits, range_problem
 from bootstrap.spec.model import (
     Collection,
     ConnectRetry,
@@ -41,7 +42,6 @@ from bootstrap.spec.names import (
 from bootstrap.spec.yamlload import BOOL_HINT, Document, PathKey
 
 MAX_TTL = 2**31 - 1  # MongoDB's limit for expireAfterSeconds
-DAY = 86400.0
 TIMESTAMP_FIELDS = ("createdAt", "updatedAt")
 QUEUES_FILE = "queues.yaml"
 _OBJECT_ID = re.compile(r"^[0-9a-fA-F]{24}$")
@@ -99,7 +99,7 @@ def _check_settings(spec: Spec, report: Reporter, file: str, unset: AbstractSet[
         ("socket", mongo.socket_timeout),
     ):
         if seconds is not None:
-            _duration_range(report, file, ("mongodb", "timeouts", key), seconds, 0.001, DAY)
+            _duration_range(report, file, ("mongodb", "timeouts", key), seconds)
     if ("redis", "url") not in unset:
         _check_redis_url(redis.url, report, file)
     templates = (("mongodb", "uri", mongo.uri_template), ("redis", "url", redis.url_template))
@@ -113,7 +113,7 @@ def _check_settings(spec: Spec, report: Reporter, file: str, unset: AbstractSet[
                 f"{'_URI' if section == 'mongodb' else '_URL'}}})",
             )
     for key, seconds in (("connect", redis.connect_timeout), ("socket", redis.socket_timeout)):
-        _duration_range(report, file, ("redis", "timeouts", key), seconds, 0.001, DAY)
+        _duration_range(report, file, ("redis", "timeouts", key), seconds)
     _check_redis_mode(spec, report, file)
     for section, policy in (("mongodb", mongo.connect_retry), ("redis", redis.connect_retry)):
         _check_retry(report, file, (section, "connect_retry"), policy)
@@ -223,6 +223,10 @@ def _check_codegen(spec: Spec, report: Reporter, file: str) -> None:
     if problem:
         report(file, ("codegen", "package"), problem)
     doc = report.docs.get(file)
+    if doc is not None and ("project",) in doc.templates and "package" not in doc.data.get("codegen", {}):
+        report(file, ("project",), f"{doc.templates[('project',)]} names the generated package "
+               f"({codegen.package} here, another where the project differs): set codegen.package, so every "
+               "environment generates and checks the same one", severity=WARNING)
     written = doc.data.get("codegen", {}).get("output", "generated") if doc else str(codegen.output)
     problem = _output_problem(str(written), codegen.output, target, spec.root, codegen.allow_outside_project)
     if problem:
@@ -661,8 +665,8 @@ def _warn_ttl_on_optional_field(coll: Collection, report: Reporter) -> None:
 
 
 def _check_retry(report: Reporter, file: str, path: PathKey, policy: RetryPolicy | ConnectRetry) -> None:
-    _duration_range(report, file, (*path, "delay"), policy.delay, 0.0, DAY)
-    _duration_range(report, file, (*path, "max_delay"), policy.max_delay, 0.0, 7 * DAY)
+    _duration_range(report, file, (*path, "delay"), policy.delay)
+    _duration_range(report, file, (*path, "max_delay"), policy.max_delay)
     doc = report.docs.get(file)
     if policy.delay > policy.max_delay and doc is not None and _exists(doc, path):
         report(
@@ -672,14 +676,15 @@ def _check_retry(report: Reporter, file: str, path: PathKey, policy: RetryPolicy
         )
 
 
-def _duration_range(report: Reporter, file: str, path: PathKey, seconds: float, low: float, high: float) -> None:
+def _duration_range(report: Reporter, file: str, path: PathKey, seconds: float) -> None:
+    """The duration at `path` within its limits (`limits.duration_limits`)."""
     doc = report.docs.get(file)
     if doc is None or not _exists(doc, path):
         return  # a default, not something the user wrote
-    if seconds < low:
-        report(file, path, f"{seconds:g}s is too short (expected at least {low:g}s)")
-    elif seconds > high:
-        report(file, path, f"{seconds:g}s is too long (expected at most {high:g}s)")
+    low, high = duration_limits(path) or (0.0, float("inf"))
+    problem = range_problem(seconds, low, high)
+    if problem:
+        report(file, path, problem)
 
 
 def _exists(doc: Document, path: PathKey) -> bool:
@@ -697,13 +702,13 @@ def _check_queues(spec: Spec, report: Reporter) -> None:
         if problem:
             report(file, path, problem, key=True)
         # Values the queue inherits were checked in defaults; these paths exist only where it sets its own.
-        _duration_range(report, file, (*path, "visibility_timeout"), queue.visibility_timeout, 1, DAY)
-        _duration_range(report, file, (*path, "shutdown_timeout"), queue.shutdown_timeout, 0, 3600)
+        _duration_range(report, file, (*path, "visibility_timeout"), queue.visibility_timeout)
+        _duration_range(report, file, (*path, "shutdown_timeout"), queue.shutdown_timeout)
         if queue.rate_limit is not None:
-            _duration_range(report, file, (*path, "rate_limit", "per"), queue.rate_limit.per, 0.001, DAY)
+            _duration_range(report, file, (*path, "rate_limit", "per"), queue.rate_limit.per)
         for kind in ("completed", "failed"):
             max_age = getattr(queue, kind).max_age
-            _duration_range(report, file, (*path, "retention", kind, "max_age"), max_age, 1, 365 * DAY)
+            _duration_range(report, file, (*path, "retention", kind, "max_age"), max_age)
         for task in queue.tasks:
             problem = identifier_problem(task.name)
             if problem:
@@ -717,7 +722,7 @@ def _check_queues(spec: Spec, report: Reporter) -> None:
                 )
             tasks.setdefault(task.name, queue.name)
             if task.timeout is not None:
-                _duration_range(report, file, (*task.origin.path, "timeout"), task.timeout, 0.001, 7 * DAY)
+                _duration_range(report, file, (*task.origin.path, "timeout"), task.timeout)
             if task.retry is not None:
                 _check_retry(report, file, (*task.origin.path, "retry"), task.retry)
 
@@ -737,16 +742,16 @@ def _check_generated_names(spec: Spec, report: Reporter) -> None:
 
 def _check_queue_defaults(report: Reporter, file: str, defaults: Mapping[str, Any]) -> None:
     """The queue defaults as written, once (each queue may override them)."""
-    for key, low, high in (("visibility_timeout", 1, DAY), ("shutdown_timeout", 0, 3600)):
+    for key in ("visibility_timeout", "shutdown_timeout"):
         if key in defaults:
-            _duration_range(report, file, ("defaults", key), parse_duration(defaults[key]), low, high)
+            _duration_range(report, file, ("defaults", key), parse_duration(defaults[key]))
     if "per" in defaults.get("rate_limit", {}):
         per = parse_duration(defaults["rate_limit"]["per"])
-        _duration_range(report, file, ("defaults", "rate_limit", "per"), per, 0.001, DAY)
+        _duration_range(report, file, ("defaults", "rate_limit", "per"), per)
     for kind, rule in defaults.get("retention", {}).items():
         if "max_age" in rule:
             max_age = parse_duration(rule["max_age"])
-            _duration_range(report, file, ("defaults", "retention", kind, "max_age"), max_age, 1, 365 * DAY)
+            _duration_range(report, file, ("defaults", "retention", kind, "max_age"), max_age)
 
 
 def _check_schedules(spec: Spec, report: Reporter, check_refs: bool) -> None:
@@ -775,7 +780,7 @@ def _check_schedules(spec: Spec, report: Reporter, check_refs: bool) -> None:
             if problem:
                 report(file, (*path, "cron"), problem)
         if schedule.every is not None:
-            _duration_range(report, file, (*path, "every"), schedule.every, 1, 366 * DAY)
+            _duration_range(report, file, (*path, "every"), schedule.every)
         _check_retry(report, file, (*path, "retry"), schedule.retry)
         if _exists(report.docs[file], (*path, "timezone")):
             _check_timezone(report, file, (*path, "timezone"), schedule.timezone)

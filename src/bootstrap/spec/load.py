@@ -252,6 +252,7 @@ def load_spec(
         problems = schema_check.check(doc, file.kind)
         findings += problems
         if not problems:
+            findings += envvalues.untagged(doc, file.kind)
             docs[doc.file] = doc
             kinds[doc.file] = file.kind
     # Semantic checks run on every file that is structurally sound; checks that would need a

@@ -46,16 +46,107 @@ def is_valid(kind: str) -> Callable[[Any], bool]:
 
 
 @cache
-def _validator(kind: str) -> Draft202012Validator:
-    """A validator for `kind`; cross-file `$ref`s resolve by file name (as editors do)."""
-    from jsonschema import Draft202012Validator
+def _registry() -> Any:
+    """The schema files for jsonschema: cross-file `$ref`s resolve by file name (as editors do)."""
     from referencing import Registry, Resource
 
-    registry: Registry[Any] = Registry().with_resources(
+    return Registry().with_resources(
         (f"{name}.schema.json", Resource.from_contents(resources.schema(f"{name}.schema.json")))
         for name in SCHEMA_FILES
     )
-    return Draft202012Validator(resources.schema(f"{kind}.schema.json"), registry=registry)
+
+
+@cache
+def _validator(kind: str) -> Draft202012Validator:
+    """A validator for `kind`."""
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(resources.schema(f"{kind}.schema.json"), registry=_registry())
+
+
+# --- one value, on its own (spec.envvalues: a value a process resolves from its environment) ---------
+
+
+def field_problem(kind: str, path: PathKey, value: Any) -> str | None:
+    """What the schema of a `kind` file says of `value` written at `path`, as `bootstrap validate`
+    says it; None when it is accepted (or the path leads to no schema of its own). Only the field's
+    schema is compiled (by jsonschema-rs, small), and jsonschema is imported only to explain a refusal."""
+    ref = _field_ref(kind, path)
+    if ref is None or _field_validator(ref)(value):
+        return None
+    from jsonschema import Draft202012Validator
+
+    for error in Draft202012Validator({"$ref": ref}, registry=_registry()).iter_errors(value):
+        for finding in _findings(Document(kind, value), error):
+            return finding.message
+    return "not accepted here"
+
+
+@cache
+def _field_validator(ref: str) -> Callable[[Any], bool]:
+    import jsonschema_rs
+
+    registry = jsonschema_rs.Registry(
+        [(f"{name}.schema.json", resources.schema(f"{name}.schema.json")) for name in SCHEMA_FILES]
+    )
+    check: Callable[[Any], bool] = jsonschema_rs.validator_for({"$ref": ref}, registry=registry).is_valid
+    return check
+
+
+@cache
+def _field_ref(kind: str, path: PathKey) -> str | None:
+    """`file.schema.json#/json/pointer` of the schema that `path` of a `kind` file is checked by:
+    through properties, additionalProperties, items and `$ref`s, into the alternative of a oneOf or
+    anyOf that has the key."""
+    home, pointer = f"{kind}.schema.json", ""
+    node: Any = resources.schema(home)
+    for part in path:
+        home, pointer, node = _through_refs(home, pointer, node)
+        found = _child(node, part)
+        if found is None:
+            for word in ("oneOf", "anyOf"):
+                for i, option in enumerate(node.get(word, [])):
+                    where = _through_refs(home, f"{pointer}/{word}/{i}", option)
+                    child = _child(where[2], part)
+                    if child is not None:
+                        home, pointer, node = where
+                        found = child
+                        break
+                if found is not None:
+                    break
+        if found is None:
+            return None
+        pointer, node = f"{pointer}{found[0]}", found[1]
+    return f"{home}#{pointer}"
+
+
+def _child(node: Any, part: str | int) -> tuple[str, Any] | None:
+    """(pointer suffix, schema) of `part` under `node`."""
+    if not isinstance(node, dict):
+        return None
+    if isinstance(part, int):
+        items = node.get("items")
+        return ("/items", items) if isinstance(items, dict) else None
+    properties = node.get("properties", {})
+    if part in properties:
+        return f"/properties/{_escape(part)}", properties[part]
+    extra = node.get("additionalProperties")
+    return ("/additionalProperties", extra) if isinstance(extra, dict) else None
+
+
+def _through_refs(home: str, pointer: str, node: Any) -> tuple[str, str, Any]:
+    """Follow `node`'s `$ref`s to the schema they name: (its file, its pointer, it)."""
+    while isinstance(node, dict) and "$ref" in node:
+        file, _, target = node["$ref"].partition("#")
+        home, pointer = file or home, target
+        node = resources.schema(home)
+        for step in target.split("/")[1:]:
+            node = node[step.replace("~1", "/").replace("~0", "~")]
+    return home, pointer, node
+
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
 
 
 def check(doc: Document, kind: str) -> list[Finding]:

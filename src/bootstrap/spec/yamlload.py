@@ -52,9 +52,10 @@ class Document:
     templates: dict[PathKey, str] = field(default_factory=dict)
     # Values that kept a variable that is not set as written (offline commands: interpolate.KeepUnset).
     unset: set[PathKey] = field(default_factory=set)
-    # Templates written unquoted and untagged: YAML types their value after interpolation (an
-    # unquoted `${PORT:-6379}` is the number 6379), so resolving one again must too (spec.envvalues).
-    retyped: set[PathKey] = field(default_factory=set)
+    # How the value of a template is typed after interpolation, for resolving it again elsewhere
+    # (spec.envvalues): "" when written unquoted and untagged (YAML reads the text: an unquoted
+    # `${PORT:-6379}` is the number 6379), else its explicit tag (`!!int`); absent: text.
+    typed: dict[PathKey, str] = field(default_factory=dict)
 
     def locate(self, path: PathKey, *, key: bool = False) -> tuple[int, int]:
         """Line and column of the value (or, with key=True, the key) at `path`, falling back to the
@@ -281,7 +282,9 @@ class _Builder:
             if plain and not explicit:
                 # An unquoted `${PORT:-6379}` becomes the number 6379, as if written literally.
                 tag = self._resolve(text)
-                self.doc.retyped.add(path)
+                self.doc.typed[path] = ""
+            elif explicit and tag != _STR:
+                self.doc.typed[path] = tag
         if tag in (_STR, _TIMESTAMP):
             # dates stay text; the schema says what it expects
             return text if text.isascii() else self._utf8(node, path, text)
