@@ -4,7 +4,8 @@ prints it without a traceback and exits 1.
     BootstrapError
     ├── ConfigError          the configuration is invalid (carries every Finding)
     ├── InterpolationError   a `${...}` expression is malformed or names an unset variable
-    ├── ContractError        generated runtime data does not match this version's contract
+    ├── ContractError        generated runtime data does not match this version's contract, or a
+    │                        value it resolves from the environment is refused
     ├── Unavailable          a server cannot be reached within the connect-retry policy
     │   ├── MongoUnavailable
     │   └── RedisUnavailable
@@ -12,6 +13,7 @@ prints it without a traceback and exits 1.
     ├── ApplyFailed          an operation failed; says what completed before it
     ├── OperationFailed      one operation failed (an executor's report; apply turns it into ApplyFailed)
     ├── DuplicatesFound      a unique index cannot be built over the data as it is
+    ├── DataCheckTimedOut    reading the documents a change touches took longer than --check-timeout
     ├── LockTimeout          another apply held the lock for too long
     ├── ServerError          a local server (embedded default, tests) failed to start
     ├── AlreadyRunning       `bootstrap up` runs already for this project
@@ -78,6 +80,11 @@ class ConfigError(BootstrapError):
 
 class InterpolationError(BootstrapError, ValueError):
     """A `${...}` expression is malformed or names an unset variable without default."""
+
+
+class DataCheckTimedOut(BootstrapError):
+    """A read of a collection's documents that a planned change needs took longer than its budget
+    (`--check-timeout`)."""
 
 
 class ContractError(BootstrapError, ValueError):

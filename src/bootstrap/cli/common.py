@@ -43,6 +43,7 @@ def plan_options(args: argparse.Namespace) -> Options:
         prune=args.prune,
         allow_expire=args.allow_expire,
         fix_redis=args.fix_redis,
+        check_timeout=args.check_timeout,
         lock_timeout=getattr(args, "lock_timeout", 600.0),
     )
 

@@ -53,3 +53,11 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fix-redis", action="store_true", help="set Redis's maxmemory-policy to the declared one (otherwise blocked)"
     )
+    parser.add_argument(
+        "--check-timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="how long each read of a collection's documents that a change needs (a new validator's failures, "
+        "duplicates under a unique index, what a TTL deletes) may take (default 600)",
+    )

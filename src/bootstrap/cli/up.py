@@ -21,5 +21,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     options = Options(allow_rebuild=args.allow_rebuild, prune=args.prune, allow_expire=args.allow_expire,
-                      fix_redis=args.fix_redis)  # fmt: skip
+                      fix_redis=args.fix_redis, check_timeout=args.check_timeout)  # fmt: skip
     return up.run(args.config, args.embedded, options)

@@ -134,6 +134,7 @@ def execute(
     replans = 0
     while True:
         remaining = [op for side in planned for op in side.changes]
+        notes = _notes_after(planned)
         try:
             for side in planned:
                 for op in side.changes:
@@ -142,8 +143,9 @@ def execute(
                     side.backend.execute(op, report)
                     done.append(op)  # before its lines: an interrupt while they print records it as done
                     remaining.remove(op)
-                    for line in done_lines(op):
-                        report(line)
+                    for shown in (op, *notes.get(id(op), ())):
+                        for line in done_lines(shown):
+                            report(line)
             break
         except PrimaryChanged as exc:
             if replan is None or replans >= MAX_REPLANS:
@@ -178,6 +180,19 @@ def _failed(spec: Spec, db: Database[Any], started: datetime, done: list[Operati
     failure = ApplyFailed(message, done, operation)
     _record(spec, db, started, done, remaining, "failed", str(failure))
     raise failure from None
+
+
+def _notes_after(planned: tuple[SidePlan, ...]) -> dict[int, list[Operation]]:
+    """The notes apply says again (`Operation.echoed`), by the change each follows in the plan."""
+    notes: dict[int, list[Operation]] = {}
+    last: Operation | None = None
+    for side in planned:
+        for op in side.operations:
+            if op.is_change:
+                last = op
+            elif op.echoed and last is not None:
+                notes.setdefault(id(last), []).append(op)
+    return notes
 
 
 def _changes(planned: tuple[SidePlan, ...]) -> bool:

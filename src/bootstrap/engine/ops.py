@@ -37,6 +37,7 @@ class Operation:
     kind = "create"  # the summary column it counts in: create, change, rebuild, drop, blocked, kept, note
     is_change = True  # False for informational entries (kept indexes, blocked operations)
     is_drift = True  # False for notes about the server, not about the spec (sharding off a mongos)
+    echoed = False  # a note that apply says again once it ran the change it follows (documents a TTL deletes)
 
     @property
     def group(self) -> str:
@@ -113,6 +114,9 @@ class Options:
     # index, documents a TTL deletes): full scans on a large collection. `status`, `health` and the
     # dashboard only need what differs, and run often (a compose health check every few seconds).
     impact: bool = True
+    # How long each of those reads may take (a whole-collection scan): its own budget, not the
+    # socket timeout the workers share (seconds).
+    check_timeout: float = 600.0
     fix_redis: bool = False
     lock_timeout: float = 600.0
 

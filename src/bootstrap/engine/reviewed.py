@@ -6,7 +6,9 @@ applies nothing and says what differs.
 The plan's fingerprint covers what each change is (its operation and the fields that define it), not
 what the plan read from the data to describe it (how many documents fail a new validator or a TTL
 deletes): those move between a review and a merge on a live collection without changing what apply
-does.
+does. One count stands for data lost, though: the documents a TTL deletes at once. Apply refuses
+when that grew past what the review saw (more than `DELETIONS_SLACK` of it, and 10 documents: a
+live collection's documents keep ageing past a TTL between review and merge).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from bootstrap.errors import BootstrapError
 FORMAT_VERSION = 1  # of `plan --json`: raised when a key changes meaning or goes away
 FLAGS = ("allow_rebuild", "prune", "allow_expire", "fix_redis")  # the Options a plan depends on
 SHOWN_DIFFERENCES = 10
+DELETIONS_SLACK = 0.10  # a reviewed deletion count may grow by this fraction (see the module)
 
 
 class PlanChanged(BootstrapError):
@@ -95,6 +98,7 @@ class Reviewed:
     fingerprint: str
     changes: tuple[str, ...]  # each change's first plan line, to say what differs
     change_fingerprints: frozenset[str] = frozenset()  # each change's units' (see `check_within`)
+    deletions: Mapping[str, int] = dataclasses.field(default_factory=dict)  # documents a TTL deletes, by index
 
     @classmethod
     def read(cls, path: Path) -> Reviewed:
@@ -112,7 +116,7 @@ class Reviewed:
         operations = [entry for entry in data.get("operations") or [] if isinstance(entry, dict)]
         each = frozenset(str(f) for entry in operations for f in entry.get("fingerprints") or [])
         return cls(str(path), str(data.get("spec_hash")), dict(data.get("options") or {}), str(data["fingerprint"]),
-                   tuple(_change_lines(operations)), each)  # fmt: skip
+                   tuple(_change_lines(operations)), each, _deletions(operations))  # fmt: skip
 
     def check_before(self, spec_hash: str, options: Options) -> None:
         """Before connecting: the same spec and the same flags as the review."""
@@ -125,8 +129,10 @@ class Reviewed:
                               f"apply runs with {_shown_flags(flags)}; pass the same flags")  # fmt: skip
 
     def check(self, plan: Plan) -> None:
-        """Raise PlanChanged unless `plan` (apply's own, under the lock) has the reviewed changes."""
+        """Raise PlanChanged unless `plan` (apply's own, under the lock) has the reviewed changes and
+        deletes no more documents than the review said (see the module)."""
         if fingerprint(plan) == self.fingerprint:
+            self._check_deletions(plan)
             return
         now = [_first_line(op) for op in plan.changes]
         lines = [f"  not reviewed: {line}" for line in now if line not in self.changes]
@@ -139,6 +145,17 @@ class Reviewed:
             f"the reviewed plan:\n" + "\n".join(lines[:SHOWN_DIFFERENCES]) + more + "\nplan again and review that"
         )
 
+
+    def _check_deletions(self, plan: Plan) -> None:
+        now = _deletions([op.to_json() for op in plan.operations])
+        grown = [
+            f"  {where}: deletes {count} existing document(s) now, {self.deletions.get(where, 0)} when reviewed"
+            for where, count in now.items()
+            if count > max(self.deletions.get(where, 0) * (1 + DELETIONS_SLACK), self.deletions.get(where, 0) + 10)
+        ]
+        if grown:
+            raise PlanChanged(f"nothing applied: a TTL of {self.path} deletes more documents than the review saw:\n"
+                              + "\n".join(grown) + "\nplan again and review that")  # fmt: skip
 
     def check_within(self, plan: Plan) -> None:
         """A plan made again after an election (some reviewed changes done, some rolled back): each
@@ -160,6 +177,17 @@ def _change_lines(operations: list[Any]) -> list[str]:
     for entry in operations:
         if isinstance(entry, dict) and entry.get("change") and entry.get("description"):
             out.append(f"{entry.get('symbol')} {entry['description'][0]}")
+    return out
+
+
+def _deletions(operations: list[Any]) -> dict[str, int]:
+    """Documents each TTL of a plan (`plan --json`'s operations) deletes at once, by collection and index."""
+    out: dict[str, int] = {}
+    for entry in operations:
+        if not isinstance(entry, dict) or entry.get("op") != "ExpiresDocuments":
+            continue
+        if isinstance(entry.get("documents"), int):
+            out[f"{entry.get('target')} index {entry.get('index')}"] = entry["documents"]
     return out
 
 

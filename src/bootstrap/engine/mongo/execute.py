@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pymongo
 from bson import json_util
 from pymongo.database import Database
 from pymongo.errors import (
@@ -40,6 +41,10 @@ from bootstrap.redact import mask
 
 log = logging.getLogger("bootstrap.engine.apply")
 
+# Index builds, a unique conversion's check and the duplicate check before a rebuild's drop scan the
+# whole collection: their own client-side timeout instead of bootstrap.yaml's socket timeout (sized
+# for the workers' reads), long enough for any build; Ctrl-C stops apply sooner.
+LONG_COMMAND = 7 * 86400.0
 PROGRESS_AFTER = 3.0  # seconds an index build runs before progress is reported
 PROGRESS_EVERY = 5.0
 NAMESPACE_EXISTS = 48
@@ -108,6 +113,11 @@ def _change_index(db: Database[Any], op: Operation, report: Report) -> None:
 
 
 def _make_unique(db: Database[Any], op: ChangeIndex) -> None:
+    with pymongo.timeout(LONG_COMMAND):
+        _make_unique_now(db, op)
+
+
+def _make_unique_now(db: Database[Any], op: ChangeIndex) -> None:
     """MongoDB's two steps: `prepareUnique` (the index refuses new duplicates from here on), then
     `unique` (it checks the keys already there). When that finds duplicates (written since the plan
     checked), `prepareUnique` is taken back: the index is left as it was."""
@@ -140,7 +150,8 @@ def _drop(db: Database[Any], op: Operation, report: Report) -> None:
     if isinstance(op, RebuildIndex) and op.after.options.get("unique"):
         # Never drop an index whose unique replacement cannot be built: the data would be left
         # with neither.
-        sample = duplicate_sample(db, op.collection, op.after.keys, op.after.options)
+        with pymongo.timeout(LONG_COMMAND):
+            sample = duplicate_sample(db, op.collection, op.after.keys, op.after.options)
         if sample is not None:
             raise DuplicatesFound(
                 duplicates_message(op.collection, op.after.name, sample) + f" Index {name} was not dropped."
@@ -161,7 +172,8 @@ def _create_indexes(db: Database[Any], op: Operation, report: Report) -> None:
     def build() -> None:
         try:
             quorum: dict[str, Any] = {} if op.commit_quorum is None else {"commitQuorum": op.commit_quorum}
-            db.command("createIndexes", op.collection, indexes=[ix.document() for ix in op.indexes], **quorum)
+            with pymongo.timeout(LONG_COMMAND):
+                db.command("createIndexes", op.collection, indexes=[ix.document() for ix in op.indexes], **quorum)
             outcome["error"] = None
         except BaseException as exc:  # re-raised in the calling thread
             outcome["error"] = exc
@@ -258,7 +270,8 @@ def _put_back(db: Database[Any], op: Operation) -> str:
     old = [model for _, model in op.previous]
     names = ", ".join(model.name for model in old)
     try:
-        db.command("createIndexes", op.collection, indexes=[model.document() for model in old])
+        with pymongo.timeout(LONG_COMMAND):
+            db.command("createIndexes", op.collection, indexes=[model.document() for model in old])
     except PyMongoError as exc:
         return (f" Dropped for a rebuild and not recreated: {names} (building them again as they were failed "
                 f"too: {mask(str(exc))}); apply again once fixed.")

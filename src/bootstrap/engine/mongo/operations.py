@@ -213,6 +213,7 @@ class ExpiresDocuments(Operation):
     kind = "note"
     is_change = False
     is_drift = False  # the change it follows is the drift
+    echoed = True  # in apply's log too: the deletion is what a reviewer of that log looks for
 
     def describe(self) -> list[str]:
         ttl = format_duration(self.seconds)

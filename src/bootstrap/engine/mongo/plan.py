@@ -4,10 +4,12 @@ after checking that the replica set still has the primary the plan read from).""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
+import pymongo
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
@@ -26,7 +28,7 @@ from bootstrap.engine.mongo.operations import (
 )
 from bootstrap.engine.mongo.server import REPLICA_SET, ServerRole, read_role
 from bootstrap.engine.ops import Backend, Operation, Options, Plan, Report
-from bootstrap.errors import OperationFailed, PrimaryChanged
+from bootstrap.errors import DataCheckTimedOut, OperationFailed, PrimaryChanged
 from bootstrap.spec.durations import format_duration
 from bootstrap.spec.model import Spec
 
@@ -66,10 +68,28 @@ def make_plan(spec: Spec, db: Database[Any], options: Options, watch: PrimaryWat
     rebuilds = {(op.collection, op.name): op for op in plan.operations if isinstance(op, RebuildIndex)}
     operations: list[Operation] = []
     for op in plan.operations:
-        operations += _with_impact(db, op, options, existing, rebuilds)
+        with _budget(op, options.check_timeout):
+            operations += _with_impact(db, op, options, existing, rebuilds)
     # A rebuild whose new index the data refuses is shown once, blocked, and not counted as a rebuild.
     refused = {id(op.wanted) for op in operations if isinstance(op, Blocked) and isinstance(op.wanted, RebuildIndex)}
     return Plan(plan.database, tuple(op for op in operations if id(op) not in refused))
+
+
+@contextmanager
+def _budget(op: Operation, seconds: float) -> Iterator[None]:
+    """The reads of the documents `op` touches, within `seconds` of their own (client-side operation
+    timeout: the socket timeout of bootstrap.yaml, sized for the workers' small reads, does not cut a
+    scan of a big collection short); past it, an error naming the collection and the way on."""
+    try:
+        with pymongo.timeout(seconds):
+            yield
+    except PyMongoError as exc:
+        if not exc.timeout:
+            raise
+        raise DataCheckTimedOut(
+            f"{op.collection}: reading its documents for `{op.headline()}` took longer than {seconds:g}s "
+            f"(a scan of the whole collection): give it longer with --check-timeout SECONDS"
+        ) from None
 
 
 def _with_impact(db: Database[Any], op: Operation, options: Options, existing: set[str],
