@@ -207,11 +207,11 @@ class _Builder:
             return {"kind": "absent"}
         value = thaw(fld.default)
         if fld.type is FieldType.DATE and value == "now":
-            return {"kind": "now"}
+            return {"kind": "now", "required": fld.required}
         if isinstance(value, dict | list):
-            return {"kind": "copy", "value": value}
+            return {"kind": "copy", "value": value, "required": fld.required}
         exact = value is None or _exact(fld.type, value)
-        return {"kind": "value", "value": value, "validate": not exact}
+        return {"kind": "value", "value": value, "validate": not exact, "required": fld.required}
 
     # --- references -------------------------------------------------------------------------------
 

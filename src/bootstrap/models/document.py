@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import bson
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
-from pydantic_core import PydanticUndefined
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationInfo, model_validator
+from pydantic_core import PydanticCustomError, PydanticUndefined
 
 from bootstrap.models.kinds import ObjectId, now
 
@@ -25,6 +25,8 @@ __all__ = ["ConfigDict", "Document", "Field", "Reference", "Subdocument", "copy_
 
 _SPEC_DEFAULT = object()  # FieldInfo metadata: the field has a declared default, written on insert
 _CAST = object()  # FieldInfo metadata: the declared default is cast to the field's type once
+_REQUIRED = object()  # FieldInfo metadata: required in the validator, though a new model has a default
+_READING = "bootstrap.read"  # validation context of `from_document`: a stored document, checked as stored
 
 
 def default(
@@ -33,16 +35,21 @@ def default(
     factory: Callable[[], Any] | None = None,
     validate: bool = False,
     name: str | None = None,
+    required: bool = False,
 ) -> Any:
     """A declared default (`default:` in the spec): applied when the field is not given, and
     written. `validate` casts it to the field's type once, when the class is made (an ISO string
     to a date, an int to a double, dicts to subdocuments); `name` is the field's name in MongoDB
-    when the attribute is named otherwise."""
+    when the attribute is named otherwise; `required`: the validator requires the field, so a stored
+    document without it is refused by `from_document` as the server refuses it (the default is for
+    new models)."""
     make: Any = Field  # one call for every combination of options (Field's overloads split them)
     info = make(default=value, default_factory=factory, validation_alias=name, serialization_alias=name)
     info.metadata.append(_SPEC_DEFAULT)
     if validate:
         info.metadata.append(_CAST)
+    if required:
+        info.metadata.append(_REQUIRED)
     return info
 
 
@@ -65,6 +72,7 @@ class _Model(BaseModel):
     )
 
     __spec_defaults__: ClassVar[frozenset[str]] = frozenset()
+    __required_names__: ClassVar[tuple[str, ...]] = ()  # MongoDB names required although defaulted
     __mongo_names__: ClassVar[dict[str, str]] = {}  # attribute -> field name in MongoDB
     __attributes__: ClassVar[dict[str, str]] = {}  # field name in MongoDB -> attribute
 
@@ -75,6 +83,9 @@ class _Model(BaseModel):
         cls.__mongo_names__ = {attr: info.serialization_alias or attr for attr, info in fields.items()}
         cls.__attributes__ = {name: attr for attr, name in cls.__mongo_names__.items()}
         cls.__spec_defaults__ = frozenset(attr for attr, info in fields.items() if _SPEC_DEFAULT in info.metadata)
+        cls.__required_names__ = tuple(
+            cls.__mongo_names__[attr] for attr, info in fields.items() if _REQUIRED in info.metadata
+        )
         cast = [attr for attr, info in fields.items() if _CAST in info.metadata]
         if cast:
             _cast_defaults(cls, cast)
@@ -100,7 +111,21 @@ class _Model(BaseModel):
         validator checks it (pydantic's strict mode: no casting; fields by their MongoDB names
         only, so an undeclared `from_` or `id` stays undeclared); raises pydantic's
         ValidationError naming each field."""
-        return cls.model_validate(document, strict=True, by_alias=True, by_name=False)
+        return cls.model_validate(document, strict=True, by_alias=True, by_name=False, context={_READING: True})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stored_fields_present(cls, data: Any, info: ValidationInfo) -> Any:
+        """Reading a stored document (`from_document`), this one or a subdocument of it: a field the
+        validator requires must be there, though a new model would take its default."""
+        if cls.__required_names__ and info.context and info.context.get(_READING) and isinstance(data, Mapping):
+            missing = [name for name in cls.__required_names__ if name not in data]
+            if missing:
+                raise PydanticCustomError(
+                    "missing", "required field(s) {names} missing (a default applies to new documents only)",
+                    {"names": ", ".join(missing)},
+                )  # fmt: skip
+        return data
 
 
 _AS_IS = frozenset({str, int, float, bool, type(None), bson.ObjectId, dt.datetime, bson.Int64, bson.Decimal128})

@@ -147,9 +147,6 @@ def test_a_description_edit_is_planned_as_one(
     assert "description" in field, lines
 
 
-@pytest.mark.xfail(
-    strict=True, reason="models accept a document lacking a required field with a default; the validator refuses it"
-)
 def test_models_check_a_required_field_with_a_default_as_the_validator_does(
     config_dir: Path, cli: Callable[..., Result], seed_db: Database[Any]
 ) -> None:

@@ -13,6 +13,7 @@ from bson import Decimal128, Int64, ObjectId
 from pydantic import ValidationError
 
 from bootstrap.errors import InvalidDocument
+from bootstrap.models import document as _d
 from bootstrap.models.collection import _Core
 
 OID = "65a1b2c3d4e5f6a7b8c9d0e1"
@@ -212,3 +213,28 @@ def test_every_shipped_collection_has_its_model(models: ModuleType) -> None:
         "users",
         "webhooksubscriptions",
     }
+
+
+# --- a required field with a default (schema walk M3) ----------------------------------------------
+
+
+class _Level(_d.Subdocument):
+    level: str = _d.default("low", required=True)
+
+
+class _Rule(_d.Document):
+    __collection__ = "rules"
+    color: str = _d.default("blue", required=True)
+    inner: _Level | None = None
+
+
+def test_a_required_field_with_a_default_fills_new_models_and_is_required_in_stored_ones() -> None:
+    """The validator requires the field; the default is for new documents (Mongoose's). Reading a
+    stored document without it is refused, as the server refuses its updates, in a subdocument too."""
+    assert _Rule().to_document()["color"] == "blue"
+    with pytest.raises(ValidationError, match=r"required field\(s\) color missing"):
+        _Rule.from_document({"_id": ObjectId()})
+    with pytest.raises(ValidationError) as caught:
+        _Rule.from_document({"_id": ObjectId(), "color": "red", "inner": {}})
+    assert caught.value.errors()[0]["loc"] == ("inner",)
+    assert _Rule.from_document({"_id": ObjectId(), "color": "red", "inner": {"level": "x"}}).inner == _Level(level="x")
