@@ -16,6 +16,7 @@ from pymongo.database import Database
 from bootstrap import console
 from bootstrap.cli.common import database, redis_client, spec_from
 from bootstrap.codegen.render import wiring_hash
+from bootstrap.codegen.write import stale_note
 from bootstrap.connect.redis import memory_full, shown
 from bootstrap.engine.apply import full_plan
 from bootstrap.engine.history import last_apply
@@ -86,6 +87,7 @@ def collect(spec: Spec, db: Database[Any], client: redis.Redis) -> dict[str, Any
         "schedulers": admin.schedulers(client, spec),
         "wiring": wiring_hash(spec),
         "worker_wiring": wiring_hash(spec, workers=True),  # what workers' heartbeats carry (no schedules)
+        "generated": stale_note(spec),  # None: current (or never generated here)
         "up": up_status(spec),
     }
 
@@ -145,6 +147,8 @@ def problems(status: dict[str, Any]) -> list[str]:
                 f"{child['name']} is crash-looping: restarted {child['restarts']} time(s) in the last "
                 f"{up['restart_window']:g}s by `bootstrap up` (pid {up['pid']}); see {child['log']}"
             )
+    if status.get("generated"):
+        found.append(status["generated"])
     live = {w["queue"] for w in status["workers"]}
     for queue in status["queues"]:
         if queue.get("paused"):

@@ -50,3 +50,17 @@ def write(spec: Spec) -> list[str]:
             write_atomic(path, text)  # a worker starting now never imports half a file
             written.append(name)
     return written
+
+
+def stale_note(spec: Spec) -> str | None:
+    """A line for `apply` and `status` when the generated package exists and no longer follows the
+    spec (models.py after a schema change: the application's models refuse what the server now
+    accepts); None when it is current or was never generated here."""
+    if not package_dir(spec).is_dir():
+        return None
+    drift = check(spec)
+    names = drift.stale + drift.missing
+    if not names:
+        return None
+    return (f"the generated package {package_dir(spec)} does not follow this spec ({', '.join(names)}): run "
+            "`bootstrap generate`, then deploy the application and restart the workers")  # fmt: skip

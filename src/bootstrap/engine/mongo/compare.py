@@ -106,8 +106,10 @@ def compare_collection(coll: Collection, live: LiveCollection | None, allow_rebu
             or live.validation_action != coll.validation_action):
         # Only the level or action changed: no validator line to show.
         differences = () if live_validator == validator else tuple(validator_differences(live_validator, validator))
+        # A looser level or action, or descriptions alone, refuse no document that passes now.
         ops.append(UpdateValidator(coll.name, validator, coll.validation_level, coll.validation_action,
-                                   live.validation_level, live.validation_action, differences))
+                                   live.validation_level, live.validation_action, differences,
+                                   notes_only=only_descriptions_differ(live_validator, validator)))
     indexes = _compare_indexes(coll.name, wanted, live, allow_rebuild, prune, quorum, server)
     ops += indexes if server.ttl_on_capped else [_no_ttl_if_capped(op, live) for op in indexes]
     if mongos and coll.shard is not None:
@@ -318,6 +320,30 @@ def validator_differences(live: Any, wanted: Mapping[str, Any]) -> list[str]:
     return out or ["validator: changed"]
 
 
+def _keyword_changes(old: Any, new: Any) -> str:
+    """What changed in one field's schema, keyword by keyword: `enum ["admin", "user"] -> ["admin",
+    "member"]`, `bsonType double -> int`, `minimum unset -> 0`: a renamed enum value reads apart
+    from a description edit."""
+    if not isinstance(old, Mapping) or not isinstance(new, Mapping):
+        return f"{shown(old)} -> {shown(new)}"
+    keys = [k for k in dict.fromkeys([*new, *old]) if old.get(k) != new.get(k)]
+    return ", ".join(f"{key} {shown(_plain(old.get(key)))} -> {shown(_plain(new.get(key)))}" for key in keys)
+
+
+def only_descriptions_differ(old: Any, new: Any) -> bool:
+    """Whether two validators differ in `description`s and `title`s alone: no document can pass one
+    and fail the other (nothing to count)."""
+    return bool(_without_notes(old) == _without_notes(new))
+
+
+def _without_notes(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _without_notes(v) for k, v in value.items() if k not in ("description", "title")}
+    if isinstance(value, list | tuple):
+        return [_without_notes(v) for v in value]
+    return value
+
+
 def _diff_schema(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str, out: list[str]) -> None:
     old_props, new_props = old.get("properties", {}), new.get("properties", {})
     for name in new_props:
@@ -328,7 +354,7 @@ def _diff_schema(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str, ou
             if "properties" in new_props[name] and "properties" in old_props[name]:
                 _diff_schema(old_props[name], new_props[name], f"{path}.", out)
             else:
-                out.append(f"~ field {path}")
+                out.append(f"~ field {path}: {_keyword_changes(old_props[name], new_props[name])}")
     out += [f"- field {prefix}{name}" for name in old_props if name not in new_props]
     rest_old = {k: v for k, v in old.items() if k != "properties"}
     rest_new = {k: v for k, v in new.items() if k != "properties"}

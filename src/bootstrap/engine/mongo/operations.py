@@ -83,6 +83,8 @@ class UpdateValidator(Operation):
     # counted), and a few of their ids: read from the data, not part of what the change is.
     failing: int | None = field(default=None, compare=False)
     failing_ids: tuple[str, ...] = field(default=(), compare=False)
+    # The validators differ in descriptions (and titles) alone: the documents need no count.
+    notes_only: bool = field(default=False, compare=False)
     symbol = "~"
     kind = "change"
 

@@ -98,6 +98,9 @@ def _with_impact(db: Database[Any], op: Operation, options: Options, existing: s
     compare): how many a new validator would refuse; a unique index the data cannot take (blocked:
     apply starts nothing, so no index is dropped for a rebuild that cannot finish); documents a new
     or shorter TTL deletes at once (blocked without --allow-expire, else said with their count)."""
+    same_rules = isinstance(op, UpdateValidator) and (op.level, op.action) == (op.before_level, op.before_action)
+    if isinstance(op, UpdateValidator) and op.notes_only and same_rules:
+        return [replace(op, failing=0)]  # descriptions alone: no document passes one and fails the other
     if isinstance(op, UpdateValidator) and op.level != "off":
         failing, ids = count_failing(db, op.collection, op.validator)
         return [replace(op, failing=failing, failing_ids=ids)]
