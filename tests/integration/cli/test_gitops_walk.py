@@ -1,7 +1,7 @@
 """A GitOps / CI walk: `validate` and `generate --check` as pre-commit and CI checks, `plan --json
 --detailed-exitcode` posted on pull requests, `apply` on merge against staging then production (same
 config, different environment), nightly drift detection. Each test asserts what such a pipeline
-expects and is marked xfail(strict) where the tool does otherwise today (see
+expects; each was marked xfail(strict) until the tool did so (see
 /work/notes/walk-gitops.md)."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Schema walk: the backend developer who evolves the MSEDB collections over months on a populated
 database, on real servers (SecantusDB, redis-server). Each test is one user-visible problem found on
-that walk (xfail, strict: the assertion is what the user expected), or good behaviour pinned.
+that walk (the assertion is what the user expected; each was xfail until fixed), or good behaviour pinned.
 
 Findings and their exact output: /work/notes/walk-schema.md."""
 
