@@ -110,14 +110,13 @@ def _with_impact(db: Database[Any], op: Operation, options: Options, existing: s
         duplicates = _duplicates(db, op.collection, op.wanted.after)
         return [replace(op, reason=f"{op.reason}; and first: {duplicates}")] if duplicates else [op]
     if isinstance(op, CreateIndexes):
-        blocked = _refused_indexes(db, op, rebuilds)
-        if blocked:
+        refused = _refused_indexes(db, op, rebuilds)
+        if refused:
             # The indexes the data takes stay in the plan (apply refuses the whole plan anyway).
-            names = {ix.name for ix in op.indexes if _refused(ix, blocked)}
-            kept = tuple(ix for ix in op.indexes if ix.name not in names)
-            rest = replace(op, indexes=kept, rebuilt=tuple(n for n in op.rebuilt if n not in names),
-                           previous=tuple(p for p in op.previous if p[0] not in names))
-            return [*blocked, rest] if kept else list(blocked)
+            kept = tuple(ix for ix in op.indexes if ix.name not in refused)
+            rest = replace(op, indexes=kept, rebuilt=tuple(n for n in op.rebuilt if n not in refused),
+                           previous=tuple(p for p in op.previous if p[0] not in refused))
+            return [*refused.values(), rest] if kept else list(refused.values())
     if isinstance(op, ChangeIndex) and op.makes_unique and op.index is not None:
         duplicates = _duplicates(db, op.collection, op.index, in_place=True)
         if duplicates:
@@ -133,27 +132,17 @@ def _with_impact(db: Database[Any], op: Operation, options: Options, existing: s
 
 
 def _refused_indexes(db: Database[Any], op: CreateIndexes,
-                     rebuilds: Mapping[tuple[str, str], RebuildIndex]) -> list[Blocked]:
-    """Each unique index of `op` that the data's duplicates refuse, blocked on its own (every one
-    named at once, not one per review), a rebuilt one as its rebuild."""
-    blocked = []
+                     rebuilds: Mapping[tuple[str, str], RebuildIndex]) -> dict[str, Blocked]:
+    """Each unique index of `op` that the data's duplicates refuse, by name, blocked on its own
+    (every one named at once, not one per review), a rebuilt one as its rebuild."""
+    refused = {}
     for index in op.indexes:
         duplicates = _duplicates(db, op.collection, index) if index.options.get("unique") else None
         if duplicates:
             rebuild = rebuilds.get((op.collection, index.name)) if index.name in op.rebuilt else None
             wanted = rebuild or replace(op, indexes=(index,), rebuilt=(), previous=())
-            blocked.append(Blocked(op.collection, wanted, duplicates))
-    return blocked
-
-
-def _refused(index: IndexModel, blocked: list[Blocked]) -> bool:
-    for op in blocked:
-        wanted = op.wanted
-        if isinstance(wanted, RebuildIndex) and wanted.name == index.name:
-            return True
-        if isinstance(wanted, CreateIndexes) and any(ix.name == index.name for ix in wanted.indexes):
-            return True
-    return False
+            refused[index.name] = Blocked(op.collection, wanted, duplicates)
+    return refused
 
 
 def _duplicates(db: Database[Any], collection: str, index: IndexModel, *, in_place: bool = False) -> str | None:
