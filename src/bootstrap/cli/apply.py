@@ -7,7 +7,6 @@ from pathlib import Path
 
 from bootstrap import console
 from bootstrap.cli.common import add_plan_options, database, plan_options, redis_client, spec_from
-from bootstrap.codegen.write import stale_note
 from bootstrap.connect.redis import shown
 from bootstrap.engine.apply import apply
 from bootstrap.engine.render import applied_summary
@@ -49,7 +48,4 @@ def run(args: argparse.Namespace) -> int:
         console.out(applied_summary(done))  # counted as `plan` counts
     else:
         console.out("No changes: MongoDB and Redis match the spec.")
-    note = stale_note(spec)
-    if note:
-        console.out(f"note: {note}")
     return 0
