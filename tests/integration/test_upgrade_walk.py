@@ -279,7 +279,7 @@ def test_a_worker_of_the_package_the_old_release_generated_says_so_in_one_line(t
         env=subprocess_env(PYTHONPATH=str(package.parent), REDIS_URL="redis://127.0.0.1:1/0"),
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=25,
     )
     said = done.stdout + done.stderr
     assert done.returncode == 1, said
