@@ -153,10 +153,6 @@ def finish_as_an_old_worker(client: redis.Redis, keys: QueueKeys, consumer: str 
 # --- rolling upgrade: old and new workers on one queue ----------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an --id job of the new release that an old worker ran keeps its :ids entry: the id is refused for good",
-)
 def test_an_id_an_old_release_worker_finished_can_be_sent_again(
     config_dir: Path, cli: Callable[..., Result], key_prefix: str
 ) -> None:
@@ -182,10 +178,6 @@ def test_an_id_an_old_release_worker_finished_can_be_sent_again(
 # --- plan / status / health right after the upgrade, before anything else ---------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="plan right after the upgrade lists 'align unset -> false' for every unchanged schedule",
-)
 def test_plan_after_the_upgrade_does_not_change_the_schedules_the_old_release_stored(
     config_dir: Path, cli: Callable[..., Result], key_prefix: str
 ) -> None:

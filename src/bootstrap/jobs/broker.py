@@ -132,8 +132,10 @@ return #ARGV
 
 
 # Enqueue jobs with a placement, in order: a job whose id is to be deduplicated is added only if its id
-# is not in the id index (HSETNX adds it there in the same step), and then the records of the id's
-# earlier job go (a new job by that id: its result is awaited, not the old one's); a delayed one goes
+# is not in the id index (HSETNX adds it there in the same step), or is there but its job has a record
+# (it finished: a worker of a release before the id index, which never removes ids, ran it), and then
+# the records of the id's earlier job go (a new job by that id: its result is awaited, not the old
+# one's); a delayed one goes
 # to the delayed set, any other to its priority level's stream. KEYS: id index, delayed set, the
 # streams highest priority first, then index and data of each outcome (records.OUTCOMES order).
 # ARGV: now, then per job: id to deduplicate ('' for none), due time, stream number, data.
@@ -143,7 +145,17 @@ local now, added, existing = tonumber(ARGV[1]), 0, {}
 local records = #KEYS - 4
 for i = 2, #ARGV, 4 do
   local id = ARGV[i]
-  if id == '' or redis.call('HSETNX', KEYS[1], id, ARGV[1]) == 1 then
+  local fresh = id == '' or redis.call('HSETNX', KEYS[1], id, ARGV[1]) == 1
+  if not fresh then
+    for r = records + 1, #KEYS, 2 do
+      if redis.call('ZSCORE', KEYS[r], id) then
+        fresh = true
+        redis.call('HSET', KEYS[1], id, ARGV[1])
+        break
+      end
+    end
+  end
+  if fresh then
     if id ~= '' then
       for r = records + 1, #KEYS, 2 do
         if redis.call('ZREM', KEYS[r], id) == 1 then redis.call('HDEL', KEYS[r + 1], id) end

@@ -46,6 +46,17 @@ def definition(schedule: Schedule) -> dict[str, Any]:
     return stored
 
 
+# Keys a release before them did not store, at the spec's defaults.
+_ADDED_SINCE = {"align": False}
+
+
+def with_defaults(stored: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """A stored definition as `plan` compares it, with the keys later releases added at the spec's
+    defaults: an upgrade alone plans no change. (A schedule stored without `align` stays aligned in
+    the scheduler, as that release fired it; once it fired, an unaligned one follows the same grid.)"""
+    return None if stored is None else {**_ADDED_SINCE, **stored}
+
+
 def encode(data: Mapping[str, Any]) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 

@@ -164,14 +164,14 @@ def compare_schedules(spec: Spec, live: RedisLive, legacy: bool = False) -> list
     ops: list[Operation] = []
     for schedule in spec.schedules:
         wanted = stored.definition(schedule)
-        before = current.get(schedule.id)
+        before = stored.with_defaults(current.get(schedule.id))
         where = held.get(schedule.id, "")
         if before != wanted or (where and where != schedule.queue):
             ops.append(PutSchedule(schedule.id, wanted, before, where if where != schedule.queue else ""))
     declared = {s.id for s in spec.schedules}
     for schedule_id in sorted(set(current) | set(held)):
         if schedule_id not in declared:
-            before = current.get(schedule_id) or {}
+            gone = current.get(schedule_id) or {}
             where = held.get(schedule_id, "")
-            ops.append(DeleteSchedule(schedule_id, before, where if where != before.get("queue") else ""))
+            ops.append(DeleteSchedule(schedule_id, gone, where if where != gone.get("queue") else ""))
     return ops
