@@ -1,3 +1,3 @@
 """bootstrap: declarative MongoDB collections, Redis queues and Taskiq wiring from YAML."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

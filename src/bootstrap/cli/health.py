@@ -347,7 +347,7 @@ def drift(spec: Spec, db: Database[Any], client: redis.Redis) -> Check:
 def _drift_fix(spec: Spec, db: Database[Any]) -> str:
     """`apply`, unless the last apply was of another spec: then this config may be the previous
     release's (a rollout applies the next one first), and applying it would undo that."""
-    from bootstrap.engine.history import last_apply
+    from bootstrap.engine.history import TOOL, last_apply
 
     try:
         last = last_apply(db)
@@ -355,6 +355,9 @@ def _drift_fix(spec: Spec, db: Database[Any]) -> str:
         last = None
     if last is None or last.get("specHash") in (None, spec.hash()) or last.get("outcome") != "success":
         return "run `bootstrap plan` to see them, then `bootstrap apply`"
+    if last.get("tool") != TOOL:  # another release hashes the same files otherwise: an upgrade, not a rollout
+        return (f"the last apply was by {last.get('tool') or 'an earlier bootstrap'}, this is {TOOL} (each release "
+                "hashes the spec its own way): run `bootstrap plan` to see them, then `bootstrap apply`")
     when = last["startedAt"].strftime("%Y-%m-%d %H:%M:%S UTC") if last.get("startedAt") else "?"
     return (f"the last apply ({when}, by {last.get('user', '?')}@{last.get('host', '?')}) was of another spec "
             f"({last['specHash']}, this config is {spec.hash()}): if that is the next release, this process runs "

@@ -19,7 +19,7 @@ from bootstrap.codegen.render import wiring_hash
 from bootstrap.codegen.write import stale_note
 from bootstrap.connect.redis import memory_full, shown
 from bootstrap.engine.apply import full_plan
-from bootstrap.engine.history import last_apply
+from bootstrap.engine.history import TOOL, last_apply
 from bootstrap.engine.ops import Options
 from bootstrap.jobs import admin
 from bootstrap.jobs.schedule_runs import last_runs
@@ -80,6 +80,7 @@ def collect(spec: Spec, db: Database[Any], client: redis.Redis) -> dict[str, Any
             "spec_hash": record["specHash"],
             "operations": len(record.get("operations", [])),
             "by": f"{record.get('host')}:{record.get('pid')}",
+            "tool": record.get("tool"),
         },
         "queues": [vars(q) for q in admin.queue_stats(client, spec)],
         "schedules": schedules(client, spec),
@@ -199,7 +200,12 @@ def render(status: dict[str, Any], now: float) -> list[str]:
     lines += [f"redis: {line}" for line in status["redis_drift"]]
     last = status["last_apply"]
     if last:
-        same = "the current spec" if last["spec_hash"] == status["spec_hash"] else "an older spec"
+        if last["spec_hash"] == status["spec_hash"]:
+            same = "the current spec"
+        elif last.get("tool") and last["tool"] != TOOL:  # hashed by another release: not comparable
+            same = f"applied by {last['tool']}"
+        else:
+            same = "another spec"
         lines.append(
             f"last apply: {_ago(last['at'], now)}, {last['outcome']}, {last['operations']} operation(s), "
             f"{same} ({last['spec_hash']}), by {last['by']}"

@@ -18,6 +18,7 @@ from bootstrap.connect.mongo import majority, reason
 from bootstrap.engine.mongo.operations import Operation
 
 log = logging.getLogger("bootstrap.engine.apply")
+TOOL = f"bootstrap {__version__}"  # in each apply record: spec hashes are comparable within one release
 
 APPLIES = "bootstrap_applies"
 
@@ -45,7 +46,7 @@ def record_apply(
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "user": _user(),
-        "tool": f"bootstrap {__version__}",
+        "tool": TOOL,
     }
     try:
         majority(db, APPLIES).insert_one(record)  # w: majority: the record survives a failover
