@@ -152,6 +152,9 @@ def run(args: argparse.Namespace) -> int:
                 )
             else:
                 console.out(f"{args.queue} is paused already")
+            earlier = admin.earlier_releases(admin.workers(client, spec), args.queue)
+            if earlier:
+                console.out(f"note: {pause.EARLIER.format(count=len(earlier), names=', '.join(earlier))}")
             return 0
         if args.action == "resume":
             if pause.resume(client, keys):

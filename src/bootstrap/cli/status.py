@@ -22,6 +22,7 @@ from bootstrap.engine.apply import full_plan
 from bootstrap.engine.history import TOOL, last_apply
 from bootstrap.engine.ops import Options
 from bootstrap.jobs import admin
+from bootstrap.jobs.pause import EARLIER
 from bootstrap.jobs.schedule_runs import last_runs
 from bootstrap.layout.marker import LOST_DATA, elsewhere
 from bootstrap.local.upstate import GAVE_UP, RESTARTING, running_up
@@ -157,6 +158,9 @@ def problems(status: dict[str, Any]) -> list[str]:
                 f"queue {queue['queue']} is paused: {queue['waiting']} job(s) waiting "
                 f"(`bootstrap jobs resume {queue['queue']}`)"
             )
+            earlier = admin.earlier_releases(status["workers"], queue["queue"])
+            if earlier:
+                found.append(f"queue {queue['queue']}: " + EARLIER.format(count=len(earlier), names=", ".join(earlier)))
         elif queue["waiting"] and queue["queue"] not in live:
             found.append(f"queue {queue['queue']}: {queue['waiting']} job(s) waiting and no live worker to take them")
     return found

@@ -13,12 +13,12 @@ from typing import Any
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from bootstrap import __version__
+from bootstrap import RELEASE
 from bootstrap.connect.mongo import majority, reason
 from bootstrap.engine.mongo.operations import Operation
 
 log = logging.getLogger("bootstrap.engine.apply")
-TOOL = f"bootstrap {__version__}"  # in each apply record: spec hashes are comparable within one release
+TOOL = RELEASE  # in each apply record: spec hashes are comparable within one release
 
 APPLIES = "bootstrap_applies"
 

@@ -187,6 +187,12 @@ def workers(client: redis.Redis, spec: Spec, now: float | None = None) -> list[d
     return sorted(_seen(client, workers_key(spec.redis.key_prefix), now), key=lambda b: (b["queue"], b["name"]))
 
 
+def earlier_releases(workers: list[dict[str, Any]], queue: str) -> list[str]:
+    """The live workers of `queue` whose heartbeat names no release: releases before 0.2.0, among
+    them those from before `jobs pause`, which go on taking jobs from a paused queue."""
+    return [w["name"] for w in workers if w.get("queue") == queue and "release" not in w]
+
+
 def schedulers(client: redis.Redis, spec: Spec, now: float | None = None) -> list[dict[str, Any]]:
     """Schedulers whose heartbeat is recent (seen as workers are, see WORKER_SEEN_WITHIN), by name."""
     return sorted(_seen(client, schedulers_key(spec.redis.key_prefix), now), key=lambda b: b["name"])

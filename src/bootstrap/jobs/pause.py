@@ -40,6 +40,13 @@ class PauseWatch:
         return self.paused
 
 
+# Said by `jobs pause` and `status` of a paused queue that workers of an earlier release serve.
+EARLIER = (
+    "{count} live worker(s) of this queue run a release before bootstrap 0.2.0 (their heartbeat names none): "
+    "one from before `jobs pause` existed goes on taking jobs until it is stopped: {names}"
+)
+
+
 def pause(client: redis.Redis, keys: QueueKeys) -> bool:
     """Pause the queue; False if it was paused already (the first pause's note is kept)."""
     note = {"at": time.time(), "by": f"{socket.gethostname()}:{os.getpid()}"}

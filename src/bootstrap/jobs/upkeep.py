@@ -38,6 +38,7 @@ import redis
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from bootstrap import RELEASE
 from bootstrap.jobs.inflight import InFlight
 from bootstrap.jobs.intake import salvage
 from bootstrap.layout.keys import GROUP, NORMAL, PRIORITIES, QueueKeys, as_text, entry_ref, workers_key
@@ -305,9 +306,10 @@ def worker_heartbeat(
     client: aioredis.Redis, keys: QueueKeys, consumer: str, in_flight: InFlight, visibility_timeout: float
 ) -> Heartbeat:
     """A worker's heartbeat: its queue, the jobs it runs, its wiring (read now, at start-up, right
-    after the package was imported), its visibility timeout (see Reclaimer.longest_timeout)."""
+    after the package was imported), its visibility timeout (see Reclaimer.longest_timeout), its
+    release (admin.earlier_releases: a worker of a release before the field may not know pause)."""
     wiring = running_wiring(keys, workers=True)
-    fields = {"queue": keys.queue, "wiring": wiring, "visibility_timeout": visibility_timeout}
+    fields = {"queue": keys.queue, "wiring": wiring, "visibility_timeout": visibility_timeout, "release": RELEASE}
     return Heartbeat(client, workers_key(keys.prefix), consumer, fields, lambda: {"running": in_flight.running})
 
 
