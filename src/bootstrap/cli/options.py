@@ -7,6 +7,7 @@ knows which command runs, so nothing here may import a driver or the engine.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from pathlib import Path
 
@@ -55,9 +56,20 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--check-timeout",
-        type=float,
+        type=_seconds,
         default=600.0,
         metavar="SECONDS",
         help="how long each read of a collection's documents that a change needs (a new validator's failures, "
         "duplicates under a unique index, what a TTL deletes) may take (default 600)",
     )
+
+
+def _seconds(text: str) -> float:
+    """A time budget: a finite number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {text!r}")
+    return value

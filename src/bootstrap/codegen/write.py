@@ -33,10 +33,18 @@ def check(spec: Spec) -> Drift:
         path = target / name
         if not path.exists():
             missing.append(name)
-        elif path.read_text(encoding="utf-8") != text:
+        elif _read(path) != text:
             stale.append(name)
     extra = sorted(p.name for p in target.glob("*.py") if p.name not in files) if target.is_dir() else []
     return Drift(tuple(stale), tuple(missing), tuple(extra))
+
+
+def _read(path: Path) -> str | None:
+    """The file's text; None when it cannot be read as UTF-8 (then it is not what would be written)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def write(spec: Spec) -> list[str]:
@@ -46,7 +54,7 @@ def write(spec: Spec) -> list[str]:
     written = []
     for name, text in render(spec).items():
         path = target / name
-        if not path.exists() or path.read_text(encoding="utf-8") != text:
+        if not path.exists() or _read(path) != text:
             write_atomic(path, text)  # a worker starting now never imports half a file
             written.append(name)
     return written

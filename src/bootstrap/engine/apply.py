@@ -24,7 +24,7 @@ from bootstrap.engine.ops import Backend, Operation, Options, Plan, Report
 from bootstrap.engine.redis import plan as redis_side
 from bootstrap.engine.render import done_lines
 from bootstrap.engine.reviewed import PlanChanged, Reviewed
-from bootstrap.errors import ApplyFailed, OperationFailed, PlanBlocked, PrimaryChanged, Terminated
+from bootstrap.errors import ApplyFailed, DataCheckTimedOut, OperationFailed, PlanBlocked, PrimaryChanged, Terminated
 from bootstrap.spec.model import Spec
 
 LOCK = "apply"
@@ -95,8 +95,14 @@ def apply(
         return []
     if reviewed is not None:
         reviewed.check(as_plan(db.name, first))  # before taking the lock: it may be wrong from the start
+    def waiting(holder: dict[str, Any] | None) -> None:
+        """While another apply holds the lock, the data is read now: what it blocks is said at once,
+        not after the wait."""
+        _waiting(report)(holder)
+        plan_checked(db.name, sides, options)
+
     with LeaseLock(db, LOCK) as lock:
-        lock.acquire(options.lock_timeout, _waiting(report))
+        lock.acquire(options.lock_timeout, waiting)
         # Whoever held the lock may have done (some of) our work: plan again under the lock.
         planned = plan_checked(db.name, sides, options)
         if not _changes(planned):
@@ -155,7 +161,7 @@ def execute(
             report(f"{exc}: planning again ({replans}/{MAX_REPLANS})")
             try:
                 planned = replan()
-            except (PlanBlocked, PlanChanged) as stopped:
+            except (PlanBlocked, PlanChanged, DataCheckTimedOut) as stopped:
                 _record(spec, db, started, done, remaining, "failed", str(stopped))
                 raise
         except OperationFailed as exc:

@@ -132,7 +132,7 @@ class Reviewed:
         """Raise PlanChanged unless `plan` (apply's own, under the lock) has the reviewed changes and
         deletes no more documents than the review said (see the module)."""
         if fingerprint(plan) == self.fingerprint:
-            self._check_deletions(plan)
+            self.check_deletions(plan)
             return
         now = [_first_line(op) for op in plan.changes]
         lines = [f"  not reviewed: {line}" for line in now if line not in self.changes]
@@ -146,7 +146,8 @@ class Reviewed:
         )
 
 
-    def _check_deletions(self, plan: Plan) -> None:
+    def check_deletions(self, plan: Plan) -> None:
+        """Raise PlanChanged when a TTL of `plan` deletes more documents than the review saw (see the module)."""
         now = _deletions([op.to_json() for op in plan.operations])
         grown = [
             f"  {where}: deletes {count} existing document(s) now, {self.deletions.get(where, 0)} when reviewed"
@@ -160,6 +161,7 @@ class Reviewed:
     def check_within(self, plan: Plan) -> None:
         """A plan made again after an election (some reviewed changes done, some rolled back): each
         of its changes must be one of the reviewed ones. Raise PlanChanged naming the others."""
+        self.check_deletions(plan)
         others = [op for op in plan.changes if not self.change_fingerprints.issuperset(change_fingerprints(op))]
         if others:
             lines = "\n".join(f"  not reviewed: {_first_line(op)}" for op in others[:SHOWN_DIFFERENCES])

@@ -25,7 +25,7 @@ from pymongo.database import Database
 from pymongo.results import UpdateResult
 
 from bootstrap.errors import InvalidDocument
-from bootstrap.models.document import Document
+from bootstrap.models.document import READ_CONTEXT, Document
 from bootstrap.models.encodable import bson_problems
 from bootstrap.models.kinds import now
 from bootstrap.models.paths import PathError, Slot, resolve
@@ -255,7 +255,8 @@ class _Core(Generic[D]):
         validate = self.model.__pydantic_validator__.validate_python
         with bulk():
             try:
-                return [validate(raw, strict=True, by_alias=True, by_name=False) for raw in documents]
+                context = READ_CONTEXT
+                return [validate(raw, strict=True, by_alias=True, by_name=False, context=context) for raw in documents]
             except ValidationError:
                 pass
         return [self.read(raw, partial) for raw in documents]

@@ -27,6 +27,7 @@ _SPEC_DEFAULT = object()  # FieldInfo metadata: the field has a declared default
 _CAST = object()  # FieldInfo metadata: the declared default is cast to the field's type once
 _REQUIRED = object()  # FieldInfo metadata: required in the validator, though a new model has a default
 _READING = "bootstrap.read"  # validation context of `from_document`: a stored document, checked as stored
+READ_CONTEXT = {_READING: True}  # for every read of stored documents (collection.read_all too)
 
 
 def default(
@@ -111,7 +112,7 @@ class _Model(BaseModel):
         validator checks it (pydantic's strict mode: no casting; fields by their MongoDB names
         only, so an undeclared `from_` or `id` stays undeclared); raises pydantic's
         ValidationError naming each field."""
-        return cls.model_validate(document, strict=True, by_alias=True, by_name=False, context={_READING: True})
+        return cls.model_validate(document, strict=True, by_alias=True, by_name=False, context=READ_CONTEXT)
 
     @model_validator(mode="before")
     @classmethod

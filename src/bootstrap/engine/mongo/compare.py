@@ -255,14 +255,19 @@ def _compare_indexes(collection: str, wanted: list[IndexModel], live: LiveCollec
             drops.append(Blocked(collection, rebuild, f"index {current.name} must be rebuilt "
                                  f"(dropped and created again); {then}"))
     # Undeclared indexes go last: a pruned index serves the queries (and keeps the uniqueness) it
-    # did until the indexes replacing it are built, and stays when their build fails. No declared
-    # index shares its name or key pattern (those are claimed above, as renames), so nothing needs
-    # it gone first.
+    # did until the indexes replacing it are built, and stays when their build fails. Unless an index
+    # to build has its key pattern (a rebuild's new keys; MongoDB keeps one index per pattern): that
+    # one goes first.
     undeclared: list[Operation] = []
     for current in live.indexes:
         if current.name not in claimed:
             model = live_model(current)
-            undeclared.append(DropIndex(collection, model) if prune else KeepIndex(collection, model))
+            if not prune:
+                undeclared.append(KeepIndex(collection, model))
+            elif any(index.keys == model.keys for index in creates):
+                drops.append(DropIndex(collection, model))
+            else:
+                undeclared.append(DropIndex(collection, model))
     ops = drops + changes
     if creates:
         ops.append(CreateIndexes(collection, tuple(creates), tuple(rebuilt), commit_quorum=quorum,
@@ -320,14 +325,30 @@ def validator_differences(live: Any, wanted: Mapping[str, Any]) -> list[str]:
     return out or ["validator: changed"]
 
 
+KEYWORD_SHOWN = 120  # characters of a keyword's value in a plan line; a longer one is cut
+
+
 def _keyword_changes(old: Any, new: Any) -> str:
-    """What changed in one field's schema, keyword by keyword: `enum ["admin", "user"] -> ["admin",
-    "member"]`, `bsonType double -> int`, `minimum unset -> 0`: a renamed enum value reads apart
-    from a description edit."""
+    """What changed in one field's schema, keyword by keyword: `enum +["member"] -["user"]` (a list
+    by the values it gained and lost), `bsonType double -> int`, `minimum unset -> 0`: a renamed enum
+    value reads apart from a description edit, and one value added to a long list is that value."""
     if not isinstance(old, Mapping) or not isinstance(new, Mapping):
-        return f"{shown(old)} -> {shown(new)}"
+        return f"{_cut(shown(old))} -> {_cut(shown(new))}"
     keys = [k for k in dict.fromkeys([*new, *old]) if old.get(k) != new.get(k)]
-    return ", ".join(f"{key} {shown(_plain(old.get(key)))} -> {shown(_plain(new.get(key)))}" for key in keys)
+    return ", ".join(f"{key} {_keyword_change(old.get(key), new.get(key))}" for key in keys)
+
+
+def _keyword_change(old: Any, new: Any) -> str:
+    before, after = _plain(old), _plain(new)
+    if isinstance(before, list) and isinstance(after, list):
+        gained, lost = [v for v in after if v not in before], [v for v in before if v not in after]
+        if gained or lost:
+            return " ".join(f"{sign}{_cut(shown(values))}" for sign, values in (("+", gained), ("-", lost)) if values)
+    return f"{_cut(shown(before))} -> {_cut(shown(after))}"
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= KEYWORD_SHOWN else text[: KEYWORD_SHOWN - 3] + "..."
 
 
 def only_descriptions_differ(old: Any, new: Any) -> bool:
@@ -336,12 +357,19 @@ def only_descriptions_differ(old: Any, new: Any) -> bool:
     return bool(_without_notes(old) == _without_notes(new))
 
 
-def _without_notes(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _without_notes(v) for k, v in value.items() if k not in ("description", "title")}
-    if isinstance(value, list | tuple):
-        return [_without_notes(v) for v in value]
-    return value
+def _without_notes(schema: Any) -> Any:
+    """`schema` without its `description` and `title` keywords (a property of that name stays)."""
+    if isinstance(schema, Mapping):
+        return {
+            key: {name: _without_notes(sub) for name, sub in value.items()}
+            if key in ("properties", "patternProperties") and isinstance(value, Mapping)
+            else _without_notes(value)
+            for key, value in schema.items()
+            if key not in ("description", "title")
+        }
+    if isinstance(schema, list | tuple):
+        return [_without_notes(v) for v in schema]
+    return schema
 
 
 def _diff_schema(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str, out: list[str]) -> None:

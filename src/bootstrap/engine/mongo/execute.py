@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pymongo
@@ -52,6 +53,16 @@ NAMESPACE_NOT_FOUND = 26
 INDEX_NOT_FOUND = 27
 DUPLICATE_KEY = 11000
 CANNOT_CONVERT_TO_UNIQUE = 359
+
+
+@contextmanager
+def own_timeout(db: Database[Any], seconds: float) -> Iterator[None]:
+    """Commands within `seconds` of their own instead of the socket timeout (client-side operation
+    timeout). The server is found first, within the server selection timeout: inside the block,
+    finding one would wait out the whole budget."""
+    db.command("ping")
+    with pymongo.timeout(seconds):
+        yield
 
 
 def execute(db: Database[Any], op: Operation, report: Report) -> None:
@@ -113,7 +124,7 @@ def _change_index(db: Database[Any], op: Operation, report: Report) -> None:
 
 
 def _make_unique(db: Database[Any], op: ChangeIndex) -> None:
-    with pymongo.timeout(LONG_COMMAND):
+    with own_timeout(db, LONG_COMMAND):
         _make_unique_now(db, op)
 
 
@@ -150,7 +161,7 @@ def _drop(db: Database[Any], op: Operation, report: Report) -> None:
     if isinstance(op, RebuildIndex) and op.after.options.get("unique"):
         # Never drop an index whose unique replacement cannot be built: the data would be left
         # with neither.
-        with pymongo.timeout(LONG_COMMAND):
+        with own_timeout(db, LONG_COMMAND):
             sample = duplicate_sample(db, op.collection, op.after.keys, op.after.options)
         if sample is not None:
             raise DuplicatesFound(
@@ -172,7 +183,7 @@ def _create_indexes(db: Database[Any], op: Operation, report: Report) -> None:
     def build() -> None:
         try:
             quorum: dict[str, Any] = {} if op.commit_quorum is None else {"commitQuorum": op.commit_quorum}
-            with pymongo.timeout(LONG_COMMAND):
+            with own_timeout(db, LONG_COMMAND):
                 db.command("createIndexes", op.collection, indexes=[ix.document() for ix in op.indexes], **quorum)
             outcome["error"] = None
         except BaseException as exc:  # re-raised in the calling thread
@@ -270,7 +281,7 @@ def _put_back(db: Database[Any], op: Operation) -> str:
     old = [model for _, model in op.previous]
     names = ", ".join(model.name for model in old)
     try:
-        with pymongo.timeout(LONG_COMMAND):
+        with own_timeout(db, LONG_COMMAND):
             db.command("createIndexes", op.collection, indexes=[model.document() for model in old])
     except PyMongoError as exc:
         return (f" Dropped for a rebuild and not recreated: {names} (building them again as they were failed "

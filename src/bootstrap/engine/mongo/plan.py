@@ -11,7 +11,7 @@ from typing import Any
 
 import pymongo
 from pymongo.database import Database
-from pymongo.errors import PyMongoError
+from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
 
 from bootstrap.connect.mongo import on_primary, reason
 from bootstrap.engine.mongo.compare import compare
@@ -65,10 +65,11 @@ def make_plan(spec: Spec, db: Database[Any], options: Options, watch: PrimaryWat
     if not options.impact:
         return plan
     existing = {name for name, coll in live.collections.items() if not coll.is_view}
-    rebuilds = {(op.collection, op.name): op for op in plan.operations if isinstance(op, RebuildIndex)}
+    # By the index they build (a renamed one's new name: how CreateIndexes names it).
+    rebuilds = {(op.collection, op.after.name): op for op in plan.operations if isinstance(op, RebuildIndex)}
     operations: list[Operation] = []
     for op in plan.operations:
-        with _budget(op, options.check_timeout):
+        with _budget(db, op, options.check_timeout):
             operations += _with_impact(db, op, options, existing, rebuilds)
     # A rebuild whose new index the data refuses is shown once, blocked, and not counted as a rebuild.
     refused = {id(op.wanted) for op in operations if isinstance(op, Blocked) and isinstance(op.wanted, RebuildIndex)}
@@ -76,15 +77,16 @@ def make_plan(spec: Spec, db: Database[Any], options: Options, watch: PrimaryWat
 
 
 @contextmanager
-def _budget(op: Operation, seconds: float) -> Iterator[None]:
-    """The reads of the documents `op` touches, within `seconds` of their own (client-side operation
-    timeout: the socket timeout of bootstrap.yaml, sized for the workers' small reads, does not cut a
-    scan of a big collection short); past it, an error naming the collection and the way on."""
+def _budget(db: Database[Any], op: Operation, seconds: float) -> Iterator[None]:
+    """The reads of the documents `op` touches, within `seconds` of their own (the socket timeout of
+    bootstrap.yaml, sized for the workers' small reads, does not cut a scan of a big collection
+    short); past it, an error naming the collection and the way on."""
+    db.command("ping")  # the server found first, within its selection timeout (see own_timeout)
     try:
         with pymongo.timeout(seconds):
             yield
     except PyMongoError as exc:
-        if not exc.timeout:
+        if not exc.timeout or isinstance(exc, ServerSelectionTimeoutError):  # a server gone is said as such
             raise
         raise DataCheckTimedOut(
             f"{op.collection}: reading its documents for `{op.headline()}` took longer than {seconds:g}s "
