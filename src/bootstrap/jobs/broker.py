@@ -133,7 +133,8 @@ return #ARGV
 
 # Enqueue jobs with a placement, in order: a job whose id is to be deduplicated is added only if its id
 # is not in the id index (HSETNX adds it there in the same step), or is there but its job has a record
-# (it finished: a worker of a release before the id index, which never removes ids, ran it), and then
+# that finished since the id was (a worker of a release before the id index, which never removes
+# ids, ran it; an acknowledgement sent again writes an older record), and then
 # the records of the id's earlier job go (a new job by that id: its result is awaited, not the old
 # one's); a delayed one goes
 # to the delayed set, any other to its priority level's stream. KEYS: id index, delayed set, the
@@ -147,8 +148,12 @@ for i = 2, #ARGV, 4 do
   local id = ARGV[i]
   local fresh = id == '' or redis.call('HSETNX', KEYS[1], id, ARGV[1]) == 1
   if not fresh then
+    local since = tonumber(redis.call('HGET', KEYS[1], id)) or 0
     for r = records + 1, #KEYS, 2 do
-      if redis.call('ZSCORE', KEYS[r], id) then
+      local raw = redis.call('HGET', KEYS[r + 1], id)
+      local ok, record = pcall(cjson.decode, raw or '')
+      local finished = ok and type(record) == 'table' and tonumber(record['finished_at'])
+      if finished and finished >= since then
         fresh = true
         redis.call('HSET', KEYS[1], id, ARGV[1])
         break
