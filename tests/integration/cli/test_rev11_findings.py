@@ -33,21 +33,9 @@ from bootstrap.errors import DataCheckTimedOut, PrimaryChanged
 from bootstrap.local.servers import MongoServer
 from bootstrap.spec.load import load_spec
 from tests.conftest import Result
+from tests.support.config_edits import applied, edit
 
 NOW = datetime.datetime.now(datetime.UTC)
-
-
-def edit(config_dir: Path, file: str, old: str, new: str) -> None:
-    path = config_dir / file
-    text = path.read_text()
-    assert old in text, old
-    path.write_text(text.replace(old, new, 1))
-
-
-def applied(cli: Callable[..., Result], config_dir: Path, *flags: str) -> Result:
-    result = cli("apply", "--config", str(config_dir), *flags)
-    assert result.code == 0, result.err
-    return result
 
 
 def notification(title: str, created: datetime.datetime = NOW) -> dict[str, Any]:

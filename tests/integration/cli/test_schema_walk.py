@@ -24,21 +24,9 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from tests.conftest import Result
+from tests.support.config_edits import applied, edit
 
 NOW = datetime.datetime.now(datetime.UTC)
-
-
-def edit(config_dir: Path, file: str, old: str, new: str) -> None:
-    path = config_dir / file
-    text = path.read_text()
-    assert old in text, old
-    path.write_text(text.replace(old, new, 1))
-
-
-def applied(cli: Callable[..., Result], config_dir: Path, *flags: str) -> Result:
-    result = cli("apply", "--config", str(config_dir), *flags)
-    assert result.code == 0, result.err
-    return result
 
 
 def collection_lines(out: str, collection: str) -> list[str]:
