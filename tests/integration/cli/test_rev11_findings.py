@@ -8,9 +8,6 @@ Findings: /work/notes/review-rev11.md."""
 from __future__ import annotations
 
 import datetime
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,7 +30,7 @@ from bootstrap.errors import DataCheckTimedOut, PrimaryChanged
 from bootstrap.local.servers import MongoServer
 from bootstrap.spec.load import load_spec
 from tests.conftest import Result
-from tests.support.config_edits import applied, edit
+from tests.support.config_edits import applied, edit, run_with_generated
 
 NOW = datetime.datetime.now(datetime.UTC)
 
@@ -247,11 +244,8 @@ def test_find_refuses_a_stored_document_without_a_required_defaulted_field_as_fi
         "    except Exception as exc:\n"
         "        print(name, 'refused', type(exc).__name__)\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(config_dir.parent / "generated")}
-    verdict = subprocess.run([sys.executable, "-c", script, os.environ["MONGODB_URI"]], capture_output=True,
-                             text=True, env=env, timeout=60)  # fmt: skip
-    assert verdict.returncode == 0, verdict.stderr
-    lines = verdict.stdout.splitlines()
+    output = run_with_generated(config_dir, script)
+    lines = output.splitlines()
     assert lines[0] == "find_one refused InvalidDocument", lines  # from_document: the fix
     # find() of the same document: read_all calls pydantic-core without the read context, so the
     # document the server refuses reads as color="blue".

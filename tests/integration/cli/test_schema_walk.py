@@ -11,8 +11,6 @@ import datetime
 import json
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,7 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from tests.conftest import Result
-from tests.support.config_edits import applied, edit
+from tests.support.config_edits import applied, edit, run_with_generated
 
 NOW = datetime.datetime.now(datetime.UTC)
 
@@ -162,11 +160,8 @@ def test_models_check_a_required_field_with_a_default_as_the_validator_does(
         "except Exception as exc:\n"
         "    print('refused', type(exc).__name__)\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(config_dir.parent / "generated")}
-    verdict = subprocess.run([sys.executable, "-c", script, os.environ["MONGODB_URI"]], capture_output=True,
-                             text=True, env=env, timeout=60)  # fmt: skip
-    assert verdict.returncode == 0, verdict.stderr
-    assert verdict.stdout.strip() == "refused ValidationError", verdict.stdout
+    output = run_with_generated(config_dir, script)
+    assert output.strip() == "refused ValidationError", output
 
 
 def test_apply_or_status_says_the_generated_models_no_longer_follow_the_spec(
