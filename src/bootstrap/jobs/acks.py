@@ -134,17 +134,19 @@ class AckBatch:
         """A flush is in flight (or reserved for a job told to send it)."""
         return self._flushing
 
-    async def drain(self, before_each: Callable[[], None]) -> None:
+    async def drain(self, before_each: Callable[[], None], idle: Callable[[], bool]) -> None:
         """Flush until no finished job's acknowledgement is queued (Redis away: every half second,
         the slots stay held meanwhile). Called by a worker with nothing else to run; `before_each`
-        runs before each round trip (the receiver gives the slots freed so far to an idle worker)."""
+        runs before each round trip (the receiver gives the slots freed so far to an idle worker);
+        `idle`: no job runs meanwhile, so the reply is polled for (see hotpath.SPIN): at concurrency 1
+        every job waits for the previous one's acknowledgement."""
         self._flushing, self._since = True, time.monotonic()
         try:
             while self._held:
                 before_each()
                 self._since = time.monotonic()  # each round is progress: the loop in `step` leaves it be
                 try:
-                    await self.flush()
+                    await self.flush(spin=idle())
                 except Exception as exc:
                     log.warning("queue %s: acknowledging failed (%s); will retry", self._queue, exc)
                     await asyncio.sleep(0.5)
@@ -212,9 +214,10 @@ class AckBatch:
         enqueued again from then on), with its entry's acknowledgement (which names the entry)."""
         self._forget.setdefault(job_id, "")
 
-    async def flush(self) -> None:
+    async def flush(self, spin: bool = False) -> None:
         """One command for a batch: job records first, then XACK and XDEL of the finished jobs. The
-        log lines of those jobs are written before it."""
+        log lines of those jobs are written before it. `spin`: the caller has nothing else to do until
+        it lands (see hotpath.SPIN)."""
         logs.flush()
         if not self.pending:
             return
@@ -225,7 +228,7 @@ class AckBatch:
         waiters, self._waiters = self._waiters, []
         held, self._held = self._held, 0
         try:
-            await conn.script(_ACK, self._keys, self._arguments(ids, pending, forget, records))
+            await conn.script(_ACK, self._keys, self._arguments(ids, pending, forget, records), spin=spin)
         except BaseException:  # cancellation at shutdown included: the final flush writes them
             self._ids[:0], self._records[:0], self._waiters[:0] = ids, pending, waiters
             self._forget = {**forget, **self._forget}

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import time
 from typing import Any
 
@@ -41,6 +42,14 @@ from redis.exceptions import MasterDownError, NoScriptError, ReadOnlyError, Redi
 from bootstrap.connect import redis as redis_connect
 
 TICK = 0.5  # seconds between checks for a command that takes too long
+# How long a caller with nothing else to do (`spin`) polls the socket for the reply before it waits for
+# it as usual. Waiting costs a sleeping CPU's wake-up on top of the round trip: measured on these
+# machines, a PING against a local Redis took 60 us waited for and 22 us polled for, at no more CPU
+# (the wait's system calls cost what the polling does). A reply later than this (a Redis across a
+# network) is waited for, and polling stops for SPIN_PAUSE seconds, so it costs little where it
+# does not help.
+SPIN = 0.0002
+SPIN_PAUSE = 1.0
 
 
 class Script:
@@ -69,14 +78,17 @@ class HotConnection:
         self.timeout = timeout  # seconds a command may take, on top of its own blocking time
         self._direct = not redis_connect.is_cluster(client)
         self._conn: AbstractConnection | None = None
+        self._fd: int | None = None  # the connection's socket, when its bytes are the replies (no TLS)
+        self._spin_again = 0.0  # no polling for replies before then (see SPIN)
         self._lock = asyncio.Lock()
         self._deadline = 0.0  # when the command in flight has taken too long; 0: none in flight
         self._stalled = False  # the command in flight took too long: its connection was closed
         self._ticker: asyncio.TimerHandle | None = None
 
-    async def call(self, *args: Any, block: float = 0.0, key: str | None = None) -> Any:
+    async def call(self, *args: Any, block: float = 0.0, key: str | None = None, spin: bool = False) -> Any:
         """Run one command; `block`: seconds it may block in Redis (XREADGROUP BLOCK); `key`: one of
-        its keys, named for a cluster (see `_on_cluster`)."""
+        its keys, named for a cluster (see `_on_cluster`); `spin`: the caller has nothing else to do
+        until the reply (see `_spin`)."""
         if not self._direct:
             return await self._on_cluster(args, key)
         async with self._lock:
@@ -92,6 +104,8 @@ class HotConnection:
             self._stalled = False
             try:
                 conn._writer.write(hiredis.pack_command(args))  # type: ignore[union-attr]
+                if spin and self._fd is not None:
+                    self._poll(conn, self._fd)
                 reply = await conn._parser.read_response()  # type: ignore[attr-defined]
             except BaseException as exc:  # the reply may still come: the connection is out of step, drop it
                 await self._drop()
@@ -111,6 +125,16 @@ class HotConnection:
             raise reply
         return reply
 
+    def _poll(self, conn: AbstractConnection, fd: int) -> None:
+        """Poll for the reply to what was just written (see SPIN), unless polling is paused, the
+        connection is being closed (its socket may be gone) or the command is not all written (the
+        event loop writes the rest: no reply before that)."""
+        transport = conn._writer.transport  # type: ignore[union-attr]
+        if time.monotonic() < self._spin_again or transport.is_closing() or transport.get_write_buffer_size():
+            return
+        if not _spin(fd, conn._reader):  # type: ignore[arg-type]
+            self._spin_again = time.monotonic() + SPIN_PAUSE
+
     async def _on_cluster(self, args: tuple[Any, ...], key: str | None) -> Any:
         """The command through the cluster client, sent to the master of `key`'s slot when it is
         named: for a command whose keys move with its arguments (XREADGROUP, XREAD), redis-py would
@@ -124,11 +148,13 @@ class HotConnection:
             return await self.client.execute_command(*args)  # type: ignore[no-untyped-call]
         return await self.client.execute_command(*args, target_nodes=node)  # type: ignore[no-untyped-call]
 
-    async def script(self, script: Script, keys: list[Any], args: list[Any], block: float = 0.0) -> Any:
+    async def script(
+        self, script: Script, keys: list[Any], args: list[Any], block: float = 0.0, spin: bool = False
+    ) -> Any:
         try:
-            return await self.call("EVALSHA", script.sha, len(keys), *keys, *args, block=block)
+            return await self.call("EVALSHA", script.sha, len(keys), *keys, *args, block=block, spin=spin)
         except NoScriptError:
-            return await self.call("EVAL", script.text, len(keys), *keys, *args, block=block)
+            return await self.call("EVAL", script.text, len(keys), *keys, *args, block=block, spin=spin)
 
     async def _take(self) -> AbstractConnection:
         pool = self.client.connection_pool
@@ -138,6 +164,7 @@ class HotConnection:
             self._direct = False
             raise RedisConnectionError("the Redis connection has no stream to write to")
         self._conn = conn
+        self._fd = _plain_socket(conn)
         if self.timeout is not None and self._ticker is None:
             self._ticker = asyncio.get_running_loop().call_later(TICK, self._tick)
         return conn
@@ -154,7 +181,7 @@ class HotConnection:
         self._ticker = asyncio.get_running_loop().call_later(TICK, self._tick)
 
     async def _drop(self) -> None:
-        conn, self._conn = self._conn, None
+        conn, self._conn, self._fd = self._conn, None, None
         if conn is not None:
             # Closed without waiting for the close (nowait): nothing here yields, so a cancellation
             # repeated meanwhile cannot keep the connection from going back to the pool.
@@ -168,3 +195,34 @@ class HotConnection:
             self._ticker.cancel()
             self._ticker = None
         await self._drop()
+
+
+def _plain_socket(conn: AbstractConnection) -> int | None:
+    """The file descriptor of `conn`'s socket, when what it reads is the replies themselves (TCP or a
+    Unix socket, not TLS); None otherwise."""
+    transport = conn._writer.transport if conn._writer is not None else None
+    if transport is None or transport.get_extra_info("sslcontext") is not None:
+        return None
+    sock = transport.get_extra_info("socket")
+    return sock.fileno() if sock is not None else None
+
+
+def _spin(fd: int, reader: asyncio.StreamReader) -> bool:
+    """Poll the socket for the reply for up to SPIN seconds, without yielding, and hand what came to
+    the connection's reader, where the parser finds it as if the event loop had read it; False when
+    nothing came in time. The socket is the event loop's (non-blocking); nothing else reads it
+    meanwhile, since the loop does not run. An error or the end of the stream is left to the loop,
+    which sees them as usual."""
+    until = time.perf_counter() + SPIN
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            if time.perf_counter() > until:
+                return False
+            continue
+        except OSError:
+            return True
+        if data:
+            reader.feed_data(data)
+        return True

@@ -197,6 +197,7 @@ class _Intake:
     def __init__(self, broker: StreamBroker, concurrency: int) -> None:
         self.broker = broker
         self.acks = broker.acks
+        self.concurrency = concurrency
         self.free = concurrency  # slots not held
         self.ready: deque[Delivery] = deque()
         self.idle: deque[asyncio.Future[None]] = deque()
@@ -249,9 +250,13 @@ class _Intake:
         to use, and before each further round trip an idle worker is woken for them."""
         self._draining = True
         try:
-            await self.acks.drain(self.kick)
+            await self.acks.drain(self.kick, self._nothing_runs)
         finally:
             self._draining = False
+
+    def _nothing_runs(self) -> bool:
+        """Every slot is free or held by a finished job waiting for its acknowledgement."""
+        return self.free + self.acks.held == self.concurrency
 
     def kick(self) -> None:
         """The running coroutine is about to wait: wake an idle worker if there is work for it (a job

@@ -30,7 +30,11 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
-def test_a_slot_comes_back_only_once_its_acknowledgement_is_in_redis(own_redis: RedisServer, key_prefix: str) -> None:
+@pytest.mark.parametrize("polled", [False, True], ids=["waited-for", "polled-for"])
+def test_a_slot_comes_back_only_once_its_acknowledgement_is_in_redis(
+    own_redis: RedisServer, key_prefix: str, polled: bool
+) -> None:
+    """Also when the worker polls for the reply (nothing else to do: hotpath.SPIN)."""
     broker = StreamBroker(in_process_runtime(own_redis.uri, key_prefix))
     watcher = sync_redis.Redis.from_url(own_redis.uri)
     data = broker.keys.record_data(COMPLETED)
@@ -47,7 +51,7 @@ def test_a_slot_comes_back_only_once_its_acknowledgement_is_in_redis(own_redis: 
             try:
                 acks.finished("0-1", "")
                 acks.record(COMPLETED, {"id": "job-1", "task": "t", "result": "x" * 10_000}, 3600, 100)
-                drain = asyncio.ensure_future(acks.drain(lambda: None))
+                drain = asyncio.ensure_future(acks.drain(lambda: None, lambda: polled))
                 await asyncio.sleep(0.5)  # written long since; Redis cannot answer
                 assert not drain.done() and released == [], "a slot came back before Redis had its acknowledgement"
             finally:

@@ -1,0 +1,170 @@
+"""Polling for a reply (`hotpath.SPIN`: a worker with nothing else to do until its acknowledgement
+lands polls the socket rather than sleep through a CPU's wake-up), on a real Redis, on the event
+loops a worker runs (uvloop under `taskiq worker`, asyncio's own elsewhere): what is polled is the
+reply, whole, however many reads it takes; a reply later than the polling budget is waited for as
+before and polling pauses; a connection closed under the poll fails the command and the next one
+takes a fresh connection; a TLS connection, whose bytes are not the replies, is never polled."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import ssl
+import subprocess
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+import uvloop
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from bootstrap.jobs import hotpath
+from bootstrap.jobs.hotpath import HotConnection
+from bootstrap.local.servers import RedisServer
+
+LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
+
+
+def run(loop: str, test: Callable[[], Awaitable[None]]) -> None:
+    with asyncio.Runner(loop_factory=LOOPS[loop]) as runner:
+        runner.run(test())
+
+
+@pytest.fixture
+def polls(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """What each poll returned (True: the reply, or part of it, came while polling)."""
+    seen: list[bool] = []
+    spin = hotpath._spin
+
+    def recorded(fd: int, reader: asyncio.StreamReader) -> bool:
+        seen.append(spin(fd, reader))
+        return seen[-1]
+
+    monkeypatch.setattr(hotpath, "_spin", recorded)
+    return seen
+
+
+@pytest.mark.parametrize("loop", sorted(LOOPS))
+def test_polled_replies_are_the_replies_whatever_their_size(
+    redis_server: RedisServer, key_prefix: str, polls: list[bool], loop: str
+) -> None:
+    async def test() -> None:
+        client = aioredis.Redis.from_url(redis_server.uri)
+        hot = HotConnection(client, timeout=5.0)
+        big = bytes(range(256)) * 1200  # 300 KB: more than one read of the socket
+        try:
+            assert await hot.call("SET", f"{key_prefix}big", big, spin=True) == b"OK"
+            assert await hot.call("GET", f"{key_prefix}big", spin=True) == big
+            polls.clear()
+            for i in range(300):
+                hot._spin_again = 0.0  # a reply that missed the budget (a loaded machine) pauses polling
+                await hot.call("RPUSH", f"{key_prefix}list", f"item-{i}", spin=True)
+            assert await hot.call("LRANGE", f"{key_prefix}list", 0, -1, spin=True) == [
+                f"item-{i}".encode() for i in range(300)
+            ]
+            script = hotpath.Script(f"-- {key_prefix}\nreturn {{KEYS[1], ARGV[1], tonumber(ARGV[2]) + 1}}")  # new
+            assert await hot.script(script, [f"{key_prefix}k"], ["v", 41], spin=True) == [
+                f"{key_prefix}k".encode(),
+                b"v",
+                42,
+            ]
+            assert await hot.call("GET", f"{key_prefix}big") == big  # and waited for, after polls
+        finally:
+            await hot.close()
+            await client.aclose()
+        assert len(polls) >= 300 and polls.count(True) >= 1, "no reply came while polling from a local Redis"
+
+    run(loop, test)
+
+
+@pytest.mark.parametrize("loop", sorted(LOOPS))
+def test_a_reply_later_than_the_budget_is_waited_for_and_polling_pauses(
+    redis_server: RedisServer, key_prefix: str, polls: list[bool], loop: str
+) -> None:
+    async def test() -> None:
+        client = aioredis.Redis.from_url(redis_server.uri)
+        hot = HotConnection(client, timeout=5.0)
+        try:
+            started = time.monotonic()
+            assert await hot.call("BLPOP", f"{key_prefix}empty", 0.2, block=0.2, spin=True) is None
+            assert time.monotonic() - started >= 0.19
+            assert polls == [False]
+            assert await hot.call("PING", spin=True) == b"PONG"
+            assert polls == [False], "polled again within the pause"
+            hot._spin_again = 0.0  # the pause over
+            assert await hot.call("PING", spin=True) == b"PONG"
+            assert len(polls) == 2
+        finally:
+            await hot.close()
+            await client.aclose()
+
+    run(loop, test)
+
+
+@pytest.mark.parametrize("loop", sorted(LOOPS))
+def test_a_connection_killed_under_the_poll_fails_the_command_and_the_next_reconnects(
+    redis_server: RedisServer, key_prefix: str, loop: str
+) -> None:
+    async def test() -> None:
+        client = aioredis.Redis.from_url(redis_server.uri)
+        killer = aioredis.Redis.from_url(redis_server.uri)
+        hot = HotConnection(client, timeout=5.0)
+        try:
+            mine = await hot.call("CLIENT", "ID", spin=True)
+            # A script that kills its own connection cannot be written; a blocked command killed
+            # from elsewhere while this one polls, then waits, is the nearest: the poll gives up,
+            # and the end of the stream reaches the command through the event loop.
+            call = asyncio.create_task(hot.call("BLPOP", f"{key_prefix}never", 5, block=5, spin=True))
+            await asyncio.sleep(0.3)
+            await killer.execute_command("CLIENT", "KILL", "ID", mine)
+            with pytest.raises(RedisConnectionError):
+                await asyncio.wait_for(call, 10)
+            hot._spin_again = 0.0
+            assert await hot.call("CLIENT", "ID", spin=True) != mine  # a fresh connection
+            assert await hot.call("PING", spin=True) == b"PONG"
+        finally:
+            await hot.close()
+            await client.aclose()
+            await killer.aclose()
+
+    run(loop, test)
+
+
+@pytest.mark.parametrize("loop", sorted(LOOPS))
+def test_a_tls_connection_is_never_polled(tmp_path: Path, loop: str) -> None:
+    """Its socket carries the encrypted bytes: polled, they would reach the parser as replies."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make the test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    served = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    served.load_cert_chain(cert, key)
+    client = ssl.create_default_context(cafile=str(cert))
+
+    async def test() -> None:
+        server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0, ssl=served)
+        port = server.sockets[0].getsockname()[1]
+        _, tls = await asyncio.open_connection("127.0.0.1", port, ssl=client, server_hostname="localhost")
+        _, plain = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            assert hotpath._plain_socket(_Conn(plain)) is not None
+            assert hotpath._plain_socket(_Conn(tls)) is None
+        finally:
+            tls.close()
+            plain.close()
+            server.close()
+
+    run(loop, test)
+
+
+class _Conn:
+    """What `_plain_socket` reads of a redis-py connection: its stream writer."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
