@@ -7,7 +7,8 @@ job. This measures a loop that does only what that requires, in-process on uvloo
 the worker's machinery: read a batch of 10 (XREADGROUP), then for each job parse its message, write
 its two log lines to a file (flushed before the acknowledgement, as the worker does), encode its
 record, and send the shipped acknowledging script (`jobs.acks`: record with retention, XACK, XDEL)
-over a raw connection and wait for the reply before the next job. Same queue, same enqueued
+over a raw connection and wait for the reply before the next job (polled for first, as the worker
+polls for its acknowledgement's: `hotpath.SPIN`). Same queue, same enqueued
 messages, same script and keys as `benchmarks/jobs.py`'s bench queue; measured the same way (first
 delivery to last acknowledgement; CPU of the process over that span).
 
@@ -43,6 +44,7 @@ from jobs import BULLMQ, add_bench_queue, enqueue_connected, run_bootstrap, run_
 
 from bootstrap.jobs.acks import _ACK  # noqa: E402
 from bootstrap.jobs.contract import Runtime  # noqa: E402
+from bootstrap.jobs.hotpath import poll  # noqa: E402
 from bootstrap.jobs.records import COMPLETED, Records, encode  # noqa: E402
 from bootstrap.layout.keys import GROUP, QueueKeys  # noqa: E402
 from bootstrap.local.servers import MongoServer, RedisServer  # noqa: E402
@@ -56,8 +58,12 @@ async def sequential(host: str, port: int, keys: QueueKeys, n: int, log_path: Pa
     reader, writer = await asyncio.open_connection(host, port)
     replies = hiredis.Reader()
 
-    async def call(*args: Any) -> Any:
+    fd = writer.transport.get_extra_info("socket").fileno()
+
+    async def call(*args: Any, spin: bool = False) -> Any:
         writer.write(hiredis.pack_command(args))
+        if spin:  # polled for, as the worker polls for its acknowledgement's reply (hotpath.SPIN)
+            poll(fd, reader)
         while (reply := replies.gets()) is False:
             replies.feed(await reader.read(65536))
         if isinstance(reply, hiredis.ReplyError):
@@ -91,7 +97,7 @@ async def sequential(host: str, port: int, keys: QueueKeys, n: int, log_path: Pa
                 counts = [part for stream in keys.streams for part in ([1, entry_id] if stream == normal else [0])]
                 now = time.time()
                 segment = [1, now - 3600, 200, 1, job_id, encode(record)]
-                await call("EVALSHA", _ACK.sha, len(ack_keys), *ack_keys, GROUP, now, 0, *counts, *segment)
+                await call("EVALSHA", _ACK.sha, len(ack_keys), *ack_keys, GROUP, now, 0, *counts, *segment, spin=True)
                 done += 1
     writer.close()
     return n / (time.perf_counter() - first), (time.process_time() - cpu) * 1e6 / n

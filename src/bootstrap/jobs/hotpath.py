@@ -10,6 +10,9 @@ The connection itself is redis-py's, taken from the client's pool once: redis-py
 authenticates, selects the database, speaks TLS and finds the Sentinel master. Commands are packed
 by hiredis (in C: 6 times faster than redis-py's packing of an acknowledgement) and written straight
 to the connection's stream; the reply is read by its parser.
+A caller with nothing else to do until the reply (a worker whose every slot waits for this
+acknowledgement: each job at concurrency 1) polls the socket for it for up to SPIN before it waits
+in the event loop (`poll`): a sleeping CPU's wake-up is a large part of a local round trip.
 One command at a time (a lock; callers rarely contend). A command that takes longer than the timeout
 (a Redis or network that went silent) closes the connection, which fails the command with a
 ConnectionError saying no reply came in time; any connection error drops the connection, and the
@@ -88,7 +91,7 @@ class HotConnection:
     async def call(self, *args: Any, block: float = 0.0, key: str | None = None, spin: bool = False) -> Any:
         """Run one command; `block`: seconds it may block in Redis (XREADGROUP BLOCK); `key`: one of
         its keys, named for a cluster (see `_on_cluster`); `spin`: the caller has nothing else to do
-        until the reply (see `_spin`)."""
+        until the reply (see `poll`)."""
         if not self._direct:
             return await self._on_cluster(args, key)
         async with self._lock:
@@ -132,7 +135,7 @@ class HotConnection:
         transport = conn._writer.transport  # type: ignore[union-attr]
         if time.monotonic() < self._spin_again or transport.is_closing() or transport.get_write_buffer_size():
             return
-        if not _spin(fd, conn._reader):  # type: ignore[arg-type]
+        if not poll(fd, conn._reader):  # type: ignore[arg-type]
             self._spin_again = time.monotonic() + SPIN_PAUSE
 
     async def _on_cluster(self, args: tuple[Any, ...], key: str | None) -> Any:
@@ -207,7 +210,7 @@ def _plain_socket(conn: AbstractConnection) -> int | None:
     return sock.fileno() if sock is not None else None
 
 
-def _spin(fd: int, reader: asyncio.StreamReader) -> bool:
+def poll(fd: int, reader: asyncio.StreamReader) -> bool:
     """Poll the socket for the reply for up to SPIN seconds, without yielding, and hand what came to
     the connection's reader, where the parser finds it as if the event loop had read it; False when
     nothing came in time. The socket is the event loop's (non-blocking); nothing else reads it

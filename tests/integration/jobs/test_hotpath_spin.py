@@ -36,13 +36,13 @@ def run(loop: str, test: Callable[[], Awaitable[None]]) -> None:
 def polls(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """What each poll returned (True: the reply, or part of it, came while polling)."""
     seen: list[bool] = []
-    spin = hotpath._spin
+    poll = hotpath.poll
 
     def recorded(fd: int, reader: asyncio.StreamReader) -> bool:
-        seen.append(spin(fd, reader))
+        seen.append(poll(fd, reader))
         return seen[-1]
 
-    monkeypatch.setattr(hotpath, "_spin", recorded)
+    monkeypatch.setattr(hotpath, "poll", recorded)
     return seen
 
 
