@@ -48,11 +48,11 @@ TICK = 0.5  # seconds between checks for a command that takes too long
 # How long a caller with nothing else to do (`spin`) polls the socket for the reply before it waits for
 # it as usual. Waiting costs a sleeping CPU's wake-up on top of the round trip: measured on these
 # machines, a PING against a local Redis took 60 us waited for and 22 us polled for, at no more CPU
-# (the wait's system calls cost what the polling does). A reply later than this (a Redis across a
-# network) is waited for, and polling stops for SPIN_PAUSE seconds, so it costs little where it
-# does not help.
+# (the wait's system calls cost what the polling does). Polling is only tried while replies come
+# within SPIN on average (the last 8 or so, `_reply_time`): against a Redis across a network it stops
+# after a few misses and costs nothing more; one late reply (Redis or this process descheduled)
+# stops it for a few dozen commands, not longer.
 SPIN = 0.0002
-SPIN_PAUSE = 1.0
 
 
 class Script:
@@ -82,7 +82,7 @@ class HotConnection:
         self._direct = not redis_connect.is_cluster(client)
         self._conn: AbstractConnection | None = None
         self._fd: int | None = None  # the connection's socket, when its bytes are the replies (no TLS)
-        self._spin_again = 0.0  # no polling for replies before then (see SPIN)
+        self._reply_time = 0.0  # seconds from a polled-for command's write to its reply, averaged (see SPIN)
         self._lock = asyncio.Lock()
         self._deadline = 0.0  # when the command in flight has taken too long; 0: none in flight
         self._stalled = False  # the command in flight took too long: its connection was closed
@@ -106,10 +106,13 @@ class HotConnection:
                 self._deadline = time.monotonic() + self.timeout + block
             self._stalled = False
             try:
+                sent = time.perf_counter()
                 conn._writer.write(hiredis.pack_command(args))  # type: ignore[union-attr]
                 if spin and self._fd is not None:
                     self._poll(conn, self._fd)
                 reply = await conn._parser.read_response()  # type: ignore[attr-defined]
+                if spin:
+                    self._replied(time.perf_counter() - sent)
             except BaseException as exc:  # the reply may still come: the connection is out of step, drop it
                 await self._drop()
                 if self._stalled and isinstance(exc, Exception):  # said as what it was, not "closed by server"
@@ -128,15 +131,22 @@ class HotConnection:
             raise reply
         return reply
 
+    def _replied(self, seconds: float) -> None:
+        """A polled-for command's reply came `seconds` after it was written: into the average."""
+        self._reply_time += (seconds - self._reply_time) / 8
+
+    @property
+    def polling(self) -> bool:
+        """Replies come quickly enough lately for polling (see SPIN)."""
+        return self._reply_time < SPIN
+
     def _poll(self, conn: AbstractConnection, fd: int) -> None:
-        """Poll for the reply to what was just written (see SPIN), unless polling is paused, the
-        connection is being closed (its socket may be gone) or the command is not all written (the
-        event loop writes the rest: no reply before that)."""
+        """Poll for the reply to what was just written (see SPIN), unless replies come later than
+        that lately, the connection is being closed (its socket may be gone) or the command is not
+        all written (the event loop writes the rest: no reply before that)."""
         transport = conn._writer.transport  # type: ignore[union-attr]
-        if time.monotonic() < self._spin_again or transport.is_closing() or transport.get_write_buffer_size():
-            return
-        if not poll(fd, conn._reader):  # type: ignore[arg-type]
-            self._spin_again = time.monotonic() + SPIN_PAUSE
+        if self.polling and not transport.is_closing() and not transport.get_write_buffer_size():
+            poll(fd, conn._reader)  # type: ignore[arg-type]
 
     async def _on_cluster(self, args: tuple[Any, ...], key: str | None) -> Any:
         """The command through the cluster client, sent to the master of `key`'s slot when it is

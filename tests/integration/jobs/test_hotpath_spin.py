@@ -59,7 +59,7 @@ def test_polled_replies_are_the_replies_whatever_their_size(
             assert await hot.call("GET", f"{key_prefix}big", spin=True) == big
             polls.clear()
             for i in range(300):
-                hot._spin_again = 0.0  # a reply that missed the budget (a loaded machine) pauses polling
+                hot._reply_time = 0.0  # a late reply (a loaded machine) stops polling for a while
                 await hot.call("RPUSH", f"{key_prefix}list", f"item-{i}", spin=True)
             assert await hot.call("LRANGE", f"{key_prefix}list", 0, -1, spin=True) == [
                 f"item-{i}".encode() for i in range(300)
@@ -80,7 +80,7 @@ def test_polled_replies_are_the_replies_whatever_their_size(
 
 
 @pytest.mark.parametrize("loop", sorted(LOOPS))
-def test_a_reply_later_than_the_budget_is_waited_for_and_polling_pauses(
+def test_a_reply_later_than_the_budget_is_waited_for_and_stops_polling_for_a_while(
     redis_server: RedisServer, key_prefix: str, polls: list[bool], loop: str
 ) -> None:
     async def test() -> None:
@@ -91,9 +91,10 @@ def test_a_reply_later_than_the_budget_is_waited_for_and_polling_pauses(
             assert await hot.call("BLPOP", f"{key_prefix}empty", 0.2, block=0.2, spin=True) is None
             assert time.monotonic() - started >= 0.19
             assert polls == [False]
-            assert await hot.call("PING", spin=True) == b"PONG"
-            assert polls == [False], "polled again within the pause"
-            hot._spin_again = 0.0  # the pause over
+            for _ in range(5):  # replies lately later than the budget on average: waited for
+                assert await hot.call("PING", spin=True) == b"PONG"
+            assert polls == [False], "polled again right after a late reply"
+            hot._reply_time = 0.0  # as after a few dozen quick replies
             assert await hot.call("PING", spin=True) == b"PONG"
             assert len(polls) == 2
         finally:
@@ -101,6 +102,21 @@ def test_a_reply_later_than_the_budget_is_waited_for_and_polling_pauses(
             await client.aclose()
 
     run(loop, test)
+
+
+def test_polling_resumes_after_quick_replies_and_stops_against_slow_ones() -> None:
+    """The average that decides (`_reply_time`): a late reply stops polling for a few dozen quick
+    ones, replies always later than the budget (a Redis across a network) stop it for good."""
+    hot = HotConnection(aioredis.Redis(), timeout=None)  # never connected
+
+    def replied(seconds: float) -> bool:
+        hot._replied(seconds)
+        return hot.polling
+
+    assert replied(0.2) is False  # one reply of 200 ms
+    quick = next(i for i in range(1, 1000) if replied(0.00005))
+    assert 20 <= quick <= 60, quick
+    assert not any(replied(0.0005) for _ in range(1000))  # 500 us each: never again
 
 
 @pytest.mark.parametrize("loop", sorted(LOOPS))
@@ -121,7 +137,6 @@ def test_a_connection_killed_under_the_poll_fails_the_command_and_the_next_recon
             await killer.execute_command("CLIENT", "KILL", "ID", mine)
             with pytest.raises(RedisConnectionError):
                 await asyncio.wait_for(call, 10)
-            hot._spin_again = 0.0
             assert await hot.call("CLIENT", "ID", spin=True) != mine  # a fresh connection
             assert await hot.call("PING", spin=True) == b"PONG"
         finally:
