@@ -144,11 +144,12 @@ def majority(db: Database[Any], name: str) -> Collection[Any]:
 
 
 def make_client(
-    settings: MongoSettings, listeners: list[Any] | None = None, *, short_lived: bool = False
+    settings: MongoSettings, listeners: list[Any] | None = None, *, short_lived: bool = False, retry_reads: bool = True
 ) -> MongoClient[dict[str, Any]]:
-    """A client configured from `settings` (no I/O yet: pymongo connects lazily)."""
+    """A client configured from `settings` (no I/O yet: pymongo connects lazily); `retry_reads`
+    False: a read that lost its connection fails at once instead of being sent again."""
     try:
-        return MongoClient(**client_options(settings, listeners, short_lived=short_lived))
+        return MongoClient(**client_options(settings, listeners, short_lived=short_lived), retryReads=retry_reads)
     except ConfigurationError as exc:
         raise BootstrapError(f"invalid MongoDB settings: {mask(str(exc))}") from None
 

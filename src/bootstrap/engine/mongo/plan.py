@@ -11,9 +11,9 @@ from typing import Any
 
 import pymongo
 from pymongo.database import Database
-from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
+from pymongo.errors import ConnectionFailure, PyMongoError, ServerSelectionTimeoutError
 
-from bootstrap.connect.mongo import on_primary, reason
+from bootstrap.connect.mongo import make_client, on_primary, reason
 from bootstrap.engine.mongo.compare import compare
 from bootstrap.engine.mongo.execute import duplicates_message, execute
 from bootstrap.engine.mongo.live import count_expiring, count_failing, duplicate_sample, read_live_state
@@ -62,18 +62,46 @@ def make_plan(spec: Spec, db: Database[Any], options: Options, watch: PrimaryWat
     if watch is not None:
         watch.planned = live.server
     plan = compare(spec, live, allow_rebuild=options.allow_rebuild, prune=options.prune)
-    if not options.impact:
+    if not options.impact or not plan.operations:
         return plan
     existing = {name for name, coll in live.collections.items() if not coll.is_view}
     # By the index they build (a renamed one's new name: how CreateIndexes names it).
     rebuilds = {(op.collection, op.after.name): op for op in plan.operations if isinstance(op, RebuildIndex)}
     operations: list[Operation] = []
-    for op in plan.operations:
-        with _budget(db, op, options.check_timeout):
-            operations += _with_impact(db, op, options, existing, rebuilds)
+    with _check_reads(spec, db) as reads:
+        for op in plan.operations:
+            operations += _checked(reads, op, options, existing, rebuilds)
     # A rebuild whose new index the data refuses is shown once, blocked, and not counted as a rebuild.
     refused = {id(op.wanted) for op in operations if isinstance(op, Blocked) and isinstance(op.wanted, RebuildIndex)}
     return Plan(plan.database, tuple(op for op in operations if id(op) not in refused))
+
+
+@contextmanager
+def _check_reads(spec: Spec, db: Database[Any]) -> Iterator[Database[Any]]:
+    """`db` on a client of its own for the data checks, whose reads are not sent again after a lost
+    connection: pymongo would look for a server for as long as the check's budget has left (inside
+    `pymongo.timeout` the budget replaces the server selection timeout), so a MongoDB gone mid-check
+    would be said only after --check-timeout, as a slow check. `_checked` reads again itself."""
+    client = make_client(spec.mongodb, short_lived=True, retry_reads=False)
+    try:
+        yield on_primary(client.get_database(db.name, codec_options=db.codec_options))
+    finally:
+        client.close()
+
+
+def _checked(db: Database[Any], op: Operation, options: Options, existing: set[str],
+             rebuilds: Mapping[tuple[str, str], RebuildIndex]) -> list[Operation]:
+    """`_with_impact` within the check's budget; once more after a lost connection (a restart, an
+    election), the server found again within its selection timeout (else ServerSelectionTimeoutError,
+    said as unreachable), as pymongo's retried reads do but without spending the budget on it."""
+    try:
+        with _budget(db, op, options.check_timeout):
+            return _with_impact(db, op, options, existing, rebuilds)
+    except ConnectionFailure as exc:
+        if isinstance(exc, ServerSelectionTimeoutError) or exc.timeout:
+            raise
+    with _budget(db, op, options.check_timeout):
+        return _with_impact(db, op, options, existing, rebuilds)
 
 
 @contextmanager
