@@ -60,6 +60,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--only mongodb,redis,workers for a worker, --only redis,scheduler for the scheduler",
     )
     parser.add_argument(
+        "--queue",
+        action="append",
+        metavar="QUEUE",
+        help="the workers check looks at this queue only (repeatable): a container that runs the "
+        "workers of some queues (`python -m PACKAGE.worker QUEUE ...`) checks its own",
+    )
+    parser.add_argument(
         "--timeout",
         type=float,
         default=3.0,
@@ -78,7 +85,11 @@ class Check:
 
 def run(args: argparse.Namespace) -> int:
     spec = spec_from(args)
-    checks = list(run_checks(spec, args.timeout, args.only))
+    declared = [queue.name for queue in spec.queues]
+    for name in args.queue or ():
+        if name not in declared:
+            raise BootstrapError(f"unknown queue '{name}' (declared: {', '.join(declared)})")
+    checks = list(run_checks(spec, args.timeout, args.only, frozenset(args.queue or ()) or None))
     healthy = all(check.ok for check in checks)
     if args.json:
         console.out_json({"healthy": healthy, "checks": [asdict(check) for check in checks]})
@@ -91,9 +102,12 @@ def run(args: argparse.Namespace) -> int:
     return 0 if healthy else 1
 
 
-def run_checks(spec: Spec, timeout: float, only: frozenset[str] | None = None) -> Iterator[Check]:
+def run_checks(
+    spec: Spec, timeout: float, only: frozenset[str] | None = None, queues: frozenset[str] | None = None
+) -> Iterator[Check]:
     """The checks, in order. `only`: those named, and the check of a server one of them needs when
-    that server does not answer (else nothing would fail)."""
+    that server does not answer (else nothing would fail). `queues`: the queues whose workers are
+    checked (None: every one)."""
     wanted = frozenset(CHECKS) if only is None else only
     with _mongo(spec, timeout) as (db, mongo_check), _redis(spec, timeout) as (client, redis_check):
         needs_redis = bool(wanted - {"mongodb"})
@@ -107,7 +121,11 @@ def run_checks(spec: Spec, timeout: float, only: frozenset[str] | None = None) -
         if client is not None:
             if "eviction" in wanted:
                 yield _guarded("eviction", lambda: eviction(spec, client))
-            for name, check in (("schedules", schedules), ("workers", workers), ("scheduler", scheduler)):
+            for name, check in (
+                ("schedules", schedules),
+                ("workers", functools.partial(workers, queues=queues)),
+                ("scheduler", scheduler),
+            ):
                 if name in wanted:
                     yield _hinted(_guarded(name, functools.partial(check, spec, client)), hint)
         if client is not None and db is not None and "drift" in wanted:
@@ -255,16 +273,23 @@ def schedules(spec: Spec, client: redis.Redis) -> Check:
     return Check("schedules", True, f"all {len(spec.schedules)} declared schedule(s) stored")
 
 
-def workers(spec: Spec, client: redis.Redis, wiring: Callable[[Spec], str] | None = None) -> Check:
-    """Every queue has a live worker (a heartbeat seen lately: `status` lists the same) running the
-    wiring generated from this spec (the files workers run: a schedule's change leaves them)."""
+def workers(
+    spec: Spec,
+    client: redis.Redis,
+    wiring: Callable[[Spec], str] | None = None,
+    queues: frozenset[str] | None = None,
+) -> Check:
+    """Every queue (of `queues`, when named) has a live worker (a heartbeat seen lately: `status`
+    lists the same) running the wiring generated from this spec (the files workers run: a schedule's
+    change leaves them)."""
     from bootstrap.jobs import admin
 
     expected = (wiring or _worker_wiring_hash)(spec)
     live = admin.workers(client, spec)
     trouble: list[str] = []
     fixes: list[str] = []
-    for queue in spec.queues:
+    checked = [queue for queue in spec.queues if queues is None or queue.name in queues]
+    for queue in checked:
         mine = [w for w in live if w["queue"] == queue.name]
         current = [w for w in mine if w.get("wiring") == expected]
         if any(not w.get("blocked") for w in current):
@@ -284,6 +309,9 @@ def workers(spec: Spec, client: redis.Redis, wiring: Callable[[Spec], str] | Non
             fixes.append(fix)
     if trouble:
         return Check("workers", False, "; ".join(trouble), "; ".join(fixes))
+    if queues is not None:
+        names = ", ".join(queue.name for queue in checked)
+        return Check("workers", True, f"queue(s) {names} have a live worker on wiring {expected}")
     return Check("workers", True, f"every queue ({len(spec.queues)}) has a live worker on wiring {expected}")
 
 

@@ -271,3 +271,55 @@ def test_only_runs_the_checks_named_and_a_server_they_need_that_does_not_answer(
     assert [(c["name"], c["ok"]) for c in json.loads(away.stdout)["checks"]] == [("redis", False)]
     wrong = _health_only(project, "workers,nope")
     assert wrong.returncode == 2 and "nope: expected some of mongodb, redis" in wrong.stderr
+
+
+TWO_QUEUES = """defaults:
+  concurrency: 2
+  shutdown_timeout: 5s
+queues:
+  delta-sync:
+    tasks:
+      run-delta-sync: {timeout: 1m}
+  token-refresh:
+    tasks:
+      refresh-tokens: {timeout: 1m}
+"""
+
+
+def _workers_check(project: Project, *queues: str) -> subprocess.CompletedProcess[str]:
+    named = [part for queue in queues for part in ("--queue", queue)]
+    return subprocess.run(
+        [sys.executable, "-m", "bootstrap", "health", "--json", "--only", "workers", *named,
+         "--config", str(project.config)],
+        capture_output=True, text=True, timeout=60, env=subprocess_env(**project.env),
+    )  # fmt: skip
+
+
+def test_queue_limits_the_workers_check_to_a_containers_own_queues(
+    tmp_path: Path, mongo_server: MongoServer, redis_server: RedisServer
+) -> None:
+    """A container that runs the workers of one queue (`python -m PACKAGE.worker QUEUE`) checks that
+    queue's, not the others' (run by other containers, or not yet started)."""
+
+    def edit(project: Project) -> None:
+        (project.config / "queues.yaml").write_text(TWO_QUEUES)
+        (project.config / "schedules.yaml").write_text(ONE_SCHEDULE)
+
+    mongo_uri = f"{mongo_server.uri}hq_{uuid.uuid4().hex[:12]}"
+    for project in make_project(tmp_path, mongo_uri, redis_server.uri, edit):
+        project.start_worker("delta-sync")
+        own = wait_for(
+            lambda: (done := _workers_check(project, "delta-sync")).returncode == 0 and done,  # noqa: B023
+            60,
+            "its worker's heartbeat",
+        )
+        assert json.loads(own.stdout)["checks"][0]["detail"].startswith("queue(s) delta-sync have a live worker")
+        every = _workers_check(project)
+        assert every.returncode == 1
+        detail = json.loads(every.stdout)["checks"][0]["detail"]
+        assert "queue token-refresh: no live worker" in detail and "delta-sync" not in detail
+        assert _workers_check(project, "token-refresh").returncode == 1
+        unknown = _workers_check(project, "delta-sync", "nope")
+        assert unknown.returncode == 1
+        assert "unknown queue 'nope' (declared: delta-sync, token-refresh)" in unknown.stderr
+        assert unknown.stdout == ""
