@@ -48,11 +48,13 @@ TICK = 0.5  # seconds between checks for a command that takes too long
 # How long a caller with nothing else to do (`spin`) polls the socket for the reply before it waits for
 # it as usual. Waiting costs a sleeping CPU's wake-up on top of the round trip: measured on these
 # machines, a PING against a local Redis took 60 us waited for and 22 us polled for, at no more CPU
-# (the wait's system calls cost what the polling does). Polling is only tried while replies come
-# within SPIN on average (the last 8 or so, `_reply_time`): against a Redis across a network it stops
-# after a few misses and costs nothing more; one late reply (Redis or this process descheduled)
-# stops it for a few dozen commands, not longer.
+# (the wait's system calls cost what the polling does). A poll that misses costs SPIN of CPU, and
+# where Redis shares this process's CPU it delays the very reply it waits for (review 12: 210 us per
+# round trip against 135 waited for). So polling goes on only while most polls catch their reply
+# (`_hits`: 3 in 4 of the last 8 or so): where they miss (a Redis across a network, or on this CPU) it stops,
+# and one command in PROBE_EVERY polls to see whether that changed.
 SPIN = 0.0002
+PROBE_EVERY = 256
 
 
 class Script:
@@ -82,7 +84,8 @@ class HotConnection:
         self._direct = not redis_connect.is_cluster(client)
         self._conn: AbstractConnection | None = None
         self._fd: int | None = None  # the connection's socket, when its bytes are the replies (no TLS)
-        self._reply_time = 0.0  # seconds from a polled-for command's write to its reply, averaged (see SPIN)
+        self._hits = 1.0  # of the last polls (about 8), the share that caught their reply (see SPIN)
+        self._unpolled = 0  # commands that could have polled since the last poll
         self._lock = asyncio.Lock()
         self._deadline = 0.0  # when the command in flight has taken too long; 0: none in flight
         self._stalled = False  # the command in flight took too long: its connection was closed
@@ -106,13 +109,10 @@ class HotConnection:
                 self._deadline = time.monotonic() + self.timeout + block
             self._stalled = False
             try:
-                sent = time.perf_counter()
                 conn._writer.write(hiredis.pack_command(args))  # type: ignore[union-attr]
                 if spin and self._fd is not None:
                     self._poll(conn, self._fd)
                 reply = await conn._parser.read_response()  # type: ignore[attr-defined]
-                if spin:
-                    self._replied(time.perf_counter() - sent)
             except BaseException as exc:  # the reply may still come: the connection is out of step, drop it
                 await self._drop()
                 if self._stalled and isinstance(exc, Exception):  # said as what it was, not "closed by server"
@@ -131,22 +131,27 @@ class HotConnection:
             raise reply
         return reply
 
-    def _replied(self, seconds: float) -> None:
-        """A polled-for command's reply came `seconds` after it was written: into the average."""
-        self._reply_time += (seconds - self._reply_time) / 8
+    def _polled(self, hit: bool) -> None:
+        """A poll caught its reply (`hit`) or gave up: into the share of hits."""
+        self._hits += ((1.0 if hit else 0.0) - self._hits) / 8
+        self._unpolled = 0
 
     @property
     def polling(self) -> bool:
-        """Replies come quickly enough lately for polling (see SPIN)."""
-        return self._reply_time < SPIN
+        """The next command polls: most polls lately caught their reply, or it is a probe."""
+        return self._hits >= 0.75 or self._unpolled >= PROBE_EVERY
 
     def _poll(self, conn: AbstractConnection, fd: int) -> None:
-        """Poll for the reply to what was just written (see SPIN), unless replies come later than
-        that lately, the connection is being closed (its socket may be gone) or the command is not
-        all written (the event loop writes the rest: no reply before that)."""
+        """Poll for the reply to what was just written (see SPIN), unless polls lately miss, the
+        connection is being closed (its socket may be gone) or the command is not all written (the
+        event loop writes the rest: no reply before that)."""
         transport = conn._writer.transport  # type: ignore[union-attr]
-        if self.polling and not transport.is_closing() and not transport.get_write_buffer_size():
-            poll(fd, conn._reader)  # type: ignore[arg-type]
+        if transport.is_closing() or transport.get_write_buffer_size():
+            return
+        if not self.polling:
+            self._unpolled += 1
+            return
+        self._polled(poll(fd, conn._reader))  # type: ignore[arg-type]
 
     async def _on_cluster(self, args: tuple[Any, ...], key: str | None) -> Any:
         """The command through the cluster client, sent to the master of `key`'s slot when it is
