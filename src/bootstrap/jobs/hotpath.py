@@ -51,8 +51,8 @@ TICK = 0.5  # seconds between checks for a command that takes too long
 # (the wait's system calls cost what the polling does). A poll that misses costs SPIN of CPU, and
 # where Redis shares this process's CPU it delays the very reply it waits for (review 12: 210 us per
 # round trip against 135 waited for). So polling goes on only while most polls catch their reply
-# (`_hits`: 3 in 4 of the last 8 or so): where they miss (a Redis across a network, or on this CPU) it stops,
-# and one command in PROBE_EVERY polls to see whether that changed.
+# (`_hits`: 3 in 4 of the last 8 or so): where they miss (a Redis across a network, or on this CPU)
+# it stops, and one command in PROBE_EVERY polls to see whether that changed.
 SPIN = 0.0002
 PROBE_EVERY = 256
 
