@@ -30,11 +30,6 @@ NOW = datetime.datetime.now(datetime.UTC)
 # --- make_client(retry_reads=) -----------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="make_client now always passes retryReads=True (its default), which overrides the URI's "
-    "retryReads=false for every CLI client (plan, apply, status, health, jobs)",
-)
 def test_a_uri_that_turns_retried_reads_off_is_obeyed_by_the_commands_client(
     config_dir: Path, mongo_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -52,11 +47,6 @@ def test_a_uri_that_turns_retried_reads_off_is_obeyed_by_the_commands_client(
 # --- the check client when nothing is read -----------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_check_reads makes (and connects) a second client for any non-empty plan, notes included, "
-    "although no operation reads a document: `plan` on a deployment that matches the spec opens it",
-)
 def test_a_plan_that_reads_no_document_opens_no_second_client(
     config_dir: Path, cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -115,11 +105,6 @@ def own_mongo(tmp_path: Path) -> Iterator[MongoServer]:
     server.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a MongoDB gone mid-check ends plan with pymongo's raw ServerSelectionTimeoutError text "
-    "(topology dump), neither 'unreachable' nor the collection and check it was reading",
-)
 def test_mongodb_gone_during_a_data_check_is_said_as_unreachable_with_the_check_it_stopped(
     config_dir: Path, cli: Callable[..., Result], own_mongo: MongoServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -154,11 +139,6 @@ def test_mongodb_gone_during_a_data_check_is_said_as_unreachable_with_the_check_
 # --- health --queue ----------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the fix of a --queue workers check says `python -m PACKAGE.worker` (every queue's workers), "
-    "not the queue's own command",
-)
 def test_the_fix_of_a_queues_own_workers_check_starts_that_queues_workers(
     config_dir: Path, cli: Callable[..., Result]
 ) -> None:

@@ -89,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
     for name in args.queue or ():
         if name not in declared:
             raise BootstrapError(f"unknown queue '{name}' (declared: {', '.join(declared)})")
+    if args.queue and args.only is not None and "workers" not in args.only:
+        raise BootstrapError("--queue names the queues of the workers check, which --only leaves out")
     checks = list(run_checks(spec, args.timeout, args.only, frozenset(args.queue or ()) or None))
     healthy = all(check.ok for check in checks)
     if args.json:
@@ -304,7 +306,8 @@ def workers(
             fix = "run `bootstrap generate` if the package is stale, then restart the workers"
         else:
             trouble.append(f"queue {queue.name}: no live worker (none seen in the last {admin.WORKER_SEEN_WITHIN:g}s)")
-            fix = f"start the workers (`python -m {spec.codegen.package}.worker`, or `bootstrap up`)"
+            named = "".join(f" {q.name}" for q in checked) if queues is not None else ""
+            fix = f"start the workers (`python -m {spec.codegen.package}.worker{named}`, or `bootstrap up`)"
         if fix not in fixes:
             fixes.append(fix)
     if trouble:

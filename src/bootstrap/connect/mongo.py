@@ -144,12 +144,20 @@ def majority(db: Database[Any], name: str) -> Collection[Any]:
 
 
 def make_client(
-    settings: MongoSettings, listeners: list[Any] | None = None, *, short_lived: bool = False, retry_reads: bool = True
+    settings: MongoSettings,
+    listeners: list[Any] | None = None,
+    *,
+    short_lived: bool = False,
+    retry_reads: bool | None = None,
 ) -> MongoClient[dict[str, Any]]:
     """A client configured from `settings` (no I/O yet: pymongo connects lazily); `retry_reads`
-    False: a read that lost its connection fails at once instead of being sent again."""
+    False: a read that lost its connection fails at once instead of being sent again (None: as the
+    URI says; a keyword would override it)."""
+    options = client_options(settings, listeners, short_lived=short_lived)
+    if retry_reads is not None:
+        options["retryReads"] = retry_reads
     try:
-        return MongoClient(**client_options(settings, listeners, short_lived=short_lived), retryReads=retry_reads)
+        return MongoClient(**options)
     except ConfigurationError as exc:
         raise BootstrapError(f"invalid MongoDB settings: {mask(str(exc))}") from None
 

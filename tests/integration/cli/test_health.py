@@ -323,3 +323,10 @@ def test_queue_limits_the_workers_check_to_a_containers_own_queues(
         assert unknown.returncode == 1
         assert "unknown queue 'nope' (declared: delta-sync, token-refresh)" in unknown.stderr
         assert unknown.stdout == ""
+        left_out = subprocess.run(  # a probe written wrong: it would pass with no worker at all
+            [sys.executable, "-m", "bootstrap", "health", "--only", "mongodb,redis", "--queue", "delta-sync",
+             "--config", str(project.config)],
+            capture_output=True, text=True, timeout=60, env=subprocess_env(**project.env),
+        )  # fmt: skip
+        assert left_out.returncode == 1
+        assert "--queue names the queues of the workers check, which --only leaves out" in left_out.stderr

@@ -10,6 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 import pymongo
+from pymongo import MongoClient
 from pymongo.database import Database
 from pymongo.errors import ConnectionFailure, PyMongoError, ServerSelectionTimeoutError
 
@@ -28,7 +29,7 @@ from bootstrap.engine.mongo.operations import (
 )
 from bootstrap.engine.mongo.server import REPLICA_SET, ServerRole, read_role
 from bootstrap.engine.ops import Backend, Operation, Options, Plan, Report
-from bootstrap.errors import DataCheckTimedOut, OperationFailed, PrimaryChanged
+from bootstrap.errors import DataCheckTimedOut, OperationFailed, PrimaryChanged, Unavailable
 from bootstrap.spec.durations import format_duration
 from bootstrap.spec.model import Spec
 
@@ -68,25 +69,50 @@ def make_plan(spec: Spec, db: Database[Any], options: Options, watch: PrimaryWat
     # By the index they build (a renamed one's new name: how CreateIndexes names it).
     rebuilds = {(op.collection, op.after.name): op for op in plan.operations if isinstance(op, RebuildIndex)}
     operations: list[Operation] = []
-    with _check_reads(spec, db) as reads:
+    reads = _CheckReads(spec, db)
+    try:
         for op in plan.operations:
-            operations += _checked(reads, op, options, existing, rebuilds)
+            if _reads_documents(op, existing):
+                operations += _checked(reads.database(), op, options, existing, rebuilds)
+            else:
+                operations += _with_impact(db, op, options, existing, rebuilds)  # reads none
+    finally:
+        reads.close()
     # A rebuild whose new index the data refuses is shown once, blocked, and not counted as a rebuild.
     refused = {id(op.wanted) for op in operations if isinstance(op, Blocked) and isinstance(op.wanted, RebuildIndex)}
     return Plan(plan.database, tuple(op for op in operations if id(op) not in refused))
 
 
-@contextmanager
-def _check_reads(spec: Spec, db: Database[Any]) -> Iterator[Database[Any]]:
-    """`db` on a client of its own for the data checks, whose reads are not sent again after a lost
-    connection: pymongo would look for a server for as long as the check's budget has left (inside
-    `pymongo.timeout` the budget replaces the server selection timeout), so a MongoDB gone mid-check
-    would be said only after --check-timeout, as a slow check. `_checked` reads again itself."""
-    client = make_client(spec.mongodb, short_lived=True, retry_reads=False)
-    try:
-        yield on_primary(client.get_database(db.name, codec_options=db.codec_options))
-    finally:
-        client.close()
+class _CheckReads:
+    """The data checks' client, of their own and made at the first check that reads: its reads are
+    not sent again after a lost connection, where pymongo would look for a server for as long as
+    the check's budget has left (inside `pymongo.timeout` the budget replaces the server selection
+    timeout), so a MongoDB gone mid-check would be said only after --check-timeout, as a slow
+    check. `_checked` reads again itself."""
+
+    def __init__(self, spec: Spec, db: Database[Any]) -> None:
+        self._spec, self._main = spec, db
+        self._client: MongoClient[dict[str, Any]] | None = None
+
+    def database(self) -> Database[Any]:
+        if self._client is None:
+            self._client = make_client(self._spec.mongodb, short_lived=True, retry_reads=False)
+        main = self._main
+        return on_primary(self._client.get_database(main.name, codec_options=main.codec_options))
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
+def _reads_documents(op: Operation, existing: set[str]) -> bool:
+    """Whether `_with_impact` may read documents for `op` (a superset: a change to validate, an
+    index to build or change, on a collection that exists; not notes, drops or new collections)."""
+    if op.collection not in existing:
+        return False
+    if isinstance(op, UpdateValidator):
+        return not (op.notes_only and (op.level, op.action) == (op.before_level, op.before_action))
+    return isinstance(op, CreateIndexes | ChangeIndex | Blocked)
 
 
 def _checked(db: Database[Any], op: Operation, options: Options, existing: set[str],
@@ -95,13 +121,21 @@ def _checked(db: Database[Any], op: Operation, options: Options, existing: set[s
     election), the server found again within its selection timeout (else ServerSelectionTimeoutError,
     said as unreachable), as pymongo's retried reads do but without spending the budget on it."""
     try:
+        try:
+            with _budget(db, op, options.check_timeout):
+                return _with_impact(db, op, options, existing, rebuilds)
+        except ConnectionFailure as exc:
+            if isinstance(exc, ServerSelectionTimeoutError) or exc.timeout:
+                raise
         with _budget(db, op, options.check_timeout):
             return _with_impact(db, op, options, existing, rebuilds)
     except ConnectionFailure as exc:
-        if isinstance(exc, ServerSelectionTimeoutError) or exc.timeout:
+        if exc.timeout and not isinstance(exc, ServerSelectionTimeoutError):
             raise
-    with _budget(db, op, options.check_timeout):
-        return _with_impact(db, op, options, existing, rebuilds)
+        raise Unavailable(
+            f"{op.collection}: MongoDB became unreachable while reading its documents for `{op.headline()}`: "
+            f"{reason(exc)}"
+        ) from None
 
 
 @contextmanager
