@@ -49,6 +49,19 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
+def own_mongo(tmp_path: Path) -> Iterator[MongoServer]:
+    """A SecantusDB of this test's own, which it may stop or restart mid-plan (see
+    tests/support/mongo_hooks.py); the hook armed for it is disarmed after the test."""
+    server = MongoServer(tmp_path / "own-mongo")
+    server.start()
+    yield server
+    from tests.support.mongo_hooks import OnCommand
+
+    OnCommand.armed = None
+    server.stop()
+
+
+@pytest.fixture
 def own_redis_config(
     tmp_path: Path, mongo_uri: str, own_redis: RedisServer, key_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> Path:

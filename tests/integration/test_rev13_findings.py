@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from bson import ObjectId
-from pymongo import MongoClient, monitoring
+from pymongo import MongoClient
 
 from bootstrap.cli.common import database
 from bootstrap.connect import mongo as connect_mongo
@@ -24,6 +24,7 @@ from bootstrap.local.servers import MongoServer
 from bootstrap.spec.load import load_spec
 from tests.conftest import Result
 from tests.support.config_edits import applied, edit
+from tests.support.mongo_hooks import OnCommand
 
 NOW = datetime.datetime.now(datetime.UTC)
 
@@ -73,38 +74,6 @@ def test_a_plan_that_reads_no_document_opens_no_second_client(
 # --- a MongoDB gone mid-check: how it is said -------------------------------------------------
 
 
-class _OnCommand(monitoring.CommandListener):
-    """Runs `hook` once when the in-process CLI starts command `name` (pymongo listeners are
-    global: registered once, armed per test)."""
-
-    armed: tuple[str, Callable[[], None]] | None = None
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if _OnCommand.armed is not None and event.command_name == _OnCommand.armed[0]:
-            hook = _OnCommand.armed[1]
-            _OnCommand.armed = None
-            hook()
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
-monitoring.register(_OnCommand())
-
-
-@pytest.fixture
-def own_mongo(tmp_path: Path) -> Iterator[MongoServer]:
-    """A SecantusDB of this test's own, which it stops mid-plan."""
-    server = MongoServer(tmp_path / "own-mongo")
-    server.start()
-    yield server
-    _OnCommand.armed = None
-    server.stop()
-
-
 def test_mongodb_gone_during_a_data_check_is_said_as_unreachable_with_the_check_it_stopped(
     config_dir: Path, cli: Callable[..., Result], own_mongo: MongoServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -127,7 +96,7 @@ def test_mongodb_gone_during_a_data_check_is_said_as_unreachable_with_the_check_
         "message: {type: string, required: true}",
         "message: {type: string, required: true, min_length: 2}",
     )
-    _OnCommand.armed = ("aggregate", own_mongo.stop)  # the count of failing documents: MongoDB goes away
+    OnCommand.armed = ("aggregate", own_mongo.stop)  # the count of failing documents: MongoDB goes away
     result = cli("plan", "--config", str(config_dir), "--check-timeout", "25")
     assert result.code == 1
     assert "--check-timeout" not in result.err, result.err  # what 702db83 fixed: holds

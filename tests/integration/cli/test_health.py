@@ -273,17 +273,13 @@ def test_only_runs_the_checks_named_and_a_server_they_need_that_does_not_answer(
     assert wrong.returncode == 2 and "nope: expected some of mongodb, redis" in wrong.stderr
 
 
-TWO_QUEUES = """defaults:
-  concurrency: 2
-  shutdown_timeout: 5s
-queues:
-  delta-sync:
-    tasks:
-      run-delta-sync: {timeout: 1m}
-  token-refresh:
+TWO_QUEUES = (
+    ONE_QUEUE
+    + """  token-refresh:
     tasks:
       refresh-tokens: {timeout: 1m}
 """
+)
 
 
 def _workers_check(project: Project, *queues: str) -> subprocess.CompletedProcess[str]:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import datetime
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from bson import ObjectId
-from pymongo import MongoClient, monitoring
+from pymongo import MongoClient
 from pymongo.database import Database
 from pymongo.errors import ExecutionTimeout
 
@@ -31,6 +31,7 @@ from bootstrap.local.servers import MongoServer
 from bootstrap.spec.load import load_spec
 from tests.conftest import Result
 from tests.support.config_edits import applied, edit, run_with_generated
+from tests.support.mongo_hooks import OnCommand
 
 NOW = datetime.datetime.now(datetime.UTC)
 
@@ -109,49 +110,23 @@ def test_check_timeout_zero_is_not_an_unbounded_scan(
     assert refused.value.code == 2
 
 
-class _OnCommand(monitoring.CommandListener):
-    """Runs `hook` once when the in-process CLI starts command `name` (pymongo listeners are
-    global: registered once, armed per test)."""
-
-    armed: tuple[str, Callable[[], None]] | None = None
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if _OnCommand.armed is not None and event.command_name == _OnCommand.armed[0]:
-            hook = _OnCommand.armed[1]
-            _OnCommand.armed = None
-            hook()
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
-monitoring.register(_OnCommand())
-
-
-@pytest.fixture
-def own_mongo(tmp_path: Path) -> Iterator[MongoServer]:
-    """A SecantusDB of this test's own, which it stops mid-plan."""
-    server = MongoServer(tmp_path / "own-mongo")
-    server.start()
-    yield server
-    _OnCommand.armed = None
-    server.stop()
-
-
-def test_mongodb_gone_during_the_data_checks_is_said_as_gone_within_the_server_selection_timeout(
-    config_dir: Path, cli: Callable[..., Result], own_mongo: MongoServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("MONGODB_URI", own_mongo.database_uri("r11"))
+def _one_document_the_change_refuses(cli: Callable[..., Result], config_dir: Path, own_mongo: MongoServer) -> None:
+    """The config applied to `own_mongo`, one notification stored, then a validator change that
+    refuses it (its check counts the documents it refuses: an `aggregate`)."""
     applied(cli, config_dir)
     client: MongoClient[dict[str, Any]] = MongoClient(own_mongo.database_uri("r11"))
     client.r11.notifications.insert_one(notification("t"))
     client.close()
     edit(config_dir, "collections/notifications.yaml", "message: {type: string, required: true}",
          "message: {type: string, required: true, min_length: 2}")  # fmt: skip
-    _OnCommand.armed = ("aggregate", own_mongo.stop)  # the count of failing documents: MongoDB goes away
+
+
+def test_mongodb_gone_during_the_data_checks_is_said_as_gone_within_the_server_selection_timeout(
+    config_dir: Path, cli: Callable[..., Result], own_mongo: MongoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MONGODB_URI", own_mongo.database_uri("r11"))
+    _one_document_the_change_refuses(cli, config_dir, own_mongo)
+    OnCommand.armed = ("aggregate", own_mongo.stop)  # the count of failing documents: MongoDB goes away
     started = time.monotonic()
     result = cli("plan", "--config", str(config_dir), "--check-timeout", "25")
     took = time.monotonic() - started
@@ -171,18 +146,13 @@ def test_mongodb_restarted_during_the_data_checks_is_read_again(
     directly: a one-member SecantusDB replica set restarted is not found again by replica set
     discovery, pymongo's or ours.)"""
     monkeypatch.setenv("MONGODB_URI", own_mongo.database_uri("r11") + "?directConnection=true")
-    applied(cli, config_dir)
-    client: MongoClient[dict[str, Any]] = MongoClient(own_mongo.database_uri("r11"))
-    client.r11.notifications.insert_one(notification("t"))
-    client.close()
-    edit(config_dir, "collections/notifications.yaml", "message: {type: string, required: true}",
-         "message: {type: string, required: true, min_length: 2}")  # fmt: skip
+    _one_document_the_change_refuses(cli, config_dir, own_mongo)
 
     def restart() -> None:
         own_mongo.stop()
         own_mongo.start()
 
-    _OnCommand.armed = ("aggregate", restart)  # the count of failing documents: its connection is gone
+    OnCommand.armed = ("aggregate", restart)  # the count of failing documents: its connection is gone
     result = cli("plan", "--config", str(config_dir), "--check-timeout", "25")
     assert result.code == 0, result.err[-600:]
     assert "1 existing document(s) would fail the new validator" in result.out, result.out

@@ -32,20 +32,6 @@ def run(loop: str, test: Callable[[], Awaitable[None]]) -> None:
         runner.run(test())
 
 
-@pytest.fixture
-def polls(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """What each poll returned (True: the reply, or part of it, came while polling)."""
-    seen: list[bool] = []
-    poll = hotpath.poll
-
-    def recorded(fd: int, reader: asyncio.StreamReader) -> bool:
-        seen.append(poll(fd, reader))
-        return seen[-1]
-
-    monkeypatch.setattr(hotpath, "poll", recorded)
-    return seen
-
-
 @pytest.mark.parametrize("loop", sorted(LOOPS))
 def test_polled_replies_are_the_replies_whatever_their_size(
     redis_server: RedisServer, key_prefix: str, polls: list[bool], loop: str

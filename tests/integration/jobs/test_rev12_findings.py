@@ -31,20 +31,6 @@ def run(test: Callable[[], Awaitable[None]]) -> None:
         runner.run(test())
 
 
-@pytest.fixture
-def polls(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """What each poll returned (True: the reply, or part of it, came while polling)."""
-    seen: list[bool] = []
-    poll = hotpath.poll
-
-    def recorded(fd: int, reader: asyncio.StreamReader) -> bool:
-        seen.append(poll(fd, reader))
-        return seen[-1]
-
-    monkeypatch.setattr(hotpath, "poll", recorded)
-    return seen
-
-
 async def _waited_times(hot: HotConnection, work_us: int, n: int = 60) -> list[float]:
     """The reply times of `n` round trips whose Redis works `work_us` each, waited for in the event
     loop (not polled)."""
@@ -86,11 +72,12 @@ def test_polling_does_not_delay_the_reply_on_a_cpu_shared_with_redis(own_redis: 
             took = time.perf_counter() - started
             missed = polls.count(False)
             waited = await _waited_times(hot, 100)
-            if missed > 10 and statistics.median(waited) > 0.9 * hotpath.SPIN:
+            if missed > 25 and statistics.median(waited) > 0.9 * hotpath.SPIN:
                 pytest.skip("replies waited for are no longer quick here (a loaded machine): nothing to show")
             # Before the fix: 128 of 135 polls missed, 210 us per round trip against 140 waited for.
-            # Now polling stops once most polls miss (a few), then probes one command in PROBE_EVERY.
-            assert missed <= 10, (
+            # Now polling stops once polls miss more than 1 in 4 (a few misses, more on a loaded machine where
+            # some polls still hit), then probes one command in PROBE_EVERY.
+            assert missed <= 25, (
                 f"{missed} of {len(polls)} polls missed their reply in 400 round trips; {took / 400 * 1e6:.0f} us "
                 f"per round trip with polling, {statistics.median(waited) * 1e6:.0f} us waited for"
             )
