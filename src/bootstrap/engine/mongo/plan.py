@@ -111,8 +111,14 @@ def _reads_documents(op: Operation, existing: set[str]) -> bool:
     if op.collection not in existing:
         return False
     if isinstance(op, UpdateValidator):
-        return not (op.notes_only and (op.level, op.action) == (op.before_level, op.before_action))
+        return not _notes_only(op)
     return isinstance(op, CreateIndexes | ChangeIndex | Blocked)
+
+
+def _notes_only(op: UpdateValidator) -> bool:
+    """Only descriptions change, under the same level and action: no document passes one validator
+    and fails the other."""
+    return op.notes_only and (op.level, op.action) == (op.before_level, op.before_action)
 
 
 def _checked(db: Database[Any], op: Operation, options: Options, existing: set[str],
@@ -162,9 +168,8 @@ def _with_impact(db: Database[Any], op: Operation, options: Options, existing: s
     compare): how many a new validator would refuse; a unique index the data cannot take (blocked:
     apply starts nothing, so no index is dropped for a rebuild that cannot finish); documents a new
     or shorter TTL deletes at once (blocked without --allow-expire, else said with their count)."""
-    same_rules = isinstance(op, UpdateValidator) and (op.level, op.action) == (op.before_level, op.before_action)
-    if isinstance(op, UpdateValidator) and op.notes_only and same_rules:
-        return [replace(op, failing=0)]  # descriptions alone: no document passes one and fails the other
+    if isinstance(op, UpdateValidator) and _notes_only(op):
+        return [replace(op, failing=0)]
     if isinstance(op, UpdateValidator) and op.level != "off":
         failing, ids = count_failing(db, op.collection, op.validator)
         return [replace(op, failing=failing, failing_ids=ids)]
