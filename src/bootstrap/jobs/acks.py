@@ -7,11 +7,12 @@ in each priority level's stream, in one round trip. A crash before a flush only
 means the jobs run again (at least once), records and log lines included.
 
 Under the fast receiver a finished job is queued (`finished`) and keeps its worker slot (see
-receiver) until its acknowledgement is in Redis: a worker holds at most `concurrency` jobs that ran or
-run and are not acknowledged, so a crash makes at most `concurrency` jobs run twice. Nobody waits
-per job: a worker that has nothing left to run (every slot held, or no job ready), or whose job is
-about to wait on I/O, sends what is queued in one flush (`drain`, group commit), and the slots come
-back when it lands (`on_landed`). Under the stock receiver a finished job waits instead (`acked`):
+receiver) until its acknowledgement is safe from the worker's death: a worker holds at most
+`concurrency` jobs that ran or run and are not acknowledged, so a crash makes at most `concurrency`
+jobs run twice. Nobody waits per job: a worker that has nothing left to run (every slot held, or no
+job ready), or whose job is about to wait on I/O, sends what is queued in one flush (`drain`, group
+commit), and the slots come back when it lands (`on_landed`), or, when no job runs, as soon as it is
+in the socket whole (see `flush`). Under the stock receiver a finished job waits instead (`acked`):
 the job whose acknowledgement finds no flush in flight sends it itself, and every acknowledgement
 queued meanwhile goes out with the next, sent by the first of those jobs once the flight landed.
 Records and the acknowledgements of rejected entries, which nobody waits for, go out within 20 ms
@@ -22,6 +23,7 @@ The round trips go over the worker's `HotConnection`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -138,15 +140,15 @@ class AckBatch:
         """Flush until no finished job's acknowledgement is queued (Redis away: every half second,
         the slots stay held meanwhile). Called by a worker with nothing else to run; `before_each`
         runs before each round trip (the receiver gives the slots freed so far to an idle worker);
-        `idle`: no job runs meanwhile, so the reply is polled for (see hotpath.SPIN): at concurrency 1
-        every job waits for the previous one's acknowledgement."""
+        `idle`: no job runs meanwhile, so the reply is not waited for (see `flush`): at concurrency 1
+        every job would wait for the previous one's acknowledgement."""
         self._flushing, self._since = True, time.monotonic()
         try:
             while self._held:
                 before_each()
                 self._since = time.monotonic()  # each round is progress: the loop in `step` leaves it be
                 try:
-                    await self.flush(spin=idle())
+                    await self.flush(alone=idle())
                 except Exception as exc:
                     log.warning("queue %s: acknowledging failed (%s); will retry", self._queue, exc)
                     await asyncio.sleep(0.5)
@@ -214,10 +216,14 @@ class AckBatch:
         enqueued again from then on), with its entry's acknowledgement (which names the entry)."""
         self._forget.setdefault(job_id, "")
 
-    async def flush(self, spin: bool = False) -> None:
+    async def flush(self, alone: bool = False) -> None:
         """One command for a batch: job records first, then XACK and XDEL of the finished jobs. The
-        log lines of those jobs are written before it. `spin`: the caller has nothing else to do until
-        it lands (see hotpath.SPIN)."""
+        log lines of those jobs are written before it. `alone`: no job runs until it lands (a
+        worker's every slot waits for it): its reply is not waited for once it is in the socket whole
+        (hotpath.DEFERRED, which says why that is safe from the worker's death), so the slots come
+        back at once and the next job runs while Redis runs this; the reply is read before the next
+        flush, or before the worker waits for work (`settle`). One that reports a failure (Redis
+        away, a failover, NOSCRIPT) puts the batch back, to go with the next flush."""
         logs.flush()
         if not self.pending:
             return
@@ -227,8 +233,9 @@ class AckBatch:
         forget, self._forget = self._forget, {}
         waiters, self._waiters = self._waiters, []
         held, self._held = self._held, 0
+        later = functools.partial(self._landed_later, ids, pending, forget) if alone and not waiters else None
         try:
-            await conn.script(_ACK, self._keys, self._arguments(ids, pending, forget, records), spin=spin)
+            await conn.script(_ACK, self._keys, self._arguments(ids, pending, forget, records), spin=alone, later=later)
         except BaseException:  # cancellation at shutdown included: the final flush writes them
             self._ids[:0], self._records[:0], self._waiters[:0] = ids, pending, waiters
             self._forget = {**forget, **self._forget}
@@ -239,6 +246,26 @@ class AckBatch:
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(_ACKED)
+
+    def _landed_later(
+        self, ids: list[str], pending: list[tuple[str, dict[str, Any], float, int]], forget: dict[str, str], reply: Any
+    ) -> None:
+        """The reply to a flush not waited for (see `flush`): on a failure its batch goes with the next
+        flush (sent again, it finds what Redis did run done: see _ACK); its slots came back already."""
+        if not isinstance(reply, Exception):
+            return
+        log.warning("queue %s: acknowledging failed (%s); will retry", self._queue, reply)
+        self._ids[:0], self._records[:0] = ids, pending
+        self._forget = {**forget, **self._forget}
+
+    @property
+    def unread(self) -> bool:
+        """The reply to the last flush is not read yet (see `flush`)."""
+        return self._conn().unread
+
+    async def settle(self) -> None:
+        """Read the reply to the last flush, if it is not read yet (see `flush`)."""
+        await self._conn().settle()
 
     def _arguments(
         self,
@@ -267,6 +294,8 @@ class AckBatch:
         """One round of the acknowledging loop: every 20 ms, flush what nobody is sending (or what a
         flush that has been stuck for STUCK_AFTER seconds left: its job is gone)."""
         await asyncio.sleep(FLUSH_EVERY)
+        if self.unread and not self._flushing:  # a failure it reports is sent again without delay
+            await self.settle()
         if not self.pending or (self._flushing and time.monotonic() - self._since < STUCK_AFTER):
             logs.flush()
             return

@@ -337,6 +337,8 @@ class StreamBroker(AsyncBroker):
         if self._heartbeat is not None:  # a worker: say goodbye so status stops listing it
             await bounded(self._heartbeat.remove(), SHUTDOWN_STEP, "removing the heartbeat")
             self._heartbeat = None
+        if self._hot is not None and self._hot.unread:  # a failure it reports goes with the last flush
+            await bounded(self.acks.settle(), SHUTDOWN_STEP, "the last acknowledgement's reply")
         if self.acks.pending:
             await bounded(self.acks.flush(), SHUTDOWN_STEP, "the last acknowledgements")
         if self._hot is not None:

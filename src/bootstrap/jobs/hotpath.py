@@ -34,6 +34,7 @@ import contextlib
 import hashlib
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import hiredis
@@ -55,6 +56,18 @@ TICK = 0.5  # seconds between checks for a command that takes too long
 # it stops, and one command in PROBE_EVERY polls to see whether that changed.
 SPIN = 0.0002
 PROBE_EVERY = 256
+# What `call(..., later=...)` returns: the command is in the kernel's socket buffer, whole, and its
+# reply is read before this connection's next command (or on `settle`). The acknowledgements of a
+# worker that has nothing else to do are sent so (see acks.flush): its next job starts while Redis
+# runs them. Written whole is safe from the worker's death when it is the only command whose reply is
+# unread, as here: a killed process's socket is closed by the kernel, which sends what was written
+# and then the end of the stream (Redis reads the command, runs it, then sees the end), unless
+# unread bytes wait in the socket, when it resets the connection and Redis loses what it had not read
+# yet. The only bytes that can wait unread are that command's reply, and a reply means Redis ran it.
+# (With several unread, the reply to the first resets the connection under the others: a review
+# lost 2 acknowledgements of 4 so, tests/integration/jobs/test_ack_slots.py.) Never over TLS, whose
+# bytes are not the replies, nor with part of the command still in the event loop's buffer.
+DEFERRED: Any = object()
 
 
 class Script:
@@ -64,6 +77,33 @@ class Script:
     def __init__(self, text: str) -> None:
         self.text = text
         self.sha = hashlib.sha1(text.encode()).hexdigest()
+        self.known = True  # False once Redis said NOSCRIPT to a reply not waited for: the text goes next
+
+
+class NotMaster(RedisConnectionError):
+    """The server is no longer the master (see `not_master`)."""
+
+
+def _failure(reply: Any) -> Exception | None:
+    """The exception an error reply stands for (None: not an error). A server that is no longer the
+    master (NotMaster), and a blocked command that Redis ended (UNBLOCKED: on Redis 7 its key deleted
+    or renamed; CLIENT UNBLOCK), which is to be sent again, are connection errors."""
+    if not isinstance(reply, ResponseError):
+        return None
+    if not_master(reply):
+        failure: Exception = NotMaster(f"Redis is no longer the master: {reply}")
+    elif str(reply).startswith("UNBLOCKED"):
+        failure = RedisConnectionError(f"Redis ended the blocked command: {reply}")
+    else:
+        return reply
+    failure.__cause__ = reply
+    return failure
+
+
+def _all_written(conn: AbstractConnection) -> bool:
+    """What was written to `conn` is in the kernel's socket buffer, none left in the event loop's."""
+    transport = conn._writer.transport  # type: ignore[union-attr]
+    return not transport.is_closing() and not transport.get_write_buffer_size()
 
 
 def not_master(error: ResponseError) -> bool:
@@ -90,11 +130,21 @@ class HotConnection:
         self._deadline = 0.0  # when the command in flight has taken too long; 0: none in flight
         self._stalled = False  # the command in flight took too long: its connection was closed
         self._ticker: asyncio.TimerHandle | None = None
+        self._later: Callable[[Any], None] | None = None  # who gets the unread reply (see DEFERRED)
 
-    async def call(self, *args: Any, block: float = 0.0, key: str | None = None, spin: bool = False) -> Any:
+    async def call(
+        self,
+        *args: Any,
+        block: float = 0.0,
+        key: str | None = None,
+        spin: bool = False,
+        later: Callable[[Any], None] | None = None,
+    ) -> Any:
         """Run one command; `block`: seconds it may block in Redis (XREADGROUP BLOCK); `key`: one of
         its keys, named for a cluster (see `_on_cluster`); `spin`: the caller has nothing else to do
-        until the reply (see `poll`)."""
+        until the reply (see `poll`); `later`: the caller does not wait for the reply (see DEFERRED):
+        once the command is in the socket whole, DEFERRED is returned and the reply, or the
+        exception it stands for, goes to `later` when it is read."""
         if not self._direct:
             return await self._on_cluster(args, key)
         async with self._lock:
@@ -109,7 +159,12 @@ class HotConnection:
                 self._deadline = time.monotonic() + self.timeout + block
             self._stalled = False
             try:
+                if self._later is not None:  # the reply to the command before comes first
+                    await self._read_later(conn)
                 conn._writer.write(hiredis.pack_command(args))  # type: ignore[union-attr]
+                if later is not None and self._fd is not None and _all_written(conn):
+                    self._later = later
+                    return DEFERRED
                 if spin and self._fd is not None:
                     self._poll(conn, self._fd)
                 reply = await conn._parser.read_response()  # type: ignore[attr-defined]
@@ -122,14 +177,57 @@ class HotConnection:
                 raise
             finally:
                 self._deadline = 0.0
-        if isinstance(reply, ResponseError):
-            if not_master(reply):  # a replica now (a failover): the next command takes the master
+        failure = _failure(reply)
+        if failure is not None:
+            if isinstance(failure, NotMaster):  # a replica now (a failover): the next command takes the master
                 await self._drop()
-                raise RedisConnectionError(f"Redis is no longer the master: {reply}") from reply
-            if str(reply).startswith("UNBLOCKED"):  # its key deleted or renamed (Redis 7), CLIENT UNBLOCK: again
-                raise RedisConnectionError(f"Redis ended the blocked command: {reply}") from reply
-            raise reply
+            raise failure
         return reply
+
+    @property
+    def unread(self) -> bool:
+        """A command's reply is not read yet (see DEFERRED)."""
+        return self._later is not None
+
+    async def settle(self) -> None:
+        """Read the reply of the command not waited for, if it is not read yet: its caller's `later`
+        gets it. A connection that fails meanwhile is dropped (`later` is told); nothing is raised
+        but a cancellation."""
+        if self._later is None:
+            return
+        async with self._lock:
+            conn = self._conn
+            if self._later is None or conn is None:
+                return
+            if self.timeout is not None:
+                self._deadline = time.monotonic() + self.timeout
+            try:
+                await self._read_later(conn)
+            except Exception:  # told to `later` already
+                await self._drop()
+            except BaseException:
+                await self._drop()
+                raise
+            finally:
+                self._deadline = 0.0
+
+    async def _read_later(self, conn: AbstractConnection) -> None:
+        """Read the reply of the command not waited for and hand it to its caller's `later`; raises
+        what fails the connection (the command about to be sent is then not sent). Polled for: the
+        caller has nothing else to do until it comes."""
+        later, self._later = self._later, None
+        assert later is not None
+        if self._fd is not None:
+            self._poll(conn, self._fd)
+        try:
+            reply = await conn._parser.read_response()  # type: ignore[attr-defined]
+        except BaseException as exc:
+            later(exc if isinstance(exc, Exception) else RedisConnectionError("the connection was closed"))
+            raise
+        failure = _failure(reply)
+        later(reply if failure is None else failure)
+        if isinstance(failure, NotMaster):  # the next command is for the new master
+            raise failure
 
     def _polled(self, hit: bool) -> None:
         """A poll caught its reply (`hit`) or gave up: into the share of hits."""
@@ -167,12 +265,31 @@ class HotConnection:
         return await self.client.execute_command(*args, target_nodes=node)  # type: ignore[no-untyped-call]
 
     async def script(
-        self, script: Script, keys: list[Any], args: list[Any], block: float = 0.0, spin: bool = False
+        self,
+        script: Script,
+        keys: list[Any],
+        args: list[Any],
+        block: float = 0.0,
+        spin: bool = False,
+        later: Callable[[Any], None] | None = None,
     ) -> Any:
-        try:
-            return await self.call("EVALSHA", script.sha, len(keys), *keys, *args, block=block, spin=spin)
-        except NoScriptError:
-            return await self.call("EVAL", script.text, len(keys), *keys, *args, block=block, spin=spin)
+        """Run `script` (see `call`). A NOSCRIPT in a reply not waited for sends the text next time."""
+        if later is not None:
+            told = later
+
+            def later(reply: Any) -> None:
+                if isinstance(reply, NoScriptError):
+                    script.known = False
+                told(reply)
+
+        if script.known:
+            try:
+                return await self.call("EVALSHA", script.sha, len(keys), *keys, *args, block=block, spin=spin,
+                                       later=later)  # fmt: skip
+            except NoScriptError:
+                pass
+        script.known = True  # EVAL loads it
+        return await self.call("EVAL", script.text, len(keys), *keys, *args, block=block, spin=spin, later=later)
 
     async def _take(self) -> AbstractConnection:
         pool = self.client.connection_pool
@@ -200,6 +317,9 @@ class HotConnection:
 
     async def _drop(self) -> None:
         conn, self._conn, self._fd = self._conn, None, None
+        later, self._later = self._later, None
+        if later is not None:  # its reply will not be read: whether Redis ran the command is not known
+            later(RedisConnectionError("the connection was closed before the reply was read"))
         if conn is not None:
             # Closed without waiting for the close (nowait): nothing here yields, so a cancellation
             # repeated meanwhile cannot keep the connection from going back to the pool.
