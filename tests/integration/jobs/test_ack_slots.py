@@ -84,8 +84,6 @@ from bootstrap.layout.keys import GROUP
 from bootstrap.layout.keys import GROUP
 from tests.support.runtimes import in_process_runtime
 
-ROOT = Path(__file__).resolve().parents[3]
-
 async def main() -> None:
     broker = StreamBroker(in_process_runtime(sys.argv[1], sys.argv[2]))
     await broker.startup()
