@@ -2,13 +2,13 @@
 needs, against the shipped worker, alternated on one Redis.
 
 At concurrency 1 the crash bound (README: at most `concurrency` jobs run twice after a crash) means a
-job starts only once the previous job's acknowledgement is in Redis: one confirmed round trip per
-job. This measures a loop that does only what that requires, in-process on uvloop, with nothing of
-the worker's machinery: read a batch of 10 (XREADGROUP), then for each job parse its message, write
-its two log lines to a file (flushed before the acknowledgement, as the worker does), encode its
-record, and send the shipped acknowledging script (`jobs.acks`: record with retention, XACK, XDEL)
-over a raw connection and wait for the reply before the next job (polled for first, as the worker
-polls for its acknowledgement's: `hotpath.SPIN`). Same queue, same enqueued
+job starts only once the previous job's acknowledgement is safe from the worker's death: written
+whole to the socket, with no other reply unread (`hotpath.DEFERRED`). This measures a loop that does
+only what that requires, in-process on uvloop, with nothing of the worker's machinery: read a batch
+of 10 (XREADGROUP), then for each job parse its message, write its two log lines to a file (flushed
+before the acknowledgement, as the worker does), encode its record, read the previous
+acknowledgement's reply (polled for, `hotpath.SPIN`) and send the shipped acknowledging script
+(`jobs.acks`: record with retention, XACK, XDEL) over a raw connection. Same queue, same enqueued
 messages, same script and keys as `benchmarks/jobs.py`'s bench queue; measured the same way (first
 delivery to last acknowledgement; CPU of the process over that span).
 
@@ -60,15 +60,28 @@ async def sequential(host: str, port: int, keys: QueueKeys, n: int, log_path: Pa
 
     fd = writer.transport.get_extra_info("socket").fileno()
 
-    async def call(*args: Any, spin: bool = False) -> Any:
-        writer.write(hiredis.pack_command(args))
-        if spin:  # polled for, as the worker polls for its acknowledgement's reply (hotpath.SPIN)
-            poll(fd, reader)
-        while (reply := replies.gets()) is False:
+    unread = False  # an acknowledgement's reply is not read yet (see `call`)
+
+    async def reply() -> Any:
+        while (answer := replies.gets()) is False:
             replies.feed(await reader.read(65536))
-        if isinstance(reply, hiredis.ReplyError):
-            raise RuntimeError(reply)
-        return reply
+        if isinstance(answer, hiredis.ReplyError):
+            raise RuntimeError(answer)
+        return answer
+
+    async def call(*args: Any, later: bool = False) -> Any:
+        """`later`: the reply is read before the next command, polled for, as the worker reads its
+        acknowledgement's when no job runs (hotpath.DEFERRED); else it is waited for."""
+        nonlocal unread
+        if unread:
+            poll(fd, reader)
+            await reply()
+            unread = False
+        writer.write(hiredis.pack_command(args))
+        if later:
+            unread = True
+            return None
+        return await reply()
 
     ack_keys = [keys.ids, *keys.streams, *Records.key_list_of(keys)]
     normal = keys.stream  # where the bench enqueues (the normal level)
@@ -97,8 +110,9 @@ async def sequential(host: str, port: int, keys: QueueKeys, n: int, log_path: Pa
                 counts = [part for stream in keys.streams for part in ([1, entry_id] if stream == normal else [0])]
                 now = time.time()
                 segment = [1, now - 3600, 200, 1, job_id, encode(record)]
-                await call("EVALSHA", _ACK.sha, len(ack_keys), *ack_keys, GROUP, now, 0, *counts, *segment, spin=True)
+                await call("EVALSHA", _ACK.sha, len(ack_keys), *ack_keys, GROUP, now, 0, *counts, *segment, later=True)
                 done += 1
+        await call("PING")  # the last acknowledgement's reply read
     writer.close()
     return n / (time.perf_counter() - first), (time.process_time() - cpu) * 1e6 / n
 

@@ -10,9 +10,10 @@ The connection itself is redis-py's, taken from the client's pool once: redis-py
 authenticates, selects the database, speaks TLS and finds the Sentinel master. Commands are packed
 by hiredis (in C: 6 times faster than redis-py's packing of an acknowledgement) and written straight
 to the connection's stream; the reply is read by its parser.
-A caller with nothing else to do until the reply (a worker whose every slot waits for this
-acknowledgement: each job at concurrency 1) polls the socket for it for up to SPIN before it waits
-in the event loop (`poll`): a sleeping CPU's wake-up is a large part of a local round trip.
+A caller with nothing else to do until the reply polls the socket for it for up to SPIN before it
+waits in the event loop (`poll`): a sleeping CPU's wake-up is a large part of a local round trip. A
+caller that need not wait for it (a worker whose every slot waits for this acknowledgement: each job
+at concurrency 1) has it read before the next command instead (`later`, see DEFERRED).
 One command at a time (a lock; callers rarely contend). A command that takes longer than the timeout
 (a Redis or network that went silent) closes the connection, which fails the command with a
 ConnectionError saying no reply came in time; any connection error drops the connection, and the
