@@ -222,7 +222,7 @@ class AckBatch:
         worker's every slot waits for it): its reply is not waited for once it is in the socket whole
         (hotpath.DEFERRED, which says why that is safe from the worker's death), so the slots come
         back at once and the next job runs while Redis runs this; the reply is read before the next
-        flush, or before the worker waits for work (`settle`). One that reports a failure (Redis
+        flush, or within 20 ms (`step`, `settle`). One that reports a failure (Redis
         away, a failover, NOSCRIPT) puts the batch back, to go with the next flush."""
         logs.flush()
         if not self.pending:

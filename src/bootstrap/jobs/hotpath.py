@@ -203,7 +203,7 @@ class HotConnection:
             if self.timeout is not None:
                 self._deadline = time.monotonic() + self.timeout
             try:
-                await self._read_later(conn)
+                await self._read_later(conn, spin=False)  # others may run meanwhile
             except Exception:  # told to `later` already
                 await self._drop()
             except BaseException:
@@ -212,13 +212,13 @@ class HotConnection:
             finally:
                 self._deadline = 0.0
 
-    async def _read_later(self, conn: AbstractConnection) -> None:
+    async def _read_later(self, conn: AbstractConnection, spin: bool = True) -> None:
         """Read the reply of the command not waited for and hand it to its caller's `later`; raises
-        what fails the connection (the command about to be sent is then not sent). Polled for: the
-        caller has nothing else to do until it comes."""
+        what fails the connection (the command about to be sent is then not sent). `spin`: polled
+        for, the caller has nothing else to do until it comes."""
         later, self._later = self._later, None
         assert later is not None
-        if self._fd is not None:
+        if spin and self._fd is not None:
             self._poll(conn, self._fd)
         try:
             reply = await conn._parser.read_response()  # type: ignore[attr-defined]

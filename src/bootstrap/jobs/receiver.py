@@ -240,9 +240,6 @@ class _Intake:
                 continue
             if self.closed:
                 return None
-            if acks.unread and not acks.flushing:  # the last flush's reply, before waiting for work (see acks.flush)
-                await acks.settle()
-                continue
             idle = asyncio.get_running_loop().create_future()
             self.idle.append(idle)
             await idle
