@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bootstrap import logs
-from bootstrap.jobs.hotpath import HotConnection, Script
+from bootstrap.jobs.hotpath import DEFERRED, HotConnection, Script
 from bootstrap.jobs.records import STORE_FUNCTION, Records
 from bootstrap.layout.keys import GROUP, PRIORITIES, QueueKeys
 
@@ -106,6 +106,10 @@ class AckBatch:
         self._waiters: list[asyncio.Future[str]] = []  # jobs waiting for the next flush
         self._held = 0  # of the queued ids, how many hold a worker slot (see `finished`)
         self.on_landed: Callable[[int], None] = lambda slots: None  # slots given back by a flush
+        # Slots of a flush not waited for that Redis refused, held again (the worker's free slots go
+        # below zero until then: no job starts until the batch lands; see `flush`)
+        self.on_refused: Callable[[int], None] = lambda slots: None
+        self._defer = True  # a flush alone may go unwaited for (no refused one since the last that landed)
         self._streams = keys.streams  # fixed per queue: worked out once, not per flush
         self._keys = [keys.ids, *keys.streams, *Records.key_list_of(keys)]
         self._flushing = False  # a flush is in flight, or reserved for the job told to send it
@@ -222,25 +226,35 @@ class AckBatch:
         worker's every slot waits for it): its reply is not waited for once it is in the socket whole
         (hotpath.DEFERRED, which says why that is safe from the worker's death), so the slots come
         back at once and the next job runs while Redis runs this; the reply is read before the next
-        flush, or within 20 ms (`step`, `settle`). One that reports a failure (Redis
-        away, a failover, NOSCRIPT) puts the batch back, to go with the next flush."""
+        flush, or within 20 ms (`step`). One that reports a failure (Redis full, a failover, NOSCRIPT,
+        the connection lost) puts the batch back with its slots, taken from the jobs that run (see
+        `_refused`), and every flush is waited for until one lands: the worker stops taking jobs while
+        Redis refuses them, as it does when a flush it waits for fails."""
         logs.flush()
+        conn = self._conn()
+        if conn.unread:  # the last flush's reply first: a failure puts its batch back into this one
+            await conn.settle(spin=alone)
         if not self.pending:
             return
-        conn, records = self._conn(), self._job_records()
+        records = self._job_records()
         ids, self._ids = self._ids, []
         pending, self._records = self._records, []
         forget, self._forget = self._forget, {}
         waiters, self._waiters = self._waiters, []
         held, self._held = self._held, 0
-        later = functools.partial(self._landed_later, ids, pending, forget) if alone and not waiters else None
+        later = None
+        if alone and not waiters and self._defer:
+            later = functools.partial(self._landed_later, ids, pending, forget, held)
         try:
-            await conn.script(_ACK, self._keys, self._arguments(ids, pending, forget, records), spin=alone, later=later)
+            sent = await conn.script(_ACK, self._keys, self._arguments(ids, pending, forget, records), spin=alone,
+                                     later=later)  # fmt: skip
         except BaseException:  # cancellation at shutdown included: the final flush writes them
             self._ids[:0], self._records[:0], self._waiters[:0] = ids, pending, waiters
             self._forget = {**forget, **self._forget}
             self._held += held
             raise
+        if sent is not DEFERRED:
+            self._defer = True  # Redis took a batch: the next may go unwaited for again
         if held:
             self.on_landed(held)
         for waiter in waiters:
@@ -248,15 +262,25 @@ class AckBatch:
                 waiter.set_result(_ACKED)
 
     def _landed_later(
-        self, ids: list[str], pending: list[tuple[str, dict[str, Any], float, int]], forget: dict[str, str], reply: Any
+        self,
+        ids: list[str],
+        pending: list[tuple[str, dict[str, Any], float, int]],
+        forget: dict[str, str],
+        held: int,
+        reply: Any,
     ) -> None:
-        """The reply to a flush not waited for (see `flush`): on a failure its batch goes with the next
-        flush (sent again, it finds what Redis did run done: see _ACK); its slots came back already."""
+        """The reply to a flush not waited for (see `flush`). On a failure its batch goes with the next
+        flush (sent again, it finds what Redis did run done: see _ACK), and its slots, given back when
+        it was written, are held again (`_refused`)."""
         if not isinstance(reply, Exception):
             return
         log.warning("queue %s: acknowledging failed (%s); will retry", self._queue, reply)
         self._ids[:0], self._records[:0] = ids, pending
         self._forget = {**forget, **self._forget}
+        self._held += held
+        self._defer = False
+        if held:
+            self.on_refused(held)
 
     @property
     def unread(self) -> bool:
@@ -265,7 +289,7 @@ class AckBatch:
 
     async def settle(self) -> None:
         """Read the reply to the last flush, if it is not read yet (see `flush`)."""
-        await self._conn().settle()
+        await self._conn().settle(spin=False)
 
     def _arguments(
         self,

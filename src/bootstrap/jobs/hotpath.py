@@ -67,8 +67,12 @@ PROBE_EVERY = 256
 # yet. The only bytes that can wait unread are that command's reply, and a reply means Redis ran it.
 # (With several unread, the reply to the first resets the connection under the others: a review
 # lost 2 acknowledgements of 4 so, tests/integration/jobs/test_ack_slots.py.) Never over TLS, whose
-# bytes are not the replies, nor with part of the command still in the event loop's buffer.
+# bytes are not the replies, nor with part of the command still in the event loop's buffer, nor for
+# a command over DEFER_MOST bytes: one that a Redis that stops reading may leave partly in the killed
+# worker's socket (more than Redis's receive buffer, 128 KB by default on Linux), which the kernel
+# gives up sending after some minutes.
 DEFERRED: Any = object()
+DEFER_MOST = 64 * 1024
 
 
 class Script:
@@ -161,9 +165,10 @@ class HotConnection:
             self._stalled = False
             try:
                 if self._later is not None:  # the reply to the command before comes first
-                    await self._read_later(conn)
-                conn._writer.write(hiredis.pack_command(args))  # type: ignore[union-attr]
-                if later is not None and self._fd is not None and _all_written(conn):
+                    await self._read_later(conn, spin=True)
+                packed = hiredis.pack_command(args)
+                conn._writer.write(packed)  # type: ignore[union-attr]
+                if later is not None and self._fd is not None and len(packed) <= DEFER_MOST and _all_written(conn):
                     self._later = later
                     return DEFERRED
                 if spin and self._fd is not None:
@@ -190,10 +195,10 @@ class HotConnection:
         """A command's reply is not read yet (see DEFERRED)."""
         return self._later is not None
 
-    async def settle(self) -> None:
+    async def settle(self, spin: bool = False) -> None:
         """Read the reply of the command not waited for, if it is not read yet: its caller's `later`
         gets it. A connection that fails meanwhile is dropped (`later` is told); nothing is raised
-        but a cancellation."""
+        but a cancellation. `spin`: polled for (see SPIN), the caller has nothing else to do."""
         if self._later is None:
             return
         async with self._lock:
@@ -203,7 +208,7 @@ class HotConnection:
             if self.timeout is not None:
                 self._deadline = time.monotonic() + self.timeout
             try:
-                await self._read_later(conn, spin=False)  # others may run meanwhile
+                await self._read_later(conn, spin)
             except Exception:  # told to `later` already
                 await self._drop()
             except BaseException:
@@ -212,7 +217,7 @@ class HotConnection:
             finally:
                 self._deadline = 0.0
 
-    async def _read_later(self, conn: AbstractConnection, spin: bool = True) -> None:
+    async def _read_later(self, conn: AbstractConnection, spin: bool) -> None:
         """Read the reply of the command not waited for and hand it to its caller's `later`; raises
         what fails the connection (the command about to be sent is then not sent). `spin`: polled
         for, the caller has nothing else to do until it comes."""

@@ -205,6 +205,7 @@ class _Intake:
         self.closed = False
         self._draining = False  # a worker sends acknowledgements: the slots they free are its to use
         self.acks.on_landed = self.release
+        self.acks.on_refused = self.hold_again
 
     async def pump(self, finish_event: asyncio.Event) -> None:
         # At most half the prefetch waits here: the broker's next read (made once this batch is
@@ -228,7 +229,7 @@ class _Intake:
                 woken = False
                 await self._drain()
                 continue
-            if self.free and self.ready:
+            if self.free > 0 and self.ready:
                 self.free -= 1
                 message = self.ready.popleft()
                 space = self.space
@@ -261,7 +262,7 @@ class _Intake:
     def kick(self) -> None:
         """The running coroutine is about to wait: wake an idle worker if there is work for it (a job
         and a free slot, or acknowledgements nobody is sending)."""
-        if (self.free and self.ready) or (self.acks.held and not self.acks.flushing):
+        if (self.free > 0 and self.ready) or (self.acks.held and not self.acks.flushing):
             while self.idle:
                 idle = self.idle.popleft()
                 if not idle.done():
@@ -273,6 +274,12 @@ class _Intake:
         self.free += slots
         if not self._draining:  # else the draining worker goes on with them itself
             self.kick()
+
+    def hold_again(self, slots: int) -> None:
+        """Slots given back with a flush not waited for that Redis then refused: held again until its
+        batch lands (see acks.flush). Taken from the free ones, below zero while the jobs started
+        with them run: no job starts until as many slots came back."""
+        self.free -= slots
 
     def close(self) -> None:
         """No more jobs: what is read but not started stays unstarted (the broker gives it back)."""
