@@ -680,7 +680,7 @@ class StreamBroker(AsyncBroker):
 
     def ackable(self, delivery: Delivery) -> StreamMessage:
         """A delivery as taskiq's receiver takes it: with the acknowledgement it awaits once the job
-        finished (the job keeps its slot until the acknowledgement is in Redis: see acks)."""
+        finished (the job keeps its slot until the acknowledgement is safe from a crash: see acks)."""
         ident, job = delivery.entry_id, delivery.job
 
         async def ack() -> None:

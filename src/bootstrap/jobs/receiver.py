@@ -186,7 +186,7 @@ class FastReceiver(Receiver):
 class _Intake:
     """Jobs read and not yet started, between the broker's read loop (`pump`) and the receiver's
     workers (`take`), and the worker's `concurrency` slots: a job holds one from when it is taken
-    until its acknowledgement is in Redis (see acks), so at most `concurrency` jobs run or ran
+    until its acknowledgement is safe from a crash (see acks), so at most `concurrency` jobs run or ran
     unacknowledged. A worker that finds no job it may start sends the queued acknowledgements itself
     (group commit), else waits as idle. Only a coroutine about to wait wakes an idle one (`kick`),
     once there is something to do: jobs that do not wait run back to back in one coroutine, with no
