@@ -82,7 +82,6 @@ class Script:
     def __init__(self, text: str) -> None:
         self.text = text
         self.sha = hashlib.sha1(text.encode()).hexdigest()
-        self.known = True  # False once Redis said NOSCRIPT to a reply not waited for: the text goes next
 
 
 class NotMaster(RedisConnectionError):
@@ -136,6 +135,7 @@ class HotConnection:
         self._stalled = False  # the command in flight took too long: its connection was closed
         self._ticker: asyncio.TimerHandle | None = None
         self._later: Callable[[Any], None] | None = None  # who gets the unread reply (see DEFERRED)
+        self._scripts: set[str] = set()  # SHA1s of the scripts this connection's server has (see `script`)
 
     async def call(
         self,
@@ -279,23 +279,26 @@ class HotConnection:
         spin: bool = False,
         later: Callable[[Any], None] | None = None,
     ) -> Any:
-        """Run `script` (see `call`). A NOSCRIPT in a reply not waited for sends the text next time."""
+        """Run `script` (see `call`): by its SHA1 once this connection's server has it, else its text
+        (which loads it). A reply not waited for can only say NOSCRIPT then after a script cache was
+        flushed meanwhile: the text goes next time."""
+        sha = script.sha
         if later is not None:
             told = later
 
             def later(reply: Any) -> None:
                 if isinstance(reply, NoScriptError):
-                    script.known = False
+                    self._scripts.discard(sha)
                 told(reply)
 
-        if script.known:
+        if sha in self._scripts:
             try:
-                return await self.call("EVALSHA", script.sha, len(keys), *keys, *args, block=block, spin=spin,
-                                       later=later)  # fmt: skip
+                return await self.call("EVALSHA", sha, len(keys), *keys, *args, block=block, spin=spin, later=later)
             except NoScriptError:
-                pass
-        script.known = True  # EVAL loads it
-        return await self.call("EVAL", script.text, len(keys), *keys, *args, block=block, spin=spin, later=later)
+                self._scripts.discard(sha)
+        result = await self.call("EVAL", script.text, len(keys), *keys, *args, block=block, spin=spin, later=later)
+        self._scripts.add(sha)  # EVAL loaded it
+        return result
 
     async def _take(self) -> AbstractConnection:
         pool = self.client.connection_pool
@@ -306,6 +309,7 @@ class HotConnection:
             raise RedisConnectionError("the Redis connection has no stream to write to")
         self._conn = conn
         self._fd = _plain_socket(conn)
+        self._scripts.clear()  # a server restarted since the last connection has none
         if self.timeout is not None and self._ticker is None:
             self._ticker = asyncio.get_running_loop().call_later(TICK, self._tick)
         return conn
