@@ -228,7 +228,7 @@ class AckBatch:
         back at once and the next job runs while Redis runs this; the reply is read before the next
         flush, or within 20 ms (`step`). One that reports a failure (Redis full, a failover, NOSCRIPT,
         the connection lost) puts the batch back with its slots, taken from the jobs that run (see
-        `_refused`), and every flush is waited for until one lands: the worker stops taking jobs while
+        `on_refused`), and every flush is waited for until one lands: the worker stops taking jobs while
         Redis refuses them, as it does when a flush it waits for fails."""
         logs.flush()
         conn = self._conn()
@@ -271,7 +271,7 @@ class AckBatch:
     ) -> None:
         """The reply to a flush not waited for (see `flush`). On a failure its batch goes with the next
         flush (sent again, it finds what Redis did run done: see _ACK), and its slots, given back when
-        it was written, are held again (`_refused`)."""
+        it was written, are held again (`on_refused`)."""
         if not isinstance(reply, Exception):
             return
         log.warning("queue %s: acknowledging failed (%s); will retry", self._queue, reply)

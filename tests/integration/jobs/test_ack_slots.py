@@ -17,7 +17,6 @@ import select
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,14 +29,6 @@ from bootstrap.local.servers import RedisServer
 from tests.support.runtimes import in_process_runtime
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis", appendonly=False)  # this test freezes it
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.mark.parametrize(

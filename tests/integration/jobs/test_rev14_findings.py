@@ -13,10 +13,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import redis as sync_redis
 
 from bootstrap.jobs.broker import StreamBroker
@@ -59,14 +57,6 @@ async def main() -> None:
 
 asyncio.run(main())
 """
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis", appendonly=False)
-    server.start()
-    yield server
-    server.stop()
 
 
 class Worker:
