@@ -249,9 +249,8 @@ class AckBatch:
             sent = await conn.script(_ACK, self._keys, self._arguments(ids, pending, forget, records), spin=alone,
                                      later=later)  # fmt: skip
         except BaseException:  # cancellation at shutdown included: the final flush writes them
-            self._ids[:0], self._records[:0], self._waiters[:0] = ids, pending, waiters
-            self._forget = {**forget, **self._forget}
-            self._held += held
+            self._put_back(ids, pending, forget, held)
+            self._waiters[:0] = waiters
             raise
         if sent is not DEFERRED:
             self._defer = True  # Redis took a batch: the next may go unwaited for again
@@ -275,12 +274,18 @@ class AckBatch:
         if not isinstance(reply, Exception):
             return
         log.warning("queue %s: acknowledging failed (%s); will retry", self._queue, reply)
-        self._ids[:0], self._records[:0] = ids, pending
-        self._forget = {**forget, **self._forget}
-        self._held += held
+        self._put_back(ids, pending, forget, held)
         self._defer = False
         if held:
             self.on_refused(held)
+
+    def _put_back(
+        self, ids: list[str], pending: list[tuple[str, dict[str, Any], float, int]], forget: dict[str, str], held: int
+    ) -> None:
+        """A batch that did not land, ahead of what was queued since: it goes with the next flush."""
+        self._ids[:0], self._records[:0] = ids, pending
+        self._forget = {**forget, **self._forget}
+        self._held += held
 
     @property
     def unread(self) -> bool:
