@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -16,8 +17,8 @@ def polls(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     seen: list[bool] = []
     poll = hotpath.poll
 
-    def recorded(fd: int, reader: asyncio.StreamReader) -> bool:
-        seen.append(poll(fd, reader))
+    def recorded(fd: int, reader: asyncio.StreamReader, replies: Any = None) -> bool:
+        seen.append(poll(fd, reader, replies))
         return seen[-1]
 
     monkeypatch.setattr(hotpath, "poll", recorded)
