@@ -8,11 +8,12 @@ takes a fresh connection; a TLS connection, whose bytes are not the replies, is 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import ssl
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -189,11 +190,9 @@ def test_a_reply_the_event_loop_read_first_is_not_polled_for_and_polling_stays_o
     1 acknowledgement in 10 at concurrency 1)."""
 
     async def test() -> None:
-        client = aioredis.Redis.from_url(redis_server.uri)
-        hot = HotConnection(client, timeout=5.0)
-        script = hotpath.Script(f"-- {key_prefix}\nreturn redis.call('INCR', KEYS[1])")
+        script = _incr(key_prefix)
         replies: list[object] = []
-        try:
+        async with _hot(redis_server.uri) as hot:
             for _ in range(20):
                 assert await hot.script(script, [f"{key_prefix}n"], [], spin=True, later=replies.append) is (
                     hotpath.DEFERRED
@@ -211,9 +210,6 @@ def test_a_reply_the_event_loop_read_first_is_not_polled_for_and_polling_stays_o
             )
             await hot.settle(spin=True)
             assert replies[-1] == 21 and polls
-        finally:
-            await hot.close()
-            await client.aclose()
 
     run(loop, test)
 
@@ -226,11 +222,9 @@ def test_polled_error_replies_are_raised_as_redis_py_raises_them(
     the exception redis-py makes of it, a script's error too, and the connection goes on."""
 
     async def test() -> None:
-        client = aioredis.Redis.from_url(redis_server.uri)
-        hot = HotConnection(client, timeout=5.0)
-        failing = hotpath.Script(f"-- {key_prefix}\nreturn redis.call('INCR', KEYS[1])")
+        failing = _incr(key_prefix)
         replies: list[object] = []
-        try:
+        async with _hot(redis_server.uri) as hot:
             assert await hot.call("SET", f"{key_prefix}s", "text", spin=True) == b"OK"
             with pytest.raises(ResponseError, match="not an integer"):
                 await hot.call("INCR", f"{key_prefix}s", spin=True)
@@ -244,8 +238,21 @@ def test_polled_error_replies_are_raised_as_redis_py_raises_them(
             assert "not an integer" in str(replies[0])
             assert await hot.call("PING", spin=True) == b"PONG"
             assert polls.count(True) >= 4, polls
-        finally:
-            await hot.close()
-            await client.aclose()
 
     run(loop, test)
+
+
+def _incr(key_prefix: str) -> hotpath.Script:
+    """A script new to the server that increments its key (or fails on a key holding text)."""
+    return hotpath.Script(f"-- {key_prefix}\nreturn redis.call('INCR', KEYS[1])")
+
+
+@contextlib.asynccontextmanager
+async def _hot(uri: str) -> AsyncIterator[HotConnection]:
+    client = aioredis.Redis.from_url(uri)
+    hot = HotConnection(client, timeout=5.0)
+    try:
+        yield hot
+    finally:
+        await hot.close()
+        await client.aclose()
