@@ -9,13 +9,13 @@ large part of a job's cost.
 The connection itself is redis-py's, taken from the client's pool once: redis-py connects,
 authenticates, selects the database, speaks TLS and finds the Sentinel master. Commands are packed
 by hiredis (in C: 6 times faster than redis-py's packing of an acknowledgement) and written straight
-to the connection's stream; the reply is read by its parser (one a poll caught is taken
-straight from the parser's hiredis reader, skipping the stream and two coroutines).
+to the connection's stream; the reply is read by its parser (one a poll caught is taken straight
+from the parser's hiredis reader, skipping the stream and two coroutines).
 A caller with nothing else to do until the reply polls the socket for it for up to SPIN before it
-waits in the event loop (`poll`): a sleeping CPU's wake-up is a large part of a local round trip.
-A reply the event loop read already is not polled for. A
-caller that need not wait for it (a worker whose every slot waits for this acknowledgement: each job
-at concurrency 1) has it read before the next command instead (`later`, see DEFERRED).
+waits in the event loop (`poll`): a sleeping CPU's wake-up is a large part of a local round trip;
+a reply the event loop read already is taken as it is. A caller that need not wait for it (a worker
+whose every slot waits for this acknowledgement: each job at concurrency 1) has it read before the
+next command instead (`later`, see DEFERRED).
 One command at a time (a lock; callers rarely contend). A command that takes longer than the timeout
 (a Redis or network that went silent) closes the connection, which fails the command with a
 ConnectionError saying no reply came in time; any connection error drops the connection, and the
@@ -250,8 +250,9 @@ class HotConnection:
 
     def _poll(self, conn: AbstractConnection, fd: int) -> None:
         """Poll for the reply to what was just written (see SPIN), unless polls lately miss, the
-        connection is being closed (its socket may be gone) or the command is not all written (the
-        event loop writes the rest: no reply before that)."""
+        connection is being closed (its socket may be gone), the command is not all written (the
+        event loop writes the rest: no reply before that) or the event loop read the reply already
+        (bytes wait in the stream: a poll would spin for nothing, and count a miss)."""
         transport = conn._writer.transport  # type: ignore[union-attr]
         if transport.is_closing() or transport.get_write_buffer_size() or conn._reader._buffer:  # type: ignore[union-attr]
             return
@@ -391,9 +392,9 @@ def _reply_reader(conn: AbstractConnection) -> hiredis.Reader | None:
 
 
 async def _reply(conn: AbstractConnection) -> Any:
-    """The next reply on `conn`: taken from its parser's reader when a poll put it there whole (4-5
-    us less than the parser's coroutine and the stream's), raised or handled as redis-py's parser
-    does; else read by the parser as usual."""
+    """The next reply on `conn`: taken from its parser's reader when a poll put it there whole
+    (skipping the parser's coroutine and the stream's: some microseconds per acknowledgement),
+    raised or handled as redis-py's parser does; else read by the parser as usual."""
     replies = _reply_reader(conn)
     if replies is not None:
         reply = replies.gets()
