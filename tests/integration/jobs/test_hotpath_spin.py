@@ -8,30 +8,21 @@ takes a fresh connection; a TLS connection, whose bytes are not the replies, is 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
 import ssl
 import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-import uvloop
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from bootstrap.jobs import hotpath
 from bootstrap.jobs.hotpath import HotConnection
 from bootstrap.local.servers import RedisServer
-
-LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
-
-
-def run(loop: str, test: Callable[[], Awaitable[None]]) -> None:
-    with asyncio.Runner(loop_factory=LOOPS[loop]) as runner:
-        runner.run(test())
+from tests.support.event_loops import LOOPS, hot_connection, run
 
 
 @pytest.mark.parametrize("loop", sorted(LOOPS))
@@ -119,10 +110,10 @@ def test_a_connection_killed_under_the_poll_fails_the_command_and_the_next_recon
     redis_server: RedisServer, key_prefix: str, loop: str
 ) -> None:
     async def test() -> None:
-        client = aioredis.Redis.from_url(redis_server.uri)
-        killer = aioredis.Redis.from_url(redis_server.uri)
-        hot = HotConnection(client, timeout=5.0)
-        try:
+        async with (
+            hot_connection(redis_server.uri) as hot,
+            aioredis.Redis.from_url(redis_server.uri) as killer,
+        ):
             mine = await hot.call("CLIENT", "ID", spin=True)
             # A script that kills its own connection cannot be written; a blocked command killed
             # from elsewhere while this one polls, then waits, is the nearest: the poll gives up,
@@ -134,10 +125,6 @@ def test_a_connection_killed_under_the_poll_fails_the_command_and_the_next_recon
                 await asyncio.wait_for(call, 10)
             assert await hot.call("CLIENT", "ID", spin=True) != mine  # a fresh connection
             assert await hot.call("PING", spin=True) == b"PONG"
-        finally:
-            await hot.close()
-            await client.aclose()
-            await killer.aclose()
 
     run(loop, test)
 
@@ -192,7 +179,7 @@ def test_a_reply_the_event_loop_read_first_is_not_polled_for_and_polling_stays_o
     async def test() -> None:
         script = _incr(key_prefix)
         replies: list[object] = []
-        async with _hot(redis_server.uri) as hot:
+        async with hot_connection(redis_server.uri) as hot:
             for _ in range(20):
                 assert await hot.script(script, [f"{key_prefix}n"], [], spin=True, later=replies.append) is (
                     hotpath.DEFERRED
@@ -224,7 +211,7 @@ def test_polled_error_replies_are_raised_as_redis_py_raises_them(
     async def test() -> None:
         failing = _incr(key_prefix)
         replies: list[object] = []
-        async with _hot(redis_server.uri) as hot:
+        async with hot_connection(redis_server.uri) as hot:
             assert await hot.call("SET", f"{key_prefix}s", "text", spin=True) == b"OK"
             with pytest.raises(ResponseError, match="not an integer"):
                 await hot.call("INCR", f"{key_prefix}s", spin=True)
@@ -245,14 +232,3 @@ def test_polled_error_replies_are_raised_as_redis_py_raises_them(
 def _incr(key_prefix: str) -> hotpath.Script:
     """A script new to the server that increments its key (or fails on a key holding text)."""
     return hotpath.Script(f"-- {key_prefix}\nreturn redis.call('INCR', KEYS[1])")
-
-
-@contextlib.asynccontextmanager
-async def _hot(uri: str) -> AsyncIterator[HotConnection]:
-    client = aioredis.Redis.from_url(uri)
-    hot = HotConnection(client, timeout=5.0)
-    try:
-        yield hot
-    finally:
-        await hot.close()
-        await client.aclose()

@@ -4,24 +4,16 @@ straight from hiredis's reader), on a real Redis, on both event loops a worker r
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
 import pytest
 import redis.asyncio as aioredis
-import uvloop
 from redis._parsers import _AsyncRESP2Parser
 from redis.exceptions import BusyLoadingError, NoScriptError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from bootstrap.jobs.hotpath import DEFERRED, HotConnection, NotMaster
 from bootstrap.local.servers import RedisServer
-
-LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
-
-
-def run(loop: str, test: Callable[[], Awaitable[None]]) -> None:
-    with asyncio.Runner(loop_factory=LOOPS[loop]) as runner:
-        runner.run(test())
+from tests.support.event_loops import LOOPS, hot_connection, run
 
 
 @pytest.mark.parametrize("loop", sorted(LOOPS))
@@ -32,11 +24,9 @@ def test_big_replies_split_between_a_poll_and_the_loop_keep_their_order(
     deferred big replies read by the next command's poll; sizes around the read sizes."""
 
     async def test() -> None:
-        client = aioredis.Redis.from_url(redis_server.uri)
-        hot = HotConnection(client, timeout=5.0)
         sizes = [65536 - 5, 65536, 65536 + 7, 200_000, 262_144 + 3, 700_000, 10, 1_500_000]
         got: list[object] = []
-        try:
+        async with hot_connection(redis_server.uri) as hot:
             for i, size in enumerate(sizes):
                 value = bytes([i % 251]) * size
                 await hot.call("SET", f"{key_prefix}v{i}", value)
@@ -50,9 +40,6 @@ def test_big_replies_split_between_a_poll_and_the_loop_keep_their_order(
                         await asyncio.sleep(0)  # the loop reads part of it into the stream
                     assert await hot.call("STRLEN", f"{key_prefix}v{i}", spin=True) == size
                     assert got.pop() == bytes([i % 251]) * size
-        finally:
-            await hot.close()
-            await client.aclose()
         assert polls.count(True) > 10
 
     run(loop, test)
@@ -66,9 +53,7 @@ def test_polled_errors_are_the_exceptions_they_were(
     ConnectionError subclass, raised, the connection dropped), errors nested in a reply."""
 
     async def test() -> None:
-        client = aioredis.Redis.from_url(redis_server.uri)
-        hot = HotConnection(client, timeout=5.0)
-        try:
+        async with hot_connection(redis_server.uri) as hot:
             for _ in range(3):
                 hot._hits = 1.0
                 with pytest.raises(NoScriptError):
@@ -93,9 +78,6 @@ def test_polled_errors_are_the_exceptions_they_were(
                     await hot.call("PING", spin=True)
                 assert isinstance(told[0], NotMaster)
                 assert await hot.call("PING", spin=True) == b"PONG"
-        finally:
-            await hot.close()
-            await client.aclose()
         assert polls.count(True) >= 10
 
     run(loop, test)
@@ -106,10 +88,10 @@ def test_resp3_maps_and_push_notifications_through_the_fast_path(
     redis_server: RedisServer, key_prefix: str, polls: list[bool], loop: str
 ) -> None:
     async def test() -> None:
-        client = aioredis.Redis.from_url(redis_server.uri + "?protocol=3")
-        other = aioredis.Redis.from_url(redis_server.uri)
-        hot = HotConnection(client, timeout=5.0)
-        try:
+        async with (
+            hot_connection(redis_server.uri + "?protocol=3") as hot,
+            aioredis.Redis.from_url(redis_server.uri) as other,
+        ):
             await hot.call("HSET", f"{key_prefix}h", "a", 1, "b", 2)
             assert await hot.call("HGETALL", f"{key_prefix}h", spin=True) == {b"a": b"1", b"b": b"2"}
             assert await hot.call("CLIENT", "TRACKING", "ON", spin=True) == b"OK"
@@ -124,10 +106,6 @@ def test_resp3_maps_and_push_notifications_through_the_fast_path(
                 assert await hot.call("PING", spin=True, later=told.append) is DEFERRED
                 assert await hot.call("ECHO", f"e{i}", spin=True) == f"e{i}".encode()
                 assert told == [b"PONG"]
-        finally:
-            await hot.close()
-            await client.aclose()
-            await other.aclose()
 
     run(loop, test)
 
@@ -172,10 +150,10 @@ def test_a_connection_killed_between_a_deferred_write_and_its_settle(
     next command takes a fresh connection."""
 
     async def test() -> None:
-        client = aioredis.Redis.from_url(redis_server.uri)
-        killer = aioredis.Redis.from_url(redis_server.uri)
-        hot = HotConnection(client, timeout=5.0)
-        try:
+        async with (
+            hot_connection(redis_server.uri) as hot,
+            aioredis.Redis.from_url(redis_server.uri) as killer,
+        ):
             for _ in range(10):
                 mine = await hot.call("CLIENT", "ID", spin=True)
                 told: list[object] = []
@@ -193,10 +171,6 @@ def test_a_connection_killed_between_a_deferred_write_and_its_settle(
                     assert told[0] == ran
                 assert await hot.call("CLIENT", "ID", spin=True) != mine
                 assert await hot.call("INCR", f"{key_prefix}n", spin=True) == ran + 1
-        finally:
-            await hot.close()
-            await client.aclose()
-            await killer.aclose()
 
     run(loop, test)
 
@@ -206,10 +180,8 @@ def test_polling_stays_on_when_the_loop_read_part_or_all_of_deferred_replies(
     redis_server: RedisServer, key_prefix: str, polls: list[bool], loop: str
 ) -> None:
     async def test() -> None:
-        client = aioredis.Redis.from_url(redis_server.uri)
-        hot = HotConnection(client, timeout=5.0)
-        await hot.call("SET", f"{key_prefix}big", b"y" * 400_000)
-        try:
+        async with hot_connection(redis_server.uri) as hot:
+            await hot.call("SET", f"{key_prefix}big", b"y" * 400_000)
             for i in range(40):
                 told: list[object] = []
                 key = f"{key_prefix}big" if i % 2 else f"{key_prefix}none"
@@ -218,9 +190,6 @@ def test_polling_stays_on_when_the_loop_read_part_or_all_of_deferred_replies(
                 await hot.settle(spin=True)
                 assert told == [b"y" * 400_000 if i % 2 else None]
                 assert hot.polling, (i, hot._hits, polls)
-        finally:
-            await hot.close()
-            await client.aclose()
 
     run(loop, test)
 
@@ -239,14 +208,9 @@ def test_a_connection_redis_closed_after_a_polled_reply_is_replaced_for_the_next
     loop has not run since, so the next command, sent without a yield, finds the end of the stream."""
 
     async def test() -> None:
-        client = aioredis.Redis.from_url(redis_server.uri)
-        hot = HotConnection(client, timeout=5.0)
-        try:
+        async with hot_connection(redis_server.uri) as hot:
             mine = await hot.call("CLIENT", "ID", spin=True)
             assert await hot.call("CLIENT", "KILL", "ID", mine, "SKIPME", "no", spin=True) == 1
             assert await hot.call("PING", spin=True) == b"PONG"
-        finally:
-            await hot.close()
-            await client.aclose()
 
     run(loop, test)
