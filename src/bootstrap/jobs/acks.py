@@ -91,6 +91,9 @@ return done
 )
 
 
+# A queued job record: outcome, record, max age, max count (see `record`).
+_Queued = tuple[str, dict[str, Any], float, int]
+
 _ACKED, _YOUR_TURN = "acked", "your turn"  # what a waiting job is told: done, or send the next flush
 
 
@@ -100,7 +103,7 @@ class AckBatch:
         self._conn = conn  # where flushes go: the broker's, made on first use
         self._job_records = records
         self._ids: list[str] = []
-        self._records: list[tuple[str, dict[str, Any], float, int]] = []
+        self._records: list[_Queued] = []
         # Ids of finished deduplicated jobs, to take out of the id index -> their entry ('': not known yet)
         self._forget: dict[str, str] = {}
         self._waiters: list[asyncio.Future[str]] = []  # jobs waiting for the next flush
@@ -263,7 +266,7 @@ class AckBatch:
     def _landed_later(
         self,
         ids: list[str],
-        pending: list[tuple[str, dict[str, Any], float, int]],
+        pending: list[_Queued],
         forget: dict[str, str],
         held: int,
         reply: Any,
@@ -279,9 +282,7 @@ class AckBatch:
         if held:
             self.on_refused(held)
 
-    def _put_back(
-        self, ids: list[str], pending: list[tuple[str, dict[str, Any], float, int]], forget: dict[str, str], held: int
-    ) -> None:
+    def _put_back(self, ids: list[str], pending: list[_Queued], forget: dict[str, str], held: int) -> None:
         """A batch that did not land, ahead of what was queued since: it goes with the next flush."""
         self._ids[:0], self._records[:0] = ids, pending
         self._forget = {**forget, **self._forget}
@@ -299,7 +300,7 @@ class AckBatch:
     def _arguments(
         self,
         ids: list[str],
-        pending: list[tuple[str, dict[str, Any], float, int]],
+        pending: list[_Queued],
         forget: dict[str, str],
         records: Records,
     ) -> list[Any]:
